@@ -1,0 +1,530 @@
+//! The scenario file's schema (SPEC §2 and §3): every key a user may write, with the defaults of
+//! the real systems (see `../shared/reference/`). Unknown keys are refused everywhere.
+
+use serde::Deserialize;
+
+use super::units::{Bytes, DurationNs};
+
+fn default_seed() -> u64 {
+    1
+}
+fn default_duration() -> DurationNs {
+    DurationNs::from_secs(30 * 60)
+}
+fn default_settle() -> DurationNs {
+    DurationNs::from_secs(120)
+}
+
+/// A whole scenario: what runs, for how long, under which faults and bounds.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Required: the scenario's name, echoed in reports and traces.
+    pub name: String,
+    /// What this scenario demonstrates.
+    #[serde(default)]
+    pub description: String,
+    /// Seed of every random stream (overridden by `--seed`).
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// Virtual time simulated.
+    #[serde(default = "default_duration")]
+    pub duration: DurationNs,
+    /// Quiet time after the last fault before convergence is judged (SPEC §6, default 2m).
+    #[serde(default = "default_settle")]
+    pub settle: DurationNs,
+    /// The etcd server's flags.
+    #[serde(default)]
+    pub etcd: EtcdConfig,
+    /// kube-apiserver flags and watch-cache sizing.
+    #[serde(default)]
+    pub apiserver: ApiserverConfig,
+    /// How client connections are spread over apiservers.
+    #[serde(default)]
+    pub load_balancer: LoadBalancerConfig,
+    /// Latency of every simulated network link.
+    #[serde(default)]
+    pub network: NetworkConfig,
+    /// Resource types and their initial object counts.
+    #[serde(default)]
+    pub resources: Vec<ResourceConfig>,
+    /// Client populations (reflectors / informers).
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    /// Write load per resource.
+    #[serde(default)]
+    pub workload: Vec<WorkloadConfig>,
+    /// Fault rates and scheduled faults.
+    #[serde(default)]
+    pub faults: FaultsConfig,
+    /// Limits checked at the end of a run.
+    #[serde(default)]
+    pub bounds: BoundsConfig,
+    /// Scripted operations (SPEC §3).
+    #[serde(default)]
+    pub steps: Vec<Step>,
+}
+
+/// etcd server flags (etcd-semantics.md A9, A11).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct EtcdConfig {
+    /// `--experimental-watch-progress-notify-interval` (etcd default 10 min; kubeadm sets 5 s).
+    pub progress_notify_interval: DurationNs,
+    /// `--max-request-bytes` (default 1.5 MiB).
+    pub max_request_bytes: Bytes,
+}
+
+impl Default for EtcdConfig {
+    fn default() -> Self {
+        Self {
+            progress_notify_interval: DurationNs::from_secs(600),
+            max_request_bytes: Bytes(1_572_864),
+        }
+    }
+}
+
+/// kube-apiserver flags (k8s-cacher-protocol.md §2, §3, §7).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiserverConfig {
+    /// Number of HA apiservers, each with its own watch caches.
+    pub count: u32,
+    /// `--etcd-compaction-interval` (default 5m; "0s" = never).
+    pub compaction_interval: DurationNs,
+    /// KEP-2340 consistent LIST from cache (1.31+ default).
+    pub consistent_list_from_cache: bool,
+    /// KEP-3157 streaming lists served.
+    pub watch_list: bool,
+    /// Per-watcher bookmark period (`defaultBookmarkFrequency`, 1 min).
+    pub bookmark_interval: DurationNs,
+    /// Watch-cache ring sizing.
+    pub watch_cache: WatchCacheConfig,
+}
+
+impl Default for ApiserverConfig {
+    fn default() -> Self {
+        Self {
+            count: 1,
+            compaction_interval: DurationNs::from_secs(300),
+            consistent_list_from_cache: true,
+            watch_list: false,
+            bookmark_interval: DurationNs::from_secs(60),
+            watch_cache: WatchCacheConfig::default(),
+        }
+    }
+}
+
+/// Watch-cache sizing mode (k8s-cacher-protocol.md §2.2).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum WatchCacheMode {
+    /// 1.19+: capacity between `lower` and `upper`, grown while the ring is younger than `fresh`.
+    Dynamic,
+    /// A fixed ring of `capacity` events (pre-1.19 behaviour).
+    Fixed,
+    /// No watch cache: every request goes to etcd.
+    Off,
+}
+
+/// `[apiserver.watch_cache]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatchCacheConfig {
+    /// Sizing mode.
+    pub mode: WatchCacheMode,
+    /// Ring size when `mode = "fixed"`.
+    pub capacity: u64,
+    /// Initial and smallest capacity (dynamic).
+    pub lower: u64,
+    /// Largest capacity (dynamic).
+    pub upper: u64,
+    /// `eventFreshDuration`: grow while the whole ring is younger than this.
+    pub fresh: DurationNs,
+}
+
+impl Default for WatchCacheConfig {
+    fn default() -> Self {
+        Self {
+            mode: WatchCacheMode::Dynamic,
+            capacity: 100,
+            lower: 100,
+            upper: 102_400,
+            fresh: DurationNs::from_secs(75),
+        }
+    }
+}
+
+/// Load-balancer policy in front of the apiservers.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum LoadBalancerPolicy {
+    /// Connections go to apiservers in turn.
+    RoundRobin,
+    /// Each connection picks an apiserver at random (seeded).
+    Random,
+    /// The apiserver with the fewest open connections.
+    LeastConnections,
+    /// A client keeps its apiserver across reconnects while it is up.
+    Sticky,
+}
+
+/// `[load_balancer]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadBalancerConfig {
+    /// Policy.
+    pub policy: LoadBalancerPolicy,
+    /// Chance per request that the apiserver answers GOAWAY (HTTP/2), closing the connection.
+    pub goaway_chance: f64,
+}
+
+impl Default for LoadBalancerConfig {
+    fn default() -> Self {
+        Self { policy: LoadBalancerPolicy::RoundRobin, goaway_chance: 0.0 }
+    }
+}
+
+/// `[network]` (watchsim's own key): one-way latency of every link, uniform in
+/// `[latency, latency + jitter]`, FIFO per connection.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    /// Base one-way latency.
+    pub latency: DurationNs,
+    /// Extra latency drawn uniformly from `[0, jitter]`.
+    pub jitter: DurationNs,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        Self { latency: DurationNs::from_millis(1), jitter: DurationNs(0) }
+    }
+}
+
+fn default_object_bytes() -> Bytes {
+    Bytes(1024)
+}
+
+/// `[[resources]]`: a resource type stored under `/registry/<name>/`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceConfig {
+    /// Resource name (`pods`, `leases`, ...).
+    pub name: String,
+    /// Objects that exist at start.
+    #[serde(default)]
+    pub count: u64,
+    /// Size of one object.
+    #[serde(default = "default_object_bytes")]
+    pub object_bytes: Bytes,
+}
+
+/// Which objects a client watches (k8s-cacher-protocol.md §5 triggers).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientScope {
+    /// Every object of the resource.
+    Cluster,
+    /// Objects bound to the client's own node (kubelet pods by `spec.nodeName`).
+    PerNode,
+    /// One namespace.
+    Namespace,
+}
+
+fn default_client_count() -> u64 {
+    1
+}
+fn default_list_rv() -> String {
+    "0".to_string()
+}
+fn default_page_size() -> u64 {
+    500
+}
+fn default_true() -> bool {
+    true
+}
+
+/// `[[clients]]`: a population of identical reflectors.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    /// Population name; instances are `<name>-<i>`.
+    pub name: String,
+    /// Number of instances.
+    #[serde(default = "default_client_count")]
+    pub count: u64,
+    /// Resource watched (must be declared in `[[resources]]`).
+    pub resource: String,
+    /// Watch scope.
+    #[serde(default = "default_scope")]
+    pub scope: ClientScope,
+    /// RV of the first LIST: "0" (any, from cache) or "" (consistent).
+    #[serde(default = "default_list_rv")]
+    pub list_rv: String,
+    /// Pager page size (client-go default 500).
+    #[serde(default = "default_page_size")]
+    pub page_size: u64,
+    /// `allowWatchBookmarks`.
+    #[serde(default = "default_true")]
+    pub bookmarks: bool,
+    /// Streaming list (WatchListClient).
+    #[serde(default)]
+    pub watch_list: bool,
+}
+
+fn default_scope() -> ClientScope {
+    ClientScope::Cluster
+}
+
+/// Kind of write a workload performs.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum WorkloadKind {
+    /// New objects.
+    Create,
+    /// Updates of existing objects.
+    Update,
+    /// Deletes of existing objects.
+    Delete,
+    /// A mix of create, update and delete that keeps the count steady.
+    Churn,
+}
+
+/// `[[workload]]`: Poisson writes at `rate` per second.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadConfig {
+    /// Resource written.
+    pub resource: String,
+    /// Kind of writes.
+    pub kind: WorkloadKind,
+    /// Writes per second of virtual time.
+    pub rate: f64,
+}
+
+/// A fault kind, scheduled or scripted (SPEC §2 `[[faults.at]]`).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    /// Kill and restart an apiserver (cold caches).
+    RestartApiserver,
+    /// Restart a client process (store and last RV lost).
+    RestartClient,
+    /// Cut an apiserver off from etcd.
+    PartitionApiserver,
+    /// Stall an apiserver's event processing (its cache lags).
+    StallApiserver,
+    /// End every partition and stall.
+    Heal,
+    /// Compact etcd at its current revision now.
+    CompactNow,
+}
+
+/// `[faults]`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct FaultsConfig {
+    /// Watch disconnects per client per hour of virtual time.
+    pub watch_disconnect_rate: f64,
+    /// How long a disconnected client stays away.
+    pub disconnect_duration: DurationNs,
+    /// Scheduled faults.
+    pub at: Vec<FaultAt>,
+}
+
+impl Default for FaultsConfig {
+    fn default() -> Self {
+        Self {
+            watch_disconnect_rate: 0.0,
+            disconnect_duration: DurationNs::from_secs(5),
+            at: Vec::new(),
+        }
+    }
+}
+
+/// One scheduled fault.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaultAt {
+    /// When.
+    pub at: DurationNs,
+    /// What.
+    pub kind: FaultKind,
+    /// Apiserver index (for apiserver faults).
+    #[serde(default)]
+    pub server: Option<u32>,
+    /// Client instance name, e.g. "kubelet-3" (for `restart_client`).
+    #[serde(default)]
+    pub client: Option<String>,
+    /// How long a partition or stall lasts.
+    #[serde(default, rename = "for")]
+    pub for_: Option<DurationNs>,
+}
+
+/// `[bounds]`: limits checked at the end of a run.
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BoundsConfig {
+    /// Relists per client per hour.
+    pub relists_per_client_hour: Option<f64>,
+    /// Largest time an informer may lag etcd.
+    pub max_staleness: Option<DurationNs>,
+}
+
+/// `resourceVersionMatch` of a LIST.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+pub enum ResourceVersionMatch {
+    /// At least the given RV.
+    NotOlderThan,
+    /// Exactly the given RV.
+    Exact,
+}
+
+fn default_value_bytes() -> Bytes {
+    Bytes(100)
+}
+fn default_namespace() -> String {
+    "default".to_string()
+}
+
+/// One scripted operation (SPEC §3). `at` is when it is issued.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(tag = "op", deny_unknown_fields)]
+pub enum Step {
+    /// `etcd.put`.
+    #[serde(rename = "etcd.put")]
+    EtcdPut {
+        at: DurationNs,
+        key: String,
+        #[serde(default = "default_value_bytes")]
+        value_bytes: Bytes,
+    },
+    /// `etcd.delete`.
+    #[serde(rename = "etcd.delete")]
+    EtcdDelete {
+        at: DurationNs,
+        key: String,
+        #[serde(default)]
+        prefix: bool,
+    },
+    /// `etcd.range`.
+    #[serde(rename = "etcd.range")]
+    EtcdRange {
+        at: DurationNs,
+        key: String,
+        #[serde(default)]
+        prefix: bool,
+        #[serde(default)]
+        revision: i64,
+        #[serde(default)]
+        limit: i64,
+    },
+    /// `etcd.compact`.
+    #[serde(rename = "etcd.compact")]
+    EtcdCompact { at: DurationNs, revision: i64 },
+    /// `etcd.watch`.
+    #[serde(rename = "etcd.watch")]
+    EtcdWatch {
+        at: DurationNs,
+        id: String,
+        key: String,
+        #[serde(default)]
+        prefix: bool,
+        #[serde(default)]
+        start_revision: i64,
+        #[serde(default)]
+        progress_notify: bool,
+    },
+    /// `etcd.cancel`.
+    #[serde(rename = "etcd.cancel")]
+    EtcdCancel { at: DurationNs, id: String },
+    /// `etcd.progress`: RequestProgress on the watch's stream.
+    #[serde(rename = "etcd.progress")]
+    EtcdProgress { at: DurationNs, id: String },
+    /// `api.create`.
+    #[serde(rename = "api.create")]
+    ApiCreate {
+        at: DurationNs,
+        resource: String,
+        name: String,
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        #[serde(default)]
+        object_bytes: Option<Bytes>,
+    },
+    /// `api.update`.
+    #[serde(rename = "api.update")]
+    ApiUpdate {
+        at: DurationNs,
+        resource: String,
+        name: String,
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        #[serde(default)]
+        object_bytes: Option<Bytes>,
+    },
+    /// `api.delete`.
+    #[serde(rename = "api.delete")]
+    ApiDelete {
+        at: DurationNs,
+        resource: String,
+        name: String,
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        #[serde(default)]
+        object_bytes: Option<Bytes>,
+    },
+    /// `api.list`.
+    #[serde(rename = "api.list")]
+    ApiList {
+        at: DurationNs,
+        #[serde(default)]
+        server: u32,
+        resource: String,
+        #[serde(default)]
+        resource_version: Option<String>,
+        #[serde(default, rename = "match")]
+        match_: Option<ResourceVersionMatch>,
+        #[serde(default)]
+        limit: Option<u64>,
+        #[serde(default, rename = "continue")]
+        continue_: bool,
+    },
+    /// `api.watch`.
+    #[serde(rename = "api.watch")]
+    ApiWatch {
+        at: DurationNs,
+        id: String,
+        #[serde(default)]
+        server: u32,
+        resource: String,
+        #[serde(default)]
+        resource_version: Option<String>,
+        #[serde(default)]
+        bookmarks: bool,
+        #[serde(default)]
+        send_initial_events: Option<bool>,
+    },
+    /// `api.unwatch`.
+    #[serde(rename = "api.unwatch")]
+    ApiUnwatch { at: DurationNs, id: String },
+    /// `fault.<kind>`.
+    #[serde(rename = "fault.restart_apiserver")]
+    FaultRestartApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    /// `fault.restart_client`.
+    #[serde(rename = "fault.restart_client")]
+    FaultRestartClient { at: DurationNs, client: String },
+    /// `fault.partition_apiserver`.
+    #[serde(rename = "fault.partition_apiserver")]
+    FaultPartitionApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    /// `fault.stall_apiserver`.
+    #[serde(rename = "fault.stall_apiserver")]
+    FaultStallApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    /// `fault.heal`.
+    #[serde(rename = "fault.heal")]
+    FaultHeal { at: DurationNs },
+    /// `fault.compact_now`.
+    #[serde(rename = "fault.compact_now")]
+    FaultCompactNow { at: DurationNs },
+}
