@@ -7,7 +7,11 @@ pub mod server;
 pub mod types;
 pub mod watch;
 
-pub use mvcc::{Compare, CompareOp, CompareTarget, RangeResult, Store, Txn, TxnOp, TxnOpResult, TxnResult};
+pub use mvcc::{
+    Compare, CompareOp, CompareTarget, RangeResult, Store, Txn, TxnOp, TxnOpResult, TxnResult,
+};
 pub use server::{EtcdConfig, EtcdServer, KvRequest, KvResponse};
 pub use types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, Revision};
-pub use watch::{StreamId, WatchHub, WatchId, WatchOutput, WatchRequest, WatchResponse, WatchResponseKind};
+pub use watch::{
+    StreamId, WatchHub, WatchId, WatchOutput, WatchRequest, WatchResponse, WatchResponseKind,
+};

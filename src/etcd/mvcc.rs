@@ -184,12 +184,19 @@ impl Store {
     }
 
     fn latest(&self, key: &Key) -> Option<&Version> {
-        self.index.get(key).and_then(|h| h.last()).filter(|v| !v.tombstone)
+        self.index
+            .get(key)
+            .and_then(|h| h.last())
+            .filter(|v| !v.tombstone)
     }
 
     fn at(history: &Vector<Version>, rev: Revision) -> Option<&Version> {
         // Histories are short (compaction trims them); scan from the newest.
-        history.iter().rev().find(|v| v.mod_revision <= rev).filter(|v| !v.tombstone)
+        history
+            .iter()
+            .rev()
+            .find(|v| v.mod_revision <= rev)
+            .filter(|v| !v.tombstone)
     }
 
     /// Checks that `rev` can be read: `rev <= 0` means latest; below the compact revision is
@@ -202,13 +209,20 @@ impl Store {
             return Err(EtcdError::FutureRevision);
         }
         if rev < self.compacted {
-            return Err(EtcdError::Compacted { compact_revision: self.compacted });
+            return Err(EtcdError::Compacted {
+                compact_revision: self.compacted,
+            });
         }
         Ok(rev)
     }
 
     /// Range read at `rev` (0 = latest) with `limit` (0 = none) (etcd `kvstore_txn.go rangeKeys`).
-    pub fn range(&self, range: &KeyRange, rev: Revision, limit: i64) -> Result<RangeResult, EtcdError> {
+    pub fn range(
+        &self,
+        range: &KeyRange,
+        rev: Revision,
+        limit: i64,
+    ) -> Result<RangeResult, EtcdError> {
         let at = self.check_read_revision(rev)?;
         let mut count = 0u64;
         let mut kvs = Vec::new();
@@ -242,7 +256,12 @@ impl Store {
             }
         }
         let more = limit > 0 && count > limit as u64;
-        Ok(RangeResult { revision: self.current, count, more, kvs })
+        Ok(RangeResult {
+            revision: self.current,
+            count,
+            more,
+            kvs,
+        })
     }
 
     /// The current state of one key, if it exists.
@@ -288,13 +307,30 @@ impl Store {
                 self.live_bytes += value_bytes;
             }
         }
-        let v = Version { mod_revision: rev, create_revision, version, value_bytes, tombstone: false };
+        let v = Version {
+            mod_revision: rev,
+            create_revision,
+            version,
+            value_bytes,
+            tombstone: false,
+        };
         self.index.entry(key.clone()).or_default().push_back(v);
         let event = Event {
             kind: EventKind::Put,
-            kv: KeyValue { key: key.clone(), create_revision, mod_revision: rev, version, value_bytes },
+            kv: KeyValue {
+                key: key.clone(),
+                create_revision,
+                mod_revision: rev,
+                version,
+                value_bytes,
+            },
         };
-        self.changes.insert((rev, sub), Change { event: event.clone() });
+        self.changes.insert(
+            (rev, sub),
+            Change {
+                event: event.clone(),
+            },
+        );
         event
     }
 
@@ -319,14 +355,31 @@ impl Store {
                 self.live_keys -= 1;
                 self.live_bytes -= old_bytes;
             }
-            let tomb = Version { mod_revision: rev, create_revision: 0, version: 0, value_bytes: 0, tombstone: true };
+            let tomb = Version {
+                mod_revision: rev,
+                create_revision: 0,
+                version: 0,
+                value_bytes: 0,
+                tombstone: true,
+            };
             self.index.entry(key.clone()).or_default().push_back(tomb);
             // etcd patches only the key and mod revision into a DELETE event (watchable_store.go).
             let event = Event {
                 kind: EventKind::Delete,
-                kv: KeyValue { key, create_revision: 0, mod_revision: rev, version: 0, value_bytes: 0 },
+                kv: KeyValue {
+                    key,
+                    create_revision: 0,
+                    mod_revision: rev,
+                    version: 0,
+                    value_bytes: 0,
+                },
             };
-            self.changes.insert((rev, first_sub + i as u32), Change { event: event.clone() });
+            self.changes.insert(
+                (rev, first_sub + i as u32),
+                Change {
+                    event: event.clone(),
+                },
+            );
             events.push(event);
         }
         events
@@ -388,7 +441,11 @@ impl Store {
     pub fn txn(&mut self, txn: &Txn) -> Result<(TxnResult, Vec<Event>), EtcdError> {
         Self::validate_txn(txn)?;
         let succeeded = txn.compares.iter().all(|c| self.compare_holds(c));
-        let ops = if succeeded { &txn.success } else { &txn.failure };
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
         let rev = self.current + 1;
         let mut events = Vec::new();
         let mut responses = Vec::with_capacity(ops.len());
@@ -401,7 +458,9 @@ impl Store {
                 }
                 TxnOp::Delete(range) => {
                     let evs = self.write_delete(range, rev, events.len() as u32);
-                    responses.push(TxnOpResult::Delete { deleted: evs.len() as u64 });
+                    responses.push(TxnOpResult::Delete {
+                        deleted: evs.len() as u64,
+                    });
                     events.extend(evs);
                 }
                 TxnOp::Range(range) => {
@@ -425,7 +484,14 @@ impl Store {
                 rr.revision = self.current;
             }
         }
-        Ok((TxnResult { revision: self.current, succeeded, responses }, events))
+        Ok((
+            TxnResult {
+                revision: self.current,
+                succeeded,
+                responses,
+            },
+            events,
+        ))
     }
 
     /// Compacts at `rev` (etcd `kvstore.go updateCompactRev` + `key_index.go compact`): refused
@@ -434,7 +500,9 @@ impl Store {
     /// at `rev` too, the behaviour fixed by etcd #18089), older ones are dropped.
     pub fn compact(&mut self, rev: Revision) -> Result<Revision, EtcdError> {
         if rev <= self.compacted {
-            return Err(EtcdError::Compacted { compact_revision: self.compacted });
+            return Err(EtcdError::Compacted {
+                compact_revision: self.compacted,
+            });
         }
         if rev > self.current {
             return Err(EtcdError::FutureRevision);
@@ -443,8 +511,14 @@ impl Store {
         let mut rewritten: Vec<(Key, Option<Vector<Version>>)> = Vec::new();
         for (key, history) in self.index.iter() {
             let newest_at_or_below = history.iter().rposition(|v| v.mod_revision <= rev);
-            let Some(pos) = newest_at_or_below else { continue };
-            let keep_from = if history[pos].tombstone && history[pos].mod_revision < rev { pos + 1 } else { pos };
+            let Some(pos) = newest_at_or_below else {
+                continue;
+            };
+            let keep_from = if history[pos].tombstone && history[pos].mod_revision < rev {
+                pos + 1
+            } else {
+                pos
+            };
             if keep_from == 0 {
                 continue;
             }

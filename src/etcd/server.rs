@@ -85,7 +85,9 @@ impl KvResponse {
     /// The response header's revision.
     pub fn revision(&self) -> Revision {
         match self {
-            KvResponse::Put { revision } | KvResponse::Delete { revision, .. } | KvResponse::Compact { revision } => *revision,
+            KvResponse::Put { revision }
+            | KvResponse::Delete { revision, .. }
+            | KvResponse::Compact { revision } => *revision,
             KvResponse::Range(r) => r.revision,
             KvResponse::Txn(t) => t.revision,
         }
@@ -128,7 +130,12 @@ pub struct EtcdServer {
 impl EtcdServer {
     /// A fresh member.
     pub fn new(config: EtcdConfig) -> Self {
-        EtcdServer { store: Store::new(), hub: WatchHub::new(), config, counters: EtcdCounters::default() }
+        EtcdServer {
+            store: Store::new(),
+            hub: WatchHub::new(),
+            config,
+            counters: EtcdCounters::default(),
+        }
     }
 
     fn request_bytes(req: &KvRequest) -> u64 {
@@ -153,7 +160,11 @@ impl EtcdServer {
     }
 
     /// Serves a KV request. Write events go to synced watchers through `out`.
-    pub fn handle_kv(&mut self, req: &KvRequest, out: &mut Vec<WatchOutput>) -> Result<KvResponse, EtcdError> {
+    pub fn handle_kv(
+        &mut self,
+        req: &KvRequest,
+        out: &mut Vec<WatchOutput>,
+    ) -> Result<KvResponse, EtcdError> {
         if Self::request_bytes(req) > self.config.max_request_bytes {
             return Err(EtcdError::RequestTooLarge);
         }
@@ -170,12 +181,23 @@ impl EtcdServer {
                     self.counters.writes += 1;
                 }
                 self.hub.notify(rev, &evs, out);
-                Ok(KvResponse::Delete { revision: rev, deleted })
+                Ok(KvResponse::Delete {
+                    revision: rev,
+                    deleted,
+                })
             }
-            KvRequest::Range { range, revision, limit } => {
+            KvRequest::Range {
+                range,
+                revision,
+                limit,
+            } => {
                 self.counters.range_requests += 1;
                 let r = self.store.range(range, *revision, *limit)?;
-                self.counters.range_bytes += r.kvs.iter().map(|kv| kv.value_bytes + kv.key.len() as u64).sum::<u64>();
+                self.counters.range_bytes += r
+                    .kvs
+                    .iter()
+                    .map(|kv| kv.value_bytes + kv.key.len() as u64)
+                    .sum::<u64>();
                 Ok(KvResponse::Range(r))
             }
             KvRequest::Txn(txn) => {
@@ -183,7 +205,11 @@ impl EtcdServer {
                 for r in &result.responses {
                     if let super::mvcc::TxnOpResult::Range(rr) = r {
                         self.counters.range_requests += 1;
-                        self.counters.range_bytes += rr.kvs.iter().map(|kv| kv.value_bytes + kv.key.len() as u64).sum::<u64>();
+                        self.counters.range_bytes += rr
+                            .kvs
+                            .iter()
+                            .map(|kv| kv.value_bytes + kv.key.len() as u64)
+                            .sum::<u64>();
                     }
                 }
                 if !evs.is_empty() {
@@ -206,7 +232,13 @@ impl EtcdServer {
     }
 
     /// Serves a watch-stream request.
-    pub fn handle_watch(&mut self, now: Nanos, stream: StreamId, req: &WatchRequest, out: &mut Vec<WatchOutput>) {
+    pub fn handle_watch(
+        &mut self,
+        now: Nanos,
+        stream: StreamId,
+        req: &WatchRequest,
+        out: &mut Vec<WatchOutput>,
+    ) {
         self.hub.handle(now, stream, req, &self.store, out);
     }
 

@@ -130,12 +130,23 @@ impl WatchHub {
     /// Opens a stream whose progress ticker fires every `interval_ns` (etcd's progress-notify
     /// interval plus this stream's jitter; 0 = never).
     pub fn open_stream(&mut self, stream: StreamId, now: Nanos, interval_ns: Nanos) {
-        self.streams.insert(stream, Stream { opened_ns: now, interval_ns, tick_armed: false });
+        self.streams.insert(
+            stream,
+            Stream {
+                opened_ns: now,
+                interval_ns,
+                tick_armed: false,
+            },
+        );
     }
 
     /// Closes a stream and drops its watchers (the client went away).
     pub fn close_stream(&mut self, stream: StreamId) {
-        let ids: Vec<_> = self.watchers.range((stream, i64::MIN)..=(stream, i64::MAX)).map(|(k, _)| *k).collect();
+        let ids: Vec<_> = self
+            .watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
         for k in ids {
             if let Some(w) = self.watchers.remove(&k)
                 && !w.synced
@@ -161,19 +172,56 @@ impl WatchHub {
     }
 
     /// Handles a request arriving on `stream`.
-    pub fn handle(&mut self, now: Nanos, stream: StreamId, req: &WatchRequest, store: &Store, out: &mut Vec<WatchOutput>) {
+    pub fn handle(
+        &mut self,
+        now: Nanos,
+        stream: StreamId,
+        req: &WatchRequest,
+        store: &Store,
+        out: &mut Vec<WatchOutput>,
+    ) {
         let current = store.revision();
         match req {
-            WatchRequest::Create { watch_id, range, start_revision, progress_notify } => {
+            WatchRequest::Create {
+                watch_id,
+                range,
+                start_revision,
+                progress_notify,
+            } => {
                 let duplicate = self.watchers.contains_key(&(stream, *watch_id));
                 if *start_revision < 0 || duplicate {
                     // etcd answers created + canceled at once (v3rpc/watch.go recvLoop).
-                    self.send(stream, WatchResponse { watch_id: *watch_id, header_revision: current, kind: WatchResponseKind::Created }, out);
-                    self.send(stream, WatchResponse { watch_id: *watch_id, header_revision: current, kind: WatchResponseKind::Canceled { compact_revision: 0 } }, out);
+                    self.send(
+                        stream,
+                        WatchResponse {
+                            watch_id: *watch_id,
+                            header_revision: current,
+                            kind: WatchResponseKind::Created,
+                        },
+                        out,
+                    );
+                    self.send(
+                        stream,
+                        WatchResponse {
+                            watch_id: *watch_id,
+                            header_revision: current,
+                            kind: WatchResponseKind::Canceled {
+                                compact_revision: 0,
+                            },
+                        },
+                        out,
+                    );
                     return;
                 }
                 let (min_rev, synced) = if *start_revision == 0 || *start_revision > current {
-                    (if *start_revision == 0 { current + 1 } else { *start_revision }, true)
+                    (
+                        if *start_revision == 0 {
+                            current + 1
+                        } else {
+                            *start_revision
+                        },
+                        true,
+                    )
                 } else {
                     (*start_revision, false)
                 };
@@ -189,7 +237,15 @@ impl WatchHub {
                 if !synced {
                     self.unsynced += 1;
                 }
-                self.send(stream, WatchResponse { watch_id: *watch_id, header_revision: current, kind: WatchResponseKind::Created }, out);
+                self.send(
+                    stream,
+                    WatchResponse {
+                        watch_id: *watch_id,
+                        header_revision: current,
+                        kind: WatchResponseKind::Created,
+                    },
+                    out,
+                );
                 self.arm_sync(now, out);
                 if *progress_notify {
                     self.arm_progress_tick(now, stream, out);
@@ -200,7 +256,17 @@ impl WatchHub {
                     if !w.synced {
                         self.unsynced -= 1;
                     }
-                    self.send(stream, WatchResponse { watch_id: *watch_id, header_revision: current, kind: WatchResponseKind::Canceled { compact_revision: 0 } }, out);
+                    self.send(
+                        stream,
+                        WatchResponse {
+                            watch_id: *watch_id,
+                            header_revision: current,
+                            kind: WatchResponseKind::Canceled {
+                                compact_revision: 0,
+                            },
+                        },
+                        out,
+                    );
                 }
             }
             WatchRequest::Progress => {
@@ -215,7 +281,15 @@ impl WatchHub {
                     }
                 }
                 if any && all_ready {
-                    self.send(stream, WatchResponse { watch_id: -1, header_revision: current, kind: WatchResponseKind::Progress }, out);
+                    self.send(
+                        stream,
+                        WatchResponse {
+                            watch_id: -1,
+                            header_revision: current,
+                            kind: WatchResponseKind::Progress,
+                        },
+                        out,
+                    );
                 }
             }
         }
@@ -245,7 +319,11 @@ impl WatchHub {
             if !w.synced || rev < w.min_rev {
                 continue;
             }
-            let matched: Vec<Event> = events.iter().filter(|e| w.range.contains(&e.kv.key)).cloned().collect();
+            let matched: Vec<Event> = events
+                .iter()
+                .filter(|e| w.range.contains(&e.kv.key))
+                .cloned()
+                .collect();
             if !matched.is_empty() {
                 sends.push((*stream, *id, matched));
             }
@@ -255,7 +333,15 @@ impl WatchHub {
                 w.min_rev = rev + 1;
                 w.quiet_since_tick = false;
             }
-            self.send(stream, WatchResponse { watch_id: id, header_revision: rev, kind: WatchResponseKind::Events(evs) }, out);
+            self.send(
+                stream,
+                WatchResponse {
+                    watch_id: id,
+                    header_revision: rev,
+                    kind: WatchResponseKind::Events(evs),
+                },
+                out,
+            );
         }
     }
 
@@ -274,14 +360,27 @@ impl WatchHub {
             .map(|(k, _)| *k)
             .collect();
         for key in due {
-            let Some(w) = self.watchers.get(&key).cloned() else { continue };
+            let Some(w) = self.watchers.get(&key).cloned() else {
+                continue;
+            };
             if w.min_rev < compacted {
                 self.watchers.remove(&key);
                 self.unsynced -= 1;
-                self.send(key.0, WatchResponse { watch_id: key.1, header_revision: current, kind: WatchResponseKind::Canceled { compact_revision: compacted } }, out);
+                self.send(
+                    key.0,
+                    WatchResponse {
+                        watch_id: key.1,
+                        header_revision: current,
+                        kind: WatchResponseKind::Canceled {
+                            compact_revision: compacted,
+                        },
+                    },
+                    out,
+                );
                 continue;
             }
-            let (events, next) = store.events_between(&w.range, w.min_rev, current, WATCH_BATCH_MAX_REVS);
+            let (events, next) =
+                store.events_between(&w.range, w.min_rev, current, WATCH_BATCH_MAX_REVS);
             let caught_up = next > current;
             if let Some(wm) = self.watchers.get_mut(&key) {
                 wm.min_rev = next;
@@ -296,7 +395,15 @@ impl WatchHub {
                 self.unsynced -= 1;
             }
             if !events.is_empty() {
-                self.send(key.0, WatchResponse { watch_id: key.1, header_revision: current, kind: WatchResponseKind::Events(events) }, out);
+                self.send(
+                    key.0,
+                    WatchResponse {
+                        watch_id: key.1,
+                        header_revision: current,
+                        kind: WatchResponseKind::Events(events),
+                    },
+                    out,
+                );
             }
         }
         self.arm_sync(now, out);
@@ -305,7 +412,13 @@ impl WatchHub {
     /// A stream's progress ticker fired (v3rpc/watch.go `sendLoop`): each progress-enabled watcher
     /// that got no events since the previous tick gets a notification if it is synced (and its
     /// start revision has been reached); then every watcher is marked quiet again.
-    pub fn progress_tick(&mut self, now: Nanos, stream: StreamId, store: &Store, out: &mut Vec<WatchOutput>) {
+    pub fn progress_tick(
+        &mut self,
+        now: Nanos,
+        stream: StreamId,
+        store: &Store,
+        out: &mut Vec<WatchOutput>,
+    ) {
         let current = store.revision();
         let mut notify = Vec::new();
         let mut any_progress = false;
@@ -319,9 +432,21 @@ impl WatchHub {
             }
         }
         for id in notify {
-            self.send(stream, WatchResponse { watch_id: id, header_revision: current, kind: WatchResponseKind::Progress }, out);
+            self.send(
+                stream,
+                WatchResponse {
+                    watch_id: id,
+                    header_revision: current,
+                    kind: WatchResponseKind::Progress,
+                },
+                out,
+            );
         }
-        let keys: Vec<_> = self.watchers.range((stream, i64::MIN)..=(stream, i64::MAX)).map(|(k, _)| *k).collect();
+        let keys: Vec<_> = self
+            .watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
         for k in keys {
             if let Some(w) = self.watchers.get_mut(&k) {
                 w.quiet_since_tick = true;
@@ -333,5 +458,12 @@ impl WatchHub {
         if any_progress {
             self.arm_progress_tick(now, stream, out);
         }
+    }
+}
+
+impl WatchHub {
+    /// True once a stream has been opened (its first request arrived).
+    pub fn has_stream(&self, stream: StreamId) -> bool {
+        self.streams.contains_key(&stream)
     }
 }

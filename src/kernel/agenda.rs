@@ -25,7 +25,10 @@ pub struct Agenda<E: Clone> {
 
 impl<E: Clone> Default for Agenda<E> {
     fn default() -> Self {
-        Agenda { entries: OrdMap::new(), next_seq: 0 }
+        Agenda {
+            entries: OrdMap::new(),
+            next_seq: 0,
+        }
     }
 }
 
@@ -37,7 +40,10 @@ impl<E: Clone> Agenda<E> {
 
     /// Schedules `event` at `due_ns`; returns its key.
     pub fn schedule(&mut self, due_ns: Nanos, event: E) -> EventKey {
-        let key = EventKey { due_ns, seq: self.next_seq };
+        let key = EventKey {
+            due_ns,
+            seq: self.next_seq,
+        };
         self.next_seq += 1;
         self.entries.insert(key, event);
         key
@@ -75,7 +81,12 @@ impl<E: Clone> Agenda<E> {
 
     /// Removes every event for which `drop` returns true (e.g. messages of a closed connection).
     pub fn remove_where(&mut self, mut drop: impl FnMut(&E) -> bool) -> usize {
-        let doomed: Vec<EventKey> = self.entries.iter().filter(|(_, e)| drop(e)).map(|(k, _)| *k).collect();
+        let doomed: Vec<EventKey> = self
+            .entries
+            .iter()
+            .filter(|(_, e)| drop(e))
+            .map(|(k, _)| *k)
+            .collect();
         for k in &doomed {
             self.entries.remove(k);
         }

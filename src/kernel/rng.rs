@@ -28,7 +28,12 @@ pub struct RngStream {
 
 impl std::fmt::Debug for RngStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "RngStream(stream={:#x}, pos={})", self.rng.get_stream(), self.rng.get_word_pos())
+        write!(
+            f,
+            "RngStream(stream={:#x}, pos={})",
+            self.rng.get_stream(),
+            self.rng.get_word_pos()
+        )
     }
 }
 
@@ -85,7 +90,11 @@ impl RngStream {
     pub fn exponential_ns(&mut self, mean_ns: f64) -> u64 {
         let u = 1.0 - self.unit(); // (0, 1]
         let x = -u.ln() * mean_ns;
-        if x.is_finite() && x < u64::MAX as f64 { x.round() as u64 } else { u64::MAX }
+        if x.is_finite() && x < u64::MAX as f64 {
+            x.round() as u64
+        } else {
+            u64::MAX
+        }
     }
 
     /// True with probability `p`.

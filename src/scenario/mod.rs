@@ -1,6 +1,7 @@
 //! Scenario files (SPEC §2, §3): TOML parsing with unknown keys refused, units, `--set`
 //! overrides by dotted path, and validation errors that name the file, key path and line.
 
+mod step_meta;
 mod types;
 mod units;
 
@@ -61,7 +62,12 @@ pub fn load_file(path: &Path, overrides: &[String]) -> Result<LoadedScenario, Sc
         message: format!("cannot read the file: {e}"),
     })?;
     let scenario = load_str(&origin, &text, overrides)?;
-    Ok(LoadedScenario { origin, text, overrides: overrides.to_vec(), scenario })
+    Ok(LoadedScenario {
+        origin,
+        text,
+        overrides: overrides.to_vec(),
+        scenario,
+    })
 }
 
 /// Parses, overrides and validates scenario text; `origin` names it in errors.

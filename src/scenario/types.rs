@@ -181,7 +181,10 @@ pub struct LoadBalancerConfig {
 
 impl Default for LoadBalancerConfig {
     fn default() -> Self {
-        Self { policy: LoadBalancerPolicy::RoundRobin, goaway_chance: 0.0 }
+        Self {
+            policy: LoadBalancerPolicy::RoundRobin,
+            goaway_chance: 0.0,
+        }
     }
 }
 
@@ -198,7 +201,10 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { latency: DurationNs::from_millis(1), jitter: DurationNs(0) }
+        Self {
+            latency: DurationNs::from_millis(1),
+            jitter: DurationNs(0),
+        }
     }
 }
 
@@ -511,16 +517,34 @@ pub enum Step {
     ApiUnwatch { at: DurationNs, id: String },
     /// `fault.<kind>`.
     #[serde(rename = "fault.restart_apiserver")]
-    FaultRestartApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    FaultRestartApiserver {
+        at: DurationNs,
+        #[serde(default)]
+        server: Option<u32>,
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
     /// `fault.restart_client`.
     #[serde(rename = "fault.restart_client")]
     FaultRestartClient { at: DurationNs, client: String },
     /// `fault.partition_apiserver`.
     #[serde(rename = "fault.partition_apiserver")]
-    FaultPartitionApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    FaultPartitionApiserver {
+        at: DurationNs,
+        #[serde(default)]
+        server: Option<u32>,
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
     /// `fault.stall_apiserver`.
     #[serde(rename = "fault.stall_apiserver")]
-    FaultStallApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    FaultStallApiserver {
+        at: DurationNs,
+        #[serde(default)]
+        server: Option<u32>,
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
     /// `fault.heal`.
     #[serde(rename = "fault.heal")]
     FaultHeal { at: DurationNs },

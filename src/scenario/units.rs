@@ -33,7 +33,9 @@ pub fn parse_duration(text: &str) -> Result<DurationNs, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration \"{text}\" has no unit (use ns, us, ms, s, m or h, e.g. \"5s\")"))?;
+        .ok_or_else(|| {
+            format!("duration \"{text}\" has no unit (use ns, us, ms, s, m or h, e.g. \"5s\")")
+        })?;
     let (num, unit) = t.split_at(split);
     let mult: f64 = match unit {
         "ns" => 1.0,
@@ -42,7 +44,11 @@ pub fn parse_duration(text: &str) -> Result<DurationNs, String> {
         "s" => 1e9,
         "m" => 60e9,
         "h" => 3600e9,
-        _ => return Err(format!("duration \"{text}\" has unknown unit \"{unit}\" (use ns, us, ms, s, m or h)")),
+        _ => {
+            return Err(format!(
+                "duration \"{text}\" has unknown unit \"{unit}\" (use ns, us, ms, s, m or h)"
+            ));
+        }
     };
     let value: f64 = num
         .parse()
@@ -74,7 +80,7 @@ pub fn format_ns(ns: u64) -> String {
         return "0s".to_string();
     }
     for (size, unit) in UNITS {
-        if ns % size == 0 {
+        if ns.is_multiple_of(size) {
             return format!("{}{}", ns / size, unit);
         }
     }
@@ -104,7 +110,9 @@ pub struct Bytes(pub u64);
 /// Parses `"10KiB"`, `"1.5MiB"`, `"2GiB"`, `"100B"`, `"1kB"`, `"1MB"` or a bare number.
 pub fn parse_bytes(text: &str) -> Result<Bytes, String> {
     let t = text.trim();
-    let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let mult: f64 = match unit.trim() {
         "" | "B" => 1.0,
@@ -114,9 +122,15 @@ pub fn parse_bytes(text: &str) -> Result<Bytes, String> {
         "kB" | "KB" => 1e3,
         "MB" => 1e6,
         "GB" => 1e9,
-        u => return Err(format!("size \"{text}\" has unknown unit \"{u}\" (use B, KiB, MiB, GiB, kB, MB, GB)")),
+        u => {
+            return Err(format!(
+                "size \"{text}\" has unknown unit \"{u}\" (use B, KiB, MiB, GiB, kB, MB, GB)"
+            ));
+        }
     };
-    let value: f64 = num.parse().map_err(|_| format!("size \"{text}\" does not start with a number"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("size \"{text}\" does not start with a number"))?;
     let b = value * mult;
     if !b.is_finite() || b < 0.0 || b > u64::MAX as f64 {
         return Err(format!("size \"{text}\" is out of range"));
@@ -130,10 +144,14 @@ impl<'de> Deserialize<'de> for Bytes {
         impl de::Visitor<'_> for V {
             type Value = Bytes;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size: an integer number of bytes or a string like \"10KiB\" or \"1.5MiB\"")
+                f.write_str(
+                    "a size: an integer number of bytes or a string like \"10KiB\" or \"1.5MiB\"",
+                )
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Bytes, E> {
-                u64::try_from(v).map(Bytes).map_err(|_| E::custom(format!("size {v} is negative")))
+                u64::try_from(v)
+                    .map(Bytes)
+                    .map_err(|_| E::custom(format!("size {v} is negative")))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<Bytes, E> {
                 Ok(Bytes(v))
