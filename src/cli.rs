@@ -6,6 +6,9 @@ use std::fmt::Write;
 use crate::report::Report;
 use crate::scenario::{LoadedScenario, format_ns};
 
+/// Watch events printed per watch in the human summary.
+const SHOWN_EVENTS: usize = 20;
+
 /// Renders the human summary of a run.
 pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
     let s = &loaded.scenario;
@@ -87,8 +90,11 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
     }
     for (id, events) in &report.watches {
         let _ = writeln!(o, "  watch {id}: {} events", events.len());
-        for ev in events {
+        for ev in events.iter().take(SHOWN_EVENTS) {
             let _ = writeln!(o, "      {ev}");
+        }
+        if events.len() > SHOWN_EVENTS {
+            let _ = writeln!(o, "      ... {} more (all of them are in --json)", events.len() - SHOWN_EVENTS);
         }
     }
     let checked: Vec<&str> = report

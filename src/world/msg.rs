@@ -53,6 +53,8 @@ pub enum Timer {
     EtcdProgressTick(ConnId),
     /// The next write of workload N.
     Workload(u32),
+    /// Scheduled fault N of `[[faults.at]]`.
+    Fault(u32),
 }
 
 impl Timer {
@@ -63,6 +65,7 @@ impl Timer {
             Timer::EtcdSync => "etcd.sync_watchers",
             Timer::EtcdProgressTick(_) => "etcd.progress_tick",
             Timer::Workload(_) => "workload.write",
+            Timer::Fault(_) => "fault.scheduled",
         }
     }
 }
