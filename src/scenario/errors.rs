@@ -46,7 +46,10 @@ pub(crate) struct Problem {
 impl Problem {
     /// A problem at `key`.
     pub fn at(key: impl Into<String>, message: impl Into<String>) -> Self {
-        Problem { key: Some(key.into()), message: message.into() }
+        Problem {
+            key: Some(key.into()),
+            message: message.into(),
+        }
     }
 
     /// A problem from deserializing the value at `prefix` (dotted, may be empty). Enum variant
@@ -71,7 +74,10 @@ impl Problem {
             return Problem::at(segments.join("."), "missing required key");
         }
         let message = if let Some(rest) = message.strip_prefix("unknown field ") {
-            format!("unknown key {}", rest.replace(", there are no fields", " (this table takes no keys)"))
+            format!(
+                "unknown key {}",
+                rest.replace(", there are no fields", " (this table takes no keys)")
+            )
         } else if let Some(rest) = message.strip_prefix("unknown variant ") {
             format!("unknown value {rest}")
         } else {
@@ -82,7 +88,10 @@ impl Problem {
     }
 }
 
-/// `name` from a message that is exactly "<prefix>`name`".
+/// `name` from a message that is exactly `prefix` followed by `` `name` ``.
 fn backticked_after<'m>(message: &'m str, prefix: &str) -> Option<&'m str> {
-    message.strip_prefix(prefix)?.strip_prefix('`')?.strip_suffix('`')
+    message
+        .strip_prefix(prefix)?
+        .strip_prefix('`')?
+        .strip_suffix('`')
 }

@@ -11,7 +11,11 @@ use super::overrides::Override;
 /// The 1-based line of byte `offset` in `text`.
 pub(crate) fn line_at(text: &str, offset: usize) -> usize {
     let end = offset.min(text.len());
-    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
+    text.as_bytes()[..end]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
 }
 
 /// Turns problems into [`ScenarioError`]s for one scenario text and its overrides.
@@ -25,7 +29,12 @@ pub(crate) struct Locator<'a> {
 impl<'a> Locator<'a> {
     /// A locator for `text` (named `origin` in errors) with `overrides` applied on top.
     pub fn new(origin: &'a str, text: &'a str, overrides: &'a [Override]) -> Self {
-        Locator { origin, text, doc: Document::parse(text).ok(), overrides }
+        Locator {
+            origin,
+            text,
+            doc: Document::parse(text).ok(),
+            overrides,
+        }
     }
 
     /// The error for `problem`: `--set` if an override introduced its key, else the file and
@@ -43,10 +52,15 @@ impl<'a> Locator<'a> {
         let (span, exact) = self.find(&segments);
         if let Some(o) = self.override_for(&segments, exact) {
             let mut message = format!("{} (from `--set {}`)", problem.message, o.raw);
-            if problem.message.starts_with("invalid type") {
+            if problem.message.contains("expected a string") {
                 message.push_str("; VALUE is read as TOML, so quote strings: --set KEY='\"text\"'");
             }
-            return ScenarioError { file: "--set".to_string(), key: Some(key), line: None, message };
+            return ScenarioError {
+                file: "--set".to_string(),
+                key: Some(key),
+                line: None,
+                message,
+            };
         }
         ScenarioError {
             file: self.origin.to_string(),
@@ -70,7 +84,13 @@ impl<'a> Locator<'a> {
             .iter()
             .rev()
             .find(|o| covers(&o.path, segments))
-            .or_else(|| if in_file { None } else { overrides.iter().rev().find(under) })
+            .or_else(|| {
+                if in_file {
+                    None
+                } else {
+                    overrides.iter().rev().find(under)
+                }
+            })
     }
 
     /// The span of the deepest segment of `segments` found in the file, and whether every
@@ -174,7 +194,11 @@ mod tests {
         assert_eq!(line(text, "etcd.max_request_bytes"), Some(4));
         assert_eq!(line(text, "steps.0.at"), Some(6));
         assert_eq!(line(text, "steps.1"), Some(7));
-        assert_eq!(line(text, "steps.1.at"), Some(7), "missing key: the table's header");
+        assert_eq!(
+            line(text, "steps.1.at"),
+            Some(7),
+            "missing key: the table's header"
+        );
         assert_eq!(line(text, "steps.1.op"), Some(8));
         assert_eq!(line(text, "load_balancer.x.b"), Some(11));
         assert_eq!(line(text, "load_balancer.x.b.1"), Some(12));

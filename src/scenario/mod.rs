@@ -48,7 +48,12 @@ pub fn load_file(path: &Path, overrides: &[String]) -> Result<LoadedScenario, Sc
         message: format!("cannot read the file: {e}"),
     })?;
     let scenario = load_str(&origin, &text, overrides)?;
-    Ok(LoadedScenario { origin, text, overrides: overrides.to_vec(), scenario })
+    Ok(LoadedScenario {
+        origin,
+        text,
+        overrides: overrides.to_vec(),
+        scenario,
+    })
 }
 
 /// Parses, overrides and validates scenario text; `origin` names it in errors. Overrides are
@@ -60,7 +65,10 @@ pub fn load_str(origin: &str, text: &str, overrides: &[String]) -> Result<Scenar
         line: e.span().map(|span| line_at(text, span.start)),
         message: e.message().trim().to_string(),
     })?;
-    let overrides = overrides.iter().map(|raw| overrides::parse(raw)).collect::<Result<Vec<_>, _>>()?;
+    let overrides = overrides
+        .iter()
+        .map(|raw| overrides::parse(raw))
+        .collect::<Result<Vec<_>, _>>()?;
     for o in &overrides {
         overrides::apply(&mut table, o)?;
     }

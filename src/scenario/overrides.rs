@@ -23,7 +23,12 @@ pub(crate) struct Override {
 }
 
 fn set_error(key: Option<String>, message: String) -> ScenarioError {
-    ScenarioError { file: "--set".to_string(), key, line: None, message }
+    ScenarioError {
+        file: "--set".to_string(),
+        key,
+        line: None,
+        message,
+    }
 }
 
 /// Parses `KEY=VALUE` (split at the first `=`).
@@ -39,15 +44,19 @@ pub(crate) fn parse(raw: &str) -> Result<Override, ScenarioError> {
             format!("KEY in `{raw}` must be a dotted path like `apiserver.watch_cache.capacity`"),
         ));
     }
-    Ok(Override { raw: raw.to_string(), path, value: parse_value(value) })
+    Ok(Override {
+        raw: raw.to_string(),
+        path,
+        value: parse_value(value),
+    })
 }
 
 /// VALUE as one TOML value, or else as a plain string.
 pub(crate) fn parse_value(text: &str) -> toml::Value {
     match toml::from_str::<toml::Table>(&format!("v = {text}\n")) {
-        Ok(mut table) if table.len() == 1 => {
-            table.remove("v").unwrap_or_else(|| toml::Value::String(text.to_string()))
-        }
+        Ok(mut table) if table.len() == 1 => table
+            .remove("v")
+            .unwrap_or_else(|| toml::Value::String(text.to_string())),
         _ => toml::Value::String(text.to_string()),
     }
 }
@@ -66,13 +75,29 @@ pub(crate) fn apply(root: &mut toml::Table, o: &Override) -> Result<(), Scenario
 fn set(mut slot: &mut toml::Value, o: &Override) -> Result<(), ScenarioError> {
     for (depth, segment) in o.path.iter().enumerate() {
         let fail = |message: String| {
-            set_error(Some(o.path[..=depth].join(".")), format!("{message} (in `--set {}`)", o.raw))
+            set_error(
+                Some(o.path[..=depth].join(".")),
+                format!("{message} (in `--set {}`)", o.raw),
+            )
         };
         let parent = o.path[..depth].join(".");
         slot = match slot {
-            toml::Value::Table(table) => table
-                .entry(segment.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new())),
+            toml::Value::Table(table) => {
+                let next_is_index = o
+                    .path
+                    .get(depth + 1)
+                    .is_some_and(|s| s.parse::<usize>().is_ok());
+                if next_is_index && !table.contains_key(segment) {
+                    return Err(fail(format!(
+                        "`{}` is not in the scenario, so it has no entry `{}` to set",
+                        o.path[..=depth].join("."),
+                        o.path[depth + 1]
+                    )));
+                }
+                table
+                    .entry(segment.clone())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            }
             toml::Value::Array(array) => {
                 let len = array.len();
                 match segment.parse::<usize>().ok().and_then(|i| array.get_mut(i)) {
@@ -85,7 +110,10 @@ fn set(mut slot: &mut toml::Value, o: &Override) -> Result<(), ScenarioError> {
                 }
             }
             other => {
-                return Err(fail(format!("`{parent}` is a {}, not a table", other.type_str())));
+                return Err(fail(format!(
+                    "`{parent}` holds a value of type {}, not a table",
+                    other.type_str()
+                )));
             }
         };
     }
@@ -108,9 +136,15 @@ mod tests {
         assert_eq!(parse_value("true"), toml::Value::Boolean(true));
         assert_eq!(parse_value("\"0\""), toml::Value::String("0".into()));
         assert_eq!(parse_value("5s"), toml::Value::String("5s".into()));
-        assert_eq!(parse_value("round-robin"), toml::Value::String("round-robin".into()));
+        assert_eq!(
+            parse_value("round-robin"),
+            toml::Value::String("round-robin".into())
+        );
         assert_eq!(parse_value(""), toml::Value::String(String::new()));
-        assert_eq!(parse_value("1\nx = 2"), toml::Value::String("1\nx = 2".into()));
+        assert_eq!(
+            parse_value("1\nx = 2"),
+            toml::Value::String("1\nx = 2".into())
+        );
     }
 
     #[test]
@@ -119,7 +153,10 @@ mod tests {
         for raw in ["a.b=2", "x.y.z=3", "c.0.d=4", "top=5"] {
             apply(&mut t, &parse(raw).expect("parses")).expect("applies");
         }
-        assert_eq!(t, table("top = 5\n[a]\nb = 2\n[x.y]\nz = 3\n[[c]]\nd = 4\n"));
+        assert_eq!(
+            t,
+            table("top = 5\n[a]\nb = 2\n[x.y]\nz = 3\n[[c]]\nd = 4\n")
+        );
     }
 
     #[test]
@@ -129,6 +166,8 @@ mod tests {
         assert_eq!((e.file.as_str(), e.key.as_deref()), ("--set", Some("c.1")));
         let e = apply(&mut t, &parse("a.b=2").expect("parses")).expect_err("a is scalar");
         assert_eq!(e.key.as_deref(), Some("a.b"));
+        let e = apply(&mut t, &parse("x.0.d=2").expect("parses")).expect_err("no array x");
+        assert_eq!(e.key.as_deref(), Some("x"));
         assert!(parse("novalue").is_err());
         assert!(parse("a..b=1").is_err());
         assert!(parse("=1").is_err());

@@ -93,22 +93,36 @@ impl Scenario {
 }
 
 fn ops_list() -> String {
-    Step::OPS.iter().map(|op| format!("`{op}`")).collect::<Vec<_>>().join(", ")
+    Step::OPS
+        .iter()
+        .map(|op| format!("`{op}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Reads the value of the top-level `steps` key: an array of `op`-tagged tables.
 pub(crate) fn steps_from_value(value: toml::Value) -> Result<Vec<Step>, Problem> {
     let toml::Value::Array(items) = value else {
-        return Err(Problem::at("steps", "expected an array of tables ([[steps]])"));
+        return Err(Problem::at(
+            "steps",
+            "expected an array of tables ([[steps]])",
+        ));
     };
-    items.into_iter().enumerate().map(|(i, item)| step_from_value(i, item)).collect()
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| step_from_value(i, item))
+        .collect()
 }
 
 /// Reads `steps.<index>`: checks `op`, then deserializes the other keys as that op's fields.
 pub(crate) fn step_from_value(index: usize, value: toml::Value) -> Result<Step, Problem> {
     let path = format!("steps.{index}");
     let toml::Value::Table(mut fields) = value else {
-        return Err(Problem::at(path, "a step must be a table with `at` and `op`"));
+        return Err(Problem::at(
+            path,
+            "a step must be a table with `at` and `op`",
+        ));
     };
     let op = match fields.remove("op") {
         None => {
@@ -127,7 +141,11 @@ pub(crate) fn step_from_value(index: usize, value: toml::Value) -> Result<Step, 
         Some(other) => {
             return Err(Problem::at(
                 format!("{path}.op"),
-                format!("expected a string, found a {}; valid ops: {}", other.type_str(), ops_list()),
+                format!(
+                    "expected a string, found a value of type {}; valid ops: {}",
+                    other.type_str(),
+                    ops_list()
+                ),
             ));
         }
     };
@@ -140,7 +158,9 @@ pub(crate) fn step_from_value(index: usize, value: toml::Value) -> Result<Step, 
 /// `deserialize_with` for [`Scenario::steps`]: reads `op`-tagged tables from any deserializer.
 /// The loader bypasses it (it reads `steps` itself) to report exact key paths and lines; here
 /// the path of a problem is part of the message.
-pub(crate) fn deserialize_op_tagged<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Step>, D::Error> {
+pub(crate) fn deserialize_op_tagged<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Step>, D::Error> {
     let value = toml::Value::Array(Vec::<toml::Value>::deserialize(d)?);
     steps_from_value(value).map_err(|p| match p.key {
         Some(key) => de::Error::custom(format!("key `{key}`: {}", p.message)),

@@ -181,7 +181,10 @@ pub struct LoadBalancerConfig {
 
 impl Default for LoadBalancerConfig {
     fn default() -> Self {
-        Self { policy: LoadBalancerPolicy::RoundRobin, goaway_chance: 0.0 }
+        Self {
+            policy: LoadBalancerPolicy::RoundRobin,
+            goaway_chance: 0.0,
+        }
     }
 }
 
@@ -198,7 +201,10 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { latency: DurationNs::from_millis(1), jitter: DurationNs(0) }
+        Self {
+            latency: DurationNs::from_millis(1),
+            jitter: DurationNs(0),
+        }
     }
 }
 

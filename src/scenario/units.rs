@@ -125,7 +125,7 @@ pub fn format_ns(ns: u64) -> String {
     }
     UNITS
         .iter()
-        .find(|(size, _)| ns % size == 0)
+        .find(|(size, _)| ns.is_multiple_of(*size))
         .map(|(size, unit)| format!("{}{unit}", ns / size))
         .unwrap_or_else(|| format!("{ns}ns"))
 }
@@ -186,7 +186,9 @@ impl<'de> Deserialize<'de> for Bytes {
         impl de::Visitor<'_> for V {
             type Value = Bytes;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size: an integer number of bytes or a string like \"10KiB\" or \"1.5MiB\"")
+                f.write_str(
+                    "a size: an integer number of bytes or a string like \"10KiB\" or \"1.5MiB\"",
+                )
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Bytes, E> {
                 u64::try_from(v)
