@@ -94,7 +94,11 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             let _ = writeln!(o, "      {ev}");
         }
         if events.len() > SHOWN_EVENTS {
-            let _ = writeln!(o, "      ... {} more (all of them are in --json)", events.len() - SHOWN_EVENTS);
+            let _ = writeln!(
+                o,
+                "      ... {} more (all of them are in --json)",
+                events.len() - SHOWN_EVENTS
+            );
         }
     }
     let checked: Vec<&str> = report

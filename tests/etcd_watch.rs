@@ -3,7 +3,9 @@
 //! progress notify skipping watchers that got events (etcd-semantics.md A6, A8, A9; OBS-4..6).
 
 use serde_json::{Value, json};
-use watchsim::etcd::{EtcdConfig, EtcdServer, Key, KeyRange, KvRequest, WatchOutput, WatchRequest, WatchResponseKind};
+use watchsim::etcd::{
+    EtcdConfig, EtcdServer, Key, KeyRange, KvRequest, WatchOutput, WatchRequest, WatchResponseKind,
+};
 
 fn run(text: &str) -> Value {
     let report = watchsim::sim::run_str("test.toml", text, &[], None).expect("scenario runs");
@@ -11,11 +13,16 @@ fn run(text: &str) -> Value {
 }
 
 fn events(report: &Value, id: &str) -> Vec<Value> {
-    report["watches"][id].as_array().cloned().unwrap_or_default()
+    report["watches"][id]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 fn types(evs: &[Value]) -> Vec<String> {
-    evs.iter().map(|e| e["type"].as_str().unwrap().to_string()).collect()
+    evs.iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
+        .collect()
 }
 
 #[test]
@@ -53,7 +60,10 @@ key = "foo"
 start_revision = 3
 "#);
     assert_eq!(r["script"][4]["result"], json!({"created": true}));
-    assert_eq!(events(&r, "w"), vec![json!({"type": "CANCELED", "compact_revision": 3})]);
+    assert_eq!(
+        events(&r, "w"),
+        vec![json!({"type": "CANCELED", "compact_revision": 3})]
+    );
     // start_revision == compact revision is allowed (the check is minRev < compactRev).
     let at = events(&r, "at-compact");
     assert_eq!(types(&at), ["PUT", "PUT"]);
@@ -65,7 +75,10 @@ fn future_start_revision_waits_and_skips_earlier_revisions() {
     // OBS-5: store at 11, watch from 14, four puts at 12..15 -> only 14 and 15 arrive.
     let mut text = String::from("name = \"t\"\nduration = \"5s\"\n");
     for i in 0..10 {
-        text += &format!("[[steps]]\nat = \"{}ms\"\nop = \"etcd.put\"\nkey = \"k{i}\"\n", 100 + i * 10);
+        text += &format!(
+            "[[steps]]\nat = \"{}ms\"\nop = \"etcd.put\"\nkey = \"k{i}\"\n",
+            100 + i * 10
+        );
     }
     text += "[[steps]]\nat = \"1s\"\nop = \"etcd.watch\"\nid = \"w\"\nkey = \"foo\"\nstart_revision = 14\n";
     for (i, at) in ["2s", "2.1s", "2.2s", "2.3s"].iter().enumerate() {
@@ -73,7 +86,10 @@ fn future_start_revision_waits_and_skips_earlier_revisions() {
     }
     let r = run(&text);
     let evs = events(&r, "w");
-    let revs: Vec<i64> = evs.iter().map(|e| e["mod_revision"].as_i64().unwrap()).collect();
+    let revs: Vec<i64> = evs
+        .iter()
+        .map(|e| e["mod_revision"].as_i64().unwrap())
+        .collect();
     assert_eq!(revs, [14, 15]);
     assert_eq!(evs[0]["version"], 3);
 }
@@ -154,15 +170,34 @@ key = "foo"
 
 #[test]
 fn catch_up_responses_hold_at_most_1000_revisions_and_never_split_one() {
-    let mut etcd = EtcdServer::new(EtcdConfig { max_request_bytes: 1 << 20, progress_notify_interval_ns: 0 });
+    let mut etcd = EtcdServer::new(EtcdConfig {
+        max_request_bytes: 1 << 20,
+        progress_notify_interval_ns: 0,
+    });
     let mut out: Vec<WatchOutput> = Vec::new();
     for i in 0..1200 {
-        etcd.handle_kv(&KvRequest::Put { key: Key::new(&format!("a/{i}")), value_bytes: 1 }, &mut out).unwrap();
+        etcd.handle_kv(
+            &KvRequest::Put {
+                key: Key::new(&format!("a/{i}")),
+                value_bytes: 1,
+            },
+            &mut out,
+        )
+        .unwrap();
     }
     // One delete of three keys at one revision sits across the 1000-revision boundary.
-    etcd.handle_kv(&KvRequest::Delete(KeyRange::Prefix(Key::new("a/11"))), &mut out).unwrap();
+    etcd.handle_kv(
+        &KvRequest::Delete(KeyRange::Prefix(Key::new("a/11"))),
+        &mut out,
+    )
+    .unwrap();
     out.clear();
-    let req = WatchRequest::Create { watch_id: 7, range: KeyRange::Prefix(Key::new("a/")), start_revision: 200, progress_notify: false };
+    let req = WatchRequest::Create {
+        watch_id: 7,
+        range: KeyRange::Prefix(Key::new("a/")),
+        start_revision: 200,
+        progress_notify: false,
+    };
     etcd.handle_watch(0, 1, &req, &mut out);
     let mut batches = Vec::new();
     for round in 1..=3 {

@@ -292,11 +292,22 @@ fn steps(s: &Scenario) -> Result<(), Problem> {
 fn step_fields(s: &Scenario, i: usize, step: &Step) -> Result<(), Problem> {
     let key = |field: &str| format!("steps.{i}.{field}");
     match step {
-        Step::EtcdPut { key: k, .. }
-        | Step::EtcdDelete { key: k, .. }
-        | Step::EtcdRange { key: k, .. }
-        | Step::EtcdWatch { key: k, .. } => {
-            ensure!(!k.is_empty(), key("key"), "etcd keys must not be empty");
+        Step::EtcdPut { key: k, .. } => {
+            ensure!(
+                !k.is_empty(),
+                key("key"),
+                "etcd keys must not be empty (etcd: \"key is not provided\")"
+            );
+        }
+        Step::EtcdDelete { key: k, prefix, .. }
+        | Step::EtcdRange { key: k, prefix, .. }
+        | Step::EtcdWatch { key: k, prefix, .. } => {
+            // `key = ""` with `prefix = true` covers the whole keyspace (`etcdctl get "" --prefix`).
+            ensure!(
+                *prefix || !k.is_empty(),
+                key("key"),
+                "an empty etcd key needs `prefix = true` (the whole keyspace)"
+            );
         }
         Step::ApiCreate { resource, .. }
         | Step::ApiUpdate { resource, .. }

@@ -301,7 +301,10 @@ impl World {
                         Actor::Workload,
                         workload.fire(i as usize, &scenario, &mut ctx),
                     ),
-                    Timer::Fault(i) => (Actor::Faults, inject_scheduled(&scenario, i as usize, &mut ctx, obs)),
+                    Timer::Fault(i) => (
+                        Actor::Faults,
+                        inject_scheduled(&scenario, i as usize, &mut ctx, obs),
+                    ),
                 };
                 (actor.name(), "timer", what, None, result)
             }
@@ -356,7 +359,12 @@ impl World {
 }
 
 /// A `[[faults.at]]` entry came due.
-fn inject_scheduled(scenario: &Scenario, i: usize, ctx: &mut Ctx<'_>, obs: &mut Observations) -> &'static str {
+fn inject_scheduled(
+    scenario: &Scenario,
+    i: usize,
+    ctx: &mut Ctx<'_>,
+    obs: &mut Observations,
+) -> &'static str {
     match scenario.faults.at[i].kind {
         FaultKind::CompactNow => {
             ctx.compact_now();
