@@ -978,7 +978,8 @@ proptest! {
 
 #[test]
 fn empty_etcd_key_means_the_whole_keyspace_only_with_prefix() {
-    let ok = "name = \"t\"\n[[steps]]\nat = \"1s\"\nop = \"etcd.range\"\nkey = \"\"\nprefix = true\n";
+    let ok =
+        "name = \"t\"\n[[steps]]\nat = \"1s\"\nop = \"etcd.range\"\nkey = \"\"\nprefix = true\n";
     assert!(watchsim::scenario::load_str("t.toml", ok, &[]).is_ok());
     let e = err("name = \"t\"\n[[steps]]\nat = \"1s\"\nop = \"etcd.delete\"\nkey = \"\"\n");
     in_file(&e, "steps.0.key", 5, "needs `prefix = true`");
