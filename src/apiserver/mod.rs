@@ -1,0 +1,3 @@
+//! The kube-apiserver model.
+pub mod status;
+pub mod watch_cache;
