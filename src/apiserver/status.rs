@@ -22,13 +22,23 @@ pub struct Status {
 
 impl Status {
     fn new(code: u16, reason: &'static str, message: String) -> Self {
-        Status { code, reason, message, retry_after_seconds: None, cause: None }
+        Status {
+            code,
+            reason,
+            message,
+            retry_after_seconds: None,
+            cause: None,
+        }
     }
 
     /// 410: a watch from an RV older than the watch cache's window
     /// (`watch_cache.go getAllEventsSinceLocked`, `errors.NewResourceExpired`).
     pub fn too_old(rv: i64, oldest: i64) -> Self {
-        Self::new(410, "Expired", format!("too old resource version: {rv} ({oldest})"))
+        Self::new(
+            410,
+            "Expired",
+            format!("too old resource version: {rv} ({oldest})"),
+        )
     }
 
     /// 504: the cache did not reach the RV within 3 s (`storage.NewTooLargeResourceVersionError`,
@@ -37,28 +47,46 @@ impl Status {
         Status {
             retry_after_seconds: Some(1),
             cause: Some("ResourceVersionTooLarge"),
-            ..Self::new(504, "Timeout", format!("Timeout: Too large resource version: {rv}, current: {current}"))
+            ..Self::new(
+                504,
+                "Timeout",
+                format!("Timeout: Too large resource version: {rv}, current: {current}"),
+            )
         }
     }
 
     /// 504 from etcd3's NotOlderThan check (`validateMinimumResourceVersion`): no retry hint.
     pub fn too_large_from_etcd(rv: i64, current: i64) -> Self {
-        Status { retry_after_seconds: None, ..Self::too_large(rv, current) }
+        Status {
+            retry_after_seconds: None,
+            ..Self::too_large(rv, current)
+        }
     }
 
     /// 429 while a cache (re)initialises (1.31+ `ResilientWatchCacheInitialization`).
     pub fn reinitializing() -> Self {
-        Status { retry_after_seconds: Some(1), ..Self::new(429, "TooManyRequests", "storage is (re)initializing".into()) }
+        Status {
+            retry_after_seconds: Some(1),
+            ..Self::new(429, "TooManyRequests", "storage is (re)initializing".into())
+        }
     }
 
     /// 410: an etcd watch from a compacted revision (`etcd3/errors.go interpretWatchError`).
     pub fn watch_too_old_etcd() -> Self {
-        Self::new(410, "Expired", "The resourceVersion for the provided watch is too old.".into())
+        Self::new(
+            410,
+            "Expired",
+            "The resourceVersion for the provided watch is too old.".into(),
+        )
     }
 
     /// 410: an etcd list at a compacted revision (`etcd3/errors.go`).
     pub fn list_too_old_etcd() -> Self {
-        Self::new(410, "Expired", "The resourceVersion for the provided list is too old.".into())
+        Self::new(
+            410,
+            "Expired",
+            "The resourceVersion for the provided list is too old.".into(),
+        )
     }
 
     /// 410: a continue token whose revision was compacted (`handleCompactedErrorForPaging`).
@@ -74,12 +102,20 @@ impl Status {
 
     /// 400: a continue token together with an explicit resource version.
     pub fn continue_with_rv() -> Self {
-        Self::new(400, "BadRequest", "specifying resource version is not allowed when using continue".into())
+        Self::new(
+            400,
+            "BadRequest",
+            "specifying resource version is not allowed when using continue".into(),
+        )
     }
 
     /// 409 AlreadyExists on create.
     pub fn already_exists(resource: &str, name: &str) -> Self {
-        Self::new(409, "AlreadyExists", format!("{resource} \"{name}\" already exists"))
+        Self::new(
+            409,
+            "AlreadyExists",
+            format!("{resource} \"{name}\" already exists"),
+        )
     }
 
     /// 409 Conflict on an update or delete with a stale resourceVersion precondition.
@@ -104,7 +140,8 @@ impl Status {
         Self::new(
             422,
             "Invalid",
-            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled".into(),
+            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
+                .into(),
         )
     }
 

@@ -108,13 +108,31 @@ impl WatchCache {
     /// An empty cache sized per `[apiserver.watch_cache]` (mode `off` is handled by the cacher).
     pub fn new(config: &WatchCacheConfig) -> Self {
         match config.mode {
-            WatchCacheMode::Fixed => Self::with_bounds(config.capacity, config.capacity, config.capacity, config.fresh.as_ns(), false),
-            _ => Self::with_bounds(config.lower, config.lower, config.upper, config.fresh.as_ns(), true),
+            WatchCacheMode::Fixed => Self::with_bounds(
+                config.capacity,
+                config.capacity,
+                config.capacity,
+                config.fresh.as_ns(),
+                false,
+            ),
+            _ => Self::with_bounds(
+                config.lower,
+                config.lower,
+                config.upper,
+                config.fresh.as_ns(),
+                true,
+            ),
         }
     }
 
     /// An empty cache with explicit bounds (tests use small ones, as the upstream tests do).
-    pub fn with_bounds(capacity: u64, lower: u64, upper: u64, fresh_ns: Nanos, dynamic: bool) -> Self {
+    pub fn with_bounds(
+        capacity: u64,
+        lower: u64,
+        upper: u64,
+        fresh_ns: Nanos,
+        dynamic: bool,
+    ) -> Self {
         WatchCache {
             dynamic,
             capacity,
@@ -180,7 +198,8 @@ impl WatchCache {
     }
     /// The buffered event at absolute index `i`, if still buffered.
     pub fn event_at(&self, i: u64) -> Option<&CacheEvent> {
-        i.checked_sub(self.start_index).and_then(|rel| self.ring.get(rel as usize))
+        i.checked_sub(self.start_index)
+            .and_then(|rel| self.ring.get(rel as usize))
     }
 
     fn note_bytes(&mut self) {
@@ -253,7 +272,10 @@ impl WatchCache {
                 }
             }
             _ => {
-                let obj = Obj { rv: event.rv, bytes: event.bytes };
+                let obj = Obj {
+                    rv: event.rv,
+                    bytes: event.bytes,
+                };
                 if let Some(old) = self.store.insert(event.key.clone(), obj) {
                     self.store_bytes -= old.bytes;
                 }
@@ -300,7 +322,9 @@ impl WatchCache {
     /// Events with RV > `rv`, or the 410.
     pub fn events_since(&self, rv: i64) -> Result<Vec<CacheEvent>, Status> {
         let from = self.index_after(rv)?;
-        Ok((from..self.end_index()).filter_map(|i| self.event_at(i).cloned()).collect())
+        Ok((from..self.end_index())
+            .filter_map(|i| self.event_at(i).cloned())
+            .collect())
     }
 }
 
@@ -314,7 +338,13 @@ mod tests {
         Key::new(&format!("/pods/ns/{n}"))
     }
     fn ev(kind: EventType, name: &str, rv: i64, t: Nanos) -> CacheEvent {
-        CacheEvent { kind, key: key(name), rv, bytes: 1, time_ns: t }
+        CacheEvent {
+            kind,
+            key: key(name),
+            rv,
+            bytes: 1,
+            time_ns: t,
+        }
     }
     fn rvs(evs: &[CacheEvent]) -> Vec<i64> {
         evs.iter().map(|e| e.rv).collect()
@@ -325,7 +355,10 @@ mod tests {
     fn boundary_without_a_completed_list() {
         let mut c = WatchCache::with_bounds(5, 5, 5, 75 * S, true);
         c.process_event(ev(EventType::Added, "pod", 3, 0));
-        assert_eq!(c.events_since(1).unwrap_err().message, "too old resource version: 1 (2)");
+        assert_eq!(
+            c.events_since(1).unwrap_err().message,
+            "too old resource version: 1 (2)"
+        );
         assert_eq!(rvs(&c.events_since(2).unwrap()), [3]);
         c.process_event(ev(EventType::Modified, "pod", 4, 0));
         c.process_event(ev(EventType::Modified, "pod", 5, 0));
@@ -334,7 +367,10 @@ mod tests {
         for rv in 6..=9 {
             c.process_event(ev(EventType::Modified, "pod", rv, 0));
         }
-        assert_eq!(c.events_since(3).unwrap_err().message, "too old resource version: 3 (4)");
+        assert_eq!(
+            c.events_since(3).unwrap_err().message,
+            "too old resource version: 3 (4)"
+        );
         assert_eq!(rvs(&c.events_since(4).unwrap()), [5, 6, 7, 8, 9]);
         c.process_event(ev(EventType::Deleted, "pod", 10, 0));
         let d = c.events_since(9).unwrap();
@@ -345,10 +381,17 @@ mod tests {
     #[test]
     fn boundary_right_after_replace_is_the_list_rv() {
         let mut c = WatchCache::with_bounds(3, 3, 3, 75 * S, true);
-        let objs: OrdMap<Key, Obj> =
-            [(key("pod1"), Obj { rv: 5, bytes: 1 }), (key("pod2"), Obj { rv: 9, bytes: 1 })].into_iter().collect();
+        let objs: OrdMap<Key, Obj> = [
+            (key("pod1"), Obj { rv: 5, bytes: 1 }),
+            (key("pod2"), Obj { rv: 9, bytes: 1 }),
+        ]
+        .into_iter()
+        .collect();
         c.replace(objs, 9);
-        assert_eq!(c.events_since(8).unwrap_err().message, "too old resource version: 8 (9)");
+        assert_eq!(
+            c.events_since(8).unwrap_err().message,
+            "too old resource version: 8 (9)"
+        );
         assert!(c.events_since(9).unwrap().is_empty());
         c.process_event(ev(EventType::Added, "pods", 12, 0));
         assert_eq!(rvs(&c.events_since(9).unwrap()), [12]);
@@ -364,14 +407,18 @@ mod tests {
         c.process_event(ev(EventType::Added, "key3", 40, 150 * S));
         c.process_event(ev(EventType::Added, "key4", 50, 151 * S));
         assert_eq!(c.capacity(), 4);
-        assert_eq!(c.events_since(15).unwrap_err().message, "too old resource version: 15 (29)");
+        assert_eq!(
+            c.events_since(15).unwrap_err().message,
+            "too old resource version: 15 (29)"
+        );
     }
 
     fn filled(cap: u64, lower: u64, upper: u64, n: u64, delta_ns: Nanos, start: u64) -> WatchCache {
         let mut c = WatchCache::with_bounds(cap, lower, upper, 75 * S, true);
         c.start_index = start;
         for i in 0..n {
-            c.ring.push_back(ev(EventType::Added, "p", i as i64 + 1, i * delta_ns));
+            c.ring
+                .push_back(ev(EventType::Added, "p", i as i64 + 1, i * delta_ns));
             c.ring_bytes += 1;
         }
         c
@@ -401,7 +448,11 @@ mod tests {
         for &(cap, lower, upper, n, delta, start, want_cap, want_start) in rows {
             let mut c = filled(cap, lower, upper, n, delta, start);
             c.resize_at(n * delta);
-            assert_eq!((c.capacity(), c.start_index()), (want_cap, want_start), "row cap={cap} lower={lower} upper={upper} delta={delta}");
+            assert_eq!(
+                (c.capacity(), c.start_index()),
+                (want_cap, want_start),
+                "row cap={cap} lower={lower} upper={upper} delta={delta}"
+            );
         }
     }
 
@@ -409,9 +460,19 @@ mod tests {
     #[test]
     fn channel_sizes() {
         use WatchIndexKind::*;
-        let rows = [(100, [10, 10, 10]), (750, [10, 10, 10]), (7500, [10, 100, 100]), (75000, [10, 1000, 100]), (750000, [10, 1000, 100])];
+        let rows = [
+            (100, [10, 10, 10]),
+            (750, [10, 10, 10]),
+            (7500, [10, 100, 100]),
+            (75000, [10, 1000, 100]),
+            (750000, [10, 1000, 100]),
+        ];
         for (cap, want) in rows {
-            let got = [suggested_watch_channel_size(cap, IndexAndTrigger), suggested_watch_channel_size(cap, IndexOnly), suggested_watch_channel_size(cap, NoIndex)];
+            let got = [
+                suggested_watch_channel_size(cap, IndexAndTrigger),
+                suggested_watch_channel_size(cap, IndexOnly),
+                suggested_watch_channel_size(cap, NoIndex),
+            ];
             assert_eq!(got, want, "capacity {cap}");
         }
     }
