@@ -429,7 +429,9 @@ mod tests {
     fn dynamic_resize_rows() {
         // (cap, lower, upper, n, delta, start) -> (capacity, start) after resize at n*delta.
         let ms = |x: f64| (x * 1e9) as Nanos;
-        let rows: &[(u64, u64, u64, u64, Nanos, u64, u64, u64)] = &[
+        // (cap, lower, upper, n, delta, start, want capacity, want start)
+        type Row = (u64, u64, u64, u64, Nanos, u64, u64, u64);
+        let rows: &[Row] = &[
             (5, 1, 102_400, 5, ms(12.5), 0, 10, 0),
             (5, 1, 8, 5, ms(12.5), 0, 8, 0),
             (5, 1, 102_400, 5, ms(18.75), 0, 5, 0),

@@ -576,6 +576,9 @@ pub enum Step {
         /// Continue the previous list of this server/resource.
         #[serde(default, rename = "continue")]
         continue_: bool,
+        /// watchsim's own: list one namespace only (absent = the whole resource).
+        #[serde(default)]
+        namespace: Option<String>,
     },
     /// `api.watch`: open a watch named `id` on one apiserver.
     #[serde(rename = "api.watch")]
@@ -598,6 +601,9 @@ pub enum Step {
         /// `sendInitialEvents` (absent = unset).
         #[serde(default)]
         send_initial_events: Option<bool>,
+        /// watchsim's own: watch one namespace only (absent = the whole resource).
+        #[serde(default)]
+        namespace: Option<String>,
         /// `timeoutSeconds` (absent = the server's default, 30-60 min).
         #[serde(default)]
         timeout: Option<DurationNs>,

@@ -105,6 +105,11 @@ impl Ctx<'_> {
         self.net.connect(client, server)
     }
 
+    /// True while `conn` is open (a client knows when its socket was reset).
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.net.conn(conn).is_some()
+    }
+
     /// Opens a gRPC watch stream to etcd.
     pub fn open_watch_stream(&mut self, client: Actor) -> ConnId {
         self.net.connect(client, Actor::Etcd)

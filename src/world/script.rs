@@ -130,6 +130,13 @@ fn resource_id(scenario: &Scenario, name: &str) -> ResourceId {
         .unwrap_or(0) as ResourceId
 }
 
+fn scope_of(resource: &str, namespace: Option<&str>) -> KeyRange {
+    match namespace {
+        None => KeyRange::Prefix(resource_prefix(resource)),
+        Some(ns) => KeyRange::Prefix(Key::new(&format!("/registry/{resource}/{ns}/"))),
+    }
+}
+
 fn object_key(resource: &str, namespace: &str, name: &str) -> Key {
     Key::new(&format!("/registry/{resource}/{namespace}/{name}"))
 }
@@ -369,6 +376,7 @@ impl ScriptClient {
                 match_,
                 limit,
                 continue_,
+                namespace,
                 ..
             } => {
                 let r = resource_id(scenario, resource);
@@ -381,7 +389,7 @@ impl ScriptClient {
                     Ok(rv) => {
                         let req = ApiRequest::List {
                             resource: r,
-                            scope: KeyRange::Prefix(resource_prefix(resource)),
+                            scope: scope_of(resource, namespace.as_deref()),
                             rv,
                             rv_match: match_.map(|m| match m {
                                 ResourceVersionMatch::NotOlderThan => RvMatch::NotOlderThan,
@@ -408,6 +416,7 @@ impl ScriptClient {
                 send_initial_events,
                 timeout,
                 read_rate,
+                namespace,
                 ..
             } => {
                 let r = resource_id(scenario, resource);
@@ -419,7 +428,7 @@ impl ScriptClient {
                         obs.watches.entry(id.clone()).or_default();
                         let req = ApiRequest::Watch {
                             resource: r,
-                            scope: KeyRange::Prefix(resource_prefix(resource)),
+                            scope: scope_of(resource, namespace.as_deref()),
                             rv,
                             bookmarks: *bookmarks,
                             send_initial_events: *send_initial_events,
@@ -511,10 +520,14 @@ impl ScriptClient {
     }
 
     fn send_api(&mut self, ctx: &mut Ctx<'_>, step: usize, server: u32, req: ApiRequest) {
-        let conn = *self
-            .api_conns
-            .entry(server)
-            .or_insert_with(|| ctx.connect(Actor::Script, Actor::Apiserver(server)));
+        let conn = match self.api_conns.get(&server) {
+            Some(&c) if ctx.is_open(c) => c,
+            _ => {
+                let c = ctx.connect(Actor::Script, Actor::Apiserver(server));
+                self.api_conns.insert(server, c);
+                c
+            }
+        };
         let req_id = self.next_req_id;
         self.next_req_id += 1;
         self.pending_api.insert((conn, req_id), step);
