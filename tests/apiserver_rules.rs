@@ -625,3 +625,30 @@ fn writes_use_optimistic_concurrency() {
         json!({"error": {"code": 404, "reason": "NotFound", "message": "pods \"a\" not found"}})
     );
 }
+
+#[test]
+fn with_the_watch_cache_off_lists_and_watches_go_to_etcd() {
+    // KC §2.2: mode "off" (watch cache disabled for the resource): LIST RV=0 reads etcd; a watch
+    // from RV 0 gets the current state then live events (etcd3 watcher sync); a watch from a
+    // compacted RV gets etcd3's 410 "The resourceVersion for the provided watch is too old.".
+    let text = [
+        PODS3,
+        "[apiserver.watch_cache]\nmode = \"off\"\n",
+        &list("1s", "resource_version = \"0\""),
+        &watch("1s", "w", "resource_version = \"0\""),
+        &create("2s", "a", "default"),
+        &step("3s", "op = \"fault.compact_now\""),
+        &watch("4s", "old", "resource_version = \"2\""),
+    ]
+    .concat();
+    let r = run(&text);
+    assert_eq!(result(&r, 0)["served_from"], "etcd");
+    assert_eq!(rvs(&events(&r, "w")), ["2", "3", "4", "5"]);
+    assert_eq!(
+        events(&r, "old"),
+        vec![
+            json!({"type": "ERROR", "code": 410, "reason": "Expired", "message": "The resourceVersion for the provided watch is too old."}),
+            json!({"type": "CLOSED"})
+        ]
+    );
+}

@@ -70,6 +70,7 @@ enum EtcdPurpose {
     },
     CompactTxn,
     Compact,
+    DirectWatchInit(ConnId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -477,6 +478,14 @@ impl Apiserver {
                 }
             }
             EtcdPurpose::Compact => {}
+            EtcdPurpose::DirectWatchInit(conn) => match resp {
+                Ok(KvResponse::Range(range)) => self.direct_watch_listed(conn, range, ctx),
+                _ => {
+                    if self.direct_watches.remove(&conn).is_some() {
+                        Cacher::refuse(ctx, conn, Status::internal("etcd read failed".into()));
+                    }
+                }
+            },
         }
     }
 
@@ -1492,8 +1501,9 @@ impl Apiserver {
         ctx.send(conn, Dir::ToServer, Msg::Watch(req));
     }
 
-    /// Watch cache off: the watch goes to etcd (`etcd3/watcher.go`); RV=0/unset first sends the
-    /// current state (simplification: at etcd's revision when the watch is created, not a read).
+    /// Watch cache off: the watch goes to etcd (`etcd3/watcher.go`). RV=N watches etcd from N+1;
+    /// RV=0 / unset first reads the current state (`watchChan.sync`), sends it as ADDED, then
+    /// watches from the read's revision + 1.
     fn direct_watch(
         &mut self,
         conn: ConnId,
@@ -1505,15 +1515,53 @@ impl Apiserver {
     ) {
         self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
         self.direct_watches.insert(conn, (resource, scope.clone()));
-        let start_revision = match rv {
-            Rv::At(n) => n + 1,
-            _ => 1,
+        match rv {
+            Rv::At(n) => self.send_direct(
+                WatchRequest::Create {
+                    watch_id: conn as i64,
+                    range: scope,
+                    start_revision: n + 1,
+                    progress_notify: false,
+                },
+                ctx,
+            ),
+            _ => {
+                let req = KvRequest::Range {
+                    range: scope,
+                    revision: 0,
+                    limit: 0,
+                };
+                if !self.send_etcd(req, EtcdPurpose::DirectWatchInit(conn), ctx) {
+                    self.direct_watches.remove(&conn);
+                    Cacher::refuse(
+                        ctx,
+                        conn,
+                        Status::internal("etcdserver: request timed out".into()),
+                    );
+                }
+            }
+        }
+    }
+
+    fn direct_watch_listed(&mut self, conn: ConnId, range: RangeResult, ctx: &mut Ctx<'_>) {
+        let Some((_, scope)) = self.direct_watches.get(&conn).cloned() else {
+            return;
         };
+        self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+        for kv in &range.kvs {
+            let ev = ApiWatchEvent::Object {
+                kind: EventType::Added,
+                key: kv.key.clone(),
+                rv: kv.mod_revision,
+                bytes: kv.value_bytes,
+            };
+            ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
+        }
         self.send_direct(
             WatchRequest::Create {
                 watch_id: conn as i64,
                 range: scope,
-                start_revision,
+                start_revision: range.revision + 1,
                 progress_notify: false,
             },
             ctx,

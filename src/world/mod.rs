@@ -4,6 +4,7 @@
 //! they consume one message or timer and emit messages and timers through [`Ctx`]; faults they
 //! request are applied by the world (the environment) after the handler returns.
 
+pub mod balancer;
 pub mod msg;
 pub mod network;
 pub mod observe;
