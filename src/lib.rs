@@ -14,6 +14,7 @@
 
 pub mod apiserver;
 pub mod cli;
+pub mod client;
 pub mod etcd;
 pub mod kernel;
 pub mod report;

@@ -53,6 +53,8 @@ pub enum ApiTimer {
     ListSent(u64),
     /// A partition or stall ends.
     Heal,
+    /// The restarted process is up again and starts its caches.
+    Start,
 }
 
 /// Why the apiserver sent an etcd request.
@@ -208,6 +210,9 @@ pub struct Apiserver {
     next_send: u64,
     partitioned: bool,
     stalled: bool,
+    down: bool,
+    /// GOAWAY chance in parts per billion (integer so the state stays `Hash + Eq`).
+    goaway_ppb: u64,
     held: Vector<WatchResponse>,
     rng: RngStream,
     /// Report counters.
@@ -258,6 +263,8 @@ impl Apiserver {
             next_send: 0,
             partitioned: false,
             stalled: false,
+            down: false,
+            goaway_ppb: (scenario.load_balancer.goaway_chance.clamp(0.0, 1.0) * 1e9) as u64,
             held: Vector::new(),
             rng: RngStream::new(seed, &format!("apiserver.{index}")),
             counters: ApiserverCounters::default(),
@@ -569,10 +576,9 @@ impl Apiserver {
                         }
                         EventKind::Put => EventType::Modified,
                     };
+                    let prev = c.cache.store().get(&e.kv.key).copied();
                     let bytes = match kind {
-                        EventType::Deleted => {
-                            c.cache.store().get(&e.kv.key).map(|o| o.bytes).unwrap_or(0)
-                        }
+                        EventType::Deleted => prev.map(|o| o.bytes).unwrap_or(0),
                         _ => e.kv.value_bytes,
                     };
                     let ev = CacheEvent {
@@ -580,6 +586,7 @@ impl Apiserver {
                         key: e.kv.key.clone(),
                         rv: e.kv.mod_revision,
                         bytes,
+                        prev_rv: prev.map(|o| o.rv).unwrap_or(0),
                         time_ns: ctx.now,
                     };
                     closed.extend(c.process_event(ctx.now, ev, ctx));
@@ -616,6 +623,14 @@ impl Apiserver {
 
     /// Handles a client request arriving on `conn`.
     pub fn on_request(&mut self, conn: ConnId, req_id: u64, req: ApiRequest, ctx: &mut Ctx<'_>) {
+        // HTTP/2 GOAWAY with the scenario's chance: the request is served, the connection takes
+        // no new ones (the client reconnects through the load balancer).
+        if !matches!(req, ApiRequest::Watch { .. })
+            && self.goaway_ppb > 0
+            && self.rng.below(1_000_000_000) < self.goaway_ppb
+        {
+            ctx.send(conn, Dir::ToClient, Msg::Goaway);
+        }
         match req {
             ApiRequest::List { .. } => self.on_list(conn, req_id, req, ctx),
             ApiRequest::Watch { .. } => self.on_watch(conn, req_id, req, ctx),
@@ -1554,6 +1569,7 @@ impl Apiserver {
                 key: kv.key.clone(),
                 rv: kv.mod_revision,
                 bytes: kv.value_bytes,
+                prev_rv: 0,
             };
             ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
         }
@@ -1588,6 +1604,8 @@ impl Apiserver {
                         key: e.kv.key.clone(),
                         rv: e.kv.mod_revision,
                         bytes: e.kv.value_bytes,
+                        // Simplification: etcd prev_kv is not requested; digests need the cache.
+                        prev_rv: 0,
                     };
                     ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
                 }
@@ -1617,6 +1635,9 @@ impl Apiserver {
     ) -> &'static str {
         match t {
             ApiTimer::CacherRestart(r) => {
+                if !matches!(self.cachers.get(r as usize), Some(Some(c)) if c.restart_armed) {
+                    return "stale";
+                }
                 if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
                     c.restart_armed = false;
                     // startCaching: terminateAllWatchers, then ListAndWatch.
@@ -1632,6 +1653,9 @@ impl Apiserver {
                 "read.deadline"
             }
             ApiTimer::ProgressRequest => {
+                if !self.progress_armed {
+                    return "stale";
+                }
                 self.progress_tick(ctx);
                 "progress.request"
             }
@@ -1666,6 +1690,11 @@ impl Apiserver {
                 self.heal(scenario, ctx);
                 "heal"
             }
+            ApiTimer::Start => {
+                self.down = false;
+                self.start(scenario, ctx);
+                "start"
+            }
         }
     }
 
@@ -1699,8 +1728,14 @@ impl Apiserver {
         }
     }
 
-    /// Kill and restart (after the world reset its connections): caches start cold.
-    pub fn restart(&mut self, scenario: &Scenario, ctx: &mut Ctx<'_>) {
+    /// True while the process is down (between a kill and its start).
+    pub fn is_down(&self) -> bool {
+        self.down
+    }
+
+    /// Kill and restart (after the world reset its connections): caches start cold, after
+    /// `down_ns` of downtime (0 = at once).
+    pub fn restart(&mut self, scenario: &Scenario, down_ns: Nanos, ctx: &mut Ctx<'_>) {
         // The world has reset every connection of this process; start from nothing.
         self.counters.restarts += 1;
         self.etcd_kv = None;
@@ -1718,7 +1753,16 @@ impl Apiserver {
         self.progress_armed = false;
         self.compactor_t = 0;
         self.compactor_rev = 0;
-        self.start(scenario, ctx);
+        self.cachers = Vector::new();
+        if down_ns > 0 {
+            self.down = true;
+            ctx.timer(
+                ctx.now + down_ns,
+                Timer::Apiserver(self.index, ApiTimer::Start),
+            );
+        } else {
+            self.start(scenario, ctx);
+        }
     }
 
     fn hangup_etcd(&mut self, ctx: &mut Ctx<'_>) {
