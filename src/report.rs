@@ -54,6 +54,8 @@ pub struct Report {
     pub script: Vec<ScriptEntry>,
     /// Events of scripted watches by id.
     pub watches: BTreeMap<String, Vec<Value>>,
+    /// Requests of the first 16 clients (kind, RV, limit), for reading a run's reflector logic.
+    pub client_requests: Vec<crate::world::observe::ClientRequest>,
     /// Per-minute series (relists, etcd bytes, revisions, LISTs from etcd).
     pub series: Vec<crate::world::observe::MinuteSample>,
     /// Things the user should know about this run.

@@ -313,6 +313,7 @@ fn build_report(world: &World, seed: u64, end_ns: u64, steps: u64, wall_seconds:
         script,
         watches: obs.watches.clone(),
         series: obs.series.clone(),
+        client_requests: obs.client_requests.clone(),
         notes,
     }
 }

@@ -38,6 +38,9 @@ pub const ETCD_LIST_MEMORY_FACTOR: u64 = 5;
 /// (1 + rand) (`endpoints/handlers/get.go`).
 pub const MIN_REQUEST_TIMEOUT_NS: Nanos = 1_800_000_000_000;
 
+/// Cacher watch ids are `generation * WATCH_ID_STRIDE + resource`.
+const WATCH_ID_STRIDE: i64 = 1 << 20;
+
 /// Timers an apiserver arms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiTimer {
@@ -208,6 +211,9 @@ pub struct Apiserver {
     parked: Vector<Parked>,
     sending: OrdMap<u64, Sending>,
     next_send: u64,
+    /// The etcd watch id of each cacher's current watch (ids are never reused on a stream).
+    cacher_watch_ids: Vector<i64>,
+    next_watch_generation: i64,
     partitioned: bool,
     stalled: bool,
     down: bool,
@@ -261,6 +267,8 @@ impl Apiserver {
             parked: Vector::new(),
             sending: OrdMap::new(),
             next_send: 0,
+            cacher_watch_ids: scenario.resources.iter().map(|_| -1).collect(),
+            next_watch_generation: 0,
             partitioned: false,
             stalled: false,
             down: false,
@@ -303,6 +311,12 @@ impl Apiserver {
                 self.cacher_list(r as ResourceId, ctx);
             }
         }
+    }
+
+    /// The resource whose current cacher watch has this etcd watch id.
+    fn current_cacher(&self, watch_id: i64) -> Option<ResourceId> {
+        let r = watch_id.rem_euclid(WATCH_ID_STRIDE) as usize;
+        (self.cacher_watch_ids.get(r) == Some(&watch_id)).then_some(r as ResourceId)
     }
 
     /// The cacher of `resource`, if the watch cache is on.
@@ -520,10 +534,16 @@ impl Apiserver {
             }
             _ => return,
         };
-        // The cacher's watch: its own stream (SeparateCacheWatchRPC), always with progress notify.
+        // The cacher's watch: its own stream (SeparateCacheWatchRPC), always with progress notify;
+        // a fresh watch id each time (clientv3 never reuses one on a stream).
+        self.next_watch_generation += 1;
+        let watch_id = self.next_watch_generation * WATCH_ID_STRIDE + r as i64;
+        if let Some(slot) = self.cacher_watch_ids.get_mut(r as usize) {
+            *slot = watch_id;
+        }
         self.send_etcd_watch(
             WatchRequest::Create {
-                watch_id: r as i64,
+                watch_id,
                 range: KeyRange::Prefix(prefix),
                 start_revision: rv + 1,
                 progress_notify: true,
@@ -560,7 +580,9 @@ impl Apiserver {
         match resp.kind {
             WatchResponseKind::Created => {}
             WatchResponseKind::Events(evs) => {
-                let r = resp.watch_id as ResourceId;
+                let Some(r) = self.current_cacher(resp.watch_id) else {
+                    return;
+                };
                 let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
                     return;
                 };
@@ -600,7 +622,10 @@ impl Apiserver {
                 let targets: Vec<usize> = if resp.watch_id < 0 {
                     (0..self.cachers.len()).collect()
                 } else {
-                    vec![resp.watch_id as usize]
+                    self.current_cacher(resp.watch_id)
+                        .map(|r| r as usize)
+                        .into_iter()
+                        .collect()
                 };
                 for r in targets {
                     if let Some(Some(c)) = self.cachers.get_mut(r)
@@ -614,7 +639,16 @@ impl Apiserver {
             WatchResponseKind::Canceled { .. } => {
                 // etcd3 interpretWatchError: 410 "The resourceVersion for the provided watch is too
                 // old."; the cacher's reflector returns and the cacher re-initialises.
-                self.cacher_failed(resp.watch_id as ResourceId, ctx);
+                // The watch id stays registered at etcd until cancelled: release it.
+                self.send_etcd_watch(
+                    WatchRequest::Cancel {
+                        watch_id: resp.watch_id,
+                    },
+                    ctx,
+                );
+                if let Some(r) = self.current_cacher(resp.watch_id) {
+                    self.cacher_failed(r, ctx);
+                }
             }
         }
     }

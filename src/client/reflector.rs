@@ -137,9 +137,21 @@ pub struct Reflector {
     /// The informer store.
     pub store: InformerStore,
     disconnected_until: Nanos,
+    sent: Option<Sent>,
     rng: RngStream,
     /// Counters.
     pub counters: ReflectorCounters,
+}
+
+/// A request a reflector sent (for the request log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sent {
+    /// `list`, `list-continue`, `watch`, `watch-list`.
+    pub kind: &'static str,
+    /// resourceVersion.
+    pub rv: Rv,
+    /// limit.
+    pub limit: u64,
 }
 
 /// What a reflector reports back to the world after handling something.
@@ -181,6 +193,7 @@ impl Reflector {
             backoff: Backoff::default(),
             store: InformerStore::new(cfg.store),
             disconnected_until: 0,
+            sent: None,
             rng: RngStream::new(seed, &format!("client.{id}")),
             counters: ReflectorCounters::default(),
         }
@@ -192,6 +205,11 @@ impl Reflector {
 
     fn timer(&self, t: ClientTimer) -> Timer {
         Timer::Client(self.id, self.epoch, t)
+    }
+
+    /// The request sent during the last handler call, if any (taken by the world's log).
+    pub fn take_sent(&mut self) -> Option<Sent> {
+        self.sent.take()
     }
 
     /// The apiserver this reflector talks to, if chosen.
@@ -348,6 +366,15 @@ impl Reflector {
             continue_token: token.clone(),
         };
         self.counters.list_requests += 1;
+        self.sent = Some(Sent {
+            kind: if token.is_some() {
+                "list-continue"
+            } else {
+                "list"
+            },
+            rv,
+            limit,
+        });
         match self.request(req, ctx) {
             Some(req_id) => {
                 self.phase = Phase::Listing {
@@ -417,6 +444,15 @@ impl Reflector {
         if reconnect {
             self.counters.reconnects += 1;
         }
+        self.sent = Some(Sent {
+            kind: "watch",
+            rv: if self.last_sync_rv > 0 {
+                Rv::At(self.last_sync_rv)
+            } else {
+                Rv::Zero
+            },
+            limit: 0,
+        });
         ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
         self.phase = Phase::Watching {
             conn,
@@ -448,6 +484,11 @@ impl Reflector {
             read_rate: ReadRate::Instant,
         };
         let _ = cfg;
+        self.sent = Some(Sent {
+            kind: "watch-list",
+            rv,
+            limit: 0,
+        });
         ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
         self.phase = Phase::WatchListing {
             conn,

@@ -654,13 +654,29 @@ fn disconnect_duration(scenario: &Scenario, rng: &mut RngStream) -> Nanos {
 /// Client-side observations: time travel (a LIST older than what the client saw before) and
 /// staleness (commit-to-apply delay of events).
 fn observe_client(
-    i: u32,
+    id: u32,
     fx: client::reflector::Effects,
-    c: &Reflector,
+    c: &mut Reflector,
     obs: &mut Observations,
     now: Nanos,
 ) {
-    let i = i as usize;
+    if let Some(sent) = c.take_sent()
+        && id < observe::LOGGED_CLIENTS
+    {
+        let rv = match sent.rv {
+            crate::apiserver::Rv::Unset => String::new(),
+            crate::apiserver::Rv::Zero => "0".to_string(),
+            crate::apiserver::Rv::At(n) => n.to_string(),
+        };
+        obs.client_requests.push(observe::ClientRequest {
+            t_ns: now,
+            client: id,
+            kind: sent.kind,
+            rv,
+            limit: sent.limit,
+        });
+    }
+    let i = id as usize;
     if let Some(rv) = fx.listed_rv {
         if rv < obs.client_max_rv[i] {
             obs.time_travels += 1;
@@ -672,7 +688,6 @@ fn observe_client(
         obs.staleness_max_ns = obs.staleness_max_ns.max(lag);
         obs.client_max_rv[i] = obs.client_max_rv[i].max(rv);
     }
-    let _ = c;
 }
 
 fn record_minute(

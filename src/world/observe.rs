@@ -25,6 +25,24 @@ pub struct MinuteSample {
     pub lists_from_etcd: u64,
 }
 
+/// One request a client sent (kept for the first clients only, for tests and timelines).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientRequest {
+    /// When.
+    pub t_ns: Nanos,
+    /// Client id.
+    pub client: u32,
+    /// `list`, `list-continue`, `watch`, `watch-list`.
+    pub kind: &'static str,
+    /// resourceVersion sent ("" = unset).
+    pub rv: String,
+    /// `limit` sent.
+    pub limit: u64,
+}
+
+/// Clients whose requests are logged in `client_requests`.
+pub const LOGGED_CLIENTS: u32 = 16;
+
 /// Results and watch events of scripted steps, and what clients observed.
 #[derive(Debug, Clone, Default)]
 pub struct Observations {
@@ -46,6 +64,8 @@ pub struct Observations {
     pub series: Vec<MinuteSample>,
     /// Totals at the previous minute boundary (relists, etcd bytes, revision, lists from etcd).
     pub series_base: (u64, u64, i64, u64),
+    /// Requests of the first `LOGGED_CLIENTS` clients.
+    pub client_requests: Vec<ClientRequest>,
 }
 
 impl Observations {
