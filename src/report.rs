@@ -1,1 +1,191 @@
-//! stub
+//! The run report (SPEC §4): every contract field, plus a few of watchsim's own. Figures of
+//! components not modelled yet are present and zero; `invariants[].checked` says which invariants
+//! this version actually checks.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+
+/// The SPEC §6 invariant names, in order.
+pub const INVARIANT_NAMES: [&str; 8] = [
+    "watch-order",
+    "watch-unique",
+    "watch-no-gap",
+    "no-time-travel",
+    "list-consistent",
+    "cache-window",
+    "convergence",
+    "relist-bound",
+];
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Scenario name.
+    pub scenario: String,
+    /// Seed in force.
+    pub seed: u64,
+    /// watchsim version.
+    pub watchsim_version: String,
+    /// Virtual time simulated.
+    pub virtual_seconds: f64,
+    /// Wall-clock time the run took (the only non-deterministic figure).
+    pub wall_seconds: f64,
+    /// Steps (actions) applied.
+    pub steps: u64,
+    /// Steps per wall-clock second.
+    pub steps_per_second: f64,
+    /// Watch events delivered by etcd per wall-clock second.
+    pub events_per_second: f64,
+    /// Stable hash of the trace.
+    pub trace_hash: String,
+    /// etcd figures.
+    pub etcd: EtcdReport,
+    /// One entry per apiserver.
+    pub apiservers: Vec<ApiserverReport>,
+    /// Client figures.
+    pub clients: ClientsReport,
+    /// Invariant verdicts.
+    pub invariants: Vec<InvariantReport>,
+    /// Bound verdicts.
+    pub bounds: Vec<BoundReport>,
+    /// Results of scripted steps, in execution order.
+    pub script: Vec<ScriptEntry>,
+    /// Events of scripted watches by id.
+    pub watches: BTreeMap<String, Vec<Value>>,
+    /// Things the user should know about this run.
+    pub notes: Vec<String>,
+}
+
+/// etcd figures.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EtcdReport {
+    /// Final revision.
+    pub revision: i64,
+    /// Final compact revision (0 if never compacted).
+    pub compact_revision: i64,
+    /// Range requests served.
+    pub range_requests: u64,
+    /// Key and value bytes returned by ranges.
+    pub range_bytes: u64,
+    /// Watch events sent.
+    pub watch_events_sent: u64,
+    /// Write requests that changed the store.
+    pub writes: u64,
+    /// Live keys at the end.
+    pub keys: u64,
+}
+
+/// One apiserver's figures (zero until the apiserver model exists).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ApiserverReport {
+    /// `apiserver-N`.
+    pub name: String,
+    /// Restarts.
+    pub restarts: u64,
+    /// LISTs served from the watch cache.
+    pub lists_from_cache: u64,
+    /// LISTs delegated to etcd.
+    pub lists_from_etcd: u64,
+    /// Bytes returned by LISTs.
+    pub list_bytes: u64,
+    /// 410 too old resource version.
+    pub too_old_errors: u64,
+    /// 504 too large resource version.
+    pub too_large_errors: u64,
+    /// Bookmarks sent.
+    pub bookmarks_sent: u64,
+    /// Watchers closed for being slow.
+    pub watchers_closed_slow: u64,
+    /// Largest watch-cache capacity reached.
+    pub cache_capacity_max: u64,
+    /// Largest watch-cache size in bytes.
+    pub cache_bytes_max: u64,
+}
+
+/// Relists by cause.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RelistCauses {
+    /// 410 Gone.
+    pub too_old: u64,
+    /// 504 Too large resource version.
+    pub too_large: u64,
+    /// Client restarts.
+    pub restart: u64,
+    /// Other errors.
+    pub error: u64,
+}
+
+/// Client figures (zero until the client model exists).
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientsReport {
+    /// Client instances.
+    pub count: u64,
+    /// Relists.
+    pub relists: u64,
+    /// Relists per client per hour.
+    pub relists_per_client_hour: f64,
+    /// Relists by cause.
+    pub relist_causes: RelistCauses,
+    /// Watches resumed without a relist.
+    pub watch_resumes: u64,
+    /// Largest lag of an informer behind etcd.
+    pub max_staleness_seconds: f64,
+    /// Every informer converged.
+    pub converged: bool,
+}
+
+/// One invariant's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct InvariantReport {
+    /// SPEC §6 name.
+    pub name: String,
+    /// True when no violation was seen.
+    pub held: bool,
+    /// Violations seen.
+    pub violations: u64,
+    /// Whether this version checks it at all.
+    pub checked: bool,
+}
+
+/// One bound's verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct BoundReport {
+    /// Bound name (the `[bounds]` key).
+    pub name: String,
+    /// Limit from the scenario.
+    pub limit: f64,
+    /// Value measured.
+    pub value: f64,
+    /// `value <= limit`.
+    pub held: bool,
+}
+
+/// One scripted step's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScriptEntry {
+    /// When it was issued.
+    pub at: String,
+    /// Its op.
+    pub op: String,
+    /// Its result (SPEC §3 shapes).
+    pub result: Value,
+}
+
+impl Report {
+    /// Names of violated invariants and bounds.
+    pub fn violations(&self) -> Vec<String> {
+        let inv = self
+            .invariants
+            .iter()
+            .filter(|i| !i.held)
+            .map(|i| i.name.clone());
+        let bounds = self
+            .bounds
+            .iter()
+            .filter(|b| !b.held)
+            .map(|b| format!("bound:{}", b.name));
+        inv.chain(bounds).collect()
+    }
+}

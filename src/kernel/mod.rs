@@ -1,1 +1,12 @@
-//! stub
+//! The deterministic kernel: virtual time, the agenda of pending events, named seeded random
+//! streams and the stable 64-bit hash. Nothing here knows about etcd or Kubernetes.
+
+pub mod agenda;
+pub mod hash;
+pub mod rng;
+pub mod time;
+
+pub use agenda::{Agenda, EventKey};
+pub use hash::{Fnv64, fnv64};
+pub use rng::{RngStream, StreamId};
+pub use time::Nanos;

@@ -1,42 +1,29 @@
 //! Scenario files (SPEC §2, §3): TOML parsing with unknown keys refused, units, `--set`
 //! overrides by dotted path, and validation errors that name the file, key path and line.
+//!
+//! Loading runs in four stages, each error naming file (or `--set`), key path and line:
+//! 1. the text is parsed as TOML (syntax errors: file and line);
+//! 2. `--set KEY=VALUE` overrides are applied to the parsed table (see `overrides.rs` for how
+//!    VALUE is read: as TOML, else as a plain string);
+//! 3. the table is deserialized into [`Scenario`] (unknown keys, wrong types, bad units);
+//! 4. the result is validated (impossible values, references between keys).
 
+mod errors;
+mod locate;
+mod overrides;
+mod steps;
 mod types;
 mod units;
+mod validate;
 
+pub use errors::ScenarioError;
 pub use types::*;
 pub use units::{Bytes, DurationNs, format_ns, parse_bytes, parse_duration};
 
-use std::fmt;
 use std::path::Path;
 
-/// A bad scenario: where (file, dotted key path, line) and what is wrong. Maps to exit code 2.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ScenarioError {
-    /// File name, or `--set` for an override.
-    pub file: String,
-    /// Dotted key path, e.g. `apiserver.watch_cache.capacity` or `steps.2.op`.
-    pub key: Option<String>,
-    /// 1-based line, where known.
-    pub line: Option<usize>,
-    /// What is wrong and what was expected.
-    pub message: String,
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.file)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-        }
-        if let Some(key) = &self.key {
-            write!(f, ": key `{key}`")?;
-        }
-        write!(f, ": {}", self.message)
-    }
-}
-
-impl std::error::Error for ScenarioError {}
+use errors::Problem;
+use locate::{Locator, line_at};
 
 /// A scenario as loaded: its source text (kept for traces and capsules) and the parsed form.
 #[derive(Debug, Clone)]
@@ -61,16 +48,38 @@ pub fn load_file(path: &Path, overrides: &[String]) -> Result<LoadedScenario, Sc
         message: format!("cannot read the file: {e}"),
     })?;
     let scenario = load_str(&origin, &text, overrides)?;
-    Ok(LoadedScenario { origin, text, overrides: overrides.to_vec(), scenario })
+    Ok(LoadedScenario {
+        origin,
+        text,
+        overrides: overrides.to_vec(),
+        scenario,
+    })
 }
 
-/// Parses, overrides and validates scenario text; `origin` names it in errors.
+/// Parses, overrides and validates scenario text; `origin` names it in errors. Overrides are
+/// `KEY=VALUE` strings as given to `--set`, applied in order.
 pub fn load_str(origin: &str, text: &str, overrides: &[String]) -> Result<Scenario, ScenarioError> {
-    let _ = overrides;
-    toml::from_str::<Scenario>(text).map_err(|e| ScenarioError {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ScenarioError {
         file: origin.to_string(),
         key: None,
-        line: None,
-        message: e.to_string(),
-    })
+        line: e.span().map(|span| line_at(text, span.start)),
+        message: e.message().trim().to_string(),
+    })?;
+    let overrides = overrides
+        .iter()
+        .map(|raw| overrides::parse(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    for o in &overrides {
+        overrides::apply(&mut table, o)?;
+    }
+    let locator = Locator::new(origin, text, &overrides);
+    // `steps` is read on its own so that errors inside a step keep their exact key path.
+    let steps = table.remove("steps");
+    let mut scenario: Scenario = serde_path_to_error::deserialize(toml::Value::Table(table))
+        .map_err(|e| locator.error(Problem::from_serde("", e)))?;
+    if let Some(steps) = steps {
+        scenario.steps = steps::steps_from_value(steps).map_err(|p| locator.error(p))?;
+    }
+    validate::validate(&scenario).map_err(|p| locator.error(p))?;
+    Ok(scenario)
 }

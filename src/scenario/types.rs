@@ -60,8 +60,8 @@ pub struct Scenario {
     /// Limits checked at the end of a run.
     #[serde(default)]
     pub bounds: BoundsConfig,
-    /// Scripted operations (SPEC §3).
-    #[serde(default)]
+    /// Scripted operations (SPEC §3), in file order; see [`Scenario::steps_in_order`].
+    #[serde(default, deserialize_with = "super::steps::deserialize_op_tagged")]
     pub steps: Vec<Step>,
 }
 
@@ -181,7 +181,10 @@ pub struct LoadBalancerConfig {
 
 impl Default for LoadBalancerConfig {
     fn default() -> Self {
-        Self { policy: LoadBalancerPolicy::RoundRobin, goaway_chance: 0.0 }
+        Self {
+            policy: LoadBalancerPolicy::RoundRobin,
+            goaway_chance: 0.0,
+        }
     }
 }
 
@@ -198,7 +201,10 @@ pub struct NetworkConfig {
 
 impl Default for NetworkConfig {
     fn default() -> Self {
-        Self { latency: DurationNs::from_millis(1), jitter: DurationNs(0) }
+        Self {
+            latency: DurationNs::from_millis(1),
+            jitter: DurationNs(0),
+        }
     }
 }
 
@@ -389,142 +395,251 @@ fn default_namespace() -> String {
 }
 
 /// One scripted operation (SPEC §3). `at` is when it is issued.
+///
+/// Scenario files write a step as a table with an `op` key (`op = "etcd.put"`); the loader (and
+/// [`Scenario`]'s `Deserialize`) converts that form. `Step`'s own `Deserialize` reads the
+/// externally tagged form `{"etcd.put" = {at = "1s", key = "/a"}}`, which is what lets the
+/// loader report exact key paths such as `steps.2.keyy`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
-#[serde(tag = "op", deny_unknown_fields)]
+#[serde(deny_unknown_fields)]
 pub enum Step {
-    /// `etcd.put`.
+    /// `etcd.put`: write `key`.
     #[serde(rename = "etcd.put")]
     EtcdPut {
+        /// When the step is issued.
         at: DurationNs,
+        /// The etcd key.
         key: String,
+        /// Size of the value written (default 100).
         #[serde(default = "default_value_bytes")]
         value_bytes: Bytes,
     },
-    /// `etcd.delete`.
+    /// `etcd.delete`: delete `key` (or every key under it with `prefix`).
     #[serde(rename = "etcd.delete")]
     EtcdDelete {
+        /// When the step is issued.
         at: DurationNs,
+        /// The etcd key.
         key: String,
+        /// Treat `key` as a prefix.
         #[serde(default)]
         prefix: bool,
     },
-    /// `etcd.range`.
+    /// `etcd.range`: read `key` (or a prefix) at a revision.
     #[serde(rename = "etcd.range")]
     EtcdRange {
+        /// When the step is issued.
         at: DurationNs,
+        /// The etcd key.
         key: String,
+        /// Treat `key` as a prefix.
         #[serde(default)]
         prefix: bool,
+        /// Revision to read at (0 = latest).
         #[serde(default)]
         revision: i64,
+        /// Most keys returned (0 = no limit).
         #[serde(default)]
         limit: i64,
     },
-    /// `etcd.compact`.
+    /// `etcd.compact`: compact etcd up to `revision`.
     #[serde(rename = "etcd.compact")]
-    EtcdCompact { at: DurationNs, revision: i64 },
-    /// `etcd.watch`.
+    EtcdCompact {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Compact revision.
+        revision: i64,
+    },
+    /// `etcd.watch`: open an etcd watch named `id`.
     #[serde(rename = "etcd.watch")]
     EtcdWatch {
+        /// When the step is issued.
         at: DurationNs,
+        /// Name of the watch in the report's `watches` object (unique across all watch steps).
         id: String,
+        /// The etcd key.
         key: String,
+        /// Treat `key` as a prefix.
         #[serde(default)]
         prefix: bool,
+        /// First revision delivered (0 = the next one).
         #[serde(default)]
         start_revision: i64,
+        /// Ask for progress notifications.
         #[serde(default)]
         progress_notify: bool,
     },
-    /// `etcd.cancel`.
+    /// `etcd.cancel`: cancel the etcd watch `id`.
     #[serde(rename = "etcd.cancel")]
-    EtcdCancel { at: DurationNs, id: String },
+    EtcdCancel {
+        /// When the step is issued.
+        at: DurationNs,
+        /// An `etcd.watch` id opened by an earlier step.
+        id: String,
+    },
     /// `etcd.progress`: RequestProgress on the watch's stream.
     #[serde(rename = "etcd.progress")]
-    EtcdProgress { at: DurationNs, id: String },
-    /// `api.create`.
+    EtcdProgress {
+        /// When the step is issued.
+        at: DurationNs,
+        /// An `etcd.watch` id opened by an earlier step.
+        id: String,
+    },
+    /// `api.create`: create an object through the apiserver.
     #[serde(rename = "api.create")]
     ApiCreate {
+        /// When the step is issued.
         at: DurationNs,
+        /// A declared `[[resources]]` name.
         resource: String,
+        /// Object name.
         name: String,
+        /// Object namespace (default "default").
         #[serde(default = "default_namespace")]
         namespace: String,
+        /// Object size (default: the resource's `object_bytes`).
         #[serde(default)]
         object_bytes: Option<Bytes>,
     },
-    /// `api.update`.
+    /// `api.update`: update an object through the apiserver.
     #[serde(rename = "api.update")]
     ApiUpdate {
+        /// When the step is issued.
         at: DurationNs,
+        /// A declared `[[resources]]` name.
         resource: String,
+        /// Object name.
         name: String,
+        /// Object namespace (default "default").
         #[serde(default = "default_namespace")]
         namespace: String,
+        /// Object size (default: the resource's `object_bytes`).
         #[serde(default)]
         object_bytes: Option<Bytes>,
     },
-    /// `api.delete`.
+    /// `api.delete`: delete an object through the apiserver.
     #[serde(rename = "api.delete")]
     ApiDelete {
+        /// When the step is issued.
         at: DurationNs,
+        /// A declared `[[resources]]` name.
         resource: String,
+        /// Object name.
         name: String,
+        /// Object namespace (default "default").
         #[serde(default = "default_namespace")]
         namespace: String,
+        /// Object size (default: the resource's `object_bytes`).
         #[serde(default)]
         object_bytes: Option<Bytes>,
     },
-    /// `api.list`.
+    /// `api.list`: LIST a resource from one apiserver.
     #[serde(rename = "api.list")]
     ApiList {
+        /// When the step is issued.
         at: DurationNs,
+        /// Apiserver index (default 0).
         #[serde(default)]
         server: u32,
+        /// A declared `[[resources]]` name.
         resource: String,
+        /// `resourceVersion` (absent = unset).
         #[serde(default)]
         resource_version: Option<String>,
+        /// `resourceVersionMatch`.
         #[serde(default, rename = "match")]
         match_: Option<ResourceVersionMatch>,
+        /// Page size (`limit`).
         #[serde(default)]
         limit: Option<u64>,
+        /// Continue the previous list of this server/resource.
         #[serde(default, rename = "continue")]
         continue_: bool,
     },
-    /// `api.watch`.
+    /// `api.watch`: open a watch named `id` on one apiserver.
     #[serde(rename = "api.watch")]
     ApiWatch {
+        /// When the step is issued.
         at: DurationNs,
+        /// Name of the watch in the report's `watches` object (unique across all watch steps).
         id: String,
+        /// Apiserver index (default 0).
         #[serde(default)]
         server: u32,
+        /// A declared `[[resources]]` name.
         resource: String,
+        /// `resourceVersion` (absent = unset).
         #[serde(default)]
         resource_version: Option<String>,
+        /// `allowWatchBookmarks`.
         #[serde(default)]
         bookmarks: bool,
+        /// `sendInitialEvents` (absent = unset).
         #[serde(default)]
         send_initial_events: Option<bool>,
     },
-    /// `api.unwatch`.
+    /// `api.unwatch`: close the apiserver watch `id`.
     #[serde(rename = "api.unwatch")]
-    ApiUnwatch { at: DurationNs, id: String },
-    /// `fault.<kind>`.
+    ApiUnwatch {
+        /// When the step is issued.
+        at: DurationNs,
+        /// An `api.watch` id opened by an earlier step.
+        id: String,
+    },
+    /// `fault.restart_apiserver`.
     #[serde(rename = "fault.restart_apiserver")]
-    FaultRestartApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    FaultRestartApiserver {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index.
+        #[serde(default)]
+        server: Option<u32>,
+        /// How long the fault lasts.
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
     /// `fault.restart_client`.
     #[serde(rename = "fault.restart_client")]
-    FaultRestartClient { at: DurationNs, client: String },
+    FaultRestartClient {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Client instance, `<population>-<i>`, e.g. "kubelet-3".
+        client: String,
+    },
     /// `fault.partition_apiserver`.
     #[serde(rename = "fault.partition_apiserver")]
-    FaultPartitionApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    FaultPartitionApiserver {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index.
+        #[serde(default)]
+        server: Option<u32>,
+        /// How long the partition lasts.
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
     /// `fault.stall_apiserver`.
     #[serde(rename = "fault.stall_apiserver")]
-    FaultStallApiserver { at: DurationNs, #[serde(default)] server: Option<u32>, #[serde(default, rename = "for")] for_: Option<DurationNs> },
+    FaultStallApiserver {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index.
+        #[serde(default)]
+        server: Option<u32>,
+        /// How long the stall lasts.
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
     /// `fault.heal`.
     #[serde(rename = "fault.heal")]
-    FaultHeal { at: DurationNs },
+    FaultHeal {
+        /// When the step is issued.
+        at: DurationNs,
+    },
     /// `fault.compact_now`.
     #[serde(rename = "fault.compact_now")]
-    FaultCompactNow { at: DurationNs },
+    FaultCompactNow {
+        /// When the step is issued.
+        at: DurationNs,
+    },
 }

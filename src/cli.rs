@@ -1,0 +1,144 @@
+//! Human-readable output of `watchsim run`: the knobs in force first (so a pasted output is a
+//! complete bug report), then the results.
+
+use std::fmt::Write;
+
+use crate::report::Report;
+use crate::scenario::{LoadedScenario, format_ns};
+
+/// Watch events printed per watch in the human summary.
+const SHOWN_EVENTS: usize = 20;
+
+/// Renders the human summary of a run.
+pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
+    let s = &loaded.scenario;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "watchsim {} run {} (seed {})",
+        report.watchsim_version, loaded.origin, report.seed
+    );
+    let _ = writeln!(o, "knobs:");
+    let _ = writeln!(
+        o,
+        "  scenario            {} — {}",
+        s.name,
+        s.description.lines().next().unwrap_or("")
+    );
+    for ov in &loaded.overrides {
+        let _ = writeln!(o, "  --set               {ov}");
+    }
+    let _ = writeln!(
+        o,
+        "  duration            {}",
+        format_ns((report.virtual_seconds * 1e9) as u64)
+    );
+    let _ = writeln!(
+        o,
+        "  etcd                progress_notify_interval={} max_request_bytes={}",
+        s.etcd.progress_notify_interval, s.etcd.max_request_bytes.0
+    );
+    let _ = writeln!(
+        o,
+        "  apiserver           count={} compaction_interval={} watch_cache={:?} (not simulated yet)",
+        s.apiserver.count, s.apiserver.compaction_interval, s.apiserver.watch_cache.mode
+    );
+    let _ = writeln!(
+        o,
+        "  network             latency={} jitter={}",
+        s.network.latency, s.network.jitter
+    );
+    for r in &s.resources {
+        let _ = writeln!(
+            o,
+            "  resource            {} count={} object_bytes={}",
+            r.name, r.count, r.object_bytes.0
+        );
+    }
+    for w in &s.workload {
+        let _ = writeln!(
+            o,
+            "  workload            {} {:?} {}/s",
+            w.resource, w.kind, w.rate
+        );
+    }
+    let _ = writeln!(o, "  steps               {}", s.steps.len());
+    let _ = writeln!(o, "results:");
+    let _ = writeln!(
+        o,
+        "  steps               {} in {:.3}s wall ({:.0} steps/s)",
+        report.steps, report.wall_seconds, report.steps_per_second
+    );
+    let e = &report.etcd;
+    let _ = writeln!(
+        o,
+        "  etcd                revision={} compact_revision={} keys={} writes={} ranges={} range_bytes={} watch_events={}",
+        e.revision,
+        e.compact_revision,
+        e.keys,
+        e.writes,
+        e.range_requests,
+        e.range_bytes,
+        e.watch_events_sent
+    );
+    for entry in &report.script {
+        let _ = writeln!(
+            o,
+            "  step {:>8} {:<14} {}",
+            entry.at, entry.op, entry.result
+        );
+    }
+    for (id, events) in &report.watches {
+        let _ = writeln!(o, "  watch {id}: {} events", events.len());
+        for ev in events.iter().take(SHOWN_EVENTS) {
+            let _ = writeln!(o, "      {ev}");
+        }
+        if events.len() > SHOWN_EVENTS {
+            let _ = writeln!(
+                o,
+                "      ... {} more (all of them are in --json)",
+                events.len() - SHOWN_EVENTS
+            );
+        }
+    }
+    let checked: Vec<&str> = report
+        .invariants
+        .iter()
+        .filter(|i| i.checked)
+        .map(|i| i.name.as_str())
+        .collect();
+    let _ = writeln!(
+        o,
+        "  invariants checked  {}",
+        if checked.is_empty() {
+            "none yet".to_string()
+        } else {
+            checked.join(", ")
+        }
+    );
+    for b in &report.bounds {
+        let _ = writeln!(
+            o,
+            "  bound {:<22} value={} limit={} {}",
+            b.name,
+            b.value,
+            b.limit,
+            if b.held { "ok" } else { "VIOLATED" }
+        );
+    }
+    for n in &report.notes {
+        let _ = writeln!(o, "  note: {n}");
+    }
+    let _ = writeln!(o, "  trace_hash          {}", report.trace_hash);
+    let v = report.violations();
+    let _ = writeln!(
+        o,
+        "verdict: {}",
+        if v.is_empty() {
+            "all checked invariants and bounds held".to_string()
+        } else {
+            format!("VIOLATED: {}", v.join(", "))
+        }
+    );
+    o
+}

@@ -1,0 +1,578 @@
+//! etcd's MVCC key-value store (etcd `server/storage/mvcc/kvstore*.go`, `key_index.go`): the
+//! revision counter, per-key generations and versions, tombstones, reads at a revision, the
+//! transactions kube-apiserver issues, and logical compaction.
+//!
+//! Rules (etcd-semantics.md A1-A5): a fresh store is at revision 1 with compact revision -1; a
+//! write request that changes at least one key bumps the revision by exactly one, however many
+//! keys it changes; deletes of absent keys, failed compares, read-only txns and compactions do
+//! not move it. Reads at `rev < compact` fail "compacted", at `rev > current` fail "future";
+//! reading exactly at the compact revision works.
+
+use imbl::{OrdMap, Vector};
+
+use super::types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, Revision};
+
+/// etcd's `--max-txn-ops` default.
+pub const MAX_TXN_OPS: usize = 128;
+
+/// One stored version of a key (a bbolt record: put or tombstone).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Version {
+    mod_revision: Revision,
+    create_revision: Revision,
+    version: i64,
+    value_bytes: u64,
+    tombstone: bool,
+}
+
+/// A change recorded for watch replay, in `(main, sub)` revision order.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Change {
+    event: Event,
+}
+
+/// The result of a range read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RangeResult {
+    /// Header revision: always the current store revision, not the one read at.
+    pub revision: Revision,
+    /// Keys in the range at the read revision, ignoring `limit`.
+    pub count: u64,
+    /// True when `limit` cut the result.
+    pub more: bool,
+    /// The returned key versions, in key order.
+    pub kvs: Vec<KeyValue>,
+}
+
+/// A compare of a txn (`etcdserverpb.Compare`); an absent key compares as zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Compare {
+    /// Key compared.
+    pub key: Key,
+    /// What is compared.
+    pub target: CompareTarget,
+    /// How.
+    pub op: CompareOp,
+    /// Against what.
+    pub value: i64,
+}
+
+/// Compare target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompareTarget {
+    /// `version`.
+    Version,
+    /// `create_revision`.
+    Create,
+    /// `mod_revision`.
+    Mod,
+}
+
+/// Compare operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    /// `==`.
+    Equal,
+    /// `!=`.
+    NotEqual,
+    /// `>`.
+    Greater,
+    /// `<`.
+    Less,
+}
+
+/// One operation of a txn branch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TxnOp {
+    /// Put a value of the given size.
+    Put {
+        /// Key written.
+        key: Key,
+        /// Value size.
+        value_bytes: u64,
+    },
+    /// Delete a key or range.
+    Delete(KeyRange),
+    /// Read a key or range at the current revision.
+    Range(KeyRange),
+}
+
+/// A txn: if every compare holds, run `success`, else `failure`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Txn {
+    /// Conjunction of compares.
+    pub compares: Vec<Compare>,
+    /// Ops when all compares hold.
+    pub success: Vec<TxnOp>,
+    /// Ops otherwise.
+    pub failure: Vec<TxnOp>,
+}
+
+/// The response to one txn op.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TxnOpResult {
+    /// A put.
+    Put,
+    /// A delete and how many keys it removed.
+    Delete {
+        /// Keys deleted.
+        deleted: u64,
+    },
+    /// A read.
+    Range(RangeResult),
+}
+
+/// The outcome of a txn.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TxnResult {
+    /// Store revision after the txn.
+    pub revision: Revision,
+    /// Whether the compares held.
+    pub succeeded: bool,
+    /// One result per op of the branch that ran.
+    pub responses: Vec<TxnOpResult>,
+}
+
+/// The MVCC store.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Store {
+    current: Revision,
+    compacted: Revision,
+    index: OrdMap<Key, Vector<Version>>,
+    changes: OrdMap<(Revision, u32), Change>,
+    live_keys: u64,
+    live_bytes: u64,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Store {
+    /// A fresh store: revision 1, compact revision -1 (etcd `kvstore.go`).
+    pub fn new() -> Self {
+        Store {
+            current: 1,
+            compacted: -1,
+            index: OrdMap::new(),
+            changes: OrdMap::new(),
+            live_keys: 0,
+            live_bytes: 0,
+        }
+    }
+
+    /// The current store revision.
+    pub fn revision(&self) -> Revision {
+        self.current
+    }
+
+    /// The compact revision (-1 before the first compaction).
+    pub fn compact_revision(&self) -> Revision {
+        self.compacted
+    }
+
+    /// Number of live (non-deleted) keys.
+    pub fn live_keys(&self) -> u64 {
+        self.live_keys
+    }
+
+    /// Sum of the value sizes of live keys.
+    pub fn live_bytes(&self) -> u64 {
+        self.live_bytes
+    }
+
+    fn latest(&self, key: &Key) -> Option<&Version> {
+        self.index
+            .get(key)
+            .and_then(|h| h.last())
+            .filter(|v| !v.tombstone)
+    }
+
+    fn at(history: &Vector<Version>, rev: Revision) -> Option<&Version> {
+        // Histories are short (compaction trims them); scan from the newest.
+        history
+            .iter()
+            .rev()
+            .find(|v| v.mod_revision <= rev)
+            .filter(|v| !v.tombstone)
+    }
+
+    /// Checks that `rev` can be read: `rev <= 0` means latest; below the compact revision is
+    /// "compacted"; above the current revision is "future".
+    fn check_read_revision(&self, rev: Revision) -> Result<Revision, EtcdError> {
+        if rev <= 0 {
+            return Ok(self.current);
+        }
+        if rev > self.current {
+            return Err(EtcdError::FutureRevision);
+        }
+        if rev < self.compacted {
+            return Err(EtcdError::Compacted {
+                compact_revision: self.compacted,
+            });
+        }
+        Ok(rev)
+    }
+
+    /// Range read at `rev` (0 = latest) with `limit` (0 = none) (etcd `kvstore_txn.go rangeKeys`).
+    pub fn range(
+        &self,
+        range: &KeyRange,
+        rev: Revision,
+        limit: i64,
+    ) -> Result<RangeResult, EtcdError> {
+        let at = self.check_read_revision(rev)?;
+        let mut count = 0u64;
+        let mut kvs = Vec::new();
+        let mut visit = |key: &Key, history: &Vector<Version>| {
+            if let Some(v) = Self::at(history, at) {
+                count += 1;
+                if limit <= 0 || (kvs.len() as i64) < limit {
+                    kvs.push(KeyValue {
+                        key: key.clone(),
+                        create_revision: v.create_revision,
+                        mod_revision: v.mod_revision,
+                        version: v.version,
+                        value_bytes: v.value_bytes,
+                    });
+                }
+            }
+        };
+        match range {
+            KeyRange::Single(k) => {
+                if let Some(h) = self.index.get(k) {
+                    visit(k, h);
+                }
+            }
+            KeyRange::Prefix(p) => {
+                for (k, h) in self.index.range(p.clone()..) {
+                    if !k.as_str().starts_with(p.as_str()) {
+                        break;
+                    }
+                    visit(k, h);
+                }
+            }
+        }
+        let more = limit > 0 && count > limit as u64;
+        Ok(RangeResult {
+            revision: self.current,
+            count,
+            more,
+            kvs,
+        })
+    }
+
+    /// The current state of one key, if it exists.
+    pub fn get(&self, key: &Key) -> Option<KeyValue> {
+        self.latest(key).map(|v| KeyValue {
+            key: key.clone(),
+            create_revision: v.create_revision,
+            mod_revision: v.mod_revision,
+            version: v.version,
+            value_bytes: v.value_bytes,
+        })
+    }
+
+    /// A plain put: one write request, revision + 1. Returns the new revision and the event.
+    pub fn put(&mut self, key: &Key, value_bytes: u64) -> (Revision, Event) {
+        let rev = self.current + 1;
+        let ev = self.write_put(key, value_bytes, rev, 0);
+        self.current = rev;
+        (rev, ev)
+    }
+
+    /// A delete of a key or range: revision + 1 only if at least one key was deleted; every
+    /// deleted key's event shares that revision. Returns (header revision, deleted, events).
+    pub fn delete(&mut self, range: &KeyRange) -> (Revision, u64, Vec<Event>) {
+        let rev = self.current + 1;
+        let events = self.write_delete(range, rev, 0);
+        let deleted = events.len() as u64;
+        if deleted > 0 {
+            self.current = rev;
+        }
+        (self.current, deleted, events)
+    }
+
+    fn write_put(&mut self, key: &Key, value_bytes: u64, rev: Revision, sub: u32) -> Event {
+        let (create_revision, version, old_bytes) = match self.latest(key) {
+            Some(v) => (v.create_revision, v.version + 1, Some(v.value_bytes)),
+            None => (rev, 1, None),
+        };
+        match old_bytes {
+            Some(b) => self.live_bytes = self.live_bytes - b + value_bytes,
+            None => {
+                self.live_keys += 1;
+                self.live_bytes += value_bytes;
+            }
+        }
+        let v = Version {
+            mod_revision: rev,
+            create_revision,
+            version,
+            value_bytes,
+            tombstone: false,
+        };
+        self.index.entry(key.clone()).or_default().push_back(v);
+        let event = Event {
+            kind: EventKind::Put,
+            kv: KeyValue {
+                key: key.clone(),
+                create_revision,
+                mod_revision: rev,
+                version,
+                value_bytes,
+            },
+        };
+        self.changes.insert(
+            (rev, sub),
+            Change {
+                event: event.clone(),
+            },
+        );
+        event
+    }
+
+    fn live_keys_in(&self, range: &KeyRange) -> Vec<Key> {
+        match range {
+            KeyRange::Single(k) => self.latest(k).map(|_| vec![k.clone()]).unwrap_or_default(),
+            KeyRange::Prefix(p) => self
+                .index
+                .range(p.clone()..)
+                .take_while(|(k, _)| k.as_str().starts_with(p.as_str()))
+                .filter(|(_, h)| h.last().is_some_and(|v| !v.tombstone))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    fn write_delete(&mut self, range: &KeyRange, rev: Revision, first_sub: u32) -> Vec<Event> {
+        let keys = self.live_keys_in(range);
+        let mut events = Vec::with_capacity(keys.len());
+        for (i, key) in keys.into_iter().enumerate() {
+            if let Some(old_bytes) = self.latest(&key).map(|v| v.value_bytes) {
+                self.live_keys -= 1;
+                self.live_bytes -= old_bytes;
+            }
+            let tomb = Version {
+                mod_revision: rev,
+                create_revision: 0,
+                version: 0,
+                value_bytes: 0,
+                tombstone: true,
+            };
+            self.index.entry(key.clone()).or_default().push_back(tomb);
+            // etcd patches only the key and mod revision into a DELETE event (watchable_store.go).
+            let event = Event {
+                kind: EventKind::Delete,
+                kv: KeyValue {
+                    key,
+                    create_revision: 0,
+                    mod_revision: rev,
+                    version: 0,
+                    value_bytes: 0,
+                },
+            };
+            self.changes.insert(
+                (rev, first_sub + i as u32),
+                Change {
+                    event: event.clone(),
+                },
+            );
+            events.push(event);
+        }
+        events
+    }
+
+    fn compare_holds(&self, c: &Compare) -> bool {
+        let (version, create, modr) = match self.latest(&c.key) {
+            Some(v) => (v.version, v.create_revision, v.mod_revision),
+            None => (0, 0, 0),
+        };
+        let lhs = match c.target {
+            CompareTarget::Version => version,
+            CompareTarget::Create => create,
+            CompareTarget::Mod => modr,
+        };
+        match c.op {
+            CompareOp::Equal => lhs == c.value,
+            CompareOp::NotEqual => lhs != c.value,
+            CompareOp::Greater => lhs > c.value,
+            CompareOp::Less => lhs < c.value,
+        }
+    }
+
+    /// Refuses a txn that writes a key twice or puts inside one of its delete ranges, or has
+    /// too many ops (etcd `v3rpc/key.go checkIntervals`, `--max-txn-ops`).
+    fn validate_txn(txn: &Txn) -> Result<(), EtcdError> {
+        if txn.compares.len() > MAX_TXN_OPS
+            || txn.success.len() > MAX_TXN_OPS
+            || txn.failure.len() > MAX_TXN_OPS
+        {
+            return Err(EtcdError::TooManyOps);
+        }
+        for branch in [&txn.success, &txn.failure] {
+            let puts: Vec<&Key> = branch
+                .iter()
+                .filter_map(|op| match op {
+                    TxnOp::Put { key, .. } => Some(key),
+                    _ => None,
+                })
+                .collect();
+            for (i, a) in puts.iter().enumerate() {
+                if puts[i + 1..].contains(a) {
+                    return Err(EtcdError::DuplicateKey);
+                }
+            }
+            for op in branch {
+                if let TxnOp::Delete(r) = op
+                    && puts.iter().any(|k| r.contains(k))
+                {
+                    return Err(EtcdError::DuplicateKey);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a txn atomically: one revision for all its writes, events in op order
+    /// (etcd `kvstore_txn.go`, `apply.go`). Returns the result and the events.
+    pub fn txn(&mut self, txn: &Txn) -> Result<(TxnResult, Vec<Event>), EtcdError> {
+        Self::validate_txn(txn)?;
+        let succeeded = txn.compares.iter().all(|c| self.compare_holds(c));
+        let ops = if succeeded {
+            &txn.success
+        } else {
+            &txn.failure
+        };
+        let rev = self.current + 1;
+        let mut events = Vec::new();
+        let mut responses = Vec::with_capacity(ops.len());
+        for op in ops {
+            match op {
+                TxnOp::Put { key, value_bytes } => {
+                    let sub = events.len() as u32;
+                    events.push(self.write_put(key, *value_bytes, rev, sub));
+                    responses.push(TxnOpResult::Put);
+                }
+                TxnOp::Delete(range) => {
+                    let evs = self.write_delete(range, rev, events.len() as u32);
+                    responses.push(TxnOpResult::Delete {
+                        deleted: evs.len() as u64,
+                    });
+                    events.extend(evs);
+                }
+                TxnOp::Range(range) => {
+                    // Reads inside a txn see the txn's earlier writes: serve them from the
+                    // pending state at `rev` when writes happened, else at the current revision.
+                    let at = if events.is_empty() { self.current } else { rev };
+                    let saved = self.current;
+                    self.current = at;
+                    let mut r = self.range(range, 0, 0).expect("latest is always readable");
+                    self.current = saved;
+                    r.revision = at;
+                    responses.push(TxnOpResult::Range(r));
+                }
+            }
+        }
+        if !events.is_empty() {
+            self.current = rev;
+        }
+        for r in &mut responses {
+            if let TxnOpResult::Range(rr) = r {
+                rr.revision = self.current;
+            }
+        }
+        Ok((
+            TxnResult {
+                revision: self.current,
+                succeeded,
+                responses,
+            },
+            events,
+        ))
+    }
+
+    /// Compacts at `rev` (etcd `kvstore.go updateCompactRev` + `key_index.go compact`): refused
+    /// "compacted" at or below the compact revision and "future" above the current revision.
+    /// Logically immediate: for every key the newest version `<= rev` is kept (a tombstone exactly
+    /// at `rev` too, the behaviour fixed by etcd #18089), older ones are dropped.
+    pub fn compact(&mut self, rev: Revision) -> Result<Revision, EtcdError> {
+        if rev <= self.compacted {
+            return Err(EtcdError::Compacted {
+                compact_revision: self.compacted,
+            });
+        }
+        if rev > self.current {
+            return Err(EtcdError::FutureRevision);
+        }
+        self.compacted = rev;
+        let mut rewritten: Vec<(Key, Option<Vector<Version>>)> = Vec::new();
+        for (key, history) in self.index.iter() {
+            let newest_at_or_below = history.iter().rposition(|v| v.mod_revision <= rev);
+            let Some(pos) = newest_at_or_below else {
+                continue;
+            };
+            let keep_from = if history[pos].tombstone && history[pos].mod_revision < rev {
+                pos + 1
+            } else {
+                pos
+            };
+            if keep_from == 0 {
+                continue;
+            }
+            let kept = history.clone().split_off(keep_from);
+            rewritten.push((key.clone(), if kept.is_empty() { None } else { Some(kept) }));
+        }
+        for (key, kept) in rewritten {
+            match kept {
+                Some(h) => {
+                    self.index.insert(key, h);
+                }
+                None => {
+                    self.index.remove(&key);
+                }
+            }
+        }
+        // Watch history below the compact revision is gone; the changes at `rev` stay.
+        let (_, boundary, mut kept) = self.changes.split_lookup(&(rev, 0));
+        if let Some(change) = boundary {
+            kept.insert((rev, 0), change);
+        }
+        self.changes = kept;
+        Ok(self.current)
+    }
+
+    /// Watch replay: the events with revision in `[from, to]` whose key is in `range`, stopping
+    /// after `max_revisions` distinct revisions (never splitting one). Returns the events and the
+    /// next revision to read (`to + 1` when everything was returned).
+    pub fn events_between(
+        &self,
+        range: &KeyRange,
+        from: Revision,
+        to: Revision,
+        max_revisions: usize,
+    ) -> (Vec<Event>, Revision) {
+        let mut out = Vec::new();
+        let mut revs_seen = 0usize;
+        let mut last_rev = None;
+        for ((rev, _), change) in self.changes.range((from, 0)..) {
+            if *rev > to {
+                break;
+            }
+            if !range.contains(&change.event.kv.key) {
+                continue;
+            }
+            if last_rev != Some(*rev) {
+                if revs_seen == max_revisions {
+                    return (out, *rev);
+                }
+                revs_seen += 1;
+                last_rev = Some(*rev);
+            }
+            out.push(change.event.clone());
+        }
+        (out, to + 1)
+    }
+}

@@ -1,0 +1,469 @@
+//! etcd's watch server (etcd `server/storage/mvcc/watchable_store.go`, `watcher_group.go`,
+//! `server/etcdserver/api/v3rpc/watch.go`): watchers grouped on gRPC watch streams, synced
+//! watchers notified on every write, unsynced ones caught up by the 100 ms sync loop in batches of
+//! at most 1000 revisions, cancellation with `compact_revision` when the next revision a watcher
+//! needs was compacted, periodic progress notify and on-demand RequestProgress.
+
+use imbl::OrdMap;
+
+use super::mvcc::Store;
+use super::types::{Event, KeyRange, Revision};
+use crate::kernel::Nanos;
+
+/// `watchResyncPeriod`: how often the sync loop serves unsynced watchers.
+pub const SYNC_PERIOD_NS: Nanos = 100_000_000;
+/// `maxWatchersPerSync`.
+pub const MAX_WATCHERS_PER_SYNC: usize = 512;
+/// `watchBatchMaxRevs`: distinct revisions per catch-up response.
+pub const WATCH_BATCH_MAX_REVS: usize = 1000;
+
+/// A watch stream (one gRPC `Watch` call); the world uses the connection id.
+pub type StreamId = u64;
+/// A watch id, unique within its stream (client-chosen here; etcd 3.4+ accepts `watch_id`).
+pub type WatchId = i64;
+
+/// A request on a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WatchRequest {
+    /// `WatchCreateRequest`.
+    Create {
+        /// Id the client assigns.
+        watch_id: WatchId,
+        /// Keys watched.
+        range: KeyRange,
+        /// First revision wanted; 0 = next.
+        start_revision: Revision,
+        /// Periodic progress notifications.
+        progress_notify: bool,
+    },
+    /// `WatchCancelRequest`.
+    Cancel {
+        /// Watch to cancel.
+        watch_id: WatchId,
+    },
+    /// `WatchProgressRequest` (answered with watch id -1, only when every watcher is synced).
+    Progress,
+}
+
+/// What a watch response carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WatchResponseKind {
+    /// `created = true`.
+    Created,
+    /// Events (all of complete revisions).
+    Events(Vec<Event>),
+    /// A progress notification: no events; header revision = store revision.
+    Progress,
+    /// `canceled = true`, with the compact revision when the watch fell below it (else 0).
+    Canceled {
+        /// Compact revision, or 0 for a client cancel or an invalid request.
+        compact_revision: Revision,
+    },
+}
+
+/// One `WatchResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WatchResponse {
+    /// The watch (or -1 for an on-demand progress response, broadcast by the client).
+    pub watch_id: WatchId,
+    /// Header revision.
+    pub header_revision: Revision,
+    /// Content.
+    pub kind: WatchResponseKind,
+}
+
+/// What the watch server asks the world to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchOutput {
+    /// Send a response on a stream.
+    Send(StreamId, WatchResponse),
+    /// Arm the sync loop timer.
+    ArmSync(Nanos),
+    /// Arm a stream's progress ticker.
+    ArmProgressTick(StreamId, Nanos),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Watcher {
+    range: KeyRange,
+    start_rev: Revision,
+    min_rev: Revision,
+    progress_notify: bool,
+    synced: bool,
+    /// etcd's `progress[id]`: no events sent since the last tick.
+    quiet_since_tick: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Stream {
+    opened_ns: Nanos,
+    interval_ns: Nanos,
+    tick_armed: bool,
+}
+
+/// All watchers of one etcd server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct WatchHub {
+    watchers: OrdMap<(StreamId, WatchId), Watcher>,
+    streams: OrdMap<StreamId, Stream>,
+    unsynced: usize,
+    sync_armed: bool,
+    events_sent: u64,
+}
+
+impl WatchHub {
+    /// No watchers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Watch events sent so far (report `watch_events_sent`).
+    pub fn events_sent(&self) -> u64 {
+        self.events_sent
+    }
+
+    /// Number of watchers.
+    pub fn watcher_count(&self) -> usize {
+        self.watchers.len()
+    }
+
+    /// Opens a stream whose progress ticker fires every `interval_ns` (etcd's progress-notify
+    /// interval plus this stream's jitter; 0 = never).
+    pub fn open_stream(&mut self, stream: StreamId, now: Nanos, interval_ns: Nanos) {
+        self.streams.insert(
+            stream,
+            Stream {
+                opened_ns: now,
+                interval_ns,
+                tick_armed: false,
+            },
+        );
+    }
+
+    /// Closes a stream and drops its watchers (the client went away).
+    pub fn close_stream(&mut self, stream: StreamId) {
+        let ids: Vec<_> = self
+            .watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in ids {
+            if let Some(w) = self.watchers.remove(&k)
+                && !w.synced
+            {
+                self.unsynced -= 1;
+            }
+        }
+        self.streams.remove(&stream);
+    }
+
+    fn arm_sync(&mut self, now: Nanos, out: &mut Vec<WatchOutput>) {
+        if self.unsynced > 0 && !self.sync_armed {
+            self.sync_armed = true;
+            out.push(WatchOutput::ArmSync(now + SYNC_PERIOD_NS));
+        }
+    }
+
+    fn send(&mut self, stream: StreamId, resp: WatchResponse, out: &mut Vec<WatchOutput>) {
+        if let WatchResponseKind::Events(evs) = &resp.kind {
+            self.events_sent += evs.len() as u64;
+        }
+        out.push(WatchOutput::Send(stream, resp));
+    }
+
+    /// Handles a request arriving on `stream`.
+    pub fn handle(
+        &mut self,
+        now: Nanos,
+        stream: StreamId,
+        req: &WatchRequest,
+        store: &Store,
+        out: &mut Vec<WatchOutput>,
+    ) {
+        let current = store.revision();
+        match req {
+            WatchRequest::Create {
+                watch_id,
+                range,
+                start_revision,
+                progress_notify,
+            } => {
+                let duplicate = self.watchers.contains_key(&(stream, *watch_id));
+                if *start_revision < 0 || duplicate {
+                    // etcd answers created + canceled at once (v3rpc/watch.go recvLoop).
+                    self.send(
+                        stream,
+                        WatchResponse {
+                            watch_id: *watch_id,
+                            header_revision: current,
+                            kind: WatchResponseKind::Created,
+                        },
+                        out,
+                    );
+                    self.send(
+                        stream,
+                        WatchResponse {
+                            watch_id: *watch_id,
+                            header_revision: current,
+                            kind: WatchResponseKind::Canceled {
+                                compact_revision: 0,
+                            },
+                        },
+                        out,
+                    );
+                    return;
+                }
+                let (min_rev, synced) = if *start_revision == 0 || *start_revision > current {
+                    (
+                        if *start_revision == 0 {
+                            current + 1
+                        } else {
+                            *start_revision
+                        },
+                        true,
+                    )
+                } else {
+                    (*start_revision, false)
+                };
+                let w = Watcher {
+                    range: range.clone(),
+                    start_rev: *start_revision,
+                    min_rev,
+                    progress_notify: *progress_notify,
+                    synced,
+                    quiet_since_tick: true,
+                };
+                self.watchers.insert((stream, *watch_id), w);
+                if !synced {
+                    self.unsynced += 1;
+                }
+                self.send(
+                    stream,
+                    WatchResponse {
+                        watch_id: *watch_id,
+                        header_revision: current,
+                        kind: WatchResponseKind::Created,
+                    },
+                    out,
+                );
+                self.arm_sync(now, out);
+                if *progress_notify {
+                    self.arm_progress_tick(now, stream, out);
+                }
+            }
+            WatchRequest::Cancel { watch_id } => {
+                if let Some(w) = self.watchers.remove(&(stream, *watch_id)) {
+                    if !w.synced {
+                        self.unsynced -= 1;
+                    }
+                    self.send(
+                        stream,
+                        WatchResponse {
+                            watch_id: *watch_id,
+                            header_revision: current,
+                            kind: WatchResponseKind::Canceled {
+                                compact_revision: 0,
+                            },
+                        },
+                        out,
+                    );
+                }
+            }
+            WatchRequest::Progress => {
+                // progressAll: answered (once, watch id -1) only if every watcher of the stream is
+                // synced and none still waits for a future start revision (etcd #15220, #20221).
+                let mut any = false;
+                let mut all_ready = true;
+                for (_, w) in self.watchers.range((stream, i64::MIN)..=(stream, i64::MAX)) {
+                    any = true;
+                    if !w.synced || current < w.start_rev {
+                        all_ready = false;
+                    }
+                }
+                if any && all_ready {
+                    self.send(
+                        stream,
+                        WatchResponse {
+                            watch_id: -1,
+                            header_revision: current,
+                            kind: WatchResponseKind::Progress,
+                        },
+                        out,
+                    );
+                }
+            }
+        }
+    }
+
+    fn arm_progress_tick(&mut self, now: Nanos, stream: StreamId, out: &mut Vec<WatchOutput>) {
+        if let Some(s) = self.streams.get_mut(&stream)
+            && !s.tick_armed
+            && s.interval_ns > 0
+        {
+            s.tick_armed = true;
+            // The stream's ticker started when the stream opened: next multiple after now.
+            let elapsed = now.saturating_sub(s.opened_ns);
+            let next = s.opened_ns + (elapsed / s.interval_ns + 1) * s.interval_ns;
+            out.push(WatchOutput::ArmProgressTick(stream, next));
+        }
+    }
+
+    /// Pushes the events of one write request (all at `rev`) to the synced watchers they match
+    /// (watchable_store.go `notify`).
+    pub fn notify(&mut self, rev: Revision, events: &[Event], out: &mut Vec<WatchOutput>) {
+        if events.is_empty() || self.watchers.is_empty() {
+            return;
+        }
+        let mut sends: Vec<(StreamId, WatchId, Vec<Event>)> = Vec::new();
+        for ((stream, id), w) in self.watchers.iter() {
+            if !w.synced || rev < w.min_rev {
+                continue;
+            }
+            let matched: Vec<Event> = events
+                .iter()
+                .filter(|e| w.range.contains(&e.kv.key))
+                .cloned()
+                .collect();
+            if !matched.is_empty() {
+                sends.push((*stream, *id, matched));
+            }
+        }
+        for (stream, id, evs) in sends {
+            if let Some(w) = self.watchers.get_mut(&(stream, id)) {
+                w.min_rev = rev + 1;
+                w.quiet_since_tick = false;
+            }
+            self.send(
+                stream,
+                WatchResponse {
+                    watch_id: id,
+                    header_revision: rev,
+                    kind: WatchResponseKind::Events(evs),
+                },
+                out,
+            );
+        }
+    }
+
+    /// One round of the sync loop (watchable_store.go `syncWatchers`): cancels unsynced watchers
+    /// whose next revision was compacted, sends the others at most 1000 revisions of history, and
+    /// moves the caught-up ones to synced.
+    pub fn sync(&mut self, now: Nanos, store: &Store, out: &mut Vec<WatchOutput>) {
+        self.sync_armed = false;
+        let current = store.revision();
+        let compacted = store.compact_revision();
+        let due: Vec<(StreamId, WatchId)> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| !w.synced)
+            .take(MAX_WATCHERS_PER_SYNC)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in due {
+            let Some(w) = self.watchers.get(&key).cloned() else {
+                continue;
+            };
+            if w.min_rev < compacted {
+                self.watchers.remove(&key);
+                self.unsynced -= 1;
+                self.send(
+                    key.0,
+                    WatchResponse {
+                        watch_id: key.1,
+                        header_revision: current,
+                        kind: WatchResponseKind::Canceled {
+                            compact_revision: compacted,
+                        },
+                    },
+                    out,
+                );
+                continue;
+            }
+            let (events, next) =
+                store.events_between(&w.range, w.min_rev, current, WATCH_BATCH_MAX_REVS);
+            let caught_up = next > current;
+            if let Some(wm) = self.watchers.get_mut(&key) {
+                wm.min_rev = next;
+                if !events.is_empty() {
+                    wm.quiet_since_tick = false;
+                }
+                if caught_up {
+                    wm.synced = true;
+                }
+            }
+            if caught_up {
+                self.unsynced -= 1;
+            }
+            if !events.is_empty() {
+                self.send(
+                    key.0,
+                    WatchResponse {
+                        watch_id: key.1,
+                        header_revision: current,
+                        kind: WatchResponseKind::Events(events),
+                    },
+                    out,
+                );
+            }
+        }
+        self.arm_sync(now, out);
+    }
+
+    /// A stream's progress ticker fired (v3rpc/watch.go `sendLoop`): each progress-enabled watcher
+    /// that got no events since the previous tick gets a notification if it is synced (and its
+    /// start revision has been reached); then every watcher is marked quiet again.
+    pub fn progress_tick(
+        &mut self,
+        now: Nanos,
+        stream: StreamId,
+        store: &Store,
+        out: &mut Vec<WatchOutput>,
+    ) {
+        let current = store.revision();
+        let mut notify = Vec::new();
+        let mut any_progress = false;
+        for ((_, id), w) in self.watchers.range((stream, i64::MIN)..=(stream, i64::MAX)) {
+            if !w.progress_notify {
+                continue;
+            }
+            any_progress = true;
+            if w.quiet_since_tick && w.synced && current >= w.start_rev {
+                notify.push(*id);
+            }
+        }
+        for id in notify {
+            self.send(
+                stream,
+                WatchResponse {
+                    watch_id: id,
+                    header_revision: current,
+                    kind: WatchResponseKind::Progress,
+                },
+                out,
+            );
+        }
+        let keys: Vec<_> = self
+            .watchers
+            .range((stream, i64::MIN)..=(stream, i64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            if let Some(w) = self.watchers.get_mut(&k) {
+                w.quiet_since_tick = true;
+            }
+        }
+        if let Some(s) = self.streams.get_mut(&stream) {
+            s.tick_armed = false;
+        }
+        if any_progress {
+            self.arm_progress_tick(now, stream, out);
+        }
+    }
+}
+
+impl WatchHub {
+    /// True once a stream has been opened (its first request arrived).
+    pub fn has_stream(&self, stream: StreamId) -> bool {
+        self.streams.contains_key(&stream)
+    }
+}

@@ -1,0 +1,87 @@
+//! Messages between components and the timers they arm: everything that can sit on the agenda.
+
+use serde::Serialize;
+
+use super::network::{ConnId, Dir};
+use crate::etcd::{EtcdError, KvRequest, KvResponse, WatchRequest, WatchResponse};
+
+/// A message on a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Msg {
+    /// A KV request (unary gRPC call).
+    Kv {
+        /// Caller's correlation id.
+        req_id: u64,
+        /// The request.
+        req: KvRequest,
+    },
+    /// The answer to a KV request.
+    KvReply {
+        /// Correlation id of the request.
+        req_id: u64,
+        /// Response or error.
+        resp: Result<KvResponse, EtcdError>,
+    },
+    /// A request on a watch stream.
+    Watch(WatchRequest),
+    /// A response on a watch stream.
+    WatchReply(WatchResponse),
+}
+
+impl Msg {
+    /// A short name for traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Msg::Kv { req, .. } => req.name(),
+            Msg::KvReply { .. } => "kv.reply",
+            Msg::Watch(WatchRequest::Create { .. }) => "watch.create",
+            Msg::Watch(WatchRequest::Cancel { .. }) => "watch.cancel",
+            Msg::Watch(WatchRequest::Progress) => "watch.progress_request",
+            Msg::WatchReply(_) => "watch.response",
+        }
+    }
+}
+
+/// A timer some component armed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Timer {
+    /// Issue scripted step N (file index).
+    ScriptStep(u32),
+    /// etcd's 100 ms unsynced-watcher loop.
+    EtcdSync,
+    /// etcd's progress-notify ticker of one watch stream.
+    EtcdProgressTick(ConnId),
+    /// The next write of workload N.
+    Workload(u32),
+    /// Scheduled fault N of `[[faults.at]]`.
+    Fault(u32),
+}
+
+impl Timer {
+    /// A short name for traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Timer::ScriptStep(_) => "script.step",
+            Timer::EtcdSync => "etcd.sync_watchers",
+            Timer::EtcdProgressTick(_) => "etcd.progress_tick",
+            Timer::Workload(_) => "workload.write",
+            Timer::Fault(_) => "fault.scheduled",
+        }
+    }
+}
+
+/// Something pending on the agenda.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Pending {
+    /// A message in flight.
+    Deliver {
+        /// Connection.
+        conn: ConnId,
+        /// Direction.
+        dir: Dir,
+        /// Payload.
+        msg: Msg,
+    },
+    /// A timer.
+    Timer(Timer),
+}

@@ -1,0 +1,151 @@
+//! The network: connections between actors, each carrying messages in FIFO order per direction
+//! (HTTP/2 streams and TCP deliver in order), with a seeded latency per message.
+//!
+//! Simplification (notes.md): one-way latency is uniform in `[latency, latency + jitter]` and a
+//! message is never delivered before an earlier one on the same connection and direction.
+
+use imbl::OrdMap;
+use serde::Serialize;
+
+use crate::kernel::{Nanos, RngStream};
+
+/// A connection's id.
+pub type ConnId = u64;
+
+/// Who is at one end of a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Actor {
+    /// The etcd member.
+    Etcd,
+    /// The scripted-steps client (SPEC §3).
+    Script,
+    /// The workload writer.
+    Workload,
+    /// The fault injector (no connections; named in traces).
+    Faults,
+}
+
+impl Actor {
+    /// Name in traces.
+    pub fn name(self) -> &'static str {
+        match self {
+            Actor::Etcd => "etcd",
+            Actor::Script => "script",
+            Actor::Workload => "workload",
+            Actor::Faults => "faults",
+        }
+    }
+}
+
+/// Direction of a message on a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Dir {
+    /// Client to server (requests).
+    ToServer,
+    /// Server to client (responses, watch events).
+    ToClient,
+}
+
+/// One connection.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Conn {
+    /// The end that opened it.
+    pub client: Actor,
+    /// The end that serves it.
+    pub server: Actor,
+    /// Due time of the last message queued in each direction (FIFO).
+    last_due: [Nanos; 2],
+}
+
+impl Conn {
+    /// The actor a message travelling `dir` arrives at.
+    pub fn receiver(&self, dir: Dir) -> Actor {
+        match dir {
+            Dir::ToServer => self.server,
+            Dir::ToClient => self.client,
+        }
+    }
+}
+
+/// All open connections.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Network {
+    conns: OrdMap<ConnId, Conn>,
+    next_id: ConnId,
+    latency_ns: Nanos,
+    jitter_ns: Nanos,
+    rng: RngStream,
+}
+
+impl Network {
+    /// A network with the given latency; draws from the `network.latency` stream of `seed`.
+    pub fn new(seed: u64, latency_ns: Nanos, jitter_ns: Nanos) -> Self {
+        Network {
+            conns: OrdMap::new(),
+            next_id: 1,
+            latency_ns,
+            jitter_ns,
+            rng: RngStream::new(seed, "network.latency"),
+        }
+    }
+
+    /// Opens a connection from `client` to `server`.
+    pub fn connect(&mut self, client: Actor, server: Actor) -> ConnId {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.conns.insert(
+            id,
+            Conn {
+                client,
+                server,
+                last_due: [0, 0],
+            },
+        );
+        id
+    }
+
+    /// Closes a connection; messages still in flight on it are dropped by the world.
+    pub fn close(&mut self, id: ConnId) -> Option<Conn> {
+        self.conns.remove(&id)
+    }
+
+    /// A connection, if open.
+    pub fn conn(&self, id: ConnId) -> Option<&Conn> {
+        self.conns.get(&id)
+    }
+
+    /// Number of open connections.
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// True when no connection is open.
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// When a message sent now on `id` in direction `dir` arrives: after its latency and never
+    /// before the previous message in the same direction.
+    pub fn delivery_time(&mut self, now: Nanos, id: ConnId, dir: Dir) -> Nanos {
+        let jitter = if self.jitter_ns > 0 {
+            self.rng.between(0, self.jitter_ns)
+        } else {
+            0
+        };
+        let earliest = now + self.latency_ns + jitter;
+        let slot = match dir {
+            Dir::ToServer => 0,
+            Dir::ToClient => 1,
+        };
+        match self.conns.get_mut(&id) {
+            Some(c) => {
+                let due = earliest.max(c.last_due[slot]);
+                c.last_due[slot] = due;
+                due
+            }
+            None => earliest,
+        }
+    }
+}
