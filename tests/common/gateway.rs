@@ -399,11 +399,10 @@ impl Gateway {
 
 /// One watch on its own streaming `/v3/watch` request (its own gRPC watch stream).
 ///
-/// Recorded events (SPEC §3): `PUT` / `DELETE` from `events`; `CANCELED` for a `canceled`
-/// response carrying `compact_revision`; `PROGRESS` for a response that has no events and is
-/// neither `created` nor `canceled` (only when recording is on, see
-/// [`WatchStream::request_progress`]). A `canceled` response without `compact_revision` (the
-/// answer to our own cancel request) ends the watch without an event.
+/// Recorded events (SPEC §3): `PUT` / `DELETE` from `events`; `CANCELED` with its
+/// `compact_revision` for every `canceled` response (0 when absent: the answer to a cancel
+/// request); `PROGRESS` for a response that has no events and is neither `created` nor `canceled`
+/// (only when recording is on, see [`WatchStream::request_progress`]).
 pub struct WatchStream {
     writer: TcpStream,
     rx: Receiver<Result<Value, String>>,
@@ -416,8 +415,8 @@ pub struct WatchStream {
     pub change_events: usize,
     /// The server said `canceled` (compaction or our cancel).
     pub canceled: bool,
-    /// Progress responses seen but not recorded (their revisions).
-    unrecorded_progress: Vec<i64>,
+    /// How many `canceled` responses arrived.
+    pub canceled_responses: usize,
     /// Stream errors (gateway `{"error": ...}` objects, broken stream).
     pub errors: Vec<String>,
 }
@@ -487,29 +486,25 @@ impl WatchStream {
             events: Vec::new(),
             change_events: 0,
             canceled: false,
-            unrecorded_progress: Vec::new(),
+            canceled_responses: 0,
             errors: Vec::new(),
         };
         w.send(&json!({"create_request": create}))?;
-        let deadline = Instant::now() + IO_TIMEOUT;
-        loop {
-            let remaining = deadline.saturating_duration_since(Instant::now());
-            match w.rx.recv_timeout(remaining) {
-                Ok(Ok(msg)) => {
-                    let result = msg.get("result").cloned().unwrap_or(Value::Null);
-                    if result.get("created").and_then(Value::as_bool) == Some(true) {
-                        w.watch_id = int(&result, "watch_id");
-                        // Anything else in the created response (never seen) is handled as usual.
-                        w.handle(msg, false);
-                        return Ok(w);
-                    }
+        match w.rx.recv_timeout(IO_TIMEOUT) {
+            Ok(Ok(msg)) => {
+                let result = msg.get("result").cloned().unwrap_or(Value::Null);
+                if result.get("created").and_then(Value::as_bool) != Some(true) {
                     return Err(format!(
                         "watch: expected a created response first, got {msg}"
                     ));
                 }
-                Ok(Err(e)) => return Err(e),
-                Err(_) => return Err("watch: no created response within 10 s".into()),
+                w.watch_id = int(&result, "watch_id");
+                // Anything else in the created response (never seen) is handled as usual.
+                w.handle(msg, false);
+                Ok(w)
             }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err("watch: no created response within 10 s".into()),
         }
     }
 
@@ -557,11 +552,10 @@ impl WatchStream {
         }
         if canceled {
             self.canceled = true;
+            self.canceled_responses += 1;
             let compact_revision = int(result, "compact_revision");
-            if compact_revision != 0 {
-                self.events
-                    .push(json!({"type": "CANCELED", "compact_revision": compact_revision}));
-            }
+            self.events
+                .push(json!({"type": "CANCELED", "compact_revision": compact_revision}));
             return None;
         }
         if events.is_empty() && !created {
@@ -569,8 +563,6 @@ impl WatchStream {
             if record_progress {
                 self.events
                     .push(json!({"type": "PROGRESS", "revision": rev}));
-            } else {
-                self.unrecorded_progress.push(rev);
             }
             return Some(rev);
         }
@@ -638,13 +630,15 @@ impl WatchStream {
         }
     }
 
-    /// Sends a `cancel_request` for this watch and, if it was still live, waits for the
-    /// `canceled` answer.
-    pub fn cancel(&mut self, timeout: Duration) -> Result<(), String> {
+    /// Sends a `cancel_request` for this watch; with `expect_answer`, waits for the `canceled`
+    /// answer. etcd answers a cancel for every watch id still registered on the stream: a live
+    /// watch, and also one already canceled by compaction (its id stays in the stream's cancel
+    /// map); a second cancel of the same id gets no answer.
+    pub fn cancel(&mut self, expect_answer: bool, timeout: Duration) -> Result<(), String> {
         self.drain();
-        let was_live = !self.canceled;
+        let before = self.canceled_responses;
         self.send(&json!({"cancel_request": {"watch_id": self.watch_id.to_string()}}))?;
-        if was_live && !self.wait_until(timeout, |w| w.canceled) {
+        if expect_answer && !self.wait_until(timeout, |w| w.canceled_responses > before) {
             return Err(format!("no canceled response within {timeout:?}"));
         }
         Ok(())

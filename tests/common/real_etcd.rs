@@ -135,12 +135,10 @@ impl EtcdGuard {
                     self.log_tail()
                 ));
             }
-            if let Ok(mut gw) = Gateway::connect(self.addr) {
-                if let Ok(rev) = gw.current_revision() {
-                    if rev >= 1 {
-                        return Ok(());
-                    }
-                }
+            if let Ok(mut gw) = Gateway::connect(self.addr)
+                && gw.current_revision().is_ok_and(|rev| rev >= 1)
+            {
+                return Ok(());
             }
             if Instant::now() > deadline {
                 return Err(format!(
