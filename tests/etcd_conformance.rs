@@ -55,7 +55,7 @@ use serde_json::{Value, json};
 
 use common::gateway::WatchStream;
 use common::ops::{Answers, Step, Tracker, VALUE_BYTES, WatchState, scenario_toml};
-use common::real_etcd::{EtcdGuard, etcd_or_skip};
+use common::real_etcd::{EtcdGuard, etcd_or_skip, uncaptured};
 
 /// Ops per generated sequence.
 const OPS: usize = 30;
@@ -771,16 +771,18 @@ fn differential_model_vs_real_etcd() {
         let again = run_real(&bin, &steps, &mut RealStats::default())
             .map_err(|e| TestCaseError::fail(format!("real etcd rerun failed: {e}")))?;
         if again != real {
-            eprintln!("WARNING: real etcd answered differently on a rerun of the same sequence");
+            uncaptured("WARNING: real etcd answered differently on a rerun of the same sequence");
         }
         if compare(&steps, &model, &again).is_some() {
             return Err(failure());
         }
-        eprintln!("WARNING: a difference disappeared on rerun (real etcd timing?):\n{diff}");
+        uncaptured(&format!(
+            "WARNING: a difference disappeared on rerun (real etcd timing?):\n{diff}"
+        ));
         Ok(())
     });
     let s = summary.borrow();
-    eprintln!(
+    uncaptured(&format!(
         "etcd conformance: {} sequences ({} steps, {} real watch events) compared with the model \
          in {:.1?}; slowest sequence {:.1?}; {} settle timeouts; {} real runs unlike the harness \
          reference",
@@ -791,8 +793,8 @@ fn differential_model_vs_real_etcd() {
         s.slowest,
         s.settle_timeouts,
         s.real_unlike_reference
-    );
-    eprintln!("coverage: {:?}", s.coverage.0);
+    ));
+    uncaptured(&format!("etcd conformance coverage: {:?}", s.coverage.0));
     match result {
         Ok(()) => {}
         Err(TestError::Fail(reason, ops)) => {

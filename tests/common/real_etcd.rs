@@ -47,11 +47,22 @@ pub fn etcd_or_skip(test: &str) -> Option<PathBuf> {
              (apt-get install etcd-server, see .ci/run) or ${ETCD_BIN_ENV}=/path/to/etcd"
         );
     }
-    eprintln!();
-    eprintln!("################################################################################");
-    eprintln!("SKIPPED: etcd not installed (apt-get install etcd-server) -- {test}");
-    eprintln!("################################################################################");
+    uncaptured(&format!(
+        "\n{bar}\nSKIPPED: etcd not installed (apt-get install etcd-server) -- {test}\n{bar}\n",
+        bar = "#".repeat(80)
+    ));
     None
+}
+
+/// Writes straight to the process's stderr, bypassing libtest's output capture (which swallows
+/// `eprintln!` of passing tests), so that skips and summaries are seen in a plain `cargo test`.
+pub fn uncaptured(msg: &str) {
+    use std::io::Write;
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(msg.as_bytes());
+    if !msg.ends_with('\n') {
+        let _ = err.write_all(b"\n");
+    }
 }
 
 static COUNTER: AtomicU64 = AtomicU64::new(0);
