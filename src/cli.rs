@@ -40,7 +40,7 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "  apiserver           count={} compaction_interval={} watch_cache={:?} (not simulated yet)",
+        "  apiserver           count={} compaction_interval={} watch_cache={:?}",
         s.apiserver.count, s.apiserver.compaction_interval, s.apiserver.watch_cache.mode
     );
     let _ = writeln!(

@@ -12,6 +12,7 @@
 //! - [`trace`]: the JSON Lines trace format.
 //! - [`report`]: the run report (SPEC §4).
 
+pub mod apiserver;
 pub mod cli;
 pub mod etcd;
 pub mod kernel;

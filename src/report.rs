@@ -100,8 +100,28 @@ pub struct ApiserverReport {
     pub watchers_closed_slow: u64,
     /// Largest watch-cache capacity reached.
     pub cache_capacity_max: u64,
-    /// Largest watch-cache size in bytes.
+    /// Largest watch-cache size in bytes (summed over resources).
     pub cache_bytes_max: u64,
+    /// Bytes read from etcd (client LISTs served by etcd, cacher LISTs, probes).
+    pub etcd_read_bytes: u64,
+    /// 429 responses while a cache (re)initialised.
+    pub too_many_requests: u64,
+    /// Peak concurrent LISTs (the height of a storm).
+    pub lists_in_flight_max: u64,
+    /// Peak temporary memory of LISTs being served (5x the response for etcd-served ones).
+    pub list_memory_bytes_max: u64,
+    /// Cacher (re)initialisations (LISTs of a whole resource from etcd).
+    pub cache_initializations: u64,
+    /// Consistent reads from cache that fell back to etcd after 3 s.
+    pub consistent_read_fallbacks: u64,
+    /// RequestProgress calls to etcd.
+    pub progress_requests: u64,
+    /// Compactions requested by this apiserver's compactor.
+    pub compactions: u64,
+    /// Watch events sent to clients from the caches.
+    pub watch_events_sent: u64,
+    /// Watches ended because the ring wrapped under a slow reader.
+    pub intervals_invalidated: u64,
 }
 
 /// Relists by cause.

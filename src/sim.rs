@@ -132,6 +132,44 @@ pub fn run_str(
     )?)
 }
 
+fn apiserver_report(a: &crate::apiserver::Apiserver) -> ApiserverReport {
+    let c = &a.counters;
+    let cachers: Vec<&crate::apiserver::cacher::Cacher> = a.cachers().collect();
+    ApiserverReport {
+        name: format!("apiserver-{}", a.index),
+        restarts: c.restarts,
+        lists_from_cache: c.lists_from_cache,
+        lists_from_etcd: c.lists_from_etcd,
+        list_bytes: c.list_bytes,
+        too_old_errors: c.too_old_errors,
+        too_large_errors: c.too_large_errors,
+        bookmarks_sent: cachers.iter().map(|k| k.counters.bookmarks_sent).sum(),
+        watchers_closed_slow: cachers
+            .iter()
+            .map(|k| k.counters.watchers_closed_slow)
+            .sum(),
+        cache_capacity_max: cachers
+            .iter()
+            .map(|k| k.cache.capacity_max())
+            .max()
+            .unwrap_or(0),
+        cache_bytes_max: cachers.iter().map(|k| k.cache.bytes_max()).sum(),
+        etcd_read_bytes: c.etcd_read_bytes,
+        too_many_requests: c.too_many_requests,
+        lists_in_flight_max: c.lists_in_flight_max,
+        list_memory_bytes_max: c.list_memory_bytes_max,
+        cache_initializations: c.cache_initializations,
+        consistent_read_fallbacks: c.consistent_read_fallbacks,
+        progress_requests: c.progress_requests,
+        compactions: c.compactions,
+        watch_events_sent: cachers.iter().map(|k| k.counters.events_sent).sum(),
+        intervals_invalidated: cachers
+            .iter()
+            .map(|k| k.counters.intervals_invalidated)
+            .sum(),
+    }
+}
+
 fn per_second(n: f64, secs: f64) -> f64 {
     if secs > 0.0 { n / secs } else { 0.0 }
 }
@@ -194,12 +232,7 @@ fn build_report(world: &World, seed: u64, end_ns: u64, steps: u64, wall_seconds:
             writes: etcd.counters.writes,
             keys: etcd.store.live_keys(),
         },
-        apiservers: (0..s.apiserver.count)
-            .map(|i| ApiserverReport {
-                name: format!("apiserver-{i}"),
-                ..Default::default()
-            })
-            .collect(),
+        apiservers: world.apiservers().iter().map(apiserver_report).collect(),
         clients: ClientsReport {
             count: 0,
             relists: 0,

@@ -324,3 +324,20 @@ fn human_summary_prints_knobs_before_results() {
     assert!(knobs < results);
     assert!(text.contains("progress_notify_interval=10m"));
 }
+
+#[test]
+fn cacher_basics_story_runs_and_shows_the_rules() {
+    let r = report(&["run", &scenario("cacher-basics.toml"), "--json"]);
+    assert_eq!(
+        r["watches"]["too-old"][0]["message"],
+        "too old resource version: 3 (4)"
+    );
+    assert_eq!(
+        r["watches"]["resume-after-restart"][0]["message"],
+        "too old resource version: 5 (7)"
+    );
+    assert_eq!(r["watches"]["watch-list"][3]["initial_events_end"], true);
+    assert_eq!(r["script"][11]["result"]["error"]["code"], 504);
+    assert_eq!(r["script"][14]["result"]["error"]["code"], 429);
+    assert_eq!(r["apiservers"][0]["restarts"], 1);
+}

@@ -254,6 +254,15 @@ impl Store {
                     visit(k, h);
                 }
             }
+            KeyRange::PrefixAfter { prefix, after } => {
+                use std::ops::Bound::{Excluded, Unbounded};
+                for (k, h) in self.index.range((Excluded(after.clone()), Unbounded)) {
+                    if !k.as_str().starts_with(prefix.as_str()) {
+                        break;
+                    }
+                    visit(k, h);
+                }
+            }
         }
         let more = limit > 0 && count > limit as u64;
         Ok(RangeResult {
@@ -342,6 +351,12 @@ impl Store {
                 .range(p.clone()..)
                 .take_while(|(k, _)| k.as_str().starts_with(p.as_str()))
                 .filter(|(_, h)| h.last().is_some_and(|v| !v.tombstone))
+                .map(|(k, _)| k.clone())
+                .collect(),
+            KeyRange::PrefixAfter { .. } => self
+                .index
+                .iter()
+                .filter(|(k, h)| range.contains(k) && h.last().is_some_and(|v| !v.tombstone))
                 .map(|(k, _)| k.clone())
                 .collect(),
         }

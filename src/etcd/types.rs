@@ -63,6 +63,13 @@ pub enum KeyRange {
     Single(Key),
     /// Every key starting with this prefix (`range_end` = prefix + 1, `etcdctl --prefix`).
     Prefix(Key),
+    /// Keys with `prefix` strictly after `after` (a continuation: key = after + "\0").
+    PrefixAfter {
+        /// The prefix.
+        prefix: Key,
+        /// The last key already returned.
+        after: Key,
+    },
 }
 
 impl KeyRange {
@@ -71,12 +78,16 @@ impl KeyRange {
         match self {
             KeyRange::Single(k) => k == key,
             KeyRange::Prefix(p) => key.as_str().starts_with(p.as_str()),
+            KeyRange::PrefixAfter { prefix, after } => {
+                key > after && key.as_str().starts_with(prefix.as_str())
+            }
         }
     }
     /// The first key of the range (where an ordered scan starts).
     pub fn start(&self) -> &Key {
         match self {
             KeyRange::Single(k) | KeyRange::Prefix(k) => k,
+            KeyRange::PrefixAfter { after, .. } => after,
         }
     }
 }

@@ -100,11 +100,32 @@ pub struct ApiserverConfig {
     pub bookmark_interval: DurationNs,
     /// Watch-cache ring sizing.
     pub watch_cache: WatchCacheConfig,
+    /// Which Kubernetes version's cacher rules apply: "1.31" (default, 1.31+) or "1.27".
+    pub rules: Rules,
+    /// How fast an apiserver encodes a LIST response (watchsim's assumption, not a Kubernetes
+    /// flag): a LIST holds its memory for `bytes / rate` before the response leaves.
+    pub list_serve_bytes_per_second: Bytes,
+}
+
+/// The behaviour set selected by `apiserver.rules` (k8s-cacher-protocol.md §2.7, §6.2, §11).
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+pub enum Rules {
+    /// Kubernetes 1.27: unset-RV LISTs go to etcd, `limit` is ignored by the cache, a cache that
+    /// is not ready sends RV=0 LISTs to etcd and makes other requests wait.
+    #[serde(rename = "1.27")]
+    V1_27,
+    /// Kubernetes 1.31+: consistent LISTs from cache (`ConsistentListFromCache`), `limit`
+    /// honoured by the cache, 429 while (re)initialising (`ResilientWatchCacheInitialization`);
+    /// the WatchList end bookmark is sent right after the initial events (1.32).
+    #[serde(rename = "1.31")]
+    V1_31,
 }
 
 impl Default for ApiserverConfig {
     fn default() -> Self {
         Self {
+            rules: Rules::V1_31,
+            list_serve_bytes_per_second: Bytes(200 * 1024 * 1024),
             count: 1,
             compaction_interval: DurationNs::from_secs(300),
             consistent_list_from_cache: true,
@@ -555,6 +576,9 @@ pub enum Step {
         /// Continue the previous list of this server/resource.
         #[serde(default, rename = "continue")]
         continue_: bool,
+        /// watchsim's own: list one namespace only (absent = the whole resource).
+        #[serde(default)]
+        namespace: Option<String>,
     },
     /// `api.watch`: open a watch named `id` on one apiserver.
     #[serde(rename = "api.watch")]
@@ -577,6 +601,16 @@ pub enum Step {
         /// `sendInitialEvents` (absent = unset).
         #[serde(default)]
         send_initial_events: Option<bool>,
+        /// watchsim's own: watch one namespace only (absent = the whole resource).
+        #[serde(default)]
+        namespace: Option<String>,
+        /// `timeoutSeconds` (absent = the server's default, 30-60 min).
+        #[serde(default)]
+        timeout: Option<DurationNs>,
+        /// watchsim's own: events per second the client reads (absent = as fast as they
+        /// arrive; 0 = never reads). Slow readers fill their buffers and get closed.
+        #[serde(default)]
+        read_rate: Option<u32>,
     },
     /// `api.unwatch`: close the apiserver watch `id`.
     #[serde(rename = "api.unwatch")]

@@ -1,8 +1,10 @@
 //! The whole simulated system as one deterministic transition system (design.md "One model, two
 //! drivers"): `World` holds every component, the network and the agenda of pending events;
 //! `World::apply(Action)` is the only place state changes. Components never call one another:
-//! they consume one message or timer and emit messages and timers through [`Ctx`].
+//! they consume one message or timer and emit messages and timers through [`Ctx`]; faults they
+//! request are applied by the world (the environment) after the handler returns.
 
+pub mod balancer;
 pub mod msg;
 pub mod network;
 pub mod observe;
@@ -12,8 +14,10 @@ pub mod workload;
 
 use std::sync::Arc;
 
+use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
+use crate::apiserver::Apiserver;
 use crate::etcd::{EtcdConfig, EtcdServer, WatchOutput};
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
 use crate::scenario::{FaultKind, Scenario};
@@ -44,7 +48,7 @@ pub enum ApplyError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Outcome {
     /// The component that acted.
-    pub actor: &'static str,
+    pub actor: Actor,
     /// What happened: `deliver` or `timer`.
     pub action: &'static str,
     /// The message or timer kind.
@@ -62,6 +66,21 @@ pub struct Outcome {
     pub emitted: u32,
 }
 
+/// A fault a component (the script, the scheduled-fault injector) asks the world to inject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FaultRequest {
+    /// Compact etcd at its current revision.
+    CompactNow,
+    /// Kill and restart apiserver N.
+    RestartApiserver(u32),
+    /// Cut apiserver N off from etcd, optionally for a while.
+    PartitionApiserver(u32, Option<Nanos>),
+    /// Stall apiserver N's processing of etcd events, optionally for a while.
+    StallApiserver(u32, Option<Nanos>),
+    /// End every partition and stall.
+    Heal,
+}
+
 /// The plumbing a component may use while it handles one message or timer: the clock, sending
 /// messages, opening connections and arming timers. It never reaches another component.
 pub struct Ctx<'a> {
@@ -70,7 +89,7 @@ pub struct Ctx<'a> {
     agenda: &'a mut Agenda<Pending>,
     net: &'a mut Network,
     emitted: u32,
-    compact_now: bool,
+    fault: Option<FaultRequest>,
 }
 
 impl Ctx<'_> {
@@ -87,6 +106,11 @@ impl Ctx<'_> {
         self.net.connect(client, server)
     }
 
+    /// True while `conn` is open (a client knows when its socket was reset).
+    pub fn is_open(&self, conn: ConnId) -> bool {
+        self.net.conn(conn).is_some()
+    }
+
     /// Opens a gRPC watch stream to etcd.
     pub fn open_watch_stream(&mut self, client: Actor) -> ConnId {
         self.net.connect(client, Actor::Etcd)
@@ -98,9 +122,31 @@ impl Ctx<'_> {
         self.emitted += 1;
     }
 
+    /// Resets every connection of `actor` (its process died): they close at once, messages in
+    /// flight on them are lost, and the other ends learn it after the link latency.
+    pub fn reset_all(&mut self, actor: Actor) {
+        for (conn, c) in self.net.conns_of(actor) {
+            let other = if c.client == actor {
+                c.server
+            } else {
+                c.client
+            };
+            self.net.close(conn);
+            let due = self.now + self.net.latency_ns();
+            self.agenda
+                .schedule(due, Pending::Reset { conn, to: other });
+            self.emitted += 1;
+        }
+    }
+
+    /// Asks the world to inject a fault once the current step's handler returns.
+    pub fn inject(&mut self, fault: FaultRequest) {
+        self.fault = Some(fault);
+    }
+
     /// Asks the fault injector to compact etcd at its current revision.
     pub fn compact_now(&mut self) {
-        self.compact_now = true;
+        self.inject(FaultRequest::CompactNow);
     }
 }
 
@@ -112,6 +158,7 @@ pub struct World {
     net: Network,
     etcd: EtcdServer,
     etcd_rng: RngStream,
+    apiservers: Vector<Apiserver>,
     script: ScriptClient,
     workload: Workload,
     scenario: Shared<Scenario>,
@@ -120,7 +167,8 @@ pub struct World {
 
 impl World {
     /// The initial state of `scenario` under `seed`: objects of `[[resources]]` preloaded into
-    /// etcd, the first scripted step and every workload's first write armed.
+    /// etcd, apiservers starting their caches, the first scripted step and every workload's first
+    /// write armed.
     pub fn new(scenario: Arc<Scenario>, seed: u64) -> Self {
         let s = &*scenario;
         let mut etcd = EtcdServer::new(EtcdConfig {
@@ -139,11 +187,14 @@ impl World {
             agenda: &mut agenda,
             net: &mut net,
             emitted: 0,
-            compact_now: false,
+            fault: None,
         };
         for (i, f) in s.faults.at.iter().enumerate() {
             ctx.timer(f.at.as_ns(), Timer::Fault(i as u32));
         }
+        let apiservers = (0..s.apiserver.count)
+            .map(|i| Apiserver::new(i, s, seed, &mut ctx))
+            .collect();
         let script = ScriptClient::new(s, &mut ctx);
         let workload = Workload::new(s, seed, &mut ctx);
         let obs = Observations {
@@ -156,6 +207,7 @@ impl World {
             net,
             etcd,
             etcd_rng: RngStream::new(seed, "etcd.progress_jitter"),
+            apiservers,
             script,
             workload,
             scenario: Shared(scenario),
@@ -176,6 +228,11 @@ impl World {
     /// The etcd member.
     pub fn etcd(&self) -> &EtcdServer {
         &self.etcd
+    }
+
+    /// The apiservers.
+    pub fn apiservers(&self) -> &Vector<Apiserver> {
+        &self.apiservers
     }
 
     /// Pending events.
@@ -210,6 +267,7 @@ impl World {
             net,
             etcd,
             etcd_rng,
+            apiservers,
             script,
             workload,
             obs,
@@ -220,9 +278,9 @@ impl World {
             agenda,
             net,
             emitted: 0,
-            compact_now: false,
+            fault: None,
         };
-        let mut out = Vec::new();
+        let mut out: Vec<WatchOutput> = Vec::new();
         let (actor, action_name, what, conn, result) = match pending {
             Pending::Deliver { conn, dir, msg } => {
                 let what = msg.name();
@@ -230,7 +288,7 @@ impl World {
                     return Ok(Self::outcome(
                         etcd,
                         ctx.emitted,
-                        "network",
+                        Actor::Faults,
                         "deliver",
                         what,
                         Some(conn),
@@ -265,12 +323,28 @@ impl World {
                         etcd.handle_watch(ctx.now, conn, &req, &mut out);
                         "ok"
                     }
-                    (Actor::Script, Msg::KvReply { req_id, resp }) => {
-                        script.on_kv_reply(req_id, &resp, obs);
+                    (Actor::Etcd, Msg::Hangup) => {
+                        etcd.hub.close_stream(conn);
+                        ctx.net.close(conn);
+                        "closed"
+                    }
+                    (Actor::Apiserver(i), msg) => {
+                        let a = &mut apiservers[i as usize];
+                        match msg {
+                            Msg::KvReply { req_id, resp } => {
+                                a.on_etcd_reply(conn, req_id, resp, &mut ctx)
+                            }
+                            Msg::WatchReply(resp) => {
+                                a.on_etcd_watch(conn, resp, &scenario, &mut ctx)
+                            }
+                            Msg::Api { req_id, req } => a.on_request(conn, req_id, req, &mut ctx),
+                            Msg::Hangup => a.on_hangup(conn, &mut ctx),
+                            _ => {}
+                        }
                         "ok"
                     }
-                    (Actor::Script, Msg::WatchReply(resp)) => {
-                        script.on_watch_reply(conn, &resp, obs);
+                    (Actor::Script, msg) => {
+                        script.on_message(conn, msg, &scenario, obs);
                         "ok"
                     }
                     (Actor::Workload, Msg::KvReply { resp, .. }) => match resp {
@@ -280,7 +354,16 @@ impl World {
                     },
                     _ => "unexpected",
                 };
-                (receiver.name(), "deliver", what, Some(conn), result)
+                (receiver, "deliver", what, Some(conn), result)
+            }
+            Pending::Reset { conn, to } => {
+                match to {
+                    Actor::Etcd => etcd.hub.close_stream(conn),
+                    Actor::Apiserver(i) => apiservers[i as usize].on_hangup(conn, &mut ctx),
+                    Actor::Script => script.on_message(conn, Msg::Hangup, &scenario, obs),
+                    _ => {}
+                }
+                (to, "reset", "connection.reset", Some(conn), "ok")
             }
             Pending::Timer(timer) => {
                 let what = timer.name();
@@ -305,8 +388,16 @@ impl World {
                         Actor::Faults,
                         inject_scheduled(&scenario, i as usize, &mut ctx, obs),
                     ),
+                    Timer::Apiserver(i, t) => {
+                        let a = &mut apiservers[i as usize];
+                        (Actor::Apiserver(i), a.on_timer(t, &scenario, &mut ctx))
+                    }
+                    Timer::Cacher(i, r, t) => {
+                        let a = &mut apiservers[i as usize];
+                        (Actor::Apiserver(i), a.on_cacher_timer(r, t, &mut ctx))
+                    }
                 };
-                (actor.name(), "timer", what, None, result)
+                (actor, "timer", what, None, result)
             }
         };
         for o in out {
@@ -320,10 +411,8 @@ impl World {
                 }
             }
         }
-        if ctx.compact_now {
-            let current = etcd.store.revision();
-            // A no-op when etcd is already compacted at its current revision.
-            let _ = etcd.store.compact(current);
+        if let Some(fault) = ctx.fault.take() {
+            Self::inject(fault, etcd, apiservers, &scenario, &mut ctx);
         }
         Ok(Self::outcome(
             etcd,
@@ -336,10 +425,47 @@ impl World {
         ))
     }
 
+    fn inject(
+        fault: FaultRequest,
+        etcd: &mut EtcdServer,
+        apiservers: &mut Vector<Apiserver>,
+        scenario: &Scenario,
+        ctx: &mut Ctx<'_>,
+    ) {
+        match fault {
+            FaultRequest::CompactNow => {
+                let current = etcd.store.revision();
+                // A no-op when etcd is already compacted at its current revision.
+                let _ = etcd.store.compact(current);
+            }
+            FaultRequest::RestartApiserver(i) => {
+                if let Some(a) = apiservers.get_mut(i as usize) {
+                    ctx.reset_all(Actor::Apiserver(i));
+                    a.restart(scenario, ctx);
+                }
+            }
+            FaultRequest::PartitionApiserver(i, d) => {
+                if let Some(a) = apiservers.get_mut(i as usize) {
+                    a.partition(d, ctx);
+                }
+            }
+            FaultRequest::StallApiserver(i, d) => {
+                if let Some(a) = apiservers.get_mut(i as usize) {
+                    a.stall(d, ctx);
+                }
+            }
+            FaultRequest::Heal => {
+                for a in apiservers.iter_mut() {
+                    a.heal(scenario, ctx);
+                }
+            }
+        }
+    }
+
     fn outcome(
         etcd: &EtcdServer,
         emitted: u32,
-        actor: &'static str,
+        actor: Actor,
         action: &'static str,
         what: &'static str,
         conn: Option<ConnId>,
@@ -358,6 +484,23 @@ impl World {
     }
 }
 
+/// The fault a `[[faults.at]]` entry or a `fault.*` step asks for, if this version models it.
+pub fn fault_request(
+    kind: FaultKind,
+    server: Option<u32>,
+    for_: Option<Nanos>,
+) -> Option<FaultRequest> {
+    let server = server.unwrap_or(0);
+    match kind {
+        FaultKind::CompactNow => Some(FaultRequest::CompactNow),
+        FaultKind::RestartApiserver => Some(FaultRequest::RestartApiserver(server)),
+        FaultKind::PartitionApiserver => Some(FaultRequest::PartitionApiserver(server, for_)),
+        FaultKind::StallApiserver => Some(FaultRequest::StallApiserver(server, for_)),
+        FaultKind::Heal => Some(FaultRequest::Heal),
+        FaultKind::RestartClient => None,
+    }
+}
+
 /// A `[[faults.at]]` entry came due.
 fn inject_scheduled(
     scenario: &Scenario,
@@ -365,13 +508,17 @@ fn inject_scheduled(
     ctx: &mut Ctx<'_>,
     obs: &mut Observations,
 ) -> &'static str {
-    match scenario.faults.at[i].kind {
-        FaultKind::CompactNow => {
-            ctx.compact_now();
-            "compact_now"
+    let f = &scenario.faults.at[i];
+    match fault_request(f.kind, f.server, f.for_.map(|d| d.as_ns())) {
+        Some(req) => {
+            ctx.inject(req);
+            "injected"
         }
-        other => {
-            let note = format!("scheduled fault {other:?} was not injected: not modelled yet");
+        None => {
+            let note = format!(
+                "scheduled fault {:?} was not injected: not modelled yet",
+                f.kind
+            );
             if !obs.notes.contains(&note) {
                 obs.notes.push(note);
             }

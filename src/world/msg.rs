@@ -1,8 +1,8 @@
 //! Messages between components and the timers they arm: everything that can sit on the agenda.
 
-use serde::Serialize;
-
 use super::network::{ConnId, Dir};
+use crate::apiserver::cacher::CacherTimer;
+use crate::apiserver::{ApiRequest, ApiResponse, ApiTimer, ApiWatchEvent, ResourceId};
 use crate::etcd::{EtcdError, KvRequest, KvResponse, WatchRequest, WatchResponse};
 
 /// A message on a connection.
@@ -26,6 +26,24 @@ pub enum Msg {
     Watch(WatchRequest),
     /// A response on a watch stream.
     WatchReply(WatchResponse),
+    /// A Kubernetes API request.
+    Api {
+        /// Caller's correlation id.
+        req_id: u64,
+        /// The request.
+        req: ApiRequest,
+    },
+    /// The answer to an API request (or to a WATCH call before streaming).
+    ApiReply {
+        /// Correlation id.
+        req_id: u64,
+        /// The response.
+        resp: ApiResponse,
+    },
+    /// An event on an API watch stream.
+    ApiWatch(ApiWatchEvent),
+    /// The sender closed the connection (in order after what it sent before).
+    Hangup,
 }
 
 impl Msg {
@@ -38,12 +56,22 @@ impl Msg {
             Msg::Watch(WatchRequest::Cancel { .. }) => "watch.cancel",
             Msg::Watch(WatchRequest::Progress) => "watch.progress_request",
             Msg::WatchReply(_) => "watch.response",
+            Msg::Api { req, .. } => match req {
+                ApiRequest::List { .. } => "api.list",
+                ApiRequest::Watch { .. } => "api.watch",
+                ApiRequest::Create { .. } => "api.create",
+                ApiRequest::Update { .. } => "api.update",
+                ApiRequest::Delete { .. } => "api.delete",
+            },
+            Msg::ApiReply { .. } => "api.reply",
+            Msg::ApiWatch(_) => "api.watch_event",
+            Msg::Hangup => "hangup",
         }
     }
 }
 
 /// A timer some component armed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Timer {
     /// Issue scripted step N (file index).
     ScriptStep(u32),
@@ -55,6 +83,10 @@ pub enum Timer {
     Workload(u32),
     /// Scheduled fault N of `[[faults.at]]`.
     Fault(u32),
+    /// A timer of apiserver N.
+    Apiserver(u32, ApiTimer),
+    /// A timer of apiserver N's cacher of resource R.
+    Cacher(u32, ResourceId, CacherTimer),
 }
 
 impl Timer {
@@ -66,6 +98,8 @@ impl Timer {
             Timer::EtcdProgressTick(_) => "etcd.progress_tick",
             Timer::Workload(_) => "workload.write",
             Timer::Fault(_) => "fault.scheduled",
+            Timer::Apiserver(..) => "apiserver.timer",
+            Timer::Cacher(..) => "cacher.timer",
         }
     }
 }
@@ -84,4 +118,11 @@ pub enum Pending {
     },
     /// A timer.
     Timer(Timer),
+    /// A connection was reset by the other end (process killed): `to` learns it.
+    Reset {
+        /// The connection (already closed in the network).
+        conn: ConnId,
+        /// Who is told.
+        to: super::network::Actor,
+    },
 }

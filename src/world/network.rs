@@ -13,8 +13,7 @@ use crate::kernel::{Nanos, RngStream};
 pub type ConnId = u64;
 
 /// Who is at one end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Actor {
     /// The etcd member.
     Etcd,
@@ -24,17 +23,35 @@ pub enum Actor {
     Workload,
     /// The fault injector (no connections; named in traces).
     Faults,
+    /// kube-apiserver N.
+    Apiserver(u32),
 }
 
 impl Actor {
-    /// Name in traces.
-    pub fn name(self) -> &'static str {
+    /// Name of the kind of actor (`apiserver` for every apiserver).
+    pub fn kind(self) -> &'static str {
         match self {
             Actor::Etcd => "etcd",
             Actor::Script => "script",
             Actor::Workload => "workload",
             Actor::Faults => "faults",
+            Actor::Apiserver(_) => "apiserver",
         }
+    }
+}
+
+impl std::fmt::Display for Actor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Actor::Apiserver(i) => write!(f, "apiserver-{i}"),
+            other => f.write_str(other.kind()),
+        }
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
     }
 }
 
@@ -114,6 +131,20 @@ impl Network {
     /// A connection, if open.
     pub fn conn(&self, id: ConnId) -> Option<&Conn> {
         self.conns.get(&id)
+    }
+
+    /// Open connections with `actor` at either end.
+    pub fn conns_of(&self, actor: Actor) -> Vec<(ConnId, Conn)> {
+        self.conns
+            .iter()
+            .filter(|(_, c)| c.client == actor || c.server == actor)
+            .map(|(id, c)| (*id, c.clone()))
+            .collect()
+    }
+
+    /// The base one-way latency.
+    pub fn latency_ns(&self) -> Nanos {
+        self.latency_ns
     }
 
     /// Number of open connections.

@@ -6,15 +6,21 @@
 use imbl::OrdMap;
 use serde_json::{Value, json};
 
-use super::Ctx;
 use super::msg::{Msg, Timer};
 use super::network::{Actor, ConnId, Dir};
 use super::observe::Observations;
+use super::{Ctx, fault_request};
+use crate::apiserver::server::resource_prefix;
+use crate::apiserver::watch_cache::EventType;
+use crate::apiserver::{
+    ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ReadRate, ResourceId, Rv, RvMatch,
+    Status,
+};
 use crate::etcd::{
     EtcdError, Event, EventKind, Key, KeyRange, KvRequest, KvResponse, TxnOpResult, WatchRequest,
     WatchResponse, WatchResponseKind,
 };
-use crate::scenario::{Scenario, Step, format_ns};
+use crate::scenario::{FaultKind, ResourceVersionMatch, Scenario, Step, format_ns};
 
 /// The watch id the script gives every watch on its own stream.
 const SCRIPT_WATCH_ID: i64 = 1;
@@ -34,6 +40,105 @@ pub struct ScriptClient {
     watch_streams: OrdMap<String, ConnId>,
     /// Stream -> (watch id, the `etcd.watch` step that opened it).
     stream_owner: OrdMap<ConnId, (String, usize)>,
+    /// One request connection per apiserver.
+    api_conns: OrdMap<u32, ConnId>,
+    /// API requests awaiting an answer: (conn, request id) -> step index.
+    pending_api: OrdMap<(ConnId, u64), usize>,
+    /// The last continue token per (apiserver, resource), for `continue = true`.
+    continue_tokens: OrdMap<(u32, ResourceId), ContinueToken>,
+    /// Open API watches: id -> connection; connection -> (id, step).
+    api_watches: OrdMap<String, ConnId>,
+    api_watch_owner: OrdMap<ConnId, (String, usize)>,
+}
+
+fn status_json(s: &Status) -> Value {
+    let mut v = json!({"code": s.code, "reason": s.reason, "message": s.message});
+    if let Some(r) = s.retry_after_seconds {
+        v["retry_after_seconds"] = json!(r);
+    }
+    if let Some(c) = s.cause {
+        v["cause"] = json!(c);
+    }
+    v
+}
+
+fn name_and_namespace(key: &Key) -> (String, String) {
+    let mut parts = key.as_str().rsplit('/');
+    let name = parts.next().unwrap_or("").to_string();
+    let ns = parts.next().unwrap_or("").to_string();
+    (name, ns)
+}
+
+fn api_event_json(ev: &ApiWatchEvent) -> Value {
+    match ev {
+        ApiWatchEvent::Object { kind, key, rv, .. } => {
+            let (name, namespace) = name_and_namespace(key);
+            let t = match kind {
+                EventType::Added => "ADDED",
+                EventType::Modified => "MODIFIED",
+                EventType::Deleted => "DELETED",
+            };
+            json!({"type": t, "name": name, "namespace": namespace, "resource_version": rv.to_string()})
+        }
+        ApiWatchEvent::Bookmark {
+            rv,
+            initial_events_end,
+        } => {
+            let mut v = json!({"type": "BOOKMARK", "resource_version": rv.to_string()});
+            if *initial_events_end {
+                v["initial_events_end"] = json!(true);
+            }
+            v
+        }
+        ApiWatchEvent::Error(s) => {
+            let mut v = status_json(s);
+            v["type"] = json!("ERROR");
+            v
+        }
+        ApiWatchEvent::Closed => json!({"type": "CLOSED"}),
+    }
+}
+
+fn api_result_json(resp: &ApiResponse) -> Value {
+    match resp {
+        ApiResponse::Written { rv } => json!({"resource_version": rv.to_string()}),
+        ApiResponse::WatchStarted => json!({"created": true}),
+        ApiResponse::Error(s) => json!({"error": status_json(s)}),
+        ApiResponse::List(l) => {
+            let names: Vec<String> = l
+                .items
+                .keys()
+                .take(1000)
+                .map(|k| name_and_namespace(k).0)
+                .collect();
+            json!({
+                "resource_version": l.rv.to_string(),
+                "items": l.items.len(),
+                "names": names,
+                "continue": l.continue_token.as_ref().map(|t| t.encode()).unwrap_or_default(),
+                "served_from": l.served_from,
+            })
+        }
+    }
+}
+
+fn resource_id(scenario: &Scenario, name: &str) -> ResourceId {
+    scenario
+        .resources
+        .iter()
+        .position(|r| r.name == name)
+        .unwrap_or(0) as ResourceId
+}
+
+fn scope_of(resource: &str, namespace: Option<&str>) -> KeyRange {
+    match namespace {
+        None => KeyRange::Prefix(resource_prefix(resource)),
+        Some(ns) => KeyRange::Prefix(Key::new(&format!("/registry/{resource}/{ns}/"))),
+    }
+}
+
+fn object_key(resource: &str, namespace: &str, name: &str) -> Key {
+    Key::new(&format!("/registry/{resource}/{namespace}/{name}"))
 }
 
 fn kv_json(ev: &Event) -> Value {
@@ -213,26 +318,305 @@ impl ScriptClient {
                 }
                 obs.script_results[idx] = Some(json!({}));
             }
-            Step::FaultCompactNow { .. } => {
-                ctx.compact_now();
+            Step::ApiCreate {
+                resource,
+                name,
+                namespace,
+                object_bytes,
+                ..
+            } => {
+                let r = resource_id(scenario, resource);
+                let bytes = object_bytes
+                    .map(|b| b.0)
+                    .unwrap_or(scenario.resources[r as usize].object_bytes.0);
+                let req = ApiRequest::Create {
+                    resource: r,
+                    key: object_key(resource, namespace, name),
+                    bytes,
+                };
+                self.send_api(ctx, idx, 0, req);
+            }
+            Step::ApiUpdate {
+                resource,
+                name,
+                namespace,
+                object_bytes,
+                ..
+            } => {
+                let r = resource_id(scenario, resource);
+                let bytes = object_bytes
+                    .map(|b| b.0)
+                    .unwrap_or(scenario.resources[r as usize].object_bytes.0);
+                let req = ApiRequest::Update {
+                    resource: r,
+                    key: object_key(resource, namespace, name),
+                    bytes,
+                    precondition_rv: None,
+                };
+                self.send_api(ctx, idx, 0, req);
+            }
+            Step::ApiDelete {
+                resource,
+                name,
+                namespace,
+                ..
+            } => {
+                let r = resource_id(scenario, resource);
+                let req = ApiRequest::Delete {
+                    resource: r,
+                    key: object_key(resource, namespace, name),
+                    precondition_rv: None,
+                };
+                self.send_api(ctx, idx, 0, req);
+            }
+            Step::ApiList {
+                server,
+                resource,
+                resource_version,
+                match_,
+                limit,
+                continue_,
+                namespace,
+                ..
+            } => {
+                let r = resource_id(scenario, resource);
+                let continue_token = if *continue_ {
+                    self.continue_tokens.get(&(*server, r)).cloned()
+                } else {
+                    None
+                };
+                match Rv::parse(resource_version.as_deref()) {
+                    Ok(rv) => {
+                        let req = ApiRequest::List {
+                            resource: r,
+                            scope: scope_of(resource, namespace.as_deref()),
+                            rv,
+                            rv_match: match_.map(|m| match m {
+                                ResourceVersionMatch::NotOlderThan => RvMatch::NotOlderThan,
+                                ResourceVersionMatch::Exact => RvMatch::Exact,
+                            }),
+                            limit: limit.unwrap_or(0),
+                            continue_token,
+                        };
+                        self.send_api(ctx, idx, *server, req);
+                    }
+                    Err(message) => {
+                        obs.script_results[idx] = Some(
+                            json!({"error": {"code": 400, "reason": "BadRequest", "message": message}}),
+                        );
+                    }
+                }
+            }
+            Step::ApiWatch {
+                id,
+                server,
+                resource,
+                resource_version,
+                bookmarks,
+                send_initial_events,
+                timeout,
+                read_rate,
+                namespace,
+                ..
+            } => {
+                let r = resource_id(scenario, resource);
+                match Rv::parse(resource_version.as_deref()) {
+                    Ok(rv) => {
+                        let conn = ctx.connect(Actor::Script, Actor::Apiserver(*server));
+                        self.api_watches.insert(id.clone(), conn);
+                        self.api_watch_owner.insert(conn, (id.clone(), idx));
+                        obs.watches.entry(id.clone()).or_default();
+                        let req = ApiRequest::Watch {
+                            resource: r,
+                            scope: scope_of(resource, namespace.as_deref()),
+                            rv,
+                            bookmarks: *bookmarks,
+                            send_initial_events: *send_initial_events,
+                            timeout_ns: timeout.map(|t| t.as_ns()).unwrap_or(0),
+                            read_rate: match read_rate {
+                                None => ReadRate::Instant,
+                                Some(n) => ReadRate::PerSecond(*n),
+                            },
+                        };
+                        self.pending_api.insert((conn, 0), idx);
+                        ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
+                    }
+                    Err(message) => {
+                        obs.script_results[idx] = Some(
+                            json!({"error": {"code": 400, "reason": "BadRequest", "message": message}}),
+                        );
+                    }
+                }
+            }
+            Step::ApiUnwatch { id, .. } => {
+                if let Some(conn) = self.api_watches.remove(id) {
+                    self.api_watch_owner.remove(&conn);
+                    ctx.send(conn, Dir::ToServer, Msg::Hangup);
+                }
                 obs.script_results[idx] = Some(json!({}));
             }
-            other => {
-                let op = other.op_name();
-                obs.script_results[idx] = Some(json!({"error": {
-                    "code": 501,
-                    "reason": "NotImplemented",
-                    "message": format!("{op} needs a component this version of watchsim does not model yet"),
-                }}));
-                let note = format!("step {idx} ({op}) was not executed: not modelled yet");
-                if !obs.notes.contains(&note) {
-                    obs.notes.push(note);
-                }
+            Step::FaultCompactNow { .. } => {
+                self.fault(ctx, idx, obs, FaultKind::CompactNow, None, None)
+            }
+            Step::FaultHeal { .. } => self.fault(ctx, idx, obs, FaultKind::Heal, None, None),
+            Step::FaultRestartApiserver { server, for_, .. } => self.fault(
+                ctx,
+                idx,
+                obs,
+                FaultKind::RestartApiserver,
+                *server,
+                for_.map(|d| d.as_ns()),
+            ),
+            Step::FaultPartitionApiserver { server, for_, .. } => self.fault(
+                ctx,
+                idx,
+                obs,
+                FaultKind::PartitionApiserver,
+                *server,
+                for_.map(|d| d.as_ns()),
+            ),
+            Step::FaultStallApiserver { server, for_, .. } => self.fault(
+                ctx,
+                idx,
+                obs,
+                FaultKind::StallApiserver,
+                *server,
+                for_.map(|d| d.as_ns()),
+            ),
+            Step::FaultRestartClient { .. } => {
+                self.fault(ctx, idx, obs, FaultKind::RestartClient, None, None)
             }
         }
         self.next += 1;
         self.arm_next(scenario, ctx);
         step.op_name()
+    }
+
+    fn fault(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        idx: usize,
+        obs: &mut Observations,
+        kind: FaultKind,
+        server: Option<u32>,
+        for_: Option<u64>,
+    ) {
+        match fault_request(kind, server, for_) {
+            Some(req) => {
+                ctx.inject(req);
+                obs.script_results[idx] = Some(json!({}));
+            }
+            None => {
+                obs.script_results[idx] = Some(json!({"error": {
+                    "code": 501,
+                    "reason": "NotImplemented",
+                    "message": format!("fault {kind:?} needs a component this version of watchsim does not model yet"),
+                }}));
+                obs.notes.push(format!(
+                    "step {idx} ({kind:?}) was not executed: not modelled yet"
+                ));
+            }
+        }
+    }
+
+    fn send_api(&mut self, ctx: &mut Ctx<'_>, step: usize, server: u32, req: ApiRequest) {
+        let conn = match self.api_conns.get(&server) {
+            Some(&c) if ctx.is_open(c) => c,
+            _ => {
+                let c = ctx.connect(Actor::Script, Actor::Apiserver(server));
+                self.api_conns.insert(server, c);
+                c
+            }
+        };
+        let req_id = self.next_req_id;
+        self.next_req_id += 1;
+        self.pending_api.insert((conn, req_id), step);
+        ctx.send(conn, Dir::ToServer, Msg::Api { req_id, req });
+    }
+
+    /// Any message for the script arrived on `conn`.
+    pub fn on_message(
+        &mut self,
+        conn: ConnId,
+        msg: Msg,
+        scenario: &Scenario,
+        obs: &mut Observations,
+    ) {
+        match msg {
+            Msg::KvReply { req_id, resp } => self.on_kv_reply(req_id, &resp, obs),
+            Msg::WatchReply(resp) => self.on_watch_reply(conn, &resp, obs),
+            Msg::ApiReply { req_id, resp } => {
+                if let Some(step) = self.pending_api.remove(&(conn, req_id)) {
+                    if let (
+                        ApiResponse::List(l),
+                        Step::ApiList {
+                            server, resource, ..
+                        },
+                    ) = (&resp, &scenario.steps[step])
+                    {
+                        let r = resource_id(scenario, resource);
+                        match &l.continue_token {
+                            Some(t) => {
+                                self.continue_tokens.insert((*server, r), t.clone());
+                            }
+                            None => {
+                                self.continue_tokens.remove(&(*server, r));
+                            }
+                        }
+                    }
+                    obs.script_results[step] = Some(api_result_json(&resp));
+                    if let ApiResponse::Error(_) = resp
+                        && let Some((id, _)) = self.api_watch_owner.remove(&conn)
+                    {
+                        self.api_watches.remove(&id);
+                    }
+                }
+            }
+            Msg::ApiWatch(ev) => {
+                if let Some((id, _)) = self.api_watch_owner.get(&conn).cloned() {
+                    obs.watches
+                        .entry(id.clone())
+                        .or_default()
+                        .push(api_event_json(&ev));
+                    if ev == ApiWatchEvent::Closed {
+                        self.api_watch_owner.remove(&conn);
+                        self.api_watches.remove(&id);
+                    }
+                }
+            }
+            Msg::Hangup => {
+                if let Some((id, _)) = self.api_watch_owner.remove(&conn) {
+                    obs.watches
+                        .entry(id.clone())
+                        .or_default()
+                        .push(json!({"type": "CLOSED"}));
+                    self.api_watches.remove(&id);
+                }
+                let lost: Vec<(ConnId, u64)> = self
+                    .pending_api
+                    .keys()
+                    .filter(|(c, _)| *c == conn)
+                    .copied()
+                    .collect();
+                for k in lost {
+                    if let Some(step) = self.pending_api.remove(&k) {
+                        obs.script_results[step] = Some(
+                            json!({"error": {"code": 0, "reason": "ConnectionReset", "message": "connection closed by the apiserver"}}),
+                        );
+                    }
+                }
+                let stale: Vec<u32> = self
+                    .api_conns
+                    .iter()
+                    .filter(|(_, c)| **c == conn)
+                    .map(|(s, _)| *s)
+                    .collect();
+                for server in stale {
+                    self.api_conns.remove(&server);
+                }
+            }
+            Msg::Kv { .. } | Msg::Watch(_) | Msg::Api { .. } => {}
+        }
     }
 
     /// A KV answer arrived.

@@ -1,0 +1,215 @@
+//! The Kubernetes API as the model speaks it: LIST / WATCH / write requests with their
+//! resourceVersion parameters, responses, watch events and continue tokens.
+
+use imbl::OrdMap;
+use serde::Serialize;
+
+use super::status::Status;
+use super::watch_cache::{EventType, Obj};
+use crate::etcd::{Key, KeyRange};
+use crate::kernel::Nanos;
+
+/// Index of a resource in the scenario's `[[resources]]`.
+pub type ResourceId = u32;
+
+/// A request's `resourceVersion` parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rv {
+    /// Absent: the most recent state (a consistent read).
+    Unset,
+    /// `"0"`: any state ("from the cache").
+    Zero,
+    /// `"N"`.
+    At(i64),
+}
+
+impl Rv {
+    /// Parses an API resourceVersion string: `None`/`""` = unset, `"0"`, or a positive integer.
+    pub fn parse(text: Option<&str>) -> Result<Rv, String> {
+        match text {
+            None | Some("") => Ok(Rv::Unset),
+            Some("0") => Ok(Rv::Zero),
+            Some(t) => match t.parse::<i64>() {
+                Ok(n) if n > 0 => Ok(Rv::At(n)),
+                _ => Err(format!("invalid resource version \"{t}\"")),
+            },
+        }
+    }
+
+    /// The number, with unset and "0" as 0.
+    pub fn number(self) -> i64 {
+        match self {
+            Rv::At(n) => n,
+            _ => 0,
+        }
+    }
+}
+
+/// `resourceVersionMatch`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RvMatch {
+    /// At least the RV.
+    NotOlderThan,
+    /// Exactly the RV.
+    Exact,
+}
+
+/// A continue token: the RV every page is read at and the last key returned
+/// (`storage.PrepareContinueToken`: `{rv, start}`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ContinueToken {
+    /// Revision all pages are read at.
+    pub rv: i64,
+    /// Last key of the previous page.
+    pub start_after: Key,
+}
+
+impl ContinueToken {
+    /// The token as text (watchsim's own encoding, not base64 JSON).
+    pub fn encode(&self) -> String {
+        format!("{}:{}", self.rv, self.start_after)
+    }
+}
+
+/// How fast a watch client reads its stream (watchsim's own knob for slow watchers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReadRate {
+    /// Reads everything as soon as it arrives.
+    Instant,
+    /// Reads this many events per second.
+    PerSecond(u32),
+}
+
+/// An API request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ApiRequest {
+    /// LIST.
+    List {
+        /// Resource.
+        resource: ResourceId,
+        /// Objects selected (whole resource, a namespace, or one object).
+        scope: KeyRange,
+        /// `resourceVersion`.
+        rv: Rv,
+        /// `resourceVersionMatch`.
+        rv_match: Option<RvMatch>,
+        /// `limit` (0 = none).
+        limit: u64,
+        /// `continue`.
+        continue_token: Option<ContinueToken>,
+    },
+    /// WATCH (on its own connection).
+    Watch {
+        /// Resource.
+        resource: ResourceId,
+        /// Objects selected.
+        scope: KeyRange,
+        /// `resourceVersion`.
+        rv: Rv,
+        /// `allowWatchBookmarks`.
+        bookmarks: bool,
+        /// `sendInitialEvents`.
+        send_initial_events: Option<bool>,
+        /// `timeoutSeconds` in ns (0 = the server's default).
+        timeout_ns: Nanos,
+        /// How fast the client reads.
+        read_rate: ReadRate,
+    },
+    /// CREATE.
+    Create {
+        /// Resource.
+        resource: ResourceId,
+        /// Object key.
+        key: Key,
+        /// Object size.
+        bytes: u64,
+    },
+    /// UPDATE (with an optional resourceVersion precondition).
+    Update {
+        /// Resource.
+        resource: ResourceId,
+        /// Object key.
+        key: Key,
+        /// New size.
+        bytes: u64,
+        /// Required current RV.
+        precondition_rv: Option<i64>,
+    },
+    /// DELETE.
+    Delete {
+        /// Resource.
+        resource: ResourceId,
+        /// Object key.
+        key: Key,
+        /// Required current RV.
+        precondition_rv: Option<i64>,
+    },
+}
+
+/// Where a LIST was served from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ServedFrom {
+    /// The watch cache.
+    Cache,
+    /// etcd.
+    Etcd,
+}
+
+/// A successful LIST.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListResult {
+    /// The list's resourceVersion.
+    pub rv: i64,
+    /// The items (key order).
+    pub items: OrdMap<Key, Obj>,
+    /// Token for the next page.
+    pub continue_token: Option<ContinueToken>,
+    /// Cache or etcd.
+    pub served_from: ServedFrom,
+    /// Response size.
+    pub bytes: u64,
+}
+
+/// The answer to a request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ApiResponse {
+    /// LIST result.
+    List(ListResult),
+    /// A write succeeded at this RV.
+    Written {
+        /// RV of the write.
+        rv: i64,
+    },
+    /// A watch stream is established; events follow on the connection.
+    WatchStarted,
+    /// An HTTP error.
+    Error(Status),
+}
+
+/// One event on a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum ApiWatchEvent {
+    /// ADDED / MODIFIED / DELETED.
+    Object {
+        /// Type.
+        kind: EventType,
+        /// Object key.
+        key: Key,
+        /// RV.
+        rv: i64,
+        /// Size.
+        bytes: u64,
+    },
+    /// BOOKMARK.
+    Bookmark {
+        /// RV carried.
+        rv: i64,
+        /// Annotated `k8s.io/initial-events-end: "true"`.
+        initial_events_end: bool,
+    },
+    /// ERROR (a Status on a 200 stream; the stream then ends).
+    Error(Status),
+    /// The server closed the stream cleanly.
+    Closed,
+}

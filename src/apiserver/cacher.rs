@@ -1,0 +1,576 @@
+//! One resource's Cacher in one kube-apiserver (`storage/cacher/cacher.go`,
+//! `cache_watcher.go`, `watch_cache_interval.go`): the watch cache fed by one etcd watch, the
+//! registered client watchers, event dispatch with per-watcher buffers and the shared time
+//! budget, periodic bookmarks, and termination on re-initialisation.
+
+use imbl::{OrdMap, Vector};
+
+use super::api::{ApiWatchEvent, ReadRate, ResourceId};
+use super::budget::TimeBudget;
+use super::status::Status;
+use super::watch_cache::{
+    CacheEvent, EventType, WatchCache, WatchIndexKind, suggested_watch_channel_size,
+};
+use crate::etcd::{Key, KeyRange};
+use crate::kernel::{Nanos, RngStream};
+use crate::world::network::{ConnId, Dir};
+use crate::world::{Ctx, Msg};
+
+/// `defaultBookmarkFrequency`.
+pub const BOOKMARK_FREQUENCY_NS: Nanos = 60_000_000_000;
+/// Bookmarks are due this long before a watch's deadline.
+pub const BOOKMARK_BEFORE_DEADLINE_NS: Nanos = 2_000_000_000;
+/// The watch-cache interval's buffer (`bufferSize`): events copied from the ring at a time.
+pub const INTERVAL_BUFFER: u64 = 100;
+
+/// What a new watcher is sent before live events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Initial {
+    /// The whole current state as ADDED (RV=0 / unset, or sendInitialEvents=true), then, if
+    /// `end_bookmark`, a BOOKMARK annotated `k8s.io/initial-events-end`.
+    Snapshot {
+        /// Send the annotated end bookmark.
+        end_bookmark: bool,
+    },
+    /// The ring's events after this RV (410 if it is too old).
+    Since(i64),
+    /// Nothing: start at the cache's current RV.
+    Now,
+}
+
+/// Timers a cacher arms (wrapped by the apiserver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacherTimer {
+    /// The dispatcher's bookmark tick (every 1-1.25 s).
+    BookmarkTick,
+    /// A slow watcher's interval needs its next chunk from the ring.
+    IntervalRefill(ConnId),
+    /// A watch's deadline (timeoutSeconds) passed.
+    WatchDeadline(ConnId),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Replay {
+    next_index: u64,
+    end_index: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct CacheWatcher {
+    scope: KeyRange,
+    rv_sent: i64,
+    bookmarks: bool,
+    deadline_ns: Nanos,
+    next_bookmark_ns: Option<Nanos>,
+    read_rate: ReadRate,
+    buffered: u64,
+    drained_at_ns: Nanos,
+    capacity: u64,
+    chan: u64,
+    replay: Option<Replay>,
+    held: Vector<CacheEvent>,
+}
+
+impl CacheWatcher {
+    /// Events the client has not read yet, after draining at its rate until `now`.
+    fn drain(&mut self, now: Nanos) {
+        if let ReadRate::PerSecond(r) = self.read_rate {
+            let elapsed = now.saturating_sub(self.drained_at_ns) as u128;
+            let read = (elapsed * r as u128 / 1_000_000_000) as u64;
+            if read > 0 {
+                self.buffered = self.buffered.saturating_sub(read);
+                // Keep the fractional remainder: advance time only by what was read.
+                self.drained_at_ns += (read as u128 * 1_000_000_000 / r.max(1) as u128) as Nanos;
+            }
+            if self.buffered == 0 {
+                self.drained_at_ns = now;
+            }
+        } else {
+            self.buffered = 0;
+            self.drained_at_ns = now;
+        }
+    }
+
+    /// Nanoseconds until the client has read enough to free `slots` slots.
+    fn time_to_free(&self, slots: u64) -> Option<Nanos> {
+        match self.read_rate {
+            ReadRate::Instant => Some(0),
+            ReadRate::PerSecond(0) => None,
+            ReadRate::PerSecond(r) => Some((slots as u128 * 1_000_000_000 / r as u128) as Nanos),
+        }
+    }
+}
+
+/// Counters a cacher contributes to its apiserver's report.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct CacherCounters {
+    /// Bookmarks sent to clients.
+    pub bookmarks_sent: u64,
+    /// Watchers closed because they were too slow.
+    pub watchers_closed_slow: u64,
+    /// Watches refused with 410.
+    pub too_old_errors: u64,
+    /// Watch intervals invalidated under a slow watcher.
+    pub intervals_invalidated: u64,
+    /// Events sent to clients.
+    pub events_sent: u64,
+}
+
+/// One resource's cacher.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cacher {
+    /// The apiserver this cacher belongs to.
+    pub server: u32,
+    /// Resource.
+    pub resource: ResourceId,
+    /// `/registry/<resource>/`.
+    pub prefix: Key,
+    /// The watch cache.
+    pub cache: WatchCache,
+    /// Ready to serve (after its first Replace).
+    pub ready: bool,
+    /// Ready generation (bumped on every not-ready -> ready transition).
+    pub generation: u64,
+    /// RV of the last event or storage bookmark the dispatcher processed.
+    pub last_processed_rv: i64,
+    /// A re-initialisation is scheduled.
+    pub restart_armed: bool,
+    watchers: OrdMap<ConnId, CacheWatcher>,
+    budget: TimeBudget,
+    bookmark_tick_armed: bool,
+    bookmark_interval_ns: Nanos,
+    index_kind: WatchIndexKind,
+    /// Counters.
+    pub counters: CacherCounters,
+}
+
+fn send(ctx: &mut Ctx<'_>, conn: ConnId, ev: ApiWatchEvent) {
+    ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
+}
+
+fn object_event(e: &CacheEvent) -> ApiWatchEvent {
+    ApiWatchEvent::Object {
+        kind: e.kind,
+        key: e.key.clone(),
+        rv: e.rv,
+        bytes: e.bytes,
+    }
+}
+
+impl Cacher {
+    /// A cacher that has not listed yet.
+    pub fn new(
+        server: u32,
+        resource: ResourceId,
+        prefix: Key,
+        cache: WatchCache,
+        now: Nanos,
+        bookmark_interval_ns: Nanos,
+    ) -> Self {
+        Cacher {
+            server,
+            resource,
+            prefix,
+            cache,
+            ready: false,
+            generation: 0,
+            last_processed_rv: 0,
+            restart_armed: false,
+            watchers: OrdMap::new(),
+            budget: TimeBudget::new(now),
+            bookmark_tick_armed: false,
+            bookmark_interval_ns,
+            index_kind: WatchIndexKind::IndexOnly,
+            counters: CacherCounters::default(),
+        }
+    }
+
+    /// Number of registered watchers.
+    pub fn watcher_count(&self) -> usize {
+        self.watchers.len()
+    }
+
+    /// True if `conn` is one of this cacher's watchers.
+    pub fn has_watcher(&self, conn: ConnId) -> bool {
+        self.watchers.contains_key(&conn)
+    }
+
+    /// `Replace` after the cacher's LIST from etcd: the cache restarts at `rv`; ready again.
+    pub fn replace(&mut self, objects: OrdMap<Key, super::watch_cache::Obj>, rv: i64) {
+        self.cache.replace(objects, rv);
+        self.last_processed_rv = rv;
+        if !self.ready {
+            self.ready = true;
+            self.generation += 1;
+        }
+    }
+
+    /// The cacher's etcd watch failed: not ready until the next successful list.
+    pub fn set_not_ready(&mut self) {
+        self.ready = false;
+    }
+
+    /// `terminateAllWatchers`: every client watch ends with a clean close (no error event).
+    pub fn terminate_all(&mut self, ctx: &mut Ctx<'_>) -> Vec<ConnId> {
+        let conns: Vec<ConnId> = self.watchers.keys().copied().collect();
+        for &c in &conns {
+            send(ctx, c, ApiWatchEvent::Closed);
+        }
+        self.watchers = OrdMap::new();
+        conns
+    }
+
+    /// Removes a watcher whose client went away.
+    pub fn forget(&mut self, conn: ConnId) -> bool {
+        self.watchers.remove(&conn).is_some()
+    }
+
+    /// Registers a watcher on `conn` and sends its initial events. Returns false if the watch
+    /// ended at once (410 sent as an ERROR event).
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_watcher(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        scope: KeyRange,
+        bookmarks: bool,
+        deadline_ns: Nanos,
+        read_rate: ReadRate,
+        initial: Initial,
+        ctx: &mut Ctx<'_>,
+        rng: &mut RngStream,
+    ) -> bool {
+        let chan = suggested_watch_channel_size(self.cache.capacity(), self.index_kind);
+        let mut w = CacheWatcher {
+            scope,
+            rv_sent: 0,
+            bookmarks,
+            deadline_ns,
+            next_bookmark_ns: None,
+            read_rate,
+            buffered: 0,
+            drained_at_ns: now,
+            capacity: 2 * chan + 1,
+            chan,
+            replay: None,
+            held: Vector::new(),
+        };
+        match initial {
+            Initial::Snapshot { end_bookmark } => {
+                let rv = self.cache.resource_version();
+                let mut n = 0u64;
+                for (key, obj) in self.cache.store().iter() {
+                    if w.scope.contains(key) {
+                        send(
+                            ctx,
+                            conn,
+                            ApiWatchEvent::Object {
+                                kind: EventType::Added,
+                                key: key.clone(),
+                                rv: obj.rv,
+                                bytes: obj.bytes,
+                            },
+                        );
+                        n += 1;
+                    }
+                }
+                self.counters.events_sent += n;
+                w.buffered = n;
+                w.rv_sent = rv;
+                if end_bookmark {
+                    send(
+                        ctx,
+                        conn,
+                        ApiWatchEvent::Bookmark {
+                            rv,
+                            initial_events_end: true,
+                        },
+                    );
+                    self.counters.bookmarks_sent += 1;
+                }
+            }
+            Initial::Since(rv) => match self.cache.index_after(rv) {
+                Err(status) => {
+                    self.counters.too_old_errors += 1;
+                    send(ctx, conn, ApiWatchEvent::Error(status));
+                    send(ctx, conn, ApiWatchEvent::Closed);
+                    return false;
+                }
+                Ok(from) => {
+                    w.rv_sent = rv;
+                    let end = self.cache.end_index();
+                    let slow = !matches!(read_rate, ReadRate::Instant);
+                    let first_end = if slow {
+                        end.min(from + INTERVAL_BUFFER)
+                    } else {
+                        end
+                    };
+                    self.send_range(conn, &mut w, from, first_end, ctx);
+                    if first_end < end {
+                        w.replay = Some(Replay {
+                            next_index: first_end,
+                            end_index: end,
+                        });
+                        let wait = w.time_to_free(w.buffered).unwrap_or(Nanos::MAX / 4);
+                        ctx.timer(now + wait, self.timer(CacherTimer::IntervalRefill(conn)));
+                    }
+                }
+            },
+            Initial::Now => {
+                w.rv_sent = self.cache.resource_version();
+            }
+        }
+        if bookmarks {
+            w.next_bookmark_ns = next_bookmark_time(now, deadline_ns, self.bookmark_interval_ns);
+        }
+        if deadline_ns > now && deadline_ns < Nanos::MAX {
+            ctx.timer(deadline_ns, self.timer(CacherTimer::WatchDeadline(conn)));
+        }
+        self.watchers.insert(conn, w);
+        self.arm_bookmark_tick(now, ctx, rng);
+        true
+    }
+
+    fn send_range(
+        &mut self,
+        conn: ConnId,
+        w: &mut CacheWatcher,
+        from: u64,
+        to: u64,
+        ctx: &mut Ctx<'_>,
+    ) {
+        for i in from..to {
+            if let Some(e) = self.cache.event_at(i)
+                && w.scope.contains(&e.key)
+                && e.rv > w.rv_sent
+            {
+                send(ctx, conn, object_event(e));
+                w.rv_sent = e.rv;
+                w.buffered += 1;
+                self.counters.events_sent += 1;
+            }
+        }
+    }
+
+    fn timer(&self, t: CacherTimer) -> crate::world::Timer {
+        crate::world::Timer::Cacher(self.server, self.resource, t)
+    }
+
+    fn arm_bookmark_tick(&mut self, now: Nanos, ctx: &mut Ctx<'_>, rng: &mut RngStream) {
+        if self.bookmark_tick_armed || !self.watchers.values().any(|w| w.bookmarks) {
+            return;
+        }
+        self.bookmark_tick_armed = true;
+        // wait.Jitter(time.Second, 0.25): uniform in [1 s, 1.25 s].
+        let period = 1_000_000_000 + rng.below(250_000_001);
+        ctx.timer(now + period, self.timer(CacherTimer::BookmarkTick));
+    }
+
+    /// A new event from etcd: record it in the cache and dispatch it to every watcher it matches.
+    pub fn process_event(
+        &mut self,
+        now: Nanos,
+        event: CacheEvent,
+        ctx: &mut Ctx<'_>,
+    ) -> Vec<ConnId> {
+        self.last_processed_rv = self.last_processed_rv.max(event.rv);
+        self.cache.process_event(event.clone());
+        let mut closed = Vec::new();
+        let conns: Vec<ConnId> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.scope.contains(&event.key) && event.rv > w.rv_sent)
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in conns {
+            if !self.offer(now, conn, &event, ctx) {
+                closed.push(conn);
+            }
+        }
+        closed
+    }
+
+    /// A storage bookmark (etcd progress notify): moves the cache RV; never forwarded as is.
+    pub fn storage_bookmark(&mut self, rv: i64) {
+        self.cache.update_resource_version(rv);
+        self.last_processed_rv = self.last_processed_rv.max(rv);
+    }
+
+    /// Offers one event to a watcher; false if the watcher was closed for being too slow.
+    fn offer(&mut self, now: Nanos, conn: ConnId, event: &CacheEvent, ctx: &mut Ctx<'_>) -> bool {
+        let Some(mut w) = self.watchers.get(&conn).cloned() else {
+            return true;
+        };
+        w.drain(now);
+        if w.replay.is_some() {
+            if (w.held.len() as u64) < w.chan {
+                w.held.push_back(event.clone());
+                self.watchers.insert(conn, w);
+                return true;
+            }
+            // The input channel is full while the watcher is still replaying history.
+            let remaining = w
+                .replay
+                .as_ref()
+                .map(|r| r.end_index - r.next_index)
+                .unwrap_or(0);
+            let slots = remaining + w.buffered;
+            return self.block(now, conn, w, slots, event, ctx);
+        }
+        if w.buffered < w.capacity {
+            self.deliver(conn, &mut w, event, ctx);
+            self.watchers.insert(conn, w);
+            return true;
+        }
+        let over = w.buffered + 1 - w.capacity;
+        self.block(now, conn, w, over, event, ctx)
+    }
+
+    /// The dispatcher blocked on a full watcher: it waits for at most the budget it can take; if
+    /// the client frees a slot in time the event is delivered, else the watcher is closed
+    /// (`cacheWatcher.add` with the budget timer; simplification: other watchers are not delayed).
+    fn block(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        mut w: CacheWatcher,
+        slots: u64,
+        event: &CacheEvent,
+        ctx: &mut Ctx<'_>,
+    ) -> bool {
+        let available = self.budget.take_available(now);
+        match w.time_to_free(slots) {
+            Some(wait) if wait <= available => {
+                self.budget.return_unused(available - wait);
+                w.drain(now + wait);
+                if w.replay.is_some() {
+                    w.held.push_back(event.clone());
+                } else {
+                    self.deliver(conn, &mut w, event, ctx);
+                }
+                self.watchers.insert(conn, w);
+                true
+            }
+            _ => {
+                self.counters.watchers_closed_slow += 1;
+                self.watchers.remove(&conn);
+                send(ctx, conn, ApiWatchEvent::Closed);
+                false
+            }
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        conn: ConnId,
+        w: &mut CacheWatcher,
+        event: &CacheEvent,
+        ctx: &mut Ctx<'_>,
+    ) {
+        send(ctx, conn, object_event(event));
+        w.rv_sent = event.rv;
+        w.buffered += 1;
+        self.counters.events_sent += 1;
+    }
+
+    /// A slow watcher's interval refills from the ring: if the ring has wrapped past the
+    /// interval's next index the watch ends silently (`cache interval invalidated`).
+    pub fn interval_refill(&mut self, now: Nanos, conn: ConnId, ctx: &mut Ctx<'_>) -> bool {
+        let Some(mut w) = self.watchers.get(&conn).cloned() else {
+            return true;
+        };
+        let Some(replay) = w.replay.clone() else {
+            return true;
+        };
+        w.drain(now);
+        if replay.next_index < self.cache.start_index() {
+            self.counters.intervals_invalidated += 1;
+            self.watchers.remove(&conn);
+            send(ctx, conn, ApiWatchEvent::Closed);
+            return false;
+        }
+        let chunk_end = replay.end_index.min(replay.next_index + INTERVAL_BUFFER);
+        self.send_range(conn, &mut w, replay.next_index, chunk_end, ctx);
+        if chunk_end < replay.end_index {
+            w.replay = Some(Replay {
+                next_index: chunk_end,
+                end_index: replay.end_index,
+            });
+            let wait = w.time_to_free(w.buffered).unwrap_or(Nanos::MAX / 4);
+            ctx.timer(
+                now.saturating_add(wait),
+                self.timer(CacherTimer::IntervalRefill(conn)),
+            );
+        } else {
+            w.replay = None;
+            let held: Vec<CacheEvent> = w.held.iter().cloned().collect();
+            w.held = Vector::new();
+            for e in held {
+                if e.rv > w.rv_sent {
+                    self.deliver(conn, &mut w, &e, ctx);
+                }
+            }
+        }
+        self.watchers.insert(conn, w);
+        true
+    }
+
+    /// The dispatcher's bookmark tick: every watcher that allows bookmarks and is due gets a
+    /// BOOKMARK at the last processed RV, if that is newer than what it was sent.
+    pub fn bookmark_tick(&mut self, now: Nanos, ctx: &mut Ctx<'_>, rng: &mut RngStream) {
+        self.bookmark_tick_armed = false;
+        let rv = self.last_processed_rv;
+        let due: Vec<ConnId> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| {
+                w.bookmarks && w.replay.is_none() && w.next_bookmark_ns.is_some_and(|t| t <= now)
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in due {
+            if let Some(w) = self.watchers.get_mut(&conn) {
+                if rv > w.rv_sent {
+                    w.rv_sent = rv;
+                    send(
+                        ctx,
+                        conn,
+                        ApiWatchEvent::Bookmark {
+                            rv,
+                            initial_events_end: false,
+                        },
+                    );
+                    self.counters.bookmarks_sent += 1;
+                }
+                w.next_bookmark_ns =
+                    next_bookmark_time(now, w.deadline_ns, self.bookmark_interval_ns);
+            }
+        }
+        self.arm_bookmark_tick(now, ctx, rng);
+    }
+
+    /// A watch reached its deadline: the server ends it cleanly.
+    pub fn watch_deadline(&mut self, conn: ConnId, ctx: &mut Ctx<'_>) -> bool {
+        if self.watchers.remove(&conn).is_some() {
+            send(ctx, conn, ApiWatchEvent::Closed);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// A watch request that can only fail (used for errors decided before registration).
+    pub fn refuse(ctx: &mut Ctx<'_>, conn: ConnId, status: Status) {
+        send(ctx, conn, ApiWatchEvent::Error(status));
+        send(ctx, conn, ApiWatchEvent::Closed);
+    }
+}
+
+/// `nextBookmarkTime`: the earlier of now + the bookmark frequency (1 min) and the deadline - 2 s;
+/// none once that has passed.
+pub fn next_bookmark_time(now: Nanos, deadline_ns: Nanos, frequency_ns: Nanos) -> Option<Nanos> {
+    let heartbeat = now + frequency_ns;
+    let before_deadline = deadline_ns.saturating_sub(BOOKMARK_BEFORE_DEADLINE_NS);
+    let next = heartbeat.min(before_deadline);
+    (next > now).then_some(next)
+}

@@ -1,0 +1,1787 @@
+//! One kube-apiserver: its cachers (one per resource, each fed by an etcd watch on the
+//! apiserver's own cache stream), LIST / WATCH routing between cache and etcd, freshness waits
+//! with progress requests, writes with optimistic concurrency, the etcd compactor, restarts,
+//! partitions and stalls. Sources: k8s-cacher-protocol.md §1-§7, §9 (cacher.go, watch_cache.go,
+//! etcd3/store.go, etcd3/compact.go, watch_progress.go).
+
+use imbl::{OrdMap, Vector};
+
+use super::api::{
+    ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ListResult, ReadRate, ResourceId, Rv,
+    RvMatch, ServedFrom,
+};
+use super::cacher::{Cacher, CacherTimer, Initial};
+use super::rules::{Rules, should_delegate_list};
+use super::status::Status;
+use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache};
+use crate::etcd::{
+    Compare, CompareOp, CompareTarget, EtcdError, EventKind, Key, KeyRange, KvRequest, KvResponse,
+    RangeResult, Txn, TxnOp, TxnOpResult, WatchRequest, WatchResponse, WatchResponseKind,
+};
+use crate::kernel::{Nanos, RngStream};
+use crate::scenario::{Scenario, WatchCacheMode};
+use crate::world::network::{Actor, ConnId, Dir};
+use crate::world::{Ctx, Msg, Timer};
+
+/// `blockTimeout`: how long a read waits for the cache to become fresh.
+pub const BLOCK_TIMEOUT_NS: Nanos = 3_000_000_000;
+/// `progressRequestPeriod`.
+pub const PROGRESS_REQUEST_PERIOD_NS: Nanos = 100_000_000;
+/// `wait.Until(..., time.Second)`: delay before a failed cacher lists again.
+pub const CACHER_RESTART_DELAY_NS: Nanos = 1_000_000_000;
+/// The etcd key of the compactor's compare-and-swap (`etcd3/compact.go compactRevKey`).
+pub const COMPACT_REV_KEY: &str = "compact_rev_key";
+/// A LIST served from etcd costs about 5x the response in temporary memory (KEP-3157,
+/// scale-facts.md §3.10).
+pub const ETCD_LIST_MEMORY_FACTOR: u64 = 5;
+/// Server default watch timeout when the client sets none: `--min-request-timeout` 1800 s times
+/// (1 + rand) (`endpoints/handlers/get.go`).
+pub const MIN_REQUEST_TIMEOUT_NS: Nanos = 1_800_000_000_000;
+
+/// Timers an apiserver arms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ApiTimer {
+    /// A failed (or new) cacher lists again.
+    CacherRestart(ResourceId),
+    /// A read's 3 s freshness wait ends.
+    ReadDeadline(u64),
+    /// The progress requester's 100 ms tick.
+    ProgressRequest,
+    /// The compactor's tick.
+    Compact,
+    /// A LIST response finished encoding and leaves.
+    ListSent(u64),
+    /// A partition or stall ends.
+    Heal,
+}
+
+/// Why the apiserver sent an etcd request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum EtcdPurpose {
+    CacherList(ResourceId),
+    Probe(u64),
+    ClientList(ClientList),
+    Write {
+        conn: ConnId,
+        req_id: u64,
+        resource: ResourceId,
+        key: Key,
+        op: WriteOp,
+    },
+    CompactTxn,
+    Compact,
+    DirectWatchInit(ConnId),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum WriteOp {
+    Create,
+    Update { precondition: bool },
+    Delete { precondition: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientList {
+    conn: ConnId,
+    req_id: u64,
+    scope: KeyRange,
+    limit: u64,
+    /// NotOlderThan check on the result.
+    min_rv: Option<i64>,
+    /// The revision read at (Exact, legacy exact, continuation).
+    at_rv: Option<i64>,
+    paging: bool,
+}
+
+/// A read waiting for the cache to reach `target_rv`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Wait {
+    resource: ResourceId,
+    /// 0 while the current etcd revision is being probed.
+    target_rv: i64,
+    kind: WaitKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum WaitKind {
+    List {
+        conn: ConnId,
+        req_id: u64,
+        scope: KeyRange,
+        limit: u64,
+        requested: Rv,
+        fallback: bool,
+    },
+    Watch {
+        conn: ConnId,
+        scope: KeyRange,
+        bookmarks: bool,
+        deadline_ns: Nanos,
+        read_rate: ReadRate,
+        initial: Initial,
+    },
+}
+
+/// A request parked until the cache is ready (1.27 rules).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Parked {
+    conn: ConnId,
+    req_id: u64,
+    req: ApiRequest,
+}
+
+/// A LIST response being encoded.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct Sending {
+    conn: ConnId,
+    req_id: u64,
+    result: ListResult,
+    memory_bytes: u64,
+}
+
+/// Report counters of one apiserver.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ApiserverCounters {
+    /// Restarts.
+    pub restarts: u64,
+    /// LISTs served from a watch cache.
+    pub lists_from_cache: u64,
+    /// LISTs served from etcd.
+    pub lists_from_etcd: u64,
+    /// Bytes of LIST responses.
+    pub list_bytes: u64,
+    /// Bytes read from etcd (client LISTs, cacher LISTs, probes).
+    pub etcd_read_bytes: u64,
+    /// 410 errors (LIST and WATCH).
+    pub too_old_errors: u64,
+    /// 504 too large resource version errors.
+    pub too_large_errors: u64,
+    /// 429 errors while (re)initialising.
+    pub too_many_requests: u64,
+    /// LISTs in flight now / at most.
+    pub lists_in_flight: u64,
+    /// Peak concurrent LISTs.
+    pub lists_in_flight_max: u64,
+    /// Temporary LIST memory now / at most.
+    pub list_memory_bytes: u64,
+    /// Peak temporary LIST memory.
+    pub list_memory_bytes_max: u64,
+    /// Cacher (re)initialisations.
+    pub cache_initializations: u64,
+    /// Consistent reads that fell back to etcd.
+    pub consistent_read_fallbacks: u64,
+    /// Progress requests sent to etcd.
+    pub progress_requests: u64,
+    /// Compactions requested.
+    pub compactions: u64,
+}
+
+/// One kube-apiserver.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Apiserver {
+    /// Index (apiserver-N).
+    pub index: u32,
+    rules: Rules,
+    consistent_list_from_cache: bool,
+    watch_list: bool,
+    compaction_interval_ns: Nanos,
+    bookmark_interval_ns: Nanos,
+    list_bytes_per_second: u64,
+    etcd_kv: Option<ConnId>,
+    etcd_watch: Option<ConnId>,
+    next_etcd_req: u64,
+    pending_etcd: OrdMap<u64, EtcdPurpose>,
+    cachers: Vector<Option<Cacher>>,
+    resource_names: Vector<String>,
+    waits: OrdMap<u64, Wait>,
+    next_wait: u64,
+    progress_armed: bool,
+    compactor_t: i64,
+    compactor_rev: i64,
+    /// Client watch connections: conn -> resource (cache-served).
+    client_watches: OrdMap<ConnId, ResourceId>,
+    /// Watches served straight from etcd (watch cache off): client conn -> (resource, last RV).
+    direct_watches: OrdMap<ConnId, (ResourceId, KeyRange)>,
+    direct_stream: Option<ConnId>,
+    parked: Vector<Parked>,
+    sending: OrdMap<u64, Sending>,
+    next_send: u64,
+    partitioned: bool,
+    stalled: bool,
+    held: Vector<WatchResponse>,
+    rng: RngStream,
+    /// Report counters.
+    pub counters: ApiserverCounters,
+}
+
+fn name_of(key: &Key) -> &str {
+    key.as_str().rsplit('/').next().unwrap_or("")
+}
+
+/// The etcd prefix of a resource.
+pub fn resource_prefix(name: &str) -> Key {
+    Key::new(&format!("/registry/{name}/"))
+}
+
+fn list_bytes(items: &OrdMap<Key, Obj>) -> u64 {
+    items.iter().map(|(k, o)| o.bytes + k.len() as u64).sum()
+}
+
+impl Apiserver {
+    /// Apiserver `index` of `scenario`; its cachers start listing at once.
+    pub fn new(index: u32, scenario: &Scenario, seed: u64, ctx: &mut Ctx<'_>) -> Self {
+        let a = &scenario.apiserver;
+        let mut s = Apiserver {
+            index,
+            rules: a.rules,
+            consistent_list_from_cache: a.consistent_list_from_cache && a.rules == Rules::V1_31,
+            watch_list: a.watch_list,
+            compaction_interval_ns: a.compaction_interval.as_ns(),
+            bookmark_interval_ns: a.bookmark_interval.as_ns(),
+            list_bytes_per_second: a.list_serve_bytes_per_second.0.max(1),
+            etcd_kv: None,
+            etcd_watch: None,
+            next_etcd_req: 0,
+            pending_etcd: OrdMap::new(),
+            cachers: Vector::new(),
+            resource_names: scenario.resources.iter().map(|r| r.name.clone()).collect(),
+            waits: OrdMap::new(),
+            next_wait: 0,
+            progress_armed: false,
+            compactor_t: 0,
+            compactor_rev: 0,
+            client_watches: OrdMap::new(),
+            direct_watches: OrdMap::new(),
+            direct_stream: None,
+            parked: Vector::new(),
+            sending: OrdMap::new(),
+            next_send: 0,
+            partitioned: false,
+            stalled: false,
+            held: Vector::new(),
+            rng: RngStream::new(seed, &format!("apiserver.{index}")),
+            counters: ApiserverCounters::default(),
+        };
+        s.start(scenario, ctx);
+        if s.compaction_interval_ns > 0 {
+            ctx.timer(
+                ctx.now + s.compaction_interval_ns,
+                Timer::Apiserver(index, ApiTimer::Compact),
+            );
+        }
+        s
+    }
+
+    fn start(&mut self, scenario: &Scenario, ctx: &mut Ctx<'_>) {
+        let cache_on = scenario.apiserver.watch_cache.mode != WatchCacheMode::Off;
+        self.cachers = scenario
+            .resources
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                cache_on.then(|| {
+                    Cacher::new(
+                        self.index,
+                        i as ResourceId,
+                        resource_prefix(&r.name),
+                        WatchCache::new(&scenario.apiserver.watch_cache),
+                        ctx.now,
+                        self.bookmark_interval_ns,
+                    )
+                })
+            })
+            .collect();
+        for r in 0..self.cachers.len() {
+            if self.cachers[r].is_some() {
+                self.cacher_list(r as ResourceId, ctx);
+            }
+        }
+    }
+
+    /// The cacher of `resource`, if the watch cache is on.
+    pub fn cacher(&self, resource: ResourceId) -> Option<&Cacher> {
+        self.cachers.get(resource as usize).and_then(|c| c.as_ref())
+    }
+
+    /// Every cacher.
+    pub fn cachers(&self) -> impl Iterator<Item = &Cacher> {
+        self.cachers.iter().flatten()
+    }
+
+    // ---------------------------------------------------------------- etcd plumbing
+
+    fn send_etcd(&mut self, req: KvRequest, purpose: EtcdPurpose, ctx: &mut Ctx<'_>) -> bool {
+        if self.partitioned {
+            return false;
+        }
+        let conn = *self
+            .etcd_kv
+            .get_or_insert_with(|| ctx.connect(Actor::Apiserver(self.index), Actor::Etcd));
+        let req_id = self.next_etcd_req;
+        self.next_etcd_req += 1;
+        self.pending_etcd.insert(req_id, purpose);
+        ctx.send(conn, Dir::ToServer, Msg::Kv { req_id, req });
+        true
+    }
+
+    fn send_etcd_watch(&mut self, req: WatchRequest, ctx: &mut Ctx<'_>) {
+        if self.partitioned {
+            return;
+        }
+        let conn = *self
+            .etcd_watch
+            .get_or_insert_with(|| ctx.open_watch_stream(Actor::Apiserver(self.index)));
+        ctx.send(conn, Dir::ToServer, Msg::Watch(req));
+    }
+
+    fn cacher_list(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+        let prefix = resource_prefix(&self.resource_names[r as usize]);
+        let req = KvRequest::Range {
+            range: KeyRange::Prefix(prefix),
+            revision: 0,
+            limit: 0,
+        };
+        if !self.send_etcd(req, EtcdPurpose::CacherList(r), ctx) {
+            // etcd unreachable: the reflector's ListAndWatch fails; wait.Until retries in 1 s.
+            self.arm_cacher_restart(r, ctx);
+        }
+    }
+
+    fn arm_cacher_restart(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+        if let Some(Some(c)) = self.cachers.get_mut(r as usize)
+            && !c.restart_armed
+        {
+            c.restart_armed = true;
+            ctx.timer(
+                ctx.now + CACHER_RESTART_DELAY_NS,
+                Timer::Apiserver(self.index, ApiTimer::CacherRestart(r)),
+            );
+        }
+    }
+
+    /// The cacher's etcd watch failed (compacted, stream lost): not ready; re-list in 1 s.
+    fn cacher_failed(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+        if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
+            c.set_not_ready();
+        }
+        self.arm_cacher_restart(r, ctx);
+    }
+
+    /// Handles an etcd KV answer.
+    pub fn on_etcd_reply(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resp: Result<KvResponse, EtcdError>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if Some(conn) != self.etcd_kv {
+            return; // an answer to a previous incarnation
+        }
+        let Some(purpose) = self.pending_etcd.remove(&req_id) else {
+            return;
+        };
+        match purpose {
+            EtcdPurpose::CacherList(r) => match resp {
+                Ok(KvResponse::Range(range)) => self.cacher_listed(r, range, ctx),
+                _ => self.arm_cacher_restart(r, ctx),
+            },
+            EtcdPurpose::Probe(wait_id) => match resp {
+                Ok(KvResponse::Range(range)) => {
+                    self.counters.etcd_read_bytes +=
+                        range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+                    if let Some(w) = self.waits.get_mut(&wait_id) {
+                        w.target_rv = range.revision;
+                    }
+                    ctx.timer(
+                        ctx.now + BLOCK_TIMEOUT_NS,
+                        Timer::Apiserver(self.index, ApiTimer::ReadDeadline(wait_id)),
+                    );
+                    self.arm_progress(ctx);
+                    let r = self.waits.get(&wait_id).map(|w| w.resource);
+                    if let Some(r) = r {
+                        self.check_waits(r, ctx);
+                    }
+                }
+                Ok(_) | Err(_) => {
+                    if let Some(w) = self.waits.remove(&wait_id) {
+                        self.fail_wait(w, Status::internal("etcd probe failed".into()), ctx);
+                    }
+                }
+            },
+            EtcdPurpose::ClientList(cl) => self.client_list_answered(cl, resp, ctx),
+            EtcdPurpose::Write {
+                conn,
+                req_id,
+                resource,
+                key,
+                op,
+            } => {
+                let resource_name = self.resource_names[resource as usize].clone();
+                let name = name_of(&key).to_string();
+                let reply = match resp {
+                    Ok(KvResponse::Txn(t)) if t.succeeded => {
+                        ApiResponse::Written { rv: t.revision }
+                    }
+                    Ok(KvResponse::Txn(t)) => {
+                        let exists = t
+                            .responses
+                            .iter()
+                            .any(|r| matches!(r, TxnOpResult::Range(rr) if rr.count > 0));
+                        ApiResponse::Error(match op {
+                            WriteOp::Create => Status::already_exists(&resource_name, &name),
+                            WriteOp::Update { precondition } | WriteOp::Delete { precondition } => {
+                                if exists && precondition {
+                                    Status::conflict(&resource_name, &name)
+                                } else {
+                                    Status::not_found(&resource_name, &name)
+                                }
+                            }
+                        })
+                    }
+                    Err(EtcdError::RequestTooLarge) => ApiResponse::Error(
+                        Status::too_large_request(EtcdError::RequestTooLarge.to_string()),
+                    ),
+                    Err(e) => ApiResponse::Error(Status::internal(e.to_string())),
+                    Ok(_) => ApiResponse::Error(Status::internal("unexpected etcd answer".into())),
+                };
+                ctx.send(
+                    conn,
+                    Dir::ToClient,
+                    Msg::ApiReply {
+                        req_id,
+                        resp: reply,
+                    },
+                );
+            }
+            EtcdPurpose::CompactTxn => {
+                if let Ok(KvResponse::Txn(t)) = resp {
+                    let cur_rev = t.revision;
+                    if !t.succeeded {
+                        // Another apiserver compacted: adopt its logical time (etcd3/compact.go).
+                        if let Some(TxnOpResult::Range(rr)) = t.responses.first() {
+                            self.compactor_t = rr.kvs.first().map(|kv| kv.version).unwrap_or(0);
+                        }
+                    } else {
+                        self.compactor_t += 1;
+                        if self.compactor_rev != 0 {
+                            let revision = self.compactor_rev;
+                            self.counters.compactions += 1;
+                            self.send_etcd(
+                                KvRequest::Compact { revision },
+                                EtcdPurpose::Compact,
+                                ctx,
+                            );
+                        }
+                    }
+                    self.compactor_rev = cur_rev;
+                }
+            }
+            EtcdPurpose::Compact => {}
+            EtcdPurpose::DirectWatchInit(conn) => match resp {
+                Ok(KvResponse::Range(range)) => self.direct_watch_listed(conn, range, ctx),
+                _ => {
+                    if self.direct_watches.remove(&conn).is_some() {
+                        Cacher::refuse(ctx, conn, Status::internal("etcd read failed".into()));
+                    }
+                }
+            },
+        }
+    }
+
+    fn cacher_listed(&mut self, r: ResourceId, range: RangeResult, ctx: &mut Ctx<'_>) {
+        let rv = range.revision;
+        let objects: OrdMap<Key, Obj> = range
+            .kvs
+            .iter()
+            .map(|kv| {
+                (
+                    kv.key.clone(),
+                    Obj {
+                        rv: kv.mod_revision,
+                        bytes: kv.value_bytes,
+                    },
+                )
+            })
+            .collect();
+        self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+        self.counters.cache_initializations += 1;
+        let prefix = match self.cachers.get_mut(r as usize) {
+            Some(Some(c)) => {
+                c.replace(objects, rv);
+                c.prefix.clone()
+            }
+            _ => return,
+        };
+        // The cacher's watch: its own stream (SeparateCacheWatchRPC), always with progress notify.
+        self.send_etcd_watch(
+            WatchRequest::Create {
+                watch_id: r as i64,
+                range: KeyRange::Prefix(prefix),
+                start_revision: rv + 1,
+                progress_notify: true,
+            },
+            ctx,
+        );
+        self.unpark(r, ctx);
+        self.check_waits(r, ctx);
+    }
+
+    /// Handles a response on the apiserver's etcd watch streams.
+    pub fn on_etcd_watch(
+        &mut self,
+        conn: ConnId,
+        resp: WatchResponse,
+        scenario: &Scenario,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if Some(conn) == self.direct_stream {
+            self.on_direct_watch(resp, ctx);
+            return;
+        }
+        if Some(conn) != self.etcd_watch {
+            return;
+        }
+        if self.stalled {
+            self.held.push_back(resp);
+            return;
+        }
+        self.apply_etcd_watch(resp, scenario, ctx);
+    }
+
+    fn apply_etcd_watch(&mut self, resp: WatchResponse, _scenario: &Scenario, ctx: &mut Ctx<'_>) {
+        match resp.kind {
+            WatchResponseKind::Created => {}
+            WatchResponseKind::Events(evs) => {
+                let r = resp.watch_id as ResourceId;
+                let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
+                    return;
+                };
+                if !c.ready {
+                    return;
+                }
+                let mut closed = Vec::new();
+                for e in evs {
+                    let kind = match e.kind {
+                        EventKind::Delete => EventType::Deleted,
+                        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => {
+                            EventType::Added
+                        }
+                        EventKind::Put => EventType::Modified,
+                    };
+                    let bytes = match kind {
+                        EventType::Deleted => {
+                            c.cache.store().get(&e.kv.key).map(|o| o.bytes).unwrap_or(0)
+                        }
+                        _ => e.kv.value_bytes,
+                    };
+                    let ev = CacheEvent {
+                        kind,
+                        key: e.kv.key.clone(),
+                        rv: e.kv.mod_revision,
+                        bytes,
+                        time_ns: ctx.now,
+                    };
+                    closed.extend(c.process_event(ctx.now, ev, ctx));
+                }
+                for conn in closed {
+                    self.client_watches.remove(&conn);
+                }
+                self.check_waits(r, ctx);
+            }
+            WatchResponseKind::Progress => {
+                let targets: Vec<usize> = if resp.watch_id < 0 {
+                    (0..self.cachers.len()).collect()
+                } else {
+                    vec![resp.watch_id as usize]
+                };
+                for r in targets {
+                    if let Some(Some(c)) = self.cachers.get_mut(r)
+                        && c.ready
+                    {
+                        c.storage_bookmark(resp.header_revision);
+                    }
+                    self.check_waits(r as ResourceId, ctx);
+                }
+            }
+            WatchResponseKind::Canceled { .. } => {
+                // etcd3 interpretWatchError: 410 "The resourceVersion for the provided watch is too
+                // old."; the cacher's reflector returns and the cacher re-initialises.
+                self.cacher_failed(resp.watch_id as ResourceId, ctx);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- client requests
+
+    /// Handles a client request arriving on `conn`.
+    pub fn on_request(&mut self, conn: ConnId, req_id: u64, req: ApiRequest, ctx: &mut Ctx<'_>) {
+        match req {
+            ApiRequest::List { .. } => self.on_list(conn, req_id, req, ctx),
+            ApiRequest::Watch { .. } => self.on_watch(conn, req_id, req, ctx),
+            ApiRequest::Create {
+                resource,
+                key,
+                bytes,
+            } => {
+                let txn = Txn {
+                    compares: vec![Compare {
+                        key: key.clone(),
+                        target: CompareTarget::Mod,
+                        op: CompareOp::Equal,
+                        value: 0,
+                    }],
+                    success: vec![TxnOp::Put {
+                        key: key.clone(),
+                        value_bytes: bytes,
+                    }],
+                    failure: vec![TxnOp::Range(KeyRange::Single(key.clone()))],
+                };
+                self.write(conn, req_id, resource, key, WriteOp::Create, txn, ctx);
+            }
+            ApiRequest::Update {
+                resource,
+                key,
+                bytes,
+                precondition_rv,
+            } => {
+                let txn = Txn {
+                    compares: vec![guard(&key, precondition_rv)],
+                    success: vec![TxnOp::Put {
+                        key: key.clone(),
+                        value_bytes: bytes,
+                    }],
+                    failure: vec![TxnOp::Range(KeyRange::Single(key.clone()))],
+                };
+                let op = WriteOp::Update {
+                    precondition: precondition_rv.is_some(),
+                };
+                self.write(conn, req_id, resource, key, op, txn, ctx);
+            }
+            ApiRequest::Delete {
+                resource,
+                key,
+                precondition_rv,
+            } => {
+                let txn = Txn {
+                    compares: vec![guard(&key, precondition_rv)],
+                    success: vec![TxnOp::Delete(KeyRange::Single(key.clone()))],
+                    failure: vec![TxnOp::Range(KeyRange::Single(key.clone()))],
+                };
+                let op = WriteOp::Delete {
+                    precondition: precondition_rv.is_some(),
+                };
+                self.write(conn, req_id, resource, key, op, txn, ctx);
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resource: ResourceId,
+        key: Key,
+        op: WriteOp,
+        txn: Txn,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let purpose = EtcdPurpose::Write {
+            conn,
+            req_id,
+            resource,
+            key,
+            op,
+        };
+        if !self.send_etcd(KvRequest::Txn(txn), purpose, ctx) {
+            let resp = ApiResponse::Error(Status::internal("etcdserver: request timed out".into()));
+            ctx.send(conn, Dir::ToClient, Msg::ApiReply { req_id, resp });
+        }
+    }
+
+    fn reply(&mut self, conn: ConnId, req_id: u64, resp: ApiResponse, ctx: &mut Ctx<'_>) {
+        if let ApiResponse::Error(s) = &resp {
+            match s.code {
+                410 => self.counters.too_old_errors += 1,
+                504 => self.counters.too_large_errors += 1,
+                429 => self.counters.too_many_requests += 1,
+                _ => {}
+            }
+        }
+        ctx.send(conn, Dir::ToClient, Msg::ApiReply { req_id, resp });
+    }
+
+    fn list_started(&mut self) {
+        self.counters.lists_in_flight += 1;
+        self.counters.lists_in_flight_max = self
+            .counters
+            .lists_in_flight_max
+            .max(self.counters.lists_in_flight);
+    }
+
+    fn list_failed(&mut self, conn: ConnId, req_id: u64, status: Status, ctx: &mut Ctx<'_>) {
+        self.counters.lists_in_flight = self.counters.lists_in_flight.saturating_sub(1);
+        self.reply(conn, req_id, ApiResponse::Error(status), ctx);
+    }
+
+    /// A LIST result leaves after encoding (`bytes / list_serve_bytes_per_second`), holding its
+    /// temporary memory until then.
+    fn list_done(&mut self, conn: ConnId, req_id: u64, result: ListResult, ctx: &mut Ctx<'_>) {
+        self.counters.list_bytes += result.bytes;
+        let memory_bytes = match result.served_from {
+            ServedFrom::Cache => {
+                self.counters.lists_from_cache += 1;
+                result.bytes
+            }
+            ServedFrom::Etcd => {
+                self.counters.lists_from_etcd += 1;
+                result.bytes * ETCD_LIST_MEMORY_FACTOR
+            }
+        };
+        self.counters.list_memory_bytes += memory_bytes;
+        self.counters.list_memory_bytes_max = self
+            .counters
+            .list_memory_bytes_max
+            .max(self.counters.list_memory_bytes);
+        let delay =
+            (result.bytes as u128 * 1_000_000_000 / self.list_bytes_per_second as u128) as Nanos;
+        let id = self.next_send;
+        self.next_send += 1;
+        self.sending.insert(
+            id,
+            Sending {
+                conn,
+                req_id,
+                result,
+                memory_bytes,
+            },
+        );
+        ctx.timer(
+            ctx.now + delay,
+            Timer::Apiserver(self.index, ApiTimer::ListSent(id)),
+        );
+    }
+
+    fn list_sent(&mut self, id: u64, ctx: &mut Ctx<'_>) {
+        if let Some(s) = self.sending.remove(&id) {
+            self.counters.list_memory_bytes -= s.memory_bytes;
+            self.counters.lists_in_flight = self.counters.lists_in_flight.saturating_sub(1);
+            ctx.send(
+                s.conn,
+                Dir::ToClient,
+                Msg::ApiReply {
+                    req_id: s.req_id,
+                    resp: ApiResponse::List(s.result),
+                },
+            );
+        }
+    }
+
+    fn on_list(&mut self, conn: ConnId, req_id: u64, req: ApiRequest, ctx: &mut Ctx<'_>) {
+        let ApiRequest::List {
+            resource,
+            scope,
+            rv,
+            rv_match,
+            limit,
+            continue_token,
+        } = req.clone()
+        else {
+            return;
+        };
+        self.list_started();
+        if continue_token.is_some() && matches!(rv, Rv::At(_)) {
+            return self.list_failed(conn, req_id, Status::continue_with_rv(), ctx);
+        }
+        let delegate = should_delegate_list(
+            self.rules,
+            self.consistent_list_from_cache,
+            rv,
+            rv_match,
+            limit,
+            continue_token.as_ref(),
+        );
+        let ready = match self.cacher(resource) {
+            None => {
+                return self.list_from_etcd(
+                    conn,
+                    req_id,
+                    scope,
+                    rv,
+                    rv_match,
+                    limit,
+                    continue_token,
+                    ctx,
+                );
+            }
+            Some(c) => c.ready,
+        };
+        if delegate {
+            return self.list_from_etcd(
+                conn,
+                req_id,
+                scope,
+                rv,
+                rv_match,
+                limit,
+                continue_token,
+                ctx,
+            );
+        }
+        if !ready {
+            match self.rules {
+                Rules::V1_31 => {
+                    // shouldDelegateListOnNotReadyCache: no selector and a limit -> etcd.
+                    let whole = matches!(&scope, KeyRange::Prefix(p) if *p == resource_prefix(&self.resource_names[resource as usize]));
+                    if whole && limit > 0 {
+                        return self.list_from_etcd(
+                            conn,
+                            req_id,
+                            scope,
+                            rv,
+                            rv_match,
+                            limit,
+                            continue_token,
+                            ctx,
+                        );
+                    }
+                    return self.list_failed(conn, req_id, Status::reinitializing(), ctx);
+                }
+                Rules::V1_27 => {
+                    if rv == Rv::Zero {
+                        return self.list_from_etcd(
+                            conn,
+                            req_id,
+                            scope,
+                            rv,
+                            rv_match,
+                            limit,
+                            continue_token,
+                            ctx,
+                        );
+                    }
+                    self.counters.lists_in_flight -= 1;
+                    self.parked.push_back(Parked { conn, req_id, req });
+                    return;
+                }
+            }
+        }
+        let cache_rv = self
+            .cacher(resource)
+            .map(|c| c.cache.resource_version())
+            .unwrap_or(0);
+        match rv {
+            Rv::Zero => self.serve_list_from_cache(conn, req_id, resource, &scope, 0, ctx),
+            Rv::At(n) if cache_rv >= n => {
+                self.serve_list_from_cache(conn, req_id, resource, &scope, limit, ctx)
+            }
+            Rv::At(n) => {
+                let kind = WaitKind::List {
+                    conn,
+                    req_id,
+                    scope,
+                    limit,
+                    requested: rv,
+                    fallback: false,
+                };
+                self.add_wait(resource, n, kind, ctx);
+            }
+            Rv::Unset => {
+                // Consistent read from cache: probe etcd's current revision, then wait for it.
+                let kind = WaitKind::List {
+                    conn,
+                    req_id,
+                    scope,
+                    limit,
+                    requested: rv,
+                    fallback: true,
+                };
+                self.add_probed_wait(resource, kind, ctx);
+            }
+        }
+    }
+
+    fn add_wait(
+        &mut self,
+        resource: ResourceId,
+        target_rv: i64,
+        kind: WaitKind,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let id = self.next_wait;
+        self.next_wait += 1;
+        self.waits.insert(
+            id,
+            Wait {
+                resource,
+                target_rv,
+                kind,
+            },
+        );
+        ctx.timer(
+            ctx.now + BLOCK_TIMEOUT_NS,
+            Timer::Apiserver(self.index, ApiTimer::ReadDeadline(id)),
+        );
+        self.arm_progress(ctx);
+    }
+
+    fn add_probed_wait(&mut self, resource: ResourceId, kind: WaitKind, ctx: &mut Ctx<'_>) {
+        let id = self.next_wait;
+        self.next_wait += 1;
+        self.waits.insert(
+            id,
+            Wait {
+                resource,
+                target_rv: 0,
+                kind,
+            },
+        );
+        // GetCurrentResourceVersionFromStorage: a quorum LIST of the prefix with limit 1.
+        let prefix = resource_prefix(&self.resource_names[resource as usize]);
+        let req = KvRequest::Range {
+            range: KeyRange::Prefix(prefix),
+            revision: 0,
+            limit: 1,
+        };
+        if !self.send_etcd(req, EtcdPurpose::Probe(id), ctx) {
+            let w = self.waits.remove(&id).expect("just added");
+            self.fail_wait(
+                w,
+                Status::internal("etcdserver: request timed out".into()),
+                ctx,
+            );
+        }
+    }
+
+    fn arm_progress(&mut self, ctx: &mut Ctx<'_>) {
+        // The conditional progress requester runs only with consistent reads from cache
+        // (watch_progress.go; etcd must support RequestWatchProgress).
+        if self.consistent_list_from_cache && !self.progress_armed && !self.waits.is_empty() {
+            self.progress_armed = true;
+            ctx.timer(
+                ctx.now + PROGRESS_REQUEST_PERIOD_NS,
+                Timer::Apiserver(self.index, ApiTimer::ProgressRequest),
+            );
+        }
+    }
+
+    fn progress_tick(&mut self, ctx: &mut Ctx<'_>) {
+        self.progress_armed = false;
+        if self.waits.is_empty() {
+            return;
+        }
+        self.counters.progress_requests += 1;
+        self.send_etcd_watch(WatchRequest::Progress, ctx);
+        self.arm_progress(ctx);
+    }
+
+    /// Serves every wait on `resource` that the cache now satisfies.
+    fn check_waits(&mut self, resource: ResourceId, ctx: &mut Ctx<'_>) {
+        let Some(c) = self.cacher(resource) else {
+            return;
+        };
+        if !c.ready {
+            return;
+        }
+        let rv = c.cache.resource_version();
+        let due: Vec<u64> = self
+            .waits
+            .iter()
+            .filter(|(_, w)| w.resource == resource && w.target_rv > 0 && w.target_rv <= rv)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in due {
+            if let Some(w) = self.waits.remove(&id) {
+                self.serve_wait(w, ctx);
+            }
+        }
+    }
+
+    fn serve_wait(&mut self, w: Wait, ctx: &mut Ctx<'_>) {
+        match w.kind {
+            WaitKind::List {
+                conn,
+                req_id,
+                scope,
+                limit,
+                requested,
+                ..
+            } => {
+                let limit = if requested == Rv::Zero { 0 } else { limit };
+                self.serve_list_from_cache(conn, req_id, w.resource, &scope, limit, ctx);
+            }
+            WaitKind::Watch {
+                conn,
+                scope,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                initial,
+            } => {
+                self.register_watch(
+                    conn,
+                    w.resource,
+                    scope,
+                    bookmarks,
+                    deadline_ns,
+                    read_rate,
+                    initial,
+                    ctx,
+                );
+            }
+        }
+    }
+
+    fn fail_wait(&mut self, w: Wait, status: Status, ctx: &mut Ctx<'_>) {
+        match w.kind {
+            WaitKind::List { conn, req_id, .. } => self.list_failed(conn, req_id, status, ctx),
+            WaitKind::Watch { conn, .. } => {
+                if status.code == 504 {
+                    self.counters.too_large_errors += 1;
+                }
+                Cacher::refuse(ctx, conn, status);
+                self.client_watches.remove(&conn);
+            }
+        }
+    }
+
+    fn read_deadline(&mut self, id: u64, ctx: &mut Ctx<'_>) {
+        let Some(w) = self.waits.remove(&id) else {
+            return;
+        };
+        let current = self
+            .cacher(w.resource)
+            .map(|c| c.cache.resource_version())
+            .unwrap_or(0);
+        match &w.kind {
+            WaitKind::List {
+                conn,
+                req_id,
+                scope,
+                limit,
+                fallback: true,
+                ..
+            } => {
+                // Consistent read fallback (1.31): the cache did not catch up; ask etcd.
+                self.counters.consistent_read_fallbacks += 1;
+                let (conn, req_id, scope, limit) = (*conn, *req_id, scope.clone(), *limit);
+                self.list_from_etcd(conn, req_id, scope, Rv::Unset, None, limit, None, ctx);
+            }
+            _ => {
+                let target = w.target_rv;
+                self.fail_wait(w, Status::too_large(target, current), ctx);
+            }
+        }
+    }
+
+    fn serve_list_from_cache(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resource: ResourceId,
+        scope: &KeyRange,
+        limit: u64,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(c) = self.cacher(resource) else {
+            return;
+        };
+        let rv = c.cache.resource_version();
+        let limit = if self.rules == Rules::V1_27 { 0 } else { limit };
+        let store = c.cache.store();
+        let whole = matches!(scope, KeyRange::Prefix(p) if *p == c.prefix);
+        let mut items: OrdMap<Key, Obj> = if whole {
+            store.clone()
+        } else {
+            store
+                .iter()
+                .filter(|(k, _)| scope.contains(k))
+                .map(|(k, o)| (k.clone(), *o))
+                .collect()
+        };
+        let mut continue_token = None;
+        if limit > 0 && items.len() as u64 > limit {
+            let page: OrdMap<Key, Obj> = items
+                .iter()
+                .take(limit as usize)
+                .map(|(k, o)| (k.clone(), *o))
+                .collect();
+            let last = page.keys().next_back().cloned().expect("limit > 0");
+            continue_token = Some(ContinueToken {
+                rv,
+                start_after: last,
+            });
+            items = page;
+        }
+        let bytes = list_bytes(&items);
+        self.list_done(
+            conn,
+            req_id,
+            ListResult {
+                rv,
+                items,
+                continue_token,
+                served_from: ServedFrom::Cache,
+                bytes,
+            },
+            ctx,
+        );
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn list_from_etcd(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        scope: KeyRange,
+        rv: Rv,
+        rv_match: Option<RvMatch>,
+        limit: u64,
+        continue_token: Option<ContinueToken>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        // etcd3/store.go GetList: continuation pins the token's revision; Exact (and legacy
+        // RV=N with a limit) read at N; otherwise the latest revision, checked NotOlderThan.
+        let (range, at_rv, min_rv, paging) = match &continue_token {
+            Some(tok) => {
+                let prefix = match &scope {
+                    KeyRange::Prefix(p) | KeyRange::PrefixAfter { prefix: p, .. } => p.clone(),
+                    KeyRange::Single(k) => k.clone(),
+                };
+                (
+                    KeyRange::PrefixAfter {
+                        prefix,
+                        after: tok.start_after.clone(),
+                    },
+                    Some(tok.rv),
+                    None,
+                    true,
+                )
+            }
+            None => {
+                let exact = match (rv, rv_match) {
+                    (Rv::At(n), Some(RvMatch::Exact)) => Some(n),
+                    (Rv::At(n), None) if limit > 0 => Some(n),
+                    _ => None,
+                };
+                let min = match (rv, exact) {
+                    (Rv::At(n), None) => Some(n),
+                    _ => None,
+                };
+                (scope.clone(), exact, min, false)
+            }
+        };
+        let purpose = EtcdPurpose::ClientList(ClientList {
+            conn,
+            req_id,
+            scope,
+            limit,
+            min_rv,
+            at_rv,
+            paging,
+        });
+        let req = KvRequest::Range {
+            range,
+            revision: at_rv.unwrap_or(0),
+            limit: limit as i64,
+        };
+        if !self.send_etcd(req, purpose, ctx) {
+            self.list_failed(
+                conn,
+                req_id,
+                Status::internal("etcdserver: request timed out".into()),
+                ctx,
+            );
+        }
+    }
+
+    fn client_list_answered(
+        &mut self,
+        cl: ClientList,
+        resp: Result<KvResponse, EtcdError>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        match resp {
+            Ok(KvResponse::Range(r)) => {
+                let list_rv = cl.at_rv.unwrap_or(r.revision);
+                if let Some(min) = cl.min_rv
+                    && r.revision < min
+                {
+                    return self.list_failed(
+                        cl.conn,
+                        cl.req_id,
+                        Status::too_large_from_etcd(min, r.revision),
+                        ctx,
+                    );
+                }
+                let items: OrdMap<Key, Obj> = r
+                    .kvs
+                    .iter()
+                    .map(|kv| {
+                        (
+                            kv.key.clone(),
+                            Obj {
+                                rv: kv.mod_revision,
+                                bytes: kv.value_bytes,
+                            },
+                        )
+                    })
+                    .collect();
+                let bytes = list_bytes(&items);
+                self.counters.etcd_read_bytes += bytes;
+                let continue_token = if r.more {
+                    items.keys().next_back().map(|last| ContinueToken {
+                        rv: list_rv,
+                        start_after: last.clone(),
+                    })
+                } else {
+                    None
+                };
+                let _ = cl.limit;
+                self.list_done(
+                    cl.conn,
+                    cl.req_id,
+                    ListResult {
+                        rv: list_rv,
+                        items,
+                        continue_token,
+                        served_from: ServedFrom::Etcd,
+                        bytes,
+                    },
+                    ctx,
+                );
+            }
+            Err(EtcdError::Compacted { .. }) => {
+                let status = if cl.paging {
+                    Status::continue_too_old()
+                } else {
+                    Status::list_too_old_etcd()
+                };
+                self.list_failed(cl.conn, cl.req_id, status, ctx);
+            }
+            Err(EtcdError::FutureRevision) => {
+                // Simplification (notes.md): an Exact LIST above etcd's revision is answered as the
+                // NotOlderThan check would: 504 too large.
+                let rv = cl.at_rv.unwrap_or(0);
+                self.list_failed(cl.conn, cl.req_id, Status::too_large_from_etcd(rv, 0), ctx);
+            }
+            Err(e) => self.list_failed(cl.conn, cl.req_id, Status::internal(e.to_string()), ctx),
+            Ok(_) => self.list_failed(
+                cl.conn,
+                cl.req_id,
+                Status::internal("unexpected etcd answer".into()),
+                ctx,
+            ),
+        }
+    }
+
+    fn on_watch(&mut self, conn: ConnId, req_id: u64, req: ApiRequest, ctx: &mut Ctx<'_>) {
+        let ApiRequest::Watch {
+            resource,
+            scope,
+            rv,
+            bookmarks,
+            send_initial_events,
+            timeout_ns,
+            read_rate,
+        } = req.clone()
+        else {
+            return;
+        };
+        if send_initial_events.is_some() && !self.watch_list {
+            return self.reply(
+                conn,
+                req_id,
+                ApiResponse::Error(Status::watch_list_forbidden()),
+                ctx,
+            );
+        }
+        let ready = match self.cacher(resource) {
+            None => return self.direct_watch(conn, req_id, resource, scope, rv, ctx),
+            Some(c) => c.ready,
+        };
+        if !ready {
+            match self.rules {
+                Rules::V1_31 => {
+                    return self.reply(
+                        conn,
+                        req_id,
+                        ApiResponse::Error(Status::reinitializing()),
+                        ctx,
+                    );
+                }
+                Rules::V1_27 => {
+                    self.parked.push_back(Parked { conn, req_id, req });
+                    return;
+                }
+            }
+        }
+        let timeout = if timeout_ns > 0 {
+            timeout_ns
+        } else {
+            MIN_REQUEST_TIMEOUT_NS + self.rng.below(MIN_REQUEST_TIMEOUT_NS)
+        };
+        let deadline_ns = ctx.now + timeout;
+        self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
+        self.client_watches.insert(conn, resource);
+        let end_bookmark = bookmarks;
+        match (rv, send_initial_events) {
+            (Rv::Unset | Rv::Zero, None) => self.register_watch(
+                conn,
+                resource,
+                scope,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                Initial::Snapshot {
+                    end_bookmark: false,
+                },
+                ctx,
+            ),
+            (Rv::Zero, Some(false)) => self.register_watch(
+                conn,
+                resource,
+                scope,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                Initial::Now,
+                ctx,
+            ),
+            (Rv::Zero, Some(true)) => self.register_watch(
+                conn,
+                resource,
+                scope,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                Initial::Snapshot { end_bookmark },
+                ctx,
+            ),
+            (Rv::Unset, Some(sie)) => {
+                let initial = if sie {
+                    Initial::Snapshot { end_bookmark }
+                } else {
+                    Initial::Now
+                };
+                let kind = WaitKind::Watch {
+                    conn,
+                    scope,
+                    bookmarks,
+                    deadline_ns,
+                    read_rate,
+                    initial,
+                };
+                self.add_probed_wait(resource, kind, ctx);
+            }
+            (Rv::At(n), Some(true)) => {
+                let cache_rv = self
+                    .cacher(resource)
+                    .map(|c| c.cache.resource_version())
+                    .unwrap_or(0);
+                let initial = Initial::Snapshot { end_bookmark };
+                if cache_rv >= n {
+                    self.register_watch(
+                        conn,
+                        resource,
+                        scope,
+                        bookmarks,
+                        deadline_ns,
+                        read_rate,
+                        initial,
+                        ctx,
+                    );
+                } else {
+                    let kind = WaitKind::Watch {
+                        conn,
+                        scope,
+                        bookmarks,
+                        deadline_ns,
+                        read_rate,
+                        initial,
+                    };
+                    self.add_wait(resource, n, kind, ctx);
+                }
+            }
+            (Rv::At(n), _) => self.register_watch(
+                conn,
+                resource,
+                scope,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                Initial::Since(n),
+                ctx,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn register_watch(
+        &mut self,
+        conn: ConnId,
+        resource: ResourceId,
+        scope: KeyRange,
+        bookmarks: bool,
+        deadline_ns: Nanos,
+        read_rate: ReadRate,
+        initial: Initial,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(Some(c)) = self.cachers.get_mut(resource as usize) else {
+            return;
+        };
+        let ok = c.add_watcher(
+            ctx.now,
+            conn,
+            scope,
+            bookmarks,
+            deadline_ns,
+            read_rate,
+            initial,
+            ctx,
+            &mut self.rng,
+        );
+        if !ok {
+            self.counters.too_old_errors += 1;
+            self.client_watches.remove(&conn);
+        }
+    }
+
+    /// A client hung up a watch or request connection.
+    pub fn on_hangup(&mut self, conn: ConnId, ctx: &mut Ctx<'_>) {
+        if let Some(r) = self.client_watches.remove(&conn)
+            && let Some(Some(c)) = self.cachers.get_mut(r as usize)
+        {
+            c.forget(conn);
+        }
+        if self.direct_watches.remove(&conn).is_some() {
+            self.send_direct(
+                WatchRequest::Cancel {
+                    watch_id: conn as i64,
+                },
+                ctx,
+            );
+        }
+        let gone: Vec<u64> = self
+            .waits
+            .iter()
+            .filter(|(_, w)| matches!(&w.kind, WaitKind::Watch { conn: c, .. } if *c == conn))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.waits.remove(&id);
+        }
+    }
+
+    fn unpark(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+        let (now_ready, rest): (Vec<Parked>, Vec<Parked>) =
+            self.parked.iter().cloned().partition(|p| match &p.req {
+                ApiRequest::List { resource, .. } | ApiRequest::Watch { resource, .. } => {
+                    *resource == r
+                }
+                _ => false,
+            });
+        self.parked = rest.into_iter().collect();
+        for p in now_ready {
+            self.on_request(p.conn, p.req_id, p.req, ctx);
+        }
+    }
+
+    // ---------------------------------------------------------------- watch cache off
+
+    fn send_direct(&mut self, req: WatchRequest, ctx: &mut Ctx<'_>) {
+        if self.partitioned {
+            return;
+        }
+        let conn = *self
+            .direct_stream
+            .get_or_insert_with(|| ctx.open_watch_stream(Actor::Apiserver(self.index)));
+        ctx.send(conn, Dir::ToServer, Msg::Watch(req));
+    }
+
+    /// Watch cache off: the watch goes to etcd (`etcd3/watcher.go`). RV=N watches etcd from N+1;
+    /// RV=0 / unset first reads the current state (`watchChan.sync`), sends it as ADDED, then
+    /// watches from the read's revision + 1.
+    fn direct_watch(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resource: ResourceId,
+        scope: KeyRange,
+        rv: Rv,
+        ctx: &mut Ctx<'_>,
+    ) {
+        self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
+        self.direct_watches.insert(conn, (resource, scope.clone()));
+        match rv {
+            Rv::At(n) => self.send_direct(
+                WatchRequest::Create {
+                    watch_id: conn as i64,
+                    range: scope,
+                    start_revision: n + 1,
+                    progress_notify: false,
+                },
+                ctx,
+            ),
+            _ => {
+                let req = KvRequest::Range {
+                    range: scope,
+                    revision: 0,
+                    limit: 0,
+                };
+                if !self.send_etcd(req, EtcdPurpose::DirectWatchInit(conn), ctx) {
+                    self.direct_watches.remove(&conn);
+                    Cacher::refuse(
+                        ctx,
+                        conn,
+                        Status::internal("etcdserver: request timed out".into()),
+                    );
+                }
+            }
+        }
+    }
+
+    fn direct_watch_listed(&mut self, conn: ConnId, range: RangeResult, ctx: &mut Ctx<'_>) {
+        let Some((_, scope)) = self.direct_watches.get(&conn).cloned() else {
+            return;
+        };
+        self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+        for kv in &range.kvs {
+            let ev = ApiWatchEvent::Object {
+                kind: EventType::Added,
+                key: kv.key.clone(),
+                rv: kv.mod_revision,
+                bytes: kv.value_bytes,
+            };
+            ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
+        }
+        self.send_direct(
+            WatchRequest::Create {
+                watch_id: conn as i64,
+                range: scope,
+                start_revision: range.revision + 1,
+                progress_notify: false,
+            },
+            ctx,
+        );
+    }
+
+    fn on_direct_watch(&mut self, resp: WatchResponse, ctx: &mut Ctx<'_>) {
+        let conn = resp.watch_id as ConnId;
+        if !self.direct_watches.contains_key(&conn) {
+            return;
+        }
+        match resp.kind {
+            WatchResponseKind::Events(evs) => {
+                for e in evs {
+                    let kind = match e.kind {
+                        EventKind::Delete => EventType::Deleted,
+                        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => {
+                            EventType::Added
+                        }
+                        EventKind::Put => EventType::Modified,
+                    };
+                    let ev = ApiWatchEvent::Object {
+                        kind,
+                        key: e.kv.key.clone(),
+                        rv: e.kv.mod_revision,
+                        bytes: e.kv.value_bytes,
+                    };
+                    ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
+                }
+            }
+            WatchResponseKind::Canceled { .. } => {
+                self.direct_watches.remove(&conn);
+                self.counters.too_old_errors += 1;
+                ctx.send(
+                    conn,
+                    Dir::ToClient,
+                    Msg::ApiWatch(ApiWatchEvent::Error(Status::watch_too_old_etcd())),
+                );
+                ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
+            }
+            _ => {}
+        }
+    }
+
+    // ---------------------------------------------------------------- timers and faults
+
+    /// A timer of this apiserver fired.
+    pub fn on_timer(
+        &mut self,
+        t: ApiTimer,
+        scenario: &Scenario,
+        ctx: &mut Ctx<'_>,
+    ) -> &'static str {
+        match t {
+            ApiTimer::CacherRestart(r) => {
+                if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
+                    c.restart_armed = false;
+                    // startCaching: terminateAllWatchers, then ListAndWatch.
+                    for conn in c.terminate_all(ctx) {
+                        self.client_watches.remove(&conn);
+                    }
+                }
+                self.cacher_list(r, ctx);
+                "cacher.restart"
+            }
+            ApiTimer::ReadDeadline(id) => {
+                self.read_deadline(id, ctx);
+                "read.deadline"
+            }
+            ApiTimer::ProgressRequest => {
+                self.progress_tick(ctx);
+                "progress.request"
+            }
+            ApiTimer::Compact => {
+                ctx.timer(
+                    ctx.now + self.compaction_interval_ns,
+                    Timer::Apiserver(self.index, ApiTimer::Compact),
+                );
+                let key = Key::new(COMPACT_REV_KEY);
+                let rev_text_bytes = self.compactor_rev.to_string().len() as u64;
+                let txn = Txn {
+                    compares: vec![Compare {
+                        key: key.clone(),
+                        target: CompareTarget::Version,
+                        op: CompareOp::Equal,
+                        value: self.compactor_t,
+                    }],
+                    success: vec![TxnOp::Put {
+                        key: key.clone(),
+                        value_bytes: rev_text_bytes,
+                    }],
+                    failure: vec![TxnOp::Range(KeyRange::Single(key))],
+                };
+                self.send_etcd(KvRequest::Txn(txn), EtcdPurpose::CompactTxn, ctx);
+                "compactor.tick"
+            }
+            ApiTimer::ListSent(id) => {
+                self.list_sent(id, ctx);
+                "list.sent"
+            }
+            ApiTimer::Heal => {
+                self.heal(scenario, ctx);
+                "heal"
+            }
+        }
+    }
+
+    /// A cacher timer fired.
+    pub fn on_cacher_timer(
+        &mut self,
+        r: ResourceId,
+        t: CacherTimer,
+        ctx: &mut Ctx<'_>,
+    ) -> &'static str {
+        let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
+            return "none";
+        };
+        match t {
+            CacherTimer::BookmarkTick => {
+                c.bookmark_tick(ctx.now, ctx, &mut self.rng);
+                "bookmark.tick"
+            }
+            CacherTimer::IntervalRefill(conn) => {
+                if !c.interval_refill(ctx.now, conn, ctx) {
+                    self.client_watches.remove(&conn);
+                }
+                "interval.refill"
+            }
+            CacherTimer::WatchDeadline(conn) => {
+                if c.watch_deadline(conn, ctx) {
+                    self.client_watches.remove(&conn);
+                }
+                "watch.deadline"
+            }
+        }
+    }
+
+    /// Kill and restart (after the world reset its connections): caches start cold.
+    pub fn restart(&mut self, scenario: &Scenario, ctx: &mut Ctx<'_>) {
+        // The world has reset every connection of this process; start from nothing.
+        self.counters.restarts += 1;
+        self.etcd_kv = None;
+        self.etcd_watch = None;
+        self.direct_stream = None;
+        self.pending_etcd = OrdMap::new();
+        self.waits = OrdMap::new();
+        self.parked = Vector::new();
+        self.sending = OrdMap::new();
+        self.client_watches = OrdMap::new();
+        self.direct_watches = OrdMap::new();
+        self.held = Vector::new();
+        self.counters.lists_in_flight = 0;
+        self.counters.list_memory_bytes = 0;
+        self.progress_armed = false;
+        self.compactor_t = 0;
+        self.compactor_rev = 0;
+        self.start(scenario, ctx);
+    }
+
+    fn hangup_etcd(&mut self, ctx: &mut Ctx<'_>) {
+        for conn in [
+            self.etcd_kv.take(),
+            self.etcd_watch.take(),
+            self.direct_stream.take(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            ctx.send(conn, Dir::ToServer, Msg::Hangup);
+        }
+    }
+
+    /// Cut off from etcd for `for_ns`: the cacher watches break, re-lists fail until healed.
+    pub fn partition(&mut self, for_ns: Option<Nanos>, ctx: &mut Ctx<'_>) {
+        self.hangup_etcd(ctx);
+        self.pending_etcd = OrdMap::new();
+        self.partitioned = true;
+        for r in 0..self.cachers.len() {
+            self.cacher_failed(r as ResourceId, ctx);
+        }
+        if let Some(d) = for_ns {
+            ctx.timer(ctx.now + d, Timer::Apiserver(self.index, ApiTimer::Heal));
+        }
+    }
+
+    /// Stop processing etcd watch events for `for_ns` (the cache lags; it stays ready).
+    pub fn stall(&mut self, for_ns: Option<Nanos>, ctx: &mut Ctx<'_>) {
+        self.stalled = true;
+        if let Some(d) = for_ns {
+            ctx.timer(ctx.now + d, Timer::Apiserver(self.index, ApiTimer::Heal));
+        }
+    }
+
+    /// End of a partition or stall: held etcd events are processed in order.
+    pub fn heal(&mut self, scenario: &Scenario, ctx: &mut Ctx<'_>) {
+        self.partitioned = false;
+        if self.stalled {
+            self.stalled = false;
+            let held: Vec<WatchResponse> = self.held.iter().cloned().collect();
+            self.held = Vector::new();
+            for resp in held {
+                self.apply_etcd_watch(resp, scenario, ctx);
+            }
+        }
+    }
+}
+
+fn guard(key: &Key, precondition_rv: Option<i64>) -> Compare {
+    match precondition_rv {
+        Some(rv) => Compare {
+            key: key.clone(),
+            target: CompareTarget::Mod,
+            op: CompareOp::Equal,
+            value: rv,
+        },
+        None => Compare {
+            key: key.clone(),
+            target: CompareTarget::Version,
+            op: CompareOp::Greater,
+            value: 0,
+        },
+    }
+}

@@ -1,0 +1,481 @@
+//! The watch cache of one resource (kube-apiserver `storage/cacher/watch_cache.go`): the current
+//! state (a store) plus a cyclic ring of recent events with fixed or dynamic capacity, the oldest
+//! resource version a watch may start from, and Replace (re-initialisation).
+//!
+//! Rules (k8s-cacher-protocol.md §2.2-2.4; k8s-unit-test-expectations.md cases 1-5):
+//! - the resize check runs only when inserting into a full ring; grow to `min(2·cap, upper)` if
+//!   the oldest buffered event is strictly younger than `fresh` (75 s); otherwise shrink to
+//!   `max(cap/2, lower)` keeping the newest events if the event at `end - cap/4` is strictly older;
+//! - then a full ring evicts its oldest event and remembers that an event was removed since the
+//!   last relist;
+//! - oldest watchable RV = list RV + 1 while nothing was evicted since the last Replace, else the
+//!   first buffered event's RV; a watch from below `oldest - 1` is 410 `too old resource version`.
+
+use imbl::{OrdMap, Vector};
+use serde::Serialize;
+
+use super::status::Status;
+use crate::etcd::Key;
+use crate::kernel::Nanos;
+use crate::scenario::{WatchCacheConfig, WatchCacheMode};
+
+/// One object as the model keeps it: its resource version and size (bodies are never built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Obj {
+    /// `metadata.resourceVersion` (the etcd mod revision).
+    pub rv: i64,
+    /// Serialized size.
+    pub bytes: u64,
+}
+
+/// Watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum EventType {
+    /// ADDED.
+    #[serde(rename = "ADDED")]
+    Added,
+    /// MODIFIED.
+    #[serde(rename = "MODIFIED")]
+    Modified,
+    /// DELETED.
+    #[serde(rename = "DELETED")]
+    Deleted,
+}
+
+/// One buffered event (`watchCacheEvent`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CacheEvent {
+    /// Type.
+    pub kind: EventType,
+    /// Object key.
+    pub key: Key,
+    /// RV of the event (for DELETED, the deletion's revision).
+    pub rv: i64,
+    /// Object size (for DELETED, the last state's size).
+    pub bytes: u64,
+    /// When the cache recorded it (`RecordTime`), for dynamic sizing.
+    pub time_ns: Nanos,
+}
+
+/// `defaultLowerBoundCapacity`.
+pub const DEFAULT_LOWER_CAPACITY: u64 = 100;
+/// `defaultUpperBoundCapacity`.
+pub const DEFAULT_UPPER_CAPACITY: u64 = 100 * 1024;
+
+/// What a watcher's filter can use, which decides its channel size (`suggestedWatchChannelSize`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WatchIndexKind {
+    /// The resource has an indexed trigger and the watch's selector uses it (kubelet pods by node).
+    IndexAndTrigger,
+    /// The resource has an index the watch does not use.
+    IndexOnly,
+    /// The resource has no index.
+    NoIndex,
+}
+
+/// Per-watcher input and result channel size: `ceil(capacity / 75)` clamped to `[10, max]`,
+/// max 10 / 1000 / 100 by index kind (`watch_cache.go suggestedWatchChannelSize`).
+pub fn suggested_watch_channel_size(capacity: u64, kind: WatchIndexKind) -> u64 {
+    let max = match kind {
+        WatchIndexKind::IndexAndTrigger => 10,
+        WatchIndexKind::IndexOnly => 1000,
+        WatchIndexKind::NoIndex => 100,
+    };
+    capacity.div_ceil(75).clamp(10, max)
+}
+
+/// The watch cache of one resource.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WatchCache {
+    dynamic: bool,
+    capacity: u64,
+    lower: u64,
+    upper: u64,
+    fresh_ns: Nanos,
+    ring: Vector<CacheEvent>,
+    start_index: u64,
+    store: OrdMap<Key, Obj>,
+    store_bytes: u64,
+    ring_bytes: u64,
+    resource_version: i64,
+    list_resource_version: i64,
+    removed_event_since_relist: bool,
+    capacity_max: u64,
+    bytes_max: u64,
+}
+
+impl WatchCache {
+    /// An empty cache sized per `[apiserver.watch_cache]` (mode `off` is handled by the cacher).
+    pub fn new(config: &WatchCacheConfig) -> Self {
+        match config.mode {
+            WatchCacheMode::Fixed => Self::with_bounds(
+                config.capacity,
+                config.capacity,
+                config.capacity,
+                config.fresh.as_ns(),
+                false,
+            ),
+            _ => Self::with_bounds(
+                config.lower,
+                config.lower,
+                config.upper,
+                config.fresh.as_ns(),
+                true,
+            ),
+        }
+    }
+
+    /// An empty cache with explicit bounds (tests use small ones, as the upstream tests do).
+    pub fn with_bounds(
+        capacity: u64,
+        lower: u64,
+        upper: u64,
+        fresh_ns: Nanos,
+        dynamic: bool,
+    ) -> Self {
+        WatchCache {
+            dynamic,
+            capacity,
+            lower,
+            upper,
+            fresh_ns,
+            ring: Vector::new(),
+            start_index: 0,
+            store: OrdMap::new(),
+            store_bytes: 0,
+            ring_bytes: 0,
+            resource_version: 0,
+            list_resource_version: 0,
+            removed_event_since_relist: false,
+            capacity_max: capacity,
+            bytes_max: 0,
+        }
+    }
+
+    /// Current capacity in events.
+    pub fn capacity(&self) -> u64 {
+        self.capacity
+    }
+    /// Largest capacity reached.
+    pub fn capacity_max(&self) -> u64 {
+        self.capacity_max
+    }
+    /// Largest memory (store + ring) reached, in bytes.
+    pub fn bytes_max(&self) -> u64 {
+        self.bytes_max
+    }
+    /// Absolute index of the oldest buffered event.
+    pub fn start_index(&self) -> u64 {
+        self.start_index
+    }
+    /// Absolute index after the newest buffered event.
+    pub fn end_index(&self) -> u64 {
+        self.start_index + self.ring.len() as u64
+    }
+    /// Events buffered.
+    pub fn len(&self) -> usize {
+        self.ring.len()
+    }
+    /// True when no event is buffered.
+    pub fn is_empty(&self) -> bool {
+        self.ring.is_empty()
+    }
+    /// The cache's RV (`watchCache.resourceVersion`): last event or progress bookmark.
+    pub fn resource_version(&self) -> i64 {
+        self.resource_version
+    }
+    /// RV of the last Replace.
+    pub fn list_resource_version(&self) -> i64 {
+        self.list_resource_version
+    }
+    /// The current state.
+    pub fn store(&self) -> &OrdMap<Key, Obj> {
+        &self.store
+    }
+    /// RVs of the oldest and newest buffered events.
+    pub fn window(&self) -> Option<(i64, i64)> {
+        Some((self.ring.front()?.rv, self.ring.back()?.rv))
+    }
+    /// The buffered event at absolute index `i`, if still buffered.
+    pub fn event_at(&self, i: u64) -> Option<&CacheEvent> {
+        i.checked_sub(self.start_index)
+            .and_then(|rel| self.ring.get(rel as usize))
+    }
+
+    fn note_bytes(&mut self) {
+        self.bytes_max = self.bytes_max.max(self.store_bytes + self.ring_bytes);
+    }
+
+    /// `Replace`: the state from a fresh LIST at `rv`; the ring restarts empty at the same index so
+    /// open intervals are invalidated, and nothing counts as evicted.
+    pub fn replace(&mut self, objects: OrdMap<Key, Obj>, rv: i64) {
+        self.start_index = self.end_index();
+        self.ring = Vector::new();
+        self.ring_bytes = 0;
+        self.store_bytes = objects.values().map(|o| o.bytes).sum();
+        self.store = objects;
+        self.removed_event_since_relist = false;
+        self.list_resource_version = rv;
+        self.resource_version = rv;
+        self.note_bytes();
+    }
+
+    /// `UpdateResourceVersion`: an etcd progress notification moves the cache RV without events.
+    pub fn update_resource_version(&mut self, rv: i64) {
+        if rv > self.resource_version {
+            self.resource_version = rv;
+        }
+    }
+
+    /// The resize check of `resizeCacheLocked`, run before inserting an event recorded at `now`.
+    pub fn resize_at(&mut self, now: Nanos) {
+        if !self.dynamic || (self.ring.len() as u64) < self.capacity {
+            return;
+        }
+        let oldest = self.ring.front().map(|e| e.time_ns).unwrap_or(now);
+        if now.saturating_sub(oldest) < self.fresh_ns {
+            let grown = (self.capacity * 2).min(self.upper);
+            self.capacity = grown;
+            self.capacity_max = self.capacity_max.max(grown);
+            return;
+        }
+        let quarter = (self.ring.len() as u64 - self.capacity / 4) as usize;
+        let quarter_time = self.ring.get(quarter).map(|e| e.time_ns).unwrap_or(now);
+        if now.saturating_sub(quarter_time) > self.fresh_ns {
+            let shrunk = (self.capacity / 2).max(self.lower);
+            while self.ring.len() as u64 > shrunk {
+                self.pop_oldest();
+            }
+            self.capacity = shrunk;
+        }
+    }
+
+    fn pop_oldest(&mut self) {
+        if let Some(e) = self.ring.pop_front() {
+            self.ring_bytes -= e.bytes;
+            self.start_index += 1;
+        }
+    }
+
+    /// `processEvent` + `updateCache`: records an event (after the resize check), evicting the
+    /// oldest one when the ring is full, and applies it to the store.
+    pub fn process_event(&mut self, event: CacheEvent) {
+        self.resize_at(event.time_ns);
+        if self.ring.len() as u64 >= self.capacity {
+            self.pop_oldest();
+            self.removed_event_since_relist = true;
+        }
+        match event.kind {
+            EventType::Deleted => {
+                if let Some(old) = self.store.remove(&event.key) {
+                    self.store_bytes -= old.bytes;
+                }
+            }
+            _ => {
+                let obj = Obj {
+                    rv: event.rv,
+                    bytes: event.bytes,
+                };
+                if let Some(old) = self.store.insert(event.key.clone(), obj) {
+                    self.store_bytes -= old.bytes;
+                }
+                self.store_bytes += event.bytes;
+            }
+        }
+        self.resource_version = self.resource_version.max(event.rv);
+        self.ring_bytes += event.bytes;
+        self.ring.push_back(event);
+        self.note_bytes();
+    }
+
+    /// The oldest RV a watch may start after, i.e. a watch from `oldest - 1` is served.
+    pub fn oldest_rv(&self) -> Option<i64> {
+        if self.list_resource_version > 0 && !self.removed_event_since_relist {
+            Some(self.list_resource_version + 1)
+        } else {
+            self.ring.front().map(|e| e.rv)
+        }
+    }
+
+    /// The absolute index of the first buffered event with RV > `rv`, or the 410 for a watch from
+    /// `rv` (`getAllEventsSinceLocked`).
+    pub fn index_after(&self, rv: i64) -> Result<u64, Status> {
+        let oldest = self
+            .oldest_rv()
+            .ok_or_else(|| Status::internal("watch cache isn't correctly initialized".into()))?;
+        if rv < oldest - 1 {
+            return Err(Status::too_old(rv, oldest - 1));
+        }
+        // Binary search over the ring (RVs are increasing).
+        let (mut lo, mut hi) = (0usize, self.ring.len());
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.ring[mid].rv <= rv {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        Ok(self.start_index + lo as u64)
+    }
+
+    /// Events with RV > `rv`, or the 410.
+    pub fn events_since(&self, rv: i64) -> Result<Vec<CacheEvent>, Status> {
+        let from = self.index_after(rv)?;
+        Ok((from..self.end_index())
+            .filter_map(|i| self.event_at(i).cloned())
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const S: Nanos = 1_000_000_000;
+
+    fn key(n: &str) -> Key {
+        Key::new(&format!("/pods/ns/{n}"))
+    }
+    fn ev(kind: EventType, name: &str, rv: i64, t: Nanos) -> CacheEvent {
+        CacheEvent {
+            kind,
+            key: key(name),
+            rv,
+            bytes: 1,
+            time_ns: t,
+        }
+    }
+    fn rvs(evs: &[CacheEvent]) -> Vec<i64> {
+        evs.iter().map(|e| e.rv).collect()
+    }
+
+    /// k8s-unit-test-expectations.md case 1 (`TestEvents`).
+    #[test]
+    fn boundary_without_a_completed_list() {
+        let mut c = WatchCache::with_bounds(5, 5, 5, 75 * S, true);
+        c.process_event(ev(EventType::Added, "pod", 3, 0));
+        assert_eq!(
+            c.events_since(1).unwrap_err().message,
+            "too old resource version: 1 (2)"
+        );
+        assert_eq!(rvs(&c.events_since(2).unwrap()), [3]);
+        c.process_event(ev(EventType::Modified, "pod", 4, 0));
+        c.process_event(ev(EventType::Modified, "pod", 5, 0));
+        assert_eq!(c.events_since(1).unwrap_err().code, 410);
+        assert_eq!(rvs(&c.events_since(3).unwrap()), [4, 5]);
+        for rv in 6..=9 {
+            c.process_event(ev(EventType::Modified, "pod", rv, 0));
+        }
+        assert_eq!(
+            c.events_since(3).unwrap_err().message,
+            "too old resource version: 3 (4)"
+        );
+        assert_eq!(rvs(&c.events_since(4).unwrap()), [5, 6, 7, 8, 9]);
+        c.process_event(ev(EventType::Deleted, "pod", 10, 0));
+        let d = c.events_since(9).unwrap();
+        assert_eq!((d.len(), d[0].kind, d[0].rv), (1, EventType::Deleted, 10));
+    }
+
+    /// Case 2 (`TestMarker`).
+    #[test]
+    fn boundary_right_after_replace_is_the_list_rv() {
+        let mut c = WatchCache::with_bounds(3, 3, 3, 75 * S, true);
+        let objs: OrdMap<Key, Obj> = [
+            (key("pod1"), Obj { rv: 5, bytes: 1 }),
+            (key("pod2"), Obj { rv: 9, bytes: 1 }),
+        ]
+        .into_iter()
+        .collect();
+        c.replace(objs, 9);
+        assert_eq!(
+            c.events_since(8).unwrap_err().message,
+            "too old resource version: 8 (9)"
+        );
+        assert!(c.events_since(9).unwrap().is_empty());
+        c.process_event(ev(EventType::Added, "pods", 12, 0));
+        assert_eq!(rvs(&c.events_since(9).unwrap()), [12]);
+    }
+
+    /// Case 3 (`TestCacheIncreaseDoesNotBreakWatch`).
+    #[test]
+    fn eviction_moves_the_boundary_and_growing_does_not_restore_it() {
+        let mut c = WatchCache::with_bounds(2, 2, 102_400, 75 * S, true);
+        c.replace(OrdMap::new(), 10);
+        c.process_event(ev(EventType::Added, "key1", 20, 0));
+        c.process_event(ev(EventType::Added, "key2", 30, 150 * S));
+        c.process_event(ev(EventType::Added, "key3", 40, 150 * S));
+        c.process_event(ev(EventType::Added, "key4", 50, 151 * S));
+        assert_eq!(c.capacity(), 4);
+        assert_eq!(
+            c.events_since(15).unwrap_err().message,
+            "too old resource version: 15 (29)"
+        );
+    }
+
+    fn filled(cap: u64, lower: u64, upper: u64, n: u64, delta_ns: Nanos, start: u64) -> WatchCache {
+        let mut c = WatchCache::with_bounds(cap, lower, upper, 75 * S, true);
+        c.start_index = start;
+        for i in 0..n {
+            c.ring
+                .push_back(ev(EventType::Added, "p", i as i64 + 1, i * delta_ns));
+            c.ring_bytes += 1;
+        }
+        c
+    }
+
+    /// Case 4 (`TestDynamicCache`): every row of the table.
+    #[test]
+    fn dynamic_resize_rows() {
+        // (cap, lower, upper, n, delta, start) -> (capacity, start) after resize at n*delta.
+        let ms = |x: f64| (x * 1e9) as Nanos;
+        // (cap, lower, upper, n, delta, start, want capacity, want start)
+        type Row = (u64, u64, u64, u64, Nanos, u64, u64, u64);
+        let rows: &[Row] = &[
+            (5, 1, 102_400, 5, ms(12.5), 0, 10, 0),
+            (5, 1, 8, 5, ms(12.5), 0, 8, 0),
+            (5, 1, 102_400, 5, ms(18.75), 0, 5, 0),
+            (5, 1, 102_400, 5, 76 * S, 0, 2, 3),
+            (5, 3, 102_400, 5, 76 * S, 0, 3, 2),
+            (5, 1, 102_400, 5, 76 * S, 3, 2, 6),
+            (5, 3, 102_400, 5, 76 * S, 3, 3, 5),
+            (8, 1, 102_400, 8, 75 * S / 9, 0, 16, 0),
+            (8, 1, 10, 8, 75 * S / 9, 0, 10, 0),
+            (8, 1, 102_400, 8, ms(9.375), 0, 8, 0),
+            (8, 1, 102_400, 8, ms(38.5), 0, 4, 4),
+            (8, 7, 102_400, 8, ms(38.5), 0, 7, 1),
+            (8, 1, 102_400, 8, ms(38.5), 3, 4, 7),
+            (8, 7, 102_400, 8, ms(38.5), 3, 7, 4),
+        ];
+        for &(cap, lower, upper, n, delta, start, want_cap, want_start) in rows {
+            let mut c = filled(cap, lower, upper, n, delta, start);
+            c.resize_at(n * delta);
+            assert_eq!(
+                (c.capacity(), c.start_index()),
+                (want_cap, want_start),
+                "row cap={cap} lower={lower} upper={upper} delta={delta}"
+            );
+        }
+    }
+
+    /// Case 5 (`TestSuggestedWatchChannelSize`).
+    #[test]
+    fn channel_sizes() {
+        use WatchIndexKind::*;
+        let rows = [
+            (100, [10, 10, 10]),
+            (750, [10, 10, 10]),
+            (7500, [10, 100, 100]),
+            (75000, [10, 1000, 100]),
+            (750000, [10, 1000, 100]),
+        ];
+        for (cap, want) in rows {
+            let got = [
+                suggested_watch_channel_size(cap, IndexAndTrigger),
+                suggested_watch_channel_size(cap, IndexOnly),
+                suggested_watch_channel_size(cap, NoIndex),
+            ];
+            assert_eq!(got, want, "capacity {cap}");
+        }
+    }
+}
