@@ -103,6 +103,13 @@ pub fn prefix_end(key: &[u8]) -> Vec<u8> {
 }
 
 fn range_fields(body: &mut Value, key: &str, prefix: bool) {
+    // etcdctl's `get "" --prefix`: the whole keyspace is key "\0" .. range_end "\0" (etcd refuses
+    // an empty key with "key is not provided").
+    if key.is_empty() && prefix {
+        body["key"] = json!(b64_encode(b"\0"));
+        body["range_end"] = json!(b64_encode(b"\0"));
+        return;
+    }
     body["key"] = json!(b64_encode(key.as_bytes()));
     if prefix {
         body["range_end"] = json!(b64_encode(&prefix_end(key.as_bytes())));
