@@ -11,8 +11,10 @@
 //! - [`sim`]: the discrete-event driver behind `watchsim run`.
 //! - [`trace`]: the JSON Lines trace format.
 //! - [`report`]: the run report (SPEC §4).
+//! - [`check`]: the invariants of SPEC §6, `watchsim check` campaigns, capsules, replay, shrinking.
 
 pub mod apiserver;
+pub mod check;
 pub mod cli;
 pub mod client;
 pub mod etcd;

@@ -183,8 +183,14 @@ pub struct InvariantReport {
     pub held: bool,
     /// Violations seen.
     pub violations: u64,
-    /// Whether this version checks it at all.
+    /// Whether it was judged in this run (false: see `message` for why not).
     pub checked: bool,
+    /// The first violation, in words (or why the invariant was not judged).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Step (from 1) at which the first violation was detected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_step: Option<u64>,
 }
 
 /// One bound's verdict.

@@ -279,6 +279,25 @@ impl Cacher {
                 self.counters.events_sent += n;
                 w.buffered = n;
                 w.rv_sent = rv;
+                if ctx.mutants.cacher_duplicate_after_snapshot {
+                    // Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and
+                    // the event still queued for dispatch (the newest in the ring) goes out again.
+                    w.rv_sent = 0;
+                    if let Some(e) = self.cache.window().and_then(|_| {
+                        self.cache.event_at(self.cache.end_index().saturating_sub(1))
+                    }) && w.scope.contains(&e.key)
+                    {
+                        send(ctx, conn, object_event(e));
+                        w.rv_sent = e.rv;
+                        w.buffered += 1;
+                    }
+                }
+                // check: the invariant checker learns where the initial events end.
+                ctx.notice(crate::check::Notice::WatchStarted {
+                    conn,
+                    start_rv: rv,
+                    initial_events: n,
+                });
                 if end_bookmark {
                     send(
                         ctx,
@@ -291,14 +310,35 @@ impl Cacher {
                     self.counters.bookmarks_sent += 1;
                 }
             }
-            Initial::Since(rv) => match self.cache.index_after(rv) {
+            Initial::Since(rv) => match self.cache.index_after(rv).and_then(|from| {
+                // Mutant `cacher_window_off_by_one` (Kubernetes PR #68065): compared with the
+                // oldest buffered RV itself, so a watch from exactly oldest - 1 is refused.
+                match self.cache.oldest_rv() {
+                    Some(oldest) if ctx.mutants.cacher_window_off_by_one && rv < oldest => {
+                        Err(Status::too_old(rv, oldest))
+                    }
+                    _ => Ok(from),
+                }
+            }) {
                 Err(status) => {
+                    // check: a refused watch is judged against the window it was refused from.
+                    ctx.notice(crate::check::Notice::WatchRefused {
+                        server: self.server,
+                        resource: self.resource,
+                        rv,
+                        oldest: self.cache.oldest_rv(),
+                    });
                     self.counters.too_old_errors += 1;
                     send(ctx, conn, ApiWatchEvent::Error(status));
                     send(ctx, conn, ApiWatchEvent::Closed);
                     return false;
                 }
                 Ok(from) => {
+                    ctx.notice(crate::check::Notice::WatchStarted {
+                        conn,
+                        start_rv: rv,
+                        initial_events: 0,
+                    });
                     w.rv_sent = rv;
                     let end = self.cache.end_index();
                     let slow = !matches!(read_rate, ReadRate::Instant);
@@ -320,6 +360,11 @@ impl Cacher {
             },
             Initial::Now => {
                 w.rv_sent = self.cache.resource_version();
+                ctx.notice(crate::check::Notice::WatchStarted {
+                    conn,
+                    start_rv: w.rv_sent,
+                    initial_events: 0,
+                });
             }
         }
         if bookmarks {
@@ -420,6 +465,20 @@ impl Cacher {
             return self.block(now, conn, w, slots, event, ctx);
         }
         if w.buffered < w.capacity {
+            if ctx.mutants.cacher_reorder {
+                // Mutant: hold each event and deliver it after the next, newer one.
+                if w.held.is_empty() {
+                    w.held.push_back(event.clone());
+                    self.watchers.insert(conn, w);
+                    return true;
+                }
+                self.deliver(conn, &mut w, event, ctx);
+                for e in std::mem::take(&mut w.held) {
+                    send(ctx, conn, object_event(&e));
+                }
+                self.watchers.insert(conn, w);
+                return true;
+            }
             self.deliver(conn, &mut w, event, ctx);
             self.watchers.insert(conn, w);
             return true;

@@ -936,6 +936,10 @@ impl Apiserver {
                 };
                 self.add_wait(resource, n, kind, ctx);
             }
+            Rv::Unset if ctx.mutants.consistent_list_without_wait => {
+                // Mutant: served from the cache as it is, without the freshness wait.
+                self.serve_list_from_cache(conn, req_id, resource, &scope, limit, ctx)
+            }
             Rv::Unset => {
                 // Consistent read from cache: probe etcd's current revision, then wait for it.
                 let kind = WaitKind::List {
@@ -1564,6 +1568,14 @@ impl Apiserver {
     ) {
         self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
         self.direct_watches.insert(conn, (resource, scope.clone()));
+        if let Rv::At(n) = rv {
+            // check: a direct watch from N delivers every change after N.
+            ctx.notice(crate::check::Notice::WatchStarted {
+                conn,
+                start_rv: n,
+                initial_events: 0,
+            });
+        }
         match rv {
             Rv::At(n) => self.send_direct(
                 WatchRequest::Create {
@@ -1597,6 +1609,12 @@ impl Apiserver {
             return;
         };
         self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+        // check: the initial ADDED events are the state at the read's revision.
+        ctx.notice(crate::check::Notice::WatchStarted {
+            conn,
+            start_rv: range.revision,
+            initial_events: range.kvs.len() as u64,
+        });
         for kv in &range.kvs {
             let ev = ApiWatchEvent::Object {
                 kind: EventType::Added,

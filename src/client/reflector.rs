@@ -212,6 +212,16 @@ impl Reflector {
         self.sent.take()
     }
 
+    /// Until when the client's network is down (read-only, for the invariant checker).
+    pub fn disconnected_until(&self) -> Nanos {
+        self.disconnected_until
+    }
+
+    /// Process restarts so far (read-only, for the invariant checker and timelines).
+    pub fn epoch(&self) -> u32 {
+        self.epoch
+    }
+
     /// The apiserver this reflector talks to, if chosen.
     pub fn server(&self) -> Option<u32> {
         self.server
@@ -727,6 +737,12 @@ impl Reflector {
             } => {
                 if let Phase::Watching { events, .. } = &mut self.phase {
                     *events += 1;
+                }
+                // Mutant `reflector_drop_deletes` (tests/invariants.rs): the informer ignores DELETED.
+                if ctx.mutants.reflector_drop_deletes && kind == EventType::Deleted {
+                    self.last_sync_rv = rv;
+                    fx.event_rv = Some(rv);
+                    return ("event", fx);
                 }
                 self.apply_event(kind, &key, rv, bytes, prev_rv);
                 fx.event_rv = Some(rv);

@@ -559,6 +559,14 @@ impl Store {
         Ok(self.current)
     }
 
+    /// Every change recorded with a revision above `rev`, in revision then op order (read-only;
+    /// the invariant checker's change log follows the store through it).
+    pub fn changes_after(&self, rev: Revision) -> impl Iterator<Item = &Event> + '_ {
+        self.changes
+            .range((rev.saturating_add(1), 0)..)
+            .map(|(_, change)| &change.event)
+    }
+
     /// Watch replay: the events with revision in `[from, to]` whose key is in `range`, stopping
     /// after `max_revisions` distinct revisions (never splitting one). Returns the events and the
     /// next revision to read (`to + 1` when everything was returned).

@@ -112,6 +112,8 @@ pub struct WatchHub {
     unsynced: usize,
     sync_armed: bool,
     events_sent: u64,
+    /// Mutant `etcd_skip_compacted_watcher` (etcd #17529 before 3.4.31), set by the world.
+    pub mutant_skip_compacted: bool,
 }
 
 impl WatchHub {
@@ -368,6 +370,16 @@ impl WatchHub {
             let Some(w) = self.watchers.get(&key).cloned() else {
                 continue;
             };
+            if w.min_rev < compacted && self.mutant_skip_compacted {
+                // Mutant (etcd #17529): the compaction notice is not sent; the watcher silently
+                // jumps to the current revision + 1 and goes on as synced.
+                if let Some(wm) = self.watchers.get_mut(&key) {
+                    wm.min_rev = current + 1;
+                    wm.synced = true;
+                }
+                self.unsynced -= 1;
+                continue;
+            }
             if w.min_rev < compacted {
                 // The watcher stops, but its id stays registered until the client cancels it.
                 if let Some(wm) = self.watchers.get_mut(&key) {

@@ -49,6 +49,12 @@ impl<E: Clone> Agenda<E> {
         key
     }
 
+    /// The sequence number the next scheduled event will get (read-only; the shrinker maps the
+    /// events a step scheduled from one run to another through it).
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
     /// The earliest pending event, if any.
     pub fn first(&self) -> Option<(EventKey, &E)> {
         self.entries.get_min().map(|(k, e)| (*k, e))

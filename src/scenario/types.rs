@@ -63,6 +63,52 @@ pub struct Scenario {
     /// Scripted operations (SPEC §3), in file order; see [`Scenario::steps_in_order`].
     #[serde(default, deserialize_with = "super::steps::deserialize_op_tagged")]
     pub steps: Vec<Step>,
+    /// watchsim's own: switches that deliberately break one rule of the model each (the
+    /// broken-model tests of the invariant checker). All off by default.
+    #[serde(default)]
+    pub mutants: Mutants,
+}
+
+/// `[mutants]`: each flag breaks exactly one rule inside the model, re-creating a real historical
+/// bug where one exists, so that a test can show the matching invariant fires (`tests/invariants.rs`).
+/// Unknown keys are refused like everywhere else.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mutants {
+    /// Kubernetes PR #73845: a snapshot (RV=0 / sendInitialEvents) does not raise the watcher's
+    /// start RV, so the event still queued for dispatch when the watch registered is delivered
+    /// again after the initial events (breaks `watch-unique`).
+    pub cacher_duplicate_after_snapshot: bool,
+    /// etcd #17529 (fixed in 3.4.31): an unsynced watcher whose next revision was compacted is
+    /// silently moved to the current revision + 1 instead of being cancelled (breaks
+    /// `watch-no-gap`).
+    pub etcd_skip_compacted_watcher: bool,
+    /// Kubernetes PR #68065: a watch from exactly the oldest watchable RV - 1 (e.g. the list RV)
+    /// is refused with 410 (breaks `cache-window`).
+    pub cacher_window_off_by_one: bool,
+    /// A LIST with RV unset is served from the watch cache at once, without the freshness wait of
+    /// KEP-2340 (breaks `list-consistent`).
+    pub consistent_list_without_wait: bool,
+    /// The cacher holds each event for a live watcher and delivers it after the next, newer one
+    /// (breaks `watch-order`).
+    pub cacher_reorder: bool,
+    /// The informer ignores DELETED events (breaks `convergence`).
+    pub reflector_drop_deletes: bool,
+}
+
+impl Mutants {
+    /// The names of the flags that are on (for the report's notes).
+    pub fn enabled(&self) -> Vec<&'static str> {
+        let all = [
+            ("cacher_duplicate_after_snapshot", self.cacher_duplicate_after_snapshot),
+            ("etcd_skip_compacted_watcher", self.etcd_skip_compacted_watcher),
+            ("cacher_window_off_by_one", self.cacher_window_off_by_one),
+            ("consistent_list_without_wait", self.consistent_list_without_wait),
+            ("cacher_reorder", self.cacher_reorder),
+            ("reflector_drop_deletes", self.reflector_drop_deletes),
+        ];
+        all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
+    }
 }
 
 /// etcd server flags (etcd-semantics.md A9, A11).

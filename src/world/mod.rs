@@ -21,7 +21,8 @@ use crate::apiserver::Apiserver;
 use crate::client::{self, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer, WatchOutput};
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
-use crate::scenario::{DurationDistribution, FaultKind, Scenario};
+use crate::check::{Checker, Notice};
+use crate::scenario::{DurationDistribution, FaultKind, Mutants, Scenario};
 use balancer::LoadBalancer;
 pub use msg::{Msg, Pending, Timer};
 pub use network::{Actor, ConnId, Dir, Network};
@@ -90,10 +91,13 @@ pub enum FaultRequest {
 pub struct Ctx<'a> {
     /// Virtual time now.
     pub now: Nanos,
+    /// The scenario's `[mutants]`: deliberate model bugs for the broken-model tests (all off).
+    pub mutants: Mutants,
     agenda: &'a mut Agenda<Pending>,
     net: &'a mut Network,
     emitted: u32,
     fault: Option<FaultRequest>,
+    notices: Vec<Notice>,
 }
 
 impl Ctx<'_> {
@@ -158,6 +162,11 @@ impl Ctx<'_> {
         self.fault = Some(fault);
     }
 
+    /// Tells the invariant checker a fact it cannot see on the wire (never changes behaviour).
+    pub fn notice(&mut self, notice: Notice) {
+        self.notices.push(notice);
+    }
+
     /// Asks the fault injector to compact etcd at its current revision.
     pub fn compact_now(&mut self) {
         self.inject(FaultRequest::CompactNow);
@@ -200,12 +209,15 @@ impl World {
         }
         let mut agenda = Agenda::new();
         let mut net = Network::new(seed, s.network.latency.as_ns(), s.network.jitter.as_ns());
+        etcd.hub.mutant_skip_compacted = s.mutants.etcd_skip_compacted_watcher;
         let mut ctx = Ctx {
             now: 0,
+            mutants: s.mutants,
             agenda: &mut agenda,
             net: &mut net,
             emitted: 0,
             fault: None,
+            notices: Vec::new(),
         };
         for (i, f) in s.faults.at.iter().enumerate() {
             ctx.timer(f.at.as_ns(), Timer::Fault(i as u32));
@@ -235,6 +247,7 @@ impl World {
         };
         obs.commit(etcd.store.revision(), 0);
         obs.client_max_rv = vec![0; clients.len()];
+        obs.checker = Checker::new(s, &etcd, &clients);
         let lb = LoadBalancer::new(s.load_balancer.policy, s.apiserver.count, seed);
         World {
             now: 0,
@@ -321,11 +334,19 @@ impl World {
         } = self;
         let mut ctx = Ctx {
             now: *now,
+            mutants: scenario.mutants,
             agenda,
             net,
             emitted: 0,
             fault: None,
+            notices: Vec::new(),
         };
+        // check: the invariant checker sees the event before it is handled.
+        let ends = match &pending {
+            Pending::Deliver { conn, .. } => ctx.net.conn(*conn).map(|c| (c.client, c.server)),
+            _ => None,
+        };
+        obs.checker.before(ctx.now, &pending, ends, etcd);
         let mut out: Vec<WatchOutput> = Vec::new();
         let (actor, action_name, what, conn, result) = match pending {
             Pending::Deliver { conn, dir, msg } => {
@@ -399,7 +420,7 @@ impl World {
                         let c = &mut clients[i as usize];
                         let cfg = &scenario.clients[c.population as usize];
                         let (label, fx) = c.on_message(conn, msg, cfg, &mut ctx);
-                        observe_client(i, fx, c, obs, ctx.now);
+                        observe_client(i, label, fx, c, obs, ctx.now, etcd.store.revision());
                         label
                     }
                     (Actor::Script, msg) => {
@@ -468,7 +489,7 @@ impl World {
                         }
                         let cfg = &scenario.clients[c.population as usize];
                         let (label, fx) = c.on_timer(epoch, t, cfg, &mut ctx);
-                        observe_client(i, fx, c, obs, ctx.now);
+                        observe_client(i, label, fx, c, obs, ctx.now, etcd.store.revision());
                         (Actor::Client(i), label)
                     }
                     Timer::Disconnect => {
@@ -504,18 +525,25 @@ impl World {
                 }
             }
         }
-        if let Some(fault) = ctx.fault.take() {
+        let fault = ctx.fault.take();
+        if let Some(fault) = fault {
             Self::inject(fault, etcd, apiservers, clients, &scenario, &mut ctx);
         }
-        Ok(Self::outcome(
+        let outcome = Self::outcome(etcd, ctx.emitted, actor, action_name, what, conn, result);
+        // check: the invariant checker sees what the step did.
+        let results = std::mem::take(&mut obs.script_results);
+        obs.checker.after(
+            &outcome,
+            fault,
+            &ctx.notices,
             etcd,
-            ctx.emitted,
-            actor,
-            action_name,
-            what,
-            conn,
-            result,
-        ))
+            apiservers,
+            clients,
+            &scenario,
+            &results,
+        );
+        obs.script_results = results;
+        Ok(outcome)
     }
 
     fn inject(
@@ -655,12 +683,18 @@ fn disconnect_duration(scenario: &Scenario, rng: &mut RngStream) -> Nanos {
 /// staleness (commit-to-apply delay of events).
 fn observe_client(
     id: u32,
+    label: &str,
     fx: client::reflector::Effects,
     c: &mut Reflector,
     obs: &mut Observations,
     now: Nanos,
+    etcd_rev: i64,
 ) {
-    if let Some(sent) = c.take_sent()
+    let sent = c.take_sent();
+    // check: what the reflector observed and sent.
+    obs.checker
+        .client_observed(id, label, &fx, sent, c, etcd_rev);
+    if let Some(sent) = sent
         && id < observe::LOGGED_CLIENTS
     {
         let rv = match sent.rv {

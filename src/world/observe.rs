@@ -66,6 +66,8 @@ pub struct Observations {
     pub series_base: (u64, u64, i64, u64),
     /// Requests of the first `LOGGED_CLIENTS` clients.
     pub client_requests: Vec<ClientRequest>,
+    /// The invariant checker's online state (SPEC §6; `src/check/`).
+    pub checker: crate::check::Checker,
 }
 
 impl Observations {

@@ -1,0 +1,487 @@
+//! `watch-order`, `watch-unique` and `watch-no-gap` on every watch stream the model has: etcd
+//! watches (the script's, each apiserver cacher's, direct watches with the cache off) and API
+//! watches (the script's and every reflector's). These are etcd's own guarantees (ordered,
+//! unique, reliable, resumable, bookmarkable: etcd-semantics.md A7, as `tests/robustness/
+//! validate/watch.go` checks them) applied to both kinds of stream.
+//!
+//! Each stream walks the change log of its key range with a cursor. An event moves the cursor to
+//! itself; changes it passes over become *missing*. A missing change that arrives late is an
+//! ordering fault (counted under `watch-order` only); one that a bookmark or progress
+//! notification (which claims "everything up to here was delivered") passes, or that is still
+//! missing when the stream ends (or the run ends), is a gap. A stream that ends with an ERROR is
+//! not judged (SPEC §6: cacher streams, unless the stream ended with an error). Cost: O(1)
+//! amortised per event; O(log n) per stream start.
+//!
+//! Synthetic initial events (RV=0 / unset watches, sendInitialEvents) carry object RVs in key
+//! order; the cacher tells the checker how many there are ([`Notice::WatchStarted`]), and they
+//! are exempt from ordering (they must be unique and not above the snapshot RV).
+//!
+//! [`Notice::WatchStarted`]: crate::check::Notice::WatchStarted
+
+use std::collections::BTreeSet;
+
+use crate::check::changelog::RangeId;
+use crate::check::invariants::Inv;
+use crate::check::monitor::Checker;
+use crate::apiserver::ApiWatchEvent;
+use crate::etcd::{Key, KeyRange, WatchRequest, WatchResponse, WatchResponseKind};
+use crate::kernel::Fnv64;
+use crate::world::{Actor, ConnId};
+
+/// `(connection, etcd watch id)`; API streams use [`API_STREAM`] as the id.
+pub type StreamKey = (ConnId, i64);
+/// The watch id under which an API watch stream is kept.
+pub const API_STREAM: i64 = i64::MIN;
+
+/// Most missing changes a stream keeps before judging them at once.
+const MISSING_CAP: usize = 1024;
+
+fn event_hash(rev: i64, key: &Key) -> u64 {
+    let mut h = Fnv64::new();
+    h.update(&rev.to_le_bytes());
+    h.update(key.as_str().as_bytes());
+    h.finish()
+}
+
+/// One watch stream as the checker follows it.
+#[derive(Debug, Clone)]
+pub struct Stream {
+    owner: Actor,
+    conn: ConnId,
+    watch_id: i64,
+    range: RangeId,
+    /// First revision that must be delivered (None until the server says where it starts).
+    start: Option<i64>,
+    snapshot: bool,
+    snapshot_rv: i64,
+    initial_left: u64,
+    initial: BTreeSet<u64>,
+    last_rev: i64,
+    keys_at_last: Vec<Key>,
+    last_bookmark: i64,
+    cursor: usize,
+    missing: Vec<(i64, Key)>,
+}
+
+impl Stream {
+    fn new(owner: Actor, conn: ConnId, watch_id: i64, range: RangeId) -> Self {
+        Stream {
+            owner,
+            conn,
+            watch_id,
+            range,
+            start: None,
+            snapshot: false,
+            snapshot_rv: 0,
+            initial_left: 0,
+            initial: BTreeSet::new(),
+            last_rev: 0,
+            keys_at_last: Vec::new(),
+            last_bookmark: 0,
+            cursor: 0,
+            missing: Vec::new(),
+        }
+    }
+
+    fn etcd(&self) -> bool {
+        self.watch_id != API_STREAM
+    }
+
+    /// "etcd watch 1 of script (conn 7)" / "API watch of client-3 (conn 12)".
+    pub fn describe(&self) -> String {
+        if self.etcd() {
+            format!(
+                "etcd watch {} of {} (conn {})",
+                self.watch_id, self.owner, self.conn
+            )
+        } else {
+            format!("API watch of {} (conn {})", self.owner, self.conn)
+        }
+    }
+
+    /// Highest event RV delivered so far.
+    pub fn last_rev(&self) -> i64 {
+        self.last_rev
+    }
+
+    /// Missing changes not judged yet (gaps if the run ends now).
+    pub fn missing(&self) -> &[(i64, Key)] {
+        &self.missing
+    }
+}
+
+type Found = Vec<(Inv, String)>;
+
+impl Checker {
+    fn record(&mut self, found: Found) {
+        for (inv, msg) in found {
+            self.violate(inv, || msg);
+        }
+    }
+
+    fn open_stream(&mut self, key: StreamKey, owner: Actor, range: &KeyRange) {
+        let rid = self.log.intern(range);
+        self.streams
+            .insert(key, Stream::new(owner, key.0, key.1, rid));
+    }
+
+    fn set_start(&mut self, key: StreamKey, first_rev: i64) {
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        s.start = Some(first_rev);
+        s.cursor = self.log.lower_bound(s.range, first_rev);
+    }
+
+    pub(crate) fn etcd_watch_request(
+        &mut self,
+        conn: ConnId,
+        opener: Actor,
+        req: &WatchRequest,
+        current: i64,
+    ) {
+        if let WatchRequest::Create {
+            watch_id,
+            range,
+            start_revision,
+            ..
+        } = req
+        {
+            let key = (conn, *watch_id);
+            if *start_revision < 0 || self.streams.contains_key(&key) {
+                return; // etcd answers created + canceled at once
+            }
+            self.open_stream(key, opener, range);
+            let first = if *start_revision == 0 {
+                current + 1
+            } else {
+                *start_revision
+            };
+            self.set_start(key, first);
+        }
+    }
+
+    pub(crate) fn etcd_watch_response(&mut self, conn: ConnId, resp: &WatchResponse) {
+        match &resp.kind {
+            WatchResponseKind::Created => {}
+            WatchResponseKind::Events(evs) => {
+                let key = (conn, resp.watch_id);
+                for e in evs {
+                    self.stream_event(key, e.kv.mod_revision, &e.kv.key);
+                }
+            }
+            WatchResponseKind::Progress => {
+                let keys: Vec<StreamKey> = if resp.watch_id == -1 {
+                    self.streams
+                        .range((conn, i64::MIN + 1)..=(conn, i64::MAX))
+                        .map(|(k, _)| *k)
+                        .collect()
+                } else {
+                    vec![(conn, resp.watch_id)]
+                };
+                for k in keys {
+                    self.stream_bookmark(k, resp.header_revision);
+                }
+            }
+            WatchResponseKind::Canceled { .. } => self.end_stream((conn, resp.watch_id), true),
+        }
+    }
+
+    pub(crate) fn api_watch_request(&mut self, conn: ConnId, opener: Actor, scope: &KeyRange) {
+        if let Actor::Client(i) = opener
+            && let Some(slot) = self.client_stream.get_mut(i as usize)
+        {
+            // The reflector moved on: its previous stream is over.
+            if let Some(old) = slot.replace(conn) {
+                self.end_stream((old, API_STREAM), true);
+            }
+        }
+        self.open_stream((conn, API_STREAM), opener, scope);
+    }
+
+    pub(crate) fn api_watch_started(&mut self, conn: ConnId, start_rv: i64, initial: u64) {
+        let key = (conn, API_STREAM);
+        self.set_start(key, start_rv + 1);
+        if let Some(s) = self.streams.get_mut(&key) {
+            s.snapshot = initial > 0;
+            s.snapshot_rv = start_rv;
+            s.initial_left = initial;
+        }
+    }
+
+    pub(crate) fn api_watch_event(&mut self, conn: ConnId, ev: &ApiWatchEvent) {
+        let key = (conn, API_STREAM);
+        match ev {
+            ApiWatchEvent::Object { key: k, rv, .. } => self.stream_event(key, *rv, k),
+            ApiWatchEvent::Bookmark { rv, .. } => {
+                self.cur.bookmark_rv = Some(*rv);
+                self.stream_bookmark(key, *rv);
+            }
+            ApiWatchEvent::Error(_) => self.end_stream(key, false),
+            ApiWatchEvent::Closed => self.end_stream(key, true),
+        }
+    }
+
+    /// A connection of a watching actor broke: its streams on it are over.
+    pub(crate) fn conn_lost(&mut self, conn: ConnId) {
+        let keys: Vec<StreamKey> = self
+            .streams
+            .range((conn, i64::MIN)..=(conn, i64::MAX))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.end_stream(k, true);
+        }
+    }
+
+    fn stream_event(&mut self, key: StreamKey, rev: i64, k: &Key) {
+        let mut found: Found = Vec::new();
+        let log = &self.log;
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if s.initial_left > 0 {
+            s.initial_left -= 1;
+            if rev > s.snapshot_rv {
+                found.push((
+                    Inv::WatchOrder,
+                    format!(
+                        "{}: initial event for {k} at RV {rev} is newer than the snapshot RV {}",
+                        s.describe(),
+                        s.snapshot_rv
+                    ),
+                ));
+            }
+            if !s.initial.insert(event_hash(rev, k)) {
+                found.push((
+                    Inv::WatchUnique,
+                    format!(
+                        "{}: initial event for {k} at RV {rev} was sent twice",
+                        s.describe()
+                    ),
+                ));
+            }
+            return self.record(found);
+        }
+        if let Some(start) = s.start
+            && rev < start
+        {
+            let msg = if s.initial.contains(&event_hash(rev, k)) {
+                (
+                    Inv::WatchUnique,
+                    format!(
+                        "{}: {k} at RV {rev} was delivered twice: in the initial events (snapshot at RV {}) and again as a live event",
+                        s.describe(),
+                        s.snapshot_rv
+                    ),
+                )
+            } else if s.snapshot {
+                (
+                    Inv::WatchOrder,
+                    format!(
+                        "{}: live event for {k} at RV {rev} is older than the snapshot at RV {}",
+                        s.describe(),
+                        s.snapshot_rv
+                    ),
+                )
+            } else {
+                (
+                    Inv::WatchUnique,
+                    format!(
+                        "{}: event for {k} at RV {rev} delivered again although the watch started after RV {}",
+                        s.describe(),
+                        start - 1
+                    ),
+                )
+            };
+            found.push(msg);
+            return self.record(found);
+        }
+        let strict = !s.etcd();
+        let same_key_again = rev == s.last_rev && s.keys_at_last.iter().any(|x| x == k);
+        if same_key_again {
+            found.push((
+                Inv::WatchUnique,
+                format!(
+                    "{}: event for {k} at RV {rev} delivered twice in a row",
+                    s.describe()
+                ),
+            ));
+            return self.record(found);
+        }
+        if rev < s.last_rev || (strict && rev == s.last_rev) {
+            if let Some(p) = s.missing.iter().position(|(r, x)| *r == rev && x == k) {
+                s.missing.remove(p);
+                found.push((
+                    Inv::WatchOrder,
+                    format!(
+                        "{}: event for {k} at RV {rev} arrived after an event at RV {}",
+                        s.describe(),
+                        s.last_rev
+                    ),
+                ));
+            } else if s.start.is_some() && log.has(s.range, rev, k) {
+                found.push((
+                    Inv::WatchUnique,
+                    format!(
+                        "{}: event for {k} at RV {rev} delivered twice (the stream was already at RV {})",
+                        s.describe(),
+                        s.last_rev
+                    ),
+                ));
+            } else {
+                found.push((
+                    Inv::WatchOrder,
+                    format!(
+                        "{}: event for {k} at RV {rev} after an event at RV {}",
+                        s.describe(),
+                        s.last_rev
+                    ),
+                ));
+            }
+            return self.record(found);
+        }
+        if rev <= s.last_bookmark {
+            found.push((
+                Inv::WatchOrder,
+                format!(
+                    "{}: event for {k} at RV {rev} after a bookmark / progress notification at RV {}",
+                    s.describe(),
+                    s.last_bookmark
+                ),
+            ));
+        }
+        if let Some(start) = s.start {
+            let n = log.len(s.range);
+            while s.cursor < n && log.at(s.range, s.cursor).0 < rev {
+                let (r, x) = log.at(s.range, s.cursor);
+                // A start in the future: changes before it were logged after the cursor was set.
+                if r >= start {
+                    s.missing.push((r, x.clone()));
+                }
+                s.cursor += 1;
+            }
+            let mut i = s.cursor;
+            let mut hit = None;
+            while i < n {
+                let (r, x) = log.at(s.range, i);
+                if r != rev {
+                    break;
+                }
+                if x == k {
+                    hit = Some(i);
+                    break;
+                }
+                i += 1;
+            }
+            match hit {
+                Some(p) => {
+                    for j in s.cursor..p {
+                        let (r, x) = log.at(s.range, j);
+                        if r >= start {
+                            s.missing.push((r, x.clone()));
+                        }
+                    }
+                    s.cursor = p + 1;
+                }
+                None => {
+                    if let Some(p) = s.missing.iter().position(|(r, x)| *r == rev && x == k) {
+                        s.missing.remove(p);
+                    } else {
+                        found.push((
+                            Inv::WatchNoGap,
+                            format!(
+                                "{}: event for {k} at RV {rev} is not a change etcd made to the watched keys",
+                                s.describe()
+                            ),
+                        ));
+                    }
+                }
+            }
+        }
+        if rev > s.last_rev {
+            s.last_rev = rev;
+            s.keys_at_last.clear();
+        }
+        s.keys_at_last.push(k.clone());
+        if s.missing.len() > MISSING_CAP {
+            let desc = s.describe();
+            for (r, x) in std::mem::take(&mut s.missing) {
+                found.push((Inv::WatchNoGap, gap_message(&desc, r, &x, rev)));
+            }
+        }
+        self.record(found);
+    }
+
+    fn stream_bookmark(&mut self, key: StreamKey, rv: i64) {
+        let mut found: Found = Vec::new();
+        let log = &self.log;
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        if s.initial_left > 0 {
+            return;
+        }
+        if rv < s.last_bookmark || rv < s.last_rev {
+            found.push((
+                Inv::WatchOrder,
+                format!(
+                    "{}: bookmark / progress at RV {rv} after RV {}",
+                    s.describe(),
+                    s.last_bookmark.max(s.last_rev)
+                ),
+            ));
+        }
+        if let Some(start) = s.start {
+            let n = log.len(s.range);
+            while s.cursor < n && log.at(s.range, s.cursor).0 <= rv {
+                let (r, x) = log.at(s.range, s.cursor);
+                if r >= start {
+                    s.missing.push((r, x.clone()));
+                }
+                s.cursor += 1;
+            }
+            let desc = s.describe();
+            let (gone, keep): (Vec<_>, Vec<_>) =
+                std::mem::take(&mut s.missing).into_iter().partition(|(r, _)| *r <= rv);
+            s.missing = keep;
+            for (r, x) in gone {
+                found.push((
+                    Inv::WatchNoGap,
+                    format!(
+                        "{desc}: the change to {x} at revision {r} was never delivered, yet a bookmark / progress notification at RV {rv} claims everything up to it was"
+                    ),
+                ));
+            }
+        }
+        s.last_bookmark = s.last_bookmark.max(rv);
+        self.record(found);
+    }
+
+    fn end_stream(&mut self, key: StreamKey, judge: bool) {
+        let Some(s) = self.streams.remove(&key) else {
+            return;
+        };
+        if judge {
+            let desc = s.describe();
+            let found = s
+                .missing
+                .iter()
+                .map(|(r, x)| (Inv::WatchNoGap, gap_message(&desc, *r, x, s.last_rev)))
+                .collect();
+            self.record(found);
+        }
+    }
+
+    /// Streams still open (judged at the end of a complete run).
+    pub fn open_streams(&self) -> impl Iterator<Item = &Stream> {
+        self.streams.values()
+    }
+}
+
+/// The message of a gap.
+pub fn gap_message(desc: &str, rev: i64, key: &Key, later: i64) -> String {
+    format!(
+        "{desc}: the change to {key} at revision {rev} was never delivered, though the stream delivered RV {later}"
+    )
+}

@@ -1,0 +1,268 @@
+//! The online checker: one per run, kept in the world's [`Observations`](crate::world::Observations)
+//! (history, not state, so it never splits states in the explorer). `World::apply` calls
+//! [`Checker::before`] once the step's pending event is taken and [`Checker::after`] when the
+//! step's handler (and any fault it requested) is done; reflectors report what they observed
+//! through [`Checker::client_observed`]. The per-invariant logic lives in `invariants/*.rs`.
+
+use std::collections::BTreeMap;
+
+use super::changelog::ChangeLog;
+use super::invariants::cache_window::CacheTrack;
+use super::invariants::list::{ClientList, ScriptLists};
+use super::invariants::time_travel::{ClientRv, TimeTravel};
+use super::invariants::watch::{Stream, StreamKey};
+use super::invariants::{Inv, Tally, Violation};
+use super::notice::Notice;
+use crate::apiserver::{ApiRequest, ApiResponse, Apiserver};
+use crate::client::Reflector;
+use crate::etcd::EtcdServer;
+use crate::kernel::Nanos;
+use crate::scenario::Scenario;
+use crate::world::{Actor, ConnId, FaultRequest, Msg, Outcome, Pending, Timer};
+
+/// Cap on the time-travel records kept for tests and shrinking.
+const TIME_TRAVEL_RECORDS: usize = 1000;
+
+/// What the pre-step hook saw that the post-step hooks need.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Peek {
+    /// RV of a LIST reply delivered to a client.
+    pub list_rv: Option<i64>,
+    /// RV of a bookmark delivered to a client.
+    pub bookmark_rv: Option<i64>,
+    /// Scripted step issued by this step.
+    pub script_step: Option<usize>,
+    /// Something was delivered to the script.
+    pub to_script: bool,
+}
+
+/// When faults happened, for `convergence`'s settle rule.
+#[derive(Debug, Clone, Default)]
+pub struct FaultTrack {
+    /// Latest end of any fault so far (injection time plus its duration).
+    pub last_end_ns: Nanos,
+    /// Partitions or stalls without `for` that no heal has ended yet.
+    pub open: u32,
+    /// Faults injected.
+    pub count: u64,
+}
+
+/// The invariant checker of one run.
+#[derive(Debug, Clone, Default)]
+pub struct Checker {
+    pub(crate) step: u64,
+    pub(crate) now: Nanos,
+    pub(crate) tallies: [Tally; 8],
+    pub(crate) log: ChangeLog,
+    pub(crate) streams: BTreeMap<StreamKey, Stream>,
+    pub(crate) client_stream: Vec<Option<ConnId>>,
+    pub(crate) clients: Vec<ClientRv>,
+    pub(crate) client_lists: Vec<ClientList>,
+    pub(crate) scopes: Vec<u32>,
+    pub(crate) caches: BTreeMap<(u32, u32), CacheTrack>,
+    pub(crate) cache_epochs: Vec<(u64, u64)>,
+    pub(crate) script: ScriptLists,
+    pub(crate) faults: FaultTrack,
+    pub(crate) cur: Peek,
+    /// Every time travel seen (the first 1,000), with who travelled and how.
+    pub time_travels: Vec<TimeTravel>,
+}
+
+impl Checker {
+    /// A checker for `scenario`'s initial world: logs the preloaded objects and interns every
+    /// informer's scope.
+    pub fn new(scenario: &Scenario, etcd: &EtcdServer, clients: &imbl::Vector<Reflector>) -> Self {
+        let mut c = Checker::default();
+        c.log.sync(&etcd.store);
+        c.scopes = clients.iter().map(|r| c.log.intern(&r.scope)).collect();
+        c.clients = vec![ClientRv::default(); clients.len()];
+        c.client_lists = vec![ClientList::default(); clients.len()];
+        c.client_stream = vec![None; clients.len()];
+        c.cache_epochs = vec![(0, 0); scenario.apiserver.count as usize];
+        c
+    }
+
+    /// Steps applied so far (the current step's number while it runs).
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// Count and first violation of `inv` (end-of-run invariants: see [`super::verdicts`]).
+    pub fn tally(&self, inv: Inv) -> &Tally {
+        &self.tallies[inv as usize]
+    }
+
+    /// The earliest online violation: `(invariant, step)`.
+    pub fn first_online(&self) -> Option<(Inv, u64)> {
+        Inv::ALL
+            .into_iter()
+            .filter_map(|i| self.tally(i).first.as_ref().map(|v| (i, v.step)))
+            .min_by_key(|&(i, step)| (step, i))
+    }
+
+    /// Records a violation of `inv` at the current step.
+    pub(crate) fn violate(&mut self, inv: Inv, message: impl FnOnce() -> String) {
+        let t = &mut self.tallies[inv as usize];
+        t.count += 1;
+        if t.first.is_none() {
+            t.first = Some(Violation {
+                step: self.step,
+                t_ns: self.now,
+                message: message(),
+            });
+        }
+    }
+
+    pub(crate) fn record_time_travel(&mut self, tt: TimeTravel) {
+        if self.time_travels.len() < TIME_TRAVEL_RECORDS {
+            self.time_travels.push(tt);
+        }
+    }
+
+    /// Pre-step hook: the pending event about to be handled (`ends` = the connection's
+    /// (opener, server) for a delivery on an open connection).
+    pub fn before(
+        &mut self,
+        now: Nanos,
+        pending: &Pending,
+        ends: Option<(Actor, Actor)>,
+        etcd: &EtcdServer,
+    ) {
+        self.step += 1;
+        self.now = now;
+        self.cur = Peek::default();
+        match pending {
+            Pending::Deliver { conn, dir, msg } => {
+                let Some((opener, server)) = ends else {
+                    return;
+                };
+                let receiver = match dir {
+                    crate::world::Dir::ToServer => server,
+                    crate::world::Dir::ToClient => opener,
+                };
+                match (receiver, msg) {
+                    (Actor::Etcd, Msg::Watch(req)) => {
+                        self.etcd_watch_request(*conn, opener, req, etcd.store.revision())
+                    }
+                    (Actor::Apiserver(_) | Actor::Script, Msg::WatchReply(resp)) => {
+                        self.etcd_watch_response(*conn, resp)
+                    }
+                    (Actor::Apiserver(_), Msg::Api { req, .. }) => {
+                        if let ApiRequest::Watch { scope, .. } = req {
+                            self.api_watch_request(*conn, opener, scope);
+                        }
+                    }
+                    (Actor::Client(_) | Actor::Script, Msg::ApiWatch(ev)) => {
+                        self.api_watch_event(*conn, ev)
+                    }
+                    (Actor::Client(_) | Actor::Script, Msg::Hangup) => self.conn_lost(*conn),
+                    (Actor::Client(_), Msg::ApiReply { resp, .. }) => {
+                        if let ApiResponse::List(l) = resp {
+                            self.cur.list_rv = Some(l.rv);
+                        }
+                    }
+                    _ => {}
+                }
+                if receiver == Actor::Script {
+                    self.cur.to_script = true;
+                }
+            }
+            Pending::Reset { conn, to } => {
+                if matches!(to, Actor::Client(_) | Actor::Script | Actor::Apiserver(_)) {
+                    self.conn_lost(*conn);
+                }
+            }
+            Pending::Timer(Timer::ScriptStep(i)) => self.cur.script_step = Some(*i as usize),
+            Pending::Timer(_) => {}
+        }
+    }
+
+    /// Post-step hook: what the step did, the fault it injected, the notices components sent.
+    #[allow(clippy::too_many_arguments)]
+    pub fn after(
+        &mut self,
+        outcome: &Outcome,
+        fault: Option<FaultRequest>,
+        notices: &[Notice],
+        etcd: &EtcdServer,
+        apiservers: &imbl::Vector<Apiserver>,
+        clients: &imbl::Vector<Reflector>,
+        scenario: &Scenario,
+        script_results: &[Option<serde_json::Value>],
+    ) {
+        self.log.sync(&etcd.store);
+        for n in notices {
+            match *n {
+                Notice::WatchStarted {
+                    conn,
+                    start_rv,
+                    initial_events,
+                } => self.api_watch_started(conn, start_rv, initial_events),
+                Notice::WatchRefused {
+                    server,
+                    resource,
+                    rv,
+                    oldest,
+                } => self.watch_refused(server, resource, rv, oldest),
+            }
+        }
+        if let Actor::Apiserver(i) = outcome.actor
+            && let Some(a) = apiservers.get(i as usize)
+        {
+            self.poll_caches(a);
+        }
+        if let Some(f) = fault {
+            self.fault_injected(f);
+            for a in apiservers.iter() {
+                self.poll_caches(a);
+            }
+        }
+        if outcome.what == "fault.disconnect" {
+            let until = clients
+                .iter()
+                .map(|c| c.disconnected_until())
+                .max()
+                .unwrap_or(0);
+            self.faults.last_end_ns = self.faults.last_end_ns.max(until);
+            self.faults.count += 1;
+        }
+        if outcome.what == "apiserver.timer" && outcome.result == "heal" {
+            self.faults.open = 0;
+            self.faults.last_end_ns = self.faults.last_end_ns.max(self.now);
+        }
+        if let Some(i) = self.cur.script_step {
+            self.script_step_issued(i, scenario, etcd.store.revision(), script_results);
+        }
+        if self.cur.to_script {
+            self.script_results_arrived(scenario, script_results);
+        }
+    }
+
+    fn fault_injected(&mut self, f: FaultRequest) {
+        self.faults.count += 1;
+        let now = self.now;
+        let end = match f {
+            FaultRequest::CompactNow | FaultRequest::RestartClient(_) => now,
+            FaultRequest::RestartApiserver(_, down) => now + down,
+            FaultRequest::PartitionApiserver(_, d) | FaultRequest::StallApiserver(_, d) => {
+                match d {
+                    Some(d) => now + d,
+                    None => {
+                        self.faults.open += 1;
+                        now
+                    }
+                }
+            }
+            FaultRequest::Heal => {
+                self.faults.open = 0;
+                now
+            }
+        };
+        if let FaultRequest::RestartClient(i) = f
+            && let Some(c) = self.clients.get_mut(i as usize)
+        {
+            c.restarts += 1;
+        }
+        self.faults.last_end_ns = self.faults.last_end_ns.max(end);
+    }
+}

@@ -1,0 +1,1 @@
+//! runner (work in progress).

@@ -1,0 +1,1 @@
+//! shrink (work in progress).
