@@ -8,6 +8,8 @@ use clap::{Parser, Subcommand};
 use watchsim::scenario::{self, parse_duration};
 use watchsim::sim::{self, RunError, RunOptions};
 
+mod cli_check;
+
 #[derive(Parser)]
 #[command(
     name = "watchsim",
@@ -41,15 +43,57 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Run many seeds in parallel and summarise violations (not available yet).
+    /// Run many seeds in parallel, summarise violations, and write a shrunk capsule of the
+    /// lowest failing seed.
+    ///
+    /// Exit 0 when every invariant and bound held on every seed, 1 otherwise (the message names
+    /// the invariant and the capsule), 2 on bad input.
     Check {
-        /// Scenario file.
-        scenario: PathBuf,
+        /// Scenario file (not needed with --merge).
+        #[arg(required_unless_present = "merge")]
+        scenario: Option<PathBuf>,
+        /// Number of seeds in the campaign.
+        #[arg(long, default_value_t = 100)]
+        seeds: u64,
+        /// First seed (default: the scenario's `seed`).
+        #[arg(long)]
+        from: Option<u64>,
+        /// Worker threads (default: the machine's cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Run only the seed indices i with i mod N = K (a Kubernetes Indexed Job sets K).
+        #[arg(long, value_name = "K/N")]
+        shard: Option<String>,
+        /// Override a scenario key by dotted path (as for `run`), for every seed.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Swarm mode: each seed draws its own subset of the scenario's fault kinds and rates.
+        #[arg(long)]
+        swarm: bool,
+        /// Print the summary as one JSON object (shard summaries merge with --merge).
+        #[arg(long)]
+        json: bool,
+        /// Directory for capsules.
+        #[arg(long, default_value = "capsules")]
+        capsule_dir: PathBuf,
+        /// Candidate runs the shrinker may spend (0 = do not shrink).
+        #[arg(long, default_value_t = watchsim::check::shrink::DEFAULT_BUDGET)]
+        shrink_budget: usize,
+        /// Merge shard summaries (JSON files written by `check --json`) into one.
+        #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "scenario")]
+        merge: Vec<PathBuf>,
     },
-    /// Re-execute a capsule (not available yet).
+    /// Re-execute a capsule, compare every step with the recorded one, and print its violation.
+    ///
+    /// Exit 1 when the capsule's violations are reproduced (0 for a trace without any), 2 for a
+    /// corrupt capsule or one of another format version, 3 when the replay diverges.
     Replay {
         /// Capsule file.
         capsule: PathBuf,
+        /// Print one fixed-column line per step (time, actor, action, etcd rev, compact rev, each
+        /// cache's window, the client's RV).
+        #[arg(long)]
+        timeline: bool,
     },
     /// Exhaustively explore a small scenario (not available yet).
     Explore {
@@ -120,14 +164,59 @@ fn main() -> ExitCode {
                 ExitCode::SUCCESS
             } else {
                 eprintln!("watchsim: violated: {}", violations.join(", "));
+                for i in report.invariants.iter().filter(|i| !i.held) {
+                    eprintln!(
+                        "watchsim: {}: {}",
+                        i.name,
+                        i.message.as_deref().unwrap_or("")
+                    );
+                }
+                for b in report.bounds.iter().filter(|b| !b.held) {
+                    eprintln!(
+                        "watchsim: bound {}: value {} exceeds the limit {}",
+                        b.name, b.value, b.limit
+                    );
+                }
                 ExitCode::from(1)
             }
         }
-        Command::Check { .. }
-        | Command::Replay { .. }
-        | Command::Explore { .. }
-        | Command::Sweep { .. } => usage_error(
-            "this command is not available in this version of watchsim yet (only `run` is)",
+        Command::Check {
+            scenario,
+            seeds,
+            from,
+            jobs,
+            shard,
+            set,
+            swarm,
+            json,
+            capsule_dir,
+            shrink_budget,
+            merge,
+        } => {
+            if !merge.is_empty() {
+                return cli_check::merge(&merge, json);
+            }
+            let Some(path) = scenario else {
+                return usage_error("check needs a SCENARIO (or --merge FILE...)");
+            };
+            cli_check::check(
+                &path,
+                cli_check::Args {
+                    seeds,
+                    from,
+                    jobs,
+                    shard,
+                    set,
+                    swarm,
+                    json,
+                    capsule_dir,
+                    shrink_budget,
+                },
+            )
+        }
+        Command::Replay { capsule, timeline } => cli_check::replay(&capsule, timeline),
+        Command::Explore { .. } | Command::Sweep { .. } => usage_error(
+            "this command is not available in this version of watchsim yet (run, check and replay are)",
         ),
     }
 }

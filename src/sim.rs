@@ -102,8 +102,13 @@ pub fn run(loaded: &LoadedScenario, opts: &RunOptions) -> Result<Report, RunErro
 
     let mut report = build_report(&world, seed, end_ns, steps, wall_seconds);
     report.trace_hash = writer.hash_hex();
+    let footer = crate::trace::TraceFooter {
+        trace_hash: report.trace_hash.clone(),
+        violations: report.violations(),
+        end_ns: Some(end_ns),
+    };
     writer
-        .finish(report.violations())
+        .finish_with(&footer)
         .map_err(trace_err(&trace_path))?;
     Ok(report)
 }
@@ -239,7 +244,13 @@ fn per_second(n: f64, secs: f64) -> f64 {
     if secs > 0.0 { n / secs } else { 0.0 }
 }
 
-fn build_report(world: &World, seed: u64, end_ns: u64, steps: u64, wall_seconds: f64) -> Report {
+pub(crate) fn build_report(
+    world: &World,
+    seed: u64,
+    end_ns: u64,
+    steps: u64,
+    wall_seconds: f64,
+) -> Report {
     let s = world.scenario();
     let etcd = world.etcd();
     let obs = world.observations();

@@ -72,14 +72,22 @@ fn watch_order_fires_when_the_cacher_delivers_a_held_event_after_a_newer_one() {
     .concat();
     holds(&text, "watch-order");
     let msg = fires(&with_mutant(&text, "cacher_reorder"), "watch-order");
-    assert!(msg.contains("at RV 5 arrived after an event at RV 6"), "{msg}");
+    assert!(
+        msg.contains("at RV 5 arrived after an event at RV 6"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn watch_unique_fires_when_a_snapshot_does_not_raise_the_start_rv() {
     // Kubernetes PR #73845: a create at 5 is in the cache; a watch from RV 0 gets the 4 objects as
     // ADDED (snapshot at 5), and the broken cacher delivers the create at 5 again.
-    let text = [PODS3, &create("1s", "a"), &watch("2s", "w", "resource_version = \"0\"")].concat();
+    let text = [
+        PODS3,
+        &create("1s", "a"),
+        &watch("2s", "w", "resource_version = \"0\""),
+    ]
+    .concat();
     holds(&text, "watch-unique");
     let msg = fires(
         &with_mutant(&text, "cacher_duplicate_after_snapshot"),
@@ -93,7 +101,10 @@ fn watch_no_gap_fires_when_etcd_skips_a_compacted_lagging_watcher() {
     // etcd #17529: puts at 2..6; a watch from 2 is unsynced when etcd compacts at 5; a correct etcd
     // cancels it with compact_revision 5, the broken one moves it to 7 and delivers the put at 7.
     let mut text = String::from("name = \"t\"\nduration = \"5s\"\n");
-    for (i, at) in ["100ms", "200ms", "300ms", "400ms", "500ms"].iter().enumerate() {
+    for (i, at) in ["100ms", "200ms", "300ms", "400ms", "500ms"]
+        .iter()
+        .enumerate()
+    {
         text += &step(at, &format!("op = \"etcd.put\"\nkey = \"k{i}\""));
     }
     text += &step(
@@ -125,7 +136,10 @@ fn cache_window_fires_when_a_watch_at_oldest_minus_one_is_refused() {
     ]
     .concat();
     holds(&text, "cache-window");
-    let msg = fires(&with_mutant(&text, "cacher_window_off_by_one"), "cache-window");
+    let msg = fires(
+        &with_mutant(&text, "cacher_window_off_by_one"),
+        "cache-window",
+    );
     assert!(msg.contains("a watch from RV 4 was refused"), "{msg}");
 }
 
@@ -153,7 +167,10 @@ fn list_consistent_fires_when_an_unset_rv_list_skips_the_freshness_wait() {
         &with_mutant(&text, "consistent_list_without_wait"),
         "list-consistent",
     );
-    assert!(msg.contains("etcd was at revision 5 returned RV 4"), "{msg}");
+    assert!(
+        msg.contains("etcd was at revision 5 returned RV 4"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -228,7 +245,11 @@ fn no_time_travel_holds_when_the_client_lists_with_rv_unset() {
     let text = time_travel_text("");
     let r = report(&text);
     let i = inv(&r, "no-time-travel");
-    assert_eq!((i["checked"].clone(), i["held"].clone()), (true.into(), true.into()), "{i}");
+    assert_eq!(
+        (i["checked"].clone(), i["held"].clone()),
+        (true.into(), true.into()),
+        "{i}"
+    );
 }
 
 #[test]
@@ -261,8 +282,13 @@ fn relist_bound_fires_when_an_apiserver_restart_makes_clients_relist() {
 #[test]
 fn every_invariant_is_checked_and_holds_on_the_bundled_steady_scenario() {
     let text = std::fs::read_to_string("sim-scenarios/steady-small.toml").unwrap();
-    let r = watchsim::sim::run_str("steady-small.toml", &text, &["duration=\"5m\"".into()], None)
-        .unwrap();
+    let r = watchsim::sim::run_str(
+        "steady-small.toml",
+        &text,
+        &["duration=\"5m\"".into()],
+        None,
+    )
+    .unwrap();
     for i in &r.invariants {
         assert!(i.checked, "{} not checked: {:?}", i.name, i.message);
         assert!(i.held, "{} violated: {:?}", i.name, i.message);
@@ -271,7 +297,8 @@ fn every_invariant_is_checked_and_holds_on_the_bundled_steady_scenario() {
 
 #[test]
 fn unknown_mutants_are_refused() {
-    let err = watchsim::scenario::load_str("t.toml", "name = \"t\"\n[mutants]\nno_such = true\n", &[])
-        .unwrap_err();
+    let err =
+        watchsim::scenario::load_str("t.toml", "name = \"t\"\n[mutants]\nno_such = true\n", &[])
+            .unwrap_err();
     assert!(err.to_string().contains("mutants.no_such"), "{err}");
 }

@@ -284,7 +284,8 @@ impl Cacher {
                     // the event still queued for dispatch (the newest in the ring) goes out again.
                     w.rv_sent = 0;
                     if let Some(e) = self.cache.window().and_then(|_| {
-                        self.cache.event_at(self.cache.end_index().saturating_sub(1))
+                        self.cache
+                            .event_at(self.cache.end_index().saturating_sub(1))
                     }) && w.scope.contains(&e.key)
                     {
                         send(ctx, conn, object_event(e));

@@ -1,1 +1,118 @@
-//! replay (work in progress).
+//! `watchsim replay`: re-executes a capsule's actions one by one on a fresh world built from its
+//! header (scenario text, seed, overrides), compares every step line byte for byte with the
+//! recorded one, and judges the invariants as the original run did. A divergence names the first
+//! differing step (exit 3); otherwise the capsule's violations are reproduced (exit 1, or 0 for
+//! a trace without violations).
+
+use std::io::Write;
+
+use super::capsule::{Capsule, lines_hash};
+use super::runner::{Spec, report_of, step_line};
+use super::timeline;
+use crate::report::Report;
+use crate::scenario::ScenarioError;
+use crate::world::Action;
+
+/// What a replay reproduced.
+#[derive(Debug, Clone)]
+pub struct Replayed {
+    /// Steps applied.
+    pub steps: usize,
+    /// The report of the replayed run (end-of-run checks only for complete capsules).
+    pub report: Report,
+    /// Violations, by name.
+    pub violations: Vec<String>,
+    /// Trace hash of the replayed steps.
+    pub trace_hash: String,
+}
+
+/// Why a replay could not reproduce its capsule.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The header's scenario does not load (exit 2).
+    #[error("{0}")]
+    Scenario(#[from] ScenarioError),
+    /// A step came out differently (exit 3).
+    #[error("{path}:{line}: replay diverged at step {step}: {message}")]
+    Diverged {
+        /// Capsule file.
+        path: String,
+        /// Line of the step in the file.
+        line: usize,
+        /// Step number.
+        step: usize,
+        /// What differed.
+        message: String,
+    },
+    /// Writing the timeline failed.
+    #[error("cannot write the timeline: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Replays `capsule`, printing a fixed-column timeline to `timeline` if given.
+pub fn replay(
+    capsule: &Capsule,
+    mut timeline: Option<&mut dyn Write>,
+) -> Result<Replayed, ReplayError> {
+    let h = &capsule.header;
+    let origin = format!("{} (scenario in the header)", capsule.path.display());
+    let mut spec = Spec::load(&origin, &h.scenario, &h.overrides, Some(h.seed))?;
+    if let Some(end) = capsule.footer.end_ns {
+        spec.end_ns = end;
+    }
+    let complete = capsule.footer.complete.unwrap_or(true);
+    let path = capsule.path.display().to_string();
+    let mut world = spec.world();
+    if let Some(out) = timeline.as_deref_mut() {
+        timeline::write_header(out, &world)?;
+    }
+    let mut lines = Vec::with_capacity(capsule.steps.len());
+    for (i, s) in capsule.steps.iter().enumerate() {
+        let n = i + 1;
+        let detail = match timeline {
+            Some(_) => timeline::describe(world.agenda().get(s.fire), &world),
+            None => String::new(),
+        };
+        let outcome = world
+            .apply(Action::Fire(s.fire))
+            .map_err(|e| ReplayError::Diverged {
+                path: path.clone(),
+                line: s.line,
+                step: n,
+                message: format!("its action cannot be applied: {e}"),
+            })?;
+        let line = step_line(n as u64, world.now(), s.fire, &outcome);
+        if line != s.text {
+            return Err(ReplayError::Diverged {
+                path,
+                line: s.line,
+                step: n,
+                message: format!("recorded {}\n  replayed {}", s.text, line),
+            });
+        }
+        if let Some(out) = timeline.as_deref_mut() {
+            timeline::write_row(out, n as u64, &world, &outcome, &detail)?;
+        }
+        lines.push(line);
+    }
+    let trace_hash = lines_hash(&lines);
+    if trace_hash != capsule.footer.trace_hash {
+        return Err(ReplayError::Diverged {
+            path,
+            line: capsule.steps.last().map(|s| s.line + 1).unwrap_or(2),
+            step: capsule.steps.len(),
+            message: format!(
+                "every step matched, but the footer's trace_hash {} differs from the steps' hash {trace_hash}",
+                capsule.footer.trace_hash
+            ),
+        });
+    }
+    let report = report_of(&world, &spec, lines.len() as u64, complete);
+    let violations = report.violations();
+    Ok(Replayed {
+        steps: lines.len(),
+        report,
+        violations,
+        trace_hash,
+    })
+}

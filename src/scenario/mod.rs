@@ -56,6 +56,25 @@ pub fn load_file(path: &Path, overrides: &[String]) -> Result<LoadedScenario, Sc
     })
 }
 
+/// The scenario's TOML table with the `--set` overrides applied (not validated): what a shrinker
+/// or a swarm campaign edits before writing the scenario text out again.
+pub fn effective_table(
+    origin: &str,
+    text: &str,
+    overrides: &[String],
+) -> Result<toml::Table, ScenarioError> {
+    let mut table: toml::Table = toml::from_str(text).map_err(|e| ScenarioError {
+        file: origin.to_string(),
+        key: None,
+        line: e.span().map(|span| line_at(text, span.start)),
+        message: e.message().trim().to_string(),
+    })?;
+    for raw in overrides {
+        overrides::apply(&mut table, &overrides::parse(raw)?)?;
+    }
+    Ok(table)
+}
+
 /// Parses, overrides and validates scenario text; `origin` names it in errors. Overrides are
 /// `KEY=VALUE` strings as given to `--set`, applied in order.
 pub fn load_str(origin: &str, text: &str, overrides: &[String]) -> Result<Scenario, ScenarioError> {

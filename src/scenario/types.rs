@@ -100,10 +100,19 @@ impl Mutants {
     /// The names of the flags that are on (for the report's notes).
     pub fn enabled(&self) -> Vec<&'static str> {
         let all = [
-            ("cacher_duplicate_after_snapshot", self.cacher_duplicate_after_snapshot),
-            ("etcd_skip_compacted_watcher", self.etcd_skip_compacted_watcher),
+            (
+                "cacher_duplicate_after_snapshot",
+                self.cacher_duplicate_after_snapshot,
+            ),
+            (
+                "etcd_skip_compacted_watcher",
+                self.etcd_skip_compacted_watcher,
+            ),
             ("cacher_window_off_by_one", self.cacher_window_off_by_one),
-            ("consistent_list_without_wait", self.consistent_list_without_wait),
+            (
+                "consistent_list_without_wait",
+                self.consistent_list_without_wait,
+            ),
             ("cacher_reorder", self.cacher_reorder),
             ("reflector_drop_deletes", self.reflector_drop_deletes),
         ];

@@ -53,6 +53,9 @@ pub struct TraceFooter {
     pub trace_hash: String,
     /// Invariant and bound violations, by name.
     pub violations: Vec<String>,
+    /// Virtual time the run's end-of-run checks were judged at (absent in older traces).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_ns: Option<Nanos>,
 }
 
 /// Hashes every step line and, when given a sink, writes the trace.
@@ -102,16 +105,20 @@ impl TraceWriter {
     }
 
     /// Writes the footer and flushes.
-    pub fn finish(mut self, violations: Vec<String>) -> io::Result<String> {
+    pub fn finish(self, violations: Vec<String>) -> io::Result<String> {
+        let footer = TraceFooter {
+            trace_hash: self.hash_hex(),
+            violations,
+            end_ns: None,
+        };
+        self.finish_with(&footer)
+    }
+
+    /// Writes `footer` as the last line (a capsule's footer carries more) and flushes.
+    pub fn finish_with<F: Serialize>(mut self, footer: &F) -> io::Result<String> {
         let hash = self.hash_hex();
         if let Some(mut sink) = self.sink.take() {
-            serde_json::to_writer(
-                &mut sink,
-                &TraceFooter {
-                    trace_hash: hash.clone(),
-                    violations,
-                },
-            )?;
+            serde_json::to_writer(&mut sink, footer)?;
             sink.write_all(b"\n")?;
             sink.flush()?;
         }

@@ -18,10 +18,10 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use crate::apiserver::Apiserver;
+use crate::check::{Checker, Notice};
 use crate::client::{self, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer, WatchOutput};
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
-use crate::check::{Checker, Notice};
 use crate::scenario::{DurationDistribution, FaultKind, Mutants, Scenario};
 use balancer::LoadBalancer;
 pub use msg::{Msg, Pending, Timer};

@@ -80,7 +80,11 @@ pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
         } else {
             let last = ck.log.last_change(scope).unwrap_or(0);
             let want = if rv >= last {
-                Some(*current.entry(scope).or_insert_with(|| digest(etcd, &c.scope, 0)))
+                Some(
+                    *current
+                        .entry(scope)
+                        .or_insert_with(|| digest(etcd, &c.scope, 0)),
+                )
             } else if rv >= etcd.compact_revision() {
                 Some(digest(etcd, &c.scope, rv))
             } else {

@@ -122,7 +122,9 @@ impl Checker {
         if *continue_ {
             let prev = self.script.last_list.get(&key).copied();
             if let Some(Some(v)) = prev.and_then(|p| results.get(p))
-                && v.get("continue").and_then(Value::as_str).is_some_and(|c| !c.is_empty())
+                && v.get("continue")
+                    .and_then(Value::as_str)
+                    .is_some_and(|c| !c.is_empty())
                 && let Some(rv) = result_rv(v)
             {
                 self.script.pages.insert(idx, rv);
@@ -133,7 +135,11 @@ impl Checker {
         self.script.last_list.insert(key, idx);
     }
 
-    pub(crate) fn script_results_arrived(&mut self, scenario: &Scenario, results: &[Option<Value>]) {
+    pub(crate) fn script_results_arrived(
+        &mut self,
+        scenario: &Scenario,
+        results: &[Option<Value>],
+    ) {
         let mut found = Vec::new();
         let done: Vec<usize> = self
             .script

@@ -25,7 +25,9 @@ pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
         return Judgement {
             checked: false,
             violations: 0,
-            message: Some("not checked: the scenario sets no bounds.relists_per_client_hour".into()),
+            message: Some(
+                "not checked: the scenario sets no bounds.relists_per_client_hour".into(),
+            ),
         };
     };
     let value = relists_per_client_hour(world, end_ns);

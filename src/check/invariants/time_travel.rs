@@ -11,8 +11,8 @@
 use crate::apiserver::Rv;
 use crate::check::invariants::Inv;
 use crate::check::monitor::Checker;
-use crate::client::reflector::{Effects, Sent};
 use crate::client::Reflector;
+use crate::client::reflector::{Effects, Sent};
 use crate::kernel::Nanos;
 
 /// What one client has observed.
@@ -97,7 +97,10 @@ impl Checker {
         t.travelling = true;
         let (max_rv, restarts) = (t.max_rv, t.restarts);
         let request_rv = match kind {
-            "list" => self.client_lists[i].request.map(rv_text).unwrap_or_default(),
+            "list" => self.client_lists[i]
+                .request
+                .map(rv_text)
+                .unwrap_or_default(),
             _ => String::new(),
         };
         let tt = TimeTravel {

@@ -20,10 +20,10 @@
 
 use std::collections::BTreeSet;
 
+use crate::apiserver::ApiWatchEvent;
 use crate::check::changelog::RangeId;
 use crate::check::invariants::Inv;
 use crate::check::monitor::Checker;
-use crate::apiserver::ApiWatchEvent;
 use crate::etcd::{Key, KeyRange, WatchRequest, WatchResponse, WatchResponseKind};
 use crate::kernel::Fnv64;
 use crate::world::{Actor, ConnId};
@@ -442,8 +442,9 @@ impl Checker {
                 s.cursor += 1;
             }
             let desc = s.describe();
-            let (gone, keep): (Vec<_>, Vec<_>) =
-                std::mem::take(&mut s.missing).into_iter().partition(|(r, _)| *r <= rv);
+            let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut s.missing)
+                .into_iter()
+                .partition(|(r, _)| *r <= rv);
             s.missing = keep;
             for (r, x) in gone {
                 found.push((

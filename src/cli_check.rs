@@ -1,0 +1,221 @@
+//! The `check` and `replay` commands of the binary: argument handling, printing and exit codes
+//! (SPEC §1: 0 held, 1 violated, 2 bad input, 3 replay diverged). The work is in
+//! `watchsim::check`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use watchsim::check::campaign::{self, CampaignOptions, Summary};
+use watchsim::check::capsule::{Capsule, CapsuleError};
+use watchsim::check::replay::{self, ReplayError};
+use watchsim::check::runner::Spec;
+
+/// Options of `watchsim check` (besides the scenario).
+pub struct Args {
+    pub seeds: u64,
+    pub from: Option<u64>,
+    pub jobs: Option<usize>,
+    pub shard: Option<String>,
+    pub set: Vec<String>,
+    pub swarm: bool,
+    pub json: bool,
+    pub capsule_dir: PathBuf,
+    pub shrink_budget: usize,
+}
+
+fn fail(msg: &str, code: u8) -> ExitCode {
+    eprintln!("watchsim: {msg}");
+    ExitCode::from(code)
+}
+
+fn print_summary(s: &Summary, json: bool, jobs: usize) -> Result<(), ExitCode> {
+    if json {
+        match serde_json::to_string(s) {
+            Ok(t) => println!("{t}"),
+            Err(e) => return Err(fail(&format!("cannot encode the summary: {e}"), 70)),
+        }
+    } else {
+        print!("{}", s.render(jobs));
+    }
+    Ok(())
+}
+
+pub fn check(path: &Path, a: Args) -> ExitCode {
+    let shard = match a.shard.as_deref().map(campaign::parse_shard) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => return fail(&e, 2),
+    };
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return fail(&format!("{}: cannot read the file: {e}", path.display()), 2),
+    };
+    let base = match Spec::load(&path.display().to_string(), &text, &a.set, None) {
+        Ok(s) => s,
+        Err(e) => return fail(&e.to_string(), 2),
+    };
+    let jobs = a.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    });
+    let opts = CampaignOptions {
+        seeds: a.seeds,
+        from: a.from,
+        jobs,
+        shard,
+        swarm: a.swarm,
+        progress: true,
+    };
+    let summary = match campaign::run_campaign(&base, &opts) {
+        Ok(s) => s,
+        Err(e @ (campaign::CampaignError::Scenario(_) | campaign::CampaignError::Usage(_))) => {
+            return fail(&e.to_string(), 2);
+        }
+        Err(e) => return fail(&e.to_string(), 70),
+    };
+    if let Err(code) = print_summary(&summary, a.json, jobs) {
+        return code;
+    }
+    let Some(&seed) = summary.failing_seeds.first() else {
+        return ExitCode::SUCCESS;
+    };
+    match campaign::write_capsules(&base, seed, a.swarm, &a.capsule_dir, a.shrink_budget) {
+        Ok(Some((p, full, shrunk))) => {
+            let v = full.footer.violation.clone();
+            if let Some(v) = &v {
+                eprintln!(
+                    "watchsim: violated: {} (seed {seed}, step {}): {}",
+                    v.name, v.step, v.message
+                );
+            }
+            eprintln!("watchsim: capsule: {} ({} steps)", p.display(), full.len());
+            match shrunk {
+                Some((sp, s)) => {
+                    eprintln!(
+                        "watchsim: shrunk capsule: {} ({} steps, {} before shrinking)",
+                        sp.display(),
+                        s.len(),
+                        full.len()
+                    );
+                    eprintln!(
+                        "watchsim: replay it with: watchsim replay {} --timeline",
+                        sp.display()
+                    );
+                }
+                None => eprintln!(
+                    "watchsim: replay it with: watchsim replay {} --timeline",
+                    p.display()
+                ),
+            }
+        }
+        Ok(None) => {
+            eprintln!("watchsim: seed {seed} failed, but its capsule run shows no violation")
+        }
+        Err(e) => eprintln!("watchsim: {e}"),
+    }
+    ExitCode::from(1)
+}
+
+pub fn merge(files: &[PathBuf], json: bool) -> ExitCode {
+    let mut parts = Vec::new();
+    for f in files {
+        let text = match std::fs::read_to_string(f) {
+            Ok(t) => t,
+            Err(e) => return fail(&format!("{}: cannot read: {e}", f.display()), 2),
+        };
+        match serde_json::from_str::<Summary>(text.trim()) {
+            Ok(s) => parts.push(s),
+            Err(e) => {
+                return fail(
+                    &format!(
+                        "{}:{}: not a `check --json` summary: {e}",
+                        f.display(),
+                        e.line()
+                    ),
+                    2,
+                );
+            }
+        }
+    }
+    let merged = match Summary::merge(&parts) {
+        Ok(m) => m,
+        Err(e) => return fail(&e, 2),
+    };
+    if let Err(code) = print_summary(&merged, json, 0) {
+        return code;
+    }
+    if merged.failing_seeds.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}
+
+pub fn replay(path: &Path, timeline: bool) -> ExitCode {
+    let capsule = match Capsule::read(path) {
+        Ok(c) => c,
+        Err(
+            e @ (CapsuleError::Io { .. }
+            | CapsuleError::Corrupt { .. }
+            | CapsuleError::Version { .. }),
+        ) => {
+            return fail(&e.to_string(), 2);
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut lock = stdout.lock();
+    let result = if timeline {
+        replay::replay(&capsule, Some(&mut lock))
+    } else {
+        replay::replay(&capsule, None)
+    };
+    let r = match result {
+        Ok(r) => r,
+        Err(e @ ReplayError::Scenario(_)) => return fail(&e.to_string(), 2),
+        Err(e @ ReplayError::Diverged { .. }) => return fail(&e.to_string(), 3),
+        Err(e @ ReplayError::Io(_)) => return fail(&e.to_string(), 70),
+    };
+    println!(
+        "replayed {} steps of {} (seed {}): every step matches the capsule (trace_hash {})",
+        r.steps,
+        path.display(),
+        capsule.header.seed,
+        r.trace_hash
+    );
+    if let Some(v) = &capsule.footer.violation {
+        println!(
+            "capsule violation: {} at step {} (t={}): {}",
+            v.name,
+            v.step,
+            watchsim::scenario::format_ns(v.t_ns),
+            v.message
+        );
+    }
+    if r.violations.is_empty() {
+        println!("no violation");
+        return ExitCode::SUCCESS;
+    }
+    for i in r.report.invariants.iter().filter(|i| !i.held) {
+        println!(
+            "violated: {} ({} violation(s), first at step {}): {}",
+            i.name,
+            i.violations,
+            i.first_step.unwrap_or(0),
+            i.message.as_deref().unwrap_or("")
+        );
+    }
+    for b in r.report.bounds.iter().filter(|b| !b.held) {
+        println!(
+            "violated: bound {}: value {} exceeds the limit {}",
+            b.name, b.value, b.limit
+        );
+    }
+    if r.violations != capsule.footer.violations {
+        println!(
+            "note: the capsule recorded {:?}; this replay finds {:?}",
+            capsule.footer.violations, r.violations
+        );
+    }
+    ExitCode::from(1)
+}
