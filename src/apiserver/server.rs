@@ -1716,6 +1716,12 @@ impl Apiserver {
                     ctx.now + self.compaction_interval_ns,
                     Timer::Apiserver(self.index, ApiTimer::Compact),
                 );
+                if self.down {
+                    // Fix (found by the convergence property test): a killed process's compactor
+                    // does not run; it used to open an etcd connection that the restart then
+                    // inherited closed, so the restarted caches never listed.
+                    return "down";
+                }
                 let key = Key::new(COMPACT_REV_KEY);
                 let rev_text_bytes = self.compactor_rev.to_string().len() as u64;
                 let txn = Txn {
