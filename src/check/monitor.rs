@@ -147,20 +147,24 @@ impl Checker {
                     (Actor::Apiserver(_) | Actor::Script, Msg::WatchReply(resp)) => {
                         self.etcd_watch_response(*conn, resp)
                     }
-                    (Actor::Apiserver(_), Msg::Api { req, .. }) => {
-                        if let ApiRequest::Watch { scope, .. } = req {
-                            self.api_watch_request(*conn, opener, scope);
-                        }
-                    }
+                    (
+                        Actor::Apiserver(_),
+                        Msg::Api {
+                            req: ApiRequest::Watch { scope, .. },
+                            ..
+                        },
+                    ) => self.api_watch_request(*conn, opener, scope),
                     (Actor::Client(_) | Actor::Script, Msg::ApiWatch(ev)) => {
                         self.api_watch_event(*conn, ev)
                     }
                     (Actor::Client(_) | Actor::Script, Msg::Hangup) => self.conn_lost(*conn),
-                    (Actor::Client(_), Msg::ApiReply { resp, .. }) => {
-                        if let ApiResponse::List(l) = resp {
-                            self.cur.list_rv = Some(l.rv);
-                        }
-                    }
+                    (
+                        Actor::Client(_),
+                        Msg::ApiReply {
+                            resp: ApiResponse::List(l),
+                            ..
+                        },
+                    ) => self.cur.list_rv = Some(l.rv),
                     _ => {}
                 }
                 if receiver == Actor::Script {

@@ -80,37 +80,19 @@ fn remove_at(t: &toml::Table, key: &str, i: usize) -> toml::Table {
     t
 }
 
-fn set_in(
-    t: &toml::Table,
-    path: &[&str],
-    index: Option<usize>,
-    key: &str,
-    v: Value,
-) -> toml::Table {
+fn set_in(t: &toml::Table, path: &[&str], key: &str, v: Value) -> toml::Table {
     let mut t = t.clone();
     let mut cur: &mut toml::Table = &mut t;
     for p in path {
-        let Some(next) = cur
+        let next = cur
             .entry(p.to_string())
-            .or_insert_with(|| Value::Table(toml::Table::new()))
-            .as_table_mut()
-        else {
-            return t.clone();
+            .or_insert_with(|| Value::Table(toml::Table::new()));
+        let Some(next) = next.as_table_mut() else {
+            return t;
         };
         cur = next;
     }
-    match index {
-        None => {
-            cur.insert(key.to_string(), v);
-        }
-        Some(i) => {
-            if let Some(Value::Array(a)) = cur.get_mut(path.last().copied().unwrap_or(""))
-                && let Some(Value::Table(e)) = a.get_mut(i)
-            {
-                e.insert(key.to_string(), v);
-            }
-        }
-    }
+    cur.insert(key.to_string(), v);
     t
 }
 
@@ -139,19 +121,12 @@ fn candidates(t: &toml::Table, violation_t: Option<Nanos>, duration: Nanos) -> V
     if let Some(v) = violation_t {
         let cut = v.div_ceil(1_000_000) * 1_000_000;
         if cut < duration && cut > 0 {
-            out.push(set_in(
-                t,
-                &[],
-                None,
-                "duration",
-                Value::String(format_ns(cut)),
-            ));
+            out.push(set_in(t, &[], "duration", Value::String(format_ns(cut))));
         }
     } else if duration > 2_000_000_000 {
         out.push(set_in(
             t,
             &[],
-            None,
             "duration",
             Value::String(format_ns(duration / 2 / 1_000_000 * 1_000_000)),
         ));
@@ -174,7 +149,6 @@ fn candidates(t: &toml::Table, violation_t: Option<Nanos>, duration: Nanos) -> V
             out.push(set_in(
                 t,
                 &["faults"],
-                None,
                 "watch_disconnect_rate",
                 Value::Float(0.0),
             ));
@@ -216,7 +190,6 @@ fn candidates(t: &toml::Table, violation_t: Option<Nanos>, duration: Nanos) -> V
         out.push(set_in(
             t,
             &["apiserver"],
-            None,
             "count",
             Value::Integer(servers - 1),
         ));
