@@ -116,6 +116,29 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             checked.join(", ")
         }
     );
+    for i in &report.invariants {
+        match (i.checked, i.held) {
+            (true, false) => {
+                let _ = writeln!(
+                    o,
+                    "  invariant {:<18} VIOLATED {}x (first at step {}): {}",
+                    i.name,
+                    i.violations,
+                    i.first_step.unwrap_or(0),
+                    i.message.as_deref().unwrap_or("")
+                );
+            }
+            (false, _) => {
+                let _ = writeln!(
+                    o,
+                    "  invariant {:<18} not checked: {}",
+                    i.name,
+                    i.message.as_deref().unwrap_or("")
+                );
+            }
+            _ => {}
+        }
+    }
     for b in &report.bounds {
         let _ = writeln!(
             o,

@@ -124,17 +124,23 @@ pub fn merge(files: &[PathBuf], json: bool) -> ExitCode {
             Ok(t) => t,
             Err(e) => return fail(&format!("{}: cannot read: {e}", f.display()), 2),
         };
-        match serde_json::from_str::<Summary>(text.trim()) {
-            Ok(s) => parts.push(s),
-            Err(e) => {
-                return fail(
-                    &format!(
-                        "{}:{}: not a `check --json` summary: {e}",
-                        f.display(),
-                        e.line()
-                    ),
-                    2,
-                );
+        // One summary per line (a file may hold several, e.g. collected from pod logs).
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            match serde_json::from_str::<Summary>(line.trim()) {
+                Ok(s) => parts.push(s),
+                Err(e) => {
+                    return fail(
+                        &format!(
+                            "{}:{}: not a `check --json` summary: {e}",
+                            f.display(),
+                            i + 1
+                        ),
+                        2,
+                    );
+                }
             }
         }
     }

@@ -79,7 +79,7 @@ enum Command {
         /// Candidate runs the shrinker may spend (0 = do not shrink).
         #[arg(long, default_value_t = watchsim::check::shrink::DEFAULT_BUDGET)]
         shrink_budget: usize,
-        /// Merge shard summaries (JSON files written by `check --json`) into one.
+        /// Merge shard summaries (files of `check --json` lines, one summary per line) into one.
         #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "scenario")]
         merge: Vec<PathBuf>,
     },

@@ -441,13 +441,17 @@ impl Summary {
         let last = self.from + self.seeds.saturating_sub(1);
         let _ = writeln!(
             o,
-            "watchsim check {}: seeds {}..={} (shard {}, {} run, {} jobs{})",
+            "watchsim check {}: seeds {}..={} (shard {}, {} run{}{})",
             self.scenario,
             self.from,
             last,
             self.shard,
             self.seeds_run,
-            jobs,
+            if jobs > 0 {
+                format!(", {jobs} jobs")
+            } else {
+                String::new()
+            },
             if self.swarm { ", swarm" } else { "" }
         );
         if self.violations.is_empty() {
