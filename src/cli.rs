@@ -131,7 +131,7 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             (false, _) => {
                 let _ = writeln!(
                     o,
-                    "  invariant {:<18} not checked: {}",
+                    "  invariant {:<18} {}",
                     i.name,
                     i.message.as_deref().unwrap_or("")
                 );

@@ -48,6 +48,17 @@ pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
         };
     }
     let quiet_since = ck.faults.last_end_ns;
+    if ck.faults.count == 0 && end_ns < settle {
+        return Judgement {
+            checked: false,
+            message: Some(format!(
+                "not checked for this run: it lasted {}, less than settle = {} of quiet time",
+                format_ns(end_ns),
+                format_ns(settle)
+            )),
+            ..Default::default()
+        };
+    }
     if end_ns < quiet_since.saturating_add(settle) {
         return Judgement {
             checked: false,
