@@ -13,7 +13,7 @@ use super::api::{
 use super::cacher::{Cacher, CacherTimer, Initial};
 use super::rules::{Rules, should_delegate_list};
 use super::status::Status;
-use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache};
+use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache, scan_scope};
 use crate::etcd::{
     Compare, CompareOp, CompareTarget, EtcdError, EventKind, Key, KeyRange, KvRequest, KvResponse,
     RangeResult, Txn, TxnOp, TxnOpResult, WatchRequest, WatchResponse, WatchResponseKind,
@@ -1143,11 +1143,7 @@ impl Apiserver {
         let mut items: OrdMap<Key, Obj> = if whole {
             store.clone()
         } else {
-            store
-                .iter()
-                .filter(|(k, _)| scope.contains(k))
-                .map(|(k, o)| (k.clone(), *o))
-                .collect()
+            scan_scope(store, scope).map(|(k, o)| (k.clone(), *o)).collect()
         };
         let mut continue_token = None;
         if limit > 0 && items.len() as u64 > limit {

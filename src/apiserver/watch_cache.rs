@@ -15,7 +15,7 @@ use imbl::{OrdMap, Vector};
 use serde::Serialize;
 
 use super::status::Status;
-use crate::etcd::Key;
+use crate::etcd::{Key, KeyRange};
 use crate::kernel::Nanos;
 use crate::scenario::{WatchCacheConfig, WatchCacheMode};
 
@@ -57,6 +57,18 @@ pub struct CacheEvent {
     pub prev_rv: i64,
     /// When the cache recorded it (`RecordTime`), for dynamic sizing.
     pub time_ns: Nanos,
+}
+
+/// The objects of `store` inside `scope`, found by an ordered range scan (not a full scan).
+pub fn scan_scope<'a>(store: &'a OrdMap<Key, Obj>, scope: &'a KeyRange) -> Box<dyn Iterator<Item = (&'a Key, &'a Obj)> + 'a> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    match scope {
+        KeyRange::Single(k) => Box::new(store.get_key_value(k).into_iter()),
+        KeyRange::Prefix(p) => Box::new(store.range(p.clone()..).take_while(move |(k, _)| k.as_str().starts_with(p.as_str()))),
+        KeyRange::PrefixAfter { prefix, after } => Box::new(
+            store.range((Excluded(after.clone()), Unbounded)).take_while(move |(k, _)| k.as_str().starts_with(prefix.as_str())),
+        ),
+    }
 }
 
 /// `defaultLowerBoundCapacity`.

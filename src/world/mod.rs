@@ -105,6 +105,24 @@ impl Ctx<'_> {
         self.emitted += 1;
     }
 
+    /// Sends the same message to many connections as one delivery step, when latency has no
+    /// jitter (else one message per connection). FIFO per connection is kept: the delivery is due
+    /// no earlier than anything already queued on any of them.
+    pub fn multicast(&mut self, conns: Vec<ConnId>, dir: Dir, msg: Msg) {
+        if conns.len() == 1 || self.net.has_jitter() {
+            for conn in conns {
+                self.send(conn, dir, msg.clone());
+            }
+            return;
+        }
+        if conns.is_empty() {
+            return;
+        }
+        let due = self.net.multicast_time(self.now, &conns, dir);
+        self.agenda.schedule(due, Pending::Multicast { conns, dir, msg });
+        self.emitted += 1;
+    }
+
     /// Opens a connection.
     pub fn connect(&mut self, client: Actor, server: Actor) -> ConnId {
         self.net.connect(client, server)
@@ -414,6 +432,27 @@ impl World {
                     _ => "unexpected",
                 };
                 (receiver, "deliver", what, Some(conn), result)
+            }
+            Pending::Multicast { conns, dir, msg } => {
+                // One step delivers the same message to many connections (a cacher's fan-out).
+                let what = msg.name();
+                let mut delivered = 0u32;
+                for &conn in conns.iter() {
+                    let Some(receiver) = ctx.net.conn(conn).map(|c| c.receiver(dir)) else { continue };
+                    delivered += 1;
+                    match receiver {
+                        Actor::Client(i) => {
+                            let c = &mut clients[i as usize];
+                            let cfg = &scenario.clients[c.population as usize];
+                            let (_, fx) = c.on_message(conn, msg.clone(), cfg, &mut ctx);
+                            observe_client(i, fx, c, obs, ctx.now);
+                        }
+                        Actor::Script => script.on_message(conn, msg.clone(), &scenario, obs),
+                        _ => {}
+                    }
+                }
+                let _ = delivered;
+                (Actor::Faults, "multicast", what, None, "ok")
             }
             Pending::Reset { conn, to } => {
                 match to {

@@ -131,6 +131,15 @@ pub enum Pending {
     },
     /// A timer.
     Timer(Timer),
+    /// One message to many connections (a watch cache's fan-out), delivered in one step.
+    Multicast {
+        /// Receiving connections.
+        conns: Vec<ConnId>,
+        /// Direction.
+        dir: Dir,
+        /// Payload.
+        msg: Msg,
+    },
     /// A connection was reset by the other end (process killed): `to` learns it.
     Reset {
         /// The connection (already closed in the network).
