@@ -58,6 +58,8 @@ struct Replay {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CacheWatcher {
+    /// The actor reading this watch (for one-step fan-out).
+    client: crate::world::network::Actor,
     scope: KeyRange,
     rv_sent: i64,
     bookmarks: bool,
@@ -145,13 +147,16 @@ impl WatcherIndex {
 
     /// Watchers whose scope may contain `key`, in connection order.
     fn candidates(&self, key: &Key) -> Vec<ConnId> {
+        if self.by_prefix.is_empty() && self.other.is_empty() {
+            return Vec::new();
+        }
         let mut out: Vec<ConnId> = self.other.iter().copied().collect();
         let text = key.as_str();
         for (i, b) in text.bytes().enumerate() {
-            if b == b'/' || b == b'-' {
-                if let Some(set) = self.by_prefix.get(&text[..=i]) {
-                    out.extend(set.iter().copied());
-                }
+            if (b == b'/' || b == b'-')
+                && let Some(set) = self.by_prefix.get(&text[..=i])
+            {
+                out.extend(set.iter().copied());
             }
         }
         if let Some(set) = self.by_prefix.get(text) {
@@ -320,7 +325,11 @@ impl Cacher {
         rng: &mut RngStream,
     ) -> bool {
         let chan = suggested_watch_channel_size(self.cache.capacity(), self.index_kind);
+        let client = ctx
+            .client_of(conn)
+            .unwrap_or(crate::world::network::Actor::Faults);
         let mut w = CacheWatcher {
+            client,
             scope,
             rv_sent: 0,
             bookmarks,
@@ -461,19 +470,27 @@ impl Cacher {
             .index
             .candidates(&event.key)
             .into_iter()
-            .filter(|c| self.watchers.get(c).is_some_and(|w| w.scope.contains(&event.key) && event.rv > w.rv_sent))
+            .filter(|c| {
+                self.watchers
+                    .get(c)
+                    .is_some_and(|w| w.scope.contains(&event.key) && event.rv > w.rv_sent)
+            })
             .collect();
         // Watchers that read as fast as events arrive get the event in one multicast step; the
         // others go through their buffers one by one.
         let mut fast = Vec::with_capacity(conns.len());
         for conn in conns {
-            let quick = self.watchers.get(&conn).is_some_and(|w| w.read_rate == ReadRate::Instant && w.replay.is_none());
-            if quick {
+            let quick = self
+                .watchers
+                .get(&conn)
+                .filter(|w| w.read_rate == ReadRate::Instant && w.replay.is_none())
+                .map(|w| w.client);
+            if let Some(client) = quick {
                 if let Some(w) = self.watchers.get_mut(&conn) {
                     w.rv_sent = event.rv;
                 }
                 self.counters.events_sent += 1;
-                fast.push(conn);
+                fast.push((conn, client, 0));
             } else if !self.offer(now, conn, &event, ctx) {
                 closed.push(conn);
             }

@@ -235,7 +235,7 @@ pub fn resource_prefix(name: &str) -> Key {
 }
 
 fn list_bytes(items: &OrdMap<Key, Obj>) -> u64 {
-    items.iter().map(|(k, o)| o.bytes + k.len() as u64).sum()
+    items.values().map(|o| o.bytes).sum()
 }
 
 impl Apiserver {
@@ -1143,7 +1143,9 @@ impl Apiserver {
         let mut items: OrdMap<Key, Obj> = if whole {
             store.clone()
         } else {
-            scan_scope(store, scope).map(|(k, o)| (k.clone(), *o)).collect()
+            scan_scope(store, scope)
+                .map(|(k, o)| (k.clone(), *o))
+                .collect()
         };
         let mut continue_token = None;
         if limit > 0 && items.len() as u64 > limit {
@@ -1159,7 +1161,12 @@ impl Apiserver {
             });
             items = page;
         }
-        let bytes = list_bytes(&items);
+        // A whole-resource page-less LIST reuses the cache's running size and digest.
+        let (bytes, digest) = if whole && continue_token.is_none() {
+            (c.cache.store_bytes(), Some(c.cache.store_digest()))
+        } else {
+            (list_bytes(&items), None)
+        };
         self.list_done(
             conn,
             req_id,
@@ -1169,6 +1176,7 @@ impl Apiserver {
                 continue_token,
                 served_from: ServedFrom::Cache,
                 bytes,
+                digest,
             },
             ctx,
         );
@@ -1292,6 +1300,7 @@ impl Apiserver {
                         items,
                         continue_token,
                         served_from: ServedFrom::Etcd,
+                        digest: None,
                         bytes,
                     },
                     ctx,

@@ -107,20 +107,28 @@ impl Ctx<'_> {
 
     /// Sends the same message to many connections as one delivery step, when latency has no
     /// jitter (else one message per connection). FIFO per connection is kept: the delivery is due
-    /// no earlier than anything already queued on any of them.
-    pub fn multicast(&mut self, conns: Vec<ConnId>, dir: Dir, msg: Msg) {
-        if conns.len() == 1 || self.net.has_jitter() {
-            for conn in conns {
-                self.send(conn, dir, msg.clone());
+    /// no earlier than anything already queued on any of them. Each target names the actor at
+    /// its receiving end and a tag (the per-receiver etcd watch id for watch responses).
+    pub fn multicast(&mut self, targets: Vec<(ConnId, Actor, i64)>, dir: Dir, msg: Msg) {
+        if targets.is_empty() {
+            return;
+        }
+        if targets.len() == 1 || self.net.has_jitter() {
+            for (conn, _, tag) in targets {
+                self.send(conn, dir, retag(&msg, tag));
             }
             return;
         }
-        if conns.is_empty() {
-            return;
-        }
+        let conns: Vec<ConnId> = targets.iter().map(|t| t.0).collect();
         let due = self.net.multicast_time(self.now, &conns, dir);
-        self.agenda.schedule(due, Pending::Multicast { conns, dir, msg });
+        self.agenda
+            .schedule(due, Pending::Multicast { targets, dir, msg });
         self.emitted += 1;
+    }
+
+    /// The actor at the client end of `conn`, if open.
+    pub fn client_of(&self, conn: ConnId) -> Option<Actor> {
+        self.net.conn(conn).map(|c| c.client)
     }
 
     /// Opens a connection.
@@ -367,7 +375,9 @@ impl World {
                             Ok(_) => "ok",
                             Err(e) => e.kind(),
                         };
-                        ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
+                        if req_id != msg::NO_REPLY {
+                            ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
+                        }
                         kind
                     }
                     (Actor::Etcd, Msg::Watch(req)) => {
@@ -433,25 +443,67 @@ impl World {
                 };
                 (receiver, "deliver", what, Some(conn), result)
             }
-            Pending::Multicast { conns, dir, msg } => {
-                // One step delivers the same message to many connections (a cacher's fan-out).
+            Pending::Multicast {
+                targets,
+                dir: _,
+                msg,
+            } => {
+                // One step delivers the same message to many connections (a fan-out).
                 let what = msg.name();
-                let mut delivered = 0u32;
-                for &conn in conns.iter() {
-                    let Some(receiver) = ctx.net.conn(conn).map(|c| c.receiver(dir)) else { continue };
-                    delivered += 1;
-                    match receiver {
-                        Actor::Client(i) => {
-                            let c = &mut clients[i as usize];
-                            let cfg = &scenario.clients[c.population as usize];
-                            let (_, fx) = c.on_message(conn, msg.clone(), cfg, &mut ctx);
-                            observe_client(i, fx, c, obs, ctx.now);
+                match &msg {
+                    Msg::ApiWatch(ev) => {
+                        // A cache event to many informers: its digest change and its staleness
+                        // are computed once.
+                        let fast = client::reflector::FastEvent::of(ev);
+                        if let Some(rv) = fast.as_ref().and_then(|f| f.rv()) {
+                            let lag = ctx.now.saturating_sub(obs.commit_time(rv));
+                            obs.staleness_max_ns = obs.staleness_max_ns.max(lag);
                         }
-                        Actor::Script => script.on_message(conn, msg.clone(), &scenario, obs),
-                        _ => {}
+                        for &(conn, receiver, _) in targets.iter() {
+                            match receiver {
+                                Actor::Client(i) => {
+                                    let c = &mut clients[i as usize];
+                                    match &fast {
+                                        Some(f) if c.apply_fast(conn, f) => {
+                                            if let Some(rv) = f.rv() {
+                                                let m = &mut obs.client_max_rv[i as usize];
+                                                *m = (*m).max(rv);
+                                            }
+                                        }
+                                        _ => {
+                                            let cfg = &scenario.clients[c.population as usize];
+                                            let (_, fx) =
+                                                c.on_message(conn, msg.clone(), cfg, &mut ctx);
+                                            observe_client(i, fx, c, obs, ctx.now);
+                                        }
+                                    }
+                                }
+                                Actor::Script => {
+                                    script.on_message(conn, msg.clone(), &scenario, obs)
+                                }
+                                _ => {}
+                            }
+                        }
                     }
+                    Msg::WatchReply(resp) => {
+                        for &(conn, receiver, tag) in targets.iter() {
+                            if ctx.net.conn(conn).is_none() {
+                                continue;
+                            }
+                            let mut r = resp.clone();
+                            r.watch_id = tag;
+                            match receiver {
+                                Actor::Apiserver(i) => apiservers[i as usize]
+                                    .on_etcd_watch(conn, r, &scenario, &mut ctx),
+                                Actor::Script => {
+                                    script.on_message(conn, Msg::WatchReply(r), &scenario, obs)
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
                 }
-                let _ = delivered;
                 (Actor::Faults, "multicast", what, None, "ok")
             }
             Pending::Reset { conn, to } => {
@@ -536,6 +588,13 @@ impl World {
             match o {
                 WatchOutput::Send(stream, resp) => {
                     ctx.send(stream, Dir::ToClient, Msg::WatchReply(resp))
+                }
+                WatchOutput::Multicast(streams, resp) => {
+                    let targets: Vec<(ConnId, Actor, i64)> = streams
+                        .into_iter()
+                        .filter_map(|(stream, id)| ctx.client_of(stream).map(|a| (stream, a, id)))
+                        .collect();
+                    ctx.multicast(targets, Dir::ToClient, Msg::WatchReply(resp));
                 }
                 WatchOutput::ArmSync(at) => ctx.timer(at, Timer::EtcdSync),
                 WatchOutput::ArmProgressTick(stream, at) => {
@@ -749,4 +808,17 @@ fn record_minute(
         lists_from_etcd: from_etcd - l0,
     });
     obs.series_base = (relists, bytes, rev, from_etcd);
+}
+
+/// The message for one receiver of a tagged multicast (etcd watch responses carry the
+/// receiver's watch id).
+fn retag(msg: &Msg, tag: i64) -> Msg {
+    match msg {
+        Msg::WatchReply(resp) => {
+            let mut r = resp.clone();
+            r.watch_id = tag;
+            Msg::WatchReply(r)
+        }
+        other => other.clone(),
+    }
 }
