@@ -15,6 +15,7 @@
 
 pub mod apiserver;
 pub mod cli;
+pub mod client;
 pub mod etcd;
 pub mod kernel;
 pub mod report;

@@ -54,6 +54,10 @@ pub struct Report {
     pub script: Vec<ScriptEntry>,
     /// Events of scripted watches by id.
     pub watches: BTreeMap<String, Vec<Value>>,
+    /// Requests of the first 16 clients (kind, RV, limit), for reading a run's reflector logic.
+    pub client_requests: Vec<crate::world::observe::ClientRequest>,
+    /// Per-minute series (relists, etcd bytes, revisions, LISTs from etcd).
+    pub series: Vec<crate::world::observe::MinuteSample>,
     /// Things the user should know about this run.
     pub notes: Vec<String>,
 }
@@ -152,8 +156,22 @@ pub struct ClientsReport {
     pub watch_resumes: u64,
     /// Largest lag of an informer behind etcd.
     pub max_staleness_seconds: f64,
-    /// Every informer converged.
+    /// Every informer converged: at the end its store equals etcd's current state of its scope.
     pub converged: bool,
+    /// Informers whose store differs from etcd's current state at the end.
+    pub not_converged: u64,
+    /// Watches reopened from a last-synced RV after a previous watch ended.
+    pub reconnects: u64,
+    /// Of those, refused with 410.
+    pub reconnects_too_old: u64,
+    /// `reconnects_too_old / reconnects` (0 when there were none).
+    pub p_410_on_reconnect: f64,
+    /// LIST requests sent by clients (pages and retries included).
+    pub list_requests: u64,
+    /// LISTs that returned an RV older than one the same client had already observed (#59848).
+    pub time_travels: u64,
+    /// Watch events applied by informers.
+    pub events: u64,
 }
 
 /// One invariant's verdict.

@@ -200,6 +200,8 @@ pub enum ApiWatchEvent {
         rv: i64,
         /// Size.
         bytes: u64,
+        /// RV of the version this event replaces (0 if none or unknown).
+        prev_rv: i64,
     },
     /// BOOKMARK.
     Bookmark {

@@ -154,6 +154,7 @@ fn object_event(e: &CacheEvent) -> ApiWatchEvent {
         key: e.key.clone(),
         rv: e.rv,
         bytes: e.bytes,
+        prev_rv: e.prev_rv,
     }
 }
 
@@ -269,6 +270,7 @@ impl Cacher {
                                 key: key.clone(),
                                 rv: obj.rv,
                                 bytes: obj.bytes,
+                                prev_rv: 0,
                             },
                         );
                         n += 1;
@@ -518,6 +520,9 @@ impl Cacher {
     /// The dispatcher's bookmark tick: every watcher that allows bookmarks and is due gets a
     /// BOOKMARK at the last processed RV, if that is newer than what it was sent.
     pub fn bookmark_tick(&mut self, now: Nanos, ctx: &mut Ctx<'_>, rng: &mut RngStream) {
+        if !self.bookmark_tick_armed {
+            return; // a tick of a previous incarnation
+        }
         self.bookmark_tick_armed = false;
         let rv = self.last_processed_rv;
         let due: Vec<ConnId> = self

@@ -38,6 +38,9 @@ pub const ETCD_LIST_MEMORY_FACTOR: u64 = 5;
 /// (1 + rand) (`endpoints/handlers/get.go`).
 pub const MIN_REQUEST_TIMEOUT_NS: Nanos = 1_800_000_000_000;
 
+/// Cacher watch ids are `generation * WATCH_ID_STRIDE + resource`.
+const WATCH_ID_STRIDE: i64 = 1 << 20;
+
 /// Timers an apiserver arms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApiTimer {
@@ -53,6 +56,8 @@ pub enum ApiTimer {
     ListSent(u64),
     /// A partition or stall ends.
     Heal,
+    /// The restarted process is up again and starts its caches.
+    Start,
 }
 
 /// Why the apiserver sent an etcd request.
@@ -206,8 +211,14 @@ pub struct Apiserver {
     parked: Vector<Parked>,
     sending: OrdMap<u64, Sending>,
     next_send: u64,
+    /// The etcd watch id of each cacher's current watch (ids are never reused on a stream).
+    cacher_watch_ids: Vector<i64>,
+    next_watch_generation: i64,
     partitioned: bool,
     stalled: bool,
+    down: bool,
+    /// GOAWAY chance in parts per billion (integer so the state stays `Hash + Eq`).
+    goaway_ppb: u64,
     held: Vector<WatchResponse>,
     rng: RngStream,
     /// Report counters.
@@ -256,8 +267,12 @@ impl Apiserver {
             parked: Vector::new(),
             sending: OrdMap::new(),
             next_send: 0,
+            cacher_watch_ids: scenario.resources.iter().map(|_| -1).collect(),
+            next_watch_generation: 0,
             partitioned: false,
             stalled: false,
+            down: false,
+            goaway_ppb: (scenario.load_balancer.goaway_chance.clamp(0.0, 1.0) * 1e9) as u64,
             held: Vector::new(),
             rng: RngStream::new(seed, &format!("apiserver.{index}")),
             counters: ApiserverCounters::default(),
@@ -296,6 +311,12 @@ impl Apiserver {
                 self.cacher_list(r as ResourceId, ctx);
             }
         }
+    }
+
+    /// The resource whose current cacher watch has this etcd watch id.
+    fn current_cacher(&self, watch_id: i64) -> Option<ResourceId> {
+        let r = watch_id.rem_euclid(WATCH_ID_STRIDE) as usize;
+        (self.cacher_watch_ids.get(r) == Some(&watch_id)).then_some(r as ResourceId)
     }
 
     /// The cacher of `resource`, if the watch cache is on.
@@ -513,10 +534,16 @@ impl Apiserver {
             }
             _ => return,
         };
-        // The cacher's watch: its own stream (SeparateCacheWatchRPC), always with progress notify.
+        // The cacher's watch: its own stream (SeparateCacheWatchRPC), always with progress notify;
+        // a fresh watch id each time (clientv3 never reuses one on a stream).
+        self.next_watch_generation += 1;
+        let watch_id = self.next_watch_generation * WATCH_ID_STRIDE + r as i64;
+        if let Some(slot) = self.cacher_watch_ids.get_mut(r as usize) {
+            *slot = watch_id;
+        }
         self.send_etcd_watch(
             WatchRequest::Create {
-                watch_id: r as i64,
+                watch_id,
                 range: KeyRange::Prefix(prefix),
                 start_revision: rv + 1,
                 progress_notify: true,
@@ -553,7 +580,9 @@ impl Apiserver {
         match resp.kind {
             WatchResponseKind::Created => {}
             WatchResponseKind::Events(evs) => {
-                let r = resp.watch_id as ResourceId;
+                let Some(r) = self.current_cacher(resp.watch_id) else {
+                    return;
+                };
                 let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
                     return;
                 };
@@ -569,10 +598,9 @@ impl Apiserver {
                         }
                         EventKind::Put => EventType::Modified,
                     };
+                    let prev = c.cache.store().get(&e.kv.key).copied();
                     let bytes = match kind {
-                        EventType::Deleted => {
-                            c.cache.store().get(&e.kv.key).map(|o| o.bytes).unwrap_or(0)
-                        }
+                        EventType::Deleted => prev.map(|o| o.bytes).unwrap_or(0),
                         _ => e.kv.value_bytes,
                     };
                     let ev = CacheEvent {
@@ -580,6 +608,7 @@ impl Apiserver {
                         key: e.kv.key.clone(),
                         rv: e.kv.mod_revision,
                         bytes,
+                        prev_rv: prev.map(|o| o.rv).unwrap_or(0),
                         time_ns: ctx.now,
                     };
                     closed.extend(c.process_event(ctx.now, ev, ctx));
@@ -593,7 +622,10 @@ impl Apiserver {
                 let targets: Vec<usize> = if resp.watch_id < 0 {
                     (0..self.cachers.len()).collect()
                 } else {
-                    vec![resp.watch_id as usize]
+                    self.current_cacher(resp.watch_id)
+                        .map(|r| r as usize)
+                        .into_iter()
+                        .collect()
                 };
                 for r in targets {
                     if let Some(Some(c)) = self.cachers.get_mut(r)
@@ -607,7 +639,16 @@ impl Apiserver {
             WatchResponseKind::Canceled { .. } => {
                 // etcd3 interpretWatchError: 410 "The resourceVersion for the provided watch is too
                 // old."; the cacher's reflector returns and the cacher re-initialises.
-                self.cacher_failed(resp.watch_id as ResourceId, ctx);
+                // The watch id stays registered at etcd until cancelled: release it.
+                self.send_etcd_watch(
+                    WatchRequest::Cancel {
+                        watch_id: resp.watch_id,
+                    },
+                    ctx,
+                );
+                if let Some(r) = self.current_cacher(resp.watch_id) {
+                    self.cacher_failed(r, ctx);
+                }
             }
         }
     }
@@ -616,6 +657,14 @@ impl Apiserver {
 
     /// Handles a client request arriving on `conn`.
     pub fn on_request(&mut self, conn: ConnId, req_id: u64, req: ApiRequest, ctx: &mut Ctx<'_>) {
+        // HTTP/2 GOAWAY with the scenario's chance: the request is served, the connection takes
+        // no new ones (the client reconnects through the load balancer).
+        if !matches!(req, ApiRequest::Watch { .. })
+            && self.goaway_ppb > 0
+            && self.rng.below(1_000_000_000) < self.goaway_ppb
+        {
+            ctx.send(conn, Dir::ToClient, Msg::Goaway);
+        }
         match req {
             ApiRequest::List { .. } => self.on_list(conn, req_id, req, ctx),
             ApiRequest::Watch { .. } => self.on_watch(conn, req_id, req, ctx),
@@ -1554,6 +1603,7 @@ impl Apiserver {
                 key: kv.key.clone(),
                 rv: kv.mod_revision,
                 bytes: kv.value_bytes,
+                prev_rv: 0,
             };
             ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
         }
@@ -1588,6 +1638,8 @@ impl Apiserver {
                         key: e.kv.key.clone(),
                         rv: e.kv.mod_revision,
                         bytes: e.kv.value_bytes,
+                        // Simplification: etcd prev_kv is not requested; digests need the cache.
+                        prev_rv: 0,
                     };
                     ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
                 }
@@ -1617,6 +1669,9 @@ impl Apiserver {
     ) -> &'static str {
         match t {
             ApiTimer::CacherRestart(r) => {
+                if !matches!(self.cachers.get(r as usize), Some(Some(c)) if c.restart_armed) {
+                    return "stale";
+                }
                 if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
                     c.restart_armed = false;
                     // startCaching: terminateAllWatchers, then ListAndWatch.
@@ -1632,6 +1687,9 @@ impl Apiserver {
                 "read.deadline"
             }
             ApiTimer::ProgressRequest => {
+                if !self.progress_armed {
+                    return "stale";
+                }
                 self.progress_tick(ctx);
                 "progress.request"
             }
@@ -1666,6 +1724,11 @@ impl Apiserver {
                 self.heal(scenario, ctx);
                 "heal"
             }
+            ApiTimer::Start => {
+                self.down = false;
+                self.start(scenario, ctx);
+                "start"
+            }
         }
     }
 
@@ -1699,8 +1762,14 @@ impl Apiserver {
         }
     }
 
-    /// Kill and restart (after the world reset its connections): caches start cold.
-    pub fn restart(&mut self, scenario: &Scenario, ctx: &mut Ctx<'_>) {
+    /// True while the process is down (between a kill and its start).
+    pub fn is_down(&self) -> bool {
+        self.down
+    }
+
+    /// Kill and restart (after the world reset its connections): caches start cold, after
+    /// `down_ns` of downtime (0 = at once).
+    pub fn restart(&mut self, scenario: &Scenario, down_ns: Nanos, ctx: &mut Ctx<'_>) {
         // The world has reset every connection of this process; start from nothing.
         self.counters.restarts += 1;
         self.etcd_kv = None;
@@ -1718,7 +1787,16 @@ impl Apiserver {
         self.progress_armed = false;
         self.compactor_t = 0;
         self.compactor_rev = 0;
-        self.start(scenario, ctx);
+        self.cachers = Vector::new();
+        if down_ns > 0 {
+            self.down = true;
+            ctx.timer(
+                ctx.now + down_ns,
+                Timer::Apiserver(self.index, ApiTimer::Start),
+            );
+        } else {
+            self.start(scenario, ctx);
+        }
     }
 
     fn hangup_etcd(&mut self, ctx: &mut Ctx<'_>) {

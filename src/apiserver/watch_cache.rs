@@ -53,6 +53,8 @@ pub struct CacheEvent {
     pub rv: i64,
     /// Object size (for DELETED, the last state's size).
     pub bytes: u64,
+    /// RV of the object version this event replaces (`PrevObject`; 0 for a creation).
+    pub prev_rv: i64,
     /// When the cache recorded it (`RecordTime`), for dynamic sizing.
     pub time_ns: Nanos,
 }
@@ -343,6 +345,7 @@ mod tests {
             key: key(name),
             rv,
             bytes: 1,
+            prev_rv: 0,
             time_ns: t,
         }
     }

@@ -90,6 +90,9 @@ struct Watcher {
     min_rev: Revision,
     progress_notify: bool,
     synced: bool,
+    /// Cancelled by compaction; the id stays on the stream until the client cancels it
+    /// (v3rpc/watch.go `cancelWatcher`, `wa.compacted`).
+    compacted: bool,
     /// etcd's `progress[id]`: no events sent since the last tick.
     quiet_since_tick: bool,
 }
@@ -150,6 +153,7 @@ impl WatchHub {
         for k in ids {
             if let Some(w) = self.watchers.remove(&k)
                 && !w.synced
+                && !w.compacted
             {
                 self.unsynced -= 1;
             }
@@ -231,6 +235,7 @@ impl WatchHub {
                     min_rev,
                     progress_notify: *progress_notify,
                     synced,
+                    compacted: false,
                     quiet_since_tick: true,
                 };
                 self.watchers.insert((stream, *watch_id), w);
@@ -253,7 +258,7 @@ impl WatchHub {
             }
             WatchRequest::Cancel { watch_id } => {
                 if let Some(w) = self.watchers.remove(&(stream, *watch_id)) {
-                    if !w.synced {
+                    if !w.synced && !w.compacted {
                         self.unsynced -= 1;
                     }
                     self.send(
@@ -355,7 +360,7 @@ impl WatchHub {
         let due: Vec<(StreamId, WatchId)> = self
             .watchers
             .iter()
-            .filter(|(_, w)| !w.synced)
+            .filter(|(_, w)| !w.synced && !w.compacted)
             .take(MAX_WATCHERS_PER_SYNC)
             .map(|(k, _)| *k)
             .collect();
@@ -364,7 +369,10 @@ impl WatchHub {
                 continue;
             };
             if w.min_rev < compacted {
-                self.watchers.remove(&key);
+                // The watcher stops, but its id stays registered until the client cancels it.
+                if let Some(wm) = self.watchers.get_mut(&key) {
+                    wm.compacted = true;
+                }
                 self.unsynced -= 1;
                 self.send(
                     key.0,

@@ -298,6 +298,32 @@ pub struct ClientConfig {
     /// Streaming list (WatchListClient).
     #[serde(default)]
     pub watch_list: bool,
+    /// watchsim's own: how the informer store is kept: "map" (every object) or "digest" (an
+    /// order-independent 64-bit digest, O(1) per event, for large populations).
+    #[serde(default)]
+    pub store: StoreMode,
+}
+
+/// How an informer store is kept.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum StoreMode {
+    /// An exact map of every object.
+    #[default]
+    Map,
+    /// Count and a wrapping sum of hash(key, resourceVersion).
+    Digest,
+}
+
+/// How long a disconnected client stays away.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum DurationDistribution {
+    /// Exactly `disconnect_duration`.
+    #[default]
+    Fixed,
+    /// Exponential with mean `disconnect_duration`.
+    Exponential,
 }
 
 fn default_scope() -> ClientScope {
@@ -356,6 +382,8 @@ pub struct FaultsConfig {
     pub watch_disconnect_rate: f64,
     /// How long a disconnected client stays away.
     pub disconnect_duration: DurationNs,
+    /// watchsim's own: "fixed" (default) or "exponential" with mean `disconnect_duration`.
+    pub disconnect_distribution: DurationDistribution,
     /// Scheduled faults.
     pub at: Vec<FaultAt>,
 }
@@ -365,6 +393,7 @@ impl Default for FaultsConfig {
         Self {
             watch_disconnect_rate: 0.0,
             disconnect_duration: DurationNs::from_secs(5),
+            disconnect_distribution: DurationDistribution::Fixed,
             at: Vec::new(),
         }
     }

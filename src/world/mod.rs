@@ -18,15 +18,17 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use crate::apiserver::Apiserver;
+use crate::client::{self, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer, WatchOutput};
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
-use crate::scenario::{FaultKind, Scenario};
+use crate::scenario::{DurationDistribution, FaultKind, Scenario};
+use balancer::LoadBalancer;
 pub use msg::{Msg, Pending, Timer};
 pub use network::{Actor, ConnId, Dir, Network};
 pub use observe::Observations;
 use script::ScriptClient;
 pub use shared::{Shared, Unhashed};
-use workload::{Workload, object_key};
+use workload::Workload;
 
 /// One atomic thing that can happen next.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -71,8 +73,10 @@ pub struct Outcome {
 pub enum FaultRequest {
     /// Compact etcd at its current revision.
     CompactNow,
-    /// Kill and restart apiserver N.
-    RestartApiserver(u32),
+    /// Kill apiserver N and start it again after the given downtime.
+    RestartApiserver(u32, Nanos),
+    /// Restart client process N.
+    RestartClient(u32),
     /// Cut apiserver N off from etcd, optionally for a while.
     PartitionApiserver(u32, Option<Nanos>),
     /// Stall apiserver N's processing of etcd events, optionally for a while.
@@ -139,6 +143,16 @@ impl Ctx<'_> {
         }
     }
 
+    /// Resets one connection (e.g. refused by a process that is down); the opener learns it.
+    pub fn reset_conn(&mut self, conn: ConnId) {
+        if let Some(c) = self.net.close(conn) {
+            let due = self.now + self.net.latency_ns();
+            self.agenda
+                .schedule(due, Pending::Reset { conn, to: c.client });
+            self.emitted += 1;
+        }
+    }
+
     /// Asks the world to inject a fault once the current step's handler returns.
     pub fn inject(&mut self, fault: FaultRequest) {
         self.fault = Some(fault);
@@ -159,6 +173,9 @@ pub struct World {
     etcd: EtcdServer,
     etcd_rng: RngStream,
     apiservers: Vector<Apiserver>,
+    clients: Vector<Reflector>,
+    lb: LoadBalancer,
+    faults_rng: RngStream,
     script: ScriptClient,
     workload: Workload,
     scenario: Shared<Scenario>,
@@ -176,8 +193,9 @@ impl World {
             progress_notify_interval_ns: s.etcd.progress_notify_interval.as_ns(),
         });
         for r in &s.resources {
+            let nodes = client::nodes_for(s, &r.name);
             for id in 0..r.count {
-                etcd.preload(&object_key(&r.name, id), r.object_bytes.0);
+                etcd.preload(&client::object_key(&r.name, id, nodes), r.object_bytes.0);
             }
         }
         let mut agenda = Agenda::new();
@@ -197,10 +215,27 @@ impl World {
             .collect();
         let script = ScriptClient::new(s, &mut ctx);
         let workload = Workload::new(s, seed, &mut ctx);
-        let obs = Observations {
+        let mut clients = client::build(s, seed);
+        let mut start_rng = RngStream::new(seed, "clients.start");
+        for c in clients.iter_mut() {
+            // Clients start spread over [1 s, 2 s), after the apiservers' caches are ready.
+            let at = 1_000_000_000 + start_rng.below(1_000_000_000);
+            c.start(at, &mut ctx);
+        }
+        let mut faults_rng = RngStream::new(seed, "faults.disconnect");
+        if let Some(first) = next_disconnect_in(s, clients.len(), &mut faults_rng) {
+            ctx.timer(first, Timer::Disconnect);
+        }
+        if !clients.is_empty() {
+            ctx.timer(60_000_000_000, Timer::Metrics);
+        }
+        let mut obs = Observations {
             script_results: vec![None; s.steps.len()],
             ..Default::default()
         };
+        obs.commit(etcd.store.revision(), 0);
+        obs.client_max_rv = vec![0; clients.len()];
+        let lb = LoadBalancer::new(s.load_balancer.policy, s.apiserver.count, seed);
         World {
             now: 0,
             agenda,
@@ -208,6 +243,9 @@ impl World {
             etcd,
             etcd_rng: RngStream::new(seed, "etcd.progress_jitter"),
             apiservers,
+            clients,
+            lb,
+            faults_rng,
             script,
             workload,
             scenario: Shared(scenario),
@@ -233,6 +271,11 @@ impl World {
     /// The apiservers.
     pub fn apiservers(&self) -> &Vector<Apiserver> {
         &self.apiservers
+    }
+
+    /// The client reflectors.
+    pub fn clients(&self) -> &Vector<Reflector> {
+        &self.clients
     }
 
     /// Pending events.
@@ -268,6 +311,9 @@ impl World {
             etcd,
             etcd_rng,
             apiservers,
+            clients,
+            lb,
+            faults_rng,
             script,
             workload,
             obs,
@@ -298,6 +344,7 @@ impl World {
                 let result = match (receiver, msg) {
                     (Actor::Etcd, Msg::Kv { req_id, req }) => {
                         let resp = etcd.handle_kv(&req, &mut out);
+                        obs.commit(etcd.store.revision(), ctx.now);
                         let kind = match &resp {
                             Ok(_) => "ok",
                             Err(e) => e.kind(),
@@ -328,6 +375,11 @@ impl World {
                         ctx.net.close(conn);
                         "closed"
                     }
+                    (Actor::Apiserver(i), _) if apiservers[i as usize].is_down() => {
+                        // Connection refused: the process is not running.
+                        ctx.reset_conn(conn);
+                        "refused"
+                    }
                     (Actor::Apiserver(i), msg) => {
                         let a = &mut apiservers[i as usize];
                         match msg {
@@ -342,6 +394,13 @@ impl World {
                             _ => {}
                         }
                         "ok"
+                    }
+                    (Actor::Client(i), msg) => {
+                        let c = &mut clients[i as usize];
+                        let cfg = &scenario.clients[c.population as usize];
+                        let (label, fx) = c.on_message(conn, msg, cfg, &mut ctx);
+                        observe_client(i, fx, c, obs, ctx.now);
+                        label
                     }
                     (Actor::Script, msg) => {
                         script.on_message(conn, msg, &scenario, obs);
@@ -361,6 +420,11 @@ impl World {
                     Actor::Etcd => etcd.hub.close_stream(conn),
                     Actor::Apiserver(i) => apiservers[i as usize].on_hangup(conn, &mut ctx),
                     Actor::Script => script.on_message(conn, Msg::Hangup, &scenario, obs),
+                    Actor::Client(i) => {
+                        let c = &mut clients[i as usize];
+                        let cfg = &scenario.clients[c.population as usize];
+                        let _ = c.on_message(conn, Msg::Hangup, cfg, &mut ctx);
+                    }
                     _ => {}
                 }
                 (to, "reset", "connection.reset", Some(conn), "ok")
@@ -396,6 +460,35 @@ impl World {
                         let a = &mut apiservers[i as usize];
                         (Actor::Apiserver(i), a.on_cacher_timer(r, t, &mut ctx))
                     }
+                    Timer::Client(i, epoch, t) => {
+                        let up: Vec<bool> = apiservers.iter().map(|a| !a.is_down()).collect();
+                        let c = &mut clients[i as usize];
+                        if c.server().is_none() {
+                            c.set_server(lb.pick(i as u64, &up));
+                        }
+                        let cfg = &scenario.clients[c.population as usize];
+                        let (label, fx) = c.on_timer(epoch, t, cfg, &mut ctx);
+                        observe_client(i, fx, c, obs, ctx.now);
+                        (Actor::Client(i), label)
+                    }
+                    Timer::Disconnect => {
+                        let n = clients.len() as u64;
+                        let victim = faults_rng.below(n.max(1)) as usize;
+                        let d = disconnect_duration(&scenario, faults_rng);
+                        if let Some(c) = clients.get_mut(victim) {
+                            c.disconnect(d, &mut ctx);
+                        }
+                        if let Some(next) = next_disconnect_in(&scenario, clients.len(), faults_rng)
+                        {
+                            ctx.timer(ctx.now + next, Timer::Disconnect);
+                        }
+                        (Actor::Faults, "disconnect")
+                    }
+                    Timer::Metrics => {
+                        record_minute(ctx.now, etcd, apiservers, clients, obs);
+                        ctx.timer(ctx.now + 60_000_000_000, Timer::Metrics);
+                        (Actor::Faults, "metrics")
+                    }
                 };
                 (actor, "timer", what, None, result)
             }
@@ -412,7 +505,7 @@ impl World {
             }
         }
         if let Some(fault) = ctx.fault.take() {
-            Self::inject(fault, etcd, apiservers, &scenario, &mut ctx);
+            Self::inject(fault, etcd, apiservers, clients, &scenario, &mut ctx);
         }
         Ok(Self::outcome(
             etcd,
@@ -429,6 +522,7 @@ impl World {
         fault: FaultRequest,
         etcd: &mut EtcdServer,
         apiservers: &mut Vector<Apiserver>,
+        clients: &mut Vector<Reflector>,
         scenario: &Scenario,
         ctx: &mut Ctx<'_>,
     ) {
@@ -438,10 +532,15 @@ impl World {
                 // A no-op when etcd is already compacted at its current revision.
                 let _ = etcd.store.compact(current);
             }
-            FaultRequest::RestartApiserver(i) => {
+            FaultRequest::RestartApiserver(i, down_ns) => {
                 if let Some(a) = apiservers.get_mut(i as usize) {
                     ctx.reset_all(Actor::Apiserver(i));
-                    a.restart(scenario, ctx);
+                    a.restart(scenario, down_ns, ctx);
+                }
+            }
+            FaultRequest::RestartClient(i) => {
+                if let Some(c) = clients.get_mut(i as usize) {
+                    c.restart(ctx);
                 }
             }
             FaultRequest::PartitionApiserver(i, d) => {
@@ -489,15 +588,18 @@ pub fn fault_request(
     kind: FaultKind,
     server: Option<u32>,
     for_: Option<Nanos>,
+    client: Option<u32>,
 ) -> Option<FaultRequest> {
     let server = server.unwrap_or(0);
     match kind {
         FaultKind::CompactNow => Some(FaultRequest::CompactNow),
-        FaultKind::RestartApiserver => Some(FaultRequest::RestartApiserver(server)),
+        FaultKind::RestartApiserver => {
+            Some(FaultRequest::RestartApiserver(server, for_.unwrap_or(0)))
+        }
         FaultKind::PartitionApiserver => Some(FaultRequest::PartitionApiserver(server, for_)),
         FaultKind::StallApiserver => Some(FaultRequest::StallApiserver(server, for_)),
         FaultKind::Heal => Some(FaultRequest::Heal),
-        FaultKind::RestartClient => None,
+        FaultKind::RestartClient => client.map(FaultRequest::RestartClient),
     }
 }
 
@@ -509,7 +611,11 @@ fn inject_scheduled(
     obs: &mut Observations,
 ) -> &'static str {
     let f = &scenario.faults.at[i];
-    match fault_request(f.kind, f.server, f.for_.map(|d| d.as_ns())) {
+    let target = f
+        .client
+        .as_deref()
+        .and_then(|name| client::instance_id(scenario, name));
+    match fault_request(f.kind, f.server, f.for_.map(|d| d.as_ns()), target) {
         Some(req) => {
             ctx.inject(req);
             "injected"
@@ -525,4 +631,83 @@ fn inject_scheduled(
             "not-modelled"
         }
     }
+}
+
+/// Time to the next watch disconnect of the whole client population (Poisson with rate
+/// `watch_disconnect_rate` per client per hour), or None when disconnects are off.
+fn next_disconnect_in(scenario: &Scenario, clients: usize, rng: &mut RngStream) -> Option<Nanos> {
+    let per_hour = scenario.faults.watch_disconnect_rate * clients as f64;
+    if per_hour <= 0.0 || clients == 0 {
+        return None;
+    }
+    Some(rng.exponential_ns(3600e9 / per_hour).max(1))
+}
+
+fn disconnect_duration(scenario: &Scenario, rng: &mut RngStream) -> Nanos {
+    let mean = scenario.faults.disconnect_duration.as_ns();
+    match scenario.faults.disconnect_distribution {
+        DurationDistribution::Fixed => mean,
+        DurationDistribution::Exponential => rng.exponential_ns(mean as f64),
+    }
+}
+
+/// Client-side observations: time travel (a LIST older than what the client saw before) and
+/// staleness (commit-to-apply delay of events).
+fn observe_client(
+    id: u32,
+    fx: client::reflector::Effects,
+    c: &mut Reflector,
+    obs: &mut Observations,
+    now: Nanos,
+) {
+    if let Some(sent) = c.take_sent()
+        && id < observe::LOGGED_CLIENTS
+    {
+        let rv = match sent.rv {
+            crate::apiserver::Rv::Unset => String::new(),
+            crate::apiserver::Rv::Zero => "0".to_string(),
+            crate::apiserver::Rv::At(n) => n.to_string(),
+        };
+        obs.client_requests.push(observe::ClientRequest {
+            t_ns: now,
+            client: id,
+            kind: sent.kind,
+            rv,
+            limit: sent.limit,
+        });
+    }
+    let i = id as usize;
+    if let Some(rv) = fx.listed_rv {
+        if rv < obs.client_max_rv[i] {
+            obs.time_travels += 1;
+        }
+        obs.client_max_rv[i] = obs.client_max_rv[i].max(rv);
+    }
+    if let Some(rv) = fx.event_rv {
+        let lag = now.saturating_sub(obs.commit_time(rv));
+        obs.staleness_max_ns = obs.staleness_max_ns.max(lag);
+        obs.client_max_rv[i] = obs.client_max_rv[i].max(rv);
+    }
+}
+
+fn record_minute(
+    now: Nanos,
+    etcd: &EtcdServer,
+    apiservers: &Vector<Apiserver>,
+    clients: &Vector<Reflector>,
+    obs: &mut Observations,
+) {
+    let relists: u64 = clients.iter().map(|c| c.counters.relists()).sum();
+    let bytes = etcd.counters.range_bytes;
+    let rev = etcd.store.revision();
+    let from_etcd: u64 = apiservers.iter().map(|a| a.counters.lists_from_etcd).sum();
+    let (r0, b0, v0, l0) = obs.series_base;
+    obs.series.push(observe::MinuteSample {
+        minute: now / 60_000_000_000 - 1,
+        relists: relists - r0,
+        etcd_bytes: bytes - b0,
+        revisions: (rev - v0.max(0)).max(0) as u64,
+        lists_from_etcd: from_etcd - l0,
+    });
+    obs.series_base = (relists, bytes, rev, from_etcd);
 }

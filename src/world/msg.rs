@@ -3,6 +3,7 @@
 use super::network::{ConnId, Dir};
 use crate::apiserver::cacher::CacherTimer;
 use crate::apiserver::{ApiRequest, ApiResponse, ApiTimer, ApiWatchEvent, ResourceId};
+use crate::client::ClientTimer;
 use crate::etcd::{EtcdError, KvRequest, KvResponse, WatchRequest, WatchResponse};
 
 /// A message on a connection.
@@ -44,6 +45,8 @@ pub enum Msg {
     ApiWatch(ApiWatchEvent),
     /// The sender closed the connection (in order after what it sent before).
     Hangup,
+    /// HTTP/2 GOAWAY: the server accepts no new requests on this connection.
+    Goaway,
 }
 
 impl Msg {
@@ -66,6 +69,7 @@ impl Msg {
             Msg::ApiReply { .. } => "api.reply",
             Msg::ApiWatch(_) => "api.watch_event",
             Msg::Hangup => "hangup",
+            Msg::Goaway => "goaway",
         }
     }
 }
@@ -87,6 +91,12 @@ pub enum Timer {
     Apiserver(u32, ApiTimer),
     /// A timer of apiserver N's cacher of resource R.
     Cacher(u32, ResourceId, CacherTimer),
+    /// A timer of client N (with the client's epoch: stale after a restart).
+    Client(u32, u32, ClientTimer),
+    /// The next random watch disconnect of the client population.
+    Disconnect,
+    /// The per-minute metrics sample.
+    Metrics,
 }
 
 impl Timer {
@@ -100,6 +110,9 @@ impl Timer {
             Timer::Fault(_) => "fault.scheduled",
             Timer::Apiserver(..) => "apiserver.timer",
             Timer::Cacher(..) => "cacher.timer",
+            Timer::Client(..) => "client.timer",
+            Timer::Disconnect => "fault.disconnect",
+            Timer::Metrics => "metrics.minute",
         }
     }
 }

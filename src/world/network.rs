@@ -25,6 +25,8 @@ pub enum Actor {
     Faults,
     /// kube-apiserver N.
     Apiserver(u32),
+    /// Client (reflector) N.
+    Client(u32),
 }
 
 impl Actor {
@@ -36,6 +38,7 @@ impl Actor {
             Actor::Workload => "workload",
             Actor::Faults => "faults",
             Actor::Apiserver(_) => "apiserver",
+            Actor::Client(_) => "client",
         }
     }
 }
@@ -44,6 +47,7 @@ impl std::fmt::Display for Actor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Actor::Apiserver(i) => write!(f, "apiserver-{i}"),
+            Actor::Client(i) => write!(f, "client-{i}"),
             other => f.write_str(other.kind()),
         }
     }

@@ -1,12 +1,49 @@
 //! What the run observed for the report: each scripted step's result and the events of each
-//! scripted watch, in delivery order (SPEC §3, §4). History, not state: kept out of the World's
-//! hash so that the explorer still merges equal states.
+//! scripted watch, in delivery order (SPEC §3, §4), etcd commit times, per-client observations
+//! (highest RV ever seen, time travel, staleness) and a per-minute series. History, not state:
+//! kept out of the World's hash so that the explorer still merges equal states.
 
 use std::collections::BTreeMap;
 
+use serde::Serialize;
 use serde_json::Value;
 
-/// Results and watch events of scripted steps.
+use crate::kernel::Nanos;
+
+/// One minute of the run (for plotting storms).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MinuteSample {
+    /// Minute index (0 = the first minute).
+    pub minute: u64,
+    /// Relists during the minute.
+    pub relists: u64,
+    /// Bytes read from etcd by ranges during the minute.
+    pub etcd_bytes: u64,
+    /// etcd revisions created during the minute.
+    pub revisions: u64,
+    /// LISTs served by etcd during the minute (all apiservers).
+    pub lists_from_etcd: u64,
+}
+
+/// One request a client sent (kept for the first clients only, for tests and timelines).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientRequest {
+    /// When.
+    pub t_ns: Nanos,
+    /// Client id.
+    pub client: u32,
+    /// `list`, `list-continue`, `watch`, `watch-list`.
+    pub kind: &'static str,
+    /// resourceVersion sent ("" = unset).
+    pub rv: String,
+    /// `limit` sent.
+    pub limit: u64,
+}
+
+/// Clients whose requests are logged in `client_requests`.
+pub const LOGGED_CLIENTS: u32 = 16;
+
+/// Results and watch events of scripted steps, and what clients observed.
 #[derive(Debug, Clone, Default)]
 pub struct Observations {
     /// Result of each step, indexed by the step's position in the file; `None` until answered.
@@ -15,4 +52,35 @@ pub struct Observations {
     pub watches: BTreeMap<String, Vec<Value>>,
     /// Things the user should know (e.g. steps whose component is not modelled yet).
     pub notes: Vec<String>,
+    /// Commit time of every etcd revision (index = revision).
+    pub rev_times: Vec<Nanos>,
+    /// Highest RV each client ever observed (kept across its restarts).
+    pub client_max_rv: Vec<i64>,
+    /// LISTs whose RV was older than an RV the same client had already observed (#59848).
+    pub time_travels: u64,
+    /// Largest delay from an etcd commit to a client applying its event.
+    pub staleness_max_ns: Nanos,
+    /// Per-minute series.
+    pub series: Vec<MinuteSample>,
+    /// Totals at the previous minute boundary (relists, etcd bytes, revision, lists from etcd).
+    pub series_base: (u64, u64, i64, u64),
+    /// Requests of the first `LOGGED_CLIENTS` clients.
+    pub client_requests: Vec<ClientRequest>,
+}
+
+impl Observations {
+    /// Records the commit time of every revision up to `revision`.
+    pub fn commit(&mut self, revision: i64, now: Nanos) {
+        while (self.rev_times.len() as i64) <= revision {
+            self.rev_times.push(now);
+        }
+    }
+
+    /// When `revision` was committed (0 if unknown).
+    pub fn commit_time(&self, revision: i64) -> Nanos {
+        self.rev_times
+            .get(revision.max(0) as usize)
+            .copied()
+            .unwrap_or(0)
+    }
 }

@@ -483,8 +483,14 @@ impl ScriptClient {
                 *server,
                 for_.map(|d| d.as_ns()),
             ),
-            Step::FaultRestartClient { .. } => {
-                self.fault(ctx, idx, obs, FaultKind::RestartClient, None, None)
+            Step::FaultRestartClient { client, .. } => {
+                match crate::client::instance_id(scenario, client) {
+                    Some(id) => {
+                        ctx.inject(super::FaultRequest::RestartClient(id));
+                        obs.script_results[idx] = Some(json!({}));
+                    }
+                    None => self.fault(ctx, idx, obs, FaultKind::RestartClient, None, None),
+                }
             }
         }
         self.next += 1;
@@ -501,7 +507,7 @@ impl ScriptClient {
         server: Option<u32>,
         for_: Option<u64>,
     ) {
-        match fault_request(kind, server, for_) {
+        match fault_request(kind, server, for_, None) {
             Some(req) => {
                 ctx.inject(req);
                 obs.script_results[idx] = Some(json!({}));
@@ -615,7 +621,7 @@ impl ScriptClient {
                     self.api_conns.remove(&server);
                 }
             }
-            Msg::Kv { .. } | Msg::Watch(_) | Msg::Api { .. } => {}
+            Msg::Kv { .. } | Msg::Watch(_) | Msg::Api { .. } | Msg::Goaway => {}
         }
     }
 

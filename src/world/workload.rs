@@ -18,14 +18,14 @@ use crate::scenario::{Scenario, WorkloadKind};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct ResourceObjects {
     name: String,
+    nodes: Option<u64>,
     object_bytes: u64,
     live: Vector<u64>,
     next_id: u64,
 }
 
-/// The key of object `id` of `resource`.
-pub fn object_key(resource: &str, id: u64) -> Key {
-    Key::new(&format!("/registry/{resource}/default/{resource}-{id:06}"))
+fn object_key(res: &ResourceObjects, id: u64) -> Key {
+    crate::client::object_key(&res.name, id, res.nodes)
 }
 
 /// All workload writers.
@@ -47,6 +47,7 @@ impl Workload {
             .iter()
             .map(|r| ResourceObjects {
                 name: r.name.clone(),
+                nodes: crate::client::nodes_for(scenario, &r.name),
                 object_bytes: r.object_bytes.0,
                 live: (0..r.count).collect(),
                 next_id: r.count,
@@ -99,7 +100,7 @@ impl Workload {
                 let id = res.next_id;
                 res.next_id += 1;
                 res.live.push_back(id);
-                let key = object_key(&res.name, id);
+                let key = object_key(res, id);
                 let absent = Compare {
                     key: key.clone(),
                     target: CompareTarget::Mod,
@@ -125,7 +126,7 @@ impl Workload {
             }
             WorkloadKind::Update => {
                 let id = res.live[rng.below(res.live.len() as u64) as usize];
-                let key = object_key(&res.name, id);
+                let key = object_key(res, id);
                 (
                     Txn {
                         compares: vec![exists(&key)],
@@ -145,7 +146,7 @@ impl Workload {
                 if pos < res.live.len() {
                     res.live.set(pos, last);
                 }
-                let key = object_key(&res.name, id);
+                let key = object_key(res, id);
                 (
                     Txn {
                         compares: vec![exists(&key)],

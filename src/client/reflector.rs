@@ -1,0 +1,910 @@
+//! One client-go reflector and its informer store (`tools/cache/reflector.go`, `tools/pager`,
+//! k8s-cacher-protocol.md §8; unit-test expectations cases 26-30): ListAndWatch under a sliding
+//! backoff, the first LIST at `list_rv` ("0"), relists at the last synced RV unpaginated, the
+//! fallback to RV="" after 410 / 504, the pager with full-list-if-expired, watches with a
+//! timeout in [5, 10) min and bookmarks, re-watch after a clean close, relist after 410 or a
+//! "very short watch", backoff without relist on 429 and connection errors, client-go's REST
+//! retries of 429 with Retry-After (10 times), and the WatchList mode.
+
+use imbl::OrdMap;
+
+use super::backoff::Backoff;
+use super::store::InformerStore;
+use crate::apiserver::watch_cache::{EventType, Obj};
+use crate::apiserver::{
+    ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ReadRate, ResourceId, Rv, Status,
+};
+use crate::etcd::{Key, KeyRange};
+use crate::kernel::{Nanos, RngStream};
+use crate::scenario::ClientConfig;
+use crate::world::network::{Actor, ConnId, Dir};
+use crate::world::{Ctx, Msg, Timer};
+
+/// client-go's `minWatchTimeout`: watch timeouts are uniform in [5, 10) min.
+pub const MIN_WATCH_TIMEOUT_NS: Nanos = 300_000_000_000;
+/// A watch that ends within this long with no event is a "very short watch".
+pub const VERY_SHORT_WATCH_NS: Nanos = 1_000_000_000;
+/// client-go REST client retries of a 429 / 5xx with Retry-After (`maxRetries`).
+pub const MAX_REST_RETRIES: u32 = 10;
+
+/// Why a reflector relisted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RelistCause {
+    /// 410 Gone (watch or list).
+    TooOld,
+    /// 504 Too large resource version.
+    TooLarge,
+    /// The client process restarted.
+    Restart,
+    /// Any other error (very short watch, other status, connection failure during a list).
+    Error,
+}
+
+/// Timers a reflector arms; each carries the reflector's epoch so that timers from before a
+/// restart are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientTimer {
+    /// Run ListAndWatch (after the backoff).
+    ListAndWatch,
+    /// Open the watch again (after a backoff for 429 / connection errors).
+    Watch,
+    /// Resend the current LIST request (REST retry after Retry-After).
+    RetryList,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Phase {
+    /// Waiting for a timer.
+    Idle,
+    /// A LIST (possibly paged) is in flight.
+    Listing {
+        req_id: u64,
+        first_rv: Rv,
+        limit: u64,
+        token: Option<ContinueToken>,
+        acc: OrdMap<Key, Obj>,
+        rest_retries: u32,
+    },
+    /// A watch is open (or being opened).
+    Watching {
+        conn: ConnId,
+        started_ns: Nanos,
+        events: u64,
+        reconnect: bool,
+        rest_retries: u32,
+    },
+    /// A WatchList stream is collecting the initial events.
+    WatchListing {
+        conn: ConnId,
+        acc: OrdMap<Key, Obj>,
+        rest_retries: u32,
+    },
+}
+
+/// Counters of one reflector (summed into the report).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct ReflectorCounters {
+    /// LISTs issued after the first successful one (by cause).
+    pub relists_too_old: u64,
+    /// Relists after a 504.
+    pub relists_too_large: u64,
+    /// Relists after a process restart.
+    pub relists_restart: u64,
+    /// Relists after other errors.
+    pub relists_error: u64,
+    /// Re-watches without relisting.
+    pub watch_resumes: u64,
+    /// Watches reopened from a last-synced RV after a previous one ended.
+    pub reconnects: u64,
+    /// Of those, refused with 410.
+    pub reconnects_too_old: u64,
+    /// LIST requests sent (pages and retries included).
+    pub list_requests: u64,
+    /// Events applied.
+    pub events: u64,
+}
+
+impl ReflectorCounters {
+    /// All relists.
+    pub fn relists(&self) -> u64 {
+        self.relists_too_old + self.relists_too_large + self.relists_restart + self.relists_error
+    }
+}
+
+/// One reflector + informer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Reflector {
+    /// Global client index.
+    pub id: u32,
+    /// Population index (`[[clients]]` entry).
+    pub population: u32,
+    /// Resource watched.
+    pub resource: ResourceId,
+    /// Objects watched.
+    pub scope: KeyRange,
+    epoch: u32,
+    server: Option<u32>,
+    req_conn: Option<ConnId>,
+    next_req: u64,
+    phase: Phase,
+    /// Last synced resourceVersion (0 = none yet, i.e. "").
+    pub last_sync_rv: i64,
+    unavailable: bool,
+    paginated: bool,
+    synced_once: bool,
+    pending_cause: Option<RelistCause>,
+    backoff: Backoff,
+    /// The informer store.
+    pub store: InformerStore,
+    disconnected_until: Nanos,
+    sent: Option<Sent>,
+    rng: RngStream,
+    /// Counters.
+    pub counters: ReflectorCounters,
+}
+
+/// A request a reflector sent (for the request log).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sent {
+    /// `list`, `list-continue`, `watch`, `watch-list`.
+    pub kind: &'static str,
+    /// resourceVersion.
+    pub rv: Rv,
+    /// limit.
+    pub limit: u64,
+}
+
+/// What a reflector reports back to the world after handling something.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Effects {
+    /// It needs a connection to an apiserver (the world's load balancer picks one).
+    pub wants_server: bool,
+    /// The RV of a LIST it just applied (for time-travel detection).
+    pub listed_rv: Option<i64>,
+    /// An event RV it just applied, with the event's key (for staleness).
+    pub event_rv: Option<i64>,
+}
+
+impl Reflector {
+    /// A reflector that will start at `start_ns`.
+    pub fn new(
+        id: u32,
+        population: u32,
+        resource: ResourceId,
+        scope: KeyRange,
+        cfg: &ClientConfig,
+        seed: u64,
+    ) -> Self {
+        Reflector {
+            id,
+            population,
+            resource,
+            scope,
+            epoch: 0,
+            server: None,
+            req_conn: None,
+            next_req: 1,
+            phase: Phase::Idle,
+            last_sync_rv: 0,
+            unavailable: false,
+            paginated: false,
+            synced_once: false,
+            pending_cause: None,
+            backoff: Backoff::default(),
+            store: InformerStore::new(cfg.store),
+            disconnected_until: 0,
+            sent: None,
+            rng: RngStream::new(seed, &format!("client.{id}")),
+            counters: ReflectorCounters::default(),
+        }
+    }
+
+    fn actor(&self) -> Actor {
+        Actor::Client(self.id)
+    }
+
+    fn timer(&self, t: ClientTimer) -> Timer {
+        Timer::Client(self.id, self.epoch, t)
+    }
+
+    /// The request sent during the last handler call, if any (taken by the world's log).
+    pub fn take_sent(&mut self) -> Option<Sent> {
+        self.sent.take()
+    }
+
+    /// The apiserver this reflector talks to, if chosen.
+    pub fn server(&self) -> Option<u32> {
+        self.server
+    }
+
+    /// Arms the first ListAndWatch.
+    pub fn start(&mut self, at: Nanos, ctx: &mut Ctx<'_>) {
+        ctx.timer(at, self.timer(ClientTimer::ListAndWatch));
+    }
+
+    /// The world's load balancer picked `server` (None: every apiserver is down).
+    pub fn set_server(&mut self, server: Option<u32>) {
+        self.server = server;
+    }
+
+    fn connected(&self, now: Nanos) -> bool {
+        now >= self.disconnected_until && self.server.is_some()
+    }
+
+    fn request(&mut self, req: ApiRequest, ctx: &mut Ctx<'_>) -> Option<u64> {
+        let server = self.server?;
+        let conn = match self.req_conn {
+            Some(c) if ctx.is_open(c) => c,
+            _ => {
+                let c = ctx.connect(self.actor(), Actor::Apiserver(server));
+                self.req_conn = Some(c);
+                c
+            }
+        };
+        let req_id = self.next_req;
+        self.next_req += 1;
+        ctx.send(conn, Dir::ToServer, Msg::Api { req_id, req });
+        Some(req_id)
+    }
+
+    /// relistResourceVersion: "" after an unavailable RV, the configured first RV before any
+    /// sync, else the last synced RV.
+    fn relist_rv(&self, cfg: &ClientConfig) -> Rv {
+        if self.unavailable {
+            Rv::Unset
+        } else if self.last_sync_rv == 0 {
+            Rv::parse(Some(&cfg.list_rv)).unwrap_or(Rv::Zero)
+        } else {
+            Rv::At(self.last_sync_rv)
+        }
+    }
+
+    fn note_relist(&mut self) {
+        if self.synced_once || self.pending_cause == Some(RelistCause::Restart) {
+            match self.pending_cause.take().unwrap_or(RelistCause::Error) {
+                RelistCause::TooOld => self.counters.relists_too_old += 1,
+                RelistCause::TooLarge => self.counters.relists_too_large += 1,
+                RelistCause::Restart => self.counters.relists_restart += 1,
+                RelistCause::Error => self.counters.relists_error += 1,
+            }
+        }
+    }
+
+    /// A timer of this reflector fired.
+    pub fn on_timer(
+        &mut self,
+        epoch: u32,
+        t: ClientTimer,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        if epoch != self.epoch {
+            return ("stale", Effects::default());
+        }
+        let mut fx = Effects {
+            wants_server: self.server.is_none(),
+            ..Default::default()
+        };
+        match t {
+            ClientTimer::ListAndWatch => {
+                if !self.connected(ctx.now) {
+                    self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                    return ("refused", fx);
+                }
+                self.note_relist();
+                if cfg.watch_list {
+                    self.start_watch_list(cfg, ctx);
+                    return ("watch_list", fx);
+                }
+                let rv = self.relist_rv(cfg);
+                // Page size: 500 for RV "" / "0" or when results came paginated before; 0 (no
+                // limit, served from the watch cache) for a relist at a specific RV.
+                let limit = if self.paginated || matches!(rv, Rv::Unset | Rv::Zero) {
+                    cfg.page_size
+                } else {
+                    0
+                };
+                self.send_list(rv, limit, None, 0, OrdMap::new(), ctx);
+                ("list", fx)
+            }
+            ClientTimer::Watch => {
+                if !self.connected(ctx.now) {
+                    self.backoff_watch(ctx);
+                    return ("refused", fx);
+                }
+                self.open_watch(cfg, true, 0, ctx);
+                ("watch", fx)
+            }
+            ClientTimer::RetryList => {
+                if let Phase::Listing {
+                    first_rv,
+                    limit,
+                    token,
+                    acc,
+                    rest_retries,
+                    ..
+                } = self.phase.clone()
+                {
+                    let rv = if token.is_some() { Rv::Unset } else { first_rv };
+                    self.send_list_keep(rv, first_rv, limit, token, rest_retries, acc, ctx);
+                }
+                fx.wants_server = false;
+                ("retry_list", fx)
+            }
+        }
+    }
+
+    fn send_list(
+        &mut self,
+        rv: Rv,
+        limit: u64,
+        token: Option<ContinueToken>,
+        rest_retries: u32,
+        acc: OrdMap<Key, Obj>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        self.send_list_keep(rv, rv, limit, token, rest_retries, acc, ctx);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_list_keep(
+        &mut self,
+        rv: Rv,
+        first_rv: Rv,
+        limit: u64,
+        token: Option<ContinueToken>,
+        rest_retries: u32,
+        acc: OrdMap<Key, Obj>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let req = ApiRequest::List {
+            resource: self.resource,
+            scope: self.scope.clone(),
+            rv,
+            rv_match: None,
+            limit,
+            continue_token: token.clone(),
+        };
+        self.counters.list_requests += 1;
+        self.sent = Some(Sent {
+            kind: if token.is_some() {
+                "list-continue"
+            } else {
+                "list"
+            },
+            rv,
+            limit,
+        });
+        match self.request(req, ctx) {
+            Some(req_id) => {
+                self.phase = Phase::Listing {
+                    req_id,
+                    first_rv,
+                    limit,
+                    token,
+                    acc,
+                    rest_retries,
+                }
+            }
+            None => self.finish_list_and_watch(Some(RelistCause::Error), ctx),
+        }
+    }
+
+    /// ListAndWatch returned: back off (sliding), then run again.
+    fn finish_list_and_watch(&mut self, cause: Option<RelistCause>, ctx: &mut Ctx<'_>) {
+        if let Some(c) = cause {
+            self.pending_cause = Some(c);
+        }
+        self.close_watch(ctx);
+        self.phase = Phase::Idle;
+        let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
+        ctx.timer(ctx.now + wait, self.timer(ClientTimer::ListAndWatch));
+    }
+
+    fn backoff_watch(&mut self, ctx: &mut Ctx<'_>) {
+        self.close_watch(ctx);
+        self.phase = Phase::Idle;
+        let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
+        ctx.timer(ctx.now + wait, self.timer(ClientTimer::Watch));
+    }
+
+    fn close_watch(&mut self, ctx: &mut Ctx<'_>) {
+        if let Phase::Watching { conn, .. } | Phase::WatchListing { conn, .. } = self.phase
+            && ctx.is_open(conn)
+        {
+            ctx.send(conn, Dir::ToServer, Msg::Hangup);
+        }
+    }
+
+    fn open_watch(
+        &mut self,
+        cfg: &ClientConfig,
+        reconnect: bool,
+        rest_retries: u32,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(server) = self.server else {
+            return self.backoff_watch(ctx);
+        };
+        let conn = ctx.connect(self.actor(), Actor::Apiserver(server));
+        let timeout_ns = MIN_WATCH_TIMEOUT_NS + self.rng.below(MIN_WATCH_TIMEOUT_NS);
+        let req = ApiRequest::Watch {
+            resource: self.resource,
+            scope: self.scope.clone(),
+            rv: if self.last_sync_rv > 0 {
+                Rv::At(self.last_sync_rv)
+            } else {
+                Rv::Zero
+            },
+            bookmarks: cfg.bookmarks,
+            send_initial_events: None,
+            timeout_ns,
+            read_rate: ReadRate::Instant,
+        };
+        if reconnect {
+            self.counters.reconnects += 1;
+        }
+        self.sent = Some(Sent {
+            kind: "watch",
+            rv: if self.last_sync_rv > 0 {
+                Rv::At(self.last_sync_rv)
+            } else {
+                Rv::Zero
+            },
+            limit: 0,
+        });
+        ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
+        self.phase = Phase::Watching {
+            conn,
+            started_ns: ctx.now,
+            events: 0,
+            reconnect,
+            rest_retries,
+        };
+    }
+
+    fn start_watch_list(&mut self, cfg: &ClientConfig, ctx: &mut Ctx<'_>) {
+        let Some(server) = self.server else {
+            return self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+        };
+        let conn = ctx.connect(self.actor(), Actor::Apiserver(server));
+        let rv = if self.unavailable || self.last_sync_rv == 0 {
+            Rv::Unset
+        } else {
+            Rv::At(self.last_sync_rv)
+        };
+        let timeout_ns = MIN_WATCH_TIMEOUT_NS + self.rng.below(MIN_WATCH_TIMEOUT_NS);
+        let req = ApiRequest::Watch {
+            resource: self.resource,
+            scope: self.scope.clone(),
+            rv,
+            bookmarks: true,
+            send_initial_events: Some(true),
+            timeout_ns,
+            read_rate: ReadRate::Instant,
+        };
+        let _ = cfg;
+        self.sent = Some(Sent {
+            kind: "watch-list",
+            rv,
+            limit: 0,
+        });
+        ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
+        self.phase = Phase::WatchListing {
+            conn,
+            acc: OrdMap::new(),
+            rest_retries: 0,
+        };
+    }
+
+    /// Any message for this reflector.
+    pub fn on_message(
+        &mut self,
+        conn: ConnId,
+        msg: Msg,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        let mut fx = Effects::default();
+        match msg {
+            Msg::ApiReply { req_id, resp } => {
+                if let Phase::Listing { req_id: want, .. } = self.phase
+                    && Some(conn) == self.req_conn
+                    && req_id == want
+                {
+                    return self.on_list_reply(resp, cfg, ctx);
+                }
+                match &self.phase {
+                    Phase::Watching { conn: c, .. } | Phase::WatchListing { conn: c, .. }
+                        if *c == conn =>
+                    {
+                        return self.on_watch_reply(resp, cfg, ctx);
+                    }
+                    _ => {}
+                }
+                ("stale", fx)
+            }
+            Msg::ApiWatch(ev) => match self.phase.clone() {
+                Phase::Watching { conn: c, .. } if c == conn => self.on_watch_event(ev, cfg, ctx),
+                Phase::WatchListing { conn: c, .. } if c == conn => {
+                    self.on_watch_list_event(ev, cfg, ctx)
+                }
+                _ => ("stale", fx),
+            },
+            Msg::Hangup => {
+                if Some(conn) == self.req_conn {
+                    self.req_conn = None;
+                    self.server = None;
+                    fx.wants_server = true;
+                    if let Phase::Listing { .. } = self.phase {
+                        // The LIST's connection broke: ListAndWatch fails.
+                        self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                    }
+                    return ("conn_reset", fx);
+                }
+                match self.phase.clone() {
+                    Phase::Watching { conn: c, .. } if c == conn => {
+                        self.server = None;
+                        fx.wants_server = true;
+                        self.watch_ended(ctx);
+                        ("watch_reset", fx)
+                    }
+                    Phase::WatchListing { conn: c, .. } if c == conn => {
+                        self.server = None;
+                        fx.wants_server = true;
+                        self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                        ("watch_list_reset", fx)
+                    }
+                    _ => ("stale", fx),
+                }
+            }
+            Msg::Goaway => {
+                // HTTP/2 GOAWAY: no new requests on this connection; the next goes through the LB.
+                if Some(conn) == self.req_conn {
+                    self.req_conn = None;
+                    self.server = None;
+                    fx.wants_server = true;
+                }
+                ("goaway", fx)
+            }
+            _ => ("unexpected", fx),
+        }
+    }
+
+    fn rest_retry(&self, status: &Status, retries: u32) -> Option<Nanos> {
+        match status.retry_after_seconds {
+            Some(s) if (status.code == 429 || status.code >= 500) && retries < MAX_REST_RETRIES => {
+                Some(s as Nanos * 1_000_000_000)
+            }
+            _ => None,
+        }
+    }
+
+    fn on_list_reply(
+        &mut self,
+        resp: ApiResponse,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        let mut fx = Effects::default();
+        let Phase::Listing {
+            first_rv,
+            limit,
+            token,
+            acc,
+            rest_retries,
+            ..
+        } = self.phase.clone()
+        else {
+            return ("stale", fx);
+        };
+        match resp {
+            ApiResponse::List(l) => {
+                let mut acc = acc;
+                for (k, o) in l.items.iter() {
+                    acc.insert(k.clone(), *o);
+                }
+                if let Some(next) = l.continue_token {
+                    if token.is_none() && first_rv == Rv::Zero {
+                        self.paginated = true;
+                    }
+                    self.send_list_keep(Rv::Unset, first_rv, limit, Some(next), 0, acc, ctx);
+                    return ("list_page", fx);
+                }
+                self.store.replace(&acc);
+                self.last_sync_rv = l.rv;
+                self.unavailable = false;
+                self.synced_once = true;
+                fx.listed_rv = Some(l.rv);
+                self.open_watch(cfg, false, 0, ctx);
+                ("listed", fx)
+            }
+            ApiResponse::Error(status) => {
+                if let Some(wait) = self.rest_retry(&status, rest_retries) {
+                    self.phase = Phase::Listing {
+                        req_id: 0,
+                        first_rv,
+                        limit,
+                        token,
+                        acc,
+                        rest_retries: rest_retries + 1,
+                    };
+                    ctx.timer(ctx.now + wait, self.timer(ClientTimer::RetryList));
+                    return ("list_retry_after", fx);
+                }
+                let expired = status.code == 410;
+                let too_large =
+                    status.code == 504 && status.cause == Some("ResourceVersionTooLarge");
+                if expired && token.is_some() {
+                    // FullListIfExpired: one unpaginated LIST at the original RV.
+                    self.send_list_keep(first_rv, first_rv, 0, None, 0, OrdMap::new(), ctx);
+                    return ("list_full_after_expired", fx);
+                }
+                if (expired || too_large) && first_rv != Rv::Unset {
+                    // isLastSyncResourceVersionUnavailable: retry at once with RV "" on the same pager.
+                    self.unavailable = true;
+                    self.pending_cause = Some(if expired {
+                        RelistCause::TooOld
+                    } else {
+                        RelistCause::TooLarge
+                    });
+                    self.note_relist();
+                    self.send_list_keep(Rv::Unset, Rv::Unset, limit, None, 0, OrdMap::new(), ctx);
+                    return ("list_fallback_unset", fx);
+                }
+                fx.wants_server = self.server.is_none();
+                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                ("list_error", fx)
+            }
+            _ => ("unexpected", fx),
+        }
+    }
+
+    fn on_watch_reply(
+        &mut self,
+        resp: ApiResponse,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        let fx = Effects::default();
+        match resp {
+            ApiResponse::WatchStarted => ("watch_started", fx),
+            ApiResponse::Error(status) => {
+                let retries = match self.phase {
+                    Phase::Watching { rest_retries, .. }
+                    | Phase::WatchListing { rest_retries, .. } => rest_retries,
+                    _ => 0,
+                };
+                if let Some(wait) = self.rest_retry(&status, retries) {
+                    // client-go's REST client retries the WATCH call itself.
+                    let watch_list = matches!(self.phase, Phase::WatchListing { .. });
+                    self.phase = Phase::Idle;
+                    if watch_list {
+                        ctx.timer(ctx.now + wait, self.timer(ClientTimer::ListAndWatch));
+                    } else {
+                        self.phase = Phase::Idle;
+                        ctx.timer(ctx.now + wait, self.timer(ClientTimer::Watch));
+                    }
+                    return ("watch_retry_after", fx);
+                }
+                if status.code == 429 {
+                    self.backoff_watch(ctx);
+                    return ("watch_backoff", fx);
+                }
+                if matches!(self.phase, Phase::WatchListing { .. }) {
+                    // Any other WatchList error: fall back to LIST (reflector.go watchList).
+                    let _ = cfg;
+                    self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                    return ("watch_list_fallback", fx);
+                }
+                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                ("watch_error", fx)
+            }
+            _ => ("unexpected", fx),
+        }
+    }
+
+    fn apply_event(&mut self, kind: EventType, key: &Key, rv: i64, bytes: u64, prev_rv: i64) {
+        self.store.apply(kind, key, Obj { rv, bytes }, prev_rv);
+        self.last_sync_rv = rv;
+        self.counters.events += 1;
+    }
+
+    fn on_watch_event(
+        &mut self,
+        ev: ApiWatchEvent,
+        _cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        let mut fx = Effects::default();
+        match ev {
+            ApiWatchEvent::Object {
+                kind,
+                key,
+                rv,
+                bytes,
+                prev_rv,
+            } => {
+                if let Phase::Watching { events, .. } = &mut self.phase {
+                    *events += 1;
+                }
+                self.apply_event(kind, &key, rv, bytes, prev_rv);
+                fx.event_rv = Some(rv);
+                ("event", fx)
+            }
+            ApiWatchEvent::Bookmark { rv, .. } => {
+                if let Phase::Watching { events, .. } = &mut self.phase {
+                    *events += 1;
+                }
+                self.last_sync_rv = rv;
+                ("bookmark", fx)
+            }
+            ApiWatchEvent::Error(status) => {
+                if status.code == 410 {
+                    if let Phase::Watching {
+                        reconnect: true, ..
+                    } = self.phase
+                    {
+                        self.counters.reconnects_too_old += 1;
+                    }
+                    self.finish_list_and_watch(Some(RelistCause::TooOld), ctx);
+                    return ("watch_410", fx);
+                }
+                if status.code == 429 {
+                    self.backoff_watch(ctx);
+                    return ("watch_429", fx);
+                }
+                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                ("watch_error_event", fx)
+            }
+            ApiWatchEvent::Closed => {
+                self.watch_ended(ctx);
+                ("watch_closed", fx)
+            }
+        }
+    }
+
+    /// The watch stream ended without an error: re-watch at once, unless it was a very short
+    /// watch (< 1 s, no events), which makes ListAndWatch return and relist after the backoff.
+    fn watch_ended(&mut self, ctx: &mut Ctx<'_>) {
+        let Phase::Watching {
+            started_ns, events, ..
+        } = self.phase
+        else {
+            return;
+        };
+        self.phase = Phase::Idle;
+        if ctx.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
+            self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+        } else if self.connected(ctx.now) {
+            self.counters.watch_resumes += 1;
+            ctx.timer(ctx.now, self.timer(ClientTimer::Watch));
+        } else {
+            self.backoff_watch(ctx);
+        }
+    }
+
+    fn on_watch_list_event(
+        &mut self,
+        ev: ApiWatchEvent,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        let mut fx = Effects::default();
+        let Phase::WatchListing {
+            conn,
+            mut acc,
+            rest_retries,
+        } = self.phase.clone()
+        else {
+            return ("stale", fx);
+        };
+        match ev {
+            ApiWatchEvent::Object {
+                kind,
+                key,
+                rv,
+                bytes,
+                ..
+            } => {
+                match kind {
+                    EventType::Deleted => {
+                        acc.remove(&key);
+                    }
+                    _ => {
+                        acc.insert(key, Obj { rv, bytes });
+                    }
+                }
+                self.phase = Phase::WatchListing {
+                    conn,
+                    acc,
+                    rest_retries,
+                };
+                ("initial_event", fx)
+            }
+            ApiWatchEvent::Bookmark {
+                rv,
+                initial_events_end: true,
+            } => {
+                self.store.replace(&acc);
+                self.last_sync_rv = rv;
+                self.unavailable = false;
+                self.synced_once = true;
+                fx.listed_rv = Some(rv);
+                // The same stream goes on as a normal watch.
+                self.phase = Phase::Watching {
+                    conn,
+                    started_ns: ctx.now,
+                    events: 1,
+                    reconnect: false,
+                    rest_retries: 0,
+                };
+                ("watch_list_synced", fx)
+            }
+            ApiWatchEvent::Bookmark { .. } => ("bookmark", fx),
+            ApiWatchEvent::Error(status) => {
+                if status.code == 410 || status.code == 504 {
+                    self.unavailable = true;
+                }
+                let _ = cfg;
+                self.finish_list_and_watch(
+                    Some(if status.code == 410 {
+                        RelistCause::TooOld
+                    } else {
+                        RelistCause::Error
+                    }),
+                    ctx,
+                );
+                ("watch_list_error", fx)
+            }
+            ApiWatchEvent::Closed => {
+                // Closed before the end bookmark: a fresh streaming request.
+                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                ("watch_list_closed", fx)
+            }
+        }
+    }
+
+    /// The client's network drops for `duration_ns`: its connections are reset.
+    pub fn disconnect(&mut self, duration_ns: Nanos, ctx: &mut Ctx<'_>) {
+        self.disconnected_until = ctx.now + duration_ns;
+        if let Some(c) = self.req_conn.take() {
+            ctx.send(c, Dir::ToServer, Msg::Hangup);
+        }
+        self.server = None;
+        match self.phase.clone() {
+            Phase::Watching { conn, .. } => {
+                ctx.send(conn, Dir::ToServer, Msg::Hangup);
+                // The client sees its stream break (an unexpected EOF ends the watch).
+                self.watch_ended(ctx);
+            }
+            Phase::WatchListing { conn, .. } => {
+                ctx.send(conn, Dir::ToServer, Msg::Hangup);
+                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+            }
+            Phase::Listing { .. } => self.finish_list_and_watch(Some(RelistCause::Error), ctx),
+            Phase::Idle => {}
+        }
+    }
+
+    /// The client process restarts: store and last RV are lost; it lists again at once.
+    pub fn restart(&mut self, ctx: &mut Ctx<'_>) {
+        self.close_watch(ctx);
+        if let Some(c) = self.req_conn.take() {
+            ctx.send(c, Dir::ToServer, Msg::Hangup);
+        }
+        self.epoch += 1;
+        self.server = None;
+        self.phase = Phase::Idle;
+        self.last_sync_rv = 0;
+        self.unavailable = false;
+        self.paginated = false;
+        self.backoff = Backoff::default();
+        self.store = InformerStore::new(match self.store {
+            InformerStore::Map(_) => crate::scenario::StoreMode::Map,
+            InformerStore::Digest(_) => crate::scenario::StoreMode::Digest,
+        });
+        self.pending_cause = Some(RelistCause::Restart);
+        ctx.timer(ctx.now, self.timer(ClientTimer::ListAndWatch));
+    }
+}
