@@ -392,3 +392,43 @@ fn recommendation_on_synthetic_results() {
     let r = synthetic(&["k=1,2"], &[false, false]);
     assert_eq!(recommend(&r), Recommendation::NoneHeld { key: "k".into() });
 }
+
+#[test]
+fn a_violated_bound_exits_1_and_still_writes_the_outputs() {
+    // steady-small has [bounds]; a staleness bound of 1ns cannot hold, 1h does.
+    let dir = out_dir("violated");
+    let dir_s = dir.display().to_string();
+    let scenario = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("sim-scenarios")
+        .join("steady-small.toml")
+        .display()
+        .to_string();
+    let out = watchsim(&[
+        "sweep",
+        scenario.as_str(),
+        "--duration",
+        "1m",
+        "--seeds",
+        "2",
+        "--out",
+        dir_s.as_str(),
+        "--vary",
+        "bounds.max_staleness=1h,1ns",
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("bound:max_staleness"), "{stderr}");
+    assert!(
+        stdout.contains("VIOLATED (2/2 seeds: bound:max_staleness)"),
+        "{stdout}"
+    );
+    // Durations are ordered by value: 1ns < 1h, and 1h is the smallest that held.
+    assert!(
+        stdout.contains("recommendation: bounds.max_staleness = 1h"),
+        "{stdout}"
+    );
+    let csv = std::fs::read_to_string(dir.join("results.csv")).expect("results.csv written");
+    assert_eq!(column(&csv, "violated_seeds"), [0.0, 2.0]);
+    assert!(dir.join("sweep.svg").exists());
+}

@@ -2,8 +2,8 @@
 //! client-hour, LISTs from etcd, watch-cache bytes, peak concurrent LISTs) against the first
 //! varied key, one panel per figure, mean over seeds.
 //!
-//! - One line per combination of the other varied keys (a legend names them when there are at
-//!   most [`MAX_LEGEND`]).
+//! - One line per combination of the other varied keys (a legend in each panel's upper left names
+//!   them when there are at most [`MAX_LEGEND`]; the y range leaves room above the data for it).
 //! - x-axis: the first key's numeric values (durations in seconds, sizes in bytes), on a log
 //!   scale when they are all positive and span at least two decades (max/min ≥ 100); a key whose
 //!   values are not all numbers is plotted by position, its values as tick labels.
@@ -260,13 +260,25 @@ pub fn render(result: &SweepResult) -> Result<String, String> {
                 .iter()
                 .flat_map(|s| s.points.iter().map(|p| p.1))
                 .fold(0.0, f64::max);
+            let legend = series.len() > 1 && series.len() <= MAX_LEGEND;
+            // Keep the top of the panel free for the legend (about 14 px a line in a plot
+            // area of about 320 px), so that it does not hide the lines.
+            let headroom = if legend {
+                ((series.len() as f64 * 14.0 + 20.0) / 320.0).min(0.6)
+            } else {
+                0.1
+            };
             let panel = Panel {
                 title: fig_title,
                 x_desc: &x_desc,
                 x_label,
                 x_ticks,
-                y_max: if y_top > 0.0 { y_top * 1.1 } else { 1.0 },
-                legend: series.len() > 1 && series.len() <= MAX_LEGEND,
+                y_max: if y_top > 0.0 {
+                    y_top / (1.0 - headroom)
+                } else {
+                    1.0
+                },
+                legend,
                 series,
             };
             match scale {
