@@ -11,6 +11,7 @@
 //! - [`sim`]: the discrete-event driver behind `watchsim run`.
 //! - [`trace`]: the JSON Lines trace format.
 //! - [`report`]: the run report (SPEC §4).
+//! - [`sweep`]: `watchsim sweep`, a parameter grid × seeds with a table, CSV and plot.
 
 pub mod apiserver;
 pub mod cli;
@@ -20,6 +21,7 @@ pub mod kernel;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
 pub mod trace;
 pub mod world;
 
