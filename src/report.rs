@@ -77,6 +77,8 @@ pub struct EtcdReport {
     pub watch_events_sent: u64,
     /// Write requests that changed the store.
     pub writes: u64,
+    /// Key and value bytes written.
+    pub write_bytes: u64,
     /// Live keys at the end.
     pub keys: u64,
 }

@@ -296,6 +296,7 @@ fn build_report(world: &World, seed: u64, end_ns: u64, steps: u64, wall_seconds:
             range_bytes: etcd.counters.range_bytes,
             watch_events_sent: events,
             writes: etcd.counters.writes,
+            write_bytes: etcd.counters.write_bytes,
             keys: etcd.store.live_keys(),
         },
         apiservers: world.apiservers().iter().map(apiserver_report).collect(),

@@ -252,7 +252,7 @@ impl World {
         if let Some(first) = next_disconnect_in(s, clients.len(), &mut faults_rng) {
             ctx.timer(first, Timer::Disconnect);
         }
-        if !clients.is_empty() {
+        if !clients.is_empty() || !s.workload.is_empty() {
             ctx.timer(60_000_000_000, Timer::Metrics);
         }
         let mut obs = Observations {
@@ -797,17 +797,19 @@ fn record_minute(
 ) {
     let relists: u64 = clients.iter().map(|c| c.counters.relists()).sum();
     let bytes = etcd.counters.range_bytes;
+    let written = etcd.counters.write_bytes;
     let rev = etcd.store.revision();
     let from_etcd: u64 = apiservers.iter().map(|a| a.counters.lists_from_etcd).sum();
-    let (r0, b0, v0, l0) = obs.series_base;
+    let (r0, b0, v0, l0, w0) = obs.series_base;
     obs.series.push(observe::MinuteSample {
         minute: now / 60_000_000_000 - 1,
         relists: relists - r0,
         etcd_bytes: bytes - b0,
         revisions: (rev - v0.max(0)).max(0) as u64,
         lists_from_etcd: from_etcd - l0,
+        etcd_write_bytes: written - w0,
     });
-    obs.series_base = (relists, bytes, rev, from_etcd);
+    obs.series_base = (relists, bytes, rev, from_etcd, written);
 }
 
 /// The message for one receiver of a tagged multicast (etcd watch responses carry the
