@@ -66,8 +66,11 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
     let _ = writeln!(o, "results:");
     let _ = writeln!(
         o,
-        "  steps               {} in {:.3}s wall ({:.0} steps/s)",
-        report.steps, report.wall_seconds, report.steps_per_second
+        "  steps               {} in {:.3}s wall ({:.0} steps/s), peak memory {:.0} MiB",
+        report.steps,
+        report.wall_seconds,
+        report.steps_per_second,
+        report.peak_memory_bytes as f64 / 1048576.0
     );
     let e = &report.etcd;
     let _ = writeln!(

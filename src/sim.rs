@@ -236,6 +236,19 @@ fn clients_report(world: &World, end_ns: u64) -> ClientsReport {
     }
 }
 
+/// The process's peak resident set size from `/proc/self/status` (`VmHWM`), 0 if unavailable.
+fn peak_memory_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        })
+        .map(|kib| kib * 1024)
+        .unwrap_or(0)
+}
+
 fn per_second(n: f64, secs: f64) -> f64 {
     if secs > 0.0 { n / secs } else { 0.0 }
 }
@@ -288,6 +301,7 @@ fn build_report(world: &World, seed: u64, end_ns: u64, steps: u64, wall_seconds:
         steps,
         steps_per_second: per_second(steps as f64, wall_seconds),
         events_per_second: per_second(events as f64, wall_seconds),
+        peak_memory_bytes: peak_memory_bytes(),
         trace_hash: String::new(),
         etcd: EtcdReport {
             revision: etcd.store.revision(),
