@@ -223,6 +223,7 @@ pub struct Apiserver {
     rng: RngStream,
     /// Report counters.
     pub counters: ApiserverCounters,
+    retired: super::cacher::CacherCounters,
 }
 
 fn name_of(key: &Key) -> &str {
@@ -276,6 +277,7 @@ impl Apiserver {
             held: Vector::new(),
             rng: RngStream::new(seed, &format!("apiserver.{index}")),
             counters: ApiserverCounters::default(),
+            retired: Default::default(),
         };
         s.start(scenario, ctx);
         if s.compaction_interval_ns > 0 {
@@ -327,6 +329,16 @@ impl Apiserver {
     /// Every cacher.
     pub fn cachers(&self) -> impl Iterator<Item = &Cacher> {
         self.cachers.iter().flatten()
+    }
+
+    /// Cacher counters over the whole run: the current cachers and those of earlier
+    /// incarnations (before restarts).
+    pub fn cacher_totals(&self) -> super::cacher::CacherCounters {
+        let mut t = self.retired.clone();
+        for c in self.cachers.iter().flatten() {
+            t.absorb(&c.totals());
+        }
+        t
     }
 
     // ---------------------------------------------------------------- etcd plumbing
@@ -1792,6 +1804,9 @@ impl Apiserver {
         self.progress_armed = false;
         self.compactor_t = 0;
         self.compactor_rev = 0;
+        for c in self.cachers.iter().flatten() {
+            self.retired.absorb(&c.totals());
+        }
         self.cachers = Vector::new();
         if down_ns > 0 {
             self.down = true;
