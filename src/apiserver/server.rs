@@ -235,6 +235,33 @@ pub fn resource_prefix(name: &str) -> Key {
     Key::new(&format!("/registry/{name}/"))
 }
 
+/// The objects of an etcd range as the model keeps them.
+fn objects_of(range: &RangeResult) -> OrdMap<Key, Obj> {
+    range
+        .kvs
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                Obj {
+                    rv: kv.mod_revision,
+                    bytes: kv.value_bytes,
+                },
+            )
+        })
+        .collect()
+}
+
+/// ADDED for a put that created the key (`create_revision == mod_revision`, etcd3 watcher), else
+/// MODIFIED; DELETED for a delete.
+fn event_type(e: &crate::etcd::Event) -> EventType {
+    match e.kind {
+        EventKind::Delete => EventType::Deleted,
+        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => EventType::Added,
+        EventKind::Put => EventType::Modified,
+    }
+}
+
 fn list_bytes(items: &OrdMap<Key, Obj>) -> u64 {
     items.values().map(|o| o.bytes).sum()
 }
@@ -524,19 +551,7 @@ impl Apiserver {
 
     fn cacher_listed(&mut self, r: ResourceId, range: RangeResult, ctx: &mut Ctx<'_>) {
         let rv = range.revision;
-        let objects: OrdMap<Key, Obj> = range
-            .kvs
-            .iter()
-            .map(|kv| {
-                (
-                    kv.key.clone(),
-                    Obj {
-                        rv: kv.mod_revision,
-                        bytes: kv.value_bytes,
-                    },
-                )
-            })
-            .collect();
+        let objects = objects_of(&range);
         self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
         self.counters.cache_initializations += 1;
         let prefix = match self.cachers.get_mut(r as usize) {
@@ -603,13 +618,7 @@ impl Apiserver {
                 }
                 let mut closed = Vec::new();
                 for e in evs {
-                    let kind = match e.kind {
-                        EventKind::Delete => EventType::Deleted,
-                        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => {
-                            EventType::Added
-                        }
-                        EventKind::Put => EventType::Modified,
-                    };
+                    let kind = event_type(&e);
                     let prev = c.cache.store().get(&e.kv.key).copied();
                     let bytes = match kind {
                         EventType::Deleted => prev.map(|o| o.bytes).unwrap_or(0),
@@ -1280,19 +1289,7 @@ impl Apiserver {
                         ctx,
                     );
                 }
-                let items: OrdMap<Key, Obj> = r
-                    .kvs
-                    .iter()
-                    .map(|kv| {
-                        (
-                            kv.key.clone(),
-                            Obj {
-                                rv: kv.mod_revision,
-                                bytes: kv.value_bytes,
-                            },
-                        )
-                    })
-                    .collect();
+                let items = objects_of(&r);
                 let bytes = list_bytes(&items);
                 self.counters.etcd_read_bytes += bytes;
                 let continue_token = if r.more {
@@ -1643,13 +1640,7 @@ impl Apiserver {
         match resp.kind {
             WatchResponseKind::Events(evs) => {
                 for e in evs {
-                    let kind = match e.kind {
-                        EventKind::Delete => EventType::Deleted,
-                        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => {
-                            EventType::Added
-                        }
-                        EventKind::Put => EventType::Modified,
-                    };
+                    let kind = event_type(&e);
                     let ev = ApiWatchEvent::Object {
                         kind,
                         key: e.kv.key.clone(),
