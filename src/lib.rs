@@ -12,6 +12,7 @@
 //! - [`trace`]: the JSON Lines trace format.
 //! - [`report`]: the run report (SPEC §4).
 //! - [`check`]: the invariants of SPEC §6, `watchsim check` campaigns, capsules, replay, shrinking.
+//! - [`sweep`]: `watchsim sweep`, a parameter grid × seeds with a table, CSV and plot.
 
 pub mod apiserver;
 pub mod check;
@@ -22,6 +23,7 @@ pub mod kernel;
 pub mod report;
 pub mod scenario;
 pub mod sim;
+pub mod sweep;
 pub mod trace;
 pub mod world;
 

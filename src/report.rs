@@ -38,6 +38,9 @@ pub struct Report {
     pub steps_per_second: f64,
     /// Watch events delivered by etcd per wall-clock second.
     pub events_per_second: f64,
+    /// Peak resident memory of the watchsim process so far (Linux `VmHWM`; 0 where unknown).
+    /// Like `wall_seconds`, a measurement of the machine, not of the model.
+    pub peak_memory_bytes: u64,
     /// Stable hash of the trace.
     pub trace_hash: String,
     /// etcd figures.
@@ -77,6 +80,8 @@ pub struct EtcdReport {
     pub watch_events_sent: u64,
     /// Write requests that changed the store.
     pub writes: u64,
+    /// Key and value bytes written.
+    pub write_bytes: u64,
     /// Live keys at the end.
     pub keys: u64,
 }

@@ -169,6 +169,8 @@ pub struct ListResult {
     pub served_from: ServedFrom,
     /// Response size.
     pub bytes: u64,
+    /// Digest of `items` when the server already had it (a whole-resource LIST from cache).
+    pub digest: Option<crate::kernel::digest::Digest>,
 }
 
 /// The answer to a request.

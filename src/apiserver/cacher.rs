@@ -3,11 +3,12 @@
 //! registered client watchers, event dispatch with per-watcher buffers and the shared time
 //! budget, periodic bookmarks, and termination on re-initialisation.
 
-use imbl::{OrdMap, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 
 use super::api::{ApiWatchEvent, ReadRate, ResourceId};
 use super::budget::TimeBudget;
 use super::status::Status;
+use super::watch_cache::scan_scope;
 use super::watch_cache::{
     CacheEvent, EventType, WatchCache, WatchIndexKind, suggested_watch_channel_size,
 };
@@ -57,6 +58,8 @@ struct Replay {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CacheWatcher {
+    /// The actor reading this watch (for one-step fan-out).
+    client: crate::world::network::Actor,
     scope: KeyRange,
     rv_sent: i64,
     bookmarks: bool,
@@ -101,6 +104,73 @@ impl CacheWatcher {
     }
 }
 
+/// Watchers indexed by the key prefix they watch, so an event is matched against the few
+/// prefixes of its own key instead of every watcher (the cacher's trigger index: kubelets by
+/// node, watchers by namespace).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+struct WatcherIndex {
+    by_prefix: OrdMap<Key, OrdSet<ConnId>>,
+    other: OrdSet<ConnId>,
+}
+
+impl WatcherIndex {
+    fn add(&mut self, conn: ConnId, scope: &KeyRange) {
+        match scope {
+            KeyRange::Prefix(p) => {
+                self.by_prefix.entry(p.clone()).or_default().insert(conn);
+            }
+            _ => {
+                self.other.insert(conn);
+            }
+        }
+    }
+
+    fn remove(&mut self, conn: ConnId, scope: &KeyRange) {
+        match scope {
+            KeyRange::Prefix(p) => {
+                let empty = match self.by_prefix.get_mut(p) {
+                    Some(set) => {
+                        set.remove(&conn);
+                        set.is_empty()
+                    }
+                    None => false,
+                };
+                if empty {
+                    self.by_prefix.remove(p);
+                }
+            }
+            _ => {
+                self.other.remove(&conn);
+            }
+        }
+    }
+
+    /// Watchers whose scope may contain `key`, in connection order.
+    fn candidates(&self, key: &Key) -> Vec<ConnId> {
+        if self.by_prefix.is_empty() && self.other.is_empty() {
+            return Vec::new();
+        }
+        let mut out: Vec<ConnId> = self.other.iter().copied().collect();
+        let text = key.as_str();
+        for (i, b) in text.bytes().enumerate() {
+            if (b == b'/' || b == b'-')
+                && let Some(set) = self.by_prefix.get(&text[..=i])
+            {
+                out.extend(set.iter().copied());
+            }
+        }
+        if let Some(set) = self.by_prefix.get(text) {
+            out.extend(set.iter().copied());
+        }
+        if self.by_prefix.contains_key("") {
+            out.extend(self.by_prefix[""].iter().copied());
+        }
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 /// Counters a cacher contributes to its apiserver's report.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct CacherCounters {
@@ -114,6 +184,23 @@ pub struct CacherCounters {
     pub intervals_invalidated: u64,
     /// Events sent to clients.
     pub events_sent: u64,
+    /// Largest cache capacity reached.
+    pub capacity_max: u64,
+    /// Largest cache size in bytes.
+    pub bytes_max: u64,
+}
+
+impl CacherCounters {
+    /// Adds another cacher's counters (totals) and maxima.
+    pub fn absorb(&mut self, o: &CacherCounters) {
+        self.bookmarks_sent += o.bookmarks_sent;
+        self.watchers_closed_slow += o.watchers_closed_slow;
+        self.too_old_errors += o.too_old_errors;
+        self.intervals_invalidated += o.intervals_invalidated;
+        self.events_sent += o.events_sent;
+        self.capacity_max = self.capacity_max.max(o.capacity_max);
+        self.bytes_max = self.bytes_max.max(o.bytes_max);
+    }
 }
 
 /// One resource's cacher.
@@ -136,6 +223,7 @@ pub struct Cacher {
     /// A re-initialisation is scheduled.
     pub restart_armed: bool,
     watchers: OrdMap<ConnId, CacheWatcher>,
+    index: WatcherIndex,
     budget: TimeBudget,
     bookmark_tick_armed: bool,
     bookmark_interval_ns: Nanos,
@@ -178,11 +266,21 @@ impl Cacher {
             last_processed_rv: 0,
             restart_armed: false,
             watchers: OrdMap::new(),
+            index: WatcherIndex::default(),
             budget: TimeBudget::new(now),
             bookmark_tick_armed: false,
             bookmark_interval_ns,
             index_kind: WatchIndexKind::IndexOnly,
             counters: CacherCounters::default(),
+        }
+    }
+
+    /// This cacher's counters including its cache's capacity and size maxima.
+    pub fn totals(&self) -> CacherCounters {
+        CacherCounters {
+            capacity_max: self.cache.capacity_max(),
+            bytes_max: self.cache.bytes_max(),
+            ..self.counters.clone()
         }
     }
 
@@ -218,12 +316,23 @@ impl Cacher {
             send(ctx, c, ApiWatchEvent::Closed);
         }
         self.watchers = OrdMap::new();
+        self.index = WatcherIndex::default();
         conns
+    }
+
+    fn remove_watcher(&mut self, conn: ConnId) -> bool {
+        match self.watchers.remove(&conn) {
+            Some(w) => {
+                self.index.remove(conn, &w.scope);
+                true
+            }
+            None => false,
+        }
     }
 
     /// Removes a watcher whose client went away.
     pub fn forget(&mut self, conn: ConnId) -> bool {
-        self.watchers.remove(&conn).is_some()
+        self.remove_watcher(conn)
     }
 
     /// Registers a watcher on `conn` and sends its initial events. Returns false if the watch
@@ -242,7 +351,11 @@ impl Cacher {
         rng: &mut RngStream,
     ) -> bool {
         let chan = suggested_watch_channel_size(self.cache.capacity(), self.index_kind);
+        let client = ctx
+            .client_of(conn)
+            .unwrap_or(crate::world::network::Actor::Faults);
         let mut w = CacheWatcher {
+            client,
             scope,
             rv_sent: 0,
             bookmarks,
@@ -260,8 +373,8 @@ impl Cacher {
             Initial::Snapshot { end_bookmark } => {
                 let rv = self.cache.resource_version();
                 let mut n = 0u64;
-                for (key, obj) in self.cache.store().iter() {
-                    if w.scope.contains(key) {
+                for (key, obj) in scan_scope(self.cache.store(), &w.scope) {
+                    {
                         send(
                             ctx,
                             conn,
@@ -374,6 +487,7 @@ impl Cacher {
         if deadline_ns > now && deadline_ns < Nanos::MAX {
             ctx.timer(deadline_ns, self.timer(CacherTimer::WatchDeadline(conn)));
         }
+        self.index.add(conn, &w.scope);
         self.watchers.insert(conn, w);
         self.arm_bookmark_tick(now, ctx, rng);
         true
@@ -425,15 +539,38 @@ impl Cacher {
         self.cache.process_event(event.clone());
         let mut closed = Vec::new();
         let conns: Vec<ConnId> = self
-            .watchers
-            .iter()
-            .filter(|(_, w)| w.scope.contains(&event.key) && event.rv > w.rv_sent)
-            .map(|(c, _)| *c)
+            .index
+            .candidates(&event.key)
+            .into_iter()
+            .filter(|c| {
+                self.watchers
+                    .get(c)
+                    .is_some_and(|w| w.scope.contains(&event.key) && event.rv > w.rv_sent)
+            })
             .collect();
+        // Watchers that read as fast as events arrive get the event in one multicast step; the
+        // others go through their buffers one by one.
+        let mut fast = Vec::with_capacity(conns.len());
         for conn in conns {
-            if !self.offer(now, conn, &event, ctx) {
+            let quick = self
+                .watchers
+                .get(&conn)
+                .filter(|w| w.read_rate == ReadRate::Instant && w.replay.is_none())
+                // Mutant `cacher_reorder` lives in `offer`.
+                .filter(|_| !ctx.mutants.cacher_reorder)
+                .map(|w| w.client);
+            if let Some(client) = quick {
+                if let Some(w) = self.watchers.get_mut(&conn) {
+                    w.rv_sent = event.rv;
+                }
+                self.counters.events_sent += 1;
+                fast.push((conn, client, 0));
+            } else if !self.offer(now, conn, &event, ctx) {
                 closed.push(conn);
             }
+        }
+        if !fast.is_empty() {
+            ctx.multicast(fast, Dir::ToClient, Msg::ApiWatch(object_event(&event)));
         }
         closed
     }
@@ -515,7 +652,7 @@ impl Cacher {
             }
             _ => {
                 self.counters.watchers_closed_slow += 1;
-                self.watchers.remove(&conn);
+                self.remove_watcher(conn);
                 send(ctx, conn, ApiWatchEvent::Closed);
                 false
             }
@@ -547,7 +684,7 @@ impl Cacher {
         w.drain(now);
         if replay.next_index < self.cache.start_index() {
             self.counters.intervals_invalidated += 1;
-            self.watchers.remove(&conn);
+            self.remove_watcher(conn);
             send(ctx, conn, ApiWatchEvent::Closed);
             return false;
         }
@@ -616,7 +753,7 @@ impl Cacher {
 
     /// A watch reached its deadline: the server ends it cleanly.
     pub fn watch_deadline(&mut self, conn: ConnId, ctx: &mut Ctx<'_>) -> bool {
-        if self.watchers.remove(&conn).is_some() {
+        if self.remove_watcher(conn) {
             send(ctx, conn, ApiWatchEvent::Closed);
             true
         } else {

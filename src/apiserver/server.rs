@@ -13,7 +13,7 @@ use super::api::{
 use super::cacher::{Cacher, CacherTimer, Initial};
 use super::rules::{Rules, should_delegate_list};
 use super::status::Status;
-use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache};
+use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache, scan_scope};
 use crate::etcd::{
     Compare, CompareOp, CompareTarget, EtcdError, EventKind, Key, KeyRange, KvRequest, KvResponse,
     RangeResult, Txn, TxnOp, TxnOpResult, WatchRequest, WatchResponse, WatchResponseKind,
@@ -223,6 +223,7 @@ pub struct Apiserver {
     rng: RngStream,
     /// Report counters.
     pub counters: ApiserverCounters,
+    retired: super::cacher::CacherCounters,
 }
 
 fn name_of(key: &Key) -> &str {
@@ -234,8 +235,35 @@ pub fn resource_prefix(name: &str) -> Key {
     Key::new(&format!("/registry/{name}/"))
 }
 
+/// The objects of an etcd range as the model keeps them.
+fn objects_of(range: &RangeResult) -> OrdMap<Key, Obj> {
+    range
+        .kvs
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                Obj {
+                    rv: kv.mod_revision,
+                    bytes: kv.value_bytes,
+                },
+            )
+        })
+        .collect()
+}
+
+/// ADDED for a put that created the key (`create_revision == mod_revision`, etcd3 watcher), else
+/// MODIFIED; DELETED for a delete.
+fn event_type(e: &crate::etcd::Event) -> EventType {
+    match e.kind {
+        EventKind::Delete => EventType::Deleted,
+        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => EventType::Added,
+        EventKind::Put => EventType::Modified,
+    }
+}
+
 fn list_bytes(items: &OrdMap<Key, Obj>) -> u64 {
-    items.iter().map(|(k, o)| o.bytes + k.len() as u64).sum()
+    items.values().map(|o| o.bytes).sum()
 }
 
 impl Apiserver {
@@ -276,6 +304,7 @@ impl Apiserver {
             held: Vector::new(),
             rng: RngStream::new(seed, &format!("apiserver.{index}")),
             counters: ApiserverCounters::default(),
+            retired: Default::default(),
         };
         s.start(scenario, ctx);
         if s.compaction_interval_ns > 0 {
@@ -327,6 +356,16 @@ impl Apiserver {
     /// Every cacher.
     pub fn cachers(&self) -> impl Iterator<Item = &Cacher> {
         self.cachers.iter().flatten()
+    }
+
+    /// Cacher counters over the whole run: the current cachers and those of earlier
+    /// incarnations (before restarts).
+    pub fn cacher_totals(&self) -> super::cacher::CacherCounters {
+        let mut t = self.retired.clone();
+        for c in self.cachers.iter().flatten() {
+            t.absorb(&c.totals());
+        }
+        t
     }
 
     // ---------------------------------------------------------------- etcd plumbing
@@ -512,19 +551,7 @@ impl Apiserver {
 
     fn cacher_listed(&mut self, r: ResourceId, range: RangeResult, ctx: &mut Ctx<'_>) {
         let rv = range.revision;
-        let objects: OrdMap<Key, Obj> = range
-            .kvs
-            .iter()
-            .map(|kv| {
-                (
-                    kv.key.clone(),
-                    Obj {
-                        rv: kv.mod_revision,
-                        bytes: kv.value_bytes,
-                    },
-                )
-            })
-            .collect();
+        let objects = objects_of(&range);
         self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
         self.counters.cache_initializations += 1;
         let prefix = match self.cachers.get_mut(r as usize) {
@@ -591,13 +618,7 @@ impl Apiserver {
                 }
                 let mut closed = Vec::new();
                 for e in evs {
-                    let kind = match e.kind {
-                        EventKind::Delete => EventType::Deleted,
-                        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => {
-                            EventType::Added
-                        }
-                        EventKind::Put => EventType::Modified,
-                    };
+                    let kind = event_type(&e);
                     let prev = c.cache.store().get(&e.kv.key).copied();
                     let bytes = match kind {
                         EventType::Deleted => prev.map(|o| o.bytes).unwrap_or(0),
@@ -1147,9 +1168,7 @@ impl Apiserver {
         let mut items: OrdMap<Key, Obj> = if whole {
             store.clone()
         } else {
-            store
-                .iter()
-                .filter(|(k, _)| scope.contains(k))
+            scan_scope(store, scope)
                 .map(|(k, o)| (k.clone(), *o))
                 .collect()
         };
@@ -1167,7 +1186,12 @@ impl Apiserver {
             });
             items = page;
         }
-        let bytes = list_bytes(&items);
+        // A whole-resource page-less LIST reuses the cache's running size and digest.
+        let (bytes, digest) = if whole && continue_token.is_none() {
+            (c.cache.store_bytes(), Some(c.cache.store_digest()))
+        } else {
+            (list_bytes(&items), None)
+        };
         self.list_done(
             conn,
             req_id,
@@ -1177,6 +1201,7 @@ impl Apiserver {
                 continue_token,
                 served_from: ServedFrom::Cache,
                 bytes,
+                digest,
             },
             ctx,
         );
@@ -1268,19 +1293,7 @@ impl Apiserver {
                         ctx,
                     );
                 }
-                let items: OrdMap<Key, Obj> = r
-                    .kvs
-                    .iter()
-                    .map(|kv| {
-                        (
-                            kv.key.clone(),
-                            Obj {
-                                rv: kv.mod_revision,
-                                bytes: kv.value_bytes,
-                            },
-                        )
-                    })
-                    .collect();
+                let items = objects_of(&r);
                 let bytes = list_bytes(&items);
                 self.counters.etcd_read_bytes += bytes;
                 let continue_token = if r.more {
@@ -1300,6 +1313,7 @@ impl Apiserver {
                         items,
                         continue_token,
                         served_from: ServedFrom::Etcd,
+                        digest: None,
                         bytes,
                     },
                     ctx,
@@ -1644,13 +1658,7 @@ impl Apiserver {
         match resp.kind {
             WatchResponseKind::Events(evs) => {
                 for e in evs {
-                    let kind = match e.kind {
-                        EventKind::Delete => EventType::Deleted,
-                        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => {
-                            EventType::Added
-                        }
-                        EventKind::Put => EventType::Modified,
-                    };
+                    let kind = event_type(&e);
                     let ev = ApiWatchEvent::Object {
                         kind,
                         key: e.kv.key.clone(),
@@ -1811,6 +1819,9 @@ impl Apiserver {
         self.progress_armed = false;
         self.compactor_t = 0;
         self.compactor_rev = 0;
+        for c in self.cachers.iter().flatten() {
+            self.retired.absorb(&c.totals());
+        }
         self.cachers = Vector::new();
         if down_ns > 0 {
             self.down = true;

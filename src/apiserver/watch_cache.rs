@@ -15,7 +15,7 @@ use imbl::{OrdMap, Vector};
 use serde::Serialize;
 
 use super::status::Status;
-use crate::etcd::Key;
+use crate::etcd::{Key, KeyRange};
 use crate::kernel::Nanos;
 use crate::scenario::{WatchCacheConfig, WatchCacheMode};
 
@@ -59,6 +59,27 @@ pub struct CacheEvent {
     pub time_ns: Nanos,
 }
 
+/// The objects of `store` inside `scope`, found by an ordered range scan (not a full scan).
+pub fn scan_scope<'a>(
+    store: &'a OrdMap<Key, Obj>,
+    scope: &'a KeyRange,
+) -> Box<dyn Iterator<Item = (&'a Key, &'a Obj)> + 'a> {
+    use std::ops::Bound::{Excluded, Unbounded};
+    match scope {
+        KeyRange::Single(k) => Box::new(store.get_key_value(k).into_iter()),
+        KeyRange::Prefix(p) => Box::new(
+            store
+                .range(p.clone()..)
+                .take_while(move |(k, _)| k.as_str().starts_with(p.as_str())),
+        ),
+        KeyRange::PrefixAfter { prefix, after } => Box::new(
+            store
+                .range((Excluded(after.clone()), Unbounded))
+                .take_while(move |(k, _)| k.as_str().starts_with(prefix.as_str())),
+        ),
+    }
+}
+
 /// `defaultLowerBoundCapacity`.
 pub const DEFAULT_LOWER_CAPACITY: u64 = 100;
 /// `defaultUpperBoundCapacity`.
@@ -98,6 +119,7 @@ pub struct WatchCache {
     start_index: u64,
     store: OrdMap<Key, Obj>,
     store_bytes: u64,
+    store_digest: crate::kernel::digest::Digest,
     ring_bytes: u64,
     resource_version: i64,
     list_resource_version: i64,
@@ -145,6 +167,7 @@ impl WatchCache {
             start_index: 0,
             store: OrdMap::new(),
             store_bytes: 0,
+            store_digest: Default::default(),
             ring_bytes: 0,
             resource_version: 0,
             list_resource_version: 0,
@@ -190,6 +213,16 @@ impl WatchCache {
     pub fn list_resource_version(&self) -> i64 {
         self.list_resource_version
     }
+    /// Digest of the current state.
+    pub fn store_digest(&self) -> crate::kernel::digest::Digest {
+        self.store_digest
+    }
+
+    /// Total object bytes of the current state.
+    pub fn store_bytes(&self) -> u64 {
+        self.store_bytes
+    }
+
     /// The current state.
     pub fn store(&self) -> &OrdMap<Key, Obj> {
         &self.store
@@ -215,6 +248,11 @@ impl WatchCache {
         self.ring = Vector::new();
         self.ring_bytes = 0;
         self.store_bytes = objects.values().map(|o| o.bytes).sum();
+        let mut d = crate::kernel::digest::Digest::default();
+        for (k, o) in objects.iter() {
+            d.add(k, o.rv);
+        }
+        self.store_digest = d;
         self.store = objects;
         self.removed_event_since_relist = false;
         self.list_resource_version = rv;
@@ -271,6 +309,7 @@ impl WatchCache {
             EventType::Deleted => {
                 if let Some(old) = self.store.remove(&event.key) {
                     self.store_bytes -= old.bytes;
+                    self.store_digest.remove(&event.key, old.rv);
                 }
             }
             _ => {
@@ -280,7 +319,9 @@ impl WatchCache {
                 };
                 if let Some(old) = self.store.insert(event.key.clone(), obj) {
                     self.store_bytes -= old.bytes;
+                    self.store_digest.remove(&event.key, old.rv);
                 }
+                self.store_digest.add(&event.key, event.rv);
                 self.store_bytes += event.bytes;
             }
         }
@@ -459,6 +500,22 @@ mod tests {
                 "row cap={cap} lower={lower} upper={upper} delta={delta}"
             );
         }
+    }
+
+    #[test]
+    fn running_digest_equals_the_digest_of_the_store() {
+        let mut c = WatchCache::with_bounds(3, 3, 3, 75 * S, true);
+        c.process_event(ev(EventType::Added, "a", 2, 0));
+        c.process_event(ev(EventType::Added, "b", 3, 0));
+        c.process_event(ev(EventType::Modified, "a", 4, 0));
+        c.process_event(ev(EventType::Deleted, "b", 5, 0));
+        c.process_event(ev(EventType::Added, "c", 6, 0));
+        let mut want = crate::kernel::digest::Digest::default();
+        for (k, o) in c.store().iter() {
+            want.add(k, o.rv);
+        }
+        assert_eq!(c.store_digest(), want);
+        assert_eq!(want.count, 2);
     }
 
     /// Case 5 (`TestSuggestedWatchChannelSize`).

@@ -127,6 +127,7 @@ impl Checker {
         pending: &Pending,
         ends: Option<(Actor, Actor)>,
         etcd: &EtcdServer,
+        open: &dyn Fn(ConnId) -> bool,
     ) {
         self.step += 1;
         self.now = now;
@@ -171,6 +172,25 @@ impl Checker {
                     self.cur.to_script = true;
                 }
             }
+            Pending::Multicast { targets, msg, .. } => match msg {
+                Msg::ApiWatch(ev) => {
+                    for &(conn, receiver, _) in targets {
+                        if matches!(receiver, Actor::Client(_) | Actor::Script) {
+                            self.api_watch_event(conn, ev);
+                        }
+                    }
+                }
+                Msg::WatchReply(resp) => {
+                    for &(conn, receiver, tag) in targets {
+                        if open(conn) && matches!(receiver, Actor::Apiserver(_) | Actor::Script) {
+                            let mut r = resp.clone();
+                            r.watch_id = tag;
+                            self.etcd_watch_response(conn, &r);
+                        }
+                    }
+                }
+                _ => {}
+            },
             Pending::Reset { conn, to } => {
                 if matches!(to, Actor::Client(_) | Actor::Script | Actor::Apiserver(_)) {
                     self.conn_lost(*conn);

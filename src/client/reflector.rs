@@ -40,6 +40,56 @@ pub enum RelistCause {
     Error,
 }
 
+/// A cache event prepared once for many informers (a multicast): its digest change is computed
+/// once and applied in O(1) to each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FastEvent {
+    kind: EventType,
+    key: Key,
+    rv: i64,
+    bytes: u64,
+    prev_rv: i64,
+    digest_remove: u64,
+    digest_add: u64,
+}
+
+impl FastEvent {
+    /// Prepares an object event (None for bookmarks, errors, closes).
+    pub fn of(ev: &ApiWatchEvent) -> Option<FastEvent> {
+        match ev {
+            ApiWatchEvent::Object {
+                kind,
+                key,
+                rv,
+                bytes,
+                prev_rv,
+            } => Some(FastEvent {
+                kind: *kind,
+                key: key.clone(),
+                rv: *rv,
+                bytes: *bytes,
+                prev_rv: *prev_rv,
+                digest_remove: if *prev_rv > 0 {
+                    super::store::object_hash(key, *prev_rv)
+                } else {
+                    0
+                },
+                digest_add: if *kind != EventType::Deleted {
+                    super::store::object_hash(key, *rv)
+                } else {
+                    0
+                },
+            }),
+            _ => None,
+        }
+    }
+
+    /// The event's RV.
+    pub fn rv(&self) -> Option<i64> {
+        Some(self.rv)
+    }
+}
+
 /// Timers a reflector arms; each carries the reflector's epoch so that timers from before a
 /// restart are ignored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -205,6 +255,45 @@ impl Reflector {
 
     fn timer(&self, t: ClientTimer) -> Timer {
         Timer::Client(self.id, self.epoch, t)
+    }
+
+    /// Applies a prepared event if this reflector is watching on `conn` (the common case of a
+    /// fan-out); false if the slow path must handle it.
+    pub fn apply_fast(&mut self, conn: ConnId, ev: &FastEvent) -> bool {
+        let Phase::Watching {
+            conn: c, events, ..
+        } = &mut self.phase
+        else {
+            return false;
+        };
+        if *c != conn {
+            return false;
+        }
+        *events += 1;
+        match &mut self.store {
+            InformerStore::Digest(d) => {
+                if ev.prev_rv > 0 {
+                    d.count = d.count.wrapping_sub(1);
+                    d.sum = d.sum.wrapping_sub(ev.digest_remove);
+                }
+                if ev.kind != EventType::Deleted {
+                    d.count += 1;
+                    d.sum = d.sum.wrapping_add(ev.digest_add);
+                }
+            }
+            store => store.apply(
+                ev.kind,
+                &ev.key,
+                Obj {
+                    rv: ev.rv,
+                    bytes: ev.bytes,
+                },
+                ev.prev_rv,
+            ),
+        }
+        self.last_sync_rv = ev.rv;
+        self.counters.events += 1;
+        true
     }
 
     /// The request sent during the last handler call, if any (taken by the world's log).
@@ -621,7 +710,9 @@ impl Reflector {
                     self.send_list_keep(Rv::Unset, first_rv, limit, Some(next), 0, acc, ctx);
                     return ("list_page", fx);
                 }
-                self.store.replace(&acc);
+                // A single-page LIST can reuse the server's digest of exactly these items.
+                let digest = if token.is_none() { l.digest } else { None };
+                self.store.replace_with(&acc, digest);
                 self.last_sync_rv = l.rv;
                 self.unavailable = false;
                 self.synced_once = true;

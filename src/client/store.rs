@@ -6,38 +6,12 @@ use imbl::OrdMap;
 
 use crate::apiserver::watch_cache::{EventType, Obj};
 use crate::etcd::Key;
-use crate::kernel::Fnv64;
 use crate::scenario::StoreMode;
 
-/// The 64-bit hash of one object version in a digest.
-pub fn object_hash(key: &Key, rv: i64) -> u64 {
-    let mut h = Fnv64::new();
-    h.update(key.as_str().as_bytes());
-    h.update(&rv.to_le_bytes());
-    h.finish()
-}
-
-/// An order-independent digest of a set of object versions.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct Digest {
-    /// Objects.
-    pub count: u64,
-    /// Wrapping sum of `object_hash`.
-    pub sum: u64,
-}
+pub use crate::kernel::digest::{Digest, object_hash};
 
 impl Digest {
-    /// Adds one object version.
-    pub fn add(&mut self, key: &Key, rv: i64) {
-        self.count += 1;
-        self.sum = self.sum.wrapping_add(object_hash(key, rv));
-    }
-    /// Removes one object version.
-    pub fn remove(&mut self, key: &Key, rv: i64) {
-        self.count = self.count.wrapping_sub(1);
-        self.sum = self.sum.wrapping_sub(object_hash(key, rv));
-    }
-    /// The digest of a map.
+    /// The digest of a map of objects.
     pub fn of(items: &OrdMap<Key, Obj>) -> Self {
         let mut d = Digest::default();
         for (k, o) in items.iter() {
@@ -67,9 +41,14 @@ impl InformerStore {
 
     /// `Replace` after a LIST.
     pub fn replace(&mut self, items: &OrdMap<Key, Obj>) {
+        self.replace_with(items, None);
+    }
+
+    /// `Replace`, reusing a digest the server already computed for exactly these items.
+    pub fn replace_with(&mut self, items: &OrdMap<Key, Obj>, digest: Option<Digest>) {
         match self {
             InformerStore::Map(m) => *m = items.clone(),
-            InformerStore::Digest(d) => *d = Digest::of(items),
+            InformerStore::Digest(d) => *d = digest.unwrap_or_else(|| Digest::of(items)),
         }
     }
 

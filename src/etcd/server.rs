@@ -112,6 +112,8 @@ pub struct EtcdCounters {
     pub range_bytes: u64,
     /// Write requests that changed the store.
     pub writes: u64,
+    /// Key and value bytes written (each put is a new full copy in MVCC).
+    pub write_bytes: u64,
 }
 
 /// One etcd member: store + watch hub.
@@ -172,6 +174,7 @@ impl EtcdServer {
             KvRequest::Put { key, value_bytes } => {
                 let (rev, ev) = self.store.put(key, *value_bytes);
                 self.counters.writes += 1;
+                self.counters.write_bytes += key.len() as u64 + value_bytes;
                 self.hub.notify(rev, std::slice::from_ref(&ev), out);
                 Ok(KvResponse::Put { revision: rev })
             }
@@ -214,6 +217,10 @@ impl EtcdServer {
                 }
                 if !evs.is_empty() {
                     self.counters.writes += 1;
+                    self.counters.write_bytes += evs
+                        .iter()
+                        .map(|e| e.kv.key.len() as u64 + e.kv.value_bytes)
+                        .sum::<u64>();
                     self.hub.notify(result.revision, &evs, out);
                 }
                 Ok(KvResponse::Txn(result))

@@ -44,6 +44,12 @@ impl fmt::Display for Key {
     }
 }
 
+impl std::borrow::Borrow<str> for Key {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl From<&str> for Key {
     fn from(s: &str) -> Self {
         Key::new(s)

@@ -77,6 +77,8 @@ pub struct WatchResponse {
 pub enum WatchOutput {
     /// Send a response on a stream.
     Send(StreamId, WatchResponse),
+    /// Send the same response (events, header) to several streams, each under its own watch id.
+    Multicast(Vec<(StreamId, WatchId)>, WatchResponse),
     /// Arm the sync loop timer.
     ArmSync(Nanos),
     /// Arm a stream's progress ticker.
@@ -335,20 +337,32 @@ impl WatchHub {
                 sends.push((*stream, *id, matched));
             }
         }
+        // Watchers that get exactly the same events (e.g. every apiserver's cacher of one
+        // resource) are served by one multicast response.
+        type Group = (Vec<(StreamId, WatchId)>, Vec<Event>);
+        let mut groups: Vec<Group> = Vec::new();
         for (stream, id, evs) in sends {
             if let Some(w) = self.watchers.get_mut(&(stream, id)) {
                 w.min_rev = rev + 1;
                 w.quiet_since_tick = false;
             }
-            self.send(
-                stream,
-                WatchResponse {
-                    watch_id: id,
-                    header_revision: rev,
-                    kind: WatchResponseKind::Events(evs),
-                },
-                out,
-            );
+            self.events_sent += evs.len() as u64;
+            match groups.iter_mut().find(|(_, e)| *e == evs) {
+                Some((targets, _)) => targets.push((stream, id)),
+                None => groups.push((vec![(stream, id)], evs)),
+            }
+        }
+        for (targets, evs) in groups {
+            let resp = WatchResponse {
+                watch_id: targets[0].1,
+                header_revision: rev,
+                kind: WatchResponseKind::Events(evs),
+            };
+            if targets.len() == 1 {
+                out.push(WatchOutput::Send(targets[0].0, resp));
+            } else {
+                out.push(WatchOutput::Multicast(targets, resp));
+            }
         }
     }
 

@@ -67,6 +67,12 @@ pub struct Outcome {
     pub compact_rev: i64,
     /// Messages and timers the step emitted.
     pub emitted: u32,
+    /// On the per-minute `metrics.minute` step: relists during that minute (for plotting storms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minute_relists: Option<u64>,
+    /// On the per-minute step: bytes read from etcd by ranges during that minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minute_etcd_bytes: Option<u64>,
 }
 
 /// A fault a component (the script, the scheduled-fault injector) asks the world to inject.
@@ -107,6 +113,32 @@ impl Ctx<'_> {
         self.agenda
             .schedule(due, Pending::Deliver { conn, dir, msg });
         self.emitted += 1;
+    }
+
+    /// Sends the same message to many connections as one delivery step, when latency has no
+    /// jitter (else one message per connection). FIFO per connection is kept: the delivery is due
+    /// no earlier than anything already queued on any of them. Each target names the actor at
+    /// its receiving end and a tag (the per-receiver etcd watch id for watch responses).
+    pub fn multicast(&mut self, targets: Vec<(ConnId, Actor, i64)>, dir: Dir, msg: Msg) {
+        if targets.is_empty() {
+            return;
+        }
+        if targets.len() == 1 || self.net.has_jitter() {
+            for (conn, _, tag) in targets {
+                self.send(conn, dir, retag(&msg, tag));
+            }
+            return;
+        }
+        let conns: Vec<ConnId> = targets.iter().map(|t| t.0).collect();
+        let due = self.net.multicast_time(self.now, &conns, dir);
+        self.agenda
+            .schedule(due, Pending::Multicast { targets, dir, msg });
+        self.emitted += 1;
+    }
+
+    /// The actor at the client end of `conn`, if open.
+    pub fn client_of(&self, conn: ConnId) -> Option<Actor> {
+        self.net.conn(conn).map(|c| c.client)
     }
 
     /// Opens a connection.
@@ -238,7 +270,7 @@ impl World {
         if let Some(first) = next_disconnect_in(s, clients.len(), &mut faults_rng) {
             ctx.timer(first, Timer::Disconnect);
         }
-        if !clients.is_empty() {
+        if !clients.is_empty() || !s.workload.is_empty() {
             ctx.timer(60_000_000_000, Timer::Metrics);
         }
         let mut obs = Observations {
@@ -346,7 +378,9 @@ impl World {
             Pending::Deliver { conn, .. } => ctx.net.conn(*conn).map(|c| (c.client, c.server)),
             _ => None,
         };
-        obs.checker.before(ctx.now, &pending, ends, etcd);
+        let net = &*ctx.net;
+        obs.checker
+            .before(ctx.now, &pending, ends, etcd, &|c| net.conn(c).is_some());
         let mut out: Vec<WatchOutput> = Vec::new();
         let (actor, action_name, what, conn, result) = match pending {
             Pending::Deliver { conn, dir, msg } => {
@@ -370,7 +404,9 @@ impl World {
                             Ok(_) => "ok",
                             Err(e) => e.kind(),
                         };
-                        ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
+                        if req_id != msg::NO_REPLY {
+                            ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
+                        }
                         kind
                     }
                     (Actor::Etcd, Msg::Watch(req)) => {
@@ -435,6 +471,83 @@ impl World {
                     _ => "unexpected",
                 };
                 (receiver, "deliver", what, Some(conn), result)
+            }
+            Pending::Multicast {
+                targets,
+                dir: _,
+                msg,
+            } => {
+                // One step delivers the same message to many connections (a fan-out).
+                let what = msg.name();
+                match &msg {
+                    Msg::ApiWatch(ev) => {
+                        // A cache event to many informers: its digest change and its staleness
+                        // are computed once.
+                        let fast = client::reflector::FastEvent::of(ev);
+                        if let Some(rv) = fast.as_ref().and_then(|f| f.rv()) {
+                            let lag = ctx.now.saturating_sub(obs.commit_time(rv));
+                            obs.staleness_max_ns = obs.staleness_max_ns.max(lag);
+                        }
+                        for &(conn, receiver, _) in targets.iter() {
+                            match receiver {
+                                Actor::Client(i) => {
+                                    let c = &mut clients[i as usize];
+                                    // Mutant `reflector_drop_deletes` lives on the slow path.
+                                    let fast = fast.as_ref().filter(|_| {
+                                        !(scenario.mutants.reflector_drop_deletes
+                                            && matches!(
+                                                ev,
+                                                crate::apiserver::ApiWatchEvent::Object {
+                                                    kind: crate::apiserver::watch_cache::EventType::Deleted,
+                                                    ..
+                                                }
+                                            ))
+                                    });
+                                    match fast {
+                                        Some(f) if c.apply_fast(conn, f) => {
+                                            if let Some(rv) = f.rv() {
+                                                let m = &mut obs.client_max_rv[i as usize];
+                                                *m = (*m).max(rv);
+                                                // check: the informer observed this RV.
+                                                obs.checker.client_rv(i, rv, "event", c);
+                                            }
+                                        }
+                                        _ => {
+                                            let cfg = &scenario.clients[c.population as usize];
+                                            let (label, fx) =
+                                                c.on_message(conn, msg.clone(), cfg, &mut ctx);
+                                            let rev = etcd.store.revision();
+                                            observe_client(i, label, fx, c, obs, ctx.now, rev);
+                                        }
+                                    }
+                                }
+                                Actor::Script => {
+                                    script.on_message(conn, msg.clone(), &scenario, obs)
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    Msg::WatchReply(resp) => {
+                        for &(conn, receiver, tag) in targets.iter() {
+                            if ctx.net.conn(conn).is_none() {
+                                continue;
+                            }
+                            let mut r = resp.clone();
+                            r.watch_id = tag;
+                            match receiver {
+                                Actor::Apiserver(i) => apiservers[i as usize]
+                                    .on_etcd_watch(conn, r, &scenario, &mut ctx),
+                                Actor::Script => {
+                                    script.on_message(conn, Msg::WatchReply(r), &scenario, obs)
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                (Actor::Faults, "multicast", what, None, "ok")
             }
             Pending::Reset { conn, to } => {
                 match to {
@@ -519,6 +632,13 @@ impl World {
                 WatchOutput::Send(stream, resp) => {
                     ctx.send(stream, Dir::ToClient, Msg::WatchReply(resp))
                 }
+                WatchOutput::Multicast(streams, resp) => {
+                    let targets: Vec<(ConnId, Actor, i64)> = streams
+                        .into_iter()
+                        .filter_map(|(stream, id)| ctx.client_of(stream).map(|a| (stream, a, id)))
+                        .collect();
+                    ctx.multicast(targets, Dir::ToClient, Msg::WatchReply(resp));
+                }
                 WatchOutput::ArmSync(at) => ctx.timer(at, Timer::EtcdSync),
                 WatchOutput::ArmProgressTick(stream, at) => {
                     ctx.timer(at, Timer::EtcdProgressTick(stream))
@@ -529,7 +649,13 @@ impl World {
         if let Some(fault) = fault {
             Self::inject(fault, etcd, apiservers, clients, &scenario, &mut ctx);
         }
-        let outcome = Self::outcome(etcd, ctx.emitted, actor, action_name, what, conn, result);
+        let mut outcome = Self::outcome(etcd, ctx.emitted, actor, action_name, what, conn, result);
+        if what == "metrics.minute"
+            && let Some(m) = obs.series.last()
+        {
+            outcome.minute_relists = Some(m.relists);
+            outcome.minute_etcd_bytes = Some(m.etcd_bytes);
+        }
         // check: the invariant checker sees what the step did.
         let results = std::mem::take(&mut obs.script_results);
         obs.checker.after(
@@ -607,6 +733,8 @@ impl World {
             rev: etcd.store.revision(),
             compact_rev: etcd.store.compact_revision(),
             emitted,
+            minute_relists: None,
+            minute_etcd_bytes: None,
         }
     }
 }
@@ -733,15 +861,30 @@ fn record_minute(
 ) {
     let relists: u64 = clients.iter().map(|c| c.counters.relists()).sum();
     let bytes = etcd.counters.range_bytes;
+    let written = etcd.counters.write_bytes;
     let rev = etcd.store.revision();
     let from_etcd: u64 = apiservers.iter().map(|a| a.counters.lists_from_etcd).sum();
-    let (r0, b0, v0, l0) = obs.series_base;
+    let (r0, b0, v0, l0, w0) = obs.series_base;
     obs.series.push(observe::MinuteSample {
         minute: now / 60_000_000_000 - 1,
         relists: relists - r0,
         etcd_bytes: bytes - b0,
         revisions: (rev - v0.max(0)).max(0) as u64,
         lists_from_etcd: from_etcd - l0,
+        etcd_write_bytes: written - w0,
     });
-    obs.series_base = (relists, bytes, rev, from_etcd);
+    obs.series_base = (relists, bytes, rev, from_etcd, written);
+}
+
+/// The message for one receiver of a tagged multicast (etcd watch responses carry the
+/// receiver's watch id).
+fn retag(msg: &Msg, tag: i64) -> Msg {
+    match msg {
+        Msg::WatchReply(resp) => {
+            let mut r = resp.clone();
+            r.watch_id = tag;
+            Msg::WatchReply(r)
+        }
+        other => other.clone(),
+    }
 }

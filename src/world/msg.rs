@@ -6,6 +6,10 @@ use crate::apiserver::{ApiRequest, ApiResponse, ApiTimer, ApiWatchEvent, Resourc
 use crate::client::ClientTimer;
 use crate::etcd::{EtcdError, KvRequest, KvResponse, WatchRequest, WatchResponse};
 
+/// A KV request id that asks for no answer (fire-and-forget workload writes: the simulated
+/// writer does not act on the result, so the reply step is skipped).
+pub const NO_REPLY: u64 = u64::MAX;
+
 /// A message on a connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Msg {
@@ -131,6 +135,16 @@ pub enum Pending {
     },
     /// A timer.
     Timer(Timer),
+    /// One message to many connections (a watch cache's fan-out), delivered in one step.
+    Multicast {
+        /// Receivers: connection, the actor at its receiving end, and a per-receiver tag (the
+        /// etcd watch id for etcd watch responses; 0 otherwise).
+        targets: Vec<(ConnId, super::network::Actor, i64)>,
+        /// Direction.
+        dir: Dir,
+        /// Payload.
+        msg: Msg,
+    },
     /// A connection was reset by the other end (process killed): `to` learns it.
     Reset {
         /// The connection (already closed in the network).

@@ -146,6 +146,32 @@ impl Network {
             .collect()
     }
 
+    /// True when latency has a random part.
+    pub fn has_jitter(&self) -> bool {
+        self.jitter_ns > 0
+    }
+
+    /// Due time of one delivery to all of `conns`: the latency, and no earlier than anything
+    /// queued on any of them; every connection's FIFO horizon moves to it.
+    pub fn multicast_time(&mut self, now: Nanos, conns: &[ConnId], dir: Dir) -> Nanos {
+        let slot = match dir {
+            Dir::ToServer => 0,
+            Dir::ToClient => 1,
+        };
+        let mut due = now + self.latency_ns;
+        for c in conns {
+            if let Some(conn) = self.conns.get(c) {
+                due = due.max(conn.last_due[slot]);
+            }
+        }
+        for c in conns {
+            if let Some(conn) = self.conns.get_mut(c) {
+                conn.last_due[slot] = due;
+            }
+        }
+        due
+    }
+
     /// The base one-way latency.
     pub fn latency_ns(&self) -> Nanos {
         self.latency_ns

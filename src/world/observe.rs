@@ -23,6 +23,8 @@ pub struct MinuteSample {
     pub revisions: u64,
     /// LISTs served by etcd during the minute (all apiservers).
     pub lists_from_etcd: u64,
+    /// Key and value bytes written to etcd during the minute.
+    pub etcd_write_bytes: u64,
 }
 
 /// One request a client sent (kept for the first clients only, for tests and timelines).
@@ -63,7 +65,7 @@ pub struct Observations {
     /// Per-minute series.
     pub series: Vec<MinuteSample>,
     /// Totals at the previous minute boundary (relists, etcd bytes, revision, lists from etcd).
-    pub series_base: (u64, u64, i64, u64),
+    pub series_base: (u64, u64, i64, u64, u64),
     /// Requests of the first `LOGGED_CLIENTS` clients.
     pub client_requests: Vec<ClientRequest>,
     /// The invariant checker's online state (SPEC §6; `src/check/`).

@@ -162,8 +162,7 @@ impl Workload {
         let conn = *self
             .kv_conn
             .get_or_insert_with(|| ctx.connect(Actor::Workload, Actor::Etcd));
-        let req_id = self.next_req_id;
-        self.next_req_id += 1;
+        let req_id = super::msg::NO_REPLY;
         self.writes_issued += 1;
         ctx.send(
             conn,

@@ -82,9 +82,17 @@ impl Checker {
             "bookmark" => self.cur.bookmark_rv.map(|r| (r, "bookmark")),
             _ => None,
         };
-        let Some((rv, kind)) = observed else {
+        if let Some((rv, kind)) = observed {
+            self.client_rv(id, rv, kind, c);
+        }
+    }
+
+    /// Client `id` observed `rv` (`kind`: `list`, `watch-list`, `event`, `bookmark`).
+    pub fn client_rv(&mut self, id: u32, rv: i64, kind: &'static str, c: &Reflector) {
+        let i = id as usize;
+        if i >= self.clients.len() {
             return;
-        };
+        }
         let t = &mut self.clients[i];
         if rv >= t.max_rv {
             t.max_rv = rv;
