@@ -73,8 +73,14 @@ impl Checker {
     /// informer's scope.
     pub fn new(scenario: &Scenario, etcd: &EtcdServer, clients: &imbl::Vector<Reflector>) -> Self {
         let mut c = Checker::default();
-        c.log.sync(&etcd.store);
+        // Scopes first: interning a range scans the log, which is empty before the preload.
         c.scopes = clients.iter().map(|r| c.log.intern(&r.scope)).collect();
+        for r in &scenario.resources {
+            c.log.intern(&crate::etcd::KeyRange::Prefix(
+                crate::apiserver::server::resource_prefix(&r.name),
+            ));
+        }
+        c.log.sync(&etcd.store);
         c.clients = vec![ClientRv::default(); clients.len()];
         c.client_lists = vec![ClientList::default(); clients.len()];
         c.client_stream = vec![None; clients.len()];
