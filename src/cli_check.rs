@@ -12,14 +12,23 @@ use watchsim::check::runner::Spec;
 
 /// Options of `watchsim check` (besides the scenario).
 pub struct Args {
+    /// Campaign size.
     pub seeds: u64,
+    /// First seed.
     pub from: Option<u64>,
+    /// Worker threads (default: the machine's cores).
     pub jobs: Option<usize>,
+    /// `K/N`.
     pub shard: Option<String>,
+    /// `--set` overrides.
     pub set: Vec<String>,
+    /// Swarm mode.
     pub swarm: bool,
+    /// Summary as one JSON line.
     pub json: bool,
+    /// Where capsules go.
     pub capsule_dir: PathBuf,
+    /// Shrinker budget (0 = no shrinking).
     pub shrink_budget: usize,
 }
 
@@ -40,6 +49,7 @@ fn print_summary(s: &Summary, json: bool, jobs: usize) -> Result<(), ExitCode> {
     Ok(())
 }
 
+/// `watchsim check SCENARIO ...`.
 pub fn check(path: &Path, a: Args) -> ExitCode {
     let shard = match a.shard.as_deref().map(campaign::parse_shard) {
         None => None,
@@ -117,6 +127,7 @@ pub fn check(path: &Path, a: Args) -> ExitCode {
     ExitCode::from(1)
 }
 
+/// `watchsim check --merge FILE...`.
 pub fn merge(files: &[PathBuf], json: bool) -> ExitCode {
     let mut parts = Vec::new();
     for f in files {
@@ -158,6 +169,7 @@ pub fn merge(files: &[PathBuf], json: bool) -> ExitCode {
     }
 }
 
+/// `watchsim replay CAPSULE [--timeline]`.
 pub fn replay(path: &Path, timeline: bool) -> ExitCode {
     let capsule = match Capsule::read(path) {
         Ok(c) => c,

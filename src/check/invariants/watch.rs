@@ -318,8 +318,7 @@ impl Checker {
         let strict = !s.etcd();
         // Several keys may share a revision on etcd streams only (a txn); API streams find a
         // repeated event through the log below.
-        let same_key_again =
-            !strict && rev == s.last_rev && s.keys_at_last.iter().any(|x| x == k);
+        let same_key_again = !strict && rev == s.last_rev && s.keys_at_last.iter().any(|x| x == k);
         if same_key_again {
             found.push((
                 Inv::WatchUnique,
