@@ -20,7 +20,7 @@ fn cases() -> u32 {
     std::env::var("WATCHSIM_PROPTEST_CASES")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(24)
+        .unwrap_or(64)
 }
 
 #[derive(Debug, Clone)]
