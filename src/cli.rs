@@ -40,8 +40,11 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "  apiserver           count={} compaction_interval={} watch_cache={:?}",
-        s.apiserver.count, s.apiserver.compaction_interval, s.apiserver.watch_cache.mode
+        "  apiserver           count={} rules={:?} compaction_interval={} watch_cache={:?}",
+        s.apiserver.count,
+        s.apiserver.rules,
+        s.apiserver.compaction_interval,
+        s.apiserver.watch_cache.mode
     );
     let _ = writeln!(
         o,
@@ -55,6 +58,23 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             r.name, r.count, r.object_bytes.0
         );
     }
+    for c in &s.clients {
+        let _ = writeln!(
+            o,
+            "  clients             {} x{} {} scope={:?} list_rv=\"{}\" page_size={} bookmarks={} watch_list={}",
+            c.name, c.count, c.resource, c.scope, c.list_rv, c.page_size, c.bookmarks, c.watch_list
+        );
+    }
+    if s.faults.watch_disconnect_rate > 0.0 || !s.faults.at.is_empty() {
+        let _ = writeln!(
+            o,
+            "  faults              disconnects={}/client/h for {} ({:?}), scheduled={}",
+            s.faults.watch_disconnect_rate,
+            s.faults.disconnect_duration,
+            s.faults.disconnect_distribution,
+            s.faults.at.len()
+        );
+    }
     for w in &s.workload {
         let _ = writeln!(
             o,
@@ -62,7 +82,7 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             w.resource, w.kind, w.rate
         );
     }
-    let _ = writeln!(o, "  steps               {}", s.steps.len());
+    let _ = writeln!(o, "  script steps        {}", s.steps.len());
     let _ = writeln!(o, "results:");
     let _ = writeln!(
         o,
@@ -84,6 +104,53 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
         e.range_bytes,
         e.watch_events_sent
     );
+    for a in &report.apiservers {
+        let _ = writeln!(
+            o,
+            "  {:<19} lists cache/etcd={}/{} list_bytes={} 410={} 504={} 429={} bookmarks={} slow_closed={} cache_capacity_max={} peak_lists={} restarts={}",
+            a.name,
+            a.lists_from_cache,
+            a.lists_from_etcd,
+            a.list_bytes,
+            a.too_old_errors,
+            a.too_large_errors,
+            a.too_many_requests,
+            a.bookmarks_sent,
+            a.watchers_closed_slow,
+            a.cache_capacity_max,
+            a.lists_in_flight_max,
+            a.restarts
+        );
+    }
+    let c = &report.clients;
+    if c.count > 0 {
+        let k = &c.relist_causes;
+        let _ = writeln!(
+            o,
+            "  clients             count={} relists={} (410={} 504={} restart={} error={}) per_client_hour={:.3} resumes={} p_410_on_reconnect={:.3} max_staleness={:.3}s time_travels={} converged={}",
+            c.count,
+            c.relists,
+            k.too_old,
+            k.too_large,
+            k.restart,
+            k.error,
+            c.relists_per_client_hour,
+            c.watch_resumes,
+            c.p_410_on_reconnect,
+            c.max_staleness_seconds,
+            c.time_travels,
+            c.converged
+        );
+    }
+    let storms: Vec<String> = report
+        .series
+        .iter()
+        .filter(|m| m.relists > 0)
+        .map(|m| format!("min {}: {}", m.minute, m.relists))
+        .collect();
+    if !storms.is_empty() {
+        let _ = writeln!(o, "  relists by minute   {}", storms.join(", "));
+    }
     for entry in &report.script {
         let _ = writeln!(
             o,

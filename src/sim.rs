@@ -134,7 +134,9 @@ pub fn run_str(
 
 fn apiserver_report(a: &crate::apiserver::Apiserver) -> ApiserverReport {
     let c = &a.counters;
-    let cachers: Vec<&crate::apiserver::cacher::Cacher> = a.cachers().collect();
+    // Cacher counters summed over the apiserver's incarnations (its caches restart cold).
+    let k = a.cacher_totals();
+    let cache_bytes_now: u64 = a.cachers().map(|x| x.cache.bytes_max()).sum();
     ApiserverReport {
         name: format!("apiserver-{}", a.index),
         restarts: c.restarts,
@@ -143,17 +145,10 @@ fn apiserver_report(a: &crate::apiserver::Apiserver) -> ApiserverReport {
         list_bytes: c.list_bytes,
         too_old_errors: c.too_old_errors,
         too_large_errors: c.too_large_errors,
-        bookmarks_sent: cachers.iter().map(|k| k.counters.bookmarks_sent).sum(),
-        watchers_closed_slow: cachers
-            .iter()
-            .map(|k| k.counters.watchers_closed_slow)
-            .sum(),
-        cache_capacity_max: cachers
-            .iter()
-            .map(|k| k.cache.capacity_max())
-            .max()
-            .unwrap_or(0),
-        cache_bytes_max: cachers.iter().map(|k| k.cache.bytes_max()).sum(),
+        bookmarks_sent: k.bookmarks_sent,
+        watchers_closed_slow: k.watchers_closed_slow,
+        cache_capacity_max: k.capacity_max,
+        cache_bytes_max: cache_bytes_now.max(k.bytes_max),
         etcd_read_bytes: c.etcd_read_bytes,
         too_many_requests: c.too_many_requests,
         lists_in_flight_max: c.lists_in_flight_max,
@@ -162,11 +157,8 @@ fn apiserver_report(a: &crate::apiserver::Apiserver) -> ApiserverReport {
         consistent_read_fallbacks: c.consistent_read_fallbacks,
         progress_requests: c.progress_requests,
         compactions: c.compactions,
-        watch_events_sent: cachers.iter().map(|k| k.counters.events_sent).sum(),
-        intervals_invalidated: cachers
-            .iter()
-            .map(|k| k.counters.intervals_invalidated)
-            .sum(),
+        watch_events_sent: k.events_sent,
+        intervals_invalidated: k.intervals_invalidated,
     }
 }
 

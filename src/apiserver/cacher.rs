@@ -184,6 +184,23 @@ pub struct CacherCounters {
     pub intervals_invalidated: u64,
     /// Events sent to clients.
     pub events_sent: u64,
+    /// Largest cache capacity reached.
+    pub capacity_max: u64,
+    /// Largest cache size in bytes.
+    pub bytes_max: u64,
+}
+
+impl CacherCounters {
+    /// Adds another cacher's counters (totals) and maxima.
+    pub fn absorb(&mut self, o: &CacherCounters) {
+        self.bookmarks_sent += o.bookmarks_sent;
+        self.watchers_closed_slow += o.watchers_closed_slow;
+        self.too_old_errors += o.too_old_errors;
+        self.intervals_invalidated += o.intervals_invalidated;
+        self.events_sent += o.events_sent;
+        self.capacity_max = self.capacity_max.max(o.capacity_max);
+        self.bytes_max = self.bytes_max.max(o.bytes_max);
+    }
 }
 
 /// One resource's cacher.
@@ -255,6 +272,15 @@ impl Cacher {
             bookmark_interval_ns,
             index_kind: WatchIndexKind::IndexOnly,
             counters: CacherCounters::default(),
+        }
+    }
+
+    /// This cacher's counters including its cache's capacity and size maxima.
+    pub fn totals(&self) -> CacherCounters {
+        CacherCounters {
+            capacity_max: self.cache.capacity_max(),
+            bytes_max: self.cache.bytes_max(),
+            ..self.counters.clone()
         }
     }
 

@@ -223,6 +223,7 @@ pub struct Apiserver {
     rng: RngStream,
     /// Report counters.
     pub counters: ApiserverCounters,
+    retired: super::cacher::CacherCounters,
 }
 
 fn name_of(key: &Key) -> &str {
@@ -232,6 +233,33 @@ fn name_of(key: &Key) -> &str {
 /// The etcd prefix of a resource.
 pub fn resource_prefix(name: &str) -> Key {
     Key::new(&format!("/registry/{name}/"))
+}
+
+/// The objects of an etcd range as the model keeps them.
+fn objects_of(range: &RangeResult) -> OrdMap<Key, Obj> {
+    range
+        .kvs
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                Obj {
+                    rv: kv.mod_revision,
+                    bytes: kv.value_bytes,
+                },
+            )
+        })
+        .collect()
+}
+
+/// ADDED for a put that created the key (`create_revision == mod_revision`, etcd3 watcher), else
+/// MODIFIED; DELETED for a delete.
+fn event_type(e: &crate::etcd::Event) -> EventType {
+    match e.kind {
+        EventKind::Delete => EventType::Deleted,
+        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => EventType::Added,
+        EventKind::Put => EventType::Modified,
+    }
 }
 
 fn list_bytes(items: &OrdMap<Key, Obj>) -> u64 {
@@ -276,6 +304,7 @@ impl Apiserver {
             held: Vector::new(),
             rng: RngStream::new(seed, &format!("apiserver.{index}")),
             counters: ApiserverCounters::default(),
+            retired: Default::default(),
         };
         s.start(scenario, ctx);
         if s.compaction_interval_ns > 0 {
@@ -327,6 +356,16 @@ impl Apiserver {
     /// Every cacher.
     pub fn cachers(&self) -> impl Iterator<Item = &Cacher> {
         self.cachers.iter().flatten()
+    }
+
+    /// Cacher counters over the whole run: the current cachers and those of earlier
+    /// incarnations (before restarts).
+    pub fn cacher_totals(&self) -> super::cacher::CacherCounters {
+        let mut t = self.retired.clone();
+        for c in self.cachers.iter().flatten() {
+            t.absorb(&c.totals());
+        }
+        t
     }
 
     // ---------------------------------------------------------------- etcd plumbing
@@ -512,19 +551,7 @@ impl Apiserver {
 
     fn cacher_listed(&mut self, r: ResourceId, range: RangeResult, ctx: &mut Ctx<'_>) {
         let rv = range.revision;
-        let objects: OrdMap<Key, Obj> = range
-            .kvs
-            .iter()
-            .map(|kv| {
-                (
-                    kv.key.clone(),
-                    Obj {
-                        rv: kv.mod_revision,
-                        bytes: kv.value_bytes,
-                    },
-                )
-            })
-            .collect();
+        let objects = objects_of(&range);
         self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
         self.counters.cache_initializations += 1;
         let prefix = match self.cachers.get_mut(r as usize) {
@@ -591,13 +618,7 @@ impl Apiserver {
                 }
                 let mut closed = Vec::new();
                 for e in evs {
-                    let kind = match e.kind {
-                        EventKind::Delete => EventType::Deleted,
-                        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => {
-                            EventType::Added
-                        }
-                        EventKind::Put => EventType::Modified,
-                    };
+                    let kind = event_type(&e);
                     let prev = c.cache.store().get(&e.kv.key).copied();
                     let bytes = match kind {
                         EventType::Deleted => prev.map(|o| o.bytes).unwrap_or(0),
@@ -1268,19 +1289,7 @@ impl Apiserver {
                         ctx,
                     );
                 }
-                let items: OrdMap<Key, Obj> = r
-                    .kvs
-                    .iter()
-                    .map(|kv| {
-                        (
-                            kv.key.clone(),
-                            Obj {
-                                rv: kv.mod_revision,
-                                bytes: kv.value_bytes,
-                            },
-                        )
-                    })
-                    .collect();
+                let items = objects_of(&r);
                 let bytes = list_bytes(&items);
                 self.counters.etcd_read_bytes += bytes;
                 let continue_token = if r.more {
@@ -1631,13 +1640,7 @@ impl Apiserver {
         match resp.kind {
             WatchResponseKind::Events(evs) => {
                 for e in evs {
-                    let kind = match e.kind {
-                        EventKind::Delete => EventType::Deleted,
-                        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => {
-                            EventType::Added
-                        }
-                        EventKind::Put => EventType::Modified,
-                    };
+                    let kind = event_type(&e);
                     let ev = ApiWatchEvent::Object {
                         kind,
                         key: e.kv.key.clone(),
@@ -1792,6 +1795,9 @@ impl Apiserver {
         self.progress_armed = false;
         self.compactor_t = 0;
         self.compactor_rev = 0;
+        for c in self.cachers.iter().flatten() {
+            self.retired.absorb(&c.totals());
+        }
         self.cachers = Vector::new();
         if down_ns > 0 {
             self.down = true;

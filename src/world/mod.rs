@@ -66,6 +66,12 @@ pub struct Outcome {
     pub compact_rev: i64,
     /// Messages and timers the step emitted.
     pub emitted: u32,
+    /// On the per-minute `metrics.minute` step: relists during that minute (for plotting storms).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minute_relists: Option<u64>,
+    /// On the per-minute step: bytes read from etcd by ranges during that minute.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub minute_etcd_bytes: Option<u64>,
 }
 
 /// A fault a component (the script, the scheduled-fault injector) asks the world to inject.
@@ -605,15 +611,14 @@ impl World {
         if let Some(fault) = ctx.fault.take() {
             Self::inject(fault, etcd, apiservers, clients, &scenario, &mut ctx);
         }
-        Ok(Self::outcome(
-            etcd,
-            ctx.emitted,
-            actor,
-            action_name,
-            what,
-            conn,
-            result,
-        ))
+        let mut outcome = Self::outcome(etcd, ctx.emitted, actor, action_name, what, conn, result);
+        if what == "metrics.minute"
+            && let Some(m) = obs.series.last()
+        {
+            outcome.minute_relists = Some(m.relists);
+            outcome.minute_etcd_bytes = Some(m.etcd_bytes);
+        }
+        Ok(outcome)
     }
 
     fn inject(
@@ -677,6 +682,8 @@ impl World {
             rev: etcd.store.revision(),
             compact_rev: etcd.store.compact_revision(),
             emitted,
+            minute_relists: None,
+            minute_etcd_bytes: None,
         }
     }
 }
