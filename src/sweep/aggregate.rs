@@ -78,6 +78,12 @@ pub const FIGURES: &[Figure] = &[
         Some("watch-cache bytes (peak, all apiservers)"),
     ),
     fig(
+        "cache_capacity",
+        Source::ApiserverMax("cache_capacity_max"),
+        Some("cache_cap"),
+        None,
+    ),
+    fig(
         "peak_concurrent_lists",
         Source::ApiserverMax("lists_in_flight_max"),
         Some("peak_lists"),

@@ -125,6 +125,21 @@ pub struct Plan {
     pub duration: Option<DurationNs>,
     /// One loaded scenario per grid point, in grid order, with the point's value indices.
     pub points: Vec<(Vec<usize>, LoadedScenario)>,
+    /// The scenario's `[bounds]` (after the global `--set`s) as (figure name, limit), for the plot.
+    pub bounds: Vec<(&'static str, f64)>,
+}
+
+/// `[bounds]` entries as (figure name, limit in the figure's unit).
+fn bound_limits(scenario: &scenario::Scenario) -> Vec<(&'static str, f64)> {
+    let b = &scenario.bounds;
+    let mut out = Vec::new();
+    if let Some(limit) = b.relists_per_client_hour {
+        out.push(("relists_per_client_hour", limit));
+    }
+    if let Some(limit) = b.max_staleness {
+        out.push(("max_staleness_seconds", limit.as_ns() as f64 / 1e9));
+    }
+    out
 }
 
 /// Loads the scenario text for every grid point. `set` applies to every point, then the point's
@@ -171,6 +186,7 @@ pub fn plan(
     }
     Ok(Plan {
         grid,
+        bounds: bound_limits(&base),
         scenario: base.name,
         seeds,
         duration,
@@ -269,8 +285,13 @@ pub fn execute(
     })
 }
 
-/// Writes `results.csv` and `sweep.svg` into `dir` (created if needed); returns their paths.
-pub fn write_outputs(result: &SweepResult, dir: &Path) -> Result<(PathBuf, PathBuf), SweepError> {
+/// Writes `results.csv` and `sweep.svg` (with `bounds` drawn, see [`Plan::bounds`]) into `dir`
+/// (created if needed); returns their paths.
+pub fn write_outputs(
+    result: &SweepResult,
+    bounds: &[(&str, f64)],
+    dir: &Path,
+) -> Result<(PathBuf, PathBuf), SweepError> {
     let io = |path: &Path| {
         let path = path.display().to_string();
         move |source| SweepError::Io { path, source }
@@ -278,7 +299,7 @@ pub fn write_outputs(result: &SweepResult, dir: &Path) -> Result<(PathBuf, PathB
     std::fs::create_dir_all(dir).map_err(io(dir))?;
     let csv_path = dir.join("results.csv");
     std::fs::write(&csv_path, csv::render(result)).map_err(io(&csv_path))?;
-    let svg = plot::render(result).map_err(SweepError::Plot)?;
+    let svg = plot::render_with_bounds(result, bounds).map_err(SweepError::Plot)?;
     let svg_path = dir.join("sweep.svg");
     std::fs::write(&svg_path, svg).map_err(io(&svg_path))?;
     Ok((csv_path, svg_path))
@@ -329,7 +350,7 @@ pub fn run_cli(args: &SweepArgs) -> Result<SweepOutcome, SweepError> {
         source,
     })?;
     let result = execute(&plan, args.jobs, args.progress)?;
-    let (csv_path, svg_path) = write_outputs(&result, &args.out)?;
+    let (csv_path, svg_path) = write_outputs(&result, &plan.bounds, &args.out)?;
     let mut stdout = format!(
         "watchsim sweep {} ({}): {} grid point(s) x {} seed(s) ({}..={})\n",
         origin,

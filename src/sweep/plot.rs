@@ -7,6 +7,8 @@
 //! - x-axis: the first key's numeric values (durations in seconds, sizes in bytes), on a log
 //!   scale when they are all positive and span at least two decades (max/min ≥ 100); a key whose
 //!   values are not all numbers is plotted by position, its values as tick labels.
+//! - A `[bounds]` limit of a plotted figure (`relists_per_client_hour`) is drawn as a dashed
+//!   horizontal line labelled with its value ([`render_with_bounds`]).
 //! - Text is SVG `<text>` (plotters' SVG backend without a font feature): no font files needed,
 //!   the viewer picks a sans-serif font.
 
@@ -97,6 +99,8 @@ struct Panel<'a> {
     y_max: f64,
     series: Vec<Series>,
     legend: bool,
+    /// A `[bounds]` limit on this figure.
+    bound: Option<f64>,
 }
 
 fn err(e: impl std::fmt::Display) -> String {
@@ -146,6 +150,29 @@ where
                 3,
                 color.filled(),
                 &|c, size, style| EmptyElement::at(c) + Circle::new((0, 0), size, style),
+            ))
+            .map_err(err)?;
+    }
+    if let Some(limit) = panel.bound {
+        let style = BLACK.mix(0.6).stroke_width(1);
+        let (x0, x1) = (chart.x_range().start, chart.x_range().end);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x0, limit), (x1, limit)],
+                6,
+                4,
+                style,
+            ))
+            .map_err(err)?;
+        let label = format!("bound {}", compact(limit));
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((x1, limit))
+                    + Text::new(
+                        label,
+                        (-80, -16),
+                        ("sans-serif", 12).into_font().color(&BLACK.mix(0.7)),
+                    ),
             ))
             .map_err(err)?;
     }
@@ -206,6 +233,11 @@ fn series_of(result: &SweepResult, figure: usize, xs: &[f64]) -> Vec<Series> {
 
 /// Renders `sweep.svg` as a string.
 pub fn render(result: &SweepResult) -> Result<String, String> {
+    render_with_bounds(result, &[])
+}
+
+/// Renders `sweep.svg` with `bounds` (figure name, limit) drawn on the panels of those figures.
+pub fn render_with_bounds(result: &SweepResult, bounds: &[(&str, f64)]) -> Result<String, String> {
     let (xs, scale, kind) = x_layout(result);
     let key = result.axes.first().map(|a| a.key.as_str()).unwrap_or("");
     let x_desc = match kind {
@@ -260,6 +292,11 @@ pub fn render(result: &SweepResult) -> Result<String, String> {
                 .iter()
                 .flat_map(|s| s.points.iter().map(|p| p.1))
                 .fold(0.0, f64::max);
+            let bound = bounds
+                .iter()
+                .find(|(name, _)| *name == FIGURES[figure].name)
+                .map(|&(_, limit)| limit);
+            let y_top = y_top.max(bound.unwrap_or(0.0));
             let legend = series.len() > 1 && series.len() <= MAX_LEGEND;
             // Keep the top of the panel free for the legend (about 14 px a line in a plot
             // area of about 320 px), so that it does not hide the lines.
@@ -280,6 +317,7 @@ pub fn render(result: &SweepResult) -> Result<String, String> {
                 },
                 legend,
                 series,
+                bound,
             };
             match scale {
                 XScale::Log(lo, hi) => draw_panel(area, (lo..hi).log_scale(), &panel)?,
@@ -295,6 +333,42 @@ pub fn render(result: &SweepResult) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_bound_is_drawn_on_its_figure_only() {
+        use crate::sweep::aggregate::{PointResult, Stats};
+        let axes = vec![crate::sweep::grid::parse_vary("k=1,2,4").expect("axis")];
+        let grid = crate::sweep::Grid::new(axes.clone()).expect("grid");
+        let points = grid
+            .points()
+            .into_iter()
+            .map(|point| PointResult {
+                point,
+                figures: vec![
+                    Stats {
+                        mean: 0.05,
+                        p95: 0.05
+                    };
+                    FIGURES.len()
+                ],
+                violated_seeds: vec![],
+                violations: vec![],
+                has_bounds: true,
+            })
+            .collect();
+        let r = SweepResult {
+            scenario: "t".into(),
+            axes,
+            seeds: vec![1],
+            points,
+        };
+        let plain = render(&r).expect("svg");
+        assert!(!plain.contains("bound "));
+        let svg = render_with_bounds(&r, &[("relists_per_client_hour", 0.25), ("nope", 7.0)])
+            .expect("svg");
+        assert_eq!(svg.matches("bound 0.25").count(), 1, "{svg}");
+        assert!(!svg.contains("bound 7"));
+    }
 
     #[test]
     fn compact_labels() {

@@ -1,9 +1,10 @@
 //! The fixed-column table printed on stdout: one line per grid point with the varied keys, the
 //! mean over seeds of the figures with an `in_table` heading (the CSV column stems are in
 //! [`FIGURES`]: `relists/cl-h` = `relists_per_client_hour`, `p410/reconn` =
-//! `p_410_on_reconnect`, `etcd_lists` = `lists_from_etcd`, `peak_lists` =
-//! `peak_concurrent_lists`, `staleness_s` = `max_staleness_seconds`), and `ok` or `VIOLATED` (with how many seeds
-//! and which invariants or bounds).
+//! `p_410_on_reconnect`, `etcd_lists` = `lists_from_etcd`, `cache_cap` = `cache_capacity` (the
+//! largest ring capacity reached), `peak_lists` = `peak_concurrent_lists`, `staleness_s` =
+//! `max_staleness_seconds`), and `ok` or `VIOLATED` (with how many seeds and which invariants or
+//! bounds).
 
 use std::fmt::Write;
 
