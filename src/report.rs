@@ -165,7 +165,8 @@ pub struct ClientsReport {
     pub converged: bool,
     /// Informers whose store differs from etcd's current state at the end.
     pub not_converged: u64,
-    /// Watches reopened from a last-synced RV after a previous watch ended.
+    /// Watches reopened from a last-synced RV after a broken connection (disconnect, apiserver
+    /// restart, refused or throttled watch); clean re-watches after a timeout are `watch_resumes`.
     pub reconnects: u64,
     /// Of those, refused with 410.
     pub reconnects_too_old: u64,

@@ -183,6 +183,8 @@ pub struct Reflector {
     paginated: bool,
     synced_once: bool,
     pending_cause: Option<RelistCause>,
+    /// The next watch resumes after a clean close (a timeout), not after a broken connection.
+    clean_resume: bool,
     backoff: Backoff,
     /// The informer store.
     pub store: InformerStore,
@@ -240,6 +242,7 @@ impl Reflector {
             paginated: false,
             synced_once: false,
             pending_cause: None,
+            clean_resume: false,
             backoff: Backoff::default(),
             store: InformerStore::new(cfg.store),
             disconnected_until: 0,
@@ -411,7 +414,10 @@ impl Reflector {
                     self.backoff_watch(ctx);
                     return ("refused", fx);
                 }
-                self.open_watch(cfg, true, 0, ctx);
+                // A re-watch after a broken connection is a reconnect (P(410 on reconnect)); one
+                // after a clean close (a watch timeout) is a resume.
+                let reconnect = !std::mem::take(&mut self.clean_resume);
+                self.open_watch(cfg, reconnect, 0, ctx);
                 ("watch", fx)
             }
             ClientTimer::RetryList => {
@@ -501,6 +507,7 @@ impl Reflector {
     }
 
     fn backoff_watch(&mut self, ctx: &mut Ctx<'_>) {
+        self.clean_resume = false;
         self.close_watch(ctx);
         self.phase = Phase::Idle;
         let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
@@ -885,6 +892,7 @@ impl Reflector {
             self.finish_list_and_watch(Some(RelistCause::Error), ctx);
         } else if self.connected(ctx.now) {
             self.counters.watch_resumes += 1;
+            self.clean_resume = true;
             ctx.timer(ctx.now, self.timer(ClientTimer::Watch));
         } else {
             self.backoff_watch(ctx);
