@@ -14,6 +14,8 @@
 //! - [`check`]: the invariants of SPEC §6, `watchsim check` campaigns, capsules, replay, shrinking.
 //! - [`sweep`]: `watchsim sweep`, a parameter grid × seeds with a table, CSV and plot.
 
+#![warn(missing_docs)]
+
 pub mod apiserver;
 pub mod check;
 pub mod cli;
