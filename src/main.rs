@@ -97,8 +97,23 @@ enum Command {
     },
     /// Exhaustively explore a small scenario (not available yet).
     Explore {
-        /// Scenario file.
+        /// Scenario file (keep it small: a few clients, keys and faults).
         scenario: PathBuf,
+        /// Longest action sequence explored.
+        #[arg(long, default_value_t = 200)]
+        max_depth: usize,
+        /// Most distinct states kept.
+        #[arg(long, default_value_t = 200_000)]
+        max_states: usize,
+        /// Worker threads (the search is single-threaded in this version; accepted for scripts).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Override a scenario key by dotted path, VALUE as TOML.
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Directory for the counterexample capsule.
+        #[arg(long, default_value = "capsules")]
+        capsule_dir: PathBuf,
     },
     /// Run a scenario over a grid of parameter values x N seeds: table, CSV and plot.
     ///
@@ -134,6 +149,84 @@ struct SweepCmd {
     /// Virtual duration of every run, e.g. "90s" (default: the scenario's `duration`).
     #[arg(long)]
     duration: Option<String>,
+}
+
+/// `watchsim explore`: bounded BFS; a violation becomes a capsule that `watchsim replay` runs.
+fn explore_cmd(
+    path: &std::path::Path,
+    max_depth: usize,
+    max_states: usize,
+    set: &[String],
+    capsule_dir: &std::path::Path,
+) -> ExitCode {
+    use watchsim::check::explore::{ExploreOptions, explore};
+    use watchsim::check::runner::Spec;
+    let origin = path.display().to_string();
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) => return usage_error(&format!("{origin}: cannot read the file: {e}")),
+    };
+    let spec = match Spec::load(&origin, &text, set, None) {
+        Ok(s) => s,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let out = explore(
+        &spec,
+        ExploreOptions {
+            max_depth,
+            max_states,
+        },
+    );
+    let rate = if out.seconds > 0.0 {
+        out.explored as f64 / out.seconds
+    } else {
+        0.0
+    };
+    println!(
+        "explored {} states ({} unique), max depth {}, {:.2}s, {:.0} states/s{}",
+        out.explored,
+        out.unique,
+        out.max_depth,
+        out.seconds,
+        rate,
+        if out.complete {
+            ", complete"
+        } else {
+            ", bounded"
+        }
+    );
+    match out.violation {
+        None => {
+            println!("no violation within the bounds");
+            ExitCode::SUCCESS
+        }
+        Some((inv, keys)) => {
+            println!(
+                "violation of {inv} after {} actions (a shortest path)",
+                keys.len()
+            );
+            match watchsim::check::capsule::record(&spec, &keys, false, Some(&inv)) {
+                Ok(Some(capsule)) => {
+                    let name = spec.scenario.name.clone();
+                    let file = capsule_dir.join(format!("{name}-explore.capsule.jsonl"));
+                    if let Err(e) = capsule.write(&file) {
+                        return usage_error(&format!(
+                            "{}: cannot write the capsule: {e}",
+                            file.display()
+                        ));
+                    }
+                    println!(
+                        "watchsim: capsule: {} ({} steps)",
+                        file.display(),
+                        capsule.len()
+                    );
+                }
+                Ok(None) | Err(_) => eprintln!("watchsim: the path did not reproduce as a capsule"),
+            }
+            eprintln!("watchsim: violated: {inv}");
+            ExitCode::from(1)
+        }
+    }
 }
 
 fn usage_error(msg: &str) -> ExitCode {
@@ -274,8 +367,13 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Explore { .. } => usage_error(
-            "this command is not available in this version of watchsim yet (run, check, replay and sweep are)",
-        ),
+        Command::Explore {
+            scenario,
+            max_depth,
+            max_states,
+            jobs: _,
+            set,
+            capsule_dir,
+        } => explore_cmd(&scenario, max_depth, max_states, &set, &capsule_dir),
     }
 }

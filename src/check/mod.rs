@@ -11,6 +11,7 @@
 pub mod campaign;
 pub mod capsule;
 pub mod changelog;
+pub mod explore;
 pub mod invariants;
 pub mod monitor;
 pub mod notice;

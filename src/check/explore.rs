@@ -1,0 +1,167 @@
+//! The explorer (`watchsim explore`): breadth-first search over `World` states from a scenario's
+//! initial state, where every enabled action is a branch and time is abstracted (design.md "The
+//! explorer"). Enabled actions: every pending timer, the head message of each connection and
+//! direction (FIFO, as TCP and HTTP/2 deliver), every connection reset; a multicast is enabled
+//! when it heads every connection it goes to. Entries due after the scenario's duration are not
+//! enabled. States are deduplicated by a 64-bit FNV fingerprint of the `World` (its `Hash`,
+//! which leaves out observations and the scenario); the online invariants are checked after
+//! every transition, and BFS order makes the first violation's path a shortest one.
+//!
+//! Simplifications (notes.md): single-threaded; the fingerprint includes virtual time and the
+//! agenda's keys, so states that differ only in timing are not merged (no symmetry or revision
+//! normalisation yet); end-of-run invariants (convergence, relist-bound) are not checked.
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::Hash;
+use std::time::Instant;
+
+use super::invariants::Inv;
+use super::runner::Spec;
+use crate::kernel::{EventKey, Fnv64};
+use crate::world::{Action, Dir, Pending, World};
+
+/// Bounds of a search.
+#[derive(Debug, Clone, Copy)]
+pub struct ExploreOptions {
+    /// Longest action sequence explored.
+    pub max_depth: usize,
+    /// Most distinct states kept.
+    pub max_states: usize,
+}
+
+/// What a search found.
+#[derive(Debug, Clone)]
+pub struct ExploreOutcome {
+    /// Transitions applied (states explored, duplicates included).
+    pub explored: u64,
+    /// Distinct states seen.
+    pub unique: u64,
+    /// Deepest level reached.
+    pub max_depth: usize,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// True when the whole bounded space was searched (no bound cut it short).
+    pub complete: bool,
+    /// The first violation: invariant name and the action path to it (a shortest one).
+    pub violation: Option<(String, Vec<EventKey>)>,
+}
+
+/// A stable fingerprint of a world state.
+pub fn fingerprint(world: &World) -> u64 {
+    let mut h = Fnv64::new();
+    world.hash(&mut h);
+    h.finish()
+}
+
+/// The actions enabled in `world` (in agenda order), ignoring time except the run's end.
+pub fn enabled_actions(world: &World, end_ns: u64) -> Vec<Action> {
+    // The head (lowest key) of every (connection, direction).
+    let mut heads: BTreeMap<(u64, u8), EventKey> = BTreeMap::new();
+    for (key, p) in world.agenda().iter() {
+        let mut note = |conn: u64, dir: Dir| {
+            let d = if dir == Dir::ToServer { 0 } else { 1 };
+            heads.entry((conn, d)).or_insert(key);
+        };
+        match p {
+            Pending::Deliver { conn, dir, .. } => note(*conn, *dir),
+            Pending::Multicast { targets, dir, .. } => {
+                for (conn, _, _) in targets {
+                    note(*conn, *dir);
+                }
+            }
+            _ => {}
+        }
+    }
+    let is_head = |key: EventKey, conn: u64, dir: Dir| {
+        let d = if dir == Dir::ToServer { 0 } else { 1 };
+        heads.get(&(conn, d)) == Some(&key)
+    };
+    world
+        .agenda()
+        .iter()
+        .filter(|(key, _)| key.due_ns <= end_ns)
+        .filter(|(key, p)| match p {
+            Pending::Deliver { conn, dir, .. } => is_head(*key, *conn, *dir),
+            Pending::Multicast { targets, dir, .. } => {
+                targets.iter().all(|(c, _, _)| is_head(*key, *c, *dir))
+            }
+            _ => true,
+        })
+        .map(|(key, _)| Action::Fire(key))
+        .collect()
+}
+
+fn online_violation(world: &World) -> Option<Inv> {
+    world
+        .observations()
+        .checker
+        .first_online()
+        .map(|(inv, _)| inv)
+}
+
+/// Breadth-first search of `spec`'s state space within `opts`.
+pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
+    let started = Instant::now();
+    let root = spec.world();
+    // Parent links: (parent index, action) for every kept state, to rebuild a path.
+    let mut links: Vec<(usize, EventKey)> = vec![(usize::MAX, EventKey { due_ns: 0, seq: 0 })];
+    let mut seen: HashSet<u64> = HashSet::new();
+    seen.insert(fingerprint(&root));
+    let mut queue: VecDeque<(usize, usize, World)> = VecDeque::new();
+    queue.push_back((0, 0, root));
+    let (mut explored, mut max_depth, mut complete) = (0u64, 0usize, true);
+    let path_to = |links: &Vec<(usize, EventKey)>, mut i: usize| {
+        let mut keys = Vec::new();
+        while i != 0 {
+            keys.push(links[i].1);
+            i = links[i].0;
+        }
+        keys.reverse();
+        keys
+    };
+    while let Some((idx, depth, world)) = queue.pop_front() {
+        max_depth = max_depth.max(depth);
+        if depth >= opts.max_depth {
+            if !enabled_actions(&world, spec.end_ns).is_empty() {
+                complete = false;
+            }
+            continue;
+        }
+        for action in enabled_actions(&world, spec.end_ns) {
+            let Action::Fire(key) = action;
+            let mut next = world.clone();
+            if next.apply(action).is_err() {
+                continue;
+            }
+            explored += 1;
+            if let Some(inv) = online_violation(&next) {
+                let mut keys = path_to(&links, idx);
+                keys.push(key);
+                return ExploreOutcome {
+                    explored,
+                    unique: seen.len() as u64,
+                    max_depth: depth + 1,
+                    seconds: started.elapsed().as_secs_f64(),
+                    complete: false,
+                    violation: Some((inv.name().to_string(), keys)),
+                };
+            }
+            if seen.insert(fingerprint(&next)) {
+                if seen.len() > opts.max_states {
+                    complete = false;
+                    continue;
+                }
+                links.push((idx, key));
+                queue.push_back((links.len() - 1, depth + 1, next));
+            }
+        }
+    }
+    ExploreOutcome {
+        explored,
+        unique: seen.len() as u64,
+        max_depth,
+        seconds: started.elapsed().as_secs_f64(),
+        complete,
+        violation: None,
+    }
+}
