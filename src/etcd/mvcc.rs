@@ -8,7 +8,7 @@
 //! not move it. Reads at `rev < compact` fail "compacted", at `rev > current` fail "future";
 //! reading exactly at the compact revision works.
 
-use imbl::{OrdMap, Vector};
+use imbl::{OrdMap, OrdSet, Vector};
 
 use super::types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, Revision};
 
@@ -139,6 +139,9 @@ pub struct Store {
     current: Revision,
     compacted: Revision,
     index: OrdMap<Key, Vector<Version>>,
+    /// Keys compaction may have to trim: more than one version, or a tombstone. A key written
+    /// once is never touched by compaction, so it is not walked (large quiet keyspaces).
+    trimmable: OrdSet<Key>,
     changes: OrdMap<(Revision, u32), Change>,
     live_keys: u64,
     live_bytes: u64,
@@ -157,6 +160,7 @@ impl Store {
             current: 1,
             compacted: -1,
             index: OrdMap::new(),
+            trimmable: OrdSet::new(),
             changes: OrdMap::new(),
             live_keys: 0,
             live_bytes: 0,
@@ -323,7 +327,11 @@ impl Store {
             value_bytes,
             tombstone: false,
         };
-        self.index.entry(key.clone()).or_default().push_back(v);
+        let history = self.index.entry(key.clone()).or_default();
+        history.push_back(v);
+        if history.len() > 1 {
+            self.trimmable.insert(key.clone());
+        }
         let event = Event {
             kind: EventKind::Put,
             kv: KeyValue {
@@ -378,6 +386,7 @@ impl Store {
                 tombstone: true,
             };
             self.index.entry(key.clone()).or_default().push_back(tomb);
+            self.trimmable.insert(key.clone());
             // etcd patches only the key and mod revision into a DELETE event (watchable_store.go).
             let event = Event {
                 kind: EventKind::Delete,
@@ -524,7 +533,12 @@ impl Store {
         }
         self.compacted = rev;
         let mut rewritten: Vec<(Key, Option<Vector<Version>>)> = Vec::new();
-        for (key, history) in self.index.iter() {
+        let mut settled: Vec<Key> = Vec::new();
+        for key in self.trimmable.iter() {
+            let Some(history) = self.index.get(key) else {
+                settled.push(key.clone());
+                continue;
+            };
             let newest_at_or_below = history.iter().rposition(|v| v.mod_revision <= rev);
             let Some(pos) = newest_at_or_below else {
                 continue;
@@ -543,12 +557,19 @@ impl Store {
         for (key, kept) in rewritten {
             match kept {
                 Some(h) => {
+                    if h.len() == 1 && !h[0].tombstone {
+                        settled.push(key.clone());
+                    }
                     self.index.insert(key, h);
                 }
                 None => {
+                    settled.push(key.clone());
                     self.index.remove(&key);
                 }
             }
+        }
+        for key in settled {
+            self.trimmable.remove(&key);
         }
         // Watch history below the compact revision is gone; the changes at `rev` stay.
         let (_, boundary, mut kept) = self.changes.split_lookup(&(rev, 0));
