@@ -872,22 +872,33 @@ impl Apiserver {
             limit,
             continue_token.as_ref(),
         );
-        let ready = match self.cacher(resource) {
-            None => {
-                return self.list_from_etcd(
-                    conn,
-                    req_id,
-                    scope,
-                    rv,
-                    rv_match,
-                    limit,
-                    continue_token,
-                    ctx,
-                );
-            }
-            Some(c) => c.ready,
+        // Route: etcd (no cache, delegated, or a not-ready cache's fallbacks), a refusal or
+        // parking while the cache is not ready, or the cache.
+        let ready = self.cacher(resource).map(|c| c.ready);
+        let to_etcd = match ready {
+            None => true,
+            Some(_) if delegate => true,
+            Some(true) => false,
+            Some(false) => match self.rules {
+                Rules::V1_31 => {
+                    // shouldDelegateListOnNotReadyCache: no selector and a limit -> etcd.
+                    let whole = matches!(&scope, KeyRange::Prefix(p) if *p == resource_prefix(&self.resource_names[resource as usize]));
+                    if !(whole && limit > 0) {
+                        return self.list_failed(conn, req_id, Status::reinitializing(), ctx);
+                    }
+                    true
+                }
+                Rules::V1_27 => {
+                    if rv != Rv::Zero {
+                        self.counters.lists_in_flight -= 1;
+                        self.parked.push_back(Parked { conn, req_id, req });
+                        return;
+                    }
+                    true
+                }
+            },
         };
-        if delegate {
+        if to_etcd {
             return self.list_from_etcd(
                 conn,
                 req_id,
@@ -898,44 +909,6 @@ impl Apiserver {
                 continue_token,
                 ctx,
             );
-        }
-        if !ready {
-            match self.rules {
-                Rules::V1_31 => {
-                    // shouldDelegateListOnNotReadyCache: no selector and a limit -> etcd.
-                    let whole = matches!(&scope, KeyRange::Prefix(p) if *p == resource_prefix(&self.resource_names[resource as usize]));
-                    if whole && limit > 0 {
-                        return self.list_from_etcd(
-                            conn,
-                            req_id,
-                            scope,
-                            rv,
-                            rv_match,
-                            limit,
-                            continue_token,
-                            ctx,
-                        );
-                    }
-                    return self.list_failed(conn, req_id, Status::reinitializing(), ctx);
-                }
-                Rules::V1_27 => {
-                    if rv == Rv::Zero {
-                        return self.list_from_etcd(
-                            conn,
-                            req_id,
-                            scope,
-                            rv,
-                            rv_match,
-                            limit,
-                            continue_token,
-                            ctx,
-                        );
-                    }
-                    self.counters.lists_in_flight -= 1;
-                    self.parked.push_back(Parked { conn, req_id, req });
-                    return;
-                }
-            }
         }
         let cache_rv = self
             .cacher(resource)

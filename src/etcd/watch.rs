@@ -85,6 +85,11 @@ pub enum WatchOutput {
     ArmProgressTick(StreamId, Nanos),
 }
 
+/// The key range of one stream's watchers in the hub's map.
+fn stream_span(stream: StreamId) -> std::ops::RangeInclusive<(StreamId, WatchId)> {
+    (stream, WatchId::MIN)..=(stream, WatchId::MAX)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Watcher {
     range: KeyRange,
@@ -149,18 +154,8 @@ impl WatchHub {
 
     /// Closes a stream and drops its watchers (the client went away).
     pub fn close_stream(&mut self, stream: StreamId) {
-        let ids: Vec<_> = self
-            .watchers
-            .range((stream, i64::MIN)..=(stream, i64::MAX))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in ids {
-            if let Some(w) = self.watchers.remove(&k)
-                && !w.synced
-                && !w.compacted
-            {
-                self.unsynced -= 1;
-            }
+        for k in self.stream_keys(stream) {
+            self.remove_watcher(k);
         }
         self.streams.remove(&stream);
     }
@@ -170,6 +165,47 @@ impl WatchHub {
             self.sync_armed = true;
             out.push(WatchOutput::ArmSync(now + SYNC_PERIOD_NS));
         }
+    }
+
+    /// Sends a response of `kind` for `watch_id` with the given header revision.
+    fn reply(
+        &mut self,
+        stream: StreamId,
+        watch_id: WatchId,
+        header_revision: Revision,
+        kind: WatchResponseKind,
+        out: &mut Vec<WatchOutput>,
+    ) {
+        self.send(
+            stream,
+            WatchResponse {
+                watch_id,
+                header_revision,
+                kind,
+            },
+            out,
+        );
+    }
+
+    /// Removes a watcher, keeping the unsynced count right.
+    fn remove_watcher(&mut self, key: (StreamId, WatchId)) -> bool {
+        match self.watchers.remove(&key) {
+            Some(w) => {
+                if !w.synced && !w.compacted {
+                    self.unsynced -= 1;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The watcher keys of one stream.
+    fn stream_keys(&self, stream: StreamId) -> Vec<(StreamId, WatchId)> {
+        self.watchers
+            .range(stream_span(stream))
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     fn send(&mut self, stream: StreamId, resp: WatchResponse, out: &mut Vec<WatchOutput>) {
@@ -199,39 +235,19 @@ impl WatchHub {
                 let duplicate = self.watchers.contains_key(&(stream, *watch_id));
                 if *start_revision < 0 || duplicate {
                     // etcd answers created + canceled at once (v3rpc/watch.go recvLoop).
-                    self.send(
-                        stream,
-                        WatchResponse {
-                            watch_id: *watch_id,
-                            header_revision: current,
-                            kind: WatchResponseKind::Created,
-                        },
-                        out,
-                    );
-                    self.send(
-                        stream,
-                        WatchResponse {
-                            watch_id: *watch_id,
-                            header_revision: current,
-                            kind: WatchResponseKind::Canceled {
-                                compact_revision: 0,
-                            },
-                        },
-                        out,
-                    );
+                    self.reply(stream, *watch_id, current, WatchResponseKind::Created, out);
+                    let canceled = WatchResponseKind::Canceled {
+                        compact_revision: 0,
+                    };
+                    self.reply(stream, *watch_id, current, canceled, out);
                     return;
                 }
-                let (min_rev, synced) = if *start_revision == 0 || *start_revision > current {
-                    (
-                        if *start_revision == 0 {
-                            current + 1
-                        } else {
-                            *start_revision
-                        },
-                        true,
-                    )
-                } else {
-                    (*start_revision, false)
+                // 0 = next revision, synced; a future start is synced too (nothing below it is
+                // ever sent); a start in the past is unsynced and replayed by the sync loop.
+                let (min_rev, synced) = match *start_revision {
+                    0 => (current + 1, true),
+                    s if s > current => (s, true),
+                    s => (s, false),
                 };
                 let w = Watcher {
                     range: range.clone(),
@@ -246,36 +262,18 @@ impl WatchHub {
                 if !synced {
                     self.unsynced += 1;
                 }
-                self.send(
-                    stream,
-                    WatchResponse {
-                        watch_id: *watch_id,
-                        header_revision: current,
-                        kind: WatchResponseKind::Created,
-                    },
-                    out,
-                );
+                self.reply(stream, *watch_id, current, WatchResponseKind::Created, out);
                 self.arm_sync(now, out);
                 if *progress_notify {
                     self.arm_progress_tick(now, stream, out);
                 }
             }
             WatchRequest::Cancel { watch_id } => {
-                if let Some(w) = self.watchers.remove(&(stream, *watch_id)) {
-                    if !w.synced && !w.compacted {
-                        self.unsynced -= 1;
-                    }
-                    self.send(
-                        stream,
-                        WatchResponse {
-                            watch_id: *watch_id,
-                            header_revision: current,
-                            kind: WatchResponseKind::Canceled {
-                                compact_revision: 0,
-                            },
-                        },
-                        out,
-                    );
+                if self.remove_watcher((stream, *watch_id)) {
+                    let canceled = WatchResponseKind::Canceled {
+                        compact_revision: 0,
+                    };
+                    self.reply(stream, *watch_id, current, canceled, out);
                 }
             }
             WatchRequest::Progress => {
@@ -283,22 +281,14 @@ impl WatchHub {
                 // synced and none still waits for a future start revision (etcd #15220, #20221).
                 let mut any = false;
                 let mut all_ready = true;
-                for (_, w) in self.watchers.range((stream, i64::MIN)..=(stream, i64::MAX)) {
+                for (_, w) in self.watchers.range(stream_span(stream)) {
                     any = true;
                     if !w.synced || current < w.start_rev {
                         all_ready = false;
                     }
                 }
                 if any && all_ready {
-                    self.send(
-                        stream,
-                        WatchResponse {
-                            watch_id: -1,
-                            header_revision: current,
-                            kind: WatchResponseKind::Progress,
-                        },
-                        out,
-                    );
+                    self.reply(stream, -1, current, WatchResponseKind::Progress, out);
                 }
             }
         }
@@ -400,17 +390,10 @@ impl WatchHub {
                     wm.compacted = true;
                 }
                 self.unsynced -= 1;
-                self.send(
-                    key.0,
-                    WatchResponse {
-                        watch_id: key.1,
-                        header_revision: current,
-                        kind: WatchResponseKind::Canceled {
-                            compact_revision: compacted,
-                        },
-                    },
-                    out,
-                );
+                let canceled = WatchResponseKind::Canceled {
+                    compact_revision: compacted,
+                };
+                self.reply(key.0, key.1, current, canceled, out);
                 continue;
             }
             let (events, next) =
@@ -429,13 +412,11 @@ impl WatchHub {
                 self.unsynced -= 1;
             }
             if !events.is_empty() {
-                self.send(
+                self.reply(
                     key.0,
-                    WatchResponse {
-                        watch_id: key.1,
-                        header_revision: current,
-                        kind: WatchResponseKind::Events(events),
-                    },
+                    key.1,
+                    current,
+                    WatchResponseKind::Events(events),
                     out,
                 );
             }
@@ -456,7 +437,7 @@ impl WatchHub {
         let current = store.revision();
         let mut notify = Vec::new();
         let mut any_progress = false;
-        for ((_, id), w) in self.watchers.range((stream, i64::MIN)..=(stream, i64::MAX)) {
+        for ((_, id), w) in self.watchers.range(stream_span(stream)) {
             if !w.progress_notify {
                 continue;
             }
@@ -466,22 +447,9 @@ impl WatchHub {
             }
         }
         for id in notify {
-            self.send(
-                stream,
-                WatchResponse {
-                    watch_id: id,
-                    header_revision: current,
-                    kind: WatchResponseKind::Progress,
-                },
-                out,
-            );
+            self.reply(stream, id, current, WatchResponseKind::Progress, out);
         }
-        let keys: Vec<_> = self
-            .watchers
-            .range((stream, i64::MIN)..=(stream, i64::MAX))
-            .map(|(k, _)| *k)
-            .collect();
-        for k in keys {
+        for k in self.stream_keys(stream) {
             if let Some(w) = self.watchers.get_mut(&k) {
                 w.quiet_since_tick = true;
             }

@@ -459,30 +459,16 @@ impl ScriptClient {
                 self.fault(ctx, idx, obs, FaultKind::CompactNow, None, None)
             }
             Step::FaultHeal { .. } => self.fault(ctx, idx, obs, FaultKind::Heal, None, None),
-            Step::FaultRestartApiserver { server, for_, .. } => self.fault(
-                ctx,
-                idx,
-                obs,
-                FaultKind::RestartApiserver,
-                *server,
-                for_.map(|d| d.as_ns()),
-            ),
-            Step::FaultPartitionApiserver { server, for_, .. } => self.fault(
-                ctx,
-                idx,
-                obs,
-                FaultKind::PartitionApiserver,
-                *server,
-                for_.map(|d| d.as_ns()),
-            ),
-            Step::FaultStallApiserver { server, for_, .. } => self.fault(
-                ctx,
-                idx,
-                obs,
-                FaultKind::StallApiserver,
-                *server,
-                for_.map(|d| d.as_ns()),
-            ),
+            Step::FaultRestartApiserver { server, for_, .. }
+            | Step::FaultPartitionApiserver { server, for_, .. }
+            | Step::FaultStallApiserver { server, for_, .. } => {
+                let kind = match step {
+                    Step::FaultRestartApiserver { .. } => FaultKind::RestartApiserver,
+                    Step::FaultPartitionApiserver { .. } => FaultKind::PartitionApiserver,
+                    _ => FaultKind::StallApiserver,
+                };
+                self.fault(ctx, idx, obs, kind, *server, for_.map(|d| d.as_ns()))
+            }
             Step::FaultRestartClient { client, .. } => {
                 match crate::client::instance_id(scenario, client) {
                     Some(id) => {
