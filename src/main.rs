@@ -95,7 +95,7 @@ enum Command {
         #[arg(long)]
         timeline: bool,
     },
-    /// Exhaustively explore a small scenario (not available yet).
+    /// Exhaustively explore a small scenario: every interleaving within the bounds.
     Explore {
         /// Scenario file (keep it small: a few clients, keys and faults).
         scenario: PathBuf,
@@ -105,9 +105,13 @@ enum Command {
         /// Most distinct states kept.
         #[arg(long, default_value_t = 200_000)]
         max_states: usize,
-        /// Worker threads (the search is single-threaded in this version; accepted for scripts).
+        /// Worker threads expanding each BFS level (default: all cores); the result is the same
+        /// for any value.
         #[arg(long)]
         jobs: Option<usize>,
+        /// Turn a state-space reduction off (repeatable): `time` or `symmetry`.
+        #[arg(long = "no-reduction", value_name = "NAME")]
+        no_reduction: Vec<String>,
         /// Override a scenario key by dotted path, VALUE as TOML.
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
@@ -156,10 +160,28 @@ fn explore_cmd(
     path: &std::path::Path,
     max_depth: usize,
     max_states: usize,
+    jobs: Option<usize>,
+    no_reduction: &[String],
     set: &[String],
     capsule_dir: &std::path::Path,
 ) -> ExitCode {
-    use watchsim::check::explore::{ExploreOptions, explore};
+    use watchsim::check::explore::{ExploreOptions, Reductions, explore};
+    let mut reductions = Reductions::default();
+    for name in no_reduction {
+        match name.as_str() {
+            "time" => reductions.time = false,
+            "symmetry" => reductions.symmetry = false,
+            other => {
+                return usage_error(&format!(
+                    "--no-reduction {other}: unknown reduction (expected time or symmetry)"
+                ));
+            }
+        }
+    }
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if jobs == 0 {
+        return usage_error("--jobs 0: at least one worker is needed");
+    }
     use watchsim::check::runner::Spec;
     let origin = path.display().to_string();
     let text = match std::fs::read_to_string(path) {
@@ -175,6 +197,8 @@ fn explore_cmd(
         ExploreOptions {
             max_depth,
             max_states,
+            jobs,
+            reductions,
         },
     );
     let rate = if out.seconds > 0.0 {
@@ -371,9 +395,18 @@ fn main() -> ExitCode {
             scenario,
             max_depth,
             max_states,
-            jobs: _,
+            jobs,
+            no_reduction,
             set,
             capsule_dir,
-        } => explore_cmd(&scenario, max_depth, max_states, &set, &capsule_dir),
+        } => explore_cmd(
+            &scenario,
+            max_depth,
+            max_states,
+            jobs,
+            &no_reduction,
+            &set,
+            &capsule_dir,
+        ),
     }
 }

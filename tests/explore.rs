@@ -20,6 +20,7 @@ fn the_faithful_model_holds_on_every_explored_interleaving() {
         ExploreOptions {
             max_depth: 40,
             max_states: 5_000,
+            ..Default::default()
         },
     );
     assert!(out.violation.is_none(), "{:?}", out.violation);
@@ -36,6 +37,7 @@ fn the_window_off_by_one_mutant_is_found_on_a_shortest_path_that_replays() {
         ExploreOptions {
             max_depth: 40,
             max_states: 50_000,
+            ..Default::default()
         },
     );
     let (inv, keys) = out.violation.expect("found");

@@ -20,13 +20,51 @@ use super::runner::Spec;
 use crate::kernel::{EventKey, Fnv64};
 use crate::world::{Action, Dir, Pending, World};
 
-/// Bounds of a search.
+/// Bounds and settings of a search.
 #[derive(Debug, Clone, Copy)]
 pub struct ExploreOptions {
     /// Longest action sequence explored.
     pub max_depth: usize,
     /// Most distinct states kept.
     pub max_states: usize,
+    /// Worker threads expanding a BFS level (1 = single-threaded). The result does not depend
+    /// on it.
+    pub jobs: usize,
+    /// Which state-space reductions the fingerprint applies.
+    pub reductions: Reductions,
+}
+
+impl Default for ExploreOptions {
+    fn default() -> Self {
+        ExploreOptions {
+            max_depth: 40,
+            max_states: 1_000_000,
+            jobs: 1,
+            reductions: Reductions::default(),
+        }
+    }
+}
+
+/// State-space reductions: each merges states that the fingerprint would otherwise tell apart
+/// (notes.md, "Explorer", measures each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reductions {
+    /// Leave absolute virtual time out of the fingerprint: the clock, the agenda's due times and
+    /// sequence numbers (only the order of pending events counts) and the connections' FIFO
+    /// high-water marks.
+    pub time: bool,
+    /// Treat interchangeable clients (same `[[clients]]` group) as one: the fingerprint is the
+    /// smallest over permutations within each group.
+    pub symmetry: bool,
+}
+
+impl Default for Reductions {
+    fn default() -> Self {
+        Reductions {
+            time: true,
+            symmetry: true,
+        }
+    }
 }
 
 /// What a search found.
