@@ -319,7 +319,11 @@ pub(crate) fn build_report(
             write_bytes: etcd.counters.write_bytes,
             keys: etcd.store.live_keys(),
         },
-        apiservers: world.apiservers().iter().map(apiserver_report).collect(),
+        apiservers: world
+            .apiservers()
+            .iter()
+            .map(|a| apiserver_report(a))
+            .collect(),
         clients,
         // check: the SPEC §6 verdicts (src/check/).
         invariants: crate::check::verdicts(world, end_ns, true),

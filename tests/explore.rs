@@ -4,11 +4,13 @@ use watchsim::check::explore::{ExploreOptions, enabled_actions, explore, fingerp
 use watchsim::check::runner::Spec;
 
 fn spec(overrides: &[&str]) -> Spec {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/sim-scenarios/explore-small.toml"
-    );
-    let text = std::fs::read_to_string(path).unwrap();
+    spec_of("explore-small.toml", overrides)
+}
+
+fn spec_of(file: &str, overrides: &[&str]) -> Spec {
+    let path = format!("{}/sim-scenarios/{file}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap();
+    let path = path.as_str();
     let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
     Spec::load(path, &text, &overrides, None).unwrap()
 }
@@ -64,4 +66,45 @@ fn only_connection_heads_and_timers_are_enabled_and_fingerprints_are_stable() {
     let mut a = s.world();
     a.apply(enabled[0]).unwrap();
     assert_ne!(fingerprint(&a), fingerprint(&w));
+}
+
+#[test]
+fn the_2x3x3_scope_is_explored_completely_without_a_violation() {
+    // 2 watchers x 3 keys x a window of 3 x 1 compaction x 1 disconnect (issue 7).
+    let out = explore(
+        &spec_of("explore-2x3x3.toml", &[]),
+        ExploreOptions {
+            max_depth: 1_000,
+            max_states: 2_000_000,
+            ..Default::default()
+        },
+    );
+    assert!(out.violation.is_none(), "{:?}", out.violation);
+    assert!(out.complete, "bounded at {} states", out.unique);
+    assert!(out.unique > 10_000, "a real search: {} states", out.unique);
+}
+
+#[test]
+fn the_time_abstraction_merges_states_that_differ_only_in_time() {
+    let bounded = |time: bool| {
+        explore(
+            &spec(&[]),
+            ExploreOptions {
+                max_depth: 6,
+                max_states: 1_000_000,
+                reductions: watchsim::check::explore::Reductions {
+                    time,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+        )
+    };
+    let (with, without) = (bounded(true), bounded(false));
+    assert!(
+        with.unique * 5 < without.unique,
+        "{} vs {} states",
+        with.unique,
+        without.unique
+    );
 }

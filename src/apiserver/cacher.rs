@@ -776,3 +776,21 @@ pub fn next_bookmark_time(now: Nanos, deadline_ns: Nanos, frequency_ns: Nanos) -
     let next = heartbeat.min(before_deadline);
     (next > now).then_some(next)
 }
+
+impl Cacher {
+    /// The explorer's time abstraction: forgets absolute deadlines, bookmark times, drain times,
+    /// the budget's refill time and the ring's record times.
+    pub fn erase_times(&mut self) {
+        self.cache.erase_times();
+        self.budget.erase_times();
+        self.watchers = std::mem::take(&mut self.watchers)
+            .into_iter()
+            .map(|(conn, mut w)| {
+                w.deadline_ns = 0;
+                w.next_bookmark_ns = w.next_bookmark_ns.map(|_| 0);
+                w.drained_at_ns = 0;
+                (conn, w)
+            })
+            .collect();
+    }
+}

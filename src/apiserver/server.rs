@@ -196,7 +196,7 @@ pub struct Apiserver {
     etcd_watch: Option<ConnId>,
     next_etcd_req: u64,
     pending_etcd: OrdMap<u64, EtcdPurpose>,
-    cachers: Vector<Option<Cacher>>,
+    cachers: Vector<Option<crate::kernel::cow::CowBox<Cacher>>>,
     resource_names: Vector<String>,
     waits: OrdMap<u64, Wait>,
     next_wait: u64,
@@ -324,14 +324,14 @@ impl Apiserver {
             .enumerate()
             .map(|(i, r)| {
                 cache_on.then(|| {
-                    Cacher::new(
+                    crate::kernel::cow::CowBox::new(Cacher::new(
                         self.index,
                         i as ResourceId,
                         resource_prefix(&r.name),
                         WatchCache::new(&scenario.apiserver.watch_cache),
                         ctx.now,
                         self.bookmark_interval_ns,
-                    )
+                    ))
                 })
             })
             .collect();
@@ -350,12 +350,15 @@ impl Apiserver {
 
     /// The cacher of `resource`, if the watch cache is on.
     pub fn cacher(&self, resource: ResourceId) -> Option<&Cacher> {
-        self.cachers.get(resource as usize).and_then(|c| c.as_ref())
+        self.cachers
+            .get(resource as usize)
+            .and_then(|c| c.as_ref())
+            .map(|c| &**c)
     }
 
     /// Every cacher.
     pub fn cachers(&self) -> impl Iterator<Item = &Cacher> {
-        self.cachers.iter().flatten()
+        self.cachers.iter().flatten().map(|c| &**c)
     }
 
     /// Cacher counters over the whole run: the current cachers and those of earlier
@@ -1869,5 +1872,24 @@ fn guard(key: &Key, precondition_rv: Option<i64>) -> Compare {
             op: CompareOp::Greater,
             value: 0,
         },
+    }
+}
+
+impl Apiserver {
+    /// The explorer's time abstraction (see `Cacher::erase_times`), plus the deadlines of watches
+    /// waiting for freshness.
+    pub fn erase_times(&mut self) {
+        for c in self.cachers.iter_mut().flatten() {
+            c.erase_times();
+        }
+        self.waits = std::mem::take(&mut self.waits)
+            .into_iter()
+            .map(|(id, mut w)| {
+                if let WaitKind::Watch { deadline_ns, .. } = &mut w.kind {
+                    *deadline_ns = 0;
+                }
+                (id, w)
+            })
+            .collect();
     }
 }

@@ -42,6 +42,11 @@ fn range_name(range: &KeyRange) -> String {
 }
 
 impl ChangeLog {
+    /// True when `store` has revisions this log has not taken in yet.
+    pub fn behind(&self, store: &Store) -> bool {
+        store.revision() > self.logged_rev
+    }
+
     /// Appends every change the store committed since the last call (O(new changes)).
     pub fn sync(&mut self, store: &Store) {
         if store.revision() <= self.logged_rev {

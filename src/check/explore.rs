@@ -84,15 +84,41 @@ pub struct ExploreOutcome {
     pub violation: Option<(String, Vec<EventKey>)>,
 }
 
-/// A stable fingerprint of a world state.
+/// A stable fingerprint of a world state, exact (every field the `World` hashes).
 pub fn fingerprint(world: &World) -> u64 {
     let mut h = Fnv64::new();
     world.hash(&mut h);
     h.finish()
 }
 
-/// The actions enabled in `world` (in agenda order), ignoring time except the run's end.
+/// The fingerprint the explorer deduplicates by, under `reductions`.
+pub fn fingerprint_with(world: &World, reductions: Reductions) -> u64 {
+    let mut h = Fnv64::new();
+    if reductions.time {
+        world.hash_time_abstract(&mut h, window_of(world).is_some());
+    } else {
+        world.hash(&mut h);
+    }
+    h.finish()
+}
+
+/// The scenario's reordering window (`[explore] window`), if any.
+pub fn window_of(world: &World) -> Option<u64> {
+    world.scenario().explore.window.map(|w| w.as_ns())
+}
+
+/// The actions enabled in `world` (in agenda order): every pending timer and the head message of
+/// each connection and direction, due no later than the run's end and, when the scenario sets
+/// `[explore] window`, no later than the earliest pending entry plus the window.
 pub fn enabled_actions(world: &World, end_ns: u64) -> Vec<Action> {
+    let horizon = match (window_of(world), world.agenda().first()) {
+        (Some(w), Some((first, _))) => end_ns.min(first.due_ns.saturating_add(w)),
+        _ => end_ns,
+    };
+    enabled_actions_until(world, horizon)
+}
+
+fn enabled_actions_until(world: &World, end_ns: u64) -> Vec<Action> {
     // The head (lowest key) of every (connection, direction).
     let mut heads: BTreeMap<(u64, u8), EventKey> = BTreeMap::new();
     for (key, p) in world.agenda().iter() {
@@ -144,7 +170,7 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
     // Parent links: (parent index, action) for every kept state, to rebuild a path.
     let mut links: Vec<(usize, EventKey)> = vec![(usize::MAX, EventKey { due_ns: 0, seq: 0 })];
     let mut seen: HashSet<u64> = HashSet::new();
-    seen.insert(fingerprint(&root));
+    seen.insert(fingerprint_with(&root, opts.reductions));
     let mut queue: VecDeque<(usize, usize, World)> = VecDeque::new();
     queue.push_back((0, 0, root));
     let (mut explored, mut max_depth, mut complete) = (0u64, 0usize, true);
@@ -184,7 +210,7 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
                     violation: Some((inv.name().to_string(), keys)),
                 };
             }
-            if seen.insert(fingerprint(&next)) {
+            if seen.insert(fingerprint_with(&next, opts.reductions)) {
                 if seen.len() > opts.max_states {
                     complete = false;
                     continue;

@@ -53,8 +53,9 @@ pub struct Checker {
     pub(crate) step: u64,
     pub(crate) now: Nanos,
     pub(crate) tallies: [Tally; 8],
-    pub(crate) log: ChangeLog,
-    pub(crate) streams: BTreeMap<StreamKey, Stream>,
+    /// Shared between explorer states until a write or a new stream changes it.
+    pub(crate) log: std::sync::Arc<ChangeLog>,
+    pub(crate) streams: imbl::OrdMap<StreamKey, Stream>,
     pub(crate) client_stream: Vec<Option<ConnId>>,
     pub(crate) clients: Vec<ClientRv>,
     pub(crate) client_lists: Vec<ClientList>,
@@ -71,16 +72,21 @@ pub struct Checker {
 impl Checker {
     /// A checker for `scenario`'s initial world: logs the preloaded objects and interns every
     /// informer's scope.
-    pub fn new(scenario: &Scenario, etcd: &EtcdServer, clients: &imbl::Vector<Reflector>) -> Self {
+    pub fn new(
+        scenario: &Scenario,
+        etcd: &EtcdServer,
+        clients: &imbl::Vector<crate::kernel::cow::CowBox<Reflector>>,
+    ) -> Self {
         let mut c = Checker::default();
         // Scopes first: interning a range scans the log, which is empty before the preload.
-        c.scopes = clients.iter().map(|r| c.log.intern(&r.scope)).collect();
+        let log = std::sync::Arc::make_mut(&mut c.log);
+        c.scopes = clients.iter().map(|r| log.intern(&r.scope)).collect();
         for r in &scenario.resources {
-            c.log.intern(&crate::etcd::KeyRange::Prefix(
+            log.intern(&crate::etcd::KeyRange::Prefix(
                 crate::apiserver::server::resource_prefix(&r.name),
             ));
         }
-        c.log.sync(&etcd.store);
+        log.sync(&etcd.store);
         c.clients = vec![ClientRv::default(); clients.len()];
         c.client_lists = vec![ClientList::default(); clients.len()];
         c.client_stream = vec![None; clients.len()];
@@ -215,12 +221,14 @@ impl Checker {
         fault: Option<FaultRequest>,
         notices: &[Notice],
         etcd: &EtcdServer,
-        apiservers: &imbl::Vector<Apiserver>,
-        clients: &imbl::Vector<Reflector>,
+        apiservers: &imbl::Vector<crate::kernel::cow::CowBox<Apiserver>>,
+        clients: &imbl::Vector<crate::kernel::cow::CowBox<Reflector>>,
         scenario: &Scenario,
         script_results: &[Option<serde_json::Value>],
     ) {
-        self.log.sync(&etcd.store);
+        if self.log.behind(&etcd.store) {
+            std::sync::Arc::make_mut(&mut self.log).sync(&etcd.store);
+        }
         for n in notices {
             match *n {
                 Notice::WatchStarted {
@@ -273,7 +281,9 @@ impl Checker {
         let now = self.now;
         let end = match f {
             FaultRequest::CompactNow | FaultRequest::RestartClient(_) => now,
-            FaultRequest::RestartApiserver(_, down) => now + down,
+            FaultRequest::RestartApiserver(_, down) | FaultRequest::DisconnectClient(_, down) => {
+                now + down
+            }
             FaultRequest::PartitionApiserver(_, d) | FaultRequest::StallApiserver(_, d) => {
                 match d {
                     Some(d) => now + d,

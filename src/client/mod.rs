@@ -52,7 +52,7 @@ pub fn scope_of(resource: &str, scope: ClientScope, instance: u64) -> KeyRange {
 }
 
 /// Every reflector of the scenario, in population order (`<name>-<i>`).
-pub fn build(scenario: &Scenario, seed: u64) -> Vector<Reflector> {
+pub fn build(scenario: &Scenario, seed: u64) -> Vector<crate::kernel::cow::CowBox<Reflector>> {
     let mut out = Vector::new();
     for (p, cfg) in scenario.clients.iter().enumerate() {
         let resource = scenario
@@ -62,14 +62,14 @@ pub fn build(scenario: &Scenario, seed: u64) -> Vector<Reflector> {
             .unwrap_or(0) as u32;
         for i in 0..cfg.count {
             let id = out.len() as u32;
-            out.push_back(Reflector::new(
+            out.push_back(crate::kernel::cow::CowBox::new(Reflector::new(
                 id,
                 p as u32,
                 resource,
                 scope_of(&cfg.resource, cfg.scope, i),
                 cfg,
                 seed,
-            ));
+            )));
         }
     }
     out

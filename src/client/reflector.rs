@@ -1023,3 +1023,17 @@ impl Reflector {
         ctx.timer(ctx.now, self.timer(ClientTimer::ListAndWatch));
     }
 }
+
+impl Reflector {
+    /// The explorer's time abstraction: forgets when the watch started, the disconnection
+    /// deadline (kept as "still cut off or not"), the backoff's clock and the stream that draws timeouts and jitter.
+    pub fn erase_times(&mut self, now: Nanos) {
+        if let Phase::Watching { started_ns, .. } = &mut self.phase {
+            *started_ns = 0;
+        }
+        // Only whether the client is still cut off counts.
+        self.disconnected_until = u64::from(self.disconnected_until > now);
+        self.backoff.erase_times();
+        self.rng = crate::kernel::rng::erased_stream();
+    }
+}

@@ -124,6 +124,23 @@ pub struct WatchHub {
 }
 
 impl WatchHub {
+    /// The explorer's time abstraction: forgets when each stream opened (only the order of
+    /// pending events counts there).
+    pub fn erase_times(&mut self) {
+        if self.streams.values().all(|s| s.opened_ns == 0) {
+            return;
+        }
+        self.streams = std::mem::take(&mut self.streams)
+            .into_iter()
+            .map(|(id, mut s)| {
+                s.opened_ns = 0;
+                (id, s)
+            })
+            .collect();
+    }
+}
+
+impl WatchHub {
     /// No watchers.
     pub fn new() -> Self {
         Self::default()

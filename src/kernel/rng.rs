@@ -103,6 +103,11 @@ impl RngStream {
     }
 }
 
+/// The explorer's time abstraction: a fixed stand-in for a stream that only draws durations.
+pub fn erased_stream() -> RngStream {
+    RngStream::new(0, "erased")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -60,6 +60,9 @@ pub struct Scenario {
     /// Limits checked at the end of a run.
     #[serde(default)]
     pub bounds: BoundsConfig,
+    /// `[explore]`: settings `watchsim explore` reads (ignored by the simulator).
+    #[serde(default)]
+    pub explore: ExploreConfig,
     /// Scripted operations (SPEC §3), in file order; see [`Scenario::steps_in_order`].
     #[serde(default, deserialize_with = "super::steps::deserialize_op_tagged")]
     pub steps: Vec<Step>,
@@ -118,6 +121,16 @@ impl Mutants {
         ];
         all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
     }
+}
+
+/// `[explore]`: how the explorer treats time in this scenario.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExploreConfig {
+    /// Reordering window: an action is enabled only while it is due no later than the earliest
+    /// pending action plus this (a delay bound). Absent = unbounded: any pending action may fire
+    /// next, whatever its due time (full time abstraction).
+    pub window: Option<DurationNs>,
 }
 
 /// etcd server flags (etcd-semantics.md A9, A11).
@@ -427,6 +440,9 @@ pub enum FaultKind {
     Heal,
     /// Compact etcd at its current revision now.
     CompactNow,
+    /// Break one client's watch connection (the client stays cut off for `for`, default 0, then
+    /// resumes or relists): a single disconnect that the explorer may place anywhere.
+    DisconnectWatch,
 }
 
 /// `[faults]`.

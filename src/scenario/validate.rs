@@ -210,19 +210,19 @@ fn faults(s: &Scenario) -> Result<(), Problem> {
             server_ok(s, server, format!("{path}.server"))?;
         }
         match (&f.client, f.kind) {
-            (Some(client), FaultKind::RestartClient) => {
+            (Some(client), FaultKind::RestartClient | FaultKind::DisconnectWatch) => {
                 client_instance_ok(s, client, format!("{path}.client"))?
             }
-            (None, FaultKind::RestartClient) => {
+            (None, FaultKind::RestartClient | FaultKind::DisconnectWatch) => {
                 return Err(Problem::at(
                     format!("{path}.client"),
-                    "restart_client requires `client`, e.g. client = \"kubelet-3\"",
+                    "restart_client and disconnect_watch each requires `client`, e.g. client = \"kubelet-3\"",
                 ));
             }
             (Some(_), _) => {
                 return Err(Problem::at(
                     format!("{path}.client"),
-                    "only restart_client takes `client`",
+                    "only restart_client and disconnect_watch take `client`",
                 ));
             }
             (None, _) => {}

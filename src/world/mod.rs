@@ -21,6 +21,7 @@ use crate::apiserver::Apiserver;
 use crate::check::{Checker, Notice};
 use crate::client::{self, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer, WatchOutput};
+use crate::kernel::cow::CowBox;
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
 use crate::scenario::{DurationDistribution, FaultKind, Mutants, Scenario};
 use balancer::LoadBalancer;
@@ -84,6 +85,8 @@ pub enum FaultRequest {
     RestartApiserver(u32, Nanos),
     /// Restart client process N.
     RestartClient(u32),
+    /// Break client N's watch and keep it cut off for the given time.
+    DisconnectClient(u32, Nanos),
     /// Cut apiserver N off from etcd, optionally for a while.
     PartitionApiserver(u32, Option<Nanos>),
     /// Stall apiserver N's processing of etcd events, optionally for a while.
@@ -213,8 +216,8 @@ pub struct World {
     net: Network,
     etcd: EtcdServer,
     etcd_rng: RngStream,
-    apiservers: Vector<Apiserver>,
-    clients: Vector<Reflector>,
+    apiservers: Vector<CowBox<Apiserver>>,
+    clients: Vector<CowBox<Reflector>>,
     lb: LoadBalancer,
     faults_rng: RngStream,
     script: ScriptClient,
@@ -255,7 +258,7 @@ impl World {
             ctx.timer(f.at.as_ns(), Timer::Fault(i as u32));
         }
         let apiservers = (0..s.apiserver.count)
-            .map(|i| Apiserver::new(i, s, seed, &mut ctx))
+            .map(|i| CowBox::new(Apiserver::new(i, s, seed, &mut ctx)))
             .collect();
         let script = ScriptClient::new(s, &mut ctx);
         let workload = Workload::new(s, seed, &mut ctx);
@@ -314,13 +317,77 @@ impl World {
     }
 
     /// The apiservers.
-    pub fn apiservers(&self) -> &Vector<Apiserver> {
+    pub fn apiservers(&self) -> &Vector<CowBox<Apiserver>> {
         &self.apiservers
     }
 
     /// The client reflectors.
-    pub fn clients(&self) -> &Vector<Reflector> {
+    pub fn clients(&self) -> &Vector<CowBox<Reflector>> {
         &self.clients
+    }
+
+    /// Hashes the state as the explorer's time abstraction sees it (design.md "The explorer";
+    /// notes.md "Explorer"): the clock, the agenda's due times and sequence numbers, and every
+    /// absolute time stored in a component are left out, as are the random streams that only
+    /// draw durations. The agenda counts as the multiset of pending timers plus, per connection
+    /// and direction, the FIFO sequence of messages in flight: exactly what decides which
+    /// actions are enabled when any timer may fire next. With `relative_dues` (a reordering
+    /// window is in force) each pending entry also counts its due time relative to the earliest
+    /// one, so states that are shifts of each other in time still merge.
+    pub fn hash_time_abstract<H: std::hash::Hasher>(&self, h: &mut H, relative_dues: bool) {
+        use crate::kernel::Fnv64;
+        use std::collections::BTreeMap;
+        use std::hash::Hash;
+        let mut w = self.clone();
+        w.etcd.hub.erase_times();
+        w.etcd_rng = crate::kernel::rng::erased_stream();
+        for a in w.apiservers.iter_mut() {
+            a.erase_times();
+        }
+        let now = w.now;
+        for c in w.clients.iter_mut() {
+            c.erase_times(now);
+        }
+        w.net.erase_times();
+        w.etcd.hash(h);
+        w.etcd_rng.hash(h);
+        w.apiservers.hash(h);
+        w.clients.hash(h);
+        w.lb.hash(h);
+        w.faults_rng.hash(h);
+        w.script.hash(h);
+        w.workload.hash(h);
+        w.net.hash(h);
+        let mut timers: Vec<u64> = Vec::new();
+        let mut fifos: BTreeMap<(ConnId, Dir), Fnv64> = BTreeMap::new();
+        let base = self.agenda.first().map_or(0, |(k, _)| k.due_ns);
+        for (key, p) in self.agenda.iter() {
+            let rel = if relative_dues { key.due_ns - base } else { 0 };
+            match p {
+                Pending::Deliver { conn, dir, msg } => {
+                    let f = fifos.entry((*conn, *dir)).or_default();
+                    rel.hash(f);
+                    hash_msg_timeless(msg, f);
+                }
+                Pending::Multicast { targets, dir, msg } => {
+                    for (conn, actor, tag) in targets {
+                        let f = fifos.entry((*conn, *dir)).or_default();
+                        (rel, actor, tag).hash(f);
+                        hash_msg_timeless(msg, f);
+                    }
+                }
+                other => {
+                    let mut f = Fnv64::new();
+                    (rel, other).hash(&mut f);
+                    timers.push(f.finish());
+                }
+            }
+        }
+        timers.sort_unstable();
+        timers.hash(h);
+        for (k, f) in fifos {
+            (k, f.finish()).hash(h);
+        }
     }
 
     /// Pending events.
@@ -675,8 +742,8 @@ impl World {
     fn inject(
         fault: FaultRequest,
         etcd: &mut EtcdServer,
-        apiservers: &mut Vector<Apiserver>,
-        clients: &mut Vector<Reflector>,
+        apiservers: &mut Vector<CowBox<Apiserver>>,
+        clients: &mut Vector<CowBox<Reflector>>,
         scenario: &Scenario,
         ctx: &mut Ctx<'_>,
     ) {
@@ -695,6 +762,11 @@ impl World {
             FaultRequest::RestartClient(i) => {
                 if let Some(c) = clients.get_mut(i as usize) {
                     c.restart(ctx);
+                }
+            }
+            FaultRequest::DisconnectClient(i, d) => {
+                if let Some(c) = clients.get_mut(i as usize) {
+                    c.disconnect(d, ctx);
                 }
             }
             FaultRequest::PartitionApiserver(i, d) => {
@@ -756,6 +828,9 @@ pub fn fault_request(
         FaultKind::StallApiserver => Some(FaultRequest::StallApiserver(server, for_)),
         FaultKind::Heal => Some(FaultRequest::Heal),
         FaultKind::RestartClient => client.map(FaultRequest::RestartClient),
+        FaultKind::DisconnectWatch => {
+            client.map(|c| FaultRequest::DisconnectClient(c, for_.unwrap_or(0)))
+        }
     }
 }
 
@@ -855,8 +930,8 @@ fn observe_client(
 fn record_minute(
     now: Nanos,
     etcd: &EtcdServer,
-    apiservers: &Vector<Apiserver>,
-    clients: &Vector<Reflector>,
+    apiservers: &Vector<CowBox<Apiserver>>,
+    clients: &Vector<CowBox<Reflector>>,
     obs: &mut Observations,
 ) {
     let relists: u64 = clients.iter().map(|c| c.counters.relists()).sum();
@@ -886,5 +961,27 @@ fn retag(msg: &Msg, tag: i64) -> Msg {
             Msg::WatchReply(r)
         }
         other => other.clone(),
+    }
+}
+
+/// Hashes a message without the durations it carries (a WATCH's `timeoutSeconds`).
+fn hash_msg_timeless<H: std::hash::Hasher>(msg: &Msg, h: &mut H) {
+    use std::hash::Hash;
+    if let Msg::Api {
+        req: crate::apiserver::ApiRequest::Watch { .. },
+        ..
+    } = msg
+    {
+        let mut m = msg.clone();
+        if let Msg::Api {
+            req: crate::apiserver::ApiRequest::Watch { timeout_ns, .. },
+            ..
+        } = &mut m
+        {
+            *timeout_ns = 0;
+        }
+        m.hash(h);
+    } else {
+        msg.hash(h);
     }
 }

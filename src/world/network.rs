@@ -210,3 +210,21 @@ impl Network {
         }
     }
 }
+
+impl Network {
+    /// The explorer's time abstraction: forgets the FIFO high-water marks (absolute due times)
+    /// and the latency stream's position (it only draws jitter).
+    pub fn erase_times(&mut self) {
+        self.rng = crate::kernel::rng::erased_stream();
+        if self.conns.values().all(|c| c.last_due == [0, 0]) {
+            return;
+        }
+        self.conns = std::mem::take(&mut self.conns)
+            .into_iter()
+            .map(|(id, mut c)| {
+                c.last_due = [0, 0];
+                (id, c)
+            })
+            .collect();
+    }
+}

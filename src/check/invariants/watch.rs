@@ -120,7 +120,7 @@ impl Checker {
     }
 
     fn open_stream(&mut self, key: StreamKey, owner: Actor, range: &KeyRange) {
-        let rid = self.log.intern(range);
+        let rid = std::sync::Arc::make_mut(&mut self.log).intern(range);
         self.streams
             .insert(key, Stream::new(owner, key.0, key.1, rid));
     }
