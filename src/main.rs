@@ -229,7 +229,10 @@ fn explore_cmd(
                 "violation of {inv} after {} actions (a shortest path)",
                 keys.len()
             );
-            match watchsim::check::capsule::record(&spec, &keys, false, Some(&inv)) {
+            // An end-of-run invariant (relist-bound passed on the way) is judged on the capsule
+            // as if the run ended after its last action.
+            let end_of_run = watchsim::check::Inv::from_name(&inv).is_some_and(|i| i.end_of_run());
+            match watchsim::check::capsule::record(&spec, &keys, end_of_run, Some(&inv)) {
                 Ok(Some(capsule)) => {
                     let name = spec.scenario.name.clone();
                     let file = capsule_dir.join(format!("{name}-explore.capsule.jsonl"));

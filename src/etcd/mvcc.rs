@@ -145,6 +145,8 @@ pub struct Store {
     changes: OrdMap<(Revision, u32), Change>,
     live_keys: u64,
     live_bytes: u64,
+    /// Mutant `etcd_tombstone_at_compact_lost` (etcd #18089 before 3.4.34), set by the world.
+    pub mutant_tombstone_at_compact_lost: bool,
 }
 
 impl Default for Store {
@@ -164,6 +166,7 @@ impl Store {
             changes: OrdMap::new(),
             live_keys: 0,
             live_bytes: 0,
+            mutant_tombstone_at_compact_lost: false,
         }
     }
 
@@ -534,6 +537,8 @@ impl Store {
         self.compacted = rev;
         let mut rewritten: Vec<(Key, Option<Vector<Version>>)> = Vec::new();
         let mut settled: Vec<Key> = Vec::new();
+        // Mutant (etcd #18089): tombstones exactly at `rev` that compaction wrongly drops.
+        let mut lost_tombstones: Vec<Key> = Vec::new();
         for key in self.trimmable.iter() {
             let Some(history) = self.index.get(key) else {
                 settled.push(key.clone());
@@ -543,7 +548,17 @@ impl Store {
             let Some(pos) = newest_at_or_below else {
                 continue;
             };
-            let keep_from = if history[pos].tombstone && history[pos].mod_revision < rev {
+            let newest = &history[pos];
+            // Mutant (etcd #18089, `key_index.go compact` before PR #18274): a tombstone at
+            // exactly `rev` is not kept either, so its revision leaves the backend with the
+            // older ones.
+            let lost_at_rev = newest.tombstone
+                && newest.mod_revision == rev
+                && self.mutant_tombstone_at_compact_lost;
+            if lost_at_rev {
+                lost_tombstones.push(key.clone());
+            }
+            let keep_from = if (newest.tombstone && newest.mod_revision < rev) || lost_at_rev {
                 pos + 1
             } else {
                 pos
@@ -575,6 +590,20 @@ impl Store {
         let (_, boundary, mut kept) = self.changes.split_lookup(&(rev, 0));
         if let Some(change) = boundary {
             kept.insert((rev, 0), change);
+        }
+        if !lost_tombstones.is_empty() {
+            // Mutant (etcd #18089): the dropped tombstones' DELETE events leave the history
+            // watches replay from, so a watch from `rev` never sees them.
+            let lost: Vec<(Revision, u32)> = kept
+                .range((rev, 0)..(rev + 1, 0))
+                .filter(|(_, c)| {
+                    c.event.kind == EventKind::Delete && lost_tombstones.contains(&c.event.kv.key)
+                })
+                .map(|(k, _)| *k)
+                .collect();
+            for k in lost {
+                kept.remove(&k);
+            }
         }
         self.changes = kept;
         Ok(self.current)

@@ -121,6 +121,10 @@ pub struct WatchHub {
     events_sent: u64,
     /// Mutant `etcd_skip_compacted_watcher` (etcd #17529 before 3.4.31), set by the world.
     pub mutant_skip_compacted: bool,
+    /// Mutant `etcd_progress_before_catchup` (etcd #15220 before 3.4.25), set by the world.
+    pub mutant_progress_before_catchup: bool,
+    /// Mutant `etcd_watch_at_compact_refused` (kine PR #747), set by the world.
+    pub mutant_refuse_at_compact: bool,
 }
 
 impl WatchHub {
@@ -300,7 +304,10 @@ impl WatchHub {
                 let mut all_ready = true;
                 for (_, w) in self.watchers.range(stream_span(stream)) {
                     any = true;
-                    if !w.synced || current < w.start_rev {
+                    // Mutant (etcd #15220, v3rpc/watch.go before PR #15237): the request is
+                    // answered at once with the store revision, synced or not.
+                    let unsynced = !w.synced && !self.mutant_progress_before_catchup;
+                    if unsynced || current < w.start_rev {
                         all_ready = false;
                     }
                 }
@@ -401,7 +408,11 @@ impl WatchHub {
                 self.unsynced -= 1;
                 continue;
             }
-            if w.min_rev < compacted {
+            // Mutant (kine PR #747): a watcher still at its start revision is refused when that
+            // revision is exactly the compact revision (`<=` where etcd's `chooseAll` has `<`).
+            let refused_at_compact =
+                self.mutant_refuse_at_compact && w.min_rev == compacted && w.min_rev == w.start_rev;
+            if w.min_rev < compacted || refused_at_compact {
                 // The watcher stops, but its id stays registered until the client cancels it.
                 if let Some(wm) = self.watchers.get_mut(&key) {
                     wm.compacted = true;

@@ -97,6 +97,19 @@ pub struct Mutants {
     pub cacher_reorder: bool,
     /// The informer ignores DELETED events (breaks `convergence`).
     pub reflector_drop_deletes: bool,
+    // etcd historical bugs (issue 7; `tests/mutants_etcd.rs`).
+    /// etcd #18089 (fixed by PR #18274 in 3.4.34 / 3.5.16): compaction at revision R drops a
+    /// tombstone whose revision is exactly R (`key_index.go compact` kept only tombstones newer
+    /// than R), so a watch reading history from R loses that DELETE (breaks `watch-no-gap`).
+    pub etcd_tombstone_at_compact_lost: bool,
+    /// etcd #15220 (fixed by PR #15237 in 3.4.25 / 3.5.8): a RequestProgress is answered with the
+    /// store revision although a watcher of the stream is still catching up, so the notification
+    /// vouches for events not yet sent (breaks `watch-no-gap`).
+    pub etcd_progress_before_catchup: bool,
+    /// kine PR #747 (the etcd rule: only a start revision *below* the compact revision is
+    /// compacted): a watch that starts exactly at the compact revision is cancelled as compacted
+    /// (seen through the relist it forces: `relist-bound`).
+    pub etcd_watch_at_compact_refused: bool,
 }
 
 impl Mutants {
@@ -118,6 +131,19 @@ impl Mutants {
             ),
             ("cacher_reorder", self.cacher_reorder),
             ("reflector_drop_deletes", self.reflector_drop_deletes),
+            // etcd historical bugs
+            (
+                "etcd_tombstone_at_compact_lost",
+                self.etcd_tombstone_at_compact_lost,
+            ),
+            (
+                "etcd_progress_before_catchup",
+                self.etcd_progress_before_catchup,
+            ),
+            (
+                "etcd_watch_at_compact_refused",
+                self.etcd_watch_at_compact_refused,
+            ),
         ];
         all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
     }
