@@ -81,8 +81,8 @@ const MAX_STATES: usize = 50_000;
 /// adapter's states hash, so that Stateright deduplicates exactly as the explorer does. The
 /// explorer does not apply reductions yet; when it does (`fingerprint_with`), this becomes
 /// `fingerprint_with(world, reductions)`.
-fn explorer_fingerprint(world: &World, _reductions: Reductions) -> u64 {
-    fingerprint(world)
+fn explorer_fingerprint(world: &World, reductions: Reductions) -> u64 {
+    fingerprint_with(world, reductions)
 }
 
 fn spec() -> Spec {

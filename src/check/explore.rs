@@ -7,12 +7,14 @@
 //! which leaves out observations and the scenario); the online invariants are checked after
 //! every transition, and BFS order makes the first violation's path a shortest one.
 //!
-//! Simplifications (notes.md): single-threaded; the fingerprint includes virtual time and the
-//! agenda's keys, so states that differ only in timing are not merged (no symmetry or revision
-//! normalisation yet); convergence is not checked, and relist-bound only once the relists made so
-//! far exceed the bound over the whole run.
+//! Reductions (notes.md "Explorer" measures them): the time abstraction of the fingerprint
+//! (`World::hash_time_abstract`) and, per scenario, a reordering window (`[explore] window`, a
+//! delay bound). End-of-run invariants: `relist-bound` is reported as soon as the relists made so
+//! far exceed the bound over the whole run (they never decrease); `convergence` is judged in
+//! states where nothing is enabled any more. Each BFS level is expanded on `jobs` threads and
+//! merged in a fixed order, so results do not depend on the thread count.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 use std::time::Instant;
 
@@ -54,17 +56,11 @@ pub struct Reductions {
     /// sequence numbers (only the order of pending events counts) and the connections' FIFO
     /// high-water marks.
     pub time: bool,
-    /// Treat interchangeable clients (same `[[clients]]` group) as one: the fingerprint is the
-    /// smallest over permutations within each group.
-    pub symmetry: bool,
 }
 
 impl Default for Reductions {
     fn default() -> Self {
-        Reductions {
-            time: true,
-            symmetry: true,
-        }
+        Reductions { time: true }
     }
 }
 
@@ -177,16 +173,83 @@ fn relist_bound_passed(world: &World, end_ns: u64) -> bool {
         })
 }
 
-/// Breadth-first search of `spec`'s state space within `opts`.
+/// What expanding one state produced: its successors (action, state, fingerprint, the violation
+/// it reached, if any), in action order, and whether it is terminal.
+struct Expansion {
+    successors: Vec<(EventKey, World, u64, Option<Inv>)>,
+    /// Transitions applied (duplicates of earlier levels included).
+    transitions: u64,
+    cut_by_depth: bool,
+}
+
+/// Expands one state of the frontier (runs on a worker thread).
+fn expand(
+    spec: &Spec,
+    opts: &ExploreOptions,
+    world: &World,
+    depth: usize,
+    seen: &HashSet<u64>,
+) -> Expansion {
+    let actions = enabled_actions(world, spec.end_ns);
+    if depth >= opts.max_depth {
+        return Expansion {
+            successors: Vec::new(),
+            transitions: 0,
+            cut_by_depth: !actions.is_empty(),
+        };
+    }
+    let mut successors = Vec::with_capacity(actions.len());
+    let mut transitions = 0u64;
+    for action in actions {
+        let Action::Fire(key) = action;
+        let mut next = world.clone();
+        if next.apply(action).is_err() {
+            continue;
+        }
+        let violation =
+            online_violation(&next, spec.end_ns).or_else(|| terminal_violation(&next, spec.end_ns));
+        let fp = fingerprint_with(&next, opts.reductions);
+        // States seen on earlier levels are dropped here already (the set is read-only while a
+        // level expands); duplicates within the level are dropped when the level is merged.
+        transitions += 1;
+        if violation.is_none() && seen.contains(&fp) {
+            continue;
+        }
+        successors.push((key, next, fp, violation));
+    }
+    Expansion {
+        successors,
+        transitions,
+        cut_by_depth: false,
+    }
+}
+
+/// The end-of-run judgement of `convergence` in a state where nothing is enabled any more (the
+/// run is over on this path).
+fn terminal_violation(world: &World, end_ns: u64) -> Option<Inv> {
+    if !enabled_actions(world, end_ns).is_empty() {
+        return None;
+    }
+    let j = super::invariants::convergence::judge(world, end_ns);
+    (j.checked && j.violations > 0).then_some(Inv::Convergence)
+}
+
+/// Breadth-first search of `spec`'s state space within `opts`, one level at a time: the states
+/// of a level are expanded on `opts.jobs` threads, then merged in frontier order, so the result
+/// (counts, the violation and its path) does not depend on the number of threads.
 pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
+    use rayon::prelude::*;
     let started = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.jobs.max(1))
+        .build()
+        .expect("a thread pool");
     let root = spec.world();
     // Parent links: (parent index, action) for every kept state, to rebuild a path.
     let mut links: Vec<(usize, EventKey)> = vec![(usize::MAX, EventKey { due_ns: 0, seq: 0 })];
     let mut seen: HashSet<u64> = HashSet::new();
     seen.insert(fingerprint_with(&root, opts.reductions));
-    let mut queue: VecDeque<(usize, usize, World)> = VecDeque::new();
-    queue.push_back((0, 0, root));
+    let mut frontier: Vec<(usize, World)> = vec![(0, root)];
     let (mut explored, mut max_depth, mut complete) = (0u64, 0usize, true);
     let path_to = |links: &Vec<(usize, EventKey)>, mut i: usize| {
         let mut keys = Vec::new();
@@ -197,42 +260,50 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
         keys.reverse();
         keys
     };
-    while let Some((idx, depth, world)) = queue.pop_front() {
+    let mut depth = 0usize;
+    while !frontier.is_empty() {
         max_depth = max_depth.max(depth);
-        if depth >= opts.max_depth {
-            if !enabled_actions(&world, spec.end_ns).is_empty() {
+        let expansions: Vec<Expansion> = pool.install(|| {
+            frontier
+                .par_iter()
+                .map(|(_, w)| expand(spec, &opts, w, depth, &seen))
+                .collect()
+        });
+        let parents: Vec<usize> = frontier.iter().map(|(i, _)| *i).collect();
+        drop(frontier);
+        let mut next_frontier = Vec::new();
+        for (parent, exp) in parents.into_iter().zip(expansions) {
+            if exp.cut_by_depth {
                 complete = false;
             }
-            continue;
-        }
-        for action in enabled_actions(&world, spec.end_ns) {
-            let Action::Fire(key) = action;
-            let mut next = world.clone();
-            if next.apply(action).is_err() {
-                continue;
-            }
-            explored += 1;
-            if let Some(inv) = online_violation(&next, spec.end_ns) {
-                let mut keys = path_to(&links, idx);
-                keys.push(key);
-                return ExploreOutcome {
-                    explored,
-                    unique: seen.len() as u64,
-                    max_depth: depth + 1,
-                    seconds: started.elapsed().as_secs_f64(),
-                    complete: false,
-                    violation: Some((inv.name().to_string(), keys)),
-                };
-            }
-            if seen.insert(fingerprint_with(&next, opts.reductions)) {
-                if seen.len() > opts.max_states {
+            explored += exp.transitions;
+            for (key, next, fp, violation) in exp.successors {
+                if let Some(inv) = violation {
+                    let mut keys = path_to(&links, parent);
+                    keys.push(key);
+                    return ExploreOutcome {
+                        explored,
+                        unique: seen.len() as u64,
+                        max_depth: depth + 1,
+                        seconds: started.elapsed().as_secs_f64(),
+                        complete: false,
+                        violation: Some((inv.name().to_string(), keys)),
+                    };
+                }
+                if seen.contains(&fp) {
+                    continue;
+                }
+                if seen.len() >= opts.max_states {
                     complete = false;
                     continue;
                 }
-                links.push((idx, key));
-                queue.push_back((links.len() - 1, depth + 1, next));
+                seen.insert(fp);
+                links.push((parent, key));
+                next_frontier.push((links.len() - 1, next));
             }
         }
+        frontier = next_frontier;
+        depth += 1;
     }
     ExploreOutcome {
         explored,
