@@ -64,7 +64,7 @@ use std::time::Instant;
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
 use stateright::{Checker, Model, Property};
 use watchsim::check::explore::{
-    ExploreOptions, ExploreOutcome, Reductions, enabled_actions, explore, fingerprint,
+    ExploreOptions, ExploreOutcome, Reductions, enabled_actions, explore, fingerprint_with,
 };
 use watchsim::check::runner::Spec;
 use watchsim::world::{Action, World};

@@ -231,7 +231,8 @@ fn explore_cmd(
             );
             // An end-of-run invariant (relist-bound passed on the way) is judged on the capsule
             // as if the run ended after its last action.
-            let end_of_run = watchsim::check::Inv::from_name(&inv).is_some_and(|i| i.end_of_run());
+            let end_of_run = inv.starts_with("bound:")
+                || watchsim::check::Inv::from_name(&inv).is_some_and(|i| i.end_of_run());
             match watchsim::check::capsule::record(&spec, &keys, end_of_run, Some(&inv)) {
                 Ok(Some(capsule)) => {
                     let name = spec.scenario.name.clone();

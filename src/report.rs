@@ -174,6 +174,9 @@ pub struct ClientsReport {
     pub p_410_on_reconnect: f64,
     /// LIST requests sent by clients (pages and retries included).
     pub list_requests: u64,
+    /// LIST pages the apiservers served from etcd (client and scripted LISTs; not the cachers'
+    /// own), per client per hour: the figure of the bound `etcd_lists_per_client_hour`.
+    pub etcd_lists_per_client_hour: f64,
     /// LISTs that returned an RV older than one the same client had already observed (#59848).
     pub time_travels: u64,
     /// Watch events applied by informers.

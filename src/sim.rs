@@ -227,6 +227,9 @@ fn clients_report(world: &World, end_ns: u64) -> ClientsReport {
             0.0
         },
         list_requests: lists,
+        etcd_lists_per_client_hour: crate::check::invariants::relist::etcd_lists_per_client_hour(
+            world, end_ns,
+        ),
         time_travels: obs.time_travels,
         events,
     }
@@ -286,6 +289,15 @@ pub(crate) fn build_report(
         let (value, limit) = (clients.max_staleness_seconds, limit.as_secs_f64());
         bounds.push(BoundReport {
             name: "max_staleness".into(),
+            limit,
+            value,
+            held: value <= limit,
+        });
+    }
+    if let Some(limit) = s.bounds.etcd_lists_per_client_hour {
+        let value = clients.etcd_lists_per_client_hour;
+        bounds.push(BoundReport {
+            name: "etcd_lists_per_client_hour".into(),
             limit,
             value,
             held: value <= limit,

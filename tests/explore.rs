@@ -92,10 +92,7 @@ fn the_time_abstraction_merges_states_that_differ_only_in_time() {
             ExploreOptions {
                 max_depth: 6,
                 max_states: 1_000_000,
-                reductions: watchsim::check::explore::Reductions {
-                    time,
-                    ..Default::default()
-                },
+                reductions: watchsim::check::explore::Reductions { time },
                 ..Default::default()
             },
         )

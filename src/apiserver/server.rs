@@ -571,12 +571,16 @@ impl Apiserver {
         if let Some(slot) = self.cacher_watch_ids.get_mut(r as usize) {
             *slot = watch_id;
         }
+        // Mutant `no_progress_notify_after_restart` (KEP-1904): a restarted apiserver's cacher
+        // watches go without progress notify.
+        let progress_notify =
+            !(ctx.mutants.no_progress_notify_after_restart && self.counters.restarts > 0);
         self.send_etcd_watch(
             WatchRequest::Create {
                 watch_id,
                 range: KeyRange::Prefix(prefix),
                 start_revision: rv + 1,
-                progress_notify: true,
+                progress_notify,
             },
             ctx,
         );
@@ -1342,7 +1346,10 @@ impl Apiserver {
         }
         let ready = match self.cacher(resource) {
             None => return self.direct_watch(conn, req_id, resource, scope, rv, ctx),
-            Some(c) => c.ready,
+            // Mutant `cacher_watch_during_reinit` (Kubernetes #116122): a cacher that was ready
+            // before (generation > 0) and is re-initialising takes the watch on its old state;
+            // the fix (PR #116172) checks the ready generation at registration.
+            Some(c) => c.ready || (ctx.mutants.cacher_watch_during_reinit && c.generation > 0),
         };
         if !ready {
             match self.rules {

@@ -152,13 +152,21 @@ fn enabled_actions_until(world: &World, end_ns: u64) -> Vec<Action> {
         .collect()
 }
 
-fn online_violation(world: &World, end_ns: u64) -> Option<Inv> {
-    world
-        .observations()
-        .checker
-        .first_online()
-        .map(|(inv, _)| inv)
-        .or_else(|| relist_bound_passed(world, end_ns).then_some(Inv::RelistBound))
+/// The first violation a state shows: an online invariant, `relist-bound` or the bound
+/// `etcd_lists_per_client_hour` once already exceeded over the whole run (both only grow), or
+/// `convergence` in a state where nothing is enabled any more. Bounds are named `bound:NAME`.
+pub fn state_violation(world: &World, end_ns: u64) -> Option<String> {
+    if let Some((inv, _)) = world.observations().checker.first_online() {
+        return Some(inv.name().to_string());
+    }
+    if relist_bound_passed(world, end_ns) {
+        return Some(Inv::RelistBound.name().to_string());
+    }
+    let etcd_lists = super::invariants::relist::judge_etcd_lists(world, end_ns);
+    if etcd_lists.checked && etcd_lists.violations > 0 {
+        return Some("bound:etcd_lists_per_client_hour".to_string());
+    }
+    terminal_violation(world, end_ns).map(|inv| inv.name().to_string())
 }
 
 /// True when the relists made so far already exceed `bounds.relists_per_client_hour` over the
@@ -176,7 +184,7 @@ fn relist_bound_passed(world: &World, end_ns: u64) -> bool {
 /// What expanding one state produced: its successors (action, state, fingerprint, the violation
 /// it reached, if any), in action order, and whether it is terminal.
 struct Expansion {
-    successors: Vec<(EventKey, World, u64, Option<Inv>)>,
+    successors: Vec<(EventKey, World, u64, Option<String>)>,
     /// Transitions applied (duplicates of earlier levels included).
     transitions: u64,
     cut_by_depth: bool,
@@ -206,8 +214,7 @@ fn expand(
         if next.apply(action).is_err() {
             continue;
         }
-        let violation =
-            online_violation(&next, spec.end_ns).or_else(|| terminal_violation(&next, spec.end_ns));
+        let violation = state_violation(&next, spec.end_ns);
         let fp = fingerprint_with(&next, opts.reductions);
         // States seen on earlier levels are dropped here already (the set is read-only while a
         // level expands); duplicates within the level are dropped when the level is merged.
@@ -287,7 +294,7 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
                         max_depth: depth + 1,
                         seconds: started.elapsed().as_secs_f64(),
                         complete: false,
-                        violation: Some((inv.name().to_string(), keys)),
+                        violation: Some((inv, keys)),
                     };
                 }
                 if seen.contains(&fp) {

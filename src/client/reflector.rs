@@ -401,7 +401,12 @@ impl Reflector {
                 let rv = self.relist_rv(cfg);
                 // Page size: 500 for RV "" / "0" or when results came paginated before; 0 (no
                 // limit, served from the watch cache) for a relist at a specific RV.
-                let limit = if self.paginated || matches!(rv, Rv::Unset | Rv::Zero) {
+                // Mutant `reflector_relist_from_etcd` (Kubernetes #86483, PR #83520's first form):
+                // the relist at the last RV keeps the page size, so the apiserver sends it to etcd.
+                let limit = if self.paginated
+                    || matches!(rv, Rv::Unset | Rv::Zero)
+                    || ctx.mutants.reflector_relist_from_etcd
+                {
                     cfg.page_size
                 } else {
                     0
@@ -743,6 +748,14 @@ impl Reflector {
                 let expired = status.code == 410;
                 let too_large =
                     status.code == 504 && status.cause == Some("ResourceVersionTooLarge");
+                if too_large && ctx.mutants.reflector_too_large_rv_no_fallback {
+                    // Mutant (Kubernetes #91073, before PR #92537): only 410 marks the RV
+                    // unavailable; the 504 ends ListAndWatch and the relist, after the backoff,
+                    // asks for the same RV again.
+                    fx.wants_server = self.server.is_none();
+                    self.finish_list_and_watch(Some(RelistCause::TooLarge), ctx);
+                    return ("list_error", fx);
+                }
                 if expired && token.is_some() {
                     // FullListIfExpired: one unpaginated LIST at the original RV.
                     self.send_list_keep(first_rv, first_rv, 0, None, 0, OrdMap::new(), ctx);

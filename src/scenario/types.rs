@@ -110,6 +110,31 @@ pub struct Mutants {
     /// compacted): a watch that starts exactly at the compact revision is cancelled as compacted
     /// (seen through the relist it forces: `relist-bound`).
     pub etcd_watch_at_compact_refused: bool,
+    /// Kubernetes #116122 (fixed by PR #116172, 1.27): a WATCH that arrives while a cacher is
+    /// re-initialising (not ready after it had been ready: its etcd watch broke and it is
+    /// listing again) is registered against the cache's old state, as if it had passed the ready
+    /// check of the previous generation, instead of being refused (429, 1.31) or parked (1.27).
+    /// If it registers after `terminateAllWatchers`, it survives the `Replace` and never gets the
+    /// changes between the old state and the new list (breaks `watch-no-gap`).
+    pub cacher_watch_during_reinit: bool,
+    /// Kubernetes #91073 (fixed by PR #92537, 1.19 / 1.18.6): the reflector does not recognise a
+    /// LIST's 504 "Too large resource version" (the watch cache's freshness wait for an RV it
+    /// has not reached, e.g. a lagging apiserver or a never-written type without progress
+    /// notify), so it does not fall back to RV "" but returns from ListAndWatch and relists, after
+    /// the backoff, at the same RV: a loop of 504s (breaks `relist-bound`).
+    pub reflector_too_large_rv_no_fallback: bool,
+    /// Kubernetes #86483, caused by PR #83520 (1.17.0; reverted by PR #86824, reworked by PR
+    /// #86430): a relist at the last synced RV keeps the pager's page size (`limit` 500)
+    /// instead of 0, so kube-apiserver delegates it to etcd as a paginated (legacy exact) LIST
+    /// instead of serving it from the watch cache: reconnect storms become etcd LIST storms
+    /// (breaks the bound `etcd_lists_per_client_hour`).
+    pub reflector_relist_from_etcd: bool,
+    /// KEP-1904 (efficient watch resumption, before `EfficientWatchResumption`): a restarted
+    /// kube-apiserver opens its cachers' etcd watches without progress notify, so the RV of a
+    /// cache whose type is not written stays at its list RV and its clients' bookmarks never
+    /// move; when their watches later break they resume from stale RVs on caches initialised
+    /// since, get 410 and relist: a relist storm (breaks `relist-bound`).
+    pub no_progress_notify_after_restart: bool,
 }
 
 impl Mutants {
@@ -143,6 +168,22 @@ impl Mutants {
             (
                 "etcd_watch_at_compact_refused",
                 self.etcd_watch_at_compact_refused,
+            ),
+            (
+                "cacher_watch_during_reinit",
+                self.cacher_watch_during_reinit,
+            ),
+            (
+                "reflector_too_large_rv_no_fallback",
+                self.reflector_too_large_rv_no_fallback,
+            ),
+            (
+                "reflector_relist_from_etcd",
+                self.reflector_relist_from_etcd,
+            ),
+            (
+                "no_progress_notify_after_restart",
+                self.no_progress_notify_after_restart,
             ),
         ];
         all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
@@ -523,6 +564,10 @@ pub struct BoundsConfig {
     pub relists_per_client_hour: Option<f64>,
     /// Largest time an informer may lag etcd.
     pub max_staleness: Option<DurationNs>,
+    /// LISTs served from etcd per client per hour (watchsim's own): every LIST page an
+    /// apiserver answered from etcd (client and scripted LISTs; not the cachers' own
+    /// initialisation LISTs), over the run, divided by clients and hours.
+    pub etcd_lists_per_client_hour: Option<f64>,
 }
 
 /// `resourceVersionMatch` of a LIST.

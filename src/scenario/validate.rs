@@ -36,6 +36,9 @@ pub(crate) fn validate(s: &Scenario) -> Result<(), Problem> {
     if let Some(rate) = s.bounds.relists_per_client_hour {
         rate_ok(rate, "bounds.relists_per_client_hour")?;
     }
+    if let Some(rate) = s.bounds.etcd_lists_per_client_hour {
+        rate_ok(rate, "bounds.etcd_lists_per_client_hour")?;
+    }
     steps(s)?;
     Ok(())
 }

@@ -1,6 +1,10 @@
 //! `relist-bound` (end of run): relists per client per hour stay within
 //! `bounds.relists_per_client_hour`; the invariant mirrors the bound of the same name (the
 //! report's `bounds` entry), and is not checked when the scenario sets no such bound.
+//!
+//! Also the figure of the bound `etcd_lists_per_client_hour` (no SPEC §6 invariant): LIST pages
+//! the apiservers served from etcd, per client per hour. Like relists it only grows during a
+//! run, so a state already above what the bound allows over the whole run violates it.
 
 use crate::kernel::Nanos;
 use crate::world::World;
@@ -43,6 +47,59 @@ pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
         violations: 1,
         message: Some(format!(
             "{relists} relists by {} clients in {:.3} h = {value:.3} per client-hour, above the bound {limit}",
+            world.clients().len(),
+            end_ns as f64 / 3600e9
+        )),
+    }
+}
+
+/// LIST pages served from etcd (by every apiserver, for clients and scripted steps; not the
+/// cachers' own initialisation LISTs) so far.
+pub fn etcd_lists(world: &World) -> u64 {
+    world
+        .apiservers()
+        .iter()
+        .map(|a| a.counters.lists_from_etcd)
+        .sum()
+}
+
+/// LISTs served from etcd per client per hour over a run of `end_ns` (0 without clients).
+pub fn etcd_lists_per_client_hour(world: &World, end_ns: Nanos) -> f64 {
+    let clients = world.clients().len();
+    let hours = end_ns as f64 / 3600e9;
+    if clients == 0 || hours <= 0.0 {
+        0.0
+    } else {
+        etcd_lists(world) as f64 / clients as f64 / hours
+    }
+}
+
+/// Judges the bound `etcd_lists_per_client_hour` on a run that lasts `end_ns`: `checked` is
+/// false when the scenario sets no such bound. The count only grows, so this may be asked of any
+/// state of a run (the explorer) as well as of its end.
+pub fn judge_etcd_lists(world: &World, end_ns: Nanos) -> Judgement {
+    let Some(limit) = world.scenario().bounds.etcd_lists_per_client_hour else {
+        return Judgement {
+            checked: false,
+            violations: 0,
+            message: Some(
+                "not checked: the scenario sets no bounds.etcd_lists_per_client_hour".into(),
+            ),
+        };
+    };
+    let value = etcd_lists_per_client_hour(world, end_ns);
+    if value <= limit {
+        return Judgement {
+            checked: true,
+            ..Default::default()
+        };
+    }
+    Judgement {
+        checked: true,
+        violations: 1,
+        message: Some(format!(
+            "{} LISTs served from etcd for {} clients in {:.3} h = {value:.3} per client-hour, above the bound {limit}",
+            etcd_lists(world),
             world.clients().len(),
             end_ns as f64 / 3600e9
         )),
