@@ -2,8 +2,9 @@
 //! against Stateright's BFS checker (`spawn_bfs`), side by side on the same model and the same
 //! bounded state space.
 //!
-//! **The model.** Both searches run `sim-scenarios/explore-small.toml` (2 informers, a fixed
-//! watch cache of 3, three scripted writes). Stateright sees it through [`WorldModel`], an
+//! **The model.** Both searches run `sim-scenarios/explore-2x3x3.toml` (2 informers x 3 keys x
+//! a fixed watch cache of 3 x 1 compaction x 1 disconnect, 20 ms reordering window), to depth 24
+//! (about 25,000 unique states). Stateright sees it through [`WorldModel`], an
 //! implementation of its `Model` trait over `watchsim::world::World`: the initial state is
 //! `spec.world()`, the actions of a state are `enabled_actions(state, spec.end_ns)` (the explorer's
 //! own enabling rule: FIFO heads of connections, timers, nothing after the scenario's end), the
@@ -71,11 +72,11 @@ use watchsim::world::{Action, World};
 
 /// Longest action sequence explored (the explorer's `max_depth`; Stateright's
 /// `target_max_depth` is this plus one, as it numbers the initial state's depth 1).
-const MAX_DEPTH: usize = 7;
+const MAX_DEPTH: usize = 24;
 
 /// State cap given to both checkers; chosen above the size of the depth-bounded space so that
 /// it never binds (see the module comment).
-const MAX_STATES: usize = 50_000;
+const MAX_STATES: usize = 200_000;
 
 /// The explorer's fingerprint of a world under `reductions`: the one place that decides how the
 /// adapter's states hash, so that Stateright deduplicates exactly as the explorer does. The
@@ -88,7 +89,7 @@ fn explorer_fingerprint(world: &World, reductions: Reductions) -> u64 {
 fn spec() -> Spec {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/sim-scenarios/explore-small.toml"
+        "/sim-scenarios/explore-2x3x3.toml"
     );
     let text = std::fs::read_to_string(path).unwrap();
     Spec::load(path, &text, &[], None).unwrap()
@@ -208,7 +209,7 @@ fn report_once(spec: &Spec, reductions: Reductions) -> (u64, u64) {
     let ws_rate = ws.unique as f64 / ws_secs;
     let sr_rate = sr.unique as f64 / sr_secs;
     println!(
-        "explore-small, max depth {MAX_DEPTH}, state cap {MAX_STATES}, 1 thread, {reductions:?}"
+        "explore-2x3x3, max depth {MAX_DEPTH}, state cap {MAX_STATES}, 1 thread, {reductions:?}"
     );
     println!(
         "  watchsim   {:>7} unique states  {:>7} transitions  depth {}  {:.3} s  {:.0} states/s",
@@ -260,7 +261,7 @@ fn explorers(c: &mut Criterion) {
     let spec = spec();
     let reductions = Reductions::default();
     let (ws_unique, sr_unique) = report_once(&spec, reductions);
-    let mut g = c.benchmark_group("explore_small");
+    let mut g = c.benchmark_group("explore_2x3x3");
     g.sample_size(10);
     g.sampling_mode(SamplingMode::Flat);
     g.warm_up_time(std::time::Duration::from_secs(1));

@@ -152,9 +152,10 @@ fn enabled_actions_until(world: &World, end_ns: u64) -> Vec<Action> {
         .collect()
 }
 
-/// The first violation a state shows: an online invariant, `relist-bound` or the bound
-/// `etcd_lists_per_client_hour` once already exceeded over the whole run (both only grow), or
-/// `convergence` in a state where nothing is enabled any more. Bounds are named `bound:NAME`.
+/// The first violation a state shows: an online invariant, or `relist-bound` or the bound
+/// `etcd_lists_per_client_hour` once already exceeded over the whole run (both only grow).
+/// Bounds are named `bound:NAME`. (`convergence` is judged when a state with nothing enabled is
+/// expanded: [`terminal_violation`].)
 pub fn state_violation(world: &World, end_ns: u64) -> Option<String> {
     if let Some((inv, _)) = world.observations().checker.first_online() {
         return Some(inv.name().to_string());
@@ -166,7 +167,7 @@ pub fn state_violation(world: &World, end_ns: u64) -> Option<String> {
     if etcd_lists.checked && etcd_lists.violations > 0 {
         return Some("bound:etcd_lists_per_client_hour".to_string());
     }
-    terminal_violation(world, end_ns).map(|inv| inv.name().to_string())
+    None
 }
 
 /// True when the relists made so far already exceed `bounds.relists_per_client_hour` over the
@@ -185,6 +186,8 @@ fn relist_bound_passed(world: &World, end_ns: u64) -> bool {
 /// it reached, if any), in action order, and whether it is terminal.
 struct Expansion {
     successors: Vec<(EventKey, World, u64, Option<String>)>,
+    /// The state itself is final (nothing enabled) and fails `convergence`.
+    terminal: Option<String>,
     /// Transitions applied (duplicates of earlier levels included).
     transitions: u64,
     cut_by_depth: bool,
@@ -199,9 +202,14 @@ fn expand(
     seen: &HashSet<u64>,
 ) -> Expansion {
     let actions = enabled_actions(world, spec.end_ns);
-    if depth >= opts.max_depth {
+    if actions.is_empty() || depth >= opts.max_depth {
         return Expansion {
             successors: Vec::new(),
+            terminal: if actions.is_empty() {
+                terminal_violation(world, spec.end_ns).map(|inv| inv.name().to_string())
+            } else {
+                None
+            },
             transitions: 0,
             cut_by_depth: !actions.is_empty(),
         };
@@ -226,6 +234,7 @@ fn expand(
     }
     Expansion {
         successors,
+        terminal: None,
         transitions,
         cut_by_depth: false,
     }
@@ -234,9 +243,6 @@ fn expand(
 /// The end-of-run judgement of `convergence` in a state where nothing is enabled any more (the
 /// run is over on this path).
 fn terminal_violation(world: &World, end_ns: u64) -> Option<Inv> {
-    if !enabled_actions(world, end_ns).is_empty() {
-        return None;
-    }
     let j = super::invariants::convergence::judge(world, end_ns);
     (j.checked && j.violations > 0).then_some(Inv::Convergence)
 }
@@ -270,18 +276,42 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
     let mut depth = 0usize;
     while !frontier.is_empty() {
         max_depth = max_depth.max(depth);
-        let expansions: Vec<Expansion> = pool.install(|| {
-            frontier
-                .par_iter()
-                .map(|(_, w)| expand(spec, &opts, w, depth, &seen))
-                .collect()
-        });
+        // One thread: expand lazily, so each state's successors are merged (and duplicates
+        // dropped) before the next state is expanded. Several: expand the whole level in
+        // parallel against the set as it was, then merge in the same order.
+        let empty = HashSet::new();
         let parents: Vec<usize> = frontier.iter().map(|(i, _)| *i).collect();
-        drop(frontier);
+        let expansions: Box<dyn Iterator<Item = Expansion>> = if opts.jobs <= 1 {
+            let level = std::mem::take(&mut frontier);
+            Box::new(
+                level
+                    .into_iter()
+                    .map(|(_, w)| expand(spec, &opts, &w, depth, &empty)),
+            )
+        } else {
+            let done: Vec<Expansion> = pool.install(|| {
+                frontier
+                    .par_iter()
+                    .map(|(_, w)| expand(spec, &opts, w, depth, &seen))
+                    .collect()
+            });
+            frontier.clear();
+            Box::new(done.into_iter())
+        };
         let mut next_frontier = Vec::new();
         for (parent, exp) in parents.into_iter().zip(expansions) {
             if exp.cut_by_depth {
                 complete = false;
+            }
+            if let Some(inv) = exp.terminal {
+                return ExploreOutcome {
+                    explored,
+                    unique: seen.len() as u64,
+                    max_depth: depth,
+                    seconds: started.elapsed().as_secs_f64(),
+                    complete: false,
+                    violation: Some((inv, path_to(&links, parent))),
+                };
             }
             explored += exp.transitions;
             for (key, next, fp, violation) in exp.successors {
