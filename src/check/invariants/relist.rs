@@ -23,16 +23,19 @@ pub fn relists_per_client_hour(world: &World, end_ns: Nanos) -> f64 {
     }
 }
 
+/// The judgement of a bound the scenario does not set.
+fn not_bounded(key: &str) -> Judgement {
+    Judgement {
+        checked: false,
+        violations: 0,
+        message: Some(format!("not checked: the scenario sets no bounds.{key}")),
+    }
+}
+
 /// Judges the relist bound at the end of a run that lasted `end_ns`.
 pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
     let Some(limit) = world.scenario().bounds.relists_per_client_hour else {
-        return Judgement {
-            checked: false,
-            violations: 0,
-            message: Some(
-                "not checked: the scenario sets no bounds.relists_per_client_hour".into(),
-            ),
-        };
+        return not_bounded("relists_per_client_hour");
     };
     let value = relists_per_client_hour(world, end_ns);
     let relists: u64 = world.clients().iter().map(|c| c.counters.relists()).sum();
@@ -79,13 +82,7 @@ pub fn etcd_lists_per_client_hour(world: &World, end_ns: Nanos) -> f64 {
 /// state of a run (the explorer) as well as of its end.
 pub fn judge_etcd_lists(world: &World, end_ns: Nanos) -> Judgement {
     let Some(limit) = world.scenario().bounds.etcd_lists_per_client_hour else {
-        return Judgement {
-            checked: false,
-            violations: 0,
-            message: Some(
-                "not checked: the scenario sets no bounds.etcd_lists_per_client_hour".into(),
-            ),
-        };
+        return not_bounded("etcd_lists_per_client_hour");
     };
     let value = etcd_lists_per_client_hour(world, end_ns);
     if value <= limit {
