@@ -124,3 +124,26 @@ fn the_result_does_not_depend_on_the_number_of_threads() {
         assert_eq!(one.violation, two.violation);
     }
 }
+
+#[test]
+fn two_apiservers_one_lagging_and_a_restarting_client_show_the_open_time_travel_bug() {
+    // Kubernetes #59848 (open): the faithful model, no mutant. A consistent LIST fixes it.
+    let opts = ExploreOptions {
+        max_depth: 1_000,
+        max_states: 500_000,
+        ..Default::default()
+    };
+    let s = spec_of("explore-ha-lagging.toml", &[]);
+    let (inv, keys) = explore(&s, opts).violation.expect("#59848 is found");
+    assert_eq!(inv, "no-time-travel");
+    let capsule = watchsim::check::capsule::record(&s, &keys, false, Some(&inv))
+        .unwrap()
+        .expect("reproduces");
+    assert_eq!(capsule.len(), keys.len());
+    let fixed = explore(
+        &spec_of("explore-ha-lagging.toml", &["clients.0.list_rv=\"\""]),
+        opts,
+    );
+    assert!(fixed.violation.is_none(), "{:?}", fixed.violation);
+    assert!(fixed.complete);
+}
