@@ -185,7 +185,8 @@ fn relist_bound_passed(world: &World, end_ns: u64) -> bool {
 /// What expanding one state produced: its successors (action, state, fingerprint, the violation
 /// it reached, if any), in action order, and whether it is terminal.
 struct Expansion {
-    successors: Vec<(EventKey, World, u64, Option<String>)>,
+    /// Successors: action, state (kept only when `keep` was asked), fingerprint, violation.
+    successors: Vec<(EventKey, Option<World>, u64, Option<String>)>,
     /// The state itself is final (nothing enabled) and fails `convergence`.
     terminal: Option<String>,
     /// Transitions applied (duplicates of earlier levels included).
@@ -200,6 +201,7 @@ fn expand(
     world: &World,
     depth: usize,
     seen: &HashSet<u64>,
+    keep: bool,
 ) -> Expansion {
     let actions = enabled_actions(world, spec.end_ns);
     if actions.is_empty() || depth >= opts.max_depth {
@@ -230,7 +232,7 @@ fn expand(
         if violation.is_none() && seen.contains(&fp) {
             continue;
         }
-        successors.push((key, next, fp, violation));
+        successors.push((key, keep.then_some(next), fp, violation));
     }
     Expansion {
         successors,
@@ -277,29 +279,33 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
     while !frontier.is_empty() {
         max_depth = max_depth.max(depth);
         // One thread: expand lazily, so each state's successors are merged (and duplicates
-        // dropped) before the next state is expanded. Several: expand the whole level in
-        // parallel against the set as it was, then merge in the same order.
+        // dropped) before the next state is expanded. Several: the workers compute the level's
+        // successors' fingerprints against the set as it was (keeping no states, so a level
+        // never holds its duplicates), the merge decides in frontier order which are new, and
+        // the workers then rebuild only those states.
+        let parallel = opts.jobs > 1;
         let empty = HashSet::new();
         let parents: Vec<usize> = frontier.iter().map(|(i, _)| *i).collect();
-        let expansions: Box<dyn Iterator<Item = Expansion>> = if opts.jobs <= 1 {
+        let expansions: Box<dyn Iterator<Item = Expansion>> = if !parallel {
             let level = std::mem::take(&mut frontier);
             Box::new(
                 level
                     .into_iter()
-                    .map(|(_, w)| expand(spec, &opts, &w, depth, &empty)),
+                    .map(|(_, w)| expand(spec, &opts, &w, depth, &empty, true)),
             )
         } else {
             let done: Vec<Expansion> = pool.install(|| {
                 frontier
                     .par_iter()
-                    .map(|(_, w)| expand(spec, &opts, w, depth, &seen))
+                    .map(|(_, w)| expand(spec, &opts, w, depth, &seen, false))
                     .collect()
             });
-            frontier.clear();
             Box::new(done.into_iter())
         };
         let mut next_frontier = Vec::new();
-        for (parent, exp) in parents.into_iter().zip(expansions) {
+        // Parallel: (position in the frontier, action, link index) of each new state to rebuild.
+        let mut to_build: Vec<(usize, EventKey, usize)> = Vec::new();
+        for (position, (parent, exp)) in parents.into_iter().zip(expansions).enumerate() {
             if exp.cut_by_depth {
                 complete = false;
             }
@@ -336,8 +342,25 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
                 }
                 seen.insert(fp);
                 links.push((parent, key));
-                next_frontier.push((links.len() - 1, next));
+                match next {
+                    Some(world) => next_frontier.push((links.len() - 1, world)),
+                    None => to_build.push((position, key, links.len() - 1)),
+                }
             }
+        }
+        if parallel {
+            next_frontier = pool.install(|| {
+                to_build
+                    .par_iter()
+                    .map(|&(position, key, link)| {
+                        let mut world = frontier[position].1.clone();
+                        world
+                            .apply(Action::Fire(key))
+                            .expect("the action applied when the level was expanded");
+                        (link, world)
+                    })
+                    .collect()
+            });
         }
         frontier = next_frontier;
         depth += 1;
