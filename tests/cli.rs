@@ -341,3 +341,42 @@ fn cacher_basics_story_runs_and_shows_the_rules() {
     assert_eq!(r["script"][14]["result"]["error"]["code"], 429);
     assert_eq!(r["apiservers"][0]["restarts"], 1);
 }
+
+#[test]
+fn explore_exits_1_with_a_capsule_that_replays_and_2_on_bad_options() {
+    let dir = temp_dir("explore");
+    let caps = dir.display().to_string();
+    let out = watchsim(&[
+        "explore",
+        &scenario("explore-small.toml"),
+        "--set",
+        "mutants.cacher_window_off_by_one=true",
+        "--capsule-dir",
+        &caps,
+        "--jobs",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("violation of cache-window"), "{stdout}");
+    let capsule = dir.join("explore-small-explore.capsule.jsonl");
+    let replay = watchsim(&["replay", &capsule.display().to_string()]);
+    assert_eq!(replay.status.code(), Some(1), "{replay:?}");
+    let clean = watchsim(&["explore", &scenario("explore-snapshot.toml")]);
+    assert_eq!(clean.status.code(), Some(0), "{clean:?}");
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("complete"));
+    for bad in [
+        &["--no-reduction", "symmetry"][..],
+        &["--jobs", "0"][..],
+        &["--set", "explore.windw=\"1ms\""][..],
+    ] {
+        let mut args = vec!["explore", "sim-scenarios/explore-snapshot.toml"];
+        args.extend_from_slice(bad);
+        let out = Command::new(env!("CARGO_BIN_EXE_watchsim"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
+    }
+}

@@ -984,3 +984,25 @@ fn empty_etcd_key_means_the_whole_keyspace_only_with_prefix() {
     let e = err("name = \"t\"\n[[steps]]\nat = \"1s\"\nop = \"etcd.delete\"\nkey = \"\"\n");
     in_file(&e, "steps.0.key", 5, "needs `prefix = true`");
 }
+
+#[test]
+fn disconnect_watch_fault_requires_a_known_client() {
+    let e = err(&base_plus(
+        "[[faults.at]]\nat = \"1m\"\nkind = \"disconnect_watch\"\n",
+    ));
+    in_file(&e, "faults.at.0.client", 8, "requires `client`");
+    let e = err(&base_plus(
+        "[[faults.at]]\nat = \"1m\"\nkind = \"disconnect_watch\"\nclient = \"nobody-0\"\n",
+    ));
+    assert!(e.to_string().contains("faults.at.0.client"), "{e}");
+}
+
+#[test]
+fn explore_window_is_a_duration_and_unknown_explore_keys_are_refused() {
+    let s = ok(&base_plus("[explore]\nwindow = \"20ms\"\n"));
+    assert_eq!(s.explore.window.map(|w| w.as_ns()), Some(20_000_000));
+    let e = err(&base_plus("[explore]\nwindw = \"20ms\"\n"));
+    assert!(e.to_string().contains("explore.windw"), "{e}");
+    let e = err(&base_plus("[explore]\nwindow = 20\n"));
+    assert!(e.to_string().contains("explore.window"), "{e}");
+}
