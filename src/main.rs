@@ -109,8 +109,8 @@ enum Command {
         /// for any value.
         #[arg(long)]
         jobs: Option<usize>,
-        /// Turn a state-space reduction off: `time` (the fingerprint then includes every
-        /// absolute time).
+        /// Turn a state-space reduction off (repeatable): `time` (the fingerprint then includes
+        /// every absolute time) or `symmetry` (interchangeable clients are not renamed).
         #[arg(long = "no-reduction", value_name = "NAME")]
         no_reduction: Vec<String>,
         /// Override a scenario key by dotted path, VALUE as TOML.
@@ -171,9 +171,10 @@ fn explore_cmd(
     for name in no_reduction {
         match name.as_str() {
             "time" => reductions.time = false,
+            "symmetry" => reductions.symmetry = false,
             other => {
                 return usage_error(&format!(
-                    "--no-reduction {other}: unknown reduction (expected `time`)"
+                    "--no-reduction {other}: unknown reduction (expected `time` or `symmetry`)"
                 ));
             }
         }

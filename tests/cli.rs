@@ -366,7 +366,7 @@ fn explore_exits_1_with_a_capsule_that_replays_and_2_on_bad_options() {
     assert_eq!(clean.status.code(), Some(0), "{clean:?}");
     assert!(String::from_utf8_lossy(&clean.stdout).contains("complete"));
     for bad in [
-        &["--no-reduction", "symmetry"][..],
+        &["--no-reduction", "space"][..],
         &["--jobs", "0"][..],
         &["--set", "explore.windw=\"1ms\""][..],
     ] {

@@ -83,17 +83,40 @@ fn the_2x3x3_scope_is_explored_completely_without_a_violation() {
     assert!(out.complete, "bounded at {} states", out.unique);
     assert!(out.unique > 10_000, "a real search: {} states", out.unique);
     // The time abstraction merges states that differ only in absolute times: without it the
-    // same scope has several times more states (notes.md "Explorer": 100,294 vs 486,886).
+    // same scope has several times more states (notes.md "Explorer": 75,225 vs 486,886).
     let exact = explore(
         &spec_of("explore-2x3x3.toml", &[]),
         ExploreOptions {
             max_depth: 1_000,
             max_states: 2_000_000,
-            reductions: watchsim::check::explore::Reductions { time: false },
+            reductions: watchsim::check::explore::Reductions {
+                time: false,
+                symmetry: true,
+            },
             ..Default::default()
         },
     );
     assert!(exact.violation.is_none() && exact.complete);
+    // Renaming the two interchangeable informers merges mirror-image states (75,225 states).
+    let asymmetric = explore(
+        &spec_of("explore-2x3x3.toml", &[]),
+        ExploreOptions {
+            max_depth: 1_000,
+            max_states: 2_000_000,
+            reductions: watchsim::check::explore::Reductions {
+                time: true,
+                symmetry: false,
+            },
+            ..Default::default()
+        },
+    );
+    assert!(asymmetric.violation.is_none() && asymmetric.complete);
+    assert!(
+        out.unique * 5 < asymmetric.unique * 4,
+        "{} vs {} states",
+        out.unique,
+        asymmetric.unique
+    );
     assert!(
         out.unique * 4 < exact.unique,
         "{} vs {} states",

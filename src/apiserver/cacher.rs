@@ -794,3 +794,37 @@ impl Cacher {
             .collect();
     }
 }
+
+impl WatcherIndex {
+    fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+        self.by_prefix = std::mem::take(&mut self.by_prefix)
+            .into_iter()
+            .map(|(k, set)| {
+                (
+                    k,
+                    set.into_iter()
+                        .map(|c| r.conn(c))
+                        .collect::<OrdSet<ConnId>>(),
+                )
+            })
+            .collect();
+        self.other = std::mem::take(&mut self.other)
+            .into_iter()
+            .map(|c| r.conn(c))
+            .collect();
+    }
+}
+
+impl Cacher {
+    /// Applies the explorer's symmetry renaming to the watchers (keyed by client connection).
+    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+        self.watchers = std::mem::take(&mut self.watchers)
+            .into_iter()
+            .map(|(conn, mut w)| {
+                w.client = r.actor(w.client);
+                (r.conn(conn), w)
+            })
+            .collect();
+        self.index.relabel(r);
+    }
+}

@@ -1900,3 +1900,44 @@ impl Apiserver {
             .collect();
     }
 }
+
+impl Apiserver {
+    /// Applies the explorer's symmetry renaming to everything keyed by or naming a client
+    /// connection: cache watchers, client watches, direct watches, parked requests, LISTs being
+    /// sent and freshness waits.
+    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+        for c in self.cachers.iter_mut().flatten() {
+            c.relabel(r);
+        }
+        self.client_watches = std::mem::take(&mut self.client_watches)
+            .into_iter()
+            .map(|(c, v)| (r.conn(c), v))
+            .collect();
+        self.direct_watches = std::mem::take(&mut self.direct_watches)
+            .into_iter()
+            .map(|(c, v)| (r.conn(c), v))
+            .collect();
+        self.direct_stream = self.direct_stream.map(|c| r.conn(c));
+        for p in self.parked.iter_mut() {
+            p.conn = r.conn(p.conn);
+        }
+        self.sending = std::mem::take(&mut self.sending)
+            .into_iter()
+            .map(|(id, mut s)| {
+                s.conn = r.conn(s.conn);
+                (id, s)
+            })
+            .collect();
+        self.waits = std::mem::take(&mut self.waits)
+            .into_iter()
+            .map(|(id, mut w)| {
+                match &mut w.kind {
+                    WaitKind::List { conn, .. } | WaitKind::Watch { conn, .. } => {
+                        *conn = r.conn(*conn)
+                    }
+                }
+                (id, w)
+            })
+            .collect();
+    }
+}

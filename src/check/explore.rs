@@ -56,11 +56,17 @@ pub struct Reductions {
     /// sequence numbers (only the order of pending events counts) and the connections' FIFO
     /// high-water marks.
     pub time: bool,
+    /// Rename interchangeable clients (same population and scope) and the connections they own
+    /// into a canonical order before fingerprinting (`World::canonical_symmetric`).
+    pub symmetry: bool,
 }
 
 impl Default for Reductions {
     fn default() -> Self {
-        Reductions { time: true }
+        Reductions {
+            time: true,
+            symmetry: true,
+        }
     }
 }
 
@@ -91,6 +97,12 @@ pub fn fingerprint(world: &World) -> u64 {
 /// The fingerprint the explorer deduplicates by, under `reductions`.
 pub fn fingerprint_with(world: &World, reductions: Reductions) -> u64 {
     let mut h = Fnv64::new();
+    let canonical = if reductions.symmetry {
+        world.canonical_symmetric(reductions.time)
+    } else {
+        None
+    };
+    let world = canonical.as_ref().unwrap_or(world);
     if reductions.time {
         world.hash_time_abstract(&mut h, window_of(world).is_some());
     } else {

@@ -1050,3 +1050,35 @@ impl Reflector {
         self.rng = crate::kernel::rng::erased_stream();
     }
 }
+
+impl Reflector {
+    /// Applies the explorer's symmetry renaming: the client's own index and its connections.
+    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+        self.id = r.client(self.id);
+        self.req_conn = self.req_conn.map(|c| r.conn(c));
+        match &mut self.phase {
+            Phase::Watching { conn, .. } | Phase::WatchListing { conn, .. } => {
+                *conn = r.conn(*conn)
+            }
+            _ => {}
+        }
+    }
+
+    /// This client's state with its index left out (the symmetry reduction's sort key); with
+    /// `timeless_at`, as the time abstraction sees it at that instant.
+    pub fn anonymous_hash(&self, timeless_at: Option<Nanos>) -> u64 {
+        use std::hash::Hash;
+        let mut c = self.clone();
+        if let Some(now) = timeless_at {
+            c.erase_times(now);
+        }
+        c.id = 0;
+        c.req_conn = None;
+        if let Phase::Watching { conn, .. } | Phase::WatchListing { conn, .. } = &mut c.phase {
+            *conn = 0;
+        }
+        let mut h = crate::kernel::Fnv64::new();
+        c.hash(&mut h);
+        h.finish()
+    }
+}

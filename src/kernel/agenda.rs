@@ -91,6 +91,18 @@ impl<E: Clone> Agenda<E> {
         self.entries.is_empty()
     }
 
+    /// Rewrites every pending event in place (keys unchanged): the explorer's renamings.
+    pub fn rewrite(&mut self, mut f: impl FnMut(&mut E)) {
+        self.entries = std::mem::take(&mut self.entries)
+            .into_iter()
+            .map(|(k, e)| {
+                let mut e = Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone());
+                f(&mut e);
+                (k, Arc::new(e))
+            })
+            .collect();
+    }
+
     /// Removes every event for which `drop` returns true (e.g. messages of a closed connection).
     pub fn remove_where(&mut self, mut drop: impl FnMut(&E) -> bool) -> usize {
         let doomed: Vec<EventKey> = self

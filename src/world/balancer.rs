@@ -82,6 +82,16 @@ impl LoadBalancer {
     }
 }
 
+impl LoadBalancer {
+    /// Applies the explorer's symmetry renaming to the sticky assignments (keyed by client).
+    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+        self.sticky = std::mem::take(&mut self.sticky)
+            .into_iter()
+            .map(|(c, s)| (u64::from(r.client(c as u32)), s))
+            .collect();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

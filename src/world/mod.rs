@@ -8,6 +8,7 @@ pub mod balancer;
 pub mod msg;
 pub mod network;
 pub mod observe;
+pub mod relabel;
 pub mod script;
 pub mod shared;
 pub mod workload;
@@ -327,6 +328,98 @@ impl World {
     /// The client reflectors.
     pub fn clients(&self) -> &Vector<CowBox<Reflector>> {
         &self.clients
+    }
+
+    /// The explorer's symmetry reduction: this world with interchangeable clients (same
+    /// population and scope) renamed into a canonical order, sorted by their own state with their
+    /// index left out, together with the connection ids they own (notes.md "Explorer"). The
+    /// result behaves exactly like `self` up to names; `None` when the renaming is the identity.
+    pub fn canonical_symmetric(&self, timeless: bool) -> Option<World> {
+        use std::collections::BTreeMap;
+        // Interchangeable: same population and the same scope (per-node clients differ).
+        let mut groups: Vec<Vec<u32>> = Vec::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let same = |g: &Vec<u32>| {
+                let first = &self.clients[g[0] as usize];
+                first.population == c.population && first.scope == c.scope
+            };
+            match groups.iter_mut().find(|g| same(g)) {
+                Some(g) => g.push(i as u32),
+                None => groups.push(vec![i as u32]),
+            }
+        }
+        let mut r = relabel::Relabel {
+            clients: (0..self.clients.len() as u32).collect(),
+            conns: BTreeMap::new(),
+        };
+        for members in groups.iter().filter(|m| m.len() > 1) {
+            let mut order: Vec<(u64, u32)> = members
+                .iter()
+                .map(|&i| {
+                    let at = timeless.then_some(self.now);
+                    (self.clients[i as usize].anonymous_hash(at), i)
+                })
+                .collect();
+            order.sort_unstable();
+            for (slot, (_, old)) in members.iter().zip(order) {
+                r.clients[old as usize] = *slot;
+            }
+        }
+        if r.clients.iter().enumerate().all(|(i, &n)| i as u32 == n) {
+            return None;
+        }
+        // The renamed clients' connections keep their set of ids, reassigned in the order of
+        // (new owner, old id), so each client's own connections keep their relative order.
+        let mut owned: Vec<((u32, ConnId), ConnId)> = self
+            .net
+            .client_conns()
+            .filter(|(_, i)| r.clients[*i as usize] != *i)
+            .map(|(c, i)| ((r.clients[i as usize], c), c))
+            .collect();
+        let mut ids: Vec<ConnId> = owned.iter().map(|(_, c)| *c).collect();
+        ids.sort_unstable();
+        owned.sort_unstable();
+        r.conns = owned
+            .into_iter()
+            .zip(ids)
+            .map(|((_, old), new)| (old, new))
+            .collect();
+        let mut w = self.clone();
+        let mut clients: Vec<CowBox<Reflector>> = vec![w.clients[0].clone(); w.clients.len()];
+        for (old, c) in w.clients.iter().enumerate() {
+            let mut c = c.clone();
+            c.relabel(&r);
+            clients[r.clients[old] as usize] = c;
+        }
+        w.clients = clients.into_iter().collect();
+        for a in w.apiservers.iter_mut() {
+            a.relabel(&r);
+        }
+        w.net.relabel(&r);
+        w.lb.relabel(&r);
+        w.agenda.rewrite(|p| match p {
+            Pending::Deliver { conn, .. } => *conn = r.conn(*conn),
+            Pending::Multicast { targets, .. } => {
+                for (conn, actor, _) in targets.iter_mut() {
+                    *conn = r.conn(*conn);
+                    *actor = r.actor(*actor);
+                }
+            }
+            Pending::Reset { conn, to } => {
+                *conn = r.conn(*conn);
+                *to = r.actor(*to);
+            }
+            Pending::Timer(Timer::Client(i, _, _)) => *i = r.client(*i),
+            Pending::Timer(Timer::Cacher(
+                _,
+                _,
+                crate::apiserver::cacher::CacherTimer::IntervalRefill(conn)
+                | crate::apiserver::cacher::CacherTimer::WatchDeadline(conn),
+            )) => *conn = r.conn(*conn),
+            Pending::Timer(Timer::EtcdProgressTick(conn)) => *conn = r.conn(*conn),
+            Pending::Timer(_) => {}
+        });
+        Some(w)
     }
 
     /// Hashes the state as the explorer's time abstraction sees it (design.md "The explorer";

@@ -132,7 +132,15 @@ impl Network {
         self.conns.remove(&id)
     }
 
-    /// A connection, if open.
+    /// Open connections opened by clients: (id, client index).
+    pub fn client_conns(&self) -> impl Iterator<Item = (ConnId, u32)> + '_ {
+        self.conns.iter().filter_map(|(id, c)| match c.client {
+            Actor::Client(i) => Some((*id, i)),
+            _ => None,
+        })
+    }
+
+    /// The connection `id`, if open.
     pub fn conn(&self, id: ConnId) -> Option<&Conn> {
         self.conns.get(&id)
     }
@@ -224,6 +232,20 @@ impl Network {
             .map(|(id, mut c)| {
                 c.last_due = [0, 0];
                 (id, c)
+            })
+            .collect();
+    }
+}
+
+impl Network {
+    /// Applies the explorer's symmetry renaming (`relabel.rs`) to the open connections.
+    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+        self.conns = std::mem::take(&mut self.conns)
+            .into_iter()
+            .map(|(id, mut c)| {
+                c.client = r.actor(c.client);
+                c.server = r.actor(c.server);
+                (r.conn(id), c)
             })
             .collect();
     }
