@@ -380,3 +380,19 @@ fn explore_exits_1_with_a_capsule_that_replays_and_2_on_bad_options() {
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {out:?}");
     }
 }
+
+#[test]
+fn a_reader_that_closes_the_pipe_early_gets_no_panic() {
+    // `watchsim run ... | head -0`: the pipe is closed before anything is printed.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchsim"))
+        .args(["run", &scenario("steady-small.toml")])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(141), "{stderr}");
+}
