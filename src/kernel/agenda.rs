@@ -1,10 +1,6 @@
 //! The agenda: every pending event (a timer or an in-flight message) keyed by
 //! `(due time, sequence number)`. The simulator fires the first entry; the explorer may fire any
-//! enabled one. A persistent `imbl::OrdMap`, so cloning a world for the explorer is cheap; entries
-//! are boxed behind `Arc` so that a tree node copied on write holds pointers, not messages
-//! (the explorer keeps millions of states).
-
-use std::sync::Arc;
+//! enabled one. A persistent `imbl::OrdMap`, so cloning a world for the explorer is cheap.
 
 use imbl::OrdMap;
 use serde::{Deserialize, Serialize};
@@ -23,7 +19,7 @@ pub struct EventKey {
 /// Pending events in `(time, sequence)` order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Agenda<E: Clone> {
-    entries: OrdMap<EventKey, Arc<E>>,
+    entries: OrdMap<EventKey, E>,
     next_seq: u64,
 }
 
@@ -49,7 +45,7 @@ impl<E: Clone> Agenda<E> {
             seq: self.next_seq,
         };
         self.next_seq += 1;
-        self.entries.insert(key, Arc::new(event));
+        self.entries.insert(key, event);
         key
     }
 
@@ -61,24 +57,22 @@ impl<E: Clone> Agenda<E> {
 
     /// The earliest pending event, if any.
     pub fn first(&self) -> Option<(EventKey, &E)> {
-        self.entries.get_min().map(|(k, e)| (*k, &**e))
+        self.entries.get_min().map(|(k, e)| (*k, e))
     }
 
     /// Removes and returns the event with this key.
     pub fn take(&mut self, key: EventKey) -> Option<E> {
-        self.entries
-            .remove(&key)
-            .map(|e| Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone()))
+        self.entries.remove(&key)
     }
 
     /// Looks up a pending event.
     pub fn get(&self, key: EventKey) -> Option<&E> {
-        self.entries.get(&key).map(|e| &**e)
+        self.entries.get(&key)
     }
 
     /// All pending events in order.
     pub fn iter(&self) -> impl Iterator<Item = (EventKey, &E)> {
-        self.entries.iter().map(|(k, e)| (*k, &**e))
+        self.entries.iter().map(|(k, e)| (*k, e))
     }
 
     /// Number of pending events.
@@ -95,10 +89,9 @@ impl<E: Clone> Agenda<E> {
     pub fn rewrite(&mut self, mut f: impl FnMut(&mut E)) {
         self.entries = std::mem::take(&mut self.entries)
             .into_iter()
-            .map(|(k, e)| {
-                let mut e = Arc::try_unwrap(e).unwrap_or_else(|shared| (*shared).clone());
+            .map(|(k, mut e)| {
                 f(&mut e);
-                (k, Arc::new(e))
+                (k, e)
             })
             .collect();
     }
