@@ -309,6 +309,7 @@ fn main() -> ExitCode {
                     seed,
                     duration,
                     trace,
+                    skip_trace_hash: false,
                 },
             ) {
                 Ok(r) => r,

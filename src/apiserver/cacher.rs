@@ -110,6 +110,9 @@ impl CacheWatcher {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct WatcherIndex {
     by_prefix: OrdMap<Key, OrdSet<ConnId>>,
+    /// How many prefixes of `by_prefix` have each length: an event's key is looked up only at
+    /// the lengths some watcher's prefix has (two or three in practice).
+    prefix_lens: OrdMap<usize, u32>,
     other: OrdSet<ConnId>,
 }
 
@@ -117,7 +120,11 @@ impl WatcherIndex {
     fn add(&mut self, conn: ConnId, scope: &KeyRange) {
         match scope {
             KeyRange::Prefix(p) => {
-                self.by_prefix.entry(p.clone()).or_default().insert(conn);
+                let set = self.by_prefix.entry(p.clone()).or_default();
+                if set.is_empty() {
+                    *self.prefix_lens.entry(p.len()).or_default() += 1;
+                }
+                set.insert(conn);
             }
             _ => {
                 self.other.insert(conn);
@@ -137,6 +144,12 @@ impl WatcherIndex {
                 };
                 if empty {
                     self.by_prefix.remove(p);
+                    if let Some(n) = self.prefix_lens.get_mut(&p.len()) {
+                        *n -= 1;
+                        if *n == 0 {
+                            self.prefix_lens.remove(&p.len());
+                        }
+                    }
                 }
             }
             _ => {
@@ -152,18 +165,14 @@ impl WatcherIndex {
         }
         let mut out: Vec<ConnId> = self.other.iter().copied().collect();
         let text = key.as_str();
-        for (i, b) in text.bytes().enumerate() {
-            if (b == b'/' || b == b'-')
-                && let Some(set) = self.by_prefix.get(&text[..=i])
-            {
+        // Every watched prefix of the key, whatever its last byte (etcd prefix semantics).
+        for &len in self.prefix_lens.keys() {
+            if len > text.len() {
+                break;
+            }
+            if let Some(set) = text.get(..len).and_then(|p| self.by_prefix.get(p)) {
                 out.extend(set.iter().copied());
             }
-        }
-        if let Some(set) = self.by_prefix.get(text) {
-            out.extend(set.iter().copied());
-        }
-        if self.by_prefix.contains_key("") {
-            out.extend(self.by_prefix[""].iter().copied());
         }
         out.sort_unstable();
         out.dedup();

@@ -312,9 +312,31 @@ impl Store {
     }
 
     fn write_put(&mut self, key: &Key, value_bytes: u64, rev: Revision, sub: u32) -> Event {
-        let (create_revision, version, old_bytes) = match self.latest(key) {
-            Some(v) => (v.create_revision, v.version + 1, Some(v.value_bytes)),
-            None => (rev, 1, None),
+        let mut v = Version {
+            mod_revision: rev,
+            create_revision: rev,
+            version: 1,
+            value_bytes,
+            tombstone: false,
+        };
+        // One index lookup: the key's history is found once and appended to in place.
+        let (old_bytes, versions) = match self.index.get_mut(key) {
+            Some(history) => {
+                let old_bytes = match history.last() {
+                    Some(last) if !last.tombstone => {
+                        v.create_revision = last.create_revision;
+                        v.version = last.version + 1;
+                        Some(last.value_bytes)
+                    }
+                    _ => None,
+                };
+                history.push_back(v.clone());
+                (old_bytes, history.len())
+            }
+            None => {
+                self.index.insert(key.clone(), Vector::unit(v.clone()));
+                (None, 1)
+            }
         };
         match old_bytes {
             Some(b) => self.live_bytes = self.live_bytes - b + value_bytes,
@@ -323,16 +345,14 @@ impl Store {
                 self.live_bytes += value_bytes;
             }
         }
-        let v = Version {
-            mod_revision: rev,
+        let Version {
             create_revision,
             version,
-            value_bytes,
-            tombstone: false,
-        };
-        let history = self.index.entry(key.clone()).or_default();
-        history.push_back(v);
-        if history.len() > 1 {
+            ..
+        } = v;
+        // A key with two or more versions stays trimmable until a compaction leaves it one, so
+        // it joins the set only when its second version arrives.
+        if versions == 2 {
             self.trimmable.insert(key.clone());
         }
         let event = Event {
@@ -587,9 +607,14 @@ impl Store {
             self.trimmable.remove(&key);
         }
         // Watch history below the compact revision is gone; the changes at `rev` stay.
-        let (_, boundary, mut kept) = self.changes.split_lookup(&(rev, 0));
-        if let Some(change) = boundary {
-            kept.insert((rev, 0), change);
+        // Removed from the smallest up, in place: `imbl`'s `split_lookup` rebuilds both halves
+        // entry by entry, which made every compaction cost the whole history.
+        let mut kept = std::mem::take(&mut self.changes);
+        while let Some(&(oldest, _)) = kept.get_min() {
+            if oldest >= (rev, 0) {
+                break;
+            }
+            kept.remove(&oldest);
         }
         if !lost_tombstones.is_empty() {
             // Mutant (etcd #18089): the dropped tombstones' DELETE events leave the history

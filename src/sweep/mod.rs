@@ -206,6 +206,7 @@ pub fn run_one(
             seed: Some(seed),
             duration,
             trace: None,
+            skip_trace_hash: true,
         },
     )?;
     let violations = report.violations();
