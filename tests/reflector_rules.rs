@@ -176,3 +176,21 @@ fn a_restarted_client_lists_again_with_its_list_rv_and_counts_a_restart_relist()
     assert_eq!(lists, ["0", "0"]);
     assert_eq!(r["clients"]["relist_causes"]["restart"], 1);
 }
+
+#[test]
+fn a_goaway_lets_the_list_in_flight_finish_and_moves_only_new_requests() {
+    // HTTP/2 GOAWAY (RFC 9113 §6.8): streams up to the last stream id are still answered; only new
+    // requests need a new connection. With every LIST answered by a GOAWAY, each reflector still
+    // syncs from its first LIST and then watches: no relist, one LIST each.
+    let text = format!(
+        "duration = \"2m\"\n{ONE_CLIENT}count = 3\n[load_balancer]\ngoaway_chance = 1.0\n[[workload]]\nresource = \"pods\"\nkind = \"update\"\nrate = 1.0\n"
+    );
+    let r = run_with(&text, &[]);
+    let reqs = requests(&r);
+    assert_eq!(kinds(&reqs[..2]), ["list", "watch"], "{reqs:?}");
+    let c = &r["clients"];
+    assert_eq!(c["list_requests"].as_u64(), Some(3), "one LIST per client");
+    assert_eq!(c["relists"].as_u64(), Some(0));
+    assert_eq!(c["converged"], true);
+    assert!(c["events"].as_u64().unwrap() > 0, "the watches deliver");
+}

@@ -109,6 +109,9 @@ enum Phase {
     /// A LIST (possibly paged) is in flight.
     Listing {
         req_id: u64,
+        /// The connection the request went out on: its reply comes back there even after a
+        /// GOAWAY has moved new requests to another connection.
+        conn: ConnId,
         first_rv: Rv,
         limit: u64,
         token: Option<ContinueToken>,
@@ -333,7 +336,7 @@ impl Reflector {
         now >= self.disconnected_until && self.server.is_some()
     }
 
-    fn request(&mut self, req: ApiRequest, ctx: &mut Ctx<'_>) -> Option<u64> {
+    fn request(&mut self, req: ApiRequest, ctx: &mut Ctx<'_>) -> Option<(u64, ConnId)> {
         let server = self.server?;
         let conn = match self.req_conn {
             Some(c) if ctx.is_open(c) => c,
@@ -346,7 +349,7 @@ impl Reflector {
         let req_id = self.next_req;
         self.next_req += 1;
         ctx.send(conn, Dir::ToServer, Msg::Api { req_id, req });
-        Some(req_id)
+        Some((req_id, conn))
     }
 
     /// relistResourceVersion: "" after an unavailable RV, the configured first RV before any
@@ -486,9 +489,10 @@ impl Reflector {
             limit,
         });
         match self.request(req, ctx) {
-            Some(req_id) => {
+            Some((req_id, conn)) => {
                 self.phase = Phase::Listing {
                     req_id,
+                    conn,
                     first_rv,
                     limit,
                     token,
@@ -619,8 +623,12 @@ impl Reflector {
         let mut fx = Effects::default();
         match msg {
             Msg::ApiReply { req_id, resp } => {
-                if let Phase::Listing { req_id: want, .. } = self.phase
-                    && Some(conn) == self.req_conn
+                if let Phase::Listing {
+                    req_id: want,
+                    conn: listed_on,
+                    ..
+                } = self.phase
+                    && conn == listed_on
                     && req_id == want
                 {
                     return self.on_list_reply(resp, cfg, ctx);
@@ -653,6 +661,15 @@ impl Reflector {
                     }
                     return ("conn_reset", fx);
                 }
+                if let Phase::Listing {
+                    conn: listed_on, ..
+                } = self.phase
+                    && listed_on == conn
+                {
+                    // The connection a GOAWAY retired broke before the LIST's reply arrived.
+                    self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                    return ("conn_reset", fx);
+                }
                 match self.phase.clone() {
                     Phase::Watching { conn: c, .. } if c == conn => {
                         self.server = None;
@@ -670,7 +687,9 @@ impl Reflector {
                 }
             }
             Msg::Goaway => {
-                // HTTP/2 GOAWAY: no new requests on this connection; the next goes through the LB.
+                // HTTP/2 GOAWAY (RFC 9113 §6.8): no new requests on this connection, the next
+                // goes through the LB; a request already sent (the LIST in flight) is still
+                // answered on it.
                 if Some(conn) == self.req_conn {
                     self.req_conn = None;
                     self.server = None;
@@ -699,6 +718,7 @@ impl Reflector {
     ) -> (&'static str, Effects) {
         let mut fx = Effects::default();
         let Phase::Listing {
+            conn,
             first_rv,
             limit,
             token,
@@ -736,6 +756,7 @@ impl Reflector {
                 if let Some(wait) = self.rest_retry(&status, rest_retries) {
                     self.phase = Phase::Listing {
                         req_id: 0,
+                        conn,
                         first_rv,
                         limit,
                         token,
@@ -996,7 +1017,8 @@ impl Reflector {
     /// The client's network drops for `duration_ns`: its connections are reset.
     pub fn disconnect(&mut self, duration_ns: Nanos, ctx: &mut Ctx<'_>) {
         self.disconnected_until = ctx.now + duration_ns;
-        if let Some(c) = self.req_conn.take() {
+        let req_conn = self.req_conn.take();
+        if let Some(c) = req_conn {
             ctx.send(c, Dir::ToServer, Msg::Hangup);
         }
         self.server = None;
@@ -1010,7 +1032,13 @@ impl Reflector {
                 ctx.send(conn, Dir::ToServer, Msg::Hangup);
                 self.finish_list_and_watch(Some(RelistCause::Error), ctx);
             }
-            Phase::Listing { .. } => self.finish_list_and_watch(Some(RelistCause::Error), ctx),
+            Phase::Listing { conn, .. } => {
+                if req_conn != Some(conn) {
+                    // A LIST left on a connection a GOAWAY retired breaks with the rest.
+                    ctx.send(conn, Dir::ToServer, Msg::Hangup);
+                }
+                self.finish_list_and_watch(Some(RelistCause::Error), ctx)
+            }
             Phase::Idle => {}
         }
     }
@@ -1057,10 +1085,10 @@ impl Reflector {
         self.id = r.client(self.id);
         self.req_conn = self.req_conn.map(|c| r.conn(c));
         match &mut self.phase {
-            Phase::Watching { conn, .. } | Phase::WatchListing { conn, .. } => {
-                *conn = r.conn(*conn)
-            }
-            _ => {}
+            Phase::Watching { conn, .. }
+            | Phase::WatchListing { conn, .. }
+            | Phase::Listing { conn, .. } => *conn = r.conn(*conn),
+            Phase::Idle => {}
         }
     }
 
@@ -1074,7 +1102,10 @@ impl Reflector {
         }
         c.id = 0;
         c.req_conn = None;
-        if let Phase::Watching { conn, .. } | Phase::WatchListing { conn, .. } = &mut c.phase {
+        if let Phase::Watching { conn, .. }
+        | Phase::WatchListing { conn, .. }
+        | Phase::Listing { conn, .. } = &mut c.phase
+        {
             *conn = 0;
         }
         let mut h = crate::kernel::Fnv64::new();
