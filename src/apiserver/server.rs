@@ -15,8 +15,9 @@ use super::rules::{Rules, should_delegate_list};
 use super::status::Status;
 use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache, scan_scope};
 use crate::etcd::{
-    Compare, CompareOp, CompareTarget, EtcdError, EventKind, Key, KeyRange, KvRequest, KvResponse,
-    RangeResult, Txn, TxnOp, TxnOpResult, WatchRequest, WatchResponse, WatchResponseKind,
+    Compare, CompareOp, CompareTarget, EtcdError, EventKind, Key, KeyRange, KeyValue, KvRequest,
+    KvResponse, RangeResult, Txn, TxnOp, TxnOpResult, WatchRequest, WatchResponse,
+    WatchResponseKind,
 };
 use crate::kernel::{Nanos, RngStream};
 use crate::scenario::{Scenario, WatchCacheMode};
@@ -58,6 +59,8 @@ pub enum ApiTimer {
     Heal,
     /// The restarted process is up again and starts its caches.
     Start,
+    /// A direct watch (watch cache off) reached its `timeoutSeconds`: the handler ends it.
+    DirectWatchDeadline(ConnId),
 }
 
 /// Why the apiserver sent an etcd request.
@@ -260,6 +263,21 @@ fn event_type(e: &crate::etcd::Event) -> EventType {
         EventKind::Put if e.kv.create_revision == e.kv.mod_revision => EventType::Added,
         EventKind::Put => EventType::Modified,
     }
+}
+
+/// The directory an etcd LIST of `scope` reads when `scope` is narrower than one: etcd3
+/// `store.go` `GetList` reads a resource's (or a namespace's) directory, its key ending in `/`, and
+/// a field selector such as a kubelet's `spec.nodeName` is matched in the apiserver after the
+/// read. A prefix that does not end in `/` can only be such a selector (per-node scopes).
+fn selector_directory(scope: &KeyRange) -> Option<Key> {
+    let prefix = match scope {
+        KeyRange::Prefix(p) | KeyRange::PrefixAfter { prefix: p, .. } => p.as_str(),
+        KeyRange::Single(_) => return None,
+    };
+    if prefix.is_empty() || prefix.ends_with('/') {
+        return None;
+    }
+    prefix.rfind('/').map(|i| Key::new(&prefix[..=i]))
 }
 
 fn list_bytes(items: &OrdMap<Key, Obj>) -> u64 {
@@ -1201,11 +1219,15 @@ impl Apiserver {
     ) {
         // etcd3/store.go GetList: continuation pins the token's revision; Exact (and legacy
         // RV=N with a limit) read at N; otherwise the latest revision, checked NotOlderThan.
+        let directory = selector_directory(&scope);
         let (range, at_rv, min_rv, paging) = match &continue_token {
             Some(tok) => {
-                let prefix = match &scope {
-                    KeyRange::Prefix(p) | KeyRange::PrefixAfter { prefix: p, .. } => p.clone(),
-                    KeyRange::Single(k) => k.clone(),
+                let prefix = match (&directory, &scope) {
+                    (Some(dir), _) => dir.clone(),
+                    (None, KeyRange::Prefix(p) | KeyRange::PrefixAfter { prefix: p, .. }) => {
+                        p.clone()
+                    }
+                    (None, KeyRange::Single(k)) => k.clone(),
                 };
                 (
                     KeyRange::PrefixAfter {
@@ -1227,9 +1249,17 @@ impl Apiserver {
                     (Rv::At(n), None) => Some(n),
                     _ => None,
                 };
-                (scope.clone(), exact, min, false)
+                let range = match &directory {
+                    Some(dir) => KeyRange::Prefix(dir.clone()),
+                    None => scope.clone(),
+                };
+                (range, exact, min, false)
             }
         };
+        // With a selector, GetList keeps reading pages until `limit` objects match or the
+        // directory ends; a node's few hundred pods never fill a page, so the whole directory is
+        // read (one range here; several round trips in Kubernetes).
+        let etcd_limit = if directory.is_some() { 0 } else { limit };
         let purpose = EtcdPurpose::ClientList(ClientList {
             conn,
             req_id,
@@ -1242,7 +1272,7 @@ impl Apiserver {
         let req = KvRequest::Range {
             range,
             revision: at_rv.unwrap_or(0),
-            limit: limit as i64,
+            limit: etcd_limit as i64,
         };
         if !self.send_etcd(req, purpose, ctx) {
             self.list_failed(
@@ -1273,10 +1303,24 @@ impl Apiserver {
                         ctx,
                     );
                 }
-                let items = objects_of(&r);
+                let read = objects_of(&r);
+                self.counters.etcd_read_bytes += list_bytes(&read);
+                let (items, more) = if selector_directory(&cl.scope).is_some() {
+                    // The selector is matched here, after the read; `limit` counts matches.
+                    let mut matched: OrdMap<Key, Obj> = read
+                        .into_iter()
+                        .filter(|(k, _)| cl.scope.contains(k))
+                        .collect();
+                    let over = cl.limit > 0 && matched.len() as u64 > cl.limit;
+                    if over {
+                        matched = matched.into_iter().take(cl.limit as usize).collect();
+                    }
+                    (matched, over || r.more)
+                } else {
+                    (read, r.more)
+                };
                 let bytes = list_bytes(&items);
-                self.counters.etcd_read_bytes += bytes;
-                let continue_token = if r.more {
+                let continue_token = if more {
                     items.keys().next_back().map(|last| ContinueToken {
                         rv: list_rv,
                         start_after: last.clone(),
@@ -1284,7 +1328,6 @@ impl Apiserver {
                 } else {
                     None
                 };
-                let _ = cl.limit;
                 self.list_done(
                     cl.conn,
                     cl.req_id,
@@ -1345,7 +1388,9 @@ impl Apiserver {
             );
         }
         let ready = match self.cacher(resource) {
-            None => return self.direct_watch(conn, req_id, resource, scope, rv, ctx),
+            None => {
+                return self.direct_watch(conn, req_id, resource, scope, rv, timeout_ns, ctx);
+            }
             // Mutant `cacher_watch_during_reinit` (Kubernetes #116122): a cacher that was ready
             // before (generation > 0) and is re-initialising takes the watch on its old state;
             // the fix (PR #116172) checks the ready generation at registration.
@@ -1553,7 +1598,11 @@ impl Apiserver {
 
     /// Watch cache off: the watch goes to etcd (`etcd3/watcher.go`). RV=N watches etcd from N+1;
     /// RV=0 / unset first reads the current state (`watchChan.sync`), sends it as ADDED, then
-    /// watches from the read's revision + 1.
+    /// watches from the read's revision + 1. A selector scope (per-node) reads and watches its
+    /// whole directory and is matched here (`watchChan` filters with the predicate). The watch
+    /// handler ends it at the request's `timeoutSeconds` (or a random 1-2x `--min-request-timeout`),
+    /// as it ends a cached watch (`handlers/watch.go serveWatch`).
+    #[allow(clippy::too_many_arguments)]
     fn direct_watch(
         &mut self,
         conn: ConnId,
@@ -1561,10 +1610,23 @@ impl Apiserver {
         resource: ResourceId,
         scope: KeyRange,
         rv: Rv,
+        timeout_ns: Nanos,
         ctx: &mut Ctx<'_>,
     ) {
         self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
         self.direct_watches.insert(conn, (resource, scope.clone()));
+        let timeout = if timeout_ns > 0 {
+            timeout_ns
+        } else {
+            MIN_REQUEST_TIMEOUT_NS + self.rng.below(MIN_REQUEST_TIMEOUT_NS)
+        };
+        ctx.timer(
+            ctx.now + timeout,
+            Timer::Apiserver(self.index, ApiTimer::DirectWatchDeadline(conn)),
+        );
+        let read = selector_directory(&scope)
+            .map(KeyRange::Prefix)
+            .unwrap_or_else(|| scope.clone());
         if let Rv::At(n) = rv {
             // check: a direct watch from N delivers every change after N.
             ctx.notice(crate::check::Notice::WatchStarted {
@@ -1577,7 +1639,7 @@ impl Apiserver {
             Rv::At(n) => self.send_direct(
                 WatchRequest::Create {
                     watch_id: conn as i64,
-                    range: scope,
+                    range: read,
                     start_revision: n + 1,
                     progress_notify: false,
                 },
@@ -1585,7 +1647,7 @@ impl Apiserver {
             ),
             _ => {
                 let req = KvRequest::Range {
-                    range: scope,
+                    range: read,
                     revision: 0,
                     limit: 0,
                 };
@@ -1606,13 +1668,18 @@ impl Apiserver {
             return;
         };
         self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+        let matched: Vec<&KeyValue> = range
+            .kvs
+            .iter()
+            .filter(|kv| scope.contains(&kv.key))
+            .collect();
         // check: the initial ADDED events are the state at the read's revision.
         ctx.notice(crate::check::Notice::WatchStarted {
             conn,
             start_rv: range.revision,
-            initial_events: range.kvs.len() as u64,
+            initial_events: matched.len() as u64,
         });
-        for kv in &range.kvs {
+        for kv in matched {
             let ev = ApiWatchEvent::Object {
                 kind: EventType::Added,
                 key: kv.key.clone(),
@@ -1622,10 +1689,13 @@ impl Apiserver {
             };
             ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
         }
+        let watched = selector_directory(&scope)
+            .map(KeyRange::Prefix)
+            .unwrap_or(scope);
         self.send_direct(
             WatchRequest::Create {
                 watch_id: conn as i64,
-                range: scope,
+                range: watched,
                 start_revision: range.revision + 1,
                 progress_notify: false,
             },
@@ -1635,13 +1705,13 @@ impl Apiserver {
 
     fn on_direct_watch(&mut self, resp: WatchResponse, ctx: &mut Ctx<'_>) {
         let conn = resp.watch_id as ConnId;
-        if !self.direct_watches.contains_key(&conn) {
+        let Some((_, scope)) = self.direct_watches.get(&conn).cloned() else {
             return;
-        }
+        };
         match resp.kind {
             WatchResponseKind::Events(evs) => {
-                for e in evs {
-                    let kind = event_type(&e);
+                for e in evs.iter().filter(|e| scope.contains(&e.kv.key)) {
+                    let kind = event_type(e);
                     let ev = ApiWatchEvent::Object {
                         kind,
                         key: e.kv.key.clone(),
@@ -1743,6 +1813,19 @@ impl Apiserver {
                 self.down = false;
                 self.start(scenario, ctx);
                 "start"
+            }
+            ApiTimer::DirectWatchDeadline(conn) => {
+                if self.direct_watches.remove(&conn).is_none() {
+                    return "direct_watch.gone";
+                }
+                self.send_direct(
+                    WatchRequest::Cancel {
+                        watch_id: conn as i64,
+                    },
+                    ctx,
+                );
+                ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
+                "direct_watch.deadline"
             }
         }
     }

@@ -416,7 +416,11 @@ impl World {
                 crate::apiserver::cacher::CacherTimer::IntervalRefill(conn)
                 | crate::apiserver::cacher::CacherTimer::WatchDeadline(conn),
             )) => *conn = r.conn(*conn),
-            Pending::Timer(Timer::EtcdProgressTick(conn)) => *conn = r.conn(*conn),
+            Pending::Timer(Timer::EtcdProgressTick(conn))
+            | Pending::Timer(Timer::Apiserver(
+                _,
+                crate::apiserver::ApiTimer::DirectWatchDeadline(conn),
+            )) => *conn = r.conn(*conn),
             Pending::Timer(_) => {}
         });
         Some(w)
