@@ -280,6 +280,14 @@ fn selector_directory(scope: &KeyRange) -> Option<Key> {
     prefix.rfind('/').map(|i| Key::new(&prefix[..=i]))
 }
 
+/// The key range etcd reads or watches for `scope`: its directory for a selector scope, else the
+/// scope itself.
+fn storage_range(scope: &KeyRange) -> KeyRange {
+    selector_directory(scope)
+        .map(KeyRange::Prefix)
+        .unwrap_or_else(|| scope.clone())
+}
+
 fn list_bytes(items: &OrdMap<Key, Obj>) -> u64 {
     items.values().map(|o| o.bytes).sum()
 }
@@ -1219,15 +1227,13 @@ impl Apiserver {
     ) {
         // etcd3/store.go GetList: continuation pins the token's revision; Exact (and legacy
         // RV=N with a limit) read at N; otherwise the latest revision, checked NotOlderThan.
-        let directory = selector_directory(&scope);
+        let read = storage_range(&scope);
+        let selector = read != scope;
         let (range, at_rv, min_rv, paging) = match &continue_token {
             Some(tok) => {
-                let prefix = match (&directory, &scope) {
-                    (Some(dir), _) => dir.clone(),
-                    (None, KeyRange::Prefix(p) | KeyRange::PrefixAfter { prefix: p, .. }) => {
-                        p.clone()
-                    }
-                    (None, KeyRange::Single(k)) => k.clone(),
+                let prefix = match &read {
+                    KeyRange::Prefix(p) | KeyRange::PrefixAfter { prefix: p, .. } => p.clone(),
+                    KeyRange::Single(k) => k.clone(),
                 };
                 (
                     KeyRange::PrefixAfter {
@@ -1249,17 +1255,13 @@ impl Apiserver {
                     (Rv::At(n), None) => Some(n),
                     _ => None,
                 };
-                let range = match &directory {
-                    Some(dir) => KeyRange::Prefix(dir.clone()),
-                    None => scope.clone(),
-                };
-                (range, exact, min, false)
+                (read, exact, min, false)
             }
         };
         // With a selector, GetList keeps reading pages until `limit` objects match or the
         // directory ends; a node's few hundred pods never fill a page, so the whole directory is
         // read (one range here; several round trips in Kubernetes).
-        let etcd_limit = if directory.is_some() { 0 } else { limit };
+        let etcd_limit = if selector { 0 } else { limit };
         let purpose = EtcdPurpose::ClientList(ClientList {
             conn,
             req_id,
@@ -1412,12 +1414,7 @@ impl Apiserver {
                 }
             }
         }
-        let timeout = if timeout_ns > 0 {
-            timeout_ns
-        } else {
-            MIN_REQUEST_TIMEOUT_NS + self.rng.below(MIN_REQUEST_TIMEOUT_NS)
-        };
-        let deadline_ns = ctx.now + timeout;
+        let deadline_ns = ctx.now + self.watch_timeout(timeout_ns);
         self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
         self.client_watches.insert(conn, resource);
         let end_bookmark = bookmarks;
@@ -1596,6 +1593,16 @@ impl Apiserver {
         ctx.send(conn, Dir::ToServer, Msg::Watch(req));
     }
 
+    /// How long a watch runs (`handlers/watch.go serveWatch`): the request's `timeoutSeconds`, or
+    /// a random 1-2x `--min-request-timeout` when it sets none.
+    fn watch_timeout(&mut self, timeout_ns: Nanos) -> Nanos {
+        if timeout_ns > 0 {
+            timeout_ns
+        } else {
+            MIN_REQUEST_TIMEOUT_NS + self.rng.below(MIN_REQUEST_TIMEOUT_NS)
+        }
+    }
+
     /// Watch cache off: the watch goes to etcd (`etcd3/watcher.go`). RV=N watches etcd from N+1;
     /// RV=0 / unset first reads the current state (`watchChan.sync`), sends it as ADDED, then
     /// watches from the read's revision + 1. A selector scope (per-node) reads and watches its
@@ -1615,18 +1622,12 @@ impl Apiserver {
     ) {
         self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
         self.direct_watches.insert(conn, (resource, scope.clone()));
-        let timeout = if timeout_ns > 0 {
-            timeout_ns
-        } else {
-            MIN_REQUEST_TIMEOUT_NS + self.rng.below(MIN_REQUEST_TIMEOUT_NS)
-        };
+        let timeout = self.watch_timeout(timeout_ns);
         ctx.timer(
             ctx.now + timeout,
             Timer::Apiserver(self.index, ApiTimer::DirectWatchDeadline(conn)),
         );
-        let read = selector_directory(&scope)
-            .map(KeyRange::Prefix)
-            .unwrap_or_else(|| scope.clone());
+        let read = storage_range(&scope);
         if let Rv::At(n) = rv {
             // check: a direct watch from N delivers every change after N.
             ctx.notice(crate::check::Notice::WatchStarted {
@@ -1689,13 +1690,10 @@ impl Apiserver {
             };
             ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
         }
-        let watched = selector_directory(&scope)
-            .map(KeyRange::Prefix)
-            .unwrap_or(scope);
         self.send_direct(
             WatchRequest::Create {
                 watch_id: conn as i64,
-                range: watched,
+                range: storage_range(&scope),
                 start_revision: range.revision + 1,
                 progress_notify: false,
             },

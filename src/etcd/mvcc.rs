@@ -16,7 +16,7 @@ use super::types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, Revisio
 pub const MAX_TXN_OPS: usize = 128;
 
 /// One stored version of a key (a bbolt record: put or tombstone).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 struct Version {
     mod_revision: Revision,
     create_revision: Revision,
@@ -330,11 +330,11 @@ impl Store {
                     }
                     _ => None,
                 };
-                history.push_back(v.clone());
+                history.push_back(v);
                 (old_bytes, history.len())
             }
             None => {
-                self.index.insert(key.clone(), Vector::unit(v.clone()));
+                self.index.insert(key.clone(), Vector::unit(v));
                 (None, 1)
             }
         };
@@ -345,11 +345,6 @@ impl Store {
                 self.live_bytes += value_bytes;
             }
         }
-        let Version {
-            create_revision,
-            version,
-            ..
-        } = v;
         // A key with two or more versions stays trimmable until a compaction leaves it one, so
         // it joins the set only when its second version arrives.
         if versions == 2 {
@@ -359,9 +354,9 @@ impl Store {
             kind: EventKind::Put,
             kv: KeyValue {
                 key: key.clone(),
-                create_revision,
+                create_revision: v.create_revision,
                 mod_revision: rev,
-                version,
+                version: v.version,
                 value_bytes,
             },
         };
