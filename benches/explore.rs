@@ -162,6 +162,7 @@ fn run_watchsim(spec: &Spec, reductions: Reductions) -> ExploreOutcome {
         max_states: MAX_STATES,
         jobs: 1,
         reductions,
+        measure_reductions: false,
     };
     let out = std::thread::scope(|s| s.spawn(|| explore(spec, opts)).join().unwrap());
     assert!(out.violation.is_none(), "{:?}", out.violation);

@@ -96,30 +96,7 @@ enum Command {
         timeline: bool,
     },
     /// Exhaustively explore a small scenario: every interleaving within the bounds.
-    Explore {
-        /// Scenario file (keep it small: a few clients, keys and faults).
-        scenario: PathBuf,
-        /// Longest action sequence explored.
-        #[arg(long, default_value_t = 200)]
-        max_depth: usize,
-        /// Most distinct states kept.
-        #[arg(long, default_value_t = 200_000)]
-        max_states: usize,
-        /// Worker threads expanding each BFS level (default: all cores); the result is the same
-        /// for any value.
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Turn a state-space reduction off (repeatable): `time` (the fingerprint then includes
-        /// every absolute time) or `symmetry` (interchangeable clients are not renamed).
-        #[arg(long = "no-reduction", value_name = "NAME")]
-        no_reduction: Vec<String>,
-        /// Override a scenario key by dotted path, VALUE as TOML.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Directory for the counterexample capsule.
-        #[arg(long, default_value = "capsules")]
-        capsule_dir: PathBuf,
-    },
+    Explore(ExploreCmd),
     /// Run a scenario over a grid of parameter values x N seeds: table, CSV and plot.
     ///
     /// Every combination of the --vary values (first key varies slowest) runs the same seeds
@@ -129,6 +106,36 @@ enum Command {
     /// DIR/sweep.svg. Exit 0 if every point held, 1 if some point violated an invariant or a
     /// bound (outputs are still written), 2 on bad input.
     Sweep(SweepCmd),
+}
+
+#[derive(clap::Args)]
+struct ExploreCmd {
+    /// Scenario file (keep it small: a few clients, keys and faults).
+    scenario: PathBuf,
+    /// Longest action sequence explored.
+    #[arg(long, default_value_t = 200)]
+    max_depth: usize,
+    /// Most distinct states kept.
+    #[arg(long, default_value_t = 200_000)]
+    max_states: usize,
+    /// Worker threads expanding each BFS level (default: all cores); the result is the same
+    /// for any value.
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Turn a state-space reduction off (repeatable): `time` (the fingerprint then includes
+    /// every absolute time) or `symmetry` (interchangeable clients are not renamed).
+    #[arg(long = "no-reduction", value_name = "NAME")]
+    no_reduction: Vec<String>,
+    /// Override a scenario key by dotted path, VALUE as TOML.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+    /// Also measure what two further reductions could merge (revisions normalised to the
+    /// compaction horizon, symmetry over keys) and print upper bounds on the merges.
+    #[arg(long)]
+    measure_reductions: bool,
+    /// Directory for the counterexample capsule.
+    #[arg(long, default_value = "capsules")]
+    capsule_dir: PathBuf,
 }
 
 #[derive(clap::Args)]
@@ -157,16 +164,19 @@ struct SweepCmd {
 }
 
 /// `watchsim explore`: bounded BFS; a violation becomes a capsule that `watchsim replay` runs.
-fn explore_cmd(
-    path: &std::path::Path,
-    max_depth: usize,
-    max_states: usize,
-    jobs: Option<usize>,
-    no_reduction: &[String],
-    set: &[String],
-    capsule_dir: &std::path::Path,
-) -> ExitCode {
+fn explore_cmd(cmd: &ExploreCmd) -> ExitCode {
     use watchsim::check::explore::{ExploreOptions, Reductions, explore};
+    let ExploreCmd {
+        scenario: path,
+        max_depth,
+        max_states,
+        jobs,
+        no_reduction,
+        set,
+        measure_reductions,
+        capsule_dir,
+    } = cmd;
+    let (max_depth, max_states) = (*max_depth, *max_states);
     let mut reductions = Reductions::default();
     for name in no_reduction {
         match name.as_str() {
@@ -200,6 +210,7 @@ fn explore_cmd(
             max_states,
             jobs,
             reductions,
+            measure_reductions: *measure_reductions,
         },
     );
     let rate = if out.seconds > 0.0 {
@@ -220,6 +231,18 @@ fn explore_cmd(
             ", bounded"
         }
     );
+    if let Some(b) = &out.reduction_bounds {
+        println!(
+            "reduction bounds over {} unique states: normalising revisions could merge at most {}; symmetry over keys {} ({} keys, {} created at varying revisions, {} create revisions shared)",
+            b.states,
+            b.revision_shift_merges,
+            b.key_symmetry_merges()
+                .map_or("is not bounded".to_string(), |n| format!("at most {n}")),
+            b.keys,
+            b.keys_with_varying_creation,
+            b.shared_create_revisions
+        );
+    }
     match out.violation {
         None => {
             println!("no violation within the bounds");
@@ -417,22 +440,6 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Explore {
-            scenario,
-            max_depth,
-            max_states,
-            jobs,
-            no_reduction,
-            set,
-            capsule_dir,
-        } => explore_cmd(
-            &scenario,
-            max_depth,
-            max_states,
-            jobs,
-            &no_reduction,
-            &set,
-            &capsule_dir,
-        ),
+        Command::Explore(cmd) => explore_cmd(&cmd),
     }
 }

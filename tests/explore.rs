@@ -170,3 +170,79 @@ fn two_apiservers_one_lagging_and_a_restarting_client_show_the_open_time_travel_
     assert!(fixed.violation.is_none(), "{:?}", fixed.violation);
     assert!(fixed.complete);
 }
+
+/// A world after every step of a scripted scenario (no clients, no compactor).
+fn scripted_world(steps: &str) -> watchsim::world::World {
+    let text = format!(
+        "name = \"measure\"\nseed = 1\nduration = \"3s\"\n[apiserver]\ncompaction_interval = \"0s\"\n{steps}"
+    );
+    let spec = Spec::load("measure.toml", &text, &[], None).unwrap();
+    let mut w = spec.world();
+    while let Some((key, _)) = w.agenda().first() {
+        if key.due_ns > 3_000_000_000 {
+            break;
+        }
+        w.apply(w.next_timed_action().unwrap()).unwrap();
+    }
+    w
+}
+
+fn step(at: &str, op: &str, extra: &str) -> String {
+    format!("[[steps]]\nat = \"{at}\"\nop = \"{op}\"\n{extra}\n")
+}
+
+#[test]
+fn the_reduction_meter_bounds_merges_at_zero_on_the_2x3x3_scope_and_sees_a_revision_shift() {
+    use watchsim::check::explore_measure::ReductionMeter;
+    // The reference scope: no two kept states differ only by a revision shift, and every key
+    // keeps one create revision of its own, so neither reduction could merge anything
+    // (notes.md "Reductions, measured").
+    let out = explore(
+        &spec_of("explore-2x3x3.toml", &[]),
+        ExploreOptions {
+            max_depth: 1_000,
+            max_states: 2_000_000,
+            measure_reductions: true,
+            ..Default::default()
+        },
+    );
+    let b = out.reduction_bounds.expect("measured");
+    assert!(out.complete && out.violation.is_none());
+    assert_eq!(b.states, out.unique);
+    assert_eq!(b.revision_shift_merges, 0);
+    assert_eq!(b.key_symmetry_merges(), Some(0));
+    assert_eq!(b.keys, 3);
+
+    // Two states that are a revision shift of each other: the same script position (four steps
+    // issued), the same key `j` at version 1, but `k` came and went (and was compacted away) in
+    // one of them. The meter must count the possible merge, and `j`'s two create revisions.
+    let j = "key = \"/registry/pods/default/j\"";
+    let k = "key = \"/registry/pods/default/k\"";
+    let shifted = scripted_world(
+        &[
+            step("1s", "etcd.put", k),
+            step("1.1s", "etcd.delete", k),
+            step("1.2s", "etcd.put", j),
+            step("1.3s", "etcd.compact", "revision = 4"),
+        ]
+        .concat(),
+    );
+    let plain = scripted_world(
+        &[
+            step("1s", "etcd.range", j),
+            step("1.1s", "etcd.range", j),
+            step("1.2s", "etcd.put", j),
+            step("1.3s", "etcd.compact", "revision = 2"),
+        ]
+        .concat(),
+    );
+    assert_eq!(shifted.etcd().store.revision(), 4);
+    assert_eq!(plain.etcd().store.revision(), 2);
+    let mut meter = ReductionMeter::default();
+    meter.observe(&shifted);
+    meter.observe(&plain);
+    let b = meter.finish();
+    assert_eq!(b.revision_shift_merges, 1);
+    assert_eq!(b.keys_with_varying_creation, 1);
+    assert_eq!(b.key_symmetry_merges(), None);
+}

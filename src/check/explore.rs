@@ -19,6 +19,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::hash::Hash;
 use std::time::Instant;
 
+use super::explore_measure::{ReductionBounds, ReductionMeter};
 use super::invariants::Inv;
 use super::runner::Spec;
 use crate::kernel::{EventKey, Fnv64};
@@ -36,6 +37,9 @@ pub struct ExploreOptions {
     pub jobs: usize,
     /// Which state-space reductions the fingerprint applies.
     pub reductions: Reductions,
+    /// Measure what normalising revisions and symmetry over keys could merge
+    /// (`explore_measure.rs`); costs a little per unique state.
+    pub measure_reductions: bool,
 }
 
 impl Default for ExploreOptions {
@@ -45,6 +49,7 @@ impl Default for ExploreOptions {
             max_states: 1_000_000,
             jobs: 1,
             reductions: Reductions::default(),
+            measure_reductions: false,
         }
     }
 }
@@ -86,6 +91,8 @@ pub struct ExploreOutcome {
     pub complete: bool,
     /// The first violation: invariant name and the action path to it (a shortest one).
     pub violation: Option<(String, Vec<EventKey>)>,
+    /// With `measure_reductions`: upper bounds on what two further reductions could merge.
+    pub reduction_bounds: Option<ReductionBounds>,
 }
 
 /// A stable fingerprint of a world state, exact (every field the `World` hashes).
@@ -277,6 +284,10 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
     let mut links: Vec<(usize, EventKey)> = vec![(usize::MAX, EventKey { due_ns: 0, seq: 0 })];
     let mut seen: HashSet<u64> = HashSet::new();
     seen.insert(fingerprint_with(&root, opts.reductions));
+    let mut meter = opts.measure_reductions.then(ReductionMeter::default);
+    if let Some(m) = meter.as_mut() {
+        m.observe(&root);
+    }
     let mut frontier: Vec<(usize, World)> = vec![(0, root)];
     let (mut explored, mut max_depth, mut complete) = (0u64, 0usize, true);
     let path_to = |links: &Vec<(usize, EventKey)>, mut i: usize| {
@@ -330,6 +341,7 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
                     seconds: started.elapsed().as_secs_f64(),
                     complete: false,
                     violation: Some((inv, path_to(&links, parent))),
+                    reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
                 };
             }
             explored += exp.transitions;
@@ -344,6 +356,7 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
                         seconds: started.elapsed().as_secs_f64(),
                         complete: false,
                         violation: Some((inv, keys)),
+                        reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
                     };
                 }
                 if seen.contains(&fp) {
@@ -375,6 +388,11 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
                     .collect()
             });
         }
+        if let Some(m) = meter.as_mut() {
+            for (_, world) in &next_frontier {
+                m.observe(world);
+            }
+        }
         frontier = next_frontier;
         depth += 1;
     }
@@ -385,5 +403,6 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
         seconds: started.elapsed().as_secs_f64(),
         complete,
         violation: None,
+        reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
     }
 }

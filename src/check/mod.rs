@@ -12,6 +12,7 @@ pub mod campaign;
 pub mod capsule;
 pub mod changelog;
 pub mod explore;
+pub mod explore_measure;
 pub mod invariants;
 pub mod monitor;
 pub mod notice;

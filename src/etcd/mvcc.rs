@@ -280,6 +280,36 @@ impl Store {
         })
     }
 
+    /// Every key in the index with the create revision of each generation it still holds
+    /// (tombstones left out), in key order: what the explorer's reduction measurement
+    /// (`check/explore_measure.rs`) needs to bound symmetry over keys.
+    pub fn create_revisions(&self) -> impl Iterator<Item = (&Key, Revision)> + '_ {
+        self.index.iter().flat_map(|(key, history)| {
+            let mut last = None;
+            history
+                .iter()
+                .filter(|v| !v.tombstone)
+                .filter_map(move |v| {
+                    let fresh = last != Some(v.create_revision);
+                    last = Some(v.create_revision);
+                    fresh.then_some((key, v.create_revision))
+                })
+        })
+    }
+
+    /// Every key in the index with its latest `version` (0 when its latest entry is a
+    /// tombstone), in key order: fields that hold no revision, for the explorer's reduction
+    /// measurement.
+    pub fn key_versions(&self) -> impl Iterator<Item = (&Key, i64)> + '_ {
+        self.index.iter().map(|(key, history)| {
+            let version = history
+                .last()
+                .filter(|v| !v.tombstone)
+                .map_or(0, |v| v.version);
+            (key, version)
+        })
+    }
+
     /// The current state of one key, if it exists.
     pub fn get(&self, key: &Key) -> Option<KeyValue> {
         self.latest(key).map(|v| KeyValue {

@@ -500,6 +500,28 @@ impl World {
         &self.obs
     }
 
+    /// Where every writer stands, with no revision in it: the script's steps issued and
+    /// requests outstanding, the workload's writes issued, and the version of kube-apiserver's
+    /// compactor key (its compare-and-swap writes committed). Two states that differ only by a
+    /// revision shift must agree on it (the explorer's reduction measurement).
+    pub fn writer_positions(&self) -> [u64; 5] {
+        let (issued, kv, api) = self.script.position();
+        let compactor = self
+            .etcd
+            .store
+            .get(&crate::etcd::Key::new(
+                crate::apiserver::server::COMPACT_REV_KEY,
+            ))
+            .map_or(0, |kv| kv.version as u64);
+        [
+            issued as u64,
+            kv as u64,
+            api as u64,
+            self.workload.writes_issued,
+            compactor,
+        ]
+    }
+
     /// Workload writes issued so far.
     pub fn workload_writes(&self) -> u64 {
         self.workload.writes_issued

@@ -201,6 +201,12 @@ fn key_range(key: &str, prefix: bool) -> KeyRange {
 }
 
 impl ScriptClient {
+    /// Steps issued so far and requests still awaiting an answer: where the script stands as a
+    /// writer, with no revision in it (the explorer's reduction measurement).
+    pub fn position(&self) -> (usize, usize, usize) {
+        (self.next, self.pending_kv.len(), self.pending_api.len())
+    }
+
     /// A client for `scenario`'s steps; arms the first step's timer.
     pub fn new(scenario: &Scenario, ctx: &mut Ctx<'_>) -> Self {
         let mut order: Vec<usize> = (0..scenario.steps.len()).collect();
