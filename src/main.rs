@@ -129,6 +129,11 @@ struct ExploreCmd {
     /// Override a scenario key by dotted path, VALUE as TOML.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     set: Vec<String>,
+    /// Search depth-first on one thread: memory holds only the current path and 8 bytes per
+    /// state seen, so scopes too wide for breadth-first search can be searched completely; a
+    /// violation's path is then not necessarily a shortest one (--jobs is ignored).
+    #[arg(long)]
+    dfs: bool,
     /// Also measure what two further reductions could merge (revisions normalised to the
     /// compaction horizon, symmetry over keys) and print upper bounds on the merges.
     #[arg(long)]
@@ -165,7 +170,7 @@ struct SweepCmd {
 
 /// `watchsim explore`: bounded BFS; a violation becomes a capsule that `watchsim replay` runs.
 fn explore_cmd(cmd: &ExploreCmd) -> ExitCode {
-    use watchsim::check::explore::{ExploreOptions, Reductions, explore};
+    use watchsim::check::explore::{ExploreOptions, Reductions, explore, explore_depth_first};
     let ExploreCmd {
         scenario: path,
         max_depth,
@@ -173,6 +178,7 @@ fn explore_cmd(cmd: &ExploreCmd) -> ExitCode {
         jobs,
         no_reduction,
         set,
+        dfs,
         measure_reductions,
         capsule_dir,
     } = cmd;
@@ -203,7 +209,8 @@ fn explore_cmd(cmd: &ExploreCmd) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let out = explore(
+    let search = if *dfs { explore_depth_first } else { explore };
+    let out = search(
         &spec,
         ExploreOptions {
             max_depth,
@@ -250,8 +257,13 @@ fn explore_cmd(cmd: &ExploreCmd) -> ExitCode {
         }
         Some((inv, keys)) => {
             println!(
-                "violation of {inv} after {} actions (a shortest path)",
-                keys.len()
+                "violation of {inv} after {} actions ({})",
+                keys.len(),
+                if *dfs {
+                    "depth-first: a path, not necessarily a shortest one"
+                } else {
+                    "a shortest path"
+                }
             );
             // An end-of-run invariant (relist-bound passed on the way) is judged on the capsule
             // as if the run ended after its last action.

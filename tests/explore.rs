@@ -192,7 +192,7 @@ fn step(at: &str, op: &str, extra: &str) -> String {
 }
 
 #[test]
-fn the_reduction_meter_bounds_merges_at_zero_on_the_2x3x3_scope_and_sees_a_revision_shift() {
+fn depth_first_search_matches_bfs_on_2x3x3_and_the_reduction_meter_bounds_merges_at_zero() {
     use watchsim::check::explore_measure::ReductionMeter;
     // The reference scope: no two kept states differ only by a revision shift, and every key
     // keeps one create revision of its own, so neither reduction could merge anything
@@ -206,12 +206,25 @@ fn the_reduction_meter_bounds_merges_at_zero_on_the_2x3x3_scope_and_sees_a_revis
             ..Default::default()
         },
     );
-    let b = out.reduction_bounds.expect("measured");
+    let b = out.reduction_bounds.clone().expect("measured");
     assert!(out.complete && out.violation.is_none());
     assert_eq!(b.states, out.unique);
     assert_eq!(b.revision_shift_merges, 0);
     assert_eq!(b.key_symmetry_merges(), Some(0));
     assert_eq!(b.keys, 3);
+    // Depth-first search visits exactly the same states and transitions when no bound cuts it.
+    let dfs = watchsim::check::explore::explore_depth_first(
+        &spec_of("explore-2x3x3.toml", &[]),
+        ExploreOptions {
+            max_depth: 1_000,
+            max_states: 2_000_000,
+            measure_reductions: true,
+            ..Default::default()
+        },
+    );
+    assert!(dfs.complete && dfs.violation.is_none());
+    assert_eq!((dfs.unique, dfs.explored), (out.unique, out.explored));
+    assert_eq!(dfs.reduction_bounds, Some(b));
 
     // Two states that are a revision shift of each other: the same script position (four steps
     // issued), the same key `j` at version 1, but `k` came and went (and was compacted away) in
@@ -245,4 +258,31 @@ fn the_reduction_meter_bounds_merges_at_zero_on_the_2x3x3_scope_and_sees_a_revis
     assert_eq!(b.revision_shift_merges, 1);
     assert_eq!(b.keys_with_varying_creation, 1);
     assert_eq!(b.key_symmetry_merges(), None);
+}
+
+#[test]
+fn depth_first_search_refinds_a_mutant_and_its_path_replays_to_the_violation() {
+    let spec = spec_of("explore-2x3x3.toml", &["mutants.cacher_reorder=true"]);
+    let out = watchsim::check::explore::explore_depth_first(
+        &spec,
+        ExploreOptions {
+            max_depth: 1_000,
+            max_states: 2_000_000,
+            ..Default::default()
+        },
+    );
+    let (inv, keys) = out
+        .violation
+        .expect("the reordering cacher is caught depth-first");
+    assert_eq!(inv, "watch-order");
+    assert!(!out.complete);
+    // The path is a real run: applying it from the initial state reaches the violation.
+    let mut w = spec.world();
+    for key in keys {
+        w.apply(watchsim::world::Action::Fire(key)).unwrap();
+    }
+    assert_eq!(
+        watchsim::check::explore::state_violation(&w, spec.end_ns).as_deref(),
+        Some("watch-order")
+    );
 }

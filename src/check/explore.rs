@@ -406,3 +406,116 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
         reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
     }
 }
+
+/// Depth-first search of `spec`'s state space within `opts` (`watchsim explore --dfs`), on one
+/// thread. It visits the same states as [`explore`] when no bound cuts the search, but keeps only
+/// the path being explored and the fingerprints of the states seen (8 bytes each), where
+/// breadth-first search keeps a whole BFS level of states (~9 KB each): scopes too wide for
+/// memory breadth-first can be searched completely. The price: a violation's path is a path, not
+/// necessarily a shortest one, and `opts.jobs` is ignored. Completeness is claimed only when no
+/// bound was hit (a state first reached at the depth bound is not expanded again from a
+/// shallower path).
+pub fn explore_depth_first(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
+    struct Frame {
+        world: World,
+        actions: Vec<Action>,
+        next: usize,
+    }
+    let started = Instant::now();
+    let root = spec.world();
+    let mut seen: HashSet<u64> = HashSet::new();
+    seen.insert(fingerprint_with(&root, opts.reductions));
+    let mut meter = opts.measure_reductions.then(ReductionMeter::default);
+    if let Some(m) = meter.as_mut() {
+        m.observe(&root);
+    }
+    let (mut explored, mut max_depth, mut complete) = (0u64, 0usize, true);
+    let outcome =
+        |explored, unique, max_depth, complete, violation, meter: &Option<ReductionMeter>| {
+            ExploreOutcome {
+                explored,
+                unique,
+                max_depth,
+                seconds: started.elapsed().as_secs_f64(),
+                complete,
+                violation,
+                reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
+            }
+        };
+    let root_actions = enabled_actions(&root, spec.end_ns);
+    if root_actions.is_empty() {
+        let violation =
+            terminal_violation(&root, spec.end_ns).map(|i| (i.name().to_string(), vec![]));
+        return outcome(0, 1, 0, violation.is_none(), violation, &meter);
+    }
+    let mut stack = vec![Frame {
+        world: root,
+        actions: root_actions,
+        next: 0,
+    }];
+    // `path[i]` is the action that led from `stack[i]` to `stack[i + 1]`.
+    let mut path: Vec<EventKey> = Vec::new();
+    while let Some(top) = stack.last_mut() {
+        let Some(&action) = top.actions.get(top.next) else {
+            stack.pop();
+            path.pop();
+            continue;
+        };
+        top.next += 1;
+        let mut next = top.world.clone();
+        if next.apply(action).is_err() {
+            continue;
+        }
+        explored += 1;
+        let Action::Fire(key) = action;
+        let depth = stack.len();
+        max_depth = max_depth.max(depth);
+        if let Some(inv) = state_violation(&next, spec.end_ns) {
+            let mut keys = path.clone();
+            keys.push(key);
+            let unique = seen.len() as u64;
+            return outcome(explored, unique, depth, false, Some((inv, keys)), &meter);
+        }
+        let fp = fingerprint_with(&next, opts.reductions);
+        if seen.contains(&fp) {
+            continue;
+        }
+        if seen.len() >= opts.max_states {
+            complete = false;
+            continue;
+        }
+        seen.insert(fp);
+        if let Some(m) = meter.as_mut() {
+            m.observe(&next);
+        }
+        let actions = enabled_actions(&next, spec.end_ns);
+        if actions.is_empty() {
+            if let Some(inv) = terminal_violation(&next, spec.end_ns) {
+                let mut keys = path.clone();
+                keys.push(key);
+                let unique = seen.len() as u64;
+                let violation = Some((inv.name().to_string(), keys));
+                return outcome(explored, unique, depth, false, violation, &meter);
+            }
+            continue;
+        }
+        if depth >= opts.max_depth {
+            complete = false;
+            continue;
+        }
+        path.push(key);
+        stack.push(Frame {
+            world: next,
+            actions,
+            next: 0,
+        });
+    }
+    outcome(
+        explored,
+        seen.len() as u64,
+        max_depth,
+        complete,
+        None,
+        &meter,
+    )
+}

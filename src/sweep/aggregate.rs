@@ -115,6 +115,12 @@ pub const FIGURES: &[Figure] = &[
         None,
         None,
     ),
+    fig(
+        "etcd_lists_per_client_hour",
+        Source::Path(&["clients", "etcd_lists_per_client_hour"]),
+        None,
+        None,
+    ),
 ];
 
 fn number(v: Option<&Value>) -> f64 {

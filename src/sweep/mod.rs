@@ -139,6 +139,9 @@ fn bound_limits(scenario: &scenario::Scenario) -> Vec<(&'static str, f64)> {
     if let Some(limit) = b.max_staleness {
         out.push(("max_staleness_seconds", limit.as_ns() as f64 / 1e9));
     }
+    if let Some(limit) = b.etcd_lists_per_client_hour {
+        out.push(("etcd_lists_per_client_hour", limit));
+    }
     out
 }
 

@@ -7,8 +7,10 @@
 //! - x-axis: the first key's numeric values (durations in seconds, sizes in bytes), on a log
 //!   scale when they are all positive and span at least two decades (max/min ≥ 100); a key whose
 //!   values are not all numbers is plotted by position, its values as tick labels.
-//! - A `[bounds]` limit of a plotted figure (`relists_per_client_hour`) is drawn as a dashed
-//!   horizontal line labelled with its value ([`render_with_bounds`]).
+//! - A `[bounds]` limit (`relists_per_client_hour`, `max_staleness`, `etcd_lists_per_client_hour`)
+//!   is drawn on its figure's panel as a dashed horizontal line labelled with its value
+//!   ([`render_with_bounds`]); a bounded figure that is not a main one gets a panel of its own,
+//!   titled by its name.
 //! - Text is SVG `<text>` (plotters' SVG backend without a font feature): no font files needed,
 //!   the viewer picks a sans-serif font.
 
@@ -267,10 +269,17 @@ pub fn render_with_bounds(result: &SweepResult, bounds: &[(&str, f64)]) -> Resul
         XScale::Index(n) => n.max(1),
         _ => 10,
     };
-    let plotted: Vec<(usize, &str)> = FIGURES
+    // The main figures, then every other figure the scenario bounds (titled by its name), so
+    // each `[bounds]` entry is drawn against its limit.
+    let bounded = |name: &str| bounds.iter().any(|(b, _)| *b == name);
+    let plotted: Vec<(usize, String)> = FIGURES
         .iter()
         .enumerate()
-        .filter_map(|(i, f)| f.plot_title.map(|t| (i, t)))
+        .filter_map(|(i, f)| match f.plot_title {
+            Some(t) => Some((i, t.to_string())),
+            None if bounded(f.name) => Some((i, f.name.replace('_', " "))),
+            None => None,
+        })
         .collect();
     let title = format!(
         "watchsim sweep {}: mean over {} seed(s) against {key}",
@@ -286,7 +295,8 @@ pub fn render_with_bounds(result: &SweepResult, bounds: &[(&str, f64)]) -> Resul
         let cols = 2;
         let rows = plotted.len().div_ceil(cols).max(1);
         let areas = root.split_evenly((rows, cols));
-        for (area, &(figure, fig_title)) in areas.iter().zip(&plotted) {
+        for (area, (figure, fig_title)) in areas.iter().zip(&plotted) {
+            let figure = *figure;
             let series = series_of(result, figure, &xs);
             let y_top = series
                 .iter()
@@ -306,7 +316,7 @@ pub fn render_with_bounds(result: &SweepResult, bounds: &[(&str, f64)]) -> Resul
                 0.1
             };
             let panel = Panel {
-                title: fig_title,
+                title: fig_title.as_str(),
                 x_desc: &x_desc,
                 x_label,
                 x_ticks,
@@ -368,6 +378,11 @@ mod tests {
             .expect("svg");
         assert_eq!(svg.matches("bound 0.25").count(), 1, "{svg}");
         assert!(!svg.contains("bound 7"));
+        // A bounded figure that is not a main one gets its own panel, with the bound on it.
+        assert!(!svg.contains("etcd lists per client hour"));
+        let svg = render_with_bounds(&r, &[("etcd_lists_per_client_hour", 3.0)]).expect("svg");
+        assert_eq!(svg.matches("etcd lists per client hour").count(), 1);
+        assert_eq!(svg.matches("bound 3").count(), 1, "{svg}");
     }
 
     #[test]
