@@ -163,6 +163,7 @@ fn run_watchsim(spec: &Spec, reductions: Reductions) -> ExploreOutcome {
         jobs: 1,
         reductions,
         measure_reductions: false,
+        progress: false,
     };
     let out = std::thread::scope(|s| s.spawn(|| explore(spec, opts)).join().unwrap());
     assert!(out.violation.is_none(), "{:?}", out.violation);

@@ -131,7 +131,8 @@ struct ExploreCmd {
     set: Vec<String>,
     /// Search depth-first on one thread: memory holds only the current path and 8 bytes per
     /// state seen, so scopes too wide for breadth-first search can be searched completely; a
-    /// violation's path is then not necessarily a shortest one (--jobs is ignored).
+    /// violation's path is then not necessarily a shortest one (--jobs is ignored). Prints a
+    /// progress line to stderr every million states.
     #[arg(long)]
     dfs: bool,
     /// Also measure what two further reductions could merge (revisions normalised to the
@@ -218,6 +219,7 @@ fn explore_cmd(cmd: &ExploreCmd) -> ExitCode {
             jobs,
             reductions,
             measure_reductions: *measure_reductions,
+            progress: *dfs,
         },
     );
     let rate = if out.seconds > 0.0 {

@@ -40,6 +40,9 @@ pub struct ExploreOptions {
     /// Measure what normalising revisions and symmetry over keys could merge
     /// (`explore_measure.rs`); costs a little per unique state.
     pub measure_reductions: bool,
+    /// Print a progress line to stderr every million unique states (depth-first search only;
+    /// never part of the result).
+    pub progress: bool,
 }
 
 impl Default for ExploreOptions {
@@ -50,6 +53,7 @@ impl Default for ExploreOptions {
             jobs: 1,
             reductions: Reductions::default(),
             measure_reductions: false,
+            progress: false,
         }
     }
 }
@@ -485,6 +489,13 @@ pub fn explore_depth_first(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome 
             continue;
         }
         seen.insert(fp);
+        if opts.progress && seen.len().is_multiple_of(1_000_000) {
+            eprintln!(
+                "watchsim: explore --dfs: {} unique states, {explored} transitions, depth {depth}, {:.0}s",
+                seen.len(),
+                started.elapsed().as_secs_f64()
+            );
+        }
         if let Some(m) = meter.as_mut() {
             m.observe(&next);
         }

@@ -1080,6 +1080,12 @@ impl Reflector {
 }
 
 impl Reflector {
+    /// Whether the client is still cut off at `now` (the one clock-dependent bit the explorer's
+    /// time abstraction keeps: `erase_times`).
+    pub fn disconnected_at(&self, now: Nanos) -> bool {
+        self.disconnected_until > now
+    }
+
     /// Applies the explorer's symmetry renaming: the client's own index and its connections.
     pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
         self.id = r.client(self.id);

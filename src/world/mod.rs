@@ -356,8 +356,22 @@ impl World {
             let mut order: Vec<(u64, u32)> = members
                 .iter()
                 .map(|&i| {
-                    let at = timeless.then_some(self.now);
-                    (self.clients[i as usize].anonymous_hash(at), i)
+                    let c = &self.clients[i as usize];
+                    let anonymous = if timeless {
+                        // The same value as `anonymous_hash(Some(now))`: `now` only decides
+                        // whether the client still counts as cut off, so memoise both cases
+                        // (0 and the largest instant erase the flag to 1 and 0).
+                        let cut_off = c.disconnected_at(self.now);
+                        let (slot, at) = if cut_off {
+                            (MEMO_ANONYMOUS_CUT_OFF, 0)
+                        } else {
+                            (MEMO_ANONYMOUS, Nanos::MAX)
+                        };
+                        c.memo(slot, |c| c.anonymous_hash(Some(at)))
+                    } else {
+                        c.anonymous_hash(None)
+                    };
+                    (anonymous, i)
                 })
                 .collect();
             order.sort_unstable();
@@ -441,18 +455,24 @@ impl World {
         let mut w = self.clone();
         w.etcd.hub.erase_times();
         w.etcd_rng = crate::kernel::rng::erased_stream();
-        for a in w.apiservers.iter_mut() {
-            a.erase_times();
-        }
-        let now = w.now;
-        for c in w.clients.iter_mut() {
-            c.erase_times(now);
-        }
         w.net.erase_times();
         w.etcd.hash(h);
         w.etcd_rng.hash(h);
-        w.apiservers.hash(h);
-        w.clients.hash(h);
+        // Apiservers and clients are hashed through their boxes' memos: a component the
+        // transition left alone is not erased and hashed again.
+        w.apiservers.len().hash(h);
+        for a in self.apiservers.iter() {
+            a.memo(MEMO_TIMELESS, |a| {
+                let mut a = a.clone();
+                a.erase_times();
+                fnv_of(&a)
+            })
+            .hash(h);
+        }
+        w.clients.len().hash(h);
+        for c in self.clients.iter() {
+            (timeless_client_hash(c), c.disconnected_at(self.now)).hash(h);
+        }
         w.lb.hash(h);
         w.faults_rng.hash(h);
         w.script.hash(h);
@@ -1106,4 +1126,27 @@ fn hash_msg_timeless<H: std::hash::Hasher>(msg: &Msg, h: &mut H) {
     } else {
         msg.hash(h);
     }
+}
+
+/// Memo slot of a boxed component's time-abstract hash (`World::hash_time_abstract`).
+const MEMO_TIMELESS: usize = 0;
+/// Memo slots of a client's anonymous time-abstract hash (`World::canonical_symmetric`), while
+/// it is not cut off and while it is.
+const MEMO_ANONYMOUS: usize = 1;
+const MEMO_ANONYMOUS_CUT_OFF: usize = 2;
+
+fn fnv_of<T: std::hash::Hash>(value: &T) -> u64 {
+    let mut h = crate::kernel::Fnv64::new();
+    value.hash(&mut h);
+    h.finish()
+}
+
+/// A client's state as the time abstraction sees it, except whether it is still cut off at
+/// the current instant (the only part that depends on the clock; hashed beside it).
+fn timeless_client_hash(c: &CowBox<Reflector>) -> u64 {
+    c.memo(MEMO_TIMELESS, |c| {
+        let mut c = c.clone();
+        c.erase_times(Nanos::MAX);
+        fnv_of(&c)
+    })
 }
