@@ -702,3 +702,32 @@ fn with_the_cache_off_a_watch_ends_at_its_timeout_and_a_per_node_watch_is_filter
         assert_eq!(inv["held"], true, "{inv}");
     }
 }
+
+#[test]
+fn a_paged_per_node_list_from_etcd_reads_growing_pages_until_its_limit_matches() {
+    // etcd3 store.go GetList with a field selector and a limit: it reads `limit` keys, matches
+    // them, and while fewer than `limit` matched reads on at the first page's revision, the page
+    // twice as large each time (up to 10,000); it stops examining keys once `limit` matched and
+    // continues from the last key examined. 100 pods of 1,000 bytes on 10 nodes (keys sorted by
+    // node, 10 a node), 10 kubelets paging by 4 from etcd. An independent walk of the same loop
+    // (pages of 4, 8, 16, ... over the sorted keys, the client's pager following each continue
+    // token) gives 30 LISTs, 87 range reads of 1,150 keys, and the 100 pods.
+    let text = "name = \"t\"\nduration = \"20s\"\n\
+        [apiserver]\nconsistent_list_from_cache = false\n\
+        [[resources]]\nname = \"pods\"\ncount = 100\nobject_bytes = 1000\n\
+        [[clients]]\nname = \"kubelet\"\ncount = 10\nresource = \"pods\"\nscope = \"per-node\"\n\
+        list_rv = \"\"\npage_size = 4\n";
+    let r = run(text);
+    let a = &r["apiservers"][0];
+    assert_eq!(a["lists_from_etcd"].as_u64(), Some(30), "{a}");
+    // The cacher's own initial LIST (one range of 100 pods), then the kubelets' pages.
+    assert_eq!(a["etcd_read_bytes"].as_u64(), Some(100_000 + 1_150 * 1000));
+    assert_eq!(
+        r["etcd"]["range_requests"].as_u64(),
+        Some(1 + 87),
+        "{}",
+        r["etcd"]
+    );
+    assert_eq!(a["list_bytes"].as_u64(), Some(100 * 1000));
+    assert_eq!(r["clients"]["converged"], true);
+}

@@ -96,10 +96,18 @@ struct ClientList {
     limit: u64,
     /// NotOlderThan check on the result.
     min_rv: Option<i64>,
-    /// The revision read at (Exact, legacy exact, continuation).
+    /// The revision read at (Exact, legacy exact, continuation, and every page after the first).
     at_rv: Option<i64>,
     paging: bool,
+    /// A selector LIST with a limit reads pages until `limit` objects match: the objects that
+    /// matched on the pages read so far, and the size of the page in flight.
+    matched: OrdMap<Key, Obj>,
+    page_limit: u64,
 }
+
+/// The largest page `GetList` grows to while a selector drops objects (`etcd3/store.go`
+/// `maxLimit`).
+const GET_LIST_MAX_PAGE: u64 = 10_000;
 
 /// A read waiting for the cache to reach `target_rv`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -1228,7 +1236,6 @@ impl Apiserver {
         // etcd3/store.go GetList: continuation pins the token's revision; Exact (and legacy
         // RV=N with a limit) read at N; otherwise the latest revision, checked NotOlderThan.
         let read = storage_range(&scope);
-        let selector = read != scope;
         let (range, at_rv, min_rv, paging) = match &continue_token {
             Some(tok) => {
                 let prefix = match &read {
@@ -1258,10 +1265,9 @@ impl Apiserver {
                 (read, exact, min, false)
             }
         };
-        // With a selector, GetList keeps reading pages until `limit` objects match or the
-        // directory ends; a node's few hundred pods never fill a page, so the whole directory is
-        // read (one range here; several round trips in Kubernetes).
-        let etcd_limit = if selector { 0 } else { limit };
+        // With a selector and a limit, GetList reads a page of `limit` keys, matches them, and
+        // while fewer than `limit` matched and the directory goes on reads the next page at the
+        // first page's revision, twice as large (up to 10,000 keys): `client_list_answered`.
         let purpose = EtcdPurpose::ClientList(ClientList {
             conn,
             req_id,
@@ -1270,12 +1276,27 @@ impl Apiserver {
             min_rv,
             at_rv,
             paging,
+            matched: OrdMap::new(),
+            page_limit: limit,
         });
         let req = KvRequest::Range {
             range,
             revision: at_rv.unwrap_or(0),
-            limit: etcd_limit as i64,
+            limit: limit as i64,
         };
+        self.send_list_read(req, purpose, conn, req_id, ctx);
+    }
+
+    /// Sends one range read of a client's LIST to etcd; the LIST fails (500) when etcd cannot be
+    /// reached.
+    fn send_list_read(
+        &mut self,
+        req: KvRequest,
+        purpose: EtcdPurpose,
+        conn: ConnId,
+        req_id: u64,
+        ctx: &mut Ctx<'_>,
+    ) {
         if !self.send_etcd(req, purpose, ctx) {
             self.list_failed(
                 conn,
@@ -1284,6 +1305,36 @@ impl Apiserver {
                 ctx,
             );
         }
+    }
+
+    /// The next page of a selector LIST from etcd (`GetList`'s loop): the keys after `after` in
+    /// `dir`, at the first page's revision, twice as many as last time (up to 10,000).
+    fn next_list_page(
+        &mut self,
+        cl: ClientList,
+        dir: Key,
+        after: Key,
+        rv: i64,
+        matched: OrdMap<Key, Obj>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let page_limit = (cl.page_limit * 2)
+            .min(GET_LIST_MAX_PAGE)
+            .max(cl.page_limit);
+        let (conn, req_id) = (cl.conn, cl.req_id);
+        let req = KvRequest::Range {
+            range: KeyRange::PrefixAfter { prefix: dir, after },
+            revision: rv,
+            limit: page_limit as i64,
+        };
+        let purpose = EtcdPurpose::ClientList(ClientList {
+            min_rv: None,
+            at_rv: Some(rv),
+            matched,
+            page_limit,
+            ..cl
+        });
+        self.send_list_read(req, purpose, conn, req_id, ctx);
     }
 
     fn client_list_answered(
@@ -1307,28 +1358,43 @@ impl Apiserver {
                 }
                 let read = objects_of(&r);
                 self.counters.etcd_read_bytes += list_bytes(&read);
-                let (items, more) = if selector_directory(&cl.scope).is_some() {
-                    // The selector is matched here, after the read; `limit` counts matches.
-                    let mut matched: OrdMap<Key, Obj> = read
-                        .into_iter()
-                        .filter(|(k, _)| cl.scope.contains(k))
-                        .collect();
-                    let over = cl.limit > 0 && matched.len() as u64 > cl.limit;
-                    if over {
-                        matched = matched.into_iter().take(cl.limit as usize).collect();
+                let (items, more, last_key) = if let Some(dir) = selector_directory(&cl.scope) {
+                    // The selector is matched here, after the read; `limit` counts matches. As
+                    // GetList: stop examining keys once `limit` matched (more remain), and
+                    // continue from the last key examined.
+                    let mut matched = cl.matched.clone();
+                    let (mut last, mut full) = (None, false);
+                    for (k, o) in read {
+                        if cl.limit > 0 && matched.len() as u64 >= cl.limit {
+                            full = true;
+                            break;
+                        }
+                        last = Some(k.clone());
+                        if cl.scope.contains(&k) {
+                            matched.insert(k, o);
+                        }
                     }
-                    (matched, over || r.more)
+                    // A page that ends with the bucket exactly full ends the LIST too.
+                    if r.more
+                        && !full
+                        && cl.limit > 0
+                        && (matched.len() as u64) < cl.limit
+                        && let Some(after) = last.clone()
+                    {
+                        return self.next_list_page(cl, dir, after, list_rv, matched, ctx);
+                    }
+                    (matched, full || r.more, last)
                 } else {
-                    (read, r.more)
+                    let last = read.keys().next_back().cloned();
+                    (read, r.more, last)
                 };
                 let bytes = list_bytes(&items);
-                let continue_token = if more {
-                    items.keys().next_back().map(|last| ContinueToken {
+                let continue_token = match last_key {
+                    Some(last) if more => Some(ContinueToken {
                         rv: list_rv,
-                        start_after: last.clone(),
-                    })
-                } else {
-                    None
+                        start_after: last,
+                    }),
+                    _ => None,
                 };
                 self.list_done(
                     cl.conn,

@@ -224,7 +224,7 @@ pub struct World {
     script: ScriptClient,
     workload: Workload,
     scenario: Shared<Scenario>,
-    obs: Unhashed<Observations>,
+    obs: Unhashed<CowBox<Observations>>,
 }
 
 impl World {
@@ -301,7 +301,7 @@ impl World {
             script,
             workload,
             scenario: Shared(scenario),
-            obs: Unhashed(obs),
+            obs: Unhashed(CowBox::new(obs)),
         }
     }
 
@@ -452,15 +452,14 @@ impl World {
         use crate::kernel::Fnv64;
         use std::collections::BTreeMap;
         use std::hash::Hash;
-        let mut w = self.clone();
-        w.etcd.hub.erase_times();
-        w.etcd_rng = crate::kernel::rng::erased_stream();
-        w.net.erase_times();
-        w.etcd.hash(h);
-        w.etcd_rng.hash(h);
-        // Apiservers and clients are hashed through their boxes' memos: a component the
-        // transition left alone is not erased and hashed again.
-        w.apiservers.len().hash(h);
+        // Only etcd and the network are erased on copies; apiservers and clients are hashed
+        // through their boxes' memos, so a component the transition left alone is not erased
+        // and hashed again.
+        let mut etcd = self.etcd.clone();
+        etcd.hub.erase_times();
+        etcd.hash(h);
+        crate::kernel::rng::erased_stream().hash(h);
+        self.apiservers.len().hash(h);
         for a in self.apiservers.iter() {
             a.memo(MEMO_TIMELESS, |a| {
                 let mut a = a.clone();
@@ -469,15 +468,17 @@ impl World {
             })
             .hash(h);
         }
-        w.clients.len().hash(h);
+        self.clients.len().hash(h);
         for c in self.clients.iter() {
             (timeless_client_hash(c), c.disconnected_at(self.now)).hash(h);
         }
-        w.lb.hash(h);
-        w.faults_rng.hash(h);
-        w.script.hash(h);
-        w.workload.hash(h);
-        w.net.hash(h);
+        self.lb.hash(h);
+        self.faults_rng.hash(h);
+        self.script.hash(h);
+        self.workload.hash(h);
+        let mut net = self.net.clone();
+        net.erase_times();
+        net.hash(h);
         let mut timers: Vec<u64> = Vec::new();
         let mut fifos: BTreeMap<(ConnId, Dir), Fnv64> = BTreeMap::new();
         let base = self.agenda.first().map_or(0, |(k, _)| k.due_ns);
