@@ -2,22 +2,17 @@
 //! state (a store) plus a cyclic ring of recent events with fixed or dynamic capacity, the oldest
 //! resource version a watch may start from, and Replace (re-initialisation).
 //!
-//! Rules (k8s-cacher-protocol.md §2.2-2.4; k8s-unit-test-expectations.md cases 1-5):
-//! - the resize check runs only when inserting into a full ring; grow to `min(2·cap, upper)` if
-//!   the oldest buffered event is strictly younger than `fresh` (75 s); otherwise shrink to
-//!   `max(cap/2, lower)` keeping the newest events if the event at `end - cap/4` is strictly older;
-//! - then a full ring evicts its oldest event and remembers that an event was removed since the
-//!   last relist;
-//! - oldest watchable RV = list RV + 1 while nothing was evicted since the last Replace, else the
-//!   first buffered event's RV; a watch from below `oldest - 1` is 410 `too old resource version`.
+//! The window's rules (resize, eviction, the oldest watchable RV) are in `cache_window.rs`; this
+//! module keeps the store beside it and the event type.
 
-use imbl::{OrdMap, Vector};
+use imbl::OrdMap;
 use serde::Serialize;
 
+use super::cache_window::{Window, WindowEvent};
 use super::status::Status;
 use crate::etcd::{Key, KeyRange};
 use crate::kernel::Nanos;
-use crate::scenario::{WatchCacheConfig, WatchCacheMode};
+use crate::scenario::WatchCacheConfig;
 
 /// One object as the model keeps it: its resource version and size (bodies are never built).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -107,46 +102,37 @@ pub fn suggested_watch_channel_size(capacity: u64, kind: WatchIndexKind) -> u64 
     capacity.div_ceil(75).clamp(10, max)
 }
 
-/// The watch cache of one resource.
+/// The watch cache of one resource: the store of current objects and the event window beside
+/// it (`cache_window.rs`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WatchCache {
-    dynamic: bool,
-    capacity: u64,
-    lower: u64,
-    upper: u64,
-    fresh_ns: Nanos,
-    ring: Vector<CacheEvent>,
-    start_index: u64,
+    window: Window<CacheEvent>,
     store: OrdMap<Key, Obj>,
     store_bytes: u64,
     store_digest: crate::kernel::digest::Digest,
-    ring_bytes: u64,
     resource_version: i64,
     list_resource_version: i64,
-    removed_event_since_relist: bool,
-    capacity_max: u64,
-    bytes_max: u64,
+}
+
+impl WindowEvent for CacheEvent {
+    fn rv(&self) -> i64 {
+        self.rv
+    }
+    fn time_ns(&self) -> Nanos {
+        self.time_ns
+    }
+    fn bytes(&self) -> u64 {
+        self.bytes
+    }
+    fn erase_time(&mut self) {
+        self.time_ns = 0;
+    }
 }
 
 impl WatchCache {
     /// An empty cache sized per `[apiserver.watch_cache]` (mode `off` is handled by the cacher).
     pub fn new(config: &WatchCacheConfig) -> Self {
-        match config.mode {
-            WatchCacheMode::Fixed => Self::with_bounds(
-                config.capacity,
-                config.capacity,
-                config.capacity,
-                config.fresh.as_ns(),
-                false,
-            ),
-            _ => Self::with_bounds(
-                config.lower,
-                config.lower,
-                config.upper,
-                config.fresh.as_ns(),
-                true,
-            ),
-        }
+        Self::around(Window::new(config))
     }
 
     /// An empty cache with explicit bounds (tests use small ones, as the upstream tests do).
@@ -157,53 +143,49 @@ impl WatchCache {
         fresh_ns: Nanos,
         dynamic: bool,
     ) -> Self {
+        Self::around(Window::with_bounds(
+            capacity, lower, upper, fresh_ns, dynamic,
+        ))
+    }
+
+    fn around(window: Window<CacheEvent>) -> Self {
         WatchCache {
-            dynamic,
-            capacity,
-            lower,
-            upper,
-            fresh_ns,
-            ring: Vector::new(),
-            start_index: 0,
+            window,
             store: OrdMap::new(),
             store_bytes: 0,
             store_digest: Default::default(),
-            ring_bytes: 0,
             resource_version: 0,
             list_resource_version: 0,
-            removed_event_since_relist: false,
-            capacity_max: capacity,
-            bytes_max: 0,
         }
     }
 
     /// Current capacity in events.
     pub fn capacity(&self) -> u64 {
-        self.capacity
+        self.window.capacity()
     }
     /// Largest capacity reached.
     pub fn capacity_max(&self) -> u64 {
-        self.capacity_max
+        self.window.capacity_max()
     }
     /// Largest memory (store + ring) reached, in bytes.
     pub fn bytes_max(&self) -> u64 {
-        self.bytes_max
+        self.window.bytes_max()
     }
     /// Absolute index of the oldest buffered event.
     pub fn start_index(&self) -> u64 {
-        self.start_index
+        self.window.start_index()
     }
     /// Absolute index after the newest buffered event.
     pub fn end_index(&self) -> u64 {
-        self.start_index + self.ring.len() as u64
+        self.window.end_index()
     }
     /// Events buffered.
     pub fn len(&self) -> usize {
-        self.ring.len()
+        self.window.len()
     }
     /// True when no event is buffered.
     pub fn is_empty(&self) -> bool {
-        self.ring.is_empty()
+        self.window.is_empty()
     }
     /// The cache's RV (`watchCache.resourceVersion`): last event or progress bookmark.
     pub fn resource_version(&self) -> i64 {
@@ -229,24 +211,16 @@ impl WatchCache {
     }
     /// RVs of the oldest and newest buffered events.
     pub fn window(&self) -> Option<(i64, i64)> {
-        Some((self.ring.front()?.rv, self.ring.back()?.rv))
+        self.window.ends().map(|(a, b)| (a.rv, b.rv))
     }
     /// The buffered event at absolute index `i`, if still buffered.
     pub fn event_at(&self, i: u64) -> Option<&CacheEvent> {
-        i.checked_sub(self.start_index)
-            .and_then(|rel| self.ring.get(rel as usize))
-    }
-
-    fn note_bytes(&mut self) {
-        self.bytes_max = self.bytes_max.max(self.store_bytes + self.ring_bytes);
+        self.window.event_at(i)
     }
 
     /// `Replace`: the state from a fresh LIST at `rv`; the ring restarts empty at the same index so
     /// open intervals are invalidated, and nothing counts as evicted.
     pub fn replace(&mut self, objects: OrdMap<Key, Obj>, rv: i64) {
-        self.start_index = self.end_index();
-        self.ring = Vector::new();
-        self.ring_bytes = 0;
         self.store_bytes = objects.values().map(|o| o.bytes).sum();
         let mut d = crate::kernel::digest::Digest::default();
         for (k, o) in objects.iter() {
@@ -254,10 +228,9 @@ impl WatchCache {
         }
         self.store_digest = d;
         self.store = objects;
-        self.removed_event_since_relist = false;
         self.list_resource_version = rv;
         self.resource_version = rv;
-        self.note_bytes();
+        self.window.restart(self.store_bytes);
     }
 
     /// `UpdateResourceVersion`: an etcd progress notification moves the cache RV without events.
@@ -269,42 +242,13 @@ impl WatchCache {
 
     /// The resize check of `resizeCacheLocked`, run before inserting an event recorded at `now`.
     pub fn resize_at(&mut self, now: Nanos) {
-        if !self.dynamic || (self.ring.len() as u64) < self.capacity {
-            return;
-        }
-        let oldest = self.ring.front().map(|e| e.time_ns).unwrap_or(now);
-        if now.saturating_sub(oldest) < self.fresh_ns {
-            let grown = (self.capacity * 2).min(self.upper);
-            self.capacity = grown;
-            self.capacity_max = self.capacity_max.max(grown);
-            return;
-        }
-        let quarter = (self.ring.len() as u64 - self.capacity / 4) as usize;
-        let quarter_time = self.ring.get(quarter).map(|e| e.time_ns).unwrap_or(now);
-        if now.saturating_sub(quarter_time) > self.fresh_ns {
-            let shrunk = (self.capacity / 2).max(self.lower);
-            while self.ring.len() as u64 > shrunk {
-                self.pop_oldest();
-            }
-            self.capacity = shrunk;
-        }
-    }
-
-    fn pop_oldest(&mut self) {
-        if let Some(e) = self.ring.pop_front() {
-            self.ring_bytes -= e.bytes;
-            self.start_index += 1;
-        }
+        self.window.resize_at(now);
     }
 
     /// `processEvent` + `updateCache`: records an event (after the resize check), evicting the
     /// oldest one when the ring is full, and applies it to the store.
     pub fn process_event(&mut self, event: CacheEvent) {
-        self.resize_at(event.time_ns);
-        if self.ring.len() as u64 >= self.capacity {
-            self.pop_oldest();
-            self.removed_event_since_relist = true;
-        }
+        self.window.make_room(event.time_ns);
         match event.kind {
             EventType::Deleted => {
                 if let Some(old) = self.store.remove(&event.key) {
@@ -326,40 +270,18 @@ impl WatchCache {
             }
         }
         self.resource_version = self.resource_version.max(event.rv);
-        self.ring_bytes += event.bytes;
-        self.ring.push_back(event);
-        self.note_bytes();
+        self.window.push(event, self.store_bytes);
     }
 
     /// The oldest RV a watch may start after, i.e. a watch from `oldest - 1` is served.
     pub fn oldest_rv(&self) -> Option<i64> {
-        if self.list_resource_version > 0 && !self.removed_event_since_relist {
-            Some(self.list_resource_version + 1)
-        } else {
-            self.ring.front().map(|e| e.rv)
-        }
+        self.window.oldest_rv(self.list_resource_version)
     }
 
     /// The absolute index of the first buffered event with RV > `rv`, or the 410 for a watch from
     /// `rv` (`getAllEventsSinceLocked`).
     pub fn index_after(&self, rv: i64) -> Result<u64, Status> {
-        let oldest = self
-            .oldest_rv()
-            .ok_or_else(|| Status::internal("watch cache isn't correctly initialized".into()))?;
-        if rv < oldest - 1 {
-            return Err(Status::too_old(rv, oldest - 1));
-        }
-        // Binary search over the ring (RVs are increasing).
-        let (mut lo, mut hi) = (0usize, self.ring.len());
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            if self.ring[mid].rv <= rv {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        Ok(self.start_index + lo as u64)
+        self.window.index_after(rv, self.list_resource_version)
     }
 
     /// Events with RV > `rv`, or the 410.
@@ -369,17 +291,10 @@ impl WatchCache {
             .filter_map(|i| self.event_at(i).cloned())
             .collect())
     }
-}
 
-impl WatchCache {
     /// The explorer's time abstraction: forgets when each event was recorded.
     pub fn erase_times(&mut self) {
-        if self.ring.iter().all(|e| e.time_ns == 0) {
-            return;
-        }
-        for e in self.ring.iter_mut() {
-            e.time_ns = 0;
-        }
+        self.window.erase_times();
     }
 }
 
@@ -471,12 +386,10 @@ mod tests {
 
     fn filled(cap: u64, lower: u64, upper: u64, n: u64, delta_ns: Nanos, start: u64) -> WatchCache {
         let mut c = WatchCache::with_bounds(cap, lower, upper, 75 * S, true);
-        c.start_index = start;
-        for i in 0..n {
-            c.ring
-                .push_back(ev(EventType::Added, "p", i as i64 + 1, i * delta_ns));
-            c.ring_bytes += 1;
-        }
+        c.window.test_fill(
+            start,
+            (0..n).map(|i| ev(EventType::Added, "p", i as i64 + 1, i * delta_ns)),
+        );
         c
     }
 
