@@ -167,6 +167,10 @@ struct SweepCmd {
     /// Virtual duration of every run, e.g. "90s" (default: the scenario's `duration`).
     #[arg(long)]
     duration: Option<String>,
+    /// Run every grid point on its own, even when the points differ only in the watch cache's
+    /// size (by default such points share runs: same results, less work; notes.md "Sweep speed").
+    #[arg(long)]
+    no_share: bool,
 }
 
 /// `watchsim explore`: bounded BFS; a violation becomes a capsule that `watchsim replay` runs.
@@ -434,6 +438,7 @@ fn main() -> ExitCode {
                 duration: cmd.duration,
                 out: cmd.out,
                 progress: true,
+                share: !cmd.no_share,
             };
             match watchsim::sweep::run_cli(&args) {
                 Ok(outcome) => {

@@ -58,6 +58,21 @@ fn trace_err(path: &str) -> impl Fn(std::io::Error) -> RunError + '_ {
 
 /// Runs `loaded` once.
 pub fn run(loaded: &LoadedScenario, opts: &RunOptions) -> Result<Report, RunError> {
+    run_following(loaded, opts, &[]).map(|(report, _)| report)
+}
+
+/// The cache figures (`cache_capacity_max`, `cache_bytes_max`, per apiserver) a followed watch
+/// cache configuration would have reported, or `None` when its run would have differed.
+pub type FollowedFigures = Option<Vec<(u64, u64)>>;
+
+/// [`run`], following other watch-cache configurations along the run (`cache_shadow.rs`, for
+/// `watchsim sweep`): for each of `configs`, the cache figures that configuration's run would
+/// report if it made every decision as this one, else `None`.
+pub fn run_following(
+    loaded: &LoadedScenario,
+    opts: &RunOptions,
+    configs: &[crate::scenario::WatchCacheConfig],
+) -> Result<(Report, Vec<FollowedFigures>), RunError> {
     let scenario = Arc::new(loaded.scenario.clone());
     let seed = opts.seed.unwrap_or(scenario.seed);
     let end_ns = opts.duration.unwrap_or(scenario.duration).as_ns();
@@ -86,6 +101,9 @@ pub fn run(loaded: &LoadedScenario, opts: &RunOptions) -> Result<Report, RunErro
     let hash_steps = opts.trace.is_some() || !opts.skip_trace_hash;
     let started = Instant::now();
     let mut world = World::new(Arc::clone(&scenario), seed);
+    if !configs.is_empty() {
+        world.follow_cache_configs(configs);
+    }
     let mut steps = 0u64;
     while let Some(action) = world.next_timed_action() {
         let crate::world::Action::Fire(key) = action;
@@ -120,7 +138,10 @@ pub fn run(loaded: &LoadedScenario, opts: &RunOptions) -> Result<Report, RunErro
     writer
         .finish_with(&footer)
         .map_err(trace_err(&trace_path))?;
-    Ok(report)
+    let followed = (0..configs.len())
+        .map(|m| world.followed_cache_figures(m))
+        .collect();
+    Ok((report, followed))
 }
 
 /// Loads scenario text and runs it: the entry point for tests and tools.

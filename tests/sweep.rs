@@ -432,3 +432,63 @@ fn a_violated_bound_exits_1_and_still_writes_the_outputs() {
     assert_eq!(column(&csv, "violated_seeds"), [0.0, 2.0]);
     assert!(dir.join("sweep.svg").exists());
 }
+
+/// A 200-node cluster with two apiservers, leases, pod churn, 30 s watch disconnects and one
+/// apiserver restart, for three virtual minutes: enough for the watch cache's size to change
+/// some decisions and not others.
+const SHARED: &str = "name = \"shared\"\nseed = 1\nduration = \"3m\"\n\
+    [apiserver]\ncount = 2\n\
+    [[resources]]\nname = \"pods\"\ncount = 2000\nobject_bytes = 2000\n\
+    [[resources]]\nname = \"leases\"\ncount = 200\nobject_bytes = 300\n\
+    [[clients]]\nname = \"kubelet\"\ncount = 200\nresource = \"pods\"\nscope = \"per-node\"\nstore = \"digest\"\n\
+    [[clients]]\nname = \"controller\"\ncount = 2\nresource = \"pods\"\nscope = \"cluster\"\nstore = \"digest\"\n\
+    [[workload]]\nresource = \"pods\"\nkind = \"churn\"\nrate = 20.0\n\
+    [[workload]]\nresource = \"leases\"\nkind = \"update\"\nrate = 20.0\n\
+    [faults]\nwatch_disconnect_rate = 20.0\ndisconnect_duration = \"30s\"\n\
+    [[faults.at]]\nat = \"90s\"\nkind = \"restart_apiserver\"\nserver = 1\n";
+
+fn shared_plan(set: &[&str], vary: &str) -> watchsim::sweep::Plan {
+    let set: Vec<String> = set.iter().map(|s| s.to_string()).collect();
+    let grid = Grid::new(vec![parse_vary(vary).expect("axis")]).expect("grid");
+    watchsim::sweep::plan("shared.toml", SHARED, &set, grid, 3, None).expect("plan")
+}
+
+#[test]
+fn points_that_differ_only_in_cache_size_share_runs_with_the_same_results() {
+    use watchsim::sweep::{execute_with, share};
+    for (set, vary) in [
+        (
+            vec![],
+            "apiserver.watch_cache.fresh=5s,10s,20s,75s,100s,150s",
+        ),
+        (
+            vec!["apiserver.watch_cache.mode=\"fixed\""],
+            "apiserver.watch_cache.capacity=20,100,400,3000,6000",
+        ),
+    ] {
+        let plan = shared_plan(&set, vary);
+        assert!(share::shareable(&plan), "{vary}");
+        let alone = execute_with(&plan, Some(2), false, false).expect("runs");
+        let shared = execute_with(&plan, Some(2), false, true).expect("runs");
+        assert_eq!(shared, alone, "{vary}");
+        // Sharing did share: fewer runs than points for some seed, and some points differ.
+        let runs: usize = plan
+            .seeds
+            .iter()
+            .map(|&seed| share::run_seed(&plan, seed, &|| ()).expect("runs").1)
+            .sum();
+        let points = plan.points.len() * plan.seeds.len();
+        assert!(
+            runs < points,
+            "{vary}: {runs} runs for {points} point-seeds"
+        );
+        let relists: Vec<f64> = alone.points.iter().map(|p| p.figures[0].mean).collect();
+        assert!(
+            relists.iter().any(|r| *r != relists[0]),
+            "{vary}: the cache size changes something: {relists:?}"
+        );
+    }
+    // A grid that varies anything else is not shared.
+    let plan = shared_plan(&[], "faults.disconnect_duration=\"10s\",\"20s\"");
+    assert!(!share::shareable(&plan));
+}

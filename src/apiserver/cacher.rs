@@ -7,6 +7,7 @@ use imbl::{OrdMap, OrdSet, Vector};
 
 use super::api::{ApiWatchEvent, ReadRate, ResourceId};
 use super::budget::TimeBudget;
+use super::cache_shadow::Shadows;
 use super::status::Status;
 use super::watch_cache::scan_scope;
 use super::watch_cache::{
@@ -70,6 +71,9 @@ struct CacheWatcher {
     drained_at_ns: Nanos,
     capacity: u64,
     chan: u64,
+    /// The channel size each followed configuration would have given this watcher
+    /// (`cache_shadow.rs`; empty in an unshared run).
+    shadow_chans: Vec<u64>,
     replay: Option<Replay>,
     held: Vector<CacheEvent>,
 }
@@ -239,6 +243,8 @@ pub struct Cacher {
     index_kind: WatchIndexKind,
     /// Counters.
     pub counters: CacherCounters,
+    /// Other cache configurations followed along this run by a sweep (`cache_shadow.rs`).
+    pub shadows: Shadows,
 }
 
 fn send(ctx: &mut Ctx<'_>, conn: ConnId, ev: ApiWatchEvent) {
@@ -281,6 +287,7 @@ impl Cacher {
             bookmark_interval_ns,
             index_kind: WatchIndexKind::IndexOnly,
             counters: CacherCounters::default(),
+            shadows: Shadows::default(),
         }
     }
 
@@ -306,6 +313,7 @@ impl Cacher {
     /// `Replace` after the cacher's LIST from etcd: the cache restarts at `rv`; ready again.
     pub fn replace(&mut self, objects: OrdMap<Key, super::watch_cache::Obj>, rv: i64) {
         self.cache.replace(objects, rv);
+        self.shadows.restart(self.cache.store_bytes());
         self.last_processed_rv = rv;
         if !self.ready {
             self.ready = true;
@@ -360,6 +368,13 @@ impl Cacher {
         rng: &mut RngStream,
     ) -> bool {
         let chan = suggested_watch_channel_size(self.cache.capacity(), self.index_kind);
+        let shadow_chans = (0..self.shadows.len())
+            .map(|m| {
+                self.shadows.get(m).map_or(0, |s| {
+                    suggested_watch_channel_size(s.capacity(), self.index_kind)
+                })
+            })
+            .collect();
         let client = ctx
             .client_of(conn)
             .unwrap_or(crate::world::network::Actor::Faults);
@@ -375,6 +390,7 @@ impl Cacher {
             drained_at_ns: now,
             capacity: 2 * chan + 1,
             chan,
+            shadow_chans,
             replay: None,
             held: Vector::new(),
         };
@@ -433,16 +449,7 @@ impl Cacher {
                     self.counters.bookmarks_sent += 1;
                 }
             }
-            Initial::Since(rv) => match self.cache.index_after(rv).and_then(|from| {
-                // Mutant `cacher_window_off_by_one` (Kubernetes PR #68065): compared with the
-                // oldest buffered RV itself, so a watch from exactly oldest - 1 is refused.
-                match self.cache.oldest_rv() {
-                    Some(oldest) if ctx.mutants.cacher_window_off_by_one && rv < oldest => {
-                        Err(Status::too_old(rv, oldest))
-                    }
-                    _ => Ok(from),
-                }
-            }) {
+            Initial::Since(rv) => match self.start_index_after(rv, ctx) {
                 Err(status) => {
                     // check: a refused watch is judged against the window it was refused from.
                     ctx.notice(crate::check::Notice::WatchRefused {
@@ -502,6 +509,25 @@ impl Cacher {
         true
     }
 
+    /// Where a watch from `rv` starts in the ring, or its 410; followed configurations must
+    /// answer the same (the status names the oldest RV).
+    fn start_index_after(&mut self, rv: i64, ctx: &Ctx<'_>) -> Result<u64, Status> {
+        let answer = self.cache.index_after(rv).and_then(|from| {
+            // Mutant `cacher_window_off_by_one` (Kubernetes PR #68065): compared with the
+            // oldest buffered RV itself, so a watch from exactly oldest - 1 is refused.
+            match self.cache.oldest_rv() {
+                Some(oldest) if ctx.mutants.cacher_window_off_by_one && rv < oldest => {
+                    Err(Status::too_old(rv, oldest))
+                }
+                _ => Ok(from),
+            }
+        });
+        let list_rv = self.cache.list_resource_version();
+        self.shadows
+            .check(&answer, |_, s| s.index_after(rv, list_rv));
+        answer
+    }
+
     fn send_range(
         &mut self,
         conn: ConnId,
@@ -510,6 +536,12 @@ impl Cacher {
         to: u64,
         ctx: &mut Ctx<'_>,
     ) {
+        // The ring is contiguous and every configuration has seen the same events, so the
+        // events of [from, to) still buffered are those from the first one still buffered.
+        let first_buffered = self.cache.start_index().clamp(from, to.max(from));
+        self.shadows.check(&first_buffered, |_, s| {
+            s.start_index().clamp(from, to.max(from))
+        });
         for i in from..to {
             if let Some(e) = self.cache.event_at(i)
                 && w.scope.contains(&e.key)
@@ -546,6 +578,12 @@ impl Cacher {
     ) -> Vec<ConnId> {
         self.last_processed_rv = self.last_processed_rv.max(event.rv);
         self.cache.process_event(event.clone());
+        self.shadows.record(
+            event.rv,
+            event.time_ns,
+            event.bytes,
+            self.cache.store_bytes(),
+        );
         let mut closed = Vec::new();
         let conns: Vec<ConnId> = self
             .index
@@ -596,8 +634,19 @@ impl Cacher {
             return true;
         };
         w.drain(now);
+        // The channel sizes differ between configurations: followed ones must take the same
+        // branch, and block for the same number of slots.
+        let held = w.held.len() as u64;
         if w.replay.is_some() {
-            if (w.held.len() as u64) < w.chan {
+            self.shadows
+                .check(&(held < w.chan), |m, _| held < w.shadow_chans[m]);
+        } else {
+            let over = |capacity: u64| (w.buffered >= capacity).then(|| w.buffered + 1 - capacity);
+            self.shadows
+                .check(&over(w.capacity), |m, _| over(2 * w.shadow_chans[m] + 1));
+        }
+        if w.replay.is_some() {
+            if held < w.chan {
                 w.held.push_back(event.clone());
                 self.watchers.insert(conn, w);
                 return true;
@@ -691,7 +740,10 @@ impl Cacher {
             return true;
         };
         w.drain(now);
-        if replay.next_index < self.cache.start_index() {
+        let invalidated = replay.next_index < self.cache.start_index();
+        self.shadows
+            .check(&invalidated, |_, s| replay.next_index < s.start_index());
+        if invalidated {
             self.counters.intervals_invalidated += 1;
             self.remove_watcher(conn);
             send(ctx, conn, ApiWatchEvent::Closed);

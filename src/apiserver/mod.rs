@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod budget;
+pub mod cache_shadow;
 pub mod cache_window;
 pub mod cacher;
 pub mod rules;

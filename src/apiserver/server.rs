@@ -10,6 +10,7 @@ use super::api::{
     ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ListResult, ReadRate, ResourceId, Rv,
     RvMatch, ServedFrom,
 };
+use super::cache_shadow::Shadows;
 use super::cacher::{Cacher, CacherTimer, Initial};
 use super::rules::{Rules, should_delegate_list};
 use super::status::Status;
@@ -235,6 +236,12 @@ pub struct Apiserver {
     /// Report counters.
     pub counters: ApiserverCounters,
     retired: super::cacher::CacherCounters,
+    /// Cache configurations a sweep follows along this run (`cache_shadow.rs`); empty
+    /// otherwise. Not part of the state's identity (never set in explored states).
+    shadow_configs: crate::world::Unhashed<Vec<crate::scenario::WatchCacheConfig>>,
+    /// Per followed configuration: the capacity and memory maxima of earlier incarnations'
+    /// caches, or `None` once it was dropped.
+    retired_shadows: Vec<Option<(u64, u64)>>,
 }
 
 fn name_of(key: &Key) -> &str {
@@ -339,6 +346,8 @@ impl Apiserver {
             rng: RngStream::new(seed, &format!("apiserver.{index}")),
             counters: ApiserverCounters::default(),
             retired: Default::default(),
+            shadow_configs: Default::default(),
+            retired_shadows: Vec::new(),
         };
         s.start(scenario, ctx);
         if s.compaction_interval_ns > 0 {
@@ -358,14 +367,18 @@ impl Apiserver {
             .enumerate()
             .map(|(i, r)| {
                 cache_on.then(|| {
-                    crate::kernel::cow::CowBox::new(Cacher::new(
+                    let mut c = Cacher::new(
                         self.index,
                         i as ResourceId,
                         resource_prefix(&r.name),
                         WatchCache::new(&scenario.apiserver.watch_cache),
                         ctx.now,
                         self.bookmark_interval_ns,
-                    ))
+                    );
+                    c.shadows = Shadows::new(&self.shadow_configs, |m| {
+                        self.retired_shadows.get(m).is_some_and(Option::is_none)
+                    });
+                    crate::kernel::cow::CowBox::new(c)
                 })
             })
             .collect();
@@ -403,6 +416,31 @@ impl Apiserver {
             t.absorb(&c.totals());
         }
         t
+    }
+
+    /// Follows `configs` along this run (a sweep's other grid points, `cache_shadow.rs`): every
+    /// cacher gets a shadow window per configuration. Called before the first step.
+    pub fn follow_cache_configs(&mut self, configs: &[crate::scenario::WatchCacheConfig]) {
+        self.shadow_configs = crate::world::Unhashed(configs.to_vec());
+        self.retired_shadows = vec![Some((0, 0)); configs.len()];
+        for c in self.cachers.iter_mut().flatten() {
+            c.shadows = Shadows::new(configs, |_| false);
+        }
+    }
+
+    /// The cache figures the followed configuration `m` would report
+    /// (`cache_capacity_max`, `cache_bytes_max`, computed as for this apiserver's own cache),
+    /// or `None` if its decisions differed somewhere in the run.
+    pub fn followed_cache_figures(&self, m: usize) -> Option<(u64, u64)> {
+        let (mut capacity_max, mut bytes_max) = (*self.retired_shadows.get(m)?)?;
+        let mut bytes_now = 0;
+        for c in self.cachers.iter().flatten() {
+            let w = c.shadows.get(m)?;
+            capacity_max = capacity_max.max(w.capacity_max());
+            bytes_max = bytes_max.max(w.bytes_max());
+            bytes_now += w.bytes_max();
+        }
+        Some((capacity_max, bytes_now.max(bytes_max)))
     }
 
     // ---------------------------------------------------------------- etcd plumbing
@@ -1951,6 +1989,14 @@ impl Apiserver {
         self.compactor_rev = 0;
         for c in self.cachers.iter().flatten() {
             self.retired.absorb(&c.totals());
+            for (m, slot) in self.retired_shadows.iter_mut().enumerate() {
+                *slot = match (*slot, c.shadows.get(m)) {
+                    (Some((cap, bytes)), Some(w)) => {
+                        Some((cap.max(w.capacity_max()), bytes.max(w.bytes_max())))
+                    }
+                    _ => None,
+                };
+            }
         }
         self.cachers = Vector::new();
         if down_ns > 0 {

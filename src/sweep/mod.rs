@@ -20,6 +20,7 @@ pub mod csv;
 pub mod grid;
 pub mod plot;
 pub mod recommend;
+pub mod share;
 pub mod table;
 
 use std::path::{Path, PathBuf};
@@ -110,6 +111,9 @@ pub struct SweepArgs {
     pub out: PathBuf,
     /// Draw a progress bar on stderr (hidden anyway when stderr is not a terminal).
     pub progress: bool,
+    /// Share runs between grid points that differ only in the watch cache's size ([`share`]);
+    /// the results are the same either way.
+    pub share: bool,
 }
 
 /// A sweep ready to run: every grid point loaded and validated.
@@ -203,7 +207,7 @@ pub fn run_one(
     seed: u64,
     duration: Option<DurationNs>,
 ) -> Result<RunFigures, RunError> {
-    let mut report = sim::run(
+    let report = sim::run(
         loaded,
         &RunOptions {
             seed: Some(seed),
@@ -214,15 +218,20 @@ pub fn run_one(
     )?;
     let violations = report.violations();
     let has_bounds = !report.bounds.is_empty();
-    // Scripted results can be large and hold no figure: drop them before the JSON conversion.
-    report.script.clear();
-    report.watches.clear();
-    let json = serde_json::to_value(&report).unwrap_or(serde_json::Value::Null);
+    let json = figures_json(report);
     Ok(RunFigures {
         values: aggregate::read_figures(&json),
         violations,
         has_bounds,
     })
+}
+
+/// A report's JSON form for reading figures.
+fn figures_json(mut report: crate::report::Report) -> serde_json::Value {
+    // Scripted results can be large and hold no figure: drop them before the JSON conversion.
+    report.script.clear();
+    report.watches.clear();
+    serde_json::to_value(&report).unwrap_or(serde_json::Value::Null)
 }
 
 /// Runs every (point, seed) of `plan` on `jobs` threads (`None` = available cores) and
@@ -231,6 +240,17 @@ pub fn execute(
     plan: &Plan,
     jobs: Option<usize>,
     progress: bool,
+) -> Result<SweepResult, SweepError> {
+    execute_with(plan, jobs, progress, true)
+}
+
+/// [`execute`], with sharing runs between grid points that differ only in the watch cache's
+/// size (`share`, see [`share`]) on or off; the result is the same either way.
+pub fn execute_with(
+    plan: &Plan,
+    jobs: Option<usize>,
+    progress: bool,
+    share: bool,
 ) -> Result<SweepResult, SweepError> {
     let jobs = match jobs {
         Some(0) => return Err(SweepError::Usage("--jobs must be at least 1".into())),
@@ -256,23 +276,23 @@ pub fn execute(
     } else {
         ProgressBar::hidden()
     };
-    let runs: Vec<Result<RunFigures, SweepError>> = pool.install(|| {
-        work.par_iter()
-            .map(|&(p, seed)| {
-                let (point, loaded) = &plan.points[p];
-                let r = run_one(loaded, seed, plan.duration).map_err(|source| SweepError::Run {
-                    point: plan.grid.describe(point),
-                    seed,
-                    source,
-                });
-                bar.inc(1);
-                r
-            })
-            .collect()
-    });
-    bar.finish_and_clear();
-    let runs: Vec<RunFigures> = runs.into_iter().collect::<Result<_, _>>()?;
     let n = plan.seeds.len();
+    let runs: Vec<RunFigures> = if share && plan.points.len() > 1 && share::shareable(plan) {
+        // One task per seed; each gives every point's figures for that seed.
+        let per_seed: Vec<Result<Vec<RunFigures>, SweepError>> = pool.install(|| {
+            plan.seeds
+                .par_iter()
+                .map(|&seed| share::run_seed(plan, seed, &|| bar.inc(1)).map(|(f, _)| f))
+                .collect()
+        });
+        let per_seed: Vec<Vec<RunFigures>> = per_seed.into_iter().collect::<Result<_, _>>()?;
+        (0..plan.points.len())
+            .flat_map(|p| per_seed.iter().map(move |figs| figs[p].clone()))
+            .collect()
+    } else {
+        run_each(plan, &pool, &work, &bar)?
+    };
+    bar.finish_and_clear();
     let points = plan
         .points
         .iter()
@@ -287,6 +307,30 @@ pub fn execute(
         seeds: plan.seeds.clone(),
         points,
     })
+}
+
+/// Every (point, seed) of `work` as a run of its own.
+fn run_each(
+    plan: &Plan,
+    pool: &rayon::ThreadPool,
+    work: &[(usize, u64)],
+    bar: &ProgressBar,
+) -> Result<Vec<RunFigures>, SweepError> {
+    let runs: Vec<Result<RunFigures, SweepError>> = pool.install(|| {
+        work.par_iter()
+            .map(|&(p, seed)| {
+                let (point, loaded) = &plan.points[p];
+                let r = run_one(loaded, seed, plan.duration).map_err(|source| SweepError::Run {
+                    point: plan.grid.describe(point),
+                    seed,
+                    source,
+                });
+                bar.inc(1);
+                r
+            })
+            .collect()
+    });
+    runs.into_iter().collect()
 }
 
 /// Writes `results.csv` and `sweep.svg` (with `bounds` drawn, see [`Plan::bounds`]) into `dir`
@@ -353,7 +397,7 @@ pub fn run_cli(args: &SweepArgs) -> Result<SweepOutcome, SweepError> {
         path: args.out.display().to_string(),
         source,
     })?;
-    let result = execute(&plan, args.jobs, args.progress)?;
+    let result = execute_with(&plan, args.jobs, args.progress, args.share)?;
     let (csv_path, svg_path) = write_outputs(&result, &plan.bounds, &args.out)?;
     let mut stdout = format!(
         "watchsim sweep {} ({}): {} grid point(s) x {} seed(s) ({}..={})\n",

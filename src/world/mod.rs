@@ -543,6 +543,23 @@ impl World {
         ]
     }
 
+    /// Follows other watch-cache configurations along this run (`apiserver/cache_shadow.rs`, for
+    /// `watchsim sweep`). Call before the first step.
+    pub fn follow_cache_configs(&mut self, configs: &[crate::scenario::WatchCacheConfig]) {
+        for a in self.apiservers.iter_mut() {
+            a.follow_cache_configs(configs);
+        }
+    }
+
+    /// Followed configuration `m`'s cache figures per apiserver, or `None` if its decisions
+    /// differed from this run's somewhere.
+    pub fn followed_cache_figures(&self, m: usize) -> Option<Vec<(u64, u64)>> {
+        self.apiservers
+            .iter()
+            .map(|a| a.followed_cache_figures(m))
+            .collect()
+    }
+
     /// Workload writes issued so far.
     pub fn workload_writes(&self) -> u64 {
         self.workload.writes_issued
