@@ -1,10 +1,9 @@
 //! The event window of a watch cache (kube-apiserver `storage/cacher/watch_cache.go`: the cyclic
 //! buffer, `resizeCacheLocked`, `getAllEventsSinceLocked`'s oldest-RV rule), apart from the
 //! store of current objects it sits beside. `WatchCache` keeps one over full events; the window
-//! logic does not look at anything but an event's RV, record time and size, so a window of bare
-//! `(rv, time, bytes)` triples sized by another configuration evolves exactly as that
-//! configuration's cache would on the same events (the way a sweep can follow several cache
-//! sizes along one run: notes.md "Sweep speed").
+//! logic does not look at anything but an event's RV, record time and size (a window of bare
+//! `(rv, time, bytes)` triples evolves the same way). The sweep's followers
+//! (`cache_shadow.rs`) apply these same rules to start indices into one shared log.
 //!
 //! Rules (k8s-cacher-protocol.md §2.2-2.4; k8s-unit-test-expectations.md cases 1-5):
 //! - the resize check runs only when inserting into a full ring; grow to `min(2·cap, upper)` if

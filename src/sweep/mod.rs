@@ -252,6 +252,17 @@ pub fn execute_with(
     progress: bool,
     share: bool,
 ) -> Result<SweepResult, SweepError> {
+    execute_counted(plan, jobs, progress, share).map(|(result, _)| result)
+}
+
+/// [`execute_with`], also returning how many simulations ran (fewer than points × seeds when
+/// runs were shared).
+pub fn execute_counted(
+    plan: &Plan,
+    jobs: Option<usize>,
+    progress: bool,
+    share: bool,
+) -> Result<(SweepResult, usize), SweepError> {
     let jobs = match jobs {
         Some(0) => return Err(SweepError::Usage("--jobs must be at least 1".into())),
         Some(j) => j,
@@ -277,21 +288,25 @@ pub fn execute_with(
         ProgressBar::hidden()
     };
     let n = plan.seeds.len();
-    let runs: Vec<RunFigures> = if share && plan.points.len() > 1 && share::shareable(plan) {
-        // One task per seed; each gives every point's figures for that seed.
-        let per_seed: Vec<Result<Vec<RunFigures>, SweepError>> = pool.install(|| {
-            plan.seeds
-                .par_iter()
-                .map(|&seed| share::run_seed(plan, seed, &|| bar.inc(1)).map(|(f, _)| f))
-                .collect()
-        });
-        let per_seed: Vec<Vec<RunFigures>> = per_seed.into_iter().collect::<Result<_, _>>()?;
-        (0..plan.points.len())
-            .flat_map(|p| per_seed.iter().map(move |figs| figs[p].clone()))
-            .collect()
-    } else {
-        run_each(plan, &pool, &work, &bar)?
-    };
+    let (runs, simulations): (Vec<RunFigures>, usize) =
+        if share && plan.points.len() > 1 && share::shareable(plan) {
+            // One task per seed; each gives every point's figures for that seed.
+            let per_seed: Vec<Result<(Vec<RunFigures>, usize), SweepError>> = pool.install(|| {
+                plan.seeds
+                    .par_iter()
+                    .map(|&seed| share::run_seed(plan, seed, &|| bar.inc(1)))
+                    .collect()
+            });
+            let per_seed: Vec<(Vec<RunFigures>, usize)> =
+                per_seed.into_iter().collect::<Result<_, _>>()?;
+            let simulations = per_seed.iter().map(|(_, n)| n).sum();
+            let runs = (0..plan.points.len())
+                .flat_map(|p| per_seed.iter().map(move |(figs, _)| figs[p].clone()))
+                .collect();
+            (runs, simulations)
+        } else {
+            (run_each(plan, &pool, &work, &bar)?, work.len())
+        };
     bar.finish_and_clear();
     let points = plan
         .points
@@ -301,12 +316,13 @@ pub fn execute_with(
             PointResult::from_runs(point.clone(), &plan.seeds, &runs[i * n..(i + 1) * n])
         })
         .collect();
-    Ok(SweepResult {
+    let result = SweepResult {
         scenario: plan.scenario.clone(),
         axes: plan.grid.axes.clone(),
         seeds: plan.seeds.clone(),
         points,
-    })
+    };
+    Ok((result, simulations))
 }
 
 /// Every (point, seed) of `work` as a run of its own.
@@ -397,7 +413,7 @@ pub fn run_cli(args: &SweepArgs) -> Result<SweepOutcome, SweepError> {
         path: args.out.display().to_string(),
         source,
     })?;
-    let result = execute_with(&plan, args.jobs, args.progress, args.share)?;
+    let (result, simulations) = execute_counted(&plan, args.jobs, args.progress, args.share)?;
     let (csv_path, svg_path) = write_outputs(&result, &plan.bounds, &args.out)?;
     let mut stdout = format!(
         "watchsim sweep {} ({}): {} grid point(s) x {} seed(s) ({}..={})\n",
@@ -408,6 +424,12 @@ pub fn run_cli(args: &SweepArgs) -> Result<SweepOutcome, SweepError> {
         result.seeds.first().copied().unwrap_or(0),
         result.seeds.last().copied().unwrap_or(0),
     );
+    let point_seeds = result.points.len() * result.seeds.len();
+    if simulations < point_seeds {
+        stdout.push_str(&format!(
+            "shared runs: {simulations} simulations for {point_seeds} point-seeds (points that differ only in the watch cache's size; --no-share to run each alone)\n"
+        ));
+    }
     stdout.push_str(&table::render(&result));
     stdout.push_str(&format!(
         "wrote {} and {}\n",
