@@ -11,6 +11,7 @@
 
 use std::collections::VecDeque;
 
+use super::cache_window::check_watchable;
 use super::status::Status;
 use crate::kernel::Nanos;
 use crate::scenario::{WatchCacheConfig, WatchCacheMode};
@@ -97,12 +98,7 @@ impl FollowerView<'_> {
     }
     /// As `Window::index_after`.
     pub fn index_after(&self, rv: i64, list_rv: i64) -> Result<u64, Status> {
-        let oldest = self
-            .oldest_rv(list_rv)
-            .ok_or_else(|| Status::internal("watch cache isn't correctly initialized".into()))?;
-        if rv < oldest - 1 {
-            return Err(Status::too_old(rv, oldest - 1));
-        }
+        check_watchable(rv, self.oldest_rv(list_rv))?;
         let (mut lo, mut hi) = (self.f.start, self.end());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;

@@ -48,6 +48,18 @@ impl WindowEvent for (i64, Nanos, u64) {
     }
 }
 
+/// The start check of `getAllEventsSinceLocked`: a watch from `rv` needs `rv >= oldest - 1`
+/// (`oldest` = the window's oldest watchable RV); else 410 `too old resource version`. No oldest
+/// RV at all means the cache was never initialised.
+pub fn check_watchable(rv: i64, oldest: Option<i64>) -> Result<(), Status> {
+    let oldest =
+        oldest.ok_or_else(|| Status::internal("watch cache isn't correctly initialized".into()))?;
+    if rv < oldest - 1 {
+        return Err(Status::too_old(rv, oldest - 1));
+    }
+    Ok(())
+}
+
 /// A cyclic event window of fixed or dynamic capacity, indexed by absolute event number.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Window<E: Clone> {
@@ -220,12 +232,7 @@ impl<E: WindowEvent> Window<E> {
     /// The absolute index of the first buffered event with RV > `rv`, or the 410 for a watch from
     /// `rv` (`getAllEventsSinceLocked`).
     pub fn index_after(&self, rv: i64, list_rv: i64) -> Result<u64, Status> {
-        let oldest = self
-            .oldest_rv(list_rv)
-            .ok_or_else(|| Status::internal("watch cache isn't correctly initialized".into()))?;
-        if rv < oldest - 1 {
-            return Err(Status::too_old(rv, oldest - 1));
-        }
+        check_watchable(rv, self.oldest_rv(list_rv))?;
         // Binary search over the ring (RVs are increasing).
         let (mut lo, mut hi) = (0usize, self.ring.len());
         while lo < hi {
