@@ -121,25 +121,30 @@ pub struct Shadows {
     /// Absolute index of `log[0]`.
     base: u64,
     members: Vec<Option<Follower>>,
+    /// Members still followed (so a cacher whose followers all diverged costs nothing per event).
+    live: usize,
 }
 
 impl Shadows {
     /// Fresh windows for `configs`, except the members already dropped (`dropped(m)`).
     pub fn new(configs: &[WatchCacheConfig], dropped: impl Fn(usize) -> bool) -> Self {
+        let members: Vec<Option<Follower>> = configs
+            .iter()
+            .enumerate()
+            .map(|(m, c)| (!dropped(m)).then(|| Follower::new(c, 0)))
+            .collect();
+        let live = members.iter().flatten().count();
         Shadows {
             log: VecDeque::new(),
             base: 0,
-            members: configs
-                .iter()
-                .enumerate()
-                .map(|(m, c)| (!dropped(m)).then(|| Follower::new(c, 0)))
-                .collect(),
+            members,
+            live,
         }
     }
 
     /// True when no member is followed (the normal, unshared run).
     pub fn is_empty(&self) -> bool {
-        self.members.iter().all(Option::is_none)
+        self.live == 0
     }
 
     /// Every member slot (for per-watcher data sized alike).
@@ -257,6 +262,7 @@ impl Shadows {
             let differs = self.get(m).is_some_and(|v| answer(m, v) != *actual);
             if differs {
                 self.members[m] = None;
+                self.live -= 1;
                 dropped = true;
             }
         }

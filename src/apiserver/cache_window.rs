@@ -1,8 +1,7 @@
 //! The event window of a watch cache (kube-apiserver `storage/cacher/watch_cache.go`: the cyclic
 //! buffer, `resizeCacheLocked`, `getAllEventsSinceLocked`'s oldest-RV rule), apart from the
 //! store of current objects it sits beside. `WatchCache` keeps one over full events; the window
-//! logic does not look at anything but an event's RV, record time and size (a window of bare
-//! `(rv, time, bytes)` triples evolves the same way). The sweep's followers
+//! logic does not look at anything but an event's RV, record time and size. The sweep's followers
 //! (`cache_shadow.rs`) apply these same rules to start indices into one shared log.
 //!
 //! Rules (k8s-cacher-protocol.md §2.2-2.4; k8s-unit-test-expectations.md cases 1-5):
@@ -30,22 +29,6 @@ pub trait WindowEvent: Clone {
     fn bytes(&self) -> u64;
     /// Forgets the record time (the explorer's time abstraction).
     fn erase_time(&mut self);
-}
-
-/// An event reduced to what the window reads: `(rv, record time, bytes)`.
-impl WindowEvent for (i64, Nanos, u64) {
-    fn rv(&self) -> i64 {
-        self.0
-    }
-    fn time_ns(&self) -> Nanos {
-        self.1
-    }
-    fn bytes(&self) -> u64 {
-        self.2
-    }
-    fn erase_time(&mut self) {
-        self.1 = 0;
-    }
 }
 
 /// The start check of `getAllEventsSinceLocked`: a watch from `rv` needs `rv >= oldest - 1`
@@ -271,6 +254,22 @@ impl<E: WindowEvent> Window<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// An event reduced to what the window reads: `(rv, record time, bytes)`.
+    impl WindowEvent for (i64, Nanos, u64) {
+        fn rv(&self) -> i64 {
+            self.0
+        }
+        fn time_ns(&self) -> Nanos {
+            self.1
+        }
+        fn bytes(&self) -> u64 {
+            self.2
+        }
+        fn erase_time(&mut self) {
+            self.1 = 0;
+        }
+    }
 
     #[test]
     fn a_window_of_triples_follows_the_same_rules() {
