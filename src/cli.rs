@@ -40,9 +40,10 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
     );
     let _ = writeln!(
         o,
-        "  apiserver           count={} rules={:?} compaction_interval={} watch_cache={:?}",
+        "  apiserver           count={} rules={:?} watch_list={} compaction_interval={} watch_cache={:?}",
         s.apiserver.count,
         s.apiserver.rules,
+        s.apiserver.watch_list.unwrap_or(false),
         s.apiserver.compaction_interval,
         s.apiserver.watch_cache.mode
     );
@@ -62,7 +63,14 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
         let _ = writeln!(
             o,
             "  clients             {} x{} {} scope={:?} list_rv=\"{}\" page_size={} bookmarks={} watch_list={}",
-            c.name, c.count, c.resource, c.scope, c.list_rv, c.page_size, c.bookmarks, c.watch_list
+            c.name,
+            c.count,
+            c.resource,
+            c.scope,
+            c.list_rv,
+            c.page_size,
+            c.bookmarks,
+            c.watch_list.unwrap_or(false)
         );
     }
     if s.faults.watch_disconnect_rate > 0.0 || !s.faults.at.is_empty() {

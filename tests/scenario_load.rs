@@ -867,7 +867,7 @@ fn defaults_equal_spec_section_2() {
     assert_eq!(a.count, 1);
     assert_eq!(a.compaction_interval, DurationNs::from_secs(300));
     assert!(a.consistent_list_from_cache);
-    assert!(!a.watch_list);
+    assert_eq!(a.watch_list, Some(false), "off in the default 1.31 profile");
     assert_eq!(a.bookmark_interval, DurationNs::from_secs(60));
     let wc = &a.watch_cache;
     assert_eq!(wc.mode, WatchCacheMode::Dynamic);
@@ -879,7 +879,7 @@ fn defaults_equal_spec_section_2() {
     assert_eq!(c.list_rv, "0");
     assert_eq!(c.page_size, 500);
     assert!(c.bookmarks);
-    assert!(!c.watch_list);
+    assert_eq!(c.watch_list, Some(false), "off in the default 1.31 profile");
     assert_eq!(s.faults.watch_disconnect_rate, 0.0);
     assert_eq!(s.faults.disconnect_duration, DurationNs::from_secs(5));
     assert!(s.faults.at.is_empty() && s.steps.is_empty() && s.workload.is_empty());

@@ -63,6 +63,11 @@ struct CacheWatcher {
     client: crate::world::network::Actor,
     scope: KeyRange,
     rv_sent: i64,
+    /// The RV a periodic bookmark must exceed: the start RV raised to the cache RV of a snapshot
+    /// start or to the newest event of the replayed interval, and never raised after
+    /// (`cache_watcher.go processInterval`/`process`: the local `resourceVersion`). So a quiet
+    /// watch gets a BOOKMARK at the same RV every minute.
+    bookmark_floor: i64,
     bookmarks: bool,
     deadline_ns: Nanos,
     next_bookmark_ns: Option<Nanos>,
@@ -382,6 +387,7 @@ impl Cacher {
             client,
             scope,
             rv_sent: 0,
+            bookmark_floor: 0,
             bookmarks,
             deadline_ns,
             next_bookmark_ns: None,
@@ -417,6 +423,7 @@ impl Cacher {
                 self.counters.events_sent += n;
                 w.buffered = n;
                 w.rv_sent = rv;
+                w.bookmark_floor = rv;
                 if ctx.mutants.cacher_duplicate_after_snapshot {
                     // Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and
                     // the event still queued for dispatch (the newest in the ring) goes out again.
@@ -471,6 +478,11 @@ impl Cacher {
                     });
                     w.rv_sent = rv;
                     let end = self.cache.end_index();
+                    // The interval's events all count, whatever the watcher's scope.
+                    w.bookmark_floor = match end.checked_sub(1).filter(|last| *last >= from) {
+                        Some(last) => self.cache.event_at(last).map_or(rv, |e| e.rv.max(rv)),
+                        None => rv,
+                    };
                     let slow = !matches!(read_rate, ReadRate::Instant);
                     let first_end = if slow {
                         end.min(from + INTERVAL_BUFFER)
@@ -490,6 +502,7 @@ impl Cacher {
             },
             Initial::Now => {
                 w.rv_sent = self.cache.resource_version();
+                w.bookmark_floor = w.rv_sent;
                 ctx.notice(crate::check::Notice::WatchStarted {
                     conn,
                     start_rv: w.rv_sent,
@@ -776,7 +789,9 @@ impl Cacher {
     }
 
     /// The dispatcher's bookmark tick: every watcher that allows bookmarks and is due gets a
-    /// BOOKMARK at the last processed RV, if that is newer than what it was sent.
+    /// BOOKMARK at the last processed RV, if that is newer than the watcher's start
+    /// (`bookmark_floor`), again at the same RV while nothing newer arrives
+    /// (`cache_watcher.go process`).
     pub fn bookmark_tick(&mut self, now: Nanos, ctx: &mut Ctx<'_>, rng: &mut RngStream) {
         if !self.bookmark_tick_armed {
             return; // a tick of a previous incarnation
@@ -793,8 +808,8 @@ impl Cacher {
             .collect();
         for conn in due {
             if let Some(w) = self.watchers.get_mut(&conn) {
-                if rv > w.rv_sent {
-                    w.rv_sent = rv;
+                if rv > w.bookmark_floor {
+                    w.rv_sent = w.rv_sent.max(rv);
                     send(
                         ctx,
                         conn,

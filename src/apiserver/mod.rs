@@ -6,8 +6,10 @@
 pub mod api;
 pub mod budget;
 pub mod cache_shadow;
+pub mod cache_snapshots;
 pub mod cache_window;
 pub mod cacher;
+pub mod list_options;
 pub mod rules;
 pub mod server;
 pub mod status;

@@ -22,7 +22,7 @@ pub fn should_delegate_list(
                 || (limit > 0 && rv != Rv::Zero)
                 || rv_match.is_some_and(|m| m != RvMatch::NotOlderThan)
         }
-        Rules::V1_31 => {
+        Rules::V1_31 | Rules::V1_34 | Rules::V1_37 => {
             (rv == Rv::Unset && !consistent_list_from_cache)
                 || (limit > 0 && rv_match.is_none() && matches!(rv, Rv::At(_)))
                 || rv_match.is_some_and(|m| m != RvMatch::NotOlderThan)

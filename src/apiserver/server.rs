@@ -12,6 +12,7 @@ use super::api::{
 };
 use super::cache_shadow::Shadows;
 use super::cacher::{Cacher, CacherTimer, Initial};
+use super::list_options::{default_watch, validate_list};
 use super::rules::{Rules, should_delegate_list};
 use super::status::Status;
 use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache, scan_scope};
@@ -128,6 +129,9 @@ enum WaitKind {
         limit: u64,
         requested: Rv,
         fallback: bool,
+        /// A LIST at an exact RV from the cache's snapshots (1.34+), waiting for the cache to
+        /// reach that RV.
+        exact: Option<Box<ExactList>>,
     },
     Watch {
         conn: ConnId,
@@ -135,8 +139,24 @@ enum WaitKind {
         bookmarks: bool,
         deadline_ns: Nanos,
         read_rate: ReadRate,
+        /// A watch with RV unset and `sendInitialEvents=false`: it starts at the probed etcd
+        /// revision at once (`initial` is replaced by `Since(that revision)`), without waiting
+        /// for the cache.
+        at_probed_rv: bool,
         initial: Initial,
     },
+}
+
+/// A LIST served from a snapshot at an exact RV (`watch_cache.go waitAndListExactRV`): the RV,
+/// where a continuation resumes, and the request as sent (for the etcd fallback when no snapshot
+/// is old enough any more).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ExactList {
+    rv: i64,
+    start_after: Option<Key>,
+    request_rv: Rv,
+    rv_match: Option<RvMatch>,
+    continue_token: Option<ContinueToken>,
 }
 
 /// A request parked until the cache is ready (1.27 rules).
@@ -280,6 +300,30 @@ fn event_type(e: &crate::etcd::Event) -> EventType {
     }
 }
 
+/// The exact RV a LIST reads under `ListFromCacheSnapshot` (`delegator/interface.go
+/// ShouldDelegateList`): `resourceVersionMatch=Exact`, a continuation (the token's RV), or the
+/// legacy exact form (RV=N with a limit and no match). `None` for every other LIST.
+fn exact_list(
+    rv: Rv,
+    rv_match: Option<RvMatch>,
+    limit: u64,
+    continue_token: Option<&ContinueToken>,
+) -> Option<ExactList> {
+    let exact = |n: i64, start_after: Option<Key>| ExactList {
+        rv: n,
+        start_after,
+        request_rv: rv,
+        rv_match,
+        continue_token: continue_token.cloned(),
+    };
+    match (rv_match, rv, continue_token) {
+        (Some(RvMatch::Exact), Rv::At(n), _) => Some(exact(n, None)),
+        (None, _, Some(t)) => Some(exact(t.rv, Some(t.start_after.clone()))),
+        (None, Rv::At(n), None) if limit > 0 => Some(exact(n, None)),
+        _ => None,
+    }
+}
+
 /// The directory an etcd LIST of `scope` reads when `scope` is narrower than one: etcd3
 /// `store.go` `GetList` reads a resource's (or a namespace's) directory, its key ending in `/`, and
 /// a field selector such as a kubelet's `spec.nodeName` is matched in the apiserver after the
@@ -314,8 +358,8 @@ impl Apiserver {
         let mut s = Apiserver {
             index,
             rules: a.rules,
-            consistent_list_from_cache: a.consistent_list_from_cache && a.rules == Rules::V1_31,
-            watch_list: a.watch_list,
+            consistent_list_from_cache: a.consistent_list_from_cache && !a.rules.is_1_27(),
+            watch_list: a.watch_list.unwrap_or(false),
             compaction_interval_ns: a.compaction_interval.as_ns(),
             bookmark_interval_ns: a.bookmark_interval.as_ns(),
             list_bytes_per_second: a.list_serve_bytes_per_second.0.max(1),
@@ -367,11 +411,15 @@ impl Apiserver {
             .enumerate()
             .map(|(i, r)| {
                 cache_on.then(|| {
+                    let mut cache = WatchCache::new(&scenario.apiserver.watch_cache);
+                    if self.rules.list_from_cache_snapshots() {
+                        cache.enable_snapshots();
+                    }
                     let mut c = Cacher::new(
                         self.index,
                         i as ResourceId,
                         resource_prefix(&r.name),
-                        WatchCache::new(&scenario.apiserver.watch_cache),
+                        cache,
                         ctx.now,
                         self.bookmark_interval_ns,
                     );
@@ -527,6 +575,18 @@ impl Apiserver {
                         range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
                     if let Some(w) = self.waits.get_mut(&wait_id) {
                         w.target_rv = range.revision;
+                    }
+                    let starts_now = self.waits.get(&wait_id).is_some_and(|w| {
+                        matches!(
+                            w.kind,
+                            WaitKind::Watch {
+                                at_probed_rv: true,
+                                ..
+                            }
+                        )
+                    });
+                    if starts_now && let Some(w) = self.waits.remove(&wait_id) {
+                        return self.serve_wait(w, ctx);
                     }
                     ctx.timer(
                         ctx.now + BLOCK_TIMEOUT_NS,
@@ -940,8 +1000,16 @@ impl Apiserver {
             return;
         };
         self.list_started();
+        if let Err(status) = validate_list(rv, rv_match, continue_token.is_some()) {
+            return self.list_failed(conn, req_id, status, ctx);
+        }
         if continue_token.is_some() && matches!(rv, Rv::At(_)) {
             return self.list_failed(conn, req_id, Status::continue_with_rv(), ctx);
+        }
+        if self.rules.list_from_cache_snapshots()
+            && let Some(exact) = exact_list(rv, rv_match, limit, continue_token.as_ref())
+        {
+            return self.on_exact_list(conn, req_id, resource, scope, limit, exact, ctx);
         }
         let delegate = should_delegate_list(
             self.rules,
@@ -959,10 +1027,11 @@ impl Apiserver {
             Some(_) if delegate => true,
             Some(true) => false,
             Some(false) => match self.rules {
-                Rules::V1_31 => {
-                    // shouldDelegateListOnNotReadyCache: no selector and a limit -> etcd.
-                    let whole = matches!(&scope, KeyRange::Prefix(p) if *p == resource_prefix(&self.resource_names[resource as usize]));
-                    if !(whole && limit > 0) {
+                Rules::V1_31 | Rules::V1_34 | Rules::V1_37 => {
+                    // shouldDelegateListOnNotReadyCache: no label or field selector and a limit
+                    // -> etcd. A namespace is not a selector (the registry puts it in the key).
+                    let selector = selector_directory(&scope).is_some();
+                    if selector || limit == 0 {
                         return self.list_failed(conn, req_id, Status::reinitializing(), ctx);
                     }
                     true
@@ -1006,6 +1075,7 @@ impl Apiserver {
                     limit,
                     requested: rv,
                     fallback: false,
+                    exact: None,
                 };
                 self.add_wait(resource, n, kind, ctx);
             }
@@ -1022,6 +1092,7 @@ impl Apiserver {
                     limit,
                     requested: rv,
                     fallback: true,
+                    exact: None,
                 };
                 self.add_probed_wait(resource, kind, ctx);
             }
@@ -1063,10 +1134,16 @@ impl Apiserver {
                 kind,
             },
         );
-        // GetCurrentResourceVersionFromStorage: a quorum LIST of the prefix with limit 1.
+        // GetCurrentResourceVersion: a quorum LIST of the prefix with limit 1 (1.31-1.36), a Get
+        // of the prefix key itself that reads no object (1.37).
         let prefix = resource_prefix(&self.resource_names[resource as usize]);
+        let range = if self.rules.probe_reads_no_object() {
+            KeyRange::Single(prefix)
+        } else {
+            KeyRange::Prefix(prefix)
+        };
         let req = KvRequest::Range {
-            range: KeyRange::Prefix(prefix),
+            range,
             revision: 0,
             limit: 1,
         };
@@ -1132,19 +1209,31 @@ impl Apiserver {
                 scope,
                 limit,
                 requested,
+                exact,
                 ..
-            } => {
-                let limit = if requested == Rv::Zero { 0 } else { limit };
-                self.serve_list_from_cache(conn, req_id, w.resource, &scope, limit, ctx);
-            }
+            } => match exact {
+                Some(exact) => {
+                    self.serve_exact_list(conn, req_id, w.resource, scope, limit, *exact, ctx)
+                }
+                None => {
+                    let limit = if requested == Rv::Zero { 0 } else { limit };
+                    self.serve_list_from_cache(conn, req_id, w.resource, &scope, limit, ctx);
+                }
+            },
             WaitKind::Watch {
                 conn,
                 scope,
                 bookmarks,
                 deadline_ns,
                 read_rate,
+                at_probed_rv,
                 initial,
             } => {
+                let initial = if at_probed_rv {
+                    Initial::Since(w.target_rv)
+                } else {
+                    initial
+                };
                 self.register_watch(
                     conn,
                     w.resource,
@@ -1201,6 +1290,130 @@ impl Apiserver {
         }
     }
 
+    /// A LIST at an exact RV under `ListFromCacheSnapshot` (1.34+): `cacher.go
+    /// shouldDelegateExactRV` sends it to etcd only when the RV is within the cache but no snapshot
+    /// is old enough; above the cache it waits (3 s, then 504 at the cache's RV); otherwise it is
+    /// served from the snapshot. A cache that is not ready answers as for any cached LIST.
+    #[allow(clippy::too_many_arguments)]
+    fn on_exact_list(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resource: ResourceId,
+        scope: KeyRange,
+        limit: u64,
+        exact: ExactList,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(c) = self.cacher(resource) else {
+            return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
+        };
+        let cache_rv = c.cache.resource_version();
+        let fresh = exact.rv <= cache_rv;
+        if fresh && !c.cache.can_serve_exact(exact.rv) {
+            return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
+        }
+        if !c.ready {
+            // `delegator.go GetList`: shouldDelegateListOnNotReadyCache, else the cacher's 429.
+            if selector_directory(&scope).is_none() && limit > 0 {
+                return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
+            }
+            return self.list_failed(conn, req_id, Status::reinitializing(), ctx);
+        }
+        if fresh {
+            return self.serve_exact_list(conn, req_id, resource, scope, limit, exact, ctx);
+        }
+        let target = exact.rv;
+        let kind = WaitKind::List {
+            conn,
+            req_id,
+            scope,
+            limit,
+            requested: exact.request_rv,
+            fallback: false,
+            exact: Some(Box::new(exact)),
+        };
+        self.add_wait(resource, target, kind, ctx);
+    }
+
+    fn exact_list_from_etcd(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        scope: KeyRange,
+        limit: u64,
+        exact: ExactList,
+        ctx: &mut Ctx<'_>,
+    ) {
+        self.list_from_etcd(
+            conn,
+            req_id,
+            scope,
+            exact.request_rv,
+            exact.rv_match,
+            limit,
+            exact.continue_token,
+            ctx,
+        );
+    }
+
+    /// `waitAndListExactRV`: the page of the snapshot at the RV after `start_after`; the list's
+    /// RV is the requested one. No snapshot any more (a re-list in between): `delegator.go` falls
+    /// back to etcd on the cacher's 410.
+    #[allow(clippy::too_many_arguments)]
+    fn serve_exact_list(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resource: ResourceId,
+        scope: KeyRange,
+        limit: u64,
+        exact: ExactList,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let state = self
+            .cacher(resource)
+            .and_then(|c| c.cache.state_at(exact.rv));
+        let Some(state) = state else {
+            return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
+        };
+        // `cacher.go computeListLimit`: the cache ignores the limit of an RV "0" request (a
+        // continuation sent with RV "0" gets the whole rest).
+        let limit = if exact.request_rv == Rv::Zero {
+            0
+        } else {
+            limit
+        };
+        let after = exact.start_after.as_ref();
+        let mut items: OrdMap<Key, Obj> = OrdMap::new();
+        let mut continue_token = None;
+        for (k, o) in scan_scope(&state, &scope).filter(|(k, _)| after.is_none_or(|a| *k > a)) {
+            if limit > 0 && items.len() as u64 == limit {
+                let last = items.keys().next_back().cloned().expect("limit > 0");
+                continue_token = Some(ContinueToken {
+                    rv: exact.rv,
+                    start_after: last,
+                });
+                break;
+            }
+            items.insert(k.clone(), *o);
+        }
+        let bytes = list_bytes(&items);
+        self.list_done(
+            conn,
+            req_id,
+            ListResult {
+                rv: exact.rv,
+                items,
+                continue_token,
+                served_from: ServedFrom::Cache,
+                bytes,
+                digest: None,
+            },
+            ctx,
+        );
+    }
+
     fn serve_list_from_cache(
         &mut self,
         conn: ConnId,
@@ -1214,7 +1427,7 @@ impl Apiserver {
             return;
         };
         let rv = c.cache.resource_version();
-        let limit = if self.rules == Rules::V1_27 { 0 } else { limit };
+        let limit = if self.rules.is_1_27() { 0 } else { limit };
         let store = c.cache.store();
         let whole = matches!(scope, KeyRange::Prefix(p) if *p == c.prefix);
         let mut items: OrdMap<Key, Obj> = if whole {
@@ -1485,6 +1698,7 @@ impl Apiserver {
         else {
             return;
         };
+        let send_initial_events = default_watch(self.watch_list, rv, send_initial_events);
         if send_initial_events.is_some() && !self.watch_list {
             return self.reply(
                 conn,
@@ -1504,7 +1718,7 @@ impl Apiserver {
         };
         if !ready {
             match self.rules {
-                Rules::V1_31 => {
+                Rules::V1_31 | Rules::V1_34 | Rules::V1_37 => {
                     return self.reply(
                         conn,
                         req_id,
@@ -1555,19 +1769,29 @@ impl Apiserver {
                 Initial::Snapshot { end_bookmark },
                 ctx,
             ),
-            (Rv::Unset, Some(sie)) => {
-                let initial = if sie {
-                    Initial::Snapshot { end_bookmark }
-                } else {
-                    Initial::Now
-                };
+            (Rv::Unset, Some(true)) => {
                 let kind = WaitKind::Watch {
                     conn,
                     scope,
                     bookmarks,
                     deadline_ns,
                     read_rate,
-                    initial,
+                    at_probed_rv: false,
+                    initial: Initial::Snapshot { end_bookmark },
+                };
+                self.add_probed_wait(resource, kind, ctx);
+            }
+            (Rv::Unset, Some(false)) => {
+                // `cacher.go getWatchCacheResourceVersion`: etcd's current revision; no freshness
+                // wait without initial events (`waitUntilWatchCacheFreshAndForceAllEvents`).
+                let kind = WaitKind::Watch {
+                    conn,
+                    scope,
+                    bookmarks,
+                    deadline_ns,
+                    read_rate,
+                    at_probed_rv: true,
+                    initial: Initial::Now,
                 };
                 self.add_probed_wait(resource, kind, ctx);
             }
@@ -1595,6 +1819,7 @@ impl Apiserver {
                         bookmarks,
                         deadline_ns,
                         read_rate,
+                        at_probed_rv: false,
                         initial,
                     };
                     self.add_wait(resource, n, kind, ctx);

@@ -145,6 +145,14 @@ impl Status {
         )
     }
 
+    /// 422: ListOptions that the handler's validation forbids (`ValidateListOptions`); every
+    /// such error is a `field.Forbidden`, so the first cause is `FieldValueForbidden`.
+    pub fn invalid_list_options(message: String) -> Self {
+        Status {
+            cause: Some("FieldValueForbidden"),
+            ..Self::new(422, "Invalid", message)
+        }
+    }
     /// 503: the request's context ended while the cache was not ready (pre-1.31).
     pub fn unavailable(message: &str) -> Self {
         Self::new(503, "ServiceUnavailable", message.into())

@@ -6,6 +6,8 @@
 //! module keeps the store beside it and the event type.
 
 use imbl::OrdMap;
+
+use super::cache_snapshots::SnapshotLog;
 use serde::Serialize;
 
 use super::cache_window::{Window, WindowEvent};
@@ -112,6 +114,8 @@ pub struct WatchCache {
     store_digest: crate::kernel::digest::Digest,
     resource_version: i64,
     list_resource_version: i64,
+    /// The snapshots for LISTs at an exact RV (1.34+ profiles; `None` before that).
+    snapshots: Option<SnapshotLog>,
 }
 
 impl WindowEvent for CacheEvent {
@@ -156,7 +160,23 @@ impl WatchCache {
             store_digest: Default::default(),
             resource_version: 0,
             list_resource_version: 0,
+            snapshots: None,
         }
+    }
+
+    /// Keeps snapshots from now on (`ListFromCacheSnapshot`, Kubernetes 1.34+).
+    pub fn enable_snapshots(&mut self) {
+        self.snapshots.get_or_insert_with(SnapshotLog::default);
+    }
+
+    /// `CanServeExactRV`: a snapshot at or below `rv` exists.
+    pub fn can_serve_exact(&self, rv: i64) -> bool {
+        self.snapshots.as_ref().is_some_and(|s| s.can_serve(rv))
+    }
+
+    /// The state at `rv` from the snapshots (`GetExactSnapshotLocked`), if one is old enough.
+    pub fn state_at(&self, rv: i64) -> Option<OrdMap<Key, Obj>> {
+        self.snapshots.as_ref()?.state_at(&self.store, rv)
     }
 
     /// Current capacity in events.
@@ -231,6 +251,9 @@ impl WatchCache {
         self.list_resource_version = rv;
         self.resource_version = rv;
         self.window.restart(self.store_bytes);
+        if let Some(s) = self.snapshots.as_mut() {
+            s.reset(rv);
+        }
     }
 
     /// `UpdateResourceVersion`: an etcd progress notification moves the cache RV without events.
@@ -270,7 +293,19 @@ impl WatchCache {
             }
         }
         self.resource_version = self.resource_version.max(event.rv);
-        self.window.push(event, self.store_bytes);
+        match self.snapshots.as_mut() {
+            None => self.window.push(event, self.store_bytes),
+            Some(snapshots) => {
+                self.window.push(event.clone(), self.store_bytes);
+                // `CompactSnapshotsLocked` when the ring is full, then the event's snapshot.
+                if self.window.len() as u64 >= self.window.capacity()
+                    && let Some((oldest, _)) = self.window.ends()
+                {
+                    snapshots.remove_less(oldest.rv);
+                }
+                snapshots.push(event);
+            }
+        }
     }
 
     /// The oldest RV a watch may start after, i.e. a watch from `oldest - 1` is served.

@@ -397,7 +397,7 @@ impl Reflector {
                     return ("refused", fx);
                 }
                 self.note_relist();
-                if cfg.watch_list {
+                if cfg.watch_list.unwrap_or(false) {
                     self.start_watch_list(cfg, ctx);
                     return ("watch_list", fx);
                 }

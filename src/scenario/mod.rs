@@ -99,6 +99,7 @@ pub fn load_str(origin: &str, text: &str, overrides: &[String]) -> Result<Scenar
     if let Some(steps) = steps {
         scenario.steps = steps::steps_from_value(steps).map_err(|p| locator.error(p))?;
     }
+    scenario.resolve_profile_defaults();
     validate::validate(&scenario).map_err(|p| locator.error(p))?;
     Ok(scenario)
 }

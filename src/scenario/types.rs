@@ -72,6 +72,21 @@ pub struct Scenario {
     pub mutants: Mutants,
 }
 
+impl Scenario {
+    /// Fills the knobs whose default follows `apiserver.rules` and that the scenario leaves
+    /// unset: the server's and each client population's `watch_list`.
+    pub fn resolve_profile_defaults(&mut self) {
+        let rules = self.apiserver.rules;
+        self.apiserver
+            .watch_list
+            .get_or_insert(rules.watch_list_served_by_default());
+        for c in &mut self.clients {
+            c.watch_list
+                .get_or_insert(rules.watch_list_client_by_default());
+        }
+    }
+}
+
 /// `[mutants]`: each flag breaks exactly one rule inside the model, re-creating a real historical
 /// bug where one exists, so that a test can show the matching invariant fires (`tests/invariants.rs`).
 /// Unknown keys are refused like everywhere else.
@@ -229,13 +244,14 @@ pub struct ApiserverConfig {
     pub compaction_interval: DurationNs,
     /// KEP-2340 consistent LIST from cache (1.31+ default).
     pub consistent_list_from_cache: bool,
-    /// KEP-3157 streaming lists served.
-    pub watch_list: bool,
+    /// KEP-3157 streaming lists served (the server's `WatchList` gate). Absent: the profile's
+    /// default, on from `"1.34"` (resolved when the scenario loads).
+    pub watch_list: Option<bool>,
     /// Per-watcher bookmark period (`defaultBookmarkFrequency`, 1 min).
     pub bookmark_interval: DurationNs,
     /// Watch-cache ring sizing.
     pub watch_cache: WatchCacheConfig,
-    /// Which Kubernetes version's cacher rules apply: "1.31" (default, 1.31+) or "1.27".
+    /// Which Kubernetes version's cacher rules apply: "1.27", "1.31" (default), "1.34", "1.37".
     pub rules: Rules,
     /// How fast an apiserver encodes a LIST response (watchsim's assumption, not a Kubernetes
     /// flag): a LIST holds its memory for `bytes / rate` before the response leaves.
@@ -254,6 +270,42 @@ pub enum Rules {
     /// the WatchList end bookmark is sent right after the initial events (1.32).
     #[serde(rename = "1.31")]
     V1_31,
+    /// Kubernetes 1.34-1.36: as 1.31, plus LIST continuations and Exact / legacy-exact LISTs
+    /// served from the watch cache's snapshots (`ListFromCacheSnapshot`, beta on since 1.34).
+    #[serde(rename = "1.34")]
+    V1_34,
+    /// Kubernetes 1.37: as 1.34 (the rules the Go oracle of `tests/oracle/kube-1.37` checks).
+    #[serde(rename = "1.37")]
+    V1_37,
+}
+
+impl Rules {
+    /// Kubernetes 1.27's rules (unset-RV LISTs to etcd, requests parked while not ready).
+    pub fn is_1_27(self) -> bool {
+        self == Rules::V1_27
+    }
+
+    /// LIST continuations and exact-RV LISTs from the cache's snapshots (1.34+).
+    pub fn list_from_cache_snapshots(self) -> bool {
+        matches!(self, Rules::V1_34 | Rules::V1_37)
+    }
+
+    /// The server's `WatchList` gate default: beta on in 1.32, off again in 1.33, on from 1.34
+    /// (`apiserver/pkg/features/kube_features.go`); "1.31" stands for 1.31-1.33: off.
+    pub fn watch_list_served_by_default(self) -> bool {
+        matches!(self, Rules::V1_34 | Rules::V1_37)
+    }
+
+    /// The consistent-read probe is a Get of the resource's key prefix itself, reading no object
+    /// (1.37, `etcd3/store.go GetCurrentResourceVersion`); before, a limit-1 LIST of the prefix.
+    pub fn probe_reads_no_object(self) -> bool {
+        self == Rules::V1_37
+    }
+
+    /// client-go's `WatchListClient` default: on from 1.35 (`client-go/features/known_features.go`).
+    pub fn watch_list_client_by_default(self) -> bool {
+        self == Rules::V1_37
+    }
 }
 
 impl Default for ApiserverConfig {
@@ -264,7 +316,7 @@ impl Default for ApiserverConfig {
             count: 1,
             compaction_interval: DurationNs::from_secs(300),
             consistent_list_from_cache: true,
-            watch_list: false,
+            watch_list: None,
             bookmark_interval: DurationNs::from_secs(60),
             watch_cache: WatchCacheConfig::default(),
         }
@@ -430,9 +482,11 @@ pub struct ClientConfig {
     /// `allowWatchBookmarks`.
     #[serde(default = "default_true")]
     pub bookmarks: bool,
-    /// Streaming list (WatchListClient).
+    /// Streaming list (client-go's `WatchListClient`). Absent: the profile's default, on from
+    /// `apiserver.rules = "1.37"` (client-go 1.35+), off before (resolved when the scenario
+    /// loads, [`Scenario::resolve_profile_defaults`]).
     #[serde(default)]
-    pub watch_list: bool,
+    pub watch_list: Option<bool>,
     /// watchsim's own: how the informer store is kept: "map" (every object) or "digest" (an
     /// order-independent 64-bit digest, O(1) per event, for large populations).
     #[serde(default)]

@@ -9,5 +9,6 @@
 #![allow(dead_code)]
 
 pub mod gateway;
+pub mod kube_oracle;
 pub mod ops;
 pub mod real_etcd;

@@ -1,0 +1,193 @@
+//! The Kubernetes oracle (`tests/oracle/kube-<minor>/`, Go): the real k8s.io/apiserver etcd3
+//! store and Cacher over an embedded etcd, executing watchsim's scripted `api.*` steps.
+//!
+//! - [`oracle_or_skip`] finds the oracle binary (built by `.ci/run` into
+//!   `target/oracle/kube-<minor>/oracle`), or builds it with the machine's Go. With `CI=true` a
+//!   missing Go or a failed build is a test failure; elsewhere the test is skipped loudly.
+//! - [`oracle_case`] turns a scenario's text (its `[[resources]]`, `duration` and `[[steps]]`)
+//!   into the oracle's input case, so both sides are fed from the same scenario.
+//! - [`run_oracle`] runs the oracle on many cases at once (one embedded etcd per case) and returns
+//!   each case's `{script, watches}` in the shapes of `watchsim run --json`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use serde_json::{Map, Value, json};
+
+use super::real_etcd::uncaptured;
+
+/// Environment variable naming a directory that holds `kube-<minor>/oracle` binaries.
+pub const ORACLE_DIR_ENV: &str = "WATCHSIM_ORACLE_DIR";
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").map(|v| v == "true").unwrap_or(false)
+}
+
+/// Where the oracle for `minor` (e.g. "1.37") is, built or not: `$WATCHSIM_ORACLE_DIR/kube-<minor>/`
+/// when that is set (prebuilt oracles), else `target/oracle/kube-<minor>/`.
+pub fn oracle_path(minor: &str) -> PathBuf {
+    let base = std::env::var_os(ORACLE_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target").join("oracle"));
+    base.join(format!("kube-{minor}")).join("oracle")
+}
+
+/// Builds the oracle of `minor` with `go build` (module downloads from the Go module proxy,
+/// compiled packages from Go's build cache). Returns the error text on failure.
+pub fn build_oracle(minor: &str) -> Result<PathBuf, String> {
+    let src = repo_root()
+        .join("tests")
+        .join("oracle")
+        .join(format!("kube-{minor}"));
+    let out = oracle_path(minor);
+    let status = Command::new("go")
+        .arg("build")
+        .arg("-o")
+        .arg(&out)
+        .arg(".")
+        .current_dir(&src)
+        .status()
+        .map_err(|e| format!("cannot run `go build` in {}: {e}", src.display()))?;
+    if !status.success() {
+        return Err(format!("`go build` in {} failed: {status}", src.display()));
+    }
+    Ok(out)
+}
+
+/// The oracle binary of `minor`, or `None` after a loud SKIPPED line. Under `CI=true` a missing
+/// oracle that cannot be built panics (the differential tests must run in CI).
+pub fn oracle_or_skip(minor: &str, test: &str) -> Option<PathBuf> {
+    let path = oracle_path(minor);
+    if std::env::var_os(ORACLE_DIR_ENV).is_some() && path.is_file() {
+        return Some(path); // prebuilt oracles, used as they are
+    }
+    // `go build` is cheap when nothing changed (Go's build cache), and keeps the binary in step
+    // with its source.
+    match build_oracle(minor) {
+        Ok(p) => Some(p),
+        Err(e) if path.is_file() => {
+            uncaptured(&format!(
+                "WARNING: {test}: rebuilding the Kubernetes {minor} oracle failed ({e}); using the \
+                 binary already in {}",
+                path.display()
+            ));
+            Some(path)
+        }
+        Err(e) if in_ci() => panic!(
+            "{test}: the Kubernetes {minor} oracle is missing and could not be built, but CI=true: \
+             {e} (see .ci/run; Go 1.26+ and the Go module proxy are needed)"
+        ),
+        Err(e) => {
+            uncaptured(&format!(
+                "\n{bar}\nSKIPPED: the Kubernetes {minor} oracle could not be built ({e}) -- {test}\n{bar}\n",
+                bar = "#".repeat(80)
+            ));
+            None
+        }
+    }
+}
+
+fn duration_ms(text: &str, what: &str) -> Result<u64, String> {
+    let d = watchsim::scenario::parse_duration(text).map_err(|e| format!("{what}: {e}"))?;
+    Ok(d.as_ns() / 1_000_000)
+}
+
+/// The oracle's input case for a scenario text: resources (name, count), duration and steps.
+/// Each step keeps its fields; `at` is echoed as written, `at_ms` and `timeout_ms` are added.
+pub fn oracle_case(name: &str, scenario_text: &str) -> Result<Value, String> {
+    let doc: toml::Table = scenario_text
+        .parse()
+        .map_err(|e| format!("{name}: scenario TOML: {e}"))?;
+    let mut resources = Vec::new();
+    for r in doc
+        .get("resources")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default()
+    {
+        let rname = r.get("name").and_then(|v| v.as_str()).unwrap_or("pods");
+        // watchsim's default `count` is 0 for a resource that does not say.
+        let count = r.get("count").and_then(|v| v.as_integer()).unwrap_or(0);
+        resources.push(json!({"name": rname, "count": count}));
+    }
+    let duration = doc.get("duration").and_then(|v| v.as_str()).unwrap_or("1h");
+    let mut steps = Vec::new();
+    for s in doc
+        .get("steps")
+        .and_then(|v| v.as_array())
+        .cloned()
+        .unwrap_or_default()
+    {
+        let table = s.as_table().ok_or("a step is not a table")?;
+        let mut out = Map::new();
+        for (k, v) in table {
+            let jv = serde_json::to_value(v).map_err(|e| e.to_string())?;
+            out.insert(k.clone(), jv);
+        }
+        let at = table
+            .get("at")
+            .and_then(|v| v.as_str())
+            .ok_or("step without at")?;
+        out.insert("at_ms".into(), json!(duration_ms(at, "at")?));
+        if let Some(t) = table.get("timeout").and_then(|v| v.as_str()) {
+            out.insert("timeout_ms".into(), json!(duration_ms(t, "timeout")?));
+        }
+        steps.push(Value::Object(out));
+    }
+    Ok(json!({
+        "name": name,
+        "resources": resources,
+        "duration_ms": duration_ms(duration, "duration")?,
+        "steps": steps,
+    }))
+}
+
+/// Runs the oracle on `cases`; returns one `{name, script, watches}` object per case, in order.
+pub fn run_oracle(bin: &Path, cases: &[Value]) -> Result<Vec<Value>, String> {
+    let input = json!({ "cases": cases }).to_string();
+    let mut child = Command::new(bin)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+    {
+        let mut stdin = child.stdin.take().ok_or("no stdin")?;
+        stdin
+            .write_all(input.as_bytes())
+            .map_err(|e| format!("writing to the oracle: {e}"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("waiting for the oracle: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "oracle exited with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut results = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let v: Value = serde_json::from_str(line).map_err(|e| format!("oracle output: {e}"))?;
+        if let Some(err) = v.get("error").and_then(|e| e.as_str()) {
+            return Err(format!("oracle case {}: {err}", v["name"]));
+        }
+        results.push(v);
+    }
+    if results.len() != cases.len() {
+        return Err(format!(
+            "oracle answered {} of {} cases",
+            results.len(),
+            cases.len()
+        ));
+    }
+    Ok(results)
+}

@@ -1,0 +1,921 @@
+// Command oracle runs watchsim's scripted apiserver steps against the real Kubernetes code:
+// k8s.io/apiserver's etcd3 store and Cacher (through CacheDelegator, as kube-apiserver wires
+// them) over an embedded etcd (the version k8s.io/apiserver's go.mod pins), with the handler's
+// ListOptions defaulting and validation applied as endpoints/handlers/get.go does.
+//
+// Input (a file named as the first argument, or stdin): a JSON document
+//
+//	{"cases": [{"name": "...", "resources": [{"name": "pods", "count": 3}],
+//	            "duration_ms": 60000, "steps": [{"at": "1s", "at_ms": 1000, "op": "api.list", ...}]}]}
+//
+// where each step has the fields of a watchsim scripted step (SPEC §3). Output: one JSON line
+// per case, {"name", "script": [...], "watches": {...}}, in the shapes of `watchsim run --json`.
+//
+// Time: the cacher, its watch cache, its progress requester and its bookmark timer read a fake
+// clock (k8s.io/utils/clock/testing), advanced to each step's `at` in small increments. etcd and
+// the cacher's internal reflector run in real time; after each step the harness waits until every
+// cacher has caught up with the last write to its prefix and no watch has received an event for
+// a short quiet period. See README.md beside this file for what stays timing-dependent.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/client/v3/kubernetes"
+	"go.etcd.io/etcd/server/v3/embed"
+	"go.uber.org/zap"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
+	metainternalversionvalidation "k8s.io/apimachinery/pkg/apis/meta/internalversion/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/runtime/serializer"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/apis/example"
+	examplev1 "k8s.io/apiserver/pkg/apis/example/v1"
+	"k8s.io/apiserver/pkg/features"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/storage/cacher"
+	storeerr "k8s.io/apiserver/pkg/storage/errors"
+	"k8s.io/apiserver/pkg/storage/etcd3"
+	"k8s.io/apiserver/pkg/storage/value/encrypt/identity"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
+	"k8s.io/klog/v2"
+	testingclock "k8s.io/utils/clock/testing"
+)
+
+var (
+	scheme = runtime.NewScheme()
+	codecs = serializer.NewCodecFactory(scheme)
+)
+
+func init() {
+	metav1.AddToGroupVersion(scheme, metav1.SchemeGroupVersion)
+	utilruntime.Must(example.AddToScheme(scheme))
+	utilruntime.Must(examplev1.AddToScheme(scheme))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Input and output shapes.
+
+type input struct {
+	Cases []caseIn `json:"cases"`
+}
+
+type resourceIn struct {
+	Name  string `json:"name"`
+	Count int    `json:"count"`
+}
+
+type caseIn struct {
+	Name       string       `json:"name"`
+	Resources  []resourceIn `json:"resources"`
+	DurationMs int64        `json:"duration_ms"`
+	Steps      []stepIn     `json:"steps"`
+}
+
+type stepIn struct {
+	At                string  `json:"at"`
+	AtMs              int64   `json:"at_ms"`
+	Op                string  `json:"op"`
+	ID                string  `json:"id"`
+	Resource          string  `json:"resource"`
+	Name              string  `json:"name"`
+	Namespace         string  `json:"namespace"`
+	ResourceVersion   *string `json:"resource_version"`
+	Match             string  `json:"match"`
+	Limit             int64   `json:"limit"`
+	Continue          bool    `json:"continue"`
+	Bookmarks         bool    `json:"bookmarks"`
+	SendInitialEvents *bool   `json:"send_initial_events"`
+	TimeoutMs         int64   `json:"timeout_ms"`
+}
+
+type caseOut struct {
+	Name    string                      `json:"name"`
+	Script  []map[string]any            `json:"script"`
+	Watches map[string][]map[string]any `json:"watches"`
+	Error   string                      `json:"error,omitempty"`
+	Notes   []string                    `json:"notes,omitempty"`
+}
+
+// ---------------------------------------------------------------------------------------------
+// One resource: its etcd3 store and its cacher.
+
+type countingStorage struct {
+	storage.Interface
+	mu    sync.Mutex
+	lists int
+}
+
+func (c *countingStorage) GetList(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) error {
+	c.mu.Lock()
+	c.lists++
+	c.mu.Unlock()
+	return c.Interface.GetList(ctx, key, opts, listObj)
+}
+
+func (c *countingStorage) listCount() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.lists
+}
+
+type resource struct {
+	name      string
+	gr        schema.GroupResource
+	prefix    string // the cacher's resource prefix, "/pods"
+	store     storage.Interface
+	compactor interface{ Stop() }
+	counting  *countingStorage
+	cacher    *cacher.Cacher
+	delegator *cacher.CacheDelegator
+	lastWrite uint64
+	updates   int
+	// continue token of the last LIST of this resource that returned one
+	lastContinue string
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watches opened by steps.
+
+type deadlineCtx struct {
+	context.Context
+	deadline time.Time
+}
+
+func (d deadlineCtx) Deadline() (time.Time, bool) { return d.deadline, !d.deadline.IsZero() }
+
+type watchRec struct {
+	id       string
+	w        watch.Interface
+	cancel   context.CancelFunc
+	deadline time.Time
+	mu       sync.Mutex
+	events   []map[string]any
+	closed   bool
+	// unwatched: the client closed the watch itself (api.unwatch); watchsim reports no CLOSED
+	// event for a stream the client ended.
+	unwatched bool
+	done      chan struct{}
+}
+
+// ---------------------------------------------------------------------------------------------
+// The harness for one case.
+
+type harness struct {
+	clk       *testingclock.FakeClock
+	start     time.Time
+	etcd      *embed.Etcd
+	client    *kubernetes.Client
+	resources map[string]*resource
+	order     []string
+	watches   map[string]*watchRec
+	watchIDs  []string
+	activity  chan struct{}
+	notes     []string
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// startEtcd starts a fresh single-member etcd on free loopback ports, trying again when a port
+// picked as free was taken before etcd could bind it.
+func startEtcd() (e *embed.Etcd, c *kubernetes.Client, dir string, err error) {
+	for attempt := 0; attempt < 5; attempt++ {
+		e, c, dir, err = startEtcdOnce()
+		if err == nil || !strings.Contains(err.Error(), "address already in use") {
+			return e, c, dir, err
+		}
+		os.RemoveAll(dir)
+	}
+	return e, c, dir, err
+}
+
+func startEtcdOnce() (*embed.Etcd, *kubernetes.Client, string, error) {
+	dir, err := os.MkdirTemp("", "watchsim-oracle-etcd-")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	cfg := embed.NewConfig()
+	cfg.Dir = dir
+	cfg.UnsafeNoFsync = true
+	// A single member elects itself after one election timeout: keep it short (as
+	// tests/etcd_conformance.rs does for Debian's etcd).
+	cfg.TickMs = 10
+	cfg.ElectionMs = 100
+	cp, err := freePort()
+	if err != nil {
+		return nil, nil, dir, err
+	}
+	pp, err := freePort()
+	if err != nil {
+		return nil, nil, dir, err
+	}
+	clientURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(cp))}
+	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(pp))}
+	cfg.ListenPeerUrls = []url.URL{peerURL}
+	cfg.AdvertisePeerUrls = []url.URL{peerURL}
+	cfg.ListenClientUrls = []url.URL{clientURL}
+	cfg.AdvertiseClientUrls = []url.URL{clientURL}
+	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
+	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
+	e, err := embed.StartEtcd(cfg)
+	if err != nil {
+		return nil, nil, dir, err
+	}
+	select {
+	case <-e.Server.ReadyNotify():
+	case <-time.After(60 * time.Second):
+		e.Close()
+		return nil, nil, dir, fmt.Errorf("embedded etcd took too long to start")
+	}
+	client, err := kubernetes.New(clientv3.Config{
+		Endpoints:   []string{clientURL.String()},
+		DialTimeout: 10 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		e.Close()
+		return nil, nil, dir, err
+	}
+	return e, client, dir, nil
+}
+
+func newPod() runtime.Object     { return &example.Pod{} }
+func newPodList() runtime.Object { return &example.PodList{} }
+
+func (h *harness) newStore(name string) (storage.Interface, interface{ Stop() }, error) {
+	codec := codecs.LegacyCodec(examplev1.SchemeGroupVersion)
+	versioner := storage.APIObjectVersioner{}
+	// Interval 0: no periodic compaction (the differential scenarios set
+	// apiserver.compaction_interval = "0s"); the compactor still watches compact_rev_key.
+	compactor := etcd3.NewCompactor(h.client.Client, 0, h.clk, nil)
+	s, err := etcd3.New(h.client, compactor, codec, newPod, newPodList, "/registry", "/"+name,
+		schema.GroupResource{Resource: name}, identity.NewEncryptCheckTransformer(),
+		etcd3.NewDefaultLeaseManagerConfig(), etcd3.NewDefaultDecoder(codec, versioner), versioner)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, compactor, nil
+}
+
+func (h *harness) startCacher(r *resource) error {
+	prefix := r.prefix + "/"
+	config := cacher.Config{
+		Storage:             r.store,
+		Versioner:           storage.APIObjectVersioner{},
+		GroupResource:       r.gr,
+		EventsHistoryWindow: cacher.DefaultEventFreshDuration,
+		ResourcePrefix:      r.prefix,
+		KeyFunc:             func(obj runtime.Object) (string, error) { return storage.NamespaceKeyFunc(prefix, obj) },
+		GetAttrsFunc:        storage.DefaultNamespaceScopedAttr,
+		NewFunc:             newPod,
+		NewListFunc:         newPodList,
+		Codec:               codecs.LegacyCodec(examplev1.SchemeGroupVersion),
+		Clock:               h.clk,
+	}
+	c, err := cacher.NewCacherFromConfig(config)
+	if err != nil {
+		return err
+	}
+	r.counting = &countingStorage{Interface: r.store}
+	r.cacher = c
+	r.delegator = cacher.NewCacheDelegator(c, r.counting)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.Wait(ctx)
+}
+
+func (h *harness) objKey(r *resource, ns, name string) string {
+	return r.prefix + "/" + ns + "/" + name
+}
+
+func (h *harness) setup(c caseIn) error {
+	// The fake clock starts at the real time and runs ahead of it, so a watch deadline handed
+	// to etcd requests (gRPC reads ctx.Deadline()) is never already past in real time.
+	h.clk = testingclock.NewFakeClock(time.Now())
+	h.start = h.clk.Now()
+	h.resources = map[string]*resource{}
+	h.watches = map[string]*watchRec{}
+	h.activity = make(chan struct{}, 1)
+	e, client, _, err := startEtcd()
+	if err != nil {
+		return err
+	}
+	h.etcd, h.client = e, client
+	for _, ri := range c.Resources {
+		s, comp, err := h.newStore(ri.Name)
+		if err != nil {
+			return err
+		}
+		r := &resource{name: ri.Name, gr: schema.GroupResource{Resource: ri.Name}, prefix: "/" + ri.Name, store: s, compactor: comp}
+		h.resources[ri.Name] = r
+		h.order = append(h.order, ri.Name)
+		for i := 0; i < ri.Count; i++ {
+			name := fmt.Sprintf("%s-%06d", ri.Name, i)
+			obj := &example.Pod{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "default"}}
+			out := &example.Pod{}
+			if err := s.Create(context.Background(), h.objKey(r, "default", name), obj, out, 0); err != nil {
+				return fmt.Errorf("initial create %s: %v", name, err)
+			}
+			rv, _ := strconv.ParseUint(out.ResourceVersion, 10, 64)
+			r.lastWrite = rv
+		}
+	}
+	for _, name := range h.order {
+		if err := h.startCacher(h.resources[name]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (h *harness) teardown() {
+	for _, id := range h.watchIDs {
+		w := h.watches[id]
+		w.w.Stop()
+		w.cancel()
+	}
+	for _, name := range h.order {
+		r := h.resources[name]
+		if r.delegator != nil {
+			r.delegator.Stop()
+		}
+		if r.compactor != nil {
+			r.compactor.Stop()
+		}
+	}
+	if h.client != nil {
+		h.client.Close()
+	}
+	if h.etcd != nil {
+		dir := h.etcd.Config().Dir
+		h.etcd.Close()
+		os.RemoveAll(dir)
+	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Time and settling.
+
+func (h *harness) now() time.Duration { return h.clk.Since(h.start) }
+
+const tick = 250 * time.Millisecond
+
+// advanceTo steps the fake clock to t (since the start) in ticks, closing watches whose deadline
+// passed (the handler's timeout ends the response: the client sees the stream end).
+func (h *harness) advanceTo(t time.Duration) {
+	for h.now() < t {
+		d := tick
+		if rest := t - h.now(); rest < d {
+			d = rest
+		}
+		h.clk.Step(d)
+		h.yield()
+		h.expireWatches()
+	}
+}
+
+// yield lets the goroutines woken by a clock step run.
+func (h *harness) yield() {
+	time.Sleep(300 * time.Microsecond)
+}
+
+func (h *harness) expireWatches() {
+	now := h.clk.Now()
+	for _, id := range h.watchIDs {
+		w := h.watches[id]
+		if !w.deadline.IsZero() && !now.Before(w.deadline) && !w.isClosed() {
+			h.settle()
+			w.w.Stop()
+			w.cancel()
+			w.waitClosed()
+		}
+	}
+}
+
+func (w *watchRec) isClosed() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.closed
+}
+
+func (w *watchRec) waitClosed() {
+	select {
+	case <-w.done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// settle waits until every cacher has processed the last write to its prefix, then until no watch
+// has received anything for a quiet period.
+func (h *harness) settle() {
+	deadline := time.Now().Add(10 * time.Second)
+	for _, name := range h.order {
+		r := h.resources[name]
+		for time.Now().Before(deadline) {
+			if !r.cacher.Ready() {
+				time.Sleep(time.Millisecond)
+				continue
+			}
+			rv, err := r.cacher.LastSyncResourceVersion()
+			if err == nil && rv >= r.lastWrite {
+				break
+			}
+			time.Sleep(500 * time.Microsecond)
+		}
+	}
+	quiet := 15 * time.Millisecond
+	for {
+		select {
+		case <-h.activity:
+			continue
+		case <-time.After(quiet):
+			return
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conversions to watchsim's JSON shapes.
+
+func statusJSON(err error) map[string]any {
+	var st metav1.Status
+	if se, ok := err.(apierrors.APIStatus); ok {
+		st = se.Status()
+	} else {
+		st = apierrors.NewInternalError(err).Status()
+	}
+	return statusFrom(&st)
+}
+
+func statusFrom(st *metav1.Status) map[string]any {
+	v := map[string]any{"code": st.Code, "reason": string(st.Reason), "message": st.Message}
+	if st.Details != nil {
+		if st.Details.RetryAfterSeconds > 0 {
+			v["retry_after_seconds"] = st.Details.RetryAfterSeconds
+		}
+		if len(st.Details.Causes) > 0 {
+			v["cause"] = string(st.Details.Causes[0].Type)
+		}
+	}
+	return v
+}
+
+func errResult(err error) map[string]any { return map[string]any{"error": statusJSON(err)} }
+
+// modelContinue turns the real continue token (base64 JSON {v, rv, start}) into watchsim's
+// "RV:KEY" form, KEY being the last key returned (start without its trailing \x00).
+func modelContinue(token, keyPrefix string) string {
+	if token == "" {
+		return ""
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil {
+		return "undecodable:" + token
+	}
+	var c struct {
+		RV    int64  `json:"rv"`
+		Start string `json:"start"`
+	}
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return "undecodable:" + token
+	}
+	key := keyPrefix + "/" + strings.TrimSuffix(c.Start, "\x00")
+	for strings.Contains(key, "//") {
+		key = strings.ReplaceAll(key, "//", "/")
+	}
+	return fmt.Sprintf("%d:%s", c.RV, key)
+}
+
+func eventJSON(ev watch.Event) map[string]any {
+	switch ev.Type {
+	case watch.Error:
+		st, ok := ev.Object.(*metav1.Status)
+		if !ok {
+			return map[string]any{"type": "ERROR", "code": 500, "reason": "InternalError", "message": fmt.Sprintf("%T", ev.Object)}
+		}
+		v := statusFrom(st)
+		v["type"] = "ERROR"
+		return v
+	case watch.Bookmark:
+		m, _ := meta.Accessor(ev.Object)
+		v := map[string]any{"type": "BOOKMARK", "resource_version": m.GetResourceVersion()}
+		if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
+			v["initial_events_end"] = true
+		}
+		return v
+	default:
+		m, _ := meta.Accessor(ev.Object)
+		return map[string]any{"type": string(ev.Type), "name": m.GetName(), "namespace": m.GetNamespace(), "resource_version": m.GetResourceVersion()}
+	}
+}
+
+// ---------------------------------------------------------------------------------------------
+// Steps.
+
+func (h *harness) resource(name string) (*resource, error) {
+	r, ok := h.resources[name]
+	if !ok {
+		return nil, fmt.Errorf("unknown resource %q", name)
+	}
+	return r, nil
+}
+
+func rvOf(obj runtime.Object) string {
+	m, _ := meta.Accessor(obj)
+	return m.GetResourceVersion()
+}
+
+func (h *harness) noteWrite(r *resource, rv string) {
+	if n, err := strconv.ParseUint(rv, 10, 64); err == nil && n > r.lastWrite {
+		r.lastWrite = n
+	}
+}
+
+func ns(s stepIn) string {
+	if s.Namespace == "" {
+		return "default"
+	}
+	return s.Namespace
+}
+
+func (h *harness) create(s stepIn) map[string]any {
+	r, err := h.resource(s.Resource)
+	if err != nil {
+		return map[string]any{"harness_error": err.Error()}
+	}
+	obj := &example.Pod{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: ns(s)}}
+	out := &example.Pod{}
+	if err := r.delegator.Create(context.Background(), h.objKey(r, ns(s), s.Name), obj, out, 0); err != nil {
+		return errResult(storeerr.InterpretCreateError(err, r.gr, s.Name))
+	}
+	h.noteWrite(r, rvOf(out))
+	return map[string]any{"resource_version": rvOf(out)}
+}
+
+func (h *harness) update(s stepIn) map[string]any {
+	r, err := h.resource(s.Resource)
+	if err != nil {
+		return map[string]any{"harness_error": err.Error()}
+	}
+	r.updates++
+	gen := strconv.Itoa(r.updates)
+	out := &example.Pod{}
+	err = r.delegator.GuaranteedUpdate(context.Background(), h.objKey(r, ns(s), s.Name), out, false, nil,
+		func(input runtime.Object, _ storage.ResponseMeta) (runtime.Object, *uint64, error) {
+			p := input.(*example.Pod).DeepCopy()
+			if p.Labels == nil {
+				p.Labels = map[string]string{}
+			}
+			p.Labels["watchsim-update"] = gen // every update changes the object
+			return p, nil, nil
+		}, nil)
+	if err != nil {
+		return errResult(storeerr.InterpretUpdateError(err, r.gr, s.Name))
+	}
+	h.noteWrite(r, rvOf(out))
+	return map[string]any{"resource_version": rvOf(out)}
+}
+
+func (h *harness) delete(s stepIn) map[string]any {
+	r, err := h.resource(s.Resource)
+	if err != nil {
+		return map[string]any{"harness_error": err.Error()}
+	}
+	out := &example.Pod{}
+	err = r.delegator.Delete(context.Background(), h.objKey(r, ns(s), s.Name), out, nil, storage.ValidateAllObjectFunc, nil, storage.DeleteOptions{})
+	if err != nil {
+		return errResult(storeerr.InterpretDeleteError(err, r.gr, s.Name))
+	}
+	h.noteWrite(r, rvOf(out))
+	return map[string]any{"resource_version": rvOf(out)}
+}
+
+// listOptions builds the request's ListOptions and applies the handler's defaulting and
+// validation (endpoints/handlers/get.go ListResource).
+func listOptions(s stepIn, watching bool, cont string) (metainternalversion.ListOptions, error) {
+	opts := metainternalversion.ListOptions{Watch: watching, Limit: s.Limit, Continue: cont}
+	if s.ResourceVersion != nil {
+		opts.ResourceVersion = *s.ResourceVersion
+	}
+	if s.Match != "" {
+		opts.ResourceVersionMatch = metav1.ResourceVersionMatch(s.Match)
+	}
+	if watching {
+		opts.AllowWatchBookmarks = s.Bookmarks
+		opts.SendInitialEvents = s.SendInitialEvents
+		// watchsim's api.watch has no `match`: a streaming list is sent as client-go sends it
+		// (reflector.go watchList: SendInitialEvents with resourceVersionMatch=NotOlderThan).
+		if s.SendInitialEvents != nil && s.Match == "" {
+			opts.ResourceVersionMatch = metav1.ResourceVersionMatchNotOlderThan
+		}
+	}
+	gate := utilfeature.DefaultFeatureGate.Enabled(features.WatchList)
+	metainternalversion.SetListOptionsDefaults(&opts, gate)
+	if errs := metainternalversionvalidation.ValidateListOptions(&opts, gate); len(errs) > 0 {
+		return opts, apierrors.NewInvalid(schema.GroupKind{Group: metav1.GroupName, Kind: "ListOptions"}, "", errs)
+	}
+	return opts, nil
+}
+
+func (h *harness) list(s stepIn) map[string]any {
+	r, err := h.resource(s.Resource)
+	if err != nil {
+		return map[string]any{"harness_error": err.Error()}
+	}
+	cont := ""
+	if s.Continue {
+		cont = r.lastContinue
+	}
+	opts, err := listOptions(s, false, cont)
+	if err != nil {
+		return errResult(err)
+	}
+	pred := storage.Everything
+	pred.Limit = opts.Limit
+	pred.Continue = opts.Continue
+	sopts := storage.ListOptions{
+		ResourceVersion:      opts.ResourceVersion,
+		ResourceVersionMatch: opts.ResourceVersionMatch,
+		Predicate:            pred,
+		Recursive:            true,
+	}
+	key := r.prefix
+	if s.Namespace != "" {
+		key = r.prefix + "/" + s.Namespace
+	}
+	before := r.counting.listCount()
+	list := &example.PodList{}
+	done := make(chan error, 1)
+	go func() { done <- r.delegator.GetList(context.Background(), key, sopts, list) }()
+	// A LIST that waits for the cache (consistent read, RV above the cache) is woken by the
+	// progress requester's 100 ms timer and times out after 3 s of the cacher's clock.
+	lerr := awaitStepping(h, done)
+	if lerr != nil {
+		return errResult(storeerr.InterpretListError(lerr, r.gr))
+	}
+	served := "cache"
+	if r.counting.listCount() > before {
+		served = "etcd"
+	}
+	names := []string{}
+	for _, p := range list.Items {
+		names = append(names, p.Name)
+	}
+	// As watchsim's `continue = true`: the token of the last successful LIST of this resource
+	// (none when that LIST was complete).
+	token := list.Continue
+	r.lastContinue = token
+	return map[string]any{
+		"resource_version": list.ResourceVersion,
+		"items":            len(list.Items),
+		"names":            names,
+		"continue":         modelContinue(token, "/registry"+r.prefix),
+		"served_from":      served,
+	}
+}
+
+func (h *harness) watch(s stepIn) map[string]any {
+	r, err := h.resource(s.Resource)
+	if err != nil {
+		return map[string]any{"harness_error": err.Error()}
+	}
+	opts, err := listOptions(s, true, "")
+	if err != nil {
+		return errResult(err)
+	}
+	pred := storage.Everything
+	pred.AllowWatchBookmarks = opts.AllowWatchBookmarks
+	sopts := storage.ListOptions{
+		ResourceVersion:   opts.ResourceVersion,
+		Predicate:         pred,
+		Recursive:         true,
+		SendInitialEvents: opts.SendInitialEvents,
+	}
+	key := r.prefix
+	if s.Namespace != "" {
+		key = r.prefix + "/" + s.Namespace
+	}
+	base, cancel := context.WithCancel(context.Background())
+	var deadline time.Time
+	if s.TimeoutMs > 0 {
+		deadline = h.clk.Now().Add(time.Duration(s.TimeoutMs) * time.Millisecond)
+	}
+	ctx := deadlineCtx{Context: base, deadline: deadline}
+	type res struct {
+		w   watch.Interface
+		err error
+	}
+	done := make(chan res, 1)
+	go func() {
+		w, err := r.delegator.Watch(ctx, key, sopts)
+		done <- res{w, err}
+	}()
+	got := awaitStepping(h, done)
+	if got.err != nil {
+		cancel()
+		return errResult(storeerr.InterpretWatchError(got.err, r.gr, ""))
+	}
+	rec := &watchRec{id: s.ID, w: got.w, cancel: cancel, deadline: deadline, done: make(chan struct{})}
+	h.watches[s.ID] = rec
+	h.watchIDs = append(h.watchIDs, s.ID)
+	go func() {
+		for ev := range got.w.ResultChan() {
+			rec.mu.Lock()
+			rec.events = append(rec.events, eventJSON(ev))
+			rec.mu.Unlock()
+			h.poke()
+		}
+		rec.mu.Lock()
+		if !rec.unwatched {
+			rec.events = append(rec.events, map[string]any{"type": "CLOSED"})
+		}
+		rec.closed = true
+		rec.mu.Unlock()
+		close(rec.done)
+		h.poke()
+	}()
+	return map[string]any{"created": true}
+}
+
+// awaitStepping waits for the answer of a request that may wait on the cacher's clock: each time
+// it has not answered within 20 ms of real time, the fake clock moves 100 ms (the progress
+// requester's period), for at most 10 s of the fake clock (the 3 s freshness wait ends before).
+func awaitStepping[T any](h *harness, done <-chan T) T {
+	waited := time.Duration(0)
+	for {
+		select {
+		case v := <-done:
+			return v
+		case <-time.After(20 * time.Millisecond):
+			if waited < 10*time.Second {
+				h.clk.Step(100 * time.Millisecond)
+				waited += 100 * time.Millisecond
+				h.expireWatches()
+			}
+		}
+	}
+}
+
+func (h *harness) poke() {
+	select {
+	case h.activity <- struct{}{}:
+	default:
+	}
+}
+
+func (h *harness) unwatch(s stepIn) map[string]any {
+	w, ok := h.watches[s.ID]
+	if !ok {
+		return map[string]any{"harness_error": "unknown watch " + s.ID}
+	}
+	w.mu.Lock()
+	if !w.closed {
+		w.unwatched = true
+	}
+	w.mu.Unlock()
+	w.w.Stop()
+	w.cancel()
+	w.waitClosed()
+	return map[string]any{}
+}
+
+func (h *harness) compactNow() map[string]any {
+	resp, err := h.client.Client.Get(context.Background(), "compact-probe")
+	if err != nil {
+		return map[string]any{"harness_error": err.Error()}
+	}
+	if _, err := h.client.Client.Compact(context.Background(), resp.Header.Revision); err != nil {
+		if !strings.Contains(err.Error(), "compacted") {
+			return map[string]any{"harness_error": err.Error()}
+		}
+	}
+	return map[string]any{}
+}
+
+func (h *harness) restartApiserver() map[string]any {
+	for _, name := range h.order {
+		r := h.resources[name]
+		r.delegator.Stop()
+	}
+	for _, id := range h.watchIDs {
+		h.watches[id].waitClosed()
+	}
+	for _, name := range h.order {
+		r := h.resources[name]
+		r.lastContinue = ""
+		if err := h.startCacher(r); err != nil {
+			return map[string]any{"harness_error": err.Error()}
+		}
+	}
+	return map[string]any{}
+}
+
+func (h *harness) step(s stepIn) map[string]any {
+	switch s.Op {
+	case "api.create":
+		return h.create(s)
+	case "api.update":
+		return h.update(s)
+	case "api.delete":
+		return h.delete(s)
+	case "api.list":
+		return h.list(s)
+	case "api.watch":
+		return h.watch(s)
+	case "api.unwatch":
+		return h.unwatch(s)
+	case "fault.compact_now":
+		return h.compactNow()
+	case "fault.restart_apiserver":
+		return h.restartApiserver()
+	}
+	return map[string]any{"harness_error": "unsupported op " + s.Op}
+}
+
+func runCase(c caseIn) (out caseOut) {
+	out = caseOut{Name: c.Name, Script: []map[string]any{}, Watches: map[string][]map[string]any{}}
+	h := &harness{}
+	defer h.teardown()
+	if err := h.setup(c); err != nil {
+		out.Error = "setup: " + err.Error()
+		return out
+	}
+	steps := append([]stepIn(nil), c.Steps...)
+	sort.SliceStable(steps, func(i, j int) bool { return steps[i].AtMs < steps[j].AtMs })
+	for _, s := range steps {
+		h.advanceTo(time.Duration(s.AtMs) * time.Millisecond)
+		h.settle()
+		result := h.step(s)
+		h.settle()
+		out.Script = append(out.Script, map[string]any{"at": s.At, "op": s.Op, "result": result})
+	}
+	// watchsim's run ends at `duration`: what is due exactly then (a watch deadline) happens
+	// after the end, so the oracle stops just before it.
+	h.advanceTo(time.Duration(c.DurationMs)*time.Millisecond - time.Millisecond)
+	h.settle()
+	for _, id := range h.watchIDs {
+		w := h.watches[id]
+		w.mu.Lock()
+		out.Watches[id] = append([]map[string]any{}, w.events...)
+		w.mu.Unlock()
+	}
+	out.Notes = h.notes
+	return out
+}
+
+func main() {
+	klog.SetOutput(io.Discard)
+	klog.LogToStderr(false)
+	var in io.Reader = os.Stdin
+	if len(os.Args) > 1 && os.Args[1] != "-" {
+		f, err := os.Open(os.Args[1])
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "oracle: %v\n", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		in = f
+	}
+	var doc input
+	if err := json.NewDecoder(in).Decode(&doc); err != nil {
+		fmt.Fprintf(os.Stderr, "oracle: reading input: %v\n", err)
+		os.Exit(2)
+	}
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	for _, c := range doc.Cases {
+		if err := enc.Encode(runCase(c)); err != nil {
+			fmt.Fprintf(os.Stderr, "oracle: %v\n", err)
+			os.Exit(1)
+		}
+		w.Flush()
+	}
+}
