@@ -319,3 +319,35 @@ fn the_1_37_consistent_read_probe_reads_no_object() {
     let bytes = |rules: &str| run(&text(rules))["etcd"]["range_bytes"].as_u64().unwrap();
     assert_eq!(bytes("1.31") - bytes("1.37"), 1034);
 }
+
+/// Row 4. `apiserver/pkg/storage/cacher/cacher.go GetList` answers a not-ready cache with
+/// `NewTooManyRequests(err, calculateRetryAfterForUnreadyCache(downtime))`, `util.go`:
+/// `min(30, max(1, e^(0.06 s)))` whole seconds, `s` the time since the cache left Ready
+/// (`ready.go lastStateChangeTime`); since 1.33. A partition at 1 s makes the caches not ready at
+/// once; LISTs without a limit at 15 s, 31 s and 41 s are 14, 30 and 40 s (plus the link latency)
+/// into the outage: Retry-After 2, 6 and 11 (`util_test.go`). Under 1.31 it is always 1.
+#[test]
+fn the_retry_after_of_an_unready_cache_grows_with_its_downtime_from_1_33() {
+    let steps = [
+        step(
+            "1s",
+            "op = \"fault.partition_apiserver\"\nserver = 0\nfor = \"60s\"",
+        ),
+        list("15s", "resource_version = \"0\""),
+        list("31s", "resource_version = \"0\""),
+        list("41s", "resource_version = \"0\""),
+    ];
+    let retry =
+        |r: &Value, i: usize| r["script"][i]["result"]["error"]["retry_after_seconds"].clone();
+    let new = run(&scenario("1.37", "50s", &steps));
+    assert_eq!(result(&new, 1)["error"]["code"], 429);
+    assert_eq!(
+        [retry(&new, 1), retry(&new, 2), retry(&new, 3)],
+        [json!(2), json!(6), json!(11)]
+    );
+    let old = run(&scenario("1.31", "50s", &steps));
+    assert_eq!(
+        [retry(&old, 1), retry(&old, 2), retry(&old, 3)],
+        [json!(1), json!(1), json!(1)]
+    );
+}

@@ -240,6 +240,9 @@ pub struct Cacher {
     pub last_processed_rv: i64,
     /// A re-initialisation is scheduled.
     pub restart_armed: bool,
+    /// When the cacher last became ready or not ready (creation counts): `ready.go
+    /// lastStateChangeTime`, whose age sets the Retry-After of the 429 while not ready.
+    pub state_changed_ns: Nanos,
     watchers: OrdMap<ConnId, CacheWatcher>,
     index: WatcherIndex,
     budget: TimeBudget,
@@ -285,6 +288,7 @@ impl Cacher {
             generation: 0,
             last_processed_rv: 0,
             restart_armed: false,
+            state_changed_ns: now,
             watchers: OrdMap::new(),
             index: WatcherIndex::default(),
             budget: TimeBudget::new(now),
@@ -316,19 +320,23 @@ impl Cacher {
     }
 
     /// `Replace` after the cacher's LIST from etcd: the cache restarts at `rv`; ready again.
-    pub fn replace(&mut self, objects: OrdMap<Key, super::watch_cache::Obj>, rv: i64) {
+    pub fn replace(&mut self, objects: OrdMap<Key, super::watch_cache::Obj>, rv: i64, now: Nanos) {
         self.cache.replace(objects, rv);
         self.shadows.restart(self.cache.store_bytes());
         self.last_processed_rv = rv;
         if !self.ready {
             self.ready = true;
             self.generation += 1;
+            self.state_changed_ns = now;
         }
     }
 
     /// The cacher's etcd watch failed: not ready until the next successful list.
-    pub fn set_not_ready(&mut self) {
-        self.ready = false;
+    pub fn set_not_ready(&mut self, now: Nanos) {
+        if self.ready {
+            self.ready = false;
+            self.state_changed_ns = now;
+        }
     }
 
     /// `terminateAllWatchers`: every client watch ends with a clean close (no error event).
@@ -857,6 +865,7 @@ impl Cacher {
     /// The explorer's time abstraction: forgets absolute deadlines, bookmark times, drain times,
     /// the budget's refill time and the ring's record times.
     pub fn erase_times(&mut self) {
+        self.state_changed_ns = 0;
         self.cache.erase_times();
         self.budget.erase_times();
         self.watchers = std::mem::take(&mut self.watchers)

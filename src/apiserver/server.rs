@@ -545,7 +545,7 @@ impl Apiserver {
     /// The cacher's etcd watch failed (compacted, stream lost): not ready; re-list in 1 s.
     fn cacher_failed(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
         if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
-            c.set_not_ready();
+            c.set_not_ready(ctx.now);
         }
         self.arm_cacher_restart(r, ctx);
     }
@@ -691,7 +691,7 @@ impl Apiserver {
         self.counters.cache_initializations += 1;
         let prefix = match self.cachers.get_mut(r as usize) {
             Some(Some(c)) => {
-                c.replace(objects, rv);
+                c.replace(objects, rv, ctx.now);
                 c.prefix.clone()
             }
             _ => return,
@@ -1032,7 +1032,12 @@ impl Apiserver {
                     // -> etcd. A namespace is not a selector (the registry puts it in the key).
                     let selector = selector_directory(&scope).is_some();
                     if selector || limit == 0 {
-                        return self.list_failed(conn, req_id, Status::reinitializing(), ctx);
+                        return self.list_failed(
+                            conn,
+                            req_id,
+                            self.not_ready_status(resource, ctx.now),
+                            ctx,
+                        );
                     }
                     true
                 }
@@ -1290,6 +1295,18 @@ impl Apiserver {
         }
     }
 
+    /// The 429 of a cache that is not ready: Retry-After 1 up to 1.32; from 1.33 it grows with
+    /// the time since the cache became not ready (`cacher.go GetList`/`Watch`,
+    /// `util.go calculateRetryAfterForUnreadyCache`).
+    fn not_ready_status(&self, resource: ResourceId, now: Nanos) -> Status {
+        match self.cacher(resource) {
+            Some(c) if self.rules.growing_retry_after() => {
+                Status::reinitializing_for(now.saturating_sub(c.state_changed_ns))
+            }
+            _ => Status::reinitializing(),
+        }
+    }
+
     /// A LIST at an exact RV under `ListFromCacheSnapshot` (1.34+): `cacher.go
     /// shouldDelegateExactRV` sends it to etcd only when the RV is within the cache but no snapshot
     /// is old enough; above the cache it waits (3 s, then 504 at the cache's RV); otherwise it is
@@ -1318,7 +1335,7 @@ impl Apiserver {
             if selector_directory(&scope).is_none() && limit > 0 {
                 return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
             }
-            return self.list_failed(conn, req_id, Status::reinitializing(), ctx);
+            return self.list_failed(conn, req_id, self.not_ready_status(resource, ctx.now), ctx);
         }
         if fresh {
             return self.serve_exact_list(conn, req_id, resource, scope, limit, exact, ctx);
@@ -1722,7 +1739,7 @@ impl Apiserver {
                     return self.reply(
                         conn,
                         req_id,
-                        ApiResponse::Error(Status::reinitializing()),
+                        ApiResponse::Error(self.not_ready_status(resource, ctx.now)),
                         ctx,
                     );
                 }

@@ -71,6 +71,18 @@ impl Status {
         }
     }
 
+    /// 429 while a cache (re)initialises, from 1.33: Retry-After `min(30, max(1, e^(0.06 s)))`
+    /// truncated to whole seconds, `s` the seconds since the cache became not ready
+    /// (`cacher/util.go calculateRetryAfterForUnreadyCache`; `util_test.go`: 14 s → 2, 30 s → 6,
+    /// 40 s → 11, 540 s → 30).
+    pub fn reinitializing_for(not_ready_ns: u64) -> Self {
+        let seconds = not_ready_ns as f64 / 1e9;
+        let retry = (0.06 * seconds).exp().clamp(1.0, 30.0) as u32;
+        Status {
+            retry_after_seconds: Some(retry),
+            ..Self::reinitializing()
+        }
+    }
     /// 410: an etcd watch from a compacted revision (`etcd3/errors.go interpretWatchError`).
     pub fn watch_too_old_etcd() -> Self {
         Self::new(
@@ -166,5 +178,21 @@ impl Status {
     /// 413 for an object over etcd's request limit.
     pub fn too_large_request(message: String) -> Self {
         Self::new(413, "RequestEntityTooLarge", message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `cacher/util_test.go TestCalculateRetryAfterForUnreadyCache`.
+    #[test]
+    fn retry_after_of_an_unready_cache_grows_with_its_downtime() {
+        let s = 1_000_000_000u64;
+        for (downtime, retry) in [(0, 1), (14, 2), (30, 6), (40, 11), (540, 30)] {
+            let st = Status::reinitializing_for(downtime * s);
+            assert_eq!(st.retry_after_seconds, Some(retry), "{downtime} s");
+            assert_eq!((st.code, st.reason), (429, "TooManyRequests"));
+        }
     }
 }

@@ -290,6 +290,11 @@ impl Rules {
         matches!(self, Rules::V1_34 | Rules::V1_37)
     }
 
+    /// The 429 of a not-ready cache carries a Retry-After that grows with its downtime (1.33+).
+    pub fn growing_retry_after(self) -> bool {
+        matches!(self, Rules::V1_34 | Rules::V1_37)
+    }
+
     /// The server's `WatchList` gate default: beta on in 1.32, off again in 1.33, on from 1.34
     /// (`apiserver/pkg/features/kube_features.go`); "1.31" stands for 1.31-1.33: off.
     pub fn watch_list_served_by_default(self) -> bool {

@@ -117,8 +117,13 @@ fn range_fields(body: &mut Value, key: &str, prefix: bool) {
 }
 
 /// Maps a gateway error body to the SPEC error result, if it is one of the two MVCC errors.
+/// etcd 3.4's grpc-gateway puts the text under `error`, 3.5+ under `message`.
 fn mvcc_error(body: &Value, compact_revision: i64) -> Option<Value> {
-    let msg = body.get("error").and_then(Value::as_str).unwrap_or("");
+    let msg = body
+        .get("error")
+        .or_else(|| body.get("message"))
+        .and_then(Value::as_str)
+        .unwrap_or("");
     if msg.contains("required revision has been compacted") {
         Some(json!({"error": "compacted", "compact_revision": compact_revision}))
     } else if msg.contains("required revision is a future revision") {

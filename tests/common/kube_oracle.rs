@@ -4,6 +4,8 @@
 //! - [`oracle_or_skip`] finds the oracle binary (built by `.ci/run` into
 //!   `target/oracle/kube-<minor>/oracle`), or builds it with the machine's Go. With `CI=true` a
 //!   missing Go or a failed build is a test failure; elsewhere the test is skipped loudly.
+//!   [`etcd_3_7_or_skip`] does the same for the etcd server the oracle embeds (3.7), built as a
+//!   stand-alone binary for `tests/etcd_conformance.rs`.
 //! - [`oracle_case`] turns a scenario's text (its `[[resources]]`, `duration` and `[[steps]]`)
 //!   into the oracle's input case, so both sides are fed from the same scenario.
 //! - [`run_oracle`] runs the oracle on many cases at once (one embedded etcd per case) and returns
@@ -37,54 +39,77 @@ pub fn oracle_path(minor: &str) -> PathBuf {
     base.join(format!("kube-{minor}")).join("oracle")
 }
 
-/// Builds the oracle of `minor` with `go build` (module downloads from the Go module proxy,
-/// compiled packages from Go's build cache). Returns the error text on failure.
-pub fn build_oracle(minor: &str) -> Result<PathBuf, String> {
+/// Builds Go package `package` (relative to the module of `tests/oracle/kube-<minor>`) into
+/// `out` with `go build` (module downloads from the Go module proxy, compiled packages from Go's
+/// build cache). Returns the error text on failure.
+fn go_build(minor: &str, package: &str, out: &Path) -> Result<PathBuf, String> {
     let src = repo_root()
         .join("tests")
         .join("oracle")
         .join(format!("kube-{minor}"));
-    let out = oracle_path(minor);
     let status = Command::new("go")
         .arg("build")
         .arg("-o")
-        .arg(&out)
-        .arg(".")
+        .arg(out)
+        .arg(package)
         .current_dir(&src)
         .status()
         .map_err(|e| format!("cannot run `go build` in {}: {e}", src.display()))?;
     if !status.success() {
-        return Err(format!("`go build` in {} failed: {status}", src.display()));
+        return Err(format!(
+            "`go build {package}` in {} failed: {status}",
+            src.display()
+        ));
     }
-    Ok(out)
+    Ok(out.to_path_buf())
 }
 
 /// The oracle binary of `minor`, or `None` after a loud SKIPPED line. Under `CI=true` a missing
 /// oracle that cannot be built panics (the differential tests must run in CI).
 pub fn oracle_or_skip(minor: &str, test: &str) -> Option<PathBuf> {
-    let path = oracle_path(minor);
+    let what = format!("Kubernetes {minor} oracle");
+    go_binary_or_skip(minor, ".", &oracle_path(minor), &what, test)
+}
+
+/// The etcd 3.7 server that k8s.io/apiserver v0.37 pins, as a stand-alone binary with etcd's
+/// flags (`tests/oracle/kube-1.37/etcd`), built like the oracle; `None` after a loud SKIPPED.
+pub fn etcd_3_7_or_skip(test: &str) -> Option<PathBuf> {
+    let base = std::env::var_os(ORACLE_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target").join("oracle"));
+    let path = base.join("etcd-3.7").join("etcd");
+    go_binary_or_skip("1.37", "./etcd", &path, "etcd 3.7", test)
+}
+
+fn go_binary_or_skip(
+    minor: &str,
+    package: &str,
+    path: &Path,
+    what: &str,
+    test: &str,
+) -> Option<PathBuf> {
     if std::env::var_os(ORACLE_DIR_ENV).is_some() && path.is_file() {
-        return Some(path); // prebuilt oracles, used as they are
+        return Some(path.to_path_buf()); // prebuilt, used as it is
     }
     // `go build` is cheap when nothing changed (Go's build cache), and keeps the binary in step
     // with its source.
-    match build_oracle(minor) {
+    match go_build(minor, package, path) {
         Ok(p) => Some(p),
         Err(e) if path.is_file() => {
             uncaptured(&format!(
-                "WARNING: {test}: rebuilding the Kubernetes {minor} oracle failed ({e}); using the \
-                 binary already in {}",
+                "WARNING: {test}: rebuilding the {what} failed ({e}); using the binary already \
+                 in {}",
                 path.display()
             ));
-            Some(path)
+            Some(path.to_path_buf())
         }
         Err(e) if in_ci() => panic!(
-            "{test}: the Kubernetes {minor} oracle is missing and could not be built, but CI=true: \
-             {e} (see .ci/run; Go 1.26+ and the Go module proxy are needed)"
+            "{test}: the {what} is missing and could not be built, but CI=true: {e} (see \
+             .ci/run; Go 1.26+ and the Go module proxy are needed)"
         ),
         Err(e) => {
             uncaptured(&format!(
-                "\n{bar}\nSKIPPED: the Kubernetes {minor} oracle could not be built ({e}) -- {test}\n{bar}\n",
+                "\n{bar}\nSKIPPED: the {what} could not be built ({e}) -- {test}\n{bar}\n",
                 bar = "#".repeat(80)
             ));
             None
