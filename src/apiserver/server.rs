@@ -249,6 +249,9 @@ pub struct Apiserver {
     partitioned: bool,
     stalled: bool,
     down: bool,
+    /// When the process may start again: a restart while already down (killed again before its
+    /// start) moves it, and the earlier restart's start timer is then stale.
+    down_until_ns: Nanos,
     /// GOAWAY chance in parts per billion (integer so the state stays `Hash + Eq`).
     goaway_ppb: u64,
     held: Vector<WatchResponse>,
@@ -385,6 +388,7 @@ impl Apiserver {
             partitioned: false,
             stalled: false,
             down: false,
+            down_until_ns: 0,
             goaway_ppb: (scenario.load_balancer.goaway_chance.clamp(0.0, 1.0) * 1e9) as u64,
             held: Vector::new(),
             rng: RngStream::new(seed, &format!("apiserver.{index}")),
@@ -2154,6 +2158,11 @@ impl Apiserver {
                 "heal"
             }
             ApiTimer::Start => {
+                // A second restart while down (or a restart with no downtime since) supersedes
+                // this start: the process the timer belonged to was killed again.
+                if !self.down || ctx.now < self.down_until_ns {
+                    return "start.superseded";
+                }
                 self.down = false;
                 self.start(scenario, ctx);
                 "start"
@@ -2241,6 +2250,7 @@ impl Apiserver {
             }
         }
         self.cachers = Vector::new();
+        self.down_until_ns = ctx.now + down_ns;
         if down_ns > 0 {
             self.down = true;
             ctx.timer(
@@ -2248,6 +2258,7 @@ impl Apiserver {
                 Timer::Apiserver(self.index, ApiTimer::Start),
             );
         } else {
+            self.down = false;
             self.start(scenario, ctx);
         }
     }
@@ -2321,6 +2332,8 @@ impl Apiserver {
     /// The explorer's time abstraction (see `Cacher::erase_times`), plus the deadlines of watches
     /// waiting for freshness.
     pub fn erase_times(&mut self) {
+        // Simplification (explorer only): without times, a superseded start timer is honoured.
+        self.down_until_ns = 0;
         for c in self.cachers.iter_mut().flatten() {
             c.erase_times();
         }
