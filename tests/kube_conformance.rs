@@ -361,11 +361,11 @@ struct Difference {
     real: Value,
 }
 
-/// Deliberate differences, each documented in notes.md ("Kubernetes oracle" table).
-/// `matches` sees the step (for a script entry) and both values.
+/// Deliberate differences, each documented in notes.md ("Kubernetes oracle" table); `matches`
+/// sees the model's and the real value of one place.
 struct Known {
     name: &'static str,
-    matches: fn(step: Option<&Value>, model: &Value, real: &Value) -> bool,
+    matches: fn(model: &Value, real: &Value) -> bool,
 }
 
 const KNOWN: &[Known] = &[Known {
@@ -375,7 +375,7 @@ const KNOWN: &[Known] = &[Known {
     // close (or at the end of the run, when the deadline is the run's end), depending on the
     // timer's jitter. watchsim sends bookmarks at exact times.
     name: "deadline bookmark repeated by the 1 s bookmark buckets",
-    matches: |_, model, real| {
+    matches: |model, real| {
         let (Some(m), Some(r)) = (model.as_array(), real.as_array()) else {
             return false;
         };
@@ -423,7 +423,7 @@ fn differences(model: &Answers, real: &Answers) -> Vec<Difference> {
 fn known(d: &Difference) -> Option<&'static str> {
     KNOWN
         .iter()
-        .find(|k| (k.matches)(None, &d.model, &d.real))
+        .find(|k| (k.matches)(&d.model, &d.real))
         .map(|k| k.name)
 }
 

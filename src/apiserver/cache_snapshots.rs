@@ -42,9 +42,7 @@ impl SnapshotLog {
         if oldest <= current {
             return;
         }
-        // The oldest snapshot kept is the newest at or below `oldest`... which `RemoveLess`
-        // keeps only if it is exactly `oldest`: snapshots are at event RVs, so find the first
-        // snapshot RV >= oldest.
+        // Snapshots sit at event RVs: the oldest kept is the first event at or above `oldest`.
         while let Some(e) = self.events.front() {
             if e.rv < oldest {
                 self.events.pop_front();

@@ -33,10 +33,14 @@ fn in_ci() -> bool {
 /// Where the oracle for `minor` (e.g. "1.37") is, built or not: `$WATCHSIM_ORACLE_DIR/kube-<minor>/`
 /// when that is set (prebuilt oracles), else `target/oracle/kube-<minor>/`.
 pub fn oracle_path(minor: &str) -> PathBuf {
-    let base = std::env::var_os(ORACLE_DIR_ENV)
+    oracle_dir().join(format!("kube-{minor}")).join("oracle")
+}
+
+/// `$WATCHSIM_ORACLE_DIR`, or `target/oracle`.
+fn oracle_dir() -> PathBuf {
+    std::env::var_os(ORACLE_DIR_ENV)
         .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target").join("oracle"));
-    base.join(format!("kube-{minor}")).join("oracle")
+        .unwrap_or_else(|| repo_root().join("target").join("oracle"))
 }
 
 /// Builds Go package `package` (relative to the module of `tests/oracle/kube-<minor>`) into
@@ -74,10 +78,7 @@ pub fn oracle_or_skip(minor: &str, test: &str) -> Option<PathBuf> {
 /// The etcd 3.7 server that k8s.io/apiserver v0.37 pins, as a stand-alone binary with etcd's
 /// flags (`tests/oracle/kube-1.37/etcd`), built like the oracle; `None` after a loud SKIPPED.
 pub fn etcd_3_7_or_skip(test: &str) -> Option<PathBuf> {
-    let base = std::env::var_os(ORACLE_DIR_ENV)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target").join("oracle"));
-    let path = base.join("etcd-3.7").join("etcd");
+    let path = oracle_dir().join("etcd-3.7").join("etcd");
     go_binary_or_skip("1.37", "./etcd", &path, "etcd 3.7", test)
 }
 

@@ -114,7 +114,6 @@ type caseOut struct {
 	Script  []map[string]any            `json:"script"`
 	Watches map[string][]map[string]any `json:"watches"`
 	Error   string                      `json:"error,omitempty"`
-	Notes   []string                    `json:"notes,omitempty"`
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -191,7 +190,6 @@ type harness struct {
 	watches   map[string]*watchRec
 	watchIDs  []string
 	activity  chan struct{}
-	notes     []string
 }
 
 func freePort() (int, error) {
@@ -886,7 +884,6 @@ func runCase(c caseIn) (out caseOut) {
 		out.Watches[id] = append([]map[string]any{}, w.events...)
 		w.mu.Unlock()
 	}
-	out.Notes = h.notes
 	return out
 }
 
