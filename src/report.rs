@@ -127,6 +127,9 @@ pub struct ApiserverReport {
     pub progress_requests: u64,
     /// Compactions requested by this apiserver's compactor.
     pub compactions: u64,
+    /// etcd LIST pages read by the cache consistency checker (1.34+ profiles: every cached
+    /// resource, every 5-7.5 minutes, in pages of 10 000; `cacher/consistency/checker.go`).
+    pub consistency_check_pages: u64,
     /// Watch events sent to clients from the caches.
     pub watch_events_sent: u64,
     /// Watches ended because the ring wrapped under a slow reader.

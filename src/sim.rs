@@ -192,6 +192,7 @@ fn apiserver_report(a: &crate::apiserver::Apiserver) -> ApiserverReport {
         consistent_read_fallbacks: c.consistent_read_fallbacks,
         progress_requests: c.progress_requests,
         compactions: c.compactions,
+        consistency_check_pages: c.consistency_check_pages,
         watch_events_sent: k.events_sent,
         intervals_invalidated: k.intervals_invalidated,
     }

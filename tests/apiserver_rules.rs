@@ -4,11 +4,19 @@
 //!
 //! Revision bookkeeping: etcd starts at revision 1; `[[resources]] count = 3` preloads revisions
 //! 2, 3, 4, so a fresh cacher lists at RV 4 (the current global revision).
+//!
+//! Profile: these are the rules of Kubernetes 1.31-1.33 (and, where a test says so, 1.27), so
+//! every scenario runs with `apiserver.rules = "1.31"` unless it overrides it; what 1.34+ changes
+//! is in `tests/k8s_rules_1_37.rs`.
 
 use serde_json::{Value, json};
 
 fn run_with(text: &str, overrides: &[&str]) -> Value {
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    // The 1.31 profile first, so a test's own override of the rules wins.
+    let overrides: Vec<String> = std::iter::once("apiserver.rules=\"1.31\"")
+        .chain(overrides.iter().copied())
+        .map(str::to_string)
+        .collect();
     let report =
         watchsim::sim::run_str("test.toml", text, &overrides, None).expect("scenario runs");
     serde_json::to_value(report).unwrap()
@@ -366,7 +374,9 @@ fn a_watcher_that_never_reads_is_closed_after_21_events() {
 
 #[test]
 fn continue_token_older_than_the_compaction_is_410() {
-    // KC §2.9: the continuation reads at the token's RV (4); after a compaction at 5 etcd refuses.
+    // KC §2.9: the continuation reads at the token's RV (4); after a compaction at 5 etcd refuses
+    // (`etcd3/errors.go handleCompactedErrorForPaging`: the `inconsistentContinue` text, as the
+    // 1.31 and 1.37 oracles answer).
     let text = [
         PODS3,
         &list("1s", "limit = 2"),
@@ -379,7 +389,12 @@ fn continue_token_older_than_the_compaction_is_410() {
     assert_eq!(
         result(&r, 3),
         json!({"error": {"code": 410, "reason": "Expired", "message":
-            "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."}})
+            "The provided continue parameter is too old to display a consistent list result. \
+             You can start a new list without the continue parameter, or use the continue token \
+             in this response to retrieve the remainder of the results. Continuing with the \
+             provided token results in an inconsistent list - objects that were created, \
+             modified, or deleted between the time the first chunk was returned and now may show \
+             up in the list."}})
     );
 }
 

@@ -210,12 +210,16 @@ fn convergence_is_not_checked_before_settle_after_the_last_fault() {
 
 /// Two apiservers; apiserver-1 stalls at 1 s, so its cache stays at RV 4. The client lists RV=0
 /// from apiserver-0 (round robin), sees the creates at 5 and 6, restarts, and its first LIST after
-/// the restart goes to apiserver-1.
+/// the restart goes to apiserver-1. The client does not use WatchList (client-go before 1.35, or
+/// with `WatchListClient` off), so it LISTs.
 fn time_travel_text(list_rv: &str) -> String {
     [
         "name = \"t\"\nduration = \"20s\"\n[apiserver]\ncount = 2\n",
         "[[resources]]\nname = \"pods\"\ncount = 3\n",
-        &format!("[[clients]]\nname = \"c\"\nresource = \"pods\"\nlist_rv = \"{list_rv}\"\n"),
+        &format!(
+            "[[clients]]\nname = \"c\"\nresource = \"pods\"\nlist_rv = \"{list_rv}\"\n\
+             watch_list = false\n"
+        ),
         &step(
             "500ms",
             "op = \"fault.stall_apiserver\"\nserver = 1\nfor = \"30s\"",

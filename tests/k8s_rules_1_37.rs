@@ -351,3 +351,306 @@ fn the_retry_after_of_an_unready_cache_grows_with_its_downtime_from_1_33() {
         [json!(1), json!(1), json!(1)]
     );
 }
+
+/// The scenario of [`scenario`] with the watch cache off: every request goes to the etcd3 store.
+fn cache_off(rules: &str, duration: &str, steps: &[String]) -> String {
+    scenario(rules, duration, steps).replace(
+        "compaction_interval = \"0s\"\n",
+        "compaction_interval = \"0s\"\nwatch_cache.mode = \"off\"\n",
+    )
+}
+
+/// Row 7. Watch cache off: `storage/etcd3/watcher.go` `areInitialEventsRequired`,
+/// `isInitialEventsEndBookmarkRequired` and `watchChan.startWatching`. A streaming list
+/// (sendInitialEvents=true, bookmarks) reads the current state with `sync()`, sends it as ADDED
+/// and then the annotated BOOKMARK at the read's revision (`progressNotifyEvent(initialRev)`,
+/// `isInitialEventsEndBookmark`), then watches from there. Even for RV=N (here 2, older than the
+/// pods at 3 and 4) the initial events are the current state, not the events after N; a pod
+/// created afterwards (5) follows the bookmark.
+#[test]
+fn a_streaming_list_with_the_cache_off_ends_its_initial_state_with_the_annotated_bookmark() {
+    let end =
+        |rv: &str| json!({"type": "BOOKMARK", "resource_version": rv, "initial_events_end": true});
+    let r = run(&cache_off(
+        "1.37",
+        "10s",
+        &[
+            watch("1s", "w", "send_initial_events = true\nbookmarks = true"),
+            watch(
+                "1s",
+                "n",
+                "resource_version = \"2\"\nsend_initial_events = true\nbookmarks = true",
+            ),
+            create("3s", "pods", "web"),
+        ],
+    ));
+    let state = vec![
+        added("pods-000000", "2"),
+        added("pods-000001", "3"),
+        added("pods-000002", "4"),
+        end("4"),
+        added("web", "5"),
+    ];
+    assert_eq!(events(&r, "w"), state);
+    assert_eq!(events(&r, "n"), state);
+}
+
+/// Row 7. `etcd3/watcher.go startWatching`: with sendInitialEvents=true an RV above etcd's
+/// revision (4) is refused on the stream with 504 "Too large resource version", and the stream
+/// ends. Without bookmarks the state comes with no end bookmark (`isInitialEventsEndBookmarkRequired`
+/// needs `allowWatchBookmarks`).
+#[test]
+fn a_streaming_list_with_the_cache_off_refuses_an_rv_above_etcd_and_needs_bookmarks_for_its_end() {
+    let r = run(&cache_off(
+        "1.37",
+        "10s",
+        &[
+            watch(
+                "1s",
+                "big",
+                "resource_version = \"9\"\nsend_initial_events = true\nbookmarks = true",
+            ),
+            watch("1s", "nb", "send_initial_events = true"),
+        ],
+    ));
+    let big = events(&r, "big");
+    assert_eq!(big.len(), 2, "{big:?}");
+    assert_eq!(big[0]["type"], "ERROR");
+    assert_eq!(big[0]["code"], 504);
+    assert_eq!(
+        big[0]["message"],
+        "Timeout: Too large resource version: 9, current: 4"
+    );
+    assert_eq!(big[1], json!({"type": "CLOSED"}));
+    assert_eq!(
+        events(&r, "nb"),
+        vec![
+            added("pods-000000", "2"),
+            added("pods-000001", "3"),
+            added("pods-000002", "4"),
+        ]
+    );
+}
+
+/// Row 7. `etcd3/watcher.go getStartWatchResourceVersion`: with WatchList on, RV "" and
+/// sendInitialEvents=false start at etcd's current revision (`getCurrentStorageRV`) with no
+/// initial events; the pod created at 3 s (5) is the first event.
+#[test]
+fn an_unset_rv_watch_without_initial_events_and_the_cache_off_gets_no_state() {
+    let r = run(&cache_off(
+        "1.37",
+        "10s",
+        &[
+            watch("1s", "w", "send_initial_events = false"),
+            create("3s", "pods", "web"),
+        ],
+    ));
+    assert_eq!(events(&r, "w"), vec![added("web", "5")]);
+}
+
+/// Row 7, the consequence: a WatchList informer (client-go 1.35+ default) against an apiserver
+/// with the cache off gets its end bookmark, syncs at once and converges; before the fix it never
+/// synced.
+#[test]
+fn a_watch_list_client_syncs_with_the_cache_off() {
+    let text = cache_off("1.37", "2m", &[])
+        + "[[clients]]\nname = \"c\"\ncount = 2\nresource = \"pods\"\nwatch_list = true\n";
+    let r = run(&text);
+    assert_eq!(r["clients"]["converged"], true, "{}", r["clients"]);
+    assert_eq!(r["clients"]["relists"], 0);
+}
+
+/// The step lines of a run of `text` as JSON (the trace's `{"t_ns", "actor", "result", ...}`).
+fn trace_steps(text: &str) -> Vec<Value> {
+    use watchsim::check::runner::Spec;
+    use watchsim::trace::StepRecord;
+    use watchsim::world::Action;
+    let spec = Spec::load("test.toml", text, &[], None).expect("scenario loads");
+    let mut world = spec.world();
+    let mut lines = Vec::new();
+    while let Some(action) = world.next_timed_action() {
+        let Action::Fire(key) = action;
+        if key.due_ns > spec.end_ns {
+            break;
+        }
+        let outcome = world.apply(action).unwrap();
+        let record = StepRecord {
+            step: lines.len() as u64 + 1,
+            t_ns: world.now(),
+            fire: key,
+            outcome: &outcome,
+        };
+        lines.push(serde_json::to_value(&record).unwrap());
+    }
+    lines
+}
+
+/// Row 15. `cacher/progress/watch_progress.go ConditionalProgressRequester.Run`: the requester's
+/// 100 ms timer keeps running while nobody waits, so the first consistent LIST after an idle spell
+/// gets its progress request as soon as it starts waiting, not 100 ms later. A configmap write
+/// (5) leaves the pods cache at 4; the LIST at 3 s reaches the apiserver at 3.001 s, its
+/// current-revision probe answers at 3.003 s (three 1 ms hops) and the request goes out then.
+#[test]
+fn the_first_progress_request_after_idle_goes_out_at_once() {
+    let text = scenario(
+        "1.31",
+        "6s",
+        &[create("1s", "configmaps", "a"), list("3s", "")],
+    );
+    let first = trace_steps(&text)
+        .into_iter()
+        .find(|s| s["result"] == "progress.request")
+        .expect("a progress request");
+    assert_eq!(first["t_ns"], 3_003_000_000u64, "{first}");
+    assert_eq!(result(&run(&text), 1)["served_from"], "cache");
+}
+
+fn apiserver(r: &Value, field: &str) -> u64 {
+    r["apiservers"][0][field].as_u64().unwrap()
+}
+
+/// Row 8. `cacher/delegator.go NewCacheDelegator` starts `consistency.Checker` when
+/// `DetectCacheInconsistency` is on (beta, on since 1.34); `consistency/checker.go Run` waits
+/// `Jitter(5m, 0.5)` before the first check and `CalculateDigests` lists etcd at the cache's RV
+/// in pages of 10 000 (`checkerListPageSize`). Over 8 minutes each of the two cached resources
+/// is checked exactly once (the second check is at least 10 minutes in): 2 etcd pages, which
+/// read the 3 pods (1 KiB each, the `[[resources]]` default) again. The 1.31 profile has no
+/// checker.
+#[test]
+fn the_cache_consistency_checker_rereads_every_cached_resource_from_etcd_from_1_34() {
+    let new = run(&scenario("1.37", "8m", &[]));
+    let old = run(&scenario("1.31", "8m", &[]));
+    assert_eq!(apiserver(&new, "consistency_check_pages"), 2);
+    assert_eq!(apiserver(&old, "consistency_check_pages"), 0);
+    assert_eq!(
+        new["etcd"]["range_requests"].as_u64().unwrap(),
+        old["etcd"]["range_requests"].as_u64().unwrap() + 2
+    );
+    assert_eq!(
+        apiserver(&new, "etcd_read_bytes"),
+        apiserver(&old, "etcd_read_bytes") + 3 * 1024
+    );
+    // Before 5 minutes nothing is checked.
+    let early = run(&scenario("1.37", "299s", &[]));
+    assert_eq!(apiserver(&early, "consistency_check_pages"), 0);
+}
+
+/// Issue 19 item 3. `cacher/compactor.go`: every 15 s (`compactorPollPeriod`) the cacher drops
+/// the snapshots below the compaction revision its etcd3 compactor knows
+/// (`WatchCacheStorage.Compact` → `RemoveLess`). The apiserver's compactor (interval 1 min)
+/// writes `compact_rev_key` at 60 s (revision 7, after the pod writes at 5 and 6) and compacts
+/// at 7 on its next round at 120 s. A continuation of the LIST at RV 4 is served from the
+/// snapshot at 125 s (the poll at 120 s ran before the compaction was known) and, after the poll
+/// at 135 s dropped it, goes to etcd, which answers 410 for the compacted RV 4. Under 1.31 the
+/// continuation always goes to etcd.
+#[test]
+fn snapshots_below_a_compaction_are_dropped_at_the_next_15s_poll() {
+    // One continuation per run: a continuation continues the run's first LIST (RV 4).
+    let run_at = |rules: &str, at: &str| {
+        let steps = [
+            list("10s", "limit = 1"),
+            create("20s", "pods", "a"),
+            create("30s", "pods", "b"),
+            list(at, "continue = true"),
+        ];
+        let r = run(&scenario(rules, "150s", &steps).replace("\"0s\"", "\"1m\""));
+        result(&r, 3)
+    };
+    let served = run_at("1.37", "125s");
+    assert_eq!(served["served_from"], "cache", "{served}");
+    assert_eq!(served["names"], json!(["pods-000001", "pods-000002"]));
+    assert_eq!(run_at("1.37", "140s")["error"]["code"], 410);
+    assert_eq!(run_at("1.31", "125s")["error"]["code"], 410);
+}
+
+fn get(at: &str, name: &str, extra: &str) -> String {
+    step(
+        at,
+        &format!("op = \"api.get\"\nresource = \"pods\"\nname = \"{name}\"\n{extra}"),
+    )
+}
+
+/// Issue 19 item 4, `api.get`. `cacher/delegator.go CacheDelegator.Get`: RV unset reads etcd;
+/// with an RV a ready cache answers (`Cacher.Get` → `watch_cache.go WaitUntilFreshAndGet`), RV
+/// "0" at once, RV=N once the cache reaches N (here 5, the pod created at 1 s) and otherwise 504
+/// after 3 s with the cache's RV; a missing object is 404 (`storage.NewKeyNotFoundError` →
+/// `pods "nope" not found`). With the cache off every GET reads etcd.
+#[test]
+fn get_reads_etcd_without_an_rv_and_the_fresh_enough_cache_with_one() {
+    let steps = [
+        create("1s", "pods", "web"),
+        get("2s", "web", ""),
+        get("2s", "web", "resource_version = \"0\""),
+        get("2s", "web", "resource_version = \"5\""),
+        get("2s", "web", "resource_version = \"50\""),
+        get("2s", "nope", "resource_version = \"0\""),
+        get("2s", "pods-000001", ""),
+    ];
+    let r = run(&scenario("1.37", "10s", &steps));
+    let obj = |name: &str, rv: &str, from: &str| json!({"name": name, "namespace": "default", "resource_version": rv, "served_from": from});
+    assert_eq!(result(&r, 1), obj("web", "5", "etcd"));
+    assert_eq!(result(&r, 2), obj("web", "5", "cache"));
+    assert_eq!(result(&r, 3), obj("web", "5", "cache"));
+    assert_eq!(
+        result(&r, 4)["error"],
+        json!({"code": 504, "reason": "Timeout", "cause": "ResourceVersionTooLarge",
+               "retry_after_seconds": 1,
+               "message": "Timeout: Too large resource version: 50, current: 5"})
+    );
+    assert_eq!(
+        result(&r, 5)["error"],
+        json!({"code": 404, "reason": "NotFound", "message": "pods \"nope\" not found"})
+    );
+    assert_eq!(result(&r, 6), obj("pods-000001", "3", "etcd"));
+    let off = run(&cache_off("1.37", "10s", &steps));
+    assert_eq!(result(&off, 2), obj("web", "5", "etcd"));
+    assert_eq!(result(&off, 4)["error"]["code"], 504);
+}
+
+/// `internalversion/validation validateWatchOptions`, wrapped by the handler in
+/// `errors.NewInvalid` (found by the 1.31 oracle): with the WatchList gate off (the 1.31 profile)
+/// a watch with sendInitialEvents gets the same 422 shape as every other ListOptions error.
+#[test]
+fn send_initial_events_without_watch_list_is_the_handlers_422() {
+    let text = scenario(
+        "1.31",
+        "5s",
+        &[watch("1s", "w", "send_initial_events = true")],
+    )
+    .replace("watch_list = true\n", "");
+    assert_eq!(
+        result(&run(&text), 0),
+        json!({"error": {"code": 422, "reason": "Invalid", "cause": "FieldValueForbidden",
+               "message": "ListOptions.meta.k8s.io \"\" is invalid: sendInitialEvents: Forbidden: \
+                           sendInitialEvents is forbidden for watch unless the WatchList feature \
+                           gate is enabled"}})
+    );
+}
+
+/// `cache_watcher.go processInterval`: since 1.32 (commit "processInterval sets RV from the
+/// snapshot") a watcher sent the current state starts its bookmark floor at the state's RV
+/// (`cacheInterval.resourceVersion`); in 1.31 at the RV its initial events carry (the state's RV,
+/// `watch_cache_interval.go newCacheIntervalFromStore`), or the requested RV (0) when the state is
+/// empty (found by the 1.31 oracle). An RV "0" watch of the empty configmaps (cache RV 4)
+/// therefore gets a BOOKMARK 4 a minute in under 1.31 and nothing under 1.37.
+#[test]
+fn the_bookmark_floor_of_an_empty_initial_state_is_zero_in_1_31_and_the_state_rv_from_1_32() {
+    let w = step(
+        "1s",
+        "op = \"api.watch\"\nid = \"w\"\nresource = \"configmaps\"\nresource_version = \"0\"\n\
+         bookmarks = true\ntimeout = \"70s\"",
+    );
+    let old = scenario("1.31", "80s", std::slice::from_ref(&w)).replace("watch_list = true\n", "");
+    assert_eq!(
+        events(&run(&old), "w"),
+        vec![bookmark("4"), bookmark("4"), json!({"type": "CLOSED"})]
+    );
+    let new = run(&scenario("1.37", "80s", &[w]));
+    assert_eq!(
+        events(&new, "w"),
+        vec![
+            json!({"type": "BOOKMARK", "resource_version": "4", "initial_events_end": true}),
+            json!({"type": "CLOSED"})
+        ]
+    );
+}

@@ -466,3 +466,32 @@ fn the_refusal_mutant_refuses_only_a_fresh_watch_exactly_at_the_compact_revision
         other => panic!("{other:?}"),
     }
 }
+
+/// `etcd.version = "3.4.23"` is Debian's etcd with its three watch bugs (#18089, #15220,
+/// #17529; etcd-semantics.md "known bugs"): on each bug's scenario, seed 1 violates
+/// `watch-no-gap` with the same message as the mutant; under the default (3.7) the same seed
+/// holds.
+#[test]
+fn etcd_version_3_4_23_has_its_three_watch_bugs_and_3_7_has_none() {
+    for bug in [&TOMBSTONE, &PROGRESS, &SKIP_COMPACTED] {
+        let path = scenario_path(bug.check_scenario);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let run = |overrides: &[String]| {
+            let r = watchsim::sim::run_str(&path, &text, overrides, Some(1)).unwrap();
+            serde_json::to_value(r).unwrap()
+        };
+        let violation = |r: &serde_json::Value| {
+            r["invariants"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|i| i["name"] == bug.invariant && i["held"] == false)
+                .map(|i| i["message"].as_str().unwrap_or_default().to_string())
+        };
+        let old = run(&["etcd.version=\"3.4.23\"".to_string()]);
+        let msg = violation(&old).unwrap_or_else(|| panic!("{}: no violation", bug.mutant));
+        assert!(msg.contains(bug.message), "{}: {msg}", bug.mutant);
+        assert_eq!(violation(&run(&[])), None, "{}", bug.mutant);
+        assert_eq!(violation(&run(&["etcd.version=\"3.6\"".to_string()])), None);
+    }
+}

@@ -2,10 +2,20 @@
 //! k8s-unit-test-expectations.md cases 26-30). The report's `client_requests` logs the kind, RV
 //! and limit of every request of the first clients; expected sequences come from the reference.
 
+mod common;
+
 use serde_json::Value;
 
+use common::model_client::run_model_client;
+
+/// Runs `text` under the 1.31 rules (LIST-then-WATCH informers, client-go before 1.35's
+/// WatchListClient default; these are the rules of the reference's cases 26-30) unless an
+/// override names other rules.
 fn run_with(text: &str, overrides: &[&str]) -> Value {
-    let overrides: Vec<String> = overrides.iter().map(|s| s.to_string()).collect();
+    let overrides: Vec<String> = std::iter::once("apiserver.rules=\"1.31\"")
+        .chain(overrides.iter().copied())
+        .map(str::to_string)
+        .collect();
     let report =
         watchsim::sim::run_str("test.toml", text, &overrides, None).expect("scenario runs");
     serde_json::to_value(report).unwrap()
@@ -193,4 +203,108 @@ fn a_goaway_lets_the_list_in_flight_finish_and_moves_only_new_requests() {
     assert_eq!(c["relists"].as_u64(), Some(0));
     assert_eq!(c["converged"], true);
     assert!(c["events"].as_u64().unwrap() > 0, "the watches deliver");
+}
+
+/// client-go's reflector backoff as the Go source defines it, the reference for
+/// `reflector_backoff_resets_every_two_minutes_under_continuous_failure_from_client_go_1_36`.
+/// Both managers start from 0.8 s, double up to the 30 s cap and jitter by 1.0 (a wait is in
+/// [d, 2d)); they differ in the reset:
+/// - 1.36+ (`periodic`): `wait.Backoff{...}.DelayWithReset(clock, 2m)`
+///   (client-go v0.37.2 `tools/cache/reflector.go NewReflectorWithOptions`);
+///   `backoffManager.Step` (apimachinery v0.37.2 `pkg/util/wait/backoff.go`): `if
+///   clock.Now().Sub(lastStart) > resetInterval { backoff = initialBackoff; lastStart =
+///   clock.Now() }`, `lastStart` set to `c.Now()` in `DelayWithReset` and nowhere else;
+/// - 1.27-1.35: `wait.NewExponentialBackoffManager(800ms, 30s, 2m, 2.0, 1.0, clock)` (client-go
+///   v0.31.14 `reflector.go`); `exponentialBackoffManagerImpl.getNextBackoff` (apimachinery
+///   v0.31.14 `backoff.go`): `if clock.Now().Sub(lastBackoffStart) > backoffResetDuration {
+///   reset }; lastBackoffStart = clock.Now()`, `lastBackoffStart` set to `c.Now()` at creation.
+struct SourceBackoff {
+    periodic: bool,
+    duration_ms: f64,
+    last_ms: f64,
+}
+
+impl SourceBackoff {
+    fn created_at(periodic: bool, ms: f64) -> Self {
+        SourceBackoff {
+            periodic,
+            duration_ms: 800.0,
+            last_ms: ms,
+        }
+    }
+
+    /// The base d of the wait taken at `now_ms`.
+    fn step(&mut self, now_ms: f64) -> f64 {
+        if now_ms - self.last_ms > 120_000.0 {
+            self.duration_ms = 800.0;
+            self.last_ms = now_ms;
+        }
+        if !self.periodic {
+            self.last_ms = now_ms;
+        }
+        let base = self.duration_ms;
+        self.duration_ms = (base * 2.0).min(30_000.0);
+        base
+    }
+}
+
+#[test]
+fn reflector_backoff_resets_every_two_minutes_under_continuous_failure_from_client_go_1_36() {
+    // k8s-rules-1.31-1.37.md row 9. The only apiserver is down from 10 s to 290 s: every
+    // re-watch is refused and backed off. client-go 1.36+ ("1.37") goes back to 0.8 s more than
+    // 2 min after the reflector was created, and again 2 min after that reset; 1.27-1.35
+    // ("1.34": client-go 1.34) never does (a backoff is taken at least every 60 s). Checked
+    // against client-go v0.37.2 itself by tests/reflector_conformance.rs (`long-outage`).
+    let scenario = |rules: &str| {
+        format!(
+            "duration = \"300s\"\n{ONE_CLIENT}watch_list = false\n[apiserver]\nrules = \"{rules}\"\n\
+             [[steps]]\nat = \"10s\"\nop = \"fault.restart_apiserver\"\nfor = \"280s\"\n"
+        )
+    };
+    let mut refused = Vec::new();
+    for (rules, periodic) in [("1.37", true), ("1.34", false)] {
+        let log = run_model_client(&scenario(rules), 1, 0).expect("runs");
+        let created = log.requests[0].at_ms;
+        let mut reference = SourceBackoff::created_at(periodic, created);
+        let mut bases = Vec::new();
+        for w in log.waits.iter().filter(|w| w.by != "rest") {
+            let d = reference.step(w.at_ms);
+            assert!(
+                w.wait_ms >= d && w.wait_ms < 2.0 * d,
+                "{rules}: wait {} ms at {} ms not in [{d}, {}) ms",
+                w.wait_ms,
+                w.at_ms,
+                2.0 * d
+            );
+            bases.push((w.at_ms, d));
+        }
+        let capped_at = bases
+            .iter()
+            .find(|(_, d)| *d == 30_000.0)
+            .map(|(t, _)| *t)
+            .expect("the backoff reaches its cap during the outage");
+        let resets: Vec<f64> = bases
+            .iter()
+            .filter(|(t, d)| *t > capped_at && *d == 800.0)
+            .map(|(t, _)| *t)
+            .collect();
+        if periodic {
+            assert!(
+                !resets.is_empty() && resets[0] > created + 120_000.0,
+                "{rules}: back to 0.8 s after 2 min of failure: {bases:?}"
+            );
+        } else {
+            assert!(resets.is_empty(), "{rules}: no reset: {bases:?}");
+        }
+        refused.push(
+            log.requests
+                .iter()
+                .filter(|q| q.outcome["error"]["reason"] == "ConnectionRefused")
+                .count(),
+        );
+    }
+    assert!(
+        refused[0] > refused[1],
+        "more attempts under 1.37 than 1.34: {refused:?}"
+    );
 }

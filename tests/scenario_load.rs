@@ -867,11 +867,17 @@ fn defaults_equal_spec_section_2() {
     assert_eq!(a.count, 1);
     assert_eq!(a.compaction_interval, DurationNs::from_secs(300));
     assert!(a.consistent_list_from_cache);
-    assert_eq!(a.watch_list, Some(false), "off in the default 1.31 profile");
+    // SPEC §2 was written when the default profile was 1.31 (`watch_list = false`); issue 19
+    // made "1.37" the default, where the server's WatchList is on (since 1.34).
+    assert_eq!(a.rules, watchsim::scenario::Rules::V1_37);
+    assert_eq!(a.watch_list, Some(true), "on in the default 1.37 profile");
     assert_eq!(a.bookmark_interval, DurationNs::from_secs(60));
     let wc = &a.watch_cache;
     assert_eq!(wc.mode, WatchCacheMode::Dynamic);
-    assert_eq!((wc.capacity, wc.lower, wc.upper), (100, 100, 102_400));
+    assert_eq!(
+        (wc.capacity, wc.lower, wc.upper_bound()),
+        (100, 100, 102_400)
+    );
     assert_eq!(wc.fresh, DurationNs::from_secs(75));
     assert_eq!(s.load_balancer.policy, LoadBalancerPolicy::RoundRobin);
     assert_eq!(s.load_balancer.goaway_chance, 0.0);
@@ -879,7 +885,11 @@ fn defaults_equal_spec_section_2() {
     assert_eq!(c.list_rv, "0");
     assert_eq!(c.page_size, 500);
     assert!(c.bookmarks);
-    assert_eq!(c.watch_list, Some(false), "off in the default 1.31 profile");
+    assert_eq!(
+        c.watch_list,
+        Some(true),
+        "client-go's WatchListClient, on since 1.35, in the default 1.37 profile"
+    );
     assert_eq!(s.faults.watch_disconnect_rate, 0.0);
     assert_eq!(s.faults.disconnect_duration, DurationNs::from_secs(5));
     assert!(s.faults.at.is_empty() && s.steps.is_empty() && s.workload.is_empty());

@@ -135,6 +135,15 @@ pub enum ApiRequest {
         /// Required current RV.
         precondition_rv: Option<i64>,
     },
+    /// GET of one object (`cacher/delegator.go CacheDelegator.Get`).
+    Get {
+        /// Resource.
+        resource: ResourceId,
+        /// Object key.
+        key: Key,
+        /// `resourceVersion`.
+        rv: Rv,
+    },
     /// DELETE.
     Delete {
         /// Resource.
@@ -178,6 +187,15 @@ pub struct ListResult {
 pub enum ApiResponse {
     /// LIST result.
     List(ListResult),
+    /// A GET found the object.
+    Object {
+        /// Object key.
+        key: Key,
+        /// The object's RV (its etcd mod revision).
+        rv: i64,
+        /// Where it was read.
+        served_from: ServedFrom,
+    },
     /// A write succeeded at this RV.
     Written {
         /// RV of the write.

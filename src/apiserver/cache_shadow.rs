@@ -37,7 +37,7 @@ impl Follower {
     fn new(c: &WatchCacheConfig, end: u64) -> Self {
         let (capacity, lower, upper, dynamic) = match c.mode {
             WatchCacheMode::Fixed => (c.capacity, c.capacity, c.capacity, false),
-            _ => (c.lower, c.lower, c.upper, true),
+            _ => (c.lower, c.lower, c.upper_bound(), true),
         };
         Follower {
             dynamic,
@@ -73,6 +73,10 @@ impl FollowerView<'_> {
     /// Current capacity in events.
     pub fn capacity(&self) -> u64 {
         self.f.capacity
+    }
+    /// The history window (`eventFreshDuration`).
+    pub fn fresh_ns(&self) -> Nanos {
+        self.f.fresh_ns
     }
     /// Largest capacity reached.
     pub fn capacity_max(&self) -> u64 {

@@ -24,13 +24,30 @@ pub struct SnapshotLog {
     oldest_rv: Option<i64>,
     /// Every event after `oldest_rv`, oldest first (each is also a snapshot's RV).
     events: VecDeque<CacheEvent>,
+    /// `MarkConsistent(false)` by the consistency checker: no snapshots are kept or served.
+    disabled: bool,
 }
 
 impl SnapshotLog {
     /// `ReplaceLocked`: every snapshot goes; the new state at `rv` is the only one.
     pub fn reset(&mut self, rv: i64) {
-        self.oldest_rv = Some(rv);
+        self.oldest_rv = (!self.disabled).then_some(rv);
         self.events.clear();
+    }
+
+    /// `MarkConsistent`: an inconsistent cache drops every snapshot and keeps none until a later
+    /// check finds it consistent again.
+    pub fn mark_consistent(&mut self, consistent: bool) {
+        self.disabled = !consistent;
+        if !consistent {
+            self.oldest_rv = None;
+            self.events.clear();
+        }
+    }
+
+    /// Whether some snapshot is older than `rv` (what `RemoveLess(rv)` would drop).
+    pub fn has_below(&self, rv: i64) -> bool {
+        self.oldest_rv.is_some_and(|o| o < rv)
     }
 
     /// `CompactSnapshotsLocked(oldest)` (`RemoveLess`): snapshots below `oldest` go. Called with
@@ -58,9 +75,16 @@ impl SnapshotLog {
     }
 
     /// `snapshots.Add(rv)` after an event was applied to the store.
+    /// Once every snapshot was dropped (`RemoveLess` above them all), the event's snapshot is
+    /// the new oldest one (events only come after the first `Replace`). Nothing while disabled.
     pub fn push(&mut self, event: CacheEvent) {
+        if self.disabled {
+            return;
+        }
         if self.oldest_rv.is_some() {
             self.events.push_back(event);
+        } else {
+            self.oldest_rv = Some(event.rv);
         }
     }
 
@@ -156,6 +180,30 @@ mod tests {
         let at6 = log.state_at(&store, 6).unwrap();
         assert_eq!(at6.get(&Key::new("/a")), Some(&obj(6)));
         assert_eq!(log.state_at(&store, 100).unwrap(), store);
+    }
+
+    /// `store_btree.go RemoveLess` above every snapshot leaves none, and the next event's `Add`
+    /// starts again; `watch_cache_storage.go MarkConsistent(false)` drops every snapshot and keeps
+    /// none (not even on `Replace`) until `MarkConsistent(true)`.
+    #[test]
+    fn snapshots_restart_after_a_full_removal_and_stop_while_inconsistent() {
+        let mut log = SnapshotLog::default();
+        log.reset(4);
+        log.push(ev(EventType::Added, "/a", 5, 0));
+        log.remove_less(9);
+        assert!(!log.can_serve(100));
+        log.push(ev(EventType::Added, "/b", 10, 0));
+        assert!(!log.can_serve(9));
+        assert!(log.can_serve(10));
+        log.mark_consistent(false);
+        assert!(!log.can_serve(10));
+        log.push(ev(EventType::Added, "/c", 11, 0));
+        log.reset(12);
+        assert!(!log.can_serve(12));
+        log.mark_consistent(true);
+        log.push(ev(EventType::Added, "/d", 13, 0));
+        assert!(!log.can_serve(12));
+        assert!(log.can_serve(13));
     }
 
     /// `RemoveLess(oldest)` keeps the snapshot at `oldest`; `Replace` drops all but its own.

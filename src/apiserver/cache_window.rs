@@ -73,7 +73,7 @@ impl<E: WindowEvent> Window<E> {
             _ => Self::with_bounds(
                 config.lower,
                 config.lower,
-                config.upper,
+                config.upper_bound(),
                 config.fresh.as_ns(),
                 true,
             ),
@@ -106,6 +106,10 @@ impl<E: WindowEvent> Window<E> {
     /// Current capacity in events.
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+    /// The history window (`eventFreshDuration`).
+    pub fn fresh_ns(&self) -> Nanos {
+        self.fresh_ns
     }
     /// Largest capacity reached.
     pub fn capacity_max(&self) -> u64 {

@@ -243,6 +243,15 @@ pub struct Cacher {
     /// When the cacher last became ready or not ready (creation counts): `ready.go
     /// lastStateChangeTime`, whose age sets the Retry-After of the 429 while not ready.
     pub state_changed_ns: Nanos,
+    /// When this cacher was created: its bookmark buckets count whole seconds from here
+    /// (`watcherBookmarkTimeBuckets.createTime`).
+    created_ns: Nanos,
+    /// A watcher sent the current state starts its bookmark floor at the state's RV
+    /// (`cache_watcher.go processInterval`, `cacheInterval.resourceVersion`, 1.32+); before, at
+    /// the RV its initial events carry (the state's RV, `newCacheIntervalFromStore`), or at the
+    /// requested RV (0) when the state is empty, so its first periodic bookmark repeats the
+    /// state's RV.
+    pub floor_at_snapshot_rv: bool,
     watchers: OrdMap<ConnId, CacheWatcher>,
     index: WatcherIndex,
     budget: TimeBudget,
@@ -289,6 +298,8 @@ impl Cacher {
             last_processed_rv: 0,
             restart_armed: false,
             state_changed_ns: now,
+            created_ns: now,
+            floor_at_snapshot_rv: true,
             watchers: OrdMap::new(),
             index: WatcherIndex::default(),
             budget: TimeBudget::new(now),
@@ -380,11 +391,15 @@ impl Cacher {
         ctx: &mut Ctx<'_>,
         rng: &mut RngStream,
     ) -> bool {
-        let chan = suggested_watch_channel_size(self.cache.capacity(), self.index_kind);
+        let chan = suggested_watch_channel_size(
+            self.cache.capacity(),
+            self.cache.fresh_ns(),
+            self.index_kind,
+        );
         let shadow_chans = (0..self.shadows.len())
             .map(|m| {
                 self.shadows.get(m).map_or(0, |s| {
-                    suggested_watch_channel_size(s.capacity(), self.index_kind)
+                    suggested_watch_channel_size(s.capacity(), s.fresh_ns(), self.index_kind)
                 })
             })
             .collect();
@@ -431,7 +446,13 @@ impl Cacher {
                 self.counters.events_sent += n;
                 w.buffered = n;
                 w.rv_sent = rv;
-                w.bookmark_floor = rv;
+                // Initial events carry the interval's RV (`newCacheIntervalFromStore`), so before
+                // 1.32 only an empty state leaves the floor at the requested RV (0 here).
+                w.bookmark_floor = if self.floor_at_snapshot_rv || n > 0 {
+                    rv
+                } else {
+                    0
+                };
                 if ctx.mutants.cacher_duplicate_after_snapshot {
                     // Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and
                     // the event still queued for dispatch (the newest in the ring) goes out again.
@@ -519,7 +540,8 @@ impl Cacher {
             }
         }
         if bookmarks {
-            w.next_bookmark_ns = next_bookmark_time(now, deadline_ns, self.bookmark_interval_ns);
+            w.next_bookmark_ns = next_bookmark_time(now, deadline_ns, self.bookmark_interval_ns)
+                .map(|t| bookmark_bucket_start(self.created_ns, t));
         }
         if deadline_ns > now && deadline_ns < Nanos::MAX {
             ctx.timer(deadline_ns, self.timer(CacherTimer::WatchDeadline(conn)));
@@ -829,7 +851,8 @@ impl Cacher {
                     self.counters.bookmarks_sent += 1;
                 }
                 w.next_bookmark_ns =
-                    next_bookmark_time(now, w.deadline_ns, self.bookmark_interval_ns);
+                    next_bookmark_time(now, w.deadline_ns, self.bookmark_interval_ns)
+                        .map(|t| bookmark_bucket_start(self.created_ns, t));
             }
         }
         self.arm_bookmark_tick(now, ctx, rng);
@@ -853,12 +876,22 @@ impl Cacher {
 }
 
 /// `nextBookmarkTime`: the earlier of now + the bookmark frequency (1 min) and the deadline - 2 s;
-/// none once that has passed.
+/// none once that has passed (a time equal to now still counts).
 pub fn next_bookmark_time(now: Nanos, deadline_ns: Nanos, frequency_ns: Nanos) -> Option<Nanos> {
     let heartbeat = now + frequency_ns;
     let before_deadline = deadline_ns.saturating_sub(BOOKMARK_BEFORE_DEADLINE_NS);
     let next = heartbeat.min(before_deadline);
-    (next > now).then_some(next)
+    (next >= now).then_some(next)
+}
+
+/// `watcherBookmarkTimeBuckets`: a watcher due at `t` is filed in the bucket of the whole second
+/// (counted from the cacher's creation) that `t` falls in, and is popped by the first bookmark
+/// tick at or after that bucket's start. So a bookmark can go out up to a second before `t`, and
+/// the minutes do not drift with the ticks' lateness; the bookmark due 2 s before a deadline can
+/// go out twice (popped early, re-filed in the same bucket).
+pub fn bookmark_bucket_start(created_ns: Nanos, t: Nanos) -> Nanos {
+    const SECOND: Nanos = 1_000_000_000;
+    created_ns + (t.saturating_sub(created_ns) / SECOND) * SECOND
 }
 
 impl Cacher {

@@ -52,6 +52,16 @@ pub fn validate_list(rv: Rv, rv_match: Option<RvMatch>, continued: bool) -> Resu
     }
 }
 
+/// `validateWatchOptions` with the WatchList gate off: a watch that sets `sendInitialEvents` is
+/// refused (sent, as client-go sends it, with `resourceVersionMatch=NotOlderThan`).
+pub fn watch_list_forbidden() -> Status {
+    invalid(&[
+        "sendInitialEvents: Forbidden: sendInitialEvents is forbidden for watch unless the \
+               WatchList feature gate is enabled"
+            .to_string(),
+    ])
+}
+
 /// `SetListOptionsDefaults` for a WATCH: with the WatchList gate on, a watch with RV "" or "0"
 /// and neither `sendInitialEvents` nor `resourceVersionMatch` becomes a streaming list
 /// (`sendInitialEvents=true`, NotOlderThan). Returns the `sendInitialEvents` in force.

@@ -12,10 +12,13 @@ use super::api::{
 };
 use super::cache_shadow::Shadows;
 use super::cacher::{Cacher, CacherTimer, Initial};
-use super::list_options::{default_watch, validate_list};
+use super::list_options::{default_watch, validate_list, watch_list_forbidden};
 use super::rules::{Rules, should_delegate_list};
 
+mod cache_upkeep;
+mod direct_watch;
 mod exact_list;
+mod get;
 use super::status::Status;
 use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache, scan_scope};
 use crate::etcd::{
@@ -66,6 +69,10 @@ pub enum ApiTimer {
     Start,
     /// A direct watch (watch cache off) reached its `timeoutSeconds`: the handler ends it.
     DirectWatchDeadline(ConnId),
+    /// A cache consistency check of a resource is due (1.34+).
+    ConsistencyCheck(ResourceId),
+    /// The cacher's snapshot compactor polls the known compaction revision (1.34+).
+    SnapshotCompactor,
 }
 
 /// Why the apiserver sent an etcd request.
@@ -84,6 +91,14 @@ enum EtcdPurpose {
     CompactTxn,
     Compact,
     DirectWatchInit(ConnId),
+    ConsistencyPage(Box<cache_upkeep::ConsistencyCheck>),
+    Get {
+        conn: ConnId,
+        req_id: u64,
+        resource: ResourceId,
+        key: Key,
+        min_rv: i64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -125,6 +140,8 @@ struct Wait {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum WaitKind {
+    /// A GET at RV=N waiting for the cache to reach N (`WaitUntilFreshAndGet`).
+    Get { conn: ConnId, req_id: u64, key: Key },
     List {
         conn: ConnId,
         req_id: u64,
@@ -202,6 +219,8 @@ pub struct ApiserverCounters {
     pub progress_requests: u64,
     /// Compactions requested.
     pub compactions: u64,
+    /// etcd pages read by the cache consistency checker (1.34+).
+    pub consistency_check_pages: u64,
 }
 
 /// One kube-apiserver.
@@ -224,12 +243,22 @@ pub struct Apiserver {
     waits: OrdMap<u64, Wait>,
     next_wait: u64,
     progress_armed: bool,
+    /// When the progress requester's timer fires next (`watch_progress.go Run`): a request is
+    /// sent at this time or, if the timer already fired while nobody waited, at once.
+    progress_timer_ns: Nanos,
+    /// When each resource's next consistency check is due (0: none; 1.34+).
+    consistency_due: Vector<Nanos>,
+    /// When the snapshot compactor polls next (1.34+).
+    snapshot_compactor_due: Nanos,
+    /// The compaction revision this apiserver's etcd3 compactor knows (`compactor.CompactRevision`):
+    /// the revisions it compacted itself.
+    known_compact_rev: i64,
     compactor_t: i64,
     compactor_rev: i64,
     /// Client watch connections: conn -> resource (cache-served).
     client_watches: OrdMap<ConnId, ResourceId>,
-    /// Watches served straight from etcd (watch cache off): client conn -> (resource, last RV).
-    direct_watches: OrdMap<ConnId, (ResourceId, KeyRange)>,
+    /// Watches served straight from etcd (watch cache off): client conn -> its etcd3 watchChan.
+    direct_watches: OrdMap<ConnId, direct_watch::DirectWatch>,
     direct_stream: Option<ConnId>,
     parked: Vector<Parked>,
     sending: OrdMap<u64, Sending>,
@@ -349,6 +378,10 @@ impl Apiserver {
             waits: OrdMap::new(),
             next_wait: 0,
             progress_armed: false,
+            progress_timer_ns: 0,
+            consistency_due: Vector::new(),
+            snapshot_compactor_due: 0,
+            known_compact_rev: 0,
             compactor_t: 0,
             compactor_rev: 0,
             client_watches: OrdMap::new(),
@@ -383,6 +416,8 @@ impl Apiserver {
 
     fn start(&mut self, scenario: &Scenario, ctx: &mut Ctx<'_>) {
         let cache_on = scenario.apiserver.watch_cache.mode != WatchCacheMode::Off;
+        // The progress requester starts with the cacher, its timer 100 ms ahead.
+        self.progress_timer_ns = ctx.now + PROGRESS_REQUEST_PERIOD_NS;
         self.cachers = scenario
             .resources
             .iter()
@@ -401,6 +436,7 @@ impl Apiserver {
                         ctx.now,
                         self.bookmark_interval_ns,
                     );
+                    c.floor_at_snapshot_rv = !matches!(self.rules, Rules::V1_27 | Rules::V1_31);
                     c.shadows = Shadows::new(&self.shadow_configs, |m| {
                         self.retired_shadows.get(m).is_some_and(Option::is_none)
                     });
@@ -413,6 +449,7 @@ impl Apiserver {
                 self.cacher_list(r as ResourceId, ctx);
             }
         }
+        self.start_cache_upkeep(ctx);
     }
 
     /// The resource whose current cacher watch has this etcd watch id.
@@ -640,6 +677,7 @@ impl Apiserver {
                         if self.compactor_rev != 0 {
                             let revision = self.compactor_rev;
                             self.counters.compactions += 1;
+                            self.known_compact_rev = self.known_compact_rev.max(revision);
                             self.send_etcd(
                                 KvRequest::Compact { revision },
                                 EtcdPurpose::Compact,
@@ -651,6 +689,14 @@ impl Apiserver {
                 }
             }
             EtcdPurpose::Compact => {}
+            EtcdPurpose::ConsistencyPage(check) => self.consistency_page_read(*check, resp, ctx),
+            EtcdPurpose::Get {
+                conn,
+                req_id,
+                resource,
+                key,
+                min_rv,
+            } => self.got_from_etcd(conn, req_id, resource, key, min_rv, resp, ctx),
             EtcdPurpose::DirectWatchInit(conn) => match resp {
                 Ok(KvResponse::Range(range)) => self.direct_watch_listed(conn, range, ctx),
                 _ => {
@@ -805,6 +851,9 @@ impl Apiserver {
         }
         match req {
             ApiRequest::List { .. } => self.on_list(conn, req_id, req, ctx),
+            ApiRequest::Get { resource, key, rv } => {
+                self.on_get(conn, req_id, resource, key, rv, ctx)
+            }
             ApiRequest::Watch { .. } => self.on_watch(conn, req_id, req, ctx),
             ApiRequest::Create {
                 resource,
@@ -1137,13 +1186,15 @@ impl Apiserver {
         }
     }
 
+    /// The conditional progress requester (`cacher/progress/watch_progress.go Run`), which runs
+    /// only with consistent reads from cache (etcd must support RequestWatchProgress). Its timer
+    /// runs while nobody waits: the first waiter after an idle spell gets a request at once, then
+    /// one every 100 ms while anyone waits.
     fn arm_progress(&mut self, ctx: &mut Ctx<'_>) {
-        // The conditional progress requester runs only with consistent reads from cache
-        // (watch_progress.go; etcd must support RequestWatchProgress).
         if self.consistent_list_from_cache && !self.progress_armed && !self.waits.is_empty() {
             self.progress_armed = true;
             ctx.timer(
-                ctx.now + PROGRESS_REQUEST_PERIOD_NS,
+                self.progress_timer_ns.max(ctx.now),
                 Timer::Apiserver(self.index, ApiTimer::ProgressRequest),
             );
         }
@@ -1152,9 +1203,12 @@ impl Apiserver {
     fn progress_tick(&mut self, ctx: &mut Ctx<'_>) {
         self.progress_armed = false;
         if self.waits.is_empty() {
+            // `timer.Reset(0)`: the next waiter's request goes out at once.
+            self.progress_timer_ns = ctx.now;
             return;
         }
         self.counters.progress_requests += 1;
+        self.progress_timer_ns = ctx.now + PROGRESS_REQUEST_PERIOD_NS;
         self.send_etcd_watch(WatchRequest::Progress, ctx);
         self.arm_progress(ctx);
     }
@@ -1183,6 +1237,9 @@ impl Apiserver {
 
     fn serve_wait(&mut self, w: Wait, ctx: &mut Ctx<'_>) {
         match w.kind {
+            WaitKind::Get { conn, req_id, key } => {
+                self.get_from_cache(conn, req_id, w.resource, &key, ctx)
+            }
             WaitKind::List {
                 conn,
                 req_id,
@@ -1231,6 +1288,12 @@ impl Apiserver {
     fn fail_wait(&mut self, w: Wait, status: Status, ctx: &mut Ctx<'_>) {
         match w.kind {
             WaitKind::List { conn, req_id, .. } => self.list_failed(conn, req_id, status, ctx),
+            WaitKind::Get { conn, req_id, .. } => {
+                if status.code == 504 {
+                    self.counters.too_large_errors += 1;
+                }
+                self.reply(conn, req_id, ApiResponse::Error(status), ctx);
+            }
             WaitKind::Watch { conn, .. } => {
                 if status.code == 504 {
                     self.counters.too_large_errors += 1;
@@ -1571,13 +1634,23 @@ impl Apiserver {
             return self.reply(
                 conn,
                 req_id,
-                ApiResponse::Error(Status::watch_list_forbidden()),
+                ApiResponse::Error(watch_list_forbidden()),
                 ctx,
             );
         }
         let ready = match self.cacher(resource) {
             None => {
-                return self.direct_watch(conn, req_id, resource, scope, rv, timeout_ns, ctx);
+                return self.direct_watch(
+                    conn,
+                    req_id,
+                    resource,
+                    scope,
+                    rv,
+                    send_initial_events,
+                    bookmarks,
+                    timeout_ns,
+                    ctx,
+                );
             }
             // Mutant `cacher_watch_during_reinit` (Kubernetes #116122): a cacher that was ready
             // before (generation > 0) and is re-initialising takes the watch on its old state;
@@ -1800,138 +1873,6 @@ impl Apiserver {
         }
     }
 
-    /// Watch cache off: the watch goes to etcd (`etcd3/watcher.go`). RV=N watches etcd from N+1;
-    /// RV=0 / unset first reads the current state (`watchChan.sync`), sends it as ADDED, then
-    /// watches from the read's revision + 1. A selector scope (per-node) reads and watches its
-    /// whole directory and is matched here (`watchChan` filters with the predicate). The watch
-    /// handler ends it at the request's `timeoutSeconds` (or a random 1-2x `--min-request-timeout`),
-    /// as it ends a cached watch (`handlers/watch.go serveWatch`).
-    #[allow(clippy::too_many_arguments)]
-    fn direct_watch(
-        &mut self,
-        conn: ConnId,
-        req_id: u64,
-        resource: ResourceId,
-        scope: KeyRange,
-        rv: Rv,
-        timeout_ns: Nanos,
-        ctx: &mut Ctx<'_>,
-    ) {
-        self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
-        self.direct_watches.insert(conn, (resource, scope.clone()));
-        let timeout = self.watch_timeout(timeout_ns);
-        ctx.timer(
-            ctx.now + timeout,
-            Timer::Apiserver(self.index, ApiTimer::DirectWatchDeadline(conn)),
-        );
-        let read = storage_range(&scope);
-        if let Rv::At(n) = rv {
-            // check: a direct watch from N delivers every change after N.
-            ctx.notice(crate::check::Notice::WatchStarted {
-                conn,
-                start_rv: n,
-                initial_events: 0,
-            });
-        }
-        match rv {
-            Rv::At(n) => self.send_direct(
-                WatchRequest::Create {
-                    watch_id: conn as i64,
-                    range: read,
-                    start_revision: n + 1,
-                    progress_notify: false,
-                },
-                ctx,
-            ),
-            _ => {
-                let req = KvRequest::Range {
-                    range: read,
-                    revision: 0,
-                    limit: 0,
-                };
-                if !self.send_etcd(req, EtcdPurpose::DirectWatchInit(conn), ctx) {
-                    self.direct_watches.remove(&conn);
-                    Cacher::refuse(
-                        ctx,
-                        conn,
-                        Status::internal("etcdserver: request timed out".into()),
-                    );
-                }
-            }
-        }
-    }
-
-    fn direct_watch_listed(&mut self, conn: ConnId, range: RangeResult, ctx: &mut Ctx<'_>) {
-        let Some((_, scope)) = self.direct_watches.get(&conn).cloned() else {
-            return;
-        };
-        self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
-        let matched: Vec<&KeyValue> = range
-            .kvs
-            .iter()
-            .filter(|kv| scope.contains(&kv.key))
-            .collect();
-        // check: the initial ADDED events are the state at the read's revision.
-        ctx.notice(crate::check::Notice::WatchStarted {
-            conn,
-            start_rv: range.revision,
-            initial_events: matched.len() as u64,
-        });
-        for kv in matched {
-            let ev = ApiWatchEvent::Object {
-                kind: EventType::Added,
-                key: kv.key.clone(),
-                rv: kv.mod_revision,
-                bytes: kv.value_bytes,
-                prev_rv: 0,
-            };
-            ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
-        }
-        self.send_direct(
-            WatchRequest::Create {
-                watch_id: conn as i64,
-                range: storage_range(&scope),
-                start_revision: range.revision + 1,
-                progress_notify: false,
-            },
-            ctx,
-        );
-    }
-
-    fn on_direct_watch(&mut self, resp: WatchResponse, ctx: &mut Ctx<'_>) {
-        let conn = resp.watch_id as ConnId;
-        let Some((_, scope)) = self.direct_watches.get(&conn).cloned() else {
-            return;
-        };
-        match resp.kind {
-            WatchResponseKind::Events(evs) => {
-                for e in evs.iter().filter(|e| scope.contains(&e.kv.key)) {
-                    let kind = event_type(e);
-                    let ev = ApiWatchEvent::Object {
-                        kind,
-                        key: e.kv.key.clone(),
-                        rv: e.kv.mod_revision,
-                        bytes: e.kv.value_bytes,
-                        // Simplification: etcd prev_kv is not requested; digests need the cache.
-                        prev_rv: 0,
-                    };
-                    ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
-                }
-            }
-            WatchResponseKind::Canceled { .. } => {
-                self.direct_watches.remove(&conn);
-                self.counters.too_old_errors += 1;
-                ctx.send(
-                    conn,
-                    Dir::ToClient,
-                    Msg::ApiWatch(ApiWatchEvent::Error(Status::watch_too_old_etcd())),
-                );
-                ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
-            }
-            _ => {}
-        }
-    }
-
     // ---------------------------------------------------------------- timers and faults
 
     /// A timer of this apiserver fired.
@@ -2027,6 +1968,8 @@ impl Apiserver {
                 ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
                 "direct_watch.deadline"
             }
+            ApiTimer::ConsistencyCheck(r) => self.consistency_check(r, ctx),
+            ApiTimer::SnapshotCompactor => self.snapshot_compactor_poll(ctx),
         }
     }
 
@@ -2083,6 +2026,9 @@ impl Apiserver {
         self.counters.lists_in_flight = 0;
         self.counters.list_memory_bytes = 0;
         self.progress_armed = false;
+        self.progress_timer_ns = 0;
+        self.consistency_due = Vector::new();
+        self.snapshot_compactor_due = 0;
         self.compactor_t = 0;
         self.compactor_rev = 0;
         for c in self.cachers.iter().flatten() {
@@ -2181,6 +2127,9 @@ impl Apiserver {
     pub fn erase_times(&mut self) {
         // Simplification (explorer only): without times, a superseded start timer is honoured.
         self.down_until_ns = 0;
+        self.progress_timer_ns = 0;
+        self.snapshot_compactor_due = 0;
+        self.consistency_due = self.consistency_due.iter().map(|_| 0).collect();
         for c in self.cachers.iter_mut().flatten() {
             c.erase_times();
         }
@@ -2227,9 +2176,9 @@ impl Apiserver {
             .into_iter()
             .map(|(id, mut w)| {
                 match &mut w.kind {
-                    WaitKind::List { conn, .. } | WaitKind::Watch { conn, .. } => {
-                        *conn = r.conn(*conn)
-                    }
+                    WaitKind::List { conn, .. }
+                    | WaitKind::Watch { conn, .. }
+                    | WaitKind::Get { conn, .. } => *conn = r.conn(*conn),
                 }
                 (id, w)
             })

@@ -101,13 +101,20 @@ impl Status {
         )
     }
 
-    /// 410: a continue token whose revision was compacted (`handleCompactedErrorForPaging`).
+    /// 410: a continue token whose revision was compacted (`etcd3/errors.go
+    /// handleCompactedErrorForPaging`): the `inconsistentContinue` text, whose Status also carries
+    /// a new token at RV -1 (continue at the latest RV; not modelled: client-go's pager relists
+    /// in full on a 410).
     pub fn continue_too_old() -> Self {
         Self::new(
             410,
             "Expired",
             "The provided continue parameter is too old to display a consistent list result. \
-             You can start a new list without the continue parameter."
+             You can start a new list without the continue parameter, or use the continue token \
+             in this response to retrieve the remainder of the results. Continuing with the \
+             provided token results in an inconsistent list - objects that were created, \
+             modified, or deleted between the time the first chunk was returned and now may \
+             show up in the list."
                 .into(),
         )
     }
@@ -145,16 +152,6 @@ impl Status {
     /// 404 NotFound.
     pub fn not_found(resource: &str, name: &str) -> Self {
         Self::new(404, "NotFound", format!("{resource} \"{name}\" not found"))
-    }
-
-    /// 422: `sendInitialEvents` without the WatchList feature.
-    pub fn watch_list_forbidden() -> Self {
-        Self::new(
-            422,
-            "Invalid",
-            "sendInitialEvents is forbidden for watch unless the WatchList feature gate is enabled"
-                .into(),
-        )
     }
 
     /// 422: ListOptions that the handler's validation forbids (`ValidateListOptions`); every

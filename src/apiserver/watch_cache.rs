@@ -93,15 +93,18 @@ pub enum WatchIndexKind {
     NoIndex,
 }
 
-/// Per-watcher input and result channel size: `ceil(capacity / 75)` clamped to `[10, max]`,
-/// max 10 / 1000 / 100 by index kind (`watch_cache.go suggestedWatchChannelSize`).
-pub fn suggested_watch_channel_size(capacity: u64, kind: WatchIndexKind) -> u64 {
+/// Per-watcher input and result channel size: `ceil(capacity / window)`, the window being the
+/// history window `fresh` in seconds (about one second of history), clamped to `[10, max]`,
+/// max 10 / 1000 / 100 by index kind (`watch_cache_history.go suggestedWatchChannelSize`; before
+/// 1.33 the window was the constant 75 s).
+pub fn suggested_watch_channel_size(capacity: u64, fresh_ns: Nanos, kind: WatchIndexKind) -> u64 {
     let max = match kind {
         WatchIndexKind::IndexAndTrigger => 10,
         WatchIndexKind::IndexOnly => 1000,
         WatchIndexKind::NoIndex => 100,
     };
-    capacity.div_ceil(75).clamp(10, max)
+    let per_second = (capacity as u128 * 1_000_000_000).div_ceil(fresh_ns.max(1) as u128);
+    (per_second.min(u64::MAX as u128) as u64).clamp(10, max)
 }
 
 /// The watch cache of one resource: the store of current objects and the event window beside
@@ -174,6 +177,26 @@ impl WatchCache {
         self.snapshots.as_ref().is_some_and(|s| s.can_serve(rv))
     }
 
+    /// `MarkConsistent` (the 1.34+ consistency checker's verdict); no effect without snapshots.
+    pub fn mark_consistent(&mut self, consistent: bool) {
+        if let Some(s) = self.snapshots.as_mut() {
+            s.mark_consistent(consistent);
+        }
+    }
+
+    /// Whether `compact_snapshots(rev)` would drop a snapshot.
+    pub fn snapshots_below(&self, rev: i64) -> bool {
+        self.snapshots.as_ref().is_some_and(|s| s.has_below(rev))
+    }
+
+    /// `WatchCacheStorage.Compact`: the snapshot compactor drops the snapshots below etcd's
+    /// compaction revision.
+    pub fn compact_snapshots(&mut self, rev: i64) {
+        if let Some(s) = self.snapshots.as_mut() {
+            s.remove_less(rev);
+        }
+    }
+
     /// The state at `rv` from the snapshots (`GetExactSnapshotLocked`), if one is old enough.
     pub fn state_at(&self, rv: i64) -> Option<OrdMap<Key, Obj>> {
         self.snapshots.as_ref()?.state_at(&self.store, rv)
@@ -182,6 +205,10 @@ impl WatchCache {
     /// Current capacity in events.
     pub fn capacity(&self) -> u64 {
         self.window.capacity()
+    }
+    /// The history window (`eventFreshDuration`).
+    pub fn fresh_ns(&self) -> Nanos {
+        self.window.fresh_ns()
     }
     /// Largest capacity reached.
     pub fn capacity_max(&self) -> u64 {
@@ -478,6 +505,19 @@ mod tests {
         assert_eq!(want.count, 2);
     }
 
+    /// Row 12 of the 1.31-1.37 reference: `watch_cache_history.go suggestedWatchChannelSize`
+    /// divides by the history window, not a constant 75 (`TestSuggestedWatchChannelSize`: 7500
+    /// events over 2m30s -> 50; with no index the cap of 100 still holds for 75000 over 150 s).
+    #[test]
+    fn watch_channel_size_follows_the_history_window() {
+        use WatchIndexKind::*;
+        assert_eq!(suggested_watch_channel_size(7500, 150 * S, IndexOnly), 50);
+        assert_eq!(suggested_watch_channel_size(7500, 75 * S, IndexOnly), 100);
+        assert_eq!(suggested_watch_channel_size(75000, 150 * S, NoIndex), 100);
+        assert_eq!(suggested_watch_channel_size(75000, 150 * S, IndexOnly), 500);
+        assert_eq!(suggested_watch_channel_size(1000, 300 * S, IndexOnly), 10);
+    }
+
     /// Case 5 (`TestSuggestedWatchChannelSize`).
     #[test]
     fn channel_sizes() {
@@ -491,9 +531,9 @@ mod tests {
         ];
         for (cap, want) in rows {
             let got = [
-                suggested_watch_channel_size(cap, IndexAndTrigger),
-                suggested_watch_channel_size(cap, IndexOnly),
-                suggested_watch_channel_size(cap, NoIndex),
+                suggested_watch_channel_size(cap, 75 * S, IndexAndTrigger),
+                suggested_watch_channel_size(cap, 75 * S, IndexOnly),
+                suggested_watch_channel_size(cap, 75 * S, NoIndex),
             ];
             assert_eq!(got, want, "capacity {cap}");
         }

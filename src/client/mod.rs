@@ -54,6 +54,17 @@ pub fn scope_of(resource: &str, scope: ClientScope, instance: u64) -> KeyRange {
 /// Every reflector of the scenario, in population order (`<name>-<i>`).
 pub fn build(scenario: &Scenario, seed: u64) -> Vector<crate::kernel::cow::CowBox<Reflector>> {
     let mut out = Vector::new();
+    // Clients are as old as the apiserver profile: client-go 1.36+ resets its backoff every
+    // 2 min (k8s-rules-1.31-1.37.md row 9).
+    let backoff_rule = if scenario
+        .apiserver
+        .rules
+        .reflector_backoff_resets_periodically()
+    {
+        backoff::ResetRule::Periodic
+    } else {
+        backoff::ResetRule::AfterQuietPeriod
+    };
     for (p, cfg) in scenario.clients.iter().enumerate() {
         let resource = scenario
             .resources
@@ -69,6 +80,7 @@ pub fn build(scenario: &Scenario, seed: u64) -> Vector<crate::kernel::cow::CowBo
                 scope_of(&cfg.resource, cfg.scope, i),
                 cfg,
                 seed,
+                backoff_rule,
             )));
         }
     }

@@ -2,13 +2,16 @@
 //! k8s-cacher-protocol.md §8; unit-test expectations cases 26-30): ListAndWatch under a sliding
 //! backoff, the first LIST at `list_rv` ("0"), relists at the last synced RV unpaginated, the
 //! fallback to RV="" after 410 / 504, the pager with full-list-if-expired, watches with a
-//! timeout in [5, 10) min and bookmarks, re-watch after a clean close, relist after 410 or a
-//! "very short watch", backoff without relist on 429 and connection errors, client-go's REST
-//! retries of 429 with Retry-After (10 times), and the WatchList mode.
+//! timeout in [5, 10) min and bookmarks, re-watch at once after a clean close or a broken
+//! connection, relist after 410 or a "very short watch", backoff without relist on 429 and
+//! connection errors, client-go's REST retries of 429 with Retry-After (10 times), and the
+//! WatchList mode with `watchList`'s own loop (immediate retry with RV "" after 410 / 504, backoff
+//! on 429, LIST fallback on other errors). Checked against client-go v0.37.2 by
+//! `tests/reflector_conformance.rs` (notes.md, "Reflector oracle").
 
 use imbl::OrdMap;
 
-use super::backoff::Backoff;
+use super::backoff::{Backoff, ResetRule};
 use super::store::InformerStore;
 use crate::apiserver::watch_cache::{EventType, Obj};
 use crate::apiserver::{
@@ -100,6 +103,10 @@ pub enum ClientTimer {
     Watch,
     /// Resend the current LIST request (REST retry after Retry-After).
     RetryList,
+    /// Send the streaming list again within the same ListAndWatch (`reflector.go watchList`'s
+    /// loop: at once after a 410 / 504 or a stream that ended before its end bookmark; after the
+    /// backoff on 429 or connection refused; after Retry-After for a REST retry).
+    WatchList,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -129,6 +136,8 @@ enum Phase {
     /// A WatchList stream is collecting the initial events.
     WatchListing {
         conn: ConnId,
+        started_ns: Nanos,
+        events: u64,
         acc: OrdMap<Key, Obj>,
         rest_retries: u32,
     },
@@ -188,6 +197,9 @@ pub struct Reflector {
     pending_cause: Option<RelistCause>,
     /// The next watch resumes after a clean close (a timeout), not after a broken connection.
     clean_resume: bool,
+    /// REST retries already made of the WATCH that the next `Watch` / `WatchList` timer resends
+    /// (client-go's REST client retries a 429 / 5xx with Retry-After at most 10 times).
+    rest_retries_next: u32,
     backoff: Backoff,
     /// The informer store.
     pub store: InformerStore,
@@ -229,6 +241,7 @@ impl Reflector {
         scope: KeyRange,
         cfg: &ClientConfig,
         seed: u64,
+        backoff_rule: ResetRule,
     ) -> Self {
         Reflector {
             id,
@@ -246,7 +259,8 @@ impl Reflector {
             synced_once: false,
             pending_cause: None,
             clean_resume: false,
-            backoff: Backoff::default(),
+            rest_retries_next: 0,
+            backoff: Backoff::new(backoff_rule),
             store: InformerStore::new(cfg.store),
             disconnected_until: 0,
             sent: None,
@@ -322,8 +336,42 @@ impl Reflector {
         self.server
     }
 
-    /// Arms the first ListAndWatch.
+    /// The request this reflector would send when timer `t` fires, if any (what an attempt the
+    /// model refuses before sending stands for: client-go's request whose dial fails; used by
+    /// the reflector oracle's comparison, `tests/common/model_client.rs`).
+    pub fn request_for(&self, t: ClientTimer, cfg: &ClientConfig) -> Option<Sent> {
+        match t {
+            ClientTimer::ListAndWatch if cfg.watch_list.unwrap_or(false) => Some(Sent {
+                kind: "watch-list",
+                rv: self.watch_list_rv(),
+                limit: 0,
+            }),
+            ClientTimer::ListAndWatch => {
+                let rv = self.relist_rv(cfg);
+                Some(Sent {
+                    kind: "list",
+                    rv,
+                    limit: self.list_limit(rv, cfg, false),
+                })
+            }
+            ClientTimer::WatchList => Some(Sent {
+                kind: "watch-list",
+                rv: self.watch_list_rv(),
+                limit: 0,
+            }),
+            ClientTimer::Watch => Some(Sent {
+                kind: "watch",
+                rv: self.watch_rv(),
+                limit: 0,
+            }),
+            ClientTimer::RetryList => None,
+        }
+    }
+
+    /// Arms the first ListAndWatch; the reflector (and its backoff manager, whose reset clock
+    /// starts at creation) is created then.
     pub fn start(&mut self, at: Nanos, ctx: &mut Ctx<'_>) {
+        self.backoff.created_at(at);
         ctx.timer(at, self.timer(ClientTimer::ListAndWatch));
     }
 
@@ -364,6 +412,38 @@ impl Reflector {
         }
     }
 
+    /// The pager's page size (`reflector.go list`): 500 for RV "" / "0" or when results came
+    /// paginated before; 0 (no limit, served from the watch cache) for a relist at a specific RV.
+    /// `relist_from_etcd`: mutant `reflector_relist_from_etcd` (Kubernetes #86483, PR #83520's
+    /// first form): the relist at the last RV keeps the page size, so the apiserver sends it to
+    /// etcd.
+    fn list_limit(&self, rv: Rv, cfg: &ClientConfig, relist_from_etcd: bool) -> u64 {
+        if self.paginated || matches!(rv, Rv::Unset | Rv::Zero) || relist_from_etcd {
+            cfg.page_size
+        } else {
+            0
+        }
+    }
+
+    /// The RV of a plain watch: the last synced RV ("0" before any sync).
+    fn watch_rv(&self) -> Rv {
+        if self.last_sync_rv > 0 {
+            Rv::At(self.last_sync_rv)
+        } else {
+            Rv::Zero
+        }
+    }
+
+    /// The RV of a streaming list (`rewatchResourceVersion`): "" after an unavailable RV or
+    /// before any sync, else the last synced RV.
+    fn watch_list_rv(&self) -> Rv {
+        if self.unavailable || self.last_sync_rv == 0 {
+            Rv::Unset
+        } else {
+            Rv::At(self.last_sync_rv)
+        }
+    }
+
     fn note_relist(&mut self) {
         if self.synced_once || self.pending_cause == Some(RelistCause::Restart) {
             match self.pending_cause.take().unwrap_or(RelistCause::Error) {
@@ -398,22 +478,11 @@ impl Reflector {
                 }
                 self.note_relist();
                 if cfg.watch_list.unwrap_or(false) {
-                    self.start_watch_list(cfg, ctx);
+                    self.start_watch_list(cfg, 0, ctx);
                     return ("watch_list", fx);
                 }
                 let rv = self.relist_rv(cfg);
-                // Page size: 500 for RV "" / "0" or when results came paginated before; 0 (no
-                // limit, served from the watch cache) for a relist at a specific RV.
-                // Mutant `reflector_relist_from_etcd` (Kubernetes #86483, PR #83520's first form):
-                // the relist at the last RV keeps the page size, so the apiserver sends it to etcd.
-                let limit = if self.paginated
-                    || matches!(rv, Rv::Unset | Rv::Zero)
-                    || ctx.mutants.reflector_relist_from_etcd
-                {
-                    cfg.page_size
-                } else {
-                    0
-                };
+                let limit = self.list_limit(rv, cfg, ctx.mutants.reflector_relist_from_etcd);
                 self.send_list(rv, limit, None, 0, OrdMap::new(), ctx);
                 ("list", fx)
             }
@@ -425,8 +494,18 @@ impl Reflector {
                 // A re-watch after a broken connection is a reconnect (P(410 on reconnect)); one
                 // after a clean close (a watch timeout) is a resume.
                 let reconnect = !std::mem::take(&mut self.clean_resume);
-                self.open_watch(cfg, reconnect, 0, ctx);
+                let retries = std::mem::take(&mut self.rest_retries_next);
+                self.open_watch(cfg, reconnect, retries, ctx);
                 ("watch", fx)
+            }
+            ClientTimer::WatchList => {
+                if !self.connected(ctx.now) {
+                    self.backoff_watch_list(ctx);
+                    return ("refused", fx);
+                }
+                let retries = std::mem::take(&mut self.rest_retries_next);
+                self.start_watch_list(cfg, retries, ctx);
+                ("watch_list", fx)
             }
             ClientTimer::RetryList => {
                 if let Phase::Listing {
@@ -511,12 +590,14 @@ impl Reflector {
         }
         self.close_watch(ctx);
         self.phase = Phase::Idle;
+        self.rest_retries_next = 0;
         let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
         ctx.timer(ctx.now + wait, self.timer(ClientTimer::ListAndWatch));
     }
 
     fn backoff_watch(&mut self, ctx: &mut Ctx<'_>) {
         self.clean_resume = false;
+        self.rest_retries_next = 0;
         self.close_watch(ctx);
         self.phase = Phase::Idle;
         let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
@@ -546,11 +627,7 @@ impl Reflector {
         let req = ApiRequest::Watch {
             resource: self.resource,
             scope: self.scope.clone(),
-            rv: if self.last_sync_rv > 0 {
-                Rv::At(self.last_sync_rv)
-            } else {
-                Rv::Zero
-            },
+            rv: self.watch_rv(),
             bookmarks: cfg.bookmarks,
             send_initial_events: None,
             timeout_ns,
@@ -561,11 +638,7 @@ impl Reflector {
         }
         self.sent = Some(Sent {
             kind: "watch",
-            rv: if self.last_sync_rv > 0 {
-                Rv::At(self.last_sync_rv)
-            } else {
-                Rv::Zero
-            },
+            rv: self.watch_rv(),
             limit: 0,
         });
         ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
@@ -578,16 +651,12 @@ impl Reflector {
         };
     }
 
-    fn start_watch_list(&mut self, cfg: &ClientConfig, ctx: &mut Ctx<'_>) {
+    fn start_watch_list(&mut self, cfg: &ClientConfig, rest_retries: u32, ctx: &mut Ctx<'_>) {
         let Some(server) = self.server else {
-            return self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+            return self.backoff_watch_list(ctx);
         };
         let conn = ctx.connect(self.actor(), Actor::Apiserver(server));
-        let rv = if self.unavailable || self.last_sync_rv == 0 {
-            Rv::Unset
-        } else {
-            Rv::At(self.last_sync_rv)
-        };
+        let rv = self.watch_list_rv();
         let timeout_ns = MIN_WATCH_TIMEOUT_NS + self.rng.below(MIN_WATCH_TIMEOUT_NS);
         let req = ApiRequest::Watch {
             resource: self.resource,
@@ -607,9 +676,40 @@ impl Reflector {
         ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
         self.phase = Phase::WatchListing {
             conn,
+            started_ns: ctx.now,
+            events: 0,
             acc: OrdMap::new(),
-            rest_retries: 0,
+            rest_retries,
         };
+    }
+
+    /// `watchList`'s retriable errors (429, connection refused): wait the backoff, then stream
+    /// again (`isErrorRetriableWithSideEffectsFn`: `<-r.clock.After(r.delayHandler())`).
+    fn backoff_watch_list(&mut self, ctx: &mut Ctx<'_>) {
+        self.rest_retries_next = 0;
+        self.close_watch(ctx);
+        self.phase = Phase::Idle;
+        let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
+        ctx.timer(ctx.now + wait, self.timer(ClientTimer::WatchList));
+    }
+
+    /// `watchList` goes round its loop at once: after a 410 / 504 (with RV "" from now on) or a
+    /// stream that ended before its end bookmark.
+    fn retry_watch_list_now(&mut self, ctx: &mut Ctx<'_>) {
+        self.rest_retries_next = 0;
+        self.close_watch(ctx);
+        self.phase = Phase::Idle;
+        ctx.timer(ctx.now, self.timer(ClientTimer::WatchList));
+    }
+
+    /// `ListAndWatch`'s fallback when `watchList` returns an error: `list()` at once, in the
+    /// same ListAndWatch (so not another relist), then a plain watch.
+    fn fall_back_to_list(&mut self, cfg: &ClientConfig, ctx: &mut Ctx<'_>) {
+        self.close_watch(ctx);
+        self.phase = Phase::Idle;
+        let rv = self.relist_rv(cfg);
+        let limit = self.list_limit(rv, cfg, ctx.mutants.reflector_relist_from_etcd);
+        self.send_list(rv, limit, None, 0, OrdMap::new(), ctx);
     }
 
     /// Any message for this reflector.
@@ -674,14 +774,13 @@ impl Reflector {
                     Phase::Watching { conn: c, .. } if c == conn => {
                         self.server = None;
                         fx.wants_server = true;
-                        self.watch_ended(ctx);
+                        self.watch_ended(true, ctx);
                         ("watch_reset", fx)
                     }
                     Phase::WatchListing { conn: c, .. } if c == conn => {
                         self.server = None;
                         fx.wants_server = true;
-                        self.finish_list_and_watch(Some(RelistCause::Error), ctx);
-                        ("watch_list_reset", fx)
+                        (self.watch_list_ended(cfg, ctx), fx)
                     }
                     _ => ("stale", fx),
                 }
@@ -817,32 +916,55 @@ impl Reflector {
                     | Phase::WatchListing { rest_retries, .. } => rest_retries,
                     _ => 0,
                 };
+                let watch_list = matches!(self.phase, Phase::WatchListing { .. });
                 if let Some(wait) = self.rest_retry(&status, retries) {
                     // client-go's REST client retries the WATCH call itself.
-                    let watch_list = matches!(self.phase, Phase::WatchListing { .. });
                     self.phase = Phase::Idle;
-                    if watch_list {
-                        ctx.timer(ctx.now + wait, self.timer(ClientTimer::ListAndWatch));
+                    self.rest_retries_next = retries + 1;
+                    let t = if watch_list {
+                        ClientTimer::WatchList
                     } else {
-                        self.phase = Phase::Idle;
-                        ctx.timer(ctx.now + wait, self.timer(ClientTimer::Watch));
-                    }
+                        ClientTimer::Watch
+                    };
+                    ctx.timer(ctx.now + wait, self.timer(t));
                     return ("watch_retry_after", fx);
+                }
+                if watch_list {
+                    return self.watch_list_failed(&status, cfg, ctx);
                 }
                 if status.code == 429 {
                     self.backoff_watch(ctx);
                     return ("watch_backoff", fx);
                 }
-                if matches!(self.phase, Phase::WatchListing { .. }) {
-                    // Any other WatchList error: fall back to LIST (reflector.go watchList).
-                    let _ = cfg;
-                    self.finish_list_and_watch(Some(RelistCause::Error), ctx);
-                    return ("watch_list_fallback", fx);
-                }
                 self.finish_list_and_watch(Some(RelistCause::Error), ctx);
                 ("watch_error", fx)
             }
             _ => ("unexpected", fx),
+        }
+    }
+
+    /// An error of the streaming list, as an answer or on the stream (`reflector.go watchList`,
+    /// `isErrorRetriableWithSideEffectsFn`): 410 / 504 "too large" mark the RV unavailable and
+    /// stream again at once with RV ""; 429 backs off and streams again; anything else makes
+    /// ListAndWatch fall back to a LIST at once.
+    fn watch_list_failed(
+        &mut self,
+        status: &Status,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        let fx = Effects::default();
+        let too_large = status.code == 504 && status.cause == Some("ResourceVersionTooLarge");
+        if status.code == 410 || too_large {
+            self.unavailable = true;
+            self.retry_watch_list_now(ctx);
+            ("watch_list_retry", fx)
+        } else if status.code == 429 {
+            self.backoff_watch_list(ctx);
+            ("watch_list_backoff", fx)
+        } else {
+            self.fall_back_to_list(cfg, ctx);
+            ("watch_list_fallback", fx)
         }
     }
 
@@ -906,15 +1028,19 @@ impl Reflector {
                 ("watch_error_event", fx)
             }
             ApiWatchEvent::Closed => {
-                self.watch_ended(ctx);
+                self.watch_ended(false, ctx);
                 ("watch_closed", fx)
             }
         }
     }
 
-    /// The watch stream ended without an error: re-watch at once, unless it was a very short
-    /// watch (< 1 s, no events), which makes ListAndWatch return and relist after the backoff.
-    fn watch_ended(&mut self, ctx: &mut Ctx<'_>) {
+    /// The watch stream ended without an error, closed by the server or `broken` with its
+    /// connection (client-go's stream decoder takes a reset connection for an EOF,
+    /// `utilnet.IsProbableEOF`): re-watch at once (`reflector.go watch`'s loop; a client cut off
+    /// or an apiserver down makes that attempt fail with connection refused, and only then does
+    /// it back off), unless it was a very short watch (< 1 s, no events), which makes
+    /// ListAndWatch return and relist after the backoff.
+    fn watch_ended(&mut self, broken: bool, ctx: &mut Ctx<'_>) {
         let Phase::Watching {
             started_ns, events, ..
         } = self.phase
@@ -924,12 +1050,35 @@ impl Reflector {
         self.phase = Phase::Idle;
         if ctx.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
             self.finish_list_and_watch(Some(RelistCause::Error), ctx);
-        } else if self.connected(ctx.now) {
+            return;
+        }
+        if broken {
+            // The re-watch is a reconnect (P(410 on reconnect)).
+            self.clean_resume = false;
+        } else {
             self.counters.watch_resumes += 1;
             self.clean_resume = true;
-            ctx.timer(ctx.now, self.timer(ClientTimer::Watch));
+        }
+        ctx.timer(ctx.now, self.timer(ClientTimer::Watch));
+    }
+
+    /// The streaming list's stream ended before its end bookmark (closed, or its connection
+    /// broke): `handleAnyWatch` returns no error and `watchList` streams again at once, unless
+    /// the stream was very short (< 1 s, no events: `VeryShortWatchError`), which makes
+    /// ListAndWatch fall back to a LIST.
+    fn watch_list_ended(&mut self, cfg: &ClientConfig, ctx: &mut Ctx<'_>) -> &'static str {
+        let Phase::WatchListing {
+            started_ns, events, ..
+        } = self.phase
+        else {
+            return "stale";
+        };
+        if ctx.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
+            self.fall_back_to_list(cfg, ctx);
+            "watch_list_fallback"
         } else {
-            self.backoff_watch(ctx);
+            self.retry_watch_list_now(ctx);
+            "watch_list_retry"
         }
     }
 
@@ -942,6 +1091,8 @@ impl Reflector {
         let mut fx = Effects::default();
         let Phase::WatchListing {
             conn,
+            started_ns,
+            events,
             mut acc,
             rest_retries,
         } = self.phase.clone()
@@ -966,6 +1117,8 @@ impl Reflector {
                 }
                 self.phase = Phase::WatchListing {
                     conn,
+                    started_ns,
+                    events: events + 1,
                     acc,
                     rest_retries,
                 };
@@ -980,37 +1133,29 @@ impl Reflector {
                 self.unavailable = false;
                 self.synced_once = true;
                 fx.listed_rv = Some(rv);
-                // The same stream goes on as a normal watch.
+                // The same stream goes on as a normal watch (`watchWithResync(ctx, w)`), its
+                // `start` taken and its event count restarted there (`reflector.go watch`).
                 self.phase = Phase::Watching {
                     conn,
                     started_ns: ctx.now,
-                    events: 1,
+                    events: 0,
                     reconnect: false,
                     rest_retries: 0,
                 };
                 ("watch_list_synced", fx)
             }
-            ApiWatchEvent::Bookmark { .. } => ("bookmark", fx),
-            ApiWatchEvent::Error(status) => {
-                if status.code == 410 || status.code == 504 {
-                    self.unavailable = true;
-                }
-                let _ = cfg;
-                self.finish_list_and_watch(
-                    Some(if status.code == 410 {
-                        RelistCause::TooOld
-                    } else {
-                        RelistCause::Error
-                    }),
-                    ctx,
-                );
-                ("watch_list_error", fx)
+            ApiWatchEvent::Bookmark { .. } => {
+                self.phase = Phase::WatchListing {
+                    conn,
+                    started_ns,
+                    events: events + 1,
+                    acc,
+                    rest_retries,
+                };
+                ("bookmark", fx)
             }
-            ApiWatchEvent::Closed => {
-                // Closed before the end bookmark: a fresh streaming request.
-                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
-                ("watch_list_closed", fx)
-            }
+            ApiWatchEvent::Error(status) => self.watch_list_failed(&status, cfg, ctx),
+            ApiWatchEvent::Closed => (self.watch_list_ended(cfg, ctx), fx),
         }
     }
 
@@ -1026,11 +1171,22 @@ impl Reflector {
             Phase::Watching { conn, .. } => {
                 ctx.send(conn, Dir::ToServer, Msg::Hangup);
                 // The client sees its stream break (an unexpected EOF ends the watch).
-                self.watch_ended(ctx);
+                self.watch_ended(true, ctx);
             }
-            Phase::WatchListing { conn, .. } => {
+            Phase::WatchListing {
+                conn,
+                started_ns,
+                events,
+                ..
+            } => {
                 ctx.send(conn, Dir::ToServer, Msg::Hangup);
-                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                // As `watch_list_ended`; the LIST a very short stream falls back to would be
+                // refused (the client is cut off), ending ListAndWatch with an error.
+                if ctx.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
+                    self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                } else {
+                    self.retry_watch_list_now(ctx);
+                }
             }
             Phase::Listing { conn, .. } => {
                 if req_conn != Some(conn) {
@@ -1055,7 +1211,8 @@ impl Reflector {
         self.last_sync_rv = 0;
         self.unavailable = false;
         self.paginated = false;
-        self.backoff = Backoff::default();
+        self.backoff = Backoff::new(self.backoff.rule());
+        self.backoff.created_at(ctx.now);
         self.store = InformerStore::new(match self.store {
             InformerStore::Map(_) => crate::scenario::StoreMode::Map,
             InformerStore::Digest(_) => crate::scenario::StoreMode::Digest,
@@ -1069,7 +1226,9 @@ impl Reflector {
     /// The explorer's time abstraction: forgets when the watch started, the disconnection
     /// deadline (kept as "still cut off or not"), the backoff's clock and the stream that draws timeouts and jitter.
     pub fn erase_times(&mut self, now: Nanos) {
-        if let Phase::Watching { started_ns, .. } = &mut self.phase {
+        if let Phase::Watching { started_ns, .. } | Phase::WatchListing { started_ns, .. } =
+            &mut self.phase
+        {
             *started_ns = 0;
         }
         // Only whether the client is still cut off counts.

@@ -20,6 +20,7 @@ impl Step {
         "api.create",
         "api.update",
         "api.delete",
+        "api.get",
         "api.list",
         "api.watch",
         "api.unwatch",
@@ -44,6 +45,7 @@ impl Step {
             | Step::ApiCreate { at, .. }
             | Step::ApiUpdate { at, .. }
             | Step::ApiDelete { at, .. }
+            | Step::ApiGet { at, .. }
             | Step::ApiList { at, .. }
             | Step::ApiWatch { at, .. }
             | Step::ApiUnwatch { at, .. }
@@ -69,6 +71,7 @@ impl Step {
             Step::ApiCreate { .. } => "api.create",
             Step::ApiUpdate { .. } => "api.update",
             Step::ApiDelete { .. } => "api.delete",
+            Step::ApiGet { .. } => "api.get",
             Step::ApiList { .. } => "api.list",
             Step::ApiWatch { .. } => "api.watch",
             Step::ApiUnwatch { .. } => "api.unwatch",

@@ -223,6 +223,8 @@ pub struct EtcdConfig {
     pub progress_notify_interval: DurationNs,
     /// `--max-request-bytes` (default 1.5 MiB).
     pub max_request_bytes: Bytes,
+    /// Which etcd release's watch and compaction behaviour applies (default the newest).
+    pub version: EtcdVersion,
 }
 
 impl Default for EtcdConfig {
@@ -230,7 +232,34 @@ impl Default for EtcdConfig {
         Self {
             progress_notify_interval: DurationNs::from_secs(600),
             max_request_bytes: Bytes(1_572_864),
+            version: EtcdVersion::V3_7,
         }
+    }
+}
+
+/// An etcd release whose behaviour the etcd model follows (etcd-semantics.md "known bugs"). The
+/// releases differ in three bugs that Debian's 3.4.23 still has: #18089 (a DELETE exactly at the
+/// compact revision is lost; fixed in 3.4.34 / 3.5.16), #15220 (RequestProgress answered while a
+/// watcher is still catching up; 3.4.25 / 3.5.8) and #17529 (a lagging watcher whose next
+/// revision is compacted is skipped instead of cancelled; 3.4.31 / 3.5.13). 3.6 and 3.7 have
+/// every fix. The same switches are the `etcd_*` mutants.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+pub enum EtcdVersion {
+    /// Debian bookworm's `etcd-server` (the oracle of `tests/etcd_conformance.rs`).
+    #[serde(rename = "3.4.23")]
+    V3_4_23,
+    /// etcd 3.6.
+    #[serde(rename = "3.6")]
+    V3_6,
+    /// etcd 3.7 (what k8s.io/apiserver v0.37 pins).
+    #[serde(rename = "3.7")]
+    V3_7,
+}
+
+impl EtcdVersion {
+    /// Has the 3.4.23 watch and compaction bugs (#18089, #15220, #17529).
+    pub fn has_3_4_23_bugs(self) -> bool {
+        self == EtcdVersion::V3_4_23
     }
 }
 
@@ -251,7 +280,7 @@ pub struct ApiserverConfig {
     pub bookmark_interval: DurationNs,
     /// Watch-cache ring sizing.
     pub watch_cache: WatchCacheConfig,
-    /// Which Kubernetes version's cacher rules apply: "1.27", "1.31" (default), "1.34", "1.37".
+    /// Which Kubernetes version's cacher rules apply: "1.27", "1.31", "1.34", "1.37" (default).
     pub rules: Rules,
     /// How fast an apiserver encodes a LIST response (watchsim's assumption, not a Kubernetes
     /// flag): a LIST holds its memory for `bytes / rate` before the response leaves.
@@ -290,6 +319,12 @@ impl Rules {
         matches!(self, Rules::V1_34 | Rules::V1_37)
     }
 
+    /// The cache consistency checker re-reads every cached resource from etcd every 5-7.5 min
+    /// (`DetectCacheInconsistency`, beta and on since 1.34).
+    pub fn detects_cache_inconsistency(self) -> bool {
+        matches!(self, Rules::V1_34 | Rules::V1_37)
+    }
+
     /// The 429 of a not-ready cache carries a Retry-After that grows with its downtime (1.33+).
     pub fn growing_retry_after(self) -> bool {
         matches!(self, Rules::V1_34 | Rules::V1_37)
@@ -311,12 +346,18 @@ impl Rules {
     pub fn watch_list_client_by_default(self) -> bool {
         self == Rules::V1_37
     }
+
+    /// client-go 1.36+ reflector backoff: `DelayWithReset(clock, 2m)` resets every 2 min even
+    /// under continuous failure (k8s-rules-1.31-1.37.md row 9); before, after 2 quiet minutes.
+    pub fn reflector_backoff_resets_periodically(self) -> bool {
+        self == Rules::V1_37
+    }
 }
 
 impl Default for ApiserverConfig {
     fn default() -> Self {
         Self {
-            rules: Rules::V1_31,
+            rules: Rules::V1_37,
             list_serve_bytes_per_second: Bytes(200 * 1024 * 1024),
             count: 1,
             compaction_interval: DurationNs::from_secs(300),
@@ -350,8 +391,9 @@ pub struct WatchCacheConfig {
     pub capacity: u64,
     /// Initial and smallest capacity (dynamic).
     pub lower: u64,
-    /// Largest capacity (dynamic).
-    pub upper: u64,
+    /// Largest capacity (dynamic). Unset: Kubernetes' `capacityUpperBound(eventFreshDuration)`
+    /// ([`WatchCacheConfig::upper_bound`]); set, a what-if override (Kubernetes has no flag).
+    pub upper: Option<u64>,
     /// `eventFreshDuration`: grow while the whole ring is younger than this.
     pub fresh: DurationNs,
 }
@@ -362,9 +404,31 @@ impl Default for WatchCacheConfig {
             mode: WatchCacheMode::Dynamic,
             capacity: 100,
             lower: 100,
-            upper: 102_400,
+            upper: None,
             fresh: DurationNs::from_secs(75),
         }
+    }
+}
+
+/// `defaultUpperBoundCapacity` (`cacher/watch_cache_history.go`): the largest ring for the
+/// default 75 s history window.
+pub const DEFAULT_UPPER_BOUND_CAPACITY: u64 = 102_400;
+
+impl WatchCacheConfig {
+    /// The largest capacity of a dynamic ring: the `upper` override, else
+    /// `watch_cache_history.go capacityUpperBound` (1.33+, when the history window became
+    /// configurable): 102 400 for a window up to 75 s, else 102 400 × 2^ceil(log2(window / 75 s)),
+    /// the exponent capped so the bound fits in an int32 (14).
+    pub fn upper_bound(&self) -> u64 {
+        if let Some(upper) = self.upper {
+            return upper;
+        }
+        let default_ns = 75 * 1_000_000_000u64;
+        let mut exponent = 0;
+        while exponent < 14 && (default_ns << exponent) < self.fresh.as_ns() {
+            exponent += 1;
+        }
+        DEFAULT_UPPER_BOUND_CAPACITY << exponent
     }
 }
 
@@ -784,6 +848,25 @@ pub enum Step {
         #[serde(default)]
         object_bytes: Option<Bytes>,
     },
+    /// `api.get`: GET one object from one apiserver (watchsim's own op, issue 19).
+    #[serde(rename = "api.get")]
+    ApiGet {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index (default 0).
+        #[serde(default)]
+        server: u32,
+        /// A declared `[[resources]]` name.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// Object namespace (default "default").
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        /// `resourceVersion` (absent = unset).
+        #[serde(default)]
+        resource_version: Option<String>,
+    },
     /// `api.list`: LIST a resource from one apiserver.
     #[serde(rename = "api.list")]
     ApiList {
@@ -906,4 +989,35 @@ pub enum Step {
         /// When the step is issued.
         at: DurationNs,
     },
+}
+
+#[cfg(test)]
+mod watch_cache_bound_tests {
+    use super::*;
+
+    /// Row 12 of the 1.31-1.37 reference: `watch_cache_history.go capacityUpperBound`, the cases
+    /// of `watch_cache_test.go TestCapacityUpperBound` (75 s and 45 s: 102 400; 300 s: ×4;
+    /// 225 s: rounded up to ×4; 2^20 × 75 s: capped at ×2^14), and an explicit `upper` wins.
+    #[test]
+    fn capacity_upper_bound_follows_the_history_window() {
+        let bound = |secs: u64| {
+            WatchCacheConfig {
+                fresh: DurationNs::from_secs(secs),
+                ..Default::default()
+            }
+            .upper_bound()
+        };
+        assert_eq!(bound(75), 102_400);
+        assert_eq!(bound(45), 102_400);
+        assert_eq!(bound(300), 4 * 102_400);
+        assert_eq!(bound(225), 4 * 102_400);
+        assert_eq!(bound(76), 2 * 102_400);
+        assert_eq!(bound(75 << 20), 102_400 << 14);
+        let explicit = WatchCacheConfig {
+            upper: Some(5000),
+            fresh: DurationNs::from_secs(300),
+            ..Default::default()
+        };
+        assert_eq!(explicit.upper_bound(), 5000);
+    }
 }

@@ -77,6 +77,11 @@ fn apiserver(s: &Scenario) -> Result<(), Problem> {
         "must be greater than 0s"
     );
     let wc = &a.watch_cache;
+    ensure!(
+        wc.fresh.0 > 0,
+        "apiserver.watch_cache.fresh",
+        "must be greater than 0s"
+    );
     match wc.mode {
         WatchCacheMode::Fixed => {
             ensure!(
@@ -92,11 +97,11 @@ fn apiserver(s: &Scenario) -> Result<(), Problem> {
                 "must be at least 1"
             );
             ensure!(
-                wc.lower <= wc.upper,
+                wc.lower <= wc.upper_bound(),
                 "apiserver.watch_cache.lower",
                 "lower ({}) must not exceed upper ({})",
                 wc.lower,
-                wc.upper
+                wc.upper_bound()
             );
         }
         WatchCacheMode::Off => {}

@@ -45,7 +45,7 @@ fn without_cache_size(s: &Scenario) -> Scenario {
 fn window_size(c: &WatchCacheConfig) -> (u64, u64, u64, u64) {
     match c.mode {
         WatchCacheMode::Fixed => (c.capacity, 0, 0, 0),
-        _ => (c.upper, c.fresh.as_ns(), c.lower, 0),
+        _ => (c.upper_bound(), c.fresh.as_ns(), c.lower, 0),
     }
 }
 

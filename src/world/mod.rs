@@ -245,10 +245,13 @@ impl World {
         }
         let mut agenda = Agenda::new();
         let mut net = Network::new(seed, s.network.latency.as_ns(), s.network.jitter.as_ns());
-        etcd.hub.mutant_skip_compacted = s.mutants.etcd_skip_compacted_watcher;
-        etcd.hub.mutant_progress_before_catchup = s.mutants.etcd_progress_before_catchup;
+        // `etcd.version = "3.4.23"` has the three bugs the `etcd_*` mutants switch on.
+        let old = s.etcd.version.has_3_4_23_bugs();
+        etcd.hub.mutant_skip_compacted = s.mutants.etcd_skip_compacted_watcher || old;
+        etcd.hub.mutant_progress_before_catchup = s.mutants.etcd_progress_before_catchup || old;
         etcd.hub.mutant_refuse_at_compact = s.mutants.etcd_watch_at_compact_refused;
-        etcd.store.mutant_tombstone_at_compact_lost = s.mutants.etcd_tombstone_at_compact_lost;
+        etcd.store.mutant_tombstone_at_compact_lost =
+            s.mutants.etcd_tombstone_at_compact_lost || old;
         let mut ctx = Ctx {
             now: 0,
             mutants: s.mutants,

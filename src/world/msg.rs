@@ -65,6 +65,7 @@ impl Msg {
             Msg::WatchReply(_) => "watch.response",
             Msg::Api { req, .. } => match req {
                 ApiRequest::List { .. } => "api.list",
+                ApiRequest::Get { .. } => "api.get",
                 ApiRequest::Watch { .. } => "api.watch",
                 ApiRequest::Create { .. } => "api.create",
                 ApiRequest::Update { .. } => "api.update",

@@ -102,6 +102,15 @@ fn api_event_json(ev: &ApiWatchEvent) -> Value {
 fn api_result_json(resp: &ApiResponse) -> Value {
     match resp {
         ApiResponse::Written { rv } => json!({"resource_version": rv.to_string()}),
+        ApiResponse::Object {
+            key,
+            rv,
+            served_from,
+        } => {
+            let (name, namespace) = name_and_namespace(key);
+            json!({"name": name, "namespace": namespace, "resource_version": rv.to_string(),
+                   "served_from": served_from})
+        }
         ApiResponse::WatchStarted => json!({"created": true}),
         ApiResponse::Error(s) => json!({"error": status_json(s)}),
         ApiResponse::List(l) => {
@@ -375,6 +384,28 @@ impl ScriptClient {
                 };
                 self.send_api(ctx, idx, 0, req);
             }
+            Step::ApiGet {
+                server,
+                resource,
+                name,
+                namespace,
+                resource_version,
+                ..
+            } => match Rv::parse(resource_version.as_deref()) {
+                Ok(rv) => {
+                    let req = ApiRequest::Get {
+                        resource: resource_id(scenario, resource),
+                        key: object_key(resource, namespace, name),
+                        rv,
+                    };
+                    self.send_api(ctx, idx, *server, req);
+                }
+                Err(message) => {
+                    obs.script_results[idx] = Some(
+                        json!({"error": {"code": 400, "reason": "BadRequest", "message": message}}),
+                    );
+                }
+            },
             Step::ApiList {
                 server,
                 resource,

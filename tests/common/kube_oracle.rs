@@ -5,7 +5,9 @@
 //!   `target/oracle/kube-<minor>/oracle`), or builds it with the machine's Go. With `CI=true` a
 //!   missing Go or a failed build is a test failure; elsewhere the test is skipped loudly.
 //!   [`etcd_3_7_or_skip`] does the same for the etcd server the oracle embeds (3.7), built as a
-//!   stand-alone binary for `tests/etcd_conformance.rs`.
+//!   stand-alone binary for `tests/etcd_conformance.rs`, and [`reflector_oracle_or_skip`] for the
+//!   reflector oracle (`tests/oracle/kube-<minor>/reflector`: client-go's `Reflector` against the
+//!   same cacher, for `tests/reflector_conformance.rs`).
 //! - [`oracle_case`] turns a scenario's text (its `[[resources]]`, `duration` and `[[steps]]`)
 //!   into the oracle's input case, so both sides are fed from the same scenario.
 //! - [`run_oracle`] runs the oracle on many cases at once (one embedded etcd per case) and returns
@@ -80,6 +82,14 @@ pub fn oracle_or_skip(minor: &str, test: &str) -> Option<PathBuf> {
 pub fn etcd_3_7_or_skip(test: &str) -> Option<PathBuf> {
     let path = oracle_dir().join("etcd-3.7").join("etcd");
     go_binary_or_skip("1.37", "./etcd", &path, "etcd 3.7", test)
+}
+
+/// The reflector oracle of `minor` (`tests/oracle/kube-<minor>/reflector`, built into
+/// `target/oracle/kube-<minor>/reflector`), built like the oracle; `None` after a loud SKIPPED.
+pub fn reflector_oracle_or_skip(minor: &str, test: &str) -> Option<PathBuf> {
+    let path = oracle_dir().join(format!("kube-{minor}")).join("reflector");
+    let what = format!("Kubernetes {minor} reflector oracle");
+    go_binary_or_skip(minor, "./reflector", &path, &what, test)
 }
 
 fn go_binary_or_skip(

@@ -25,8 +25,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"sort"
 	"strconv"
@@ -34,10 +32,8 @@ import (
 	"sync"
 	"time"
 
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/kubernetes"
 	"go.etcd.io/etcd/server/v3/embed"
-	"go.uber.org/zap"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -46,32 +42,19 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/apimachinery/pkg/runtime/serializer"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/apis/example"
-	examplev1 "k8s.io/apiserver/pkg/apis/example/v1"
 	"k8s.io/apiserver/pkg/features"
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/cacher"
 	storeerr "k8s.io/apiserver/pkg/storage/errors"
-	"k8s.io/apiserver/pkg/storage/etcd3"
-	"k8s.io/apiserver/pkg/storage/value/encrypt/identity"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/clock"
 	testingclock "k8s.io/utils/clock/testing"
-)
 
-var (
-	scheme = runtime.NewScheme()
-	codecs = serializer.NewCodecFactory(scheme)
+	shared "watchsim.oracle/kube137/harness"
 )
-
-func init() {
-	metav1.AddToGroupVersion(scheme, metav1.SchemeGroupVersion)
-	utilruntime.Must(example.AddToScheme(scheme))
-	utilruntime.Must(examplev1.AddToScheme(scheme))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Input and output shapes.
@@ -181,7 +164,7 @@ type watchRec struct {
 // The harness for one case.
 
 type harness struct {
-	clk       *testingclock.FakeClock
+	clk       *trackingClock
 	start     time.Time
 	etcd      *embed.Etcd
 	client    *kubernetes.Client
@@ -192,112 +175,17 @@ type harness struct {
 	activity  chan struct{}
 }
 
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// startEtcd starts a fresh single-member etcd on free loopback ports, trying again when a port
-// picked as free was taken before etcd could bind it.
-func startEtcd() (e *embed.Etcd, c *kubernetes.Client, dir string, err error) {
-	for attempt := 0; attempt < 5; attempt++ {
-		e, c, dir, err = startEtcdOnce()
-		if err == nil || !strings.Contains(err.Error(), "address already in use") {
-			return e, c, dir, err
-		}
-		os.RemoveAll(dir)
-	}
-	return e, c, dir, err
-}
-
-func startEtcdOnce() (*embed.Etcd, *kubernetes.Client, string, error) {
-	dir, err := os.MkdirTemp("", "watchsim-oracle-etcd-")
-	if err != nil {
-		return nil, nil, "", err
-	}
-	cfg := embed.NewConfig()
-	cfg.Dir = dir
-	cfg.UnsafeNoFsync = true
-	// A single member elects itself after one election timeout: keep it short (as
-	// tests/etcd_conformance.rs does for Debian's etcd).
-	cfg.TickMs = 10
-	cfg.ElectionMs = 100
-	cp, err := freePort()
-	if err != nil {
-		return nil, nil, dir, err
-	}
-	pp, err := freePort()
-	if err != nil {
-		return nil, nil, dir, err
-	}
-	clientURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(cp))}
-	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(pp))}
-	cfg.ListenPeerUrls = []url.URL{peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{peerURL}
-	cfg.ListenClientUrls = []url.URL{clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{clientURL}
-	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
-	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
-	e, err := embed.StartEtcd(cfg)
-	if err != nil {
-		return nil, nil, dir, err
-	}
-	select {
-	case <-e.Server.ReadyNotify():
-	case <-time.After(60 * time.Second):
-		e.Close()
-		return nil, nil, dir, fmt.Errorf("embedded etcd took too long to start")
-	}
-	client, err := kubernetes.New(clientv3.Config{
-		Endpoints:   []string{clientURL.String()},
-		DialTimeout: 10 * time.Second,
-		Logger:      zap.NewNop(),
-	})
-	if err != nil {
-		e.Close()
-		return nil, nil, dir, err
-	}
-	return e, client, dir, nil
-}
-
-func newPod() runtime.Object     { return &example.Pod{} }
-func newPodList() runtime.Object { return &example.PodList{} }
+// startEtcd: shared.StartEtcd (shared with the reflector oracle).
+func startEtcd() (*embed.Etcd, *kubernetes.Client, string, error) { return shared.StartEtcd() }
 
 func (h *harness) newStore(name string) (storage.Interface, interface{ Stop() }, error) {
-	codec := codecs.LegacyCodec(examplev1.SchemeGroupVersion)
-	versioner := storage.APIObjectVersioner{}
 	// Interval 0: no periodic compaction (the differential scenarios set
 	// apiserver.compaction_interval = "0s"); the compactor still watches compact_rev_key.
-	compactor := etcd3.NewCompactor(h.client.Client, 0, h.clk, nil)
-	s, err := etcd3.New(h.client, compactor, codec, newPod, newPodList, "/registry", "/"+name,
-		schema.GroupResource{Resource: name}, identity.NewEncryptCheckTransformer(),
-		etcd3.NewDefaultLeaseManagerConfig(), etcd3.NewDefaultDecoder(codec, versioner), versioner)
-	if err != nil {
-		return nil, nil, err
-	}
-	return s, compactor, nil
+	return shared.NewStore(h.client, h.clk, name)
 }
 
 func (h *harness) startCacher(r *resource) error {
-	prefix := r.prefix + "/"
-	config := cacher.Config{
-		Storage:             r.store,
-		Versioner:           storage.APIObjectVersioner{},
-		GroupResource:       r.gr,
-		EventsHistoryWindow: cacher.DefaultEventFreshDuration,
-		ResourcePrefix:      r.prefix,
-		KeyFunc:             func(obj runtime.Object) (string, error) { return storage.NamespaceKeyFunc(prefix, obj) },
-		GetAttrsFunc:        storage.DefaultNamespaceScopedAttr,
-		NewFunc:             newPod,
-		NewListFunc:         newPodList,
-		Codec:               codecs.LegacyCodec(examplev1.SchemeGroupVersion),
-		Clock:               h.clk,
-	}
-	c, err := cacher.NewCacherFromConfig(config)
+	c, err := shared.NewCacher(r.store, r.name, h.clk)
 	if err != nil {
 		return err
 	}
@@ -316,7 +204,7 @@ func (h *harness) objKey(r *resource, ns, name string) string {
 func (h *harness) setup(c caseIn) error {
 	// The fake clock starts at the real time and runs ahead of it, so a watch deadline handed
 	// to etcd requests (gRPC reads ctx.Deadline()) is never already past in real time.
-	h.clk = testingclock.NewFakeClock(time.Now())
+	h.clk = &trackingClock{FakeClock: testingclock.NewFakeClock(time.Now())}
 	h.start = h.clk.Now()
 	h.resources = map[string]*resource{}
 	h.watches = map[string]*watchRec{}
@@ -386,15 +274,20 @@ func (h *harness) now() time.Duration { return h.clk.Since(h.start) }
 const tick = 250 * time.Millisecond
 
 // advanceTo steps the fake clock to t (since the start) in ticks, closing watches whose deadline
-// passed (the handler's timeout ends the response: the client sees the stream end).
+// passed (the handler's timeout ends the response: the client sees the stream end). After a tick
+// that fired one of the clock's timers it lets the woken goroutines run (yield); a tick that
+// fired none has woken nothing, and the next one follows at once.
 func (h *harness) advanceTo(t time.Duration) {
 	for h.now() < t {
 		d := tick
 		if rest := t - h.now(); rest < d {
 			d = rest
 		}
+		fires := h.clk.firesWithin(d)
 		h.clk.Step(d)
-		h.yield()
+		if fires {
+			h.yield()
+		}
 		h.expireWatches()
 	}
 }
@@ -402,6 +295,95 @@ func (h *harness) advanceTo(t time.Duration) {
 // yield lets the goroutines woken by a clock step run.
 func (h *harness) yield() {
 	time.Sleep(300 * time.Microsecond)
+}
+
+// trackingClock is the fake clock of a case: a testingclock.FakeClock that also notes when each
+// timer it hands out is due, so that advanceTo knows whether a step fires one. A stopped timer
+// stays noted (a step may yield for nothing, which is harmless).
+type trackingClock struct {
+	*testingclock.FakeClock
+	mu      sync.Mutex
+	due     []time.Time
+	tickers []periodic
+}
+
+type periodic struct {
+	start  time.Time
+	period time.Duration
+}
+
+func (c *trackingClock) note(d time.Duration) {
+	c.mu.Lock()
+	c.due = append(c.due, c.Now().Add(d))
+	c.mu.Unlock()
+}
+
+// firesWithin tells whether a step of d fires a timer: one due in [now, now+d] (a timer due
+// now, e.g. Reset(0), fires at the next step); it forgets those due by now+d (earlier ones fired
+// while awaitStepping stepped the clock).
+func (c *trackingClock) firesWithin(d time.Duration) bool {
+	now := c.Now()
+	end := now.Add(d)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	fires := false
+	kept := c.due[:0]
+	for _, t := range c.due {
+		switch {
+		case t.After(end):
+			kept = append(kept, t)
+		case !t.Before(now):
+			fires = true
+		}
+	}
+	c.due = kept
+	for _, p := range c.tickers {
+		// the first tick after now, start + k*period > now
+		k := now.Sub(p.start)/p.period + 1
+		if !p.start.Add(k * p.period).After(end) {
+			fires = true
+		}
+	}
+	return fires
+}
+
+func (c *trackingClock) After(d time.Duration) <-chan time.Time {
+	c.note(d)
+	return c.FakeClock.After(d)
+}
+
+func (c *trackingClock) NewTimer(d time.Duration) clock.Timer {
+	c.note(d)
+	return trackingTimer{Timer: c.FakeClock.NewTimer(d), c: c}
+}
+
+func (c *trackingClock) AfterFunc(d time.Duration, f func()) clock.Timer {
+	c.note(d)
+	return trackingTimer{Timer: c.FakeClock.AfterFunc(d, f), c: c}
+}
+
+func (c *trackingClock) NewTicker(d time.Duration) clock.Ticker {
+	c.mu.Lock()
+	c.tickers = append(c.tickers, periodic{start: c.Now(), period: d})
+	c.mu.Unlock()
+	return c.FakeClock.NewTicker(d)
+}
+
+func (c *trackingClock) Tick(d time.Duration) <-chan time.Time {
+	c.mu.Lock()
+	c.tickers = append(c.tickers, periodic{start: c.Now(), period: d})
+	c.mu.Unlock()
+	return c.FakeClock.Tick(d)
+}
+
+type trackingTimer struct {
+	clock.Timer
+	c *trackingClock
+}
+
+func (t trackingTimer) Reset(d time.Duration) bool {
+	t.c.note(d)
+	return t.Timer.Reset(d)
 }
 
 func (h *harness) expireWatches() {
@@ -462,28 +444,7 @@ func (h *harness) settle() {
 // ---------------------------------------------------------------------------------------------
 // Conversions to watchsim's JSON shapes.
 
-func statusJSON(err error) map[string]any {
-	var st metav1.Status
-	if se, ok := err.(apierrors.APIStatus); ok {
-		st = se.Status()
-	} else {
-		st = apierrors.NewInternalError(err).Status()
-	}
-	return statusFrom(&st)
-}
-
-func statusFrom(st *metav1.Status) map[string]any {
-	v := map[string]any{"code": st.Code, "reason": string(st.Reason), "message": st.Message}
-	if st.Details != nil {
-		if st.Details.RetryAfterSeconds > 0 {
-			v["retry_after_seconds"] = st.Details.RetryAfterSeconds
-		}
-		if len(st.Details.Causes) > 0 {
-			v["cause"] = string(st.Details.Causes[0].Type)
-		}
-	}
-	return v
-}
+func statusJSON(err error) map[string]any { return shared.StatusJSON(err) }
 
 func errResult(err error) map[string]any { return map[string]any{"error": statusJSON(err)} }
 
@@ -511,28 +472,7 @@ func modelContinue(token, keyPrefix string) string {
 	return fmt.Sprintf("%d:%s", c.RV, key)
 }
 
-func eventJSON(ev watch.Event) map[string]any {
-	switch ev.Type {
-	case watch.Error:
-		st, ok := ev.Object.(*metav1.Status)
-		if !ok {
-			return map[string]any{"type": "ERROR", "code": 500, "reason": "InternalError", "message": fmt.Sprintf("%T", ev.Object)}
-		}
-		v := statusFrom(st)
-		v["type"] = "ERROR"
-		return v
-	case watch.Bookmark:
-		m, _ := meta.Accessor(ev.Object)
-		v := map[string]any{"type": "BOOKMARK", "resource_version": m.GetResourceVersion()}
-		if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
-			v["initial_events_end"] = true
-		}
-		return v
-	default:
-		m, _ := meta.Accessor(ev.Object)
-		return map[string]any{"type": string(ev.Type), "name": m.GetName(), "namespace": m.GetNamespace(), "resource_version": m.GetResourceVersion()}
-	}
-}
+func eventJSON(ev watch.Event) map[string]any { return shared.EventJSON(ev) }
 
 // ---------------------------------------------------------------------------------------------
 // Steps.

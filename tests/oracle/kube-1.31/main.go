@@ -1,0 +1,158 @@
+// Command oracle runs watchsim's scripted apiserver steps against the real Kubernetes 1.31 code:
+// k8s.io/apiserver v0.31's etcd3 store and Cacher over an embedded etcd (the version
+// k8s.io/apiserver v0.31's go.mod pins, 3.5.13), with the handler's ListOptions defaulting and
+// validation of 1.31. The harness (input, output, clock, steps) is harness.go, the 1.37 oracle's
+// harness; this file is only 1.31's wiring.
+//
+// What differs from the 1.37 oracle (tests/oracle/kube-1.37/main.go), as kube-apiserver 1.31
+// wires a resource (registry/generic/registry/storage_factory.go StorageWithCacher):
+//   - no CacheDelegator: the Cacher itself is the registry's storage.Interface. It passes
+//     writes to the etcd3 store and decides itself what goes to etcd (cacher.go
+//     shouldDelegateList, shouldDelegateListOnNotReadyCache, the consistent-read fallback);
+//   - the Cacher's config.Storage is the store for its reflector, the delegated LISTs and the
+//     consistent-read probe, which is a limit-1 LIST of the resource prefix
+//     (storage.GetCurrentResourceVersionFromStorage, not recursive): served_from counts only
+//     the request's own recursive LISTs that reached etcd;
+//   - etcd3.New takes a plain clientv3.Client (no client/v3/kubernetes), no compactor (the
+//     scenarios set no compaction interval; storagebackend/factory/etcd3.go starts none for
+//     an interval of 0) and no decoder;
+//   - cacher.Config has no EventsHistoryWindow (the history window is the fixed 75 s);
+//   - readiness is Cacher.ReadinessCheck (there is no Ready());
+//   - storage.Interface.Delete has no DeleteOptions argument;
+//   - storage.NamespaceKeyFunc takes the prefix without its trailing "/" (v0.37 wants it);
+//   - the feature gates are v0.31's defaults (pkg/features/kube_features.go): WatchList off
+//     (so a watch with sendInitialEvents is a 422, and no legacy watch is defaulted to a
+//     streaming list), ConsistentListFromCache on (beta), ResilientWatchCacheInitialization on
+//     (beta), SeparateCacheWatchRPC on, WatchFromStorageWithoutResourceVersion off.
+package main
+
+import (
+	"context"
+	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/apiserver/pkg/storage"
+	"k8s.io/apiserver/pkg/storage/cacher"
+	"k8s.io/apiserver/pkg/storage/etcd3"
+	"k8s.io/apiserver/pkg/storage/value/encrypt/identity"
+	"k8s.io/utils/clock"
+)
+
+type version struct{}
+
+type conn struct{ client *clientv3.Client }
+
+func (version) Connect(endpoint string) (Conn, error) {
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   []string{endpoint},
+		DialTimeout: 10 * time.Second,
+		Logger:      zap.NewNop(),
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &conn{client: c}, nil
+}
+
+func (c *conn) Close() { c.client.Close() }
+
+// requestLists is put in a request's context: the etcd LISTs made on its behalf.
+type requestLists struct{ n int }
+
+type requestListsKey struct{}
+
+// countingStorage is the store the Cacher is given; it counts the recursive LISTs a request
+// sends to etcd (the consistent-read probe is not recursive; the reflector's LIST has no
+// request context).
+type countingStorage struct {
+	storage.Interface
+}
+
+func (c countingStorage) GetList(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) error {
+	if rl, ok := ctx.Value(requestListsKey{}).(*requestLists); ok && opts.Recursive {
+		rl.n++
+	}
+	return c.Interface.GetList(ctx, key, opts, listObj)
+}
+
+type storeAndCacher struct {
+	spec   ResourceSpec
+	store  storage.Interface
+	clk    clock.WithTicker
+	cacher *cacher.Cacher
+}
+
+func (c *conn) NewResource(spec ResourceSpec, clk clock.WithTicker) (Resource, error) {
+	s := etcd3.New(c.client, Codec(), NewPod, NewPodList, "/registry", spec.Prefix,
+		spec.GR, identity.NewEncryptCheckTransformer(), etcd3.NewDefaultLeaseManagerConfig())
+	return &storeAndCacher{spec: spec, store: s, clk: clk}, nil
+}
+
+func (r *storeAndCacher) StartCache() error {
+	config := cacher.Config{
+		Storage:        countingStorage{r.store},
+		Versioner:      storage.APIObjectVersioner{},
+		GroupResource:  r.spec.GR,
+		ResourcePrefix: r.spec.Prefix,
+		// The registry's key of a namespaced object, "/pods/<ns>/<name>" (v0.31's
+		// storage.NamespaceKeyFunc adds the "/" after the prefix itself).
+		KeyFunc:      func(obj runtime.Object) (string, error) { return storage.NamespaceKeyFunc(r.spec.Prefix, obj) },
+		GetAttrsFunc: storage.DefaultNamespaceScopedAttr,
+		NewFunc:      NewPod,
+		NewListFunc:  NewPodList,
+		Codec:        Codec(),
+		Clock:        r.clk,
+	}
+	c, err := cacher.NewCacherFromConfig(config)
+	if err != nil {
+		return err
+	}
+	r.cacher = c
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	return c.Wait(ctx)
+}
+
+func (r *storeAndCacher) StopCache() {
+	if r.cacher != nil {
+		r.cacher.Stop()
+	}
+}
+
+func (r *storeAndCacher) CacheReady() bool { return r.cacher.ReadinessCheck() == nil }
+
+func (r *storeAndCacher) CacheRV() (uint64, error) { return r.cacher.LastSyncResourceVersion() }
+
+func (r *storeAndCacher) Close() {}
+
+func (r *storeAndCacher) Seed(ctx context.Context, key string, obj, out runtime.Object) error {
+	return r.store.Create(ctx, key, obj, out, 0)
+}
+
+func (r *storeAndCacher) Create(ctx context.Context, key string, obj, out runtime.Object) error {
+	return r.cacher.Create(ctx, key, obj, out, 0)
+}
+
+func (r *storeAndCacher) Update(ctx context.Context, key string, out runtime.Object, tryUpdate storage.UpdateFunc) error {
+	return r.cacher.GuaranteedUpdate(ctx, key, out, false, nil, tryUpdate, nil)
+}
+
+func (r *storeAndCacher) Delete(ctx context.Context, key string, out runtime.Object) error {
+	return r.cacher.Delete(ctx, key, out, nil, storage.ValidateAllObjectFunc, nil)
+}
+
+func (r *storeAndCacher) GetList(ctx context.Context, key string, opts storage.ListOptions, list runtime.Object) (bool, error) {
+	rl := &requestLists{}
+	err := r.cacher.GetList(context.WithValue(ctx, requestListsKey{}, rl), key, opts, list)
+	return rl.n > 0, err
+}
+
+func (r *storeAndCacher) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
+	return r.cacher.Watch(ctx, key, opts)
+}
+
+func main() { Main(version{}) }
