@@ -899,6 +899,7 @@ impl Cacher {
     /// the budget's refill time and the ring's record times.
     pub fn erase_times(&mut self) {
         self.state_changed_ns = 0;
+        self.created_ns = 0;
         self.cache.erase_times();
         self.budget.erase_times();
         self.watchers = std::mem::take(&mut self.watchers)
