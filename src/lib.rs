@@ -13,6 +13,7 @@
 //! - [`report`]: the run report (SPEC §4).
 //! - [`check`]: the invariants of SPEC §6, `watchsim check` campaigns, capsules, replay, shrinking.
 //! - [`sweep`]: `watchsim sweep`, a parameter grid × seeds with a table, CSV and plot.
+//! - [`cli`]: the command line (clap definitions, one module per command); `src/main.rs` calls it.
 
 #![warn(missing_docs)]
 

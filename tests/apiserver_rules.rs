@@ -8,8 +8,58 @@
 //! Profile: these are the rules of Kubernetes 1.31-1.33 (and, where a test says so, 1.27), so
 //! every scenario runs with `apiserver.rules = "1.31"` unless it overrides it; what 1.34+ changes
 //! is in `tests/k8s_rules_1_37.rs`.
+//!
+//! Eleven cases also run their assertions on the real 1.31 cacher (`tests/oracle/kube-1.31/`,
+//! through [`sides`]), with the same scenario text; [`sides`] lists the cases that cannot.
+
+mod common;
 
 use serde_json::{Value, json};
+
+/// The Kubernetes minor whose real cacher (`tests/oracle/kube-<minor>/`) also runs the cases
+/// that mark their assertions with [`sides`]: the rules here are 1.31's.
+const ORACLE_MINOR: &str = "1.31";
+
+/// The model's run of `text` (as [`run`]) and, when the oracle is there
+/// ([`common::kube_oracle::oracle_run`]; skipped loudly without Go, a failure under `CI=true`),
+/// the real 1.31 cacher's answers to the same steps, each with its name for assertion messages.
+/// A case runs its assertions on every side; the oracle's answers have `script` and `watches`
+/// only (no `apiservers` figures), and the oracle ignores the scenario's settings but the
+/// resources, the duration and the watch cache's mode, so only cases whose steps and settings
+/// it follows use it. The cases that do not, and why:
+/// - `after_an_eviction_the_boundary_is_the_first_buffered_event`,
+///   `dynamic_ring_grows_while_young_and_shrinks_when_the_newest_quarter_is_old`,
+///   `a_slow_reader_whose_history_wraps_is_closed_after_exactly_one_interval_buffer`: ring sizes
+///   (fixed 2, bounds 2..8, fixed 300; the real cacher sizes its ring itself), the model's cache
+///   figures, and a client that reads slowly;
+/// - `list_at_a_future_rv_waits_3s_then_504`: a write while a LIST waits (the oracle runs the
+///   steps one after another, so the write would come after the 504);
+/// - `progress_notify_moves_a_quiet_cache_rv_without_writes`, its 1 s half: etcd's
+///   progress-notify interval (the oracle's etcd keeps its 10 min; the default half runs);
+/// - `requests_during_reinitialisation_get_429_under_1_31`: requests while a restarted cacher
+///   is still listing (the oracle's restart waits until the new cacher is ready);
+/// - `a_watcher_that_never_reads_is_closed_after_21_events`: a client that does not read;
+/// - `consistent_reads_move_the_cache_rv_forward`: an `etcd.put` step (no `etcd.*` steps in the
+///   apiserver oracle) and `consistent_list_from_cache = false`;
+/// - `consistent_read_falls_back_to_etcd_after_3s_when_the_cache_lags`,
+///   `a_broken_cacher_watch_terminates_watchers_and_relists_at_the_current_revision`: a stall and
+///   a partition (faults of the reflector oracle only);
+/// - `watch_list_sends_initial_events_then_the_annotated_bookmark`: WatchList on (off in 1.31)
+///   and writes before a cacher that lists at RV 1;
+/// - `compactor_compacts_to_the_revision_seen_one_interval_earlier_once_per_cluster`: the
+///   apiserver's compactor (the oracle runs none);
+/// - the watch-cache-off and per-node cases (`with_the_watch_cache_off_*`, `a_per_node_*`,
+///   `a_paged_per_node_*`, `with_the_cache_off_*`): `etcd.*` steps, node scopes and the model's
+///   etcd figures;
+/// - `a_restart_while_down_supersedes_the_earlier_start_and_clients_converge`: a restart with a
+///   down time and reflector clients.
+fn sides(text: &str, test: &str) -> Vec<(&'static str, Value)> {
+    let mut out = vec![("model", run(text))];
+    if let Some(real) = common::kube_oracle::oracle_run(ORACLE_MINOR, test, text) {
+        out.push(("kube 1.31", real));
+    }
+    out
+}
 
 fn run_with(text: &str, overrides: &[&str]) -> Value {
     // The 1.31 profile first, so a test's own override of the rules wins.
@@ -89,22 +139,28 @@ fn watch_at_the_list_rv_succeeds_and_one_below_is_too_old() {
         &create("2s", "x", "default"),
     ]
     .concat();
-    let r = run(&text);
-    assert_eq!(result(&r, 0), json!({"created": true}));
-    assert_eq!(
-        result(&r, 1),
-        json!({"created": true}),
-        "the ERROR comes as a watch event on a 200 stream"
-    );
-    assert_eq!(
-        events(&r, "below"),
-        vec![too_old(3, 4), json!({"type": "CLOSED"})]
-    );
-    let at = events(&r, "at");
-    assert_eq!(
-        (types(&at), rvs(&at)),
-        (vec!["ADDED".to_string()], vec!["5".to_string()])
-    );
+    for (side, r) in sides(
+        &text,
+        "watch_at_the_list_rv_succeeds_and_one_below_is_too_old",
+    ) {
+        assert_eq!(result(&r, 0), json!({"created": true}), "{side}");
+        assert_eq!(
+            result(&r, 1),
+            json!({"created": true}),
+            "{side}: the ERROR comes as a watch event on a 200 stream"
+        );
+        assert_eq!(
+            events(&r, "below"),
+            vec![too_old(3, 4), json!({"type": "CLOSED"})],
+            "{side}"
+        );
+        let at = events(&r, "at");
+        assert_eq!(
+            (types(&at), rvs(&at)),
+            (vec!["ADDED".to_string()], vec!["5".to_string()]),
+            "{side}"
+        );
+    }
 }
 
 #[test]
@@ -190,12 +246,16 @@ fn rv0_watch_sends_the_whole_state_as_added_then_live_events() {
         &create("2s", "a", "default"),
     ]
     .concat();
-    let r = run(&text);
-    for id in ["zero", "unset"] {
-        let evs = events(&r, id);
-        assert_eq!(types(&evs), ["ADDED"; 4], "{id}");
-        assert_eq!(rvs(&evs), ["2", "3", "4", "5"], "{id}");
-        assert_eq!(evs[3]["name"], "a");
+    for (side, r) in sides(
+        &text,
+        "rv0_watch_sends_the_whole_state_as_added_then_live_events",
+    ) {
+        for id in ["zero", "unset"] {
+            let evs = events(&r, id);
+            assert_eq!(types(&evs), ["ADDED"; 4], "{side} {id}");
+            assert_eq!(rvs(&evs), ["2", "3", "4", "5"], "{side} {id}");
+            assert_eq!(evs[3]["name"], "a", "{side}");
+        }
     }
 }
 
@@ -219,16 +279,25 @@ fn bookmarks_go_only_to_watchers_that_asked_and_come_before_the_deadline() {
         &create("2s", "x", "b"),
     ]
     .concat();
-    let r = run(&text);
-    assert_eq!(
-        events(&r, "with"),
-        vec![
-            json!({"type": "BOOKMARK", "resource_version": "5"}),
-            json!({"type": "CLOSED"})
-        ]
-    );
-    assert_eq!(events(&r, "without"), vec![json!({"type": "CLOSED"})]);
-    assert_eq!(r["apiservers"][0]["bookmarks_sent"], 1);
+    for (side, r) in sides(
+        &text,
+        "bookmarks_go_only_to_watchers_that_asked_and_come_before_the_deadline",
+    ) {
+        assert_eq!(
+            events(&r, "with"),
+            vec![
+                json!({"type": "BOOKMARK", "resource_version": "5"}),
+                json!({"type": "CLOSED"})
+            ],
+            "{side}"
+        );
+        assert_eq!(
+            events(&r, "without"),
+            vec![json!({"type": "CLOSED"})],
+            "{side}"
+        );
+    }
+    assert_eq!(run(&text)["apiservers"][0]["bookmarks_sent"], 1);
 }
 
 const PODS_AND_CONFIGMAPS: &str = "name = \"t\"\nduration = \"10s\"\n[[resources]]\nname = \"pods\"\ncount = 3\n[[resources]]\nname = \"configmaps\"\n";
@@ -253,13 +322,22 @@ fn restart_reinitialises_at_the_current_revision_and_older_watches_get_410() {
         &watch("5s", "after", "resource_version = \"4\""),
     ]
     .concat();
-    let r = run(&text);
-    assert_eq!(events(&r, "before"), vec![json!({"type": "CLOSED"})]);
-    assert_eq!(
-        events(&r, "after"),
-        vec![too_old(4, 6), json!({"type": "CLOSED"})]
-    );
-    assert_eq!(r["apiservers"][0]["restarts"], 1);
+    for (side, r) in sides(
+        &text,
+        "restart_reinitialises_at_the_current_revision_and_older_watches_get_410",
+    ) {
+        assert_eq!(
+            events(&r, "before"),
+            vec![json!({"type": "CLOSED"})],
+            "{side}"
+        );
+        assert_eq!(
+            events(&r, "after"),
+            vec![too_old(4, 6), json!({"type": "CLOSED"})],
+            "{side}"
+        );
+    }
+    assert_eq!(run(&text)["apiservers"][0]["restarts"], 1);
 }
 
 #[test]
@@ -275,17 +353,25 @@ fn progress_notify_moves_a_quiet_cache_rv_without_writes() {
     .concat();
     let with = run_with(&text, &["etcd.progress_notify_interval=\"1s\""]);
     assert_eq!(result(&with, 2)["resource_version"], "6");
-    let without = run(&text);
-    assert_eq!(result(&without, 2)["resource_version"], "4");
+    for (side, without) in sides(
+        &text,
+        "progress_notify_moves_a_quiet_cache_rv_without_writes",
+    ) {
+        assert_eq!(result(&without, 2)["resource_version"], "4", "{side}");
+    }
 }
 
 #[test]
 fn unset_rv_list_goes_to_etcd_under_1_27_and_to_the_cache_under_1_31() {
     // KC §2.7, case 9.
     let text = [PODS3, &list("1s", "")].concat();
-    let new = run(&text);
-    assert_eq!(result(&new, 0)["served_from"], "cache");
-    assert_eq!(result(&new, 0)["resource_version"], "4");
+    for (side, new) in sides(
+        &text,
+        "unset_rv_list_goes_to_etcd_under_1_27_and_to_the_cache_under_1_31",
+    ) {
+        assert_eq!(result(&new, 0)["served_from"], "cache", "{side}");
+        assert_eq!(result(&new, 0)["resource_version"], "4", "{side}");
+    }
     let old = run_with(&text, &["apiserver.rules=\"1.27\""]);
     assert_eq!(result(&old, 0)["served_from"], "etcd");
     let gate_off = run_with(&text, &["apiserver.consistent_list_from_cache=false"]);
@@ -304,20 +390,25 @@ fn limit_is_honoured_by_the_cache_under_1_31_and_ignored_for_rv0() {
         &list("3s", "continue = true"),
     ]
     .concat();
-    let r = run(&text);
-    assert_eq!(
-        (
-            result(&r, 0)["items"].clone(),
-            result(&r, 0)["continue"].clone()
-        ),
-        (json!(3), json!(""))
-    );
-    assert_eq!(result(&r, 1)["items"], 2);
-    assert_eq!(result(&r, 1)["served_from"], "cache");
-    assert_ne!(result(&r, 1)["continue"], "");
-    assert_eq!(result(&r, 2)["names"], json!(["pods-000002"]));
-    assert_eq!(result(&r, 2)["served_from"], "etcd");
-    assert_eq!(result(&r, 2)["resource_version"], "4");
+    for (side, r) in sides(
+        &text,
+        "limit_is_honoured_by_the_cache_under_1_31_and_ignored_for_rv0",
+    ) {
+        assert_eq!(
+            (
+                result(&r, 0)["items"].clone(),
+                result(&r, 0)["continue"].clone()
+            ),
+            (json!(3), json!("")),
+            "{side}"
+        );
+        assert_eq!(result(&r, 1)["items"], 2, "{side}");
+        assert_eq!(result(&r, 1)["served_from"], "cache", "{side}");
+        assert_ne!(result(&r, 1)["continue"], "", "{side}");
+        assert_eq!(result(&r, 2)["names"], json!(["pods-000002"]), "{side}");
+        assert_eq!(result(&r, 2)["served_from"], "etcd", "{side}");
+        assert_eq!(result(&r, 2)["resource_version"], "4", "{side}");
+    }
     // Under 1.27 the cache ignores the limit for RV=N and an RV="" list goes to etcd with limit.
     let old = run_with(&text, &["apiserver.rules=\"1.27\""]);
     assert_eq!(result(&old, 1)["served_from"], "etcd");
@@ -385,17 +476,19 @@ fn continue_token_older_than_the_compaction_is_410() {
         &list("4s", "continue = true"),
     ]
     .concat();
-    let r = run(&text);
-    assert_eq!(
-        result(&r, 3),
-        json!({"error": {"code": 410, "reason": "Expired", "message":
+    for (side, r) in sides(&text, "continue_token_older_than_the_compaction_is_410") {
+        assert_eq!(
+            result(&r, 3),
+            json!({"error": {"code": 410, "reason": "Expired", "message":
             "The provided continue parameter is too old to display a consistent list result. \
              You can start a new list without the continue parameter, or use the continue token \
              in this response to retrieve the remainder of the results. Continuing with the \
              provided token results in an inconsistent list - objects that were created, \
              modified, or deleted between the time the first chunk was returned and now may show \
-             up in the list."}})
-    );
+             up in the list."}}),
+            "{side}"
+        );
+    }
 }
 
 #[test]
@@ -409,8 +502,10 @@ fn a_progress_bookmark_alone_makes_the_cache_fresh() {
         &list("2s", "resource_version = \"5\""),
     ]
     .concat();
+    for (side, r) in sides(&text, "a_progress_bookmark_alone_makes_the_cache_fresh") {
+        assert_eq!(result(&r, 1)["resource_version"], "5", "{side}");
+    }
     let r = run(&text);
-    assert_eq!(result(&r, 1)["resource_version"], "5");
     assert!(r["apiservers"][0]["progress_requests"].as_u64().unwrap() >= 1);
     let off = run_with(&text, &["apiserver.consistent_list_from_cache=false"]);
     assert_eq!(
@@ -558,9 +653,13 @@ fn watch_from_a_future_rv_is_accepted_and_only_newer_events_arrive() {
         &create("4s", "c", "default"),
     ]
     .concat();
-    let r = run(&text);
-    assert_eq!(result(&r, 0), json!({"created": true}));
-    assert_eq!(rvs(&events(&r, "w")), ["7"]);
+    for (side, r) in sides(
+        &text,
+        "watch_from_a_future_rv_is_accepted_and_only_newer_events_arrive",
+    ) {
+        assert_eq!(result(&r, 0), json!({"created": true}), "{side}");
+        assert_eq!(rvs(&events(&r, "w")), ["7"], "{side}");
+    }
 }
 
 #[test]
@@ -627,18 +726,21 @@ fn writes_use_optimistic_concurrency() {
         ),
     ]
     .concat();
-    let r = run(&text);
-    assert_eq!(result(&r, 0), json!({"resource_version": "5"}));
-    assert_eq!(
-        result(&r, 1),
-        json!({"error": {"code": 409, "reason": "AlreadyExists", "message": "pods \"a\" already exists"}})
-    );
-    assert_eq!(result(&r, 2), json!({"resource_version": "6"}));
-    assert_eq!(result(&r, 3), json!({"resource_version": "7"}));
-    assert_eq!(
-        result(&r, 4),
-        json!({"error": {"code": 404, "reason": "NotFound", "message": "pods \"a\" not found"}})
-    );
+    for (side, r) in sides(&text, "writes_use_optimistic_concurrency") {
+        assert_eq!(result(&r, 0), json!({"resource_version": "5"}), "{side}");
+        assert_eq!(
+            result(&r, 1),
+            json!({"error": {"code": 409, "reason": "AlreadyExists", "message": "pods \"a\" already exists"}}),
+            "{side}"
+        );
+        assert_eq!(result(&r, 2), json!({"resource_version": "6"}), "{side}");
+        assert_eq!(result(&r, 3), json!({"resource_version": "7"}), "{side}");
+        assert_eq!(
+            result(&r, 4),
+            json!({"error": {"code": 404, "reason": "NotFound", "message": "pods \"a\" not found"}}),
+            "{side}"
+        );
+    }
 }
 
 #[test]

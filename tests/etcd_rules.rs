@@ -19,6 +19,7 @@ fn put(s: &str) -> TxnOp {
     TxnOp::Put {
         key: k(s),
         value_bytes: 2,
+        value_tag: 0,
     }
 }
 fn del(s: &str) -> TxnOp {

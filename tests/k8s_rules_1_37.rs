@@ -654,3 +654,110 @@ fn the_bookmark_floor_of_an_empty_initial_state_is_zero_in_1_31_and_the_state_rv
         ]
     );
 }
+
+/// `storage/etcd3/store.go GetList` → `listReadError` (1.34+): a LIST pinned above etcd's
+/// revision (Exact here) fails in etcd with its future-revision error; the store then reads the
+/// current revision (`GetCurrentResourceVersion`) and answers 504 "Too large resource version:
+/// N, current: C" without Retry-After. Before 1.34 (`interpretListError` knows only
+/// ErrCompacted) the error reaches the handler as it is: a 500 with etcd's text and no reason
+/// (`responsewriters.ErrorToAPIStatus`). Cache off, so the LIST goes to etcd: etcd is at 4.
+#[test]
+fn an_exact_list_above_etcd_is_504_with_etcd_revision_from_1_34_and_500_before() {
+    let steps = [list("2s", "resource_version = \"50\"\nmatch = \"Exact\"")];
+    let new = run(&cache_off("1.37", "10s", &steps));
+    assert_eq!(
+        result(&new, 0),
+        json!({"error": {"code": 504, "reason": "Timeout", "cause": "ResourceVersionTooLarge",
+            "message": "Timeout: Too large resource version: 50, current: 4"}})
+    );
+    let old = run(&cache_off("1.31", "10s", &steps));
+    assert_eq!(
+        result(&old, 0),
+        json!({"error": {"code": 500, "reason": "",
+            "message": "etcdserver: mvcc: required revision is a future revision"}})
+    );
+}
+
+/// `storage/etcd3/event.go parseEvent` with etcd's `v3rpc/watch.go sendLoop`: etcd reads an
+/// event's `prev_kv` at its revision - 1 as it sends it; a watch from exactly the compact
+/// revision replays the update at that revision, whose previous version is compacted, so the
+/// event has no `prev_kv`; the etcd3 watcher refuses it and ends the stream with a 500
+/// (`watcher.go sendError`, `errors.NewInternalError`). Cache off: pods-000000 (rev 2) updated
+/// at 5, compaction at 5, watch from RV 4 (its first revision is 5).
+#[test]
+fn a_cache_off_watch_from_the_compact_revision_ends_with_the_prev_kv_500() {
+    let steps = [
+        step(
+            "1s",
+            "op = \"api.update\"\nresource = \"pods\"\nname = \"pods-000000\"",
+        ),
+        step("2s", "op = \"fault.compact_now\""),
+        watch("3s", "w", "resource_version = \"4\""),
+        watch("3s", "after", "resource_version = \"5\""),
+    ];
+    let r = run(&cache_off("1.37", "10s", &steps));
+    assert_eq!(
+        events(&r, "w"),
+        [
+            json!({"type": "ERROR", "code": 500, "reason": "InternalError", "cause": "",
+                "message": "Internal error occurred: etcd event received with PrevKv=nil \
+                    (key=\"/registry/pods/default/pods-000000\", modRevision=5, type=PUT)"}),
+            json!({"type": "CLOSED"}),
+        ]
+    );
+    // From the compact revision on, nothing needs a compacted prev_kv.
+    assert_eq!(events(&r, "after"), Vec::<Value>::new());
+}
+
+/// `storage/cacher/cacher.go dispatchEvents` before v0.31 (found by the 1.27 oracle): the
+/// dispatcher's `lastProcessedResourceVersion` starts at 0 and the cacher's LIST does not set
+/// it; a bookmark tick while it is 0 pops the due watchers (`popExpiredWatchers`) and files them
+/// nowhere again, so a watch whose first bookmark falls due before the cacher's first event never
+/// gets one. From v0.31 the LIST sets it. A watch from RV 4 at 10 s, a pod created at 75 s (5):
+/// at 70 s nothing newer than 4 (1.31: re-filed, BOOKMARK 5 at 130 s; 1.27: dropped).
+#[test]
+fn a_1_27_watch_whose_bookmark_falls_due_before_the_first_event_never_gets_one() {
+    let steps = [
+        watch("10s", "w", "resource_version = \"4\"\nbookmarks = true"),
+        create("75s", "pods", "x"),
+    ];
+    let old = run(&scenario("1.27", "150s", &steps));
+    assert_eq!(events(&old, "w"), [added("x", "5")]);
+    let new = run(&scenario("1.31", "150s", &steps));
+    assert_eq!(events(&new, "w"), [added("x", "5"), bookmark("5")]);
+}
+
+/// `cache_watcher.go processInterval` before v0.32 (found by the 1.27 and 1.31 oracles): the
+/// bookmark floor of a watch sent the current state is the RV of the interval's events, and the
+/// interval is the whole store, before the watcher's filter; so a namespace (or selector) that
+/// matches nothing still raises it to the state's RV (4), and a quiet watch gets no bookmark.
+#[test]
+fn before_1_32_a_state_the_scope_filters_out_still_raises_the_bookmark_floor() {
+    let steps = [watch(
+        "1s",
+        "w",
+        "resource_version = \"0\"\nbookmarks = true\nnamespace = \"a\"",
+    )];
+    let r = run(&scenario("1.31", "100s", &steps));
+    // (`scenario` turns WatchList on: the RV "0" watch is a streaming list, whose end bookmark
+    // comes first; no periodic BOOKMARK 4 follows at 61 s.)
+    let end = json!({"type": "BOOKMARK", "resource_version": "4", "initial_events_end": true});
+    assert_eq!(events(&r, "w"), [end]);
+}
+
+/// `storage/cacher/watch_cache.go` v0.31 (found by the 1.31 oracle with selectors): `matchesSingle`
+/// ignores `Recursive`, so a whole-resource watch with an exact `metadata.name` field selector
+/// (the registry cannot narrow it without a namespace) looks its prefix up as an object key and
+/// gets no initial state; v0.32 (commit 8a764cf9c) checks `Recursive`.
+#[test]
+fn a_1_31_whole_resource_watch_with_an_exact_name_gets_no_initial_state() {
+    let steps = [watch(
+        "1s",
+        "w",
+        "resource_version = \"0\"\nfield_selector = \"metadata.name=pods-000001\"",
+    )];
+    let old = run(&scenario("1.31", "10s", &steps));
+    assert_eq!(events(&old, "w"), Vec::<Value>::new());
+    let new = run(&scenario("1.37", "10s", &steps));
+    assert_eq!(events(&new, "w")[..1], [added("pods-000001", "3")]);
+}

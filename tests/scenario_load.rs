@@ -564,6 +564,7 @@ fn step_defaults_follow_spec_section_3() {
             name: "a".into(),
             namespace: "default".into(),
             object_bytes: None,
+            labels: None,
         }
     );
     assert!(matches!(

@@ -4,6 +4,7 @@
 use imbl::OrdMap;
 use serde::Serialize;
 
+use super::selector::{LabelSetId, Selector};
 use super::status::Status;
 use super::watch_cache::{EventType, Obj};
 use crate::etcd::{Key, KeyRange};
@@ -62,9 +63,30 @@ pub struct ContinueToken {
     pub rv: i64,
     /// Last key of the previous page.
     pub start_after: Key,
+    /// The key prefix of the LIST that issued the token: the real token holds `start_after`
+    /// relative to it (`storage.EncodeContinue`), and a continuation resolves it against its
+    /// own prefix (`storage.DecodeContinue`).
+    pub base: Key,
 }
 
 impl ContinueToken {
+    /// The token as a LIST whose key prefix is `base` reads it: the same key relative to the
+    /// new prefix. The same prefix gives the same token; a different one (a LIST narrowed to a
+    /// namespace only by a `metadata.namespace` field selector, which a continuation does not
+    /// narrow) resumes at another place, as in Kubernetes.
+    pub fn resolved_against(&self, base: &Key) -> ContinueToken {
+        let relative = self
+            .start_after
+            .as_str()
+            .strip_prefix(self.base.as_str())
+            .unwrap_or(self.start_after.as_str());
+        ContinueToken {
+            rv: self.rv,
+            start_after: Key::new(&format!("{}{relative}", base.as_str())),
+            base: base.clone(),
+        }
+    }
+
     /// The token as text (watchsim's own encoding, not base64 JSON).
     pub fn encode(&self) -> String {
         format!("{}:{}", self.rv, self.start_after)
@@ -89,6 +111,8 @@ pub enum ApiRequest {
         resource: ResourceId,
         /// Objects selected (whole resource, a namespace, or one object).
         scope: KeyRange,
+        /// `labelSelector` and `fieldSelector`, matched within `scope`.
+        selector: Selector,
         /// `resourceVersion`.
         rv: Rv,
         /// `resourceVersionMatch`.
@@ -104,6 +128,8 @@ pub enum ApiRequest {
         resource: ResourceId,
         /// Objects selected.
         scope: KeyRange,
+        /// `labelSelector` and `fieldSelector`, matched within `scope`.
+        selector: Selector,
         /// `resourceVersion`.
         rv: Rv,
         /// `allowWatchBookmarks`.
@@ -123,6 +149,8 @@ pub enum ApiRequest {
         key: Key,
         /// Object size.
         bytes: u64,
+        /// `metadata.labels`.
+        labels: LabelSetId,
     },
     /// UPDATE (with an optional resourceVersion precondition).
     Update {
@@ -132,6 +160,8 @@ pub enum ApiRequest {
         key: Key,
         /// New size.
         bytes: u64,
+        /// New `metadata.labels`.
+        labels: LabelSetId,
         /// Required current RV.
         precondition_rv: Option<i64>,
     },

@@ -130,6 +130,7 @@ fn undo(state: &mut OrdMap<Key, Obj>, e: &CacheEvent) {
             Obj {
                 rv: e.prev_rv,
                 bytes: e.bytes,
+                labels: e.prev_labels,
             },
         );
     }
@@ -147,12 +148,18 @@ mod tests {
             rv,
             bytes: 10,
             prev_rv,
+            labels: 0,
+            prev_labels: 0,
             time_ns: 0,
         }
     }
 
     fn obj(rv: i64) -> Obj {
-        Obj { rv, bytes: 10 }
+        Obj {
+            rv,
+            bytes: 10,
+            labels: 0,
+        }
     }
 
     /// `watch_cache_storage_test.go`: a snapshot per event from the list RV on; the state at an

@@ -8,6 +8,7 @@ use imbl::{OrdMap, OrdSet, Vector};
 use super::api::{ApiWatchEvent, ReadRate, ResourceId};
 use super::budget::TimeBudget;
 use super::cache_shadow::Shadows;
+use super::selector::{Field, Selector};
 use super::status::Status;
 use super::watch_cache::scan_scope;
 use super::watch_cache::{
@@ -62,6 +63,8 @@ struct CacheWatcher {
     /// The actor reading this watch (for one-step fan-out).
     client: crate::world::network::Actor,
     scope: KeyRange,
+    /// The label and field selectors matched within `scope` (`filterWithAttrsAndPrefixFunction`).
+    selector: Selector,
     rv_sent: i64,
     /// The RV a periodic bookmark must exceed: the start RV raised to the cache RV of a snapshot
     /// start or to the newest event of the replayed interval, and never raised after
@@ -252,6 +255,14 @@ pub struct Cacher {
     /// requested RV (0) when the state is empty, so its first periodic bookmark repeats the
     /// state's RV.
     pub floor_at_snapshot_rv: bool,
+    /// 1.27 (`cacher.go dispatchEvents` before v0.31): the dispatcher's last processed RV starts
+    /// at 0 and the cacher's LIST does not set it; a bookmark tick while it is 0 pops the due
+    /// watchers and never files them again, so they get no bookmark ever.
+    pub bookmarks_lost_before_first_event: bool,
+    /// 1.31 (`watch_cache.go` v0.31 computes `matchesSingle` without `Recursive`): a
+    /// whole-resource watch with an exact `metadata.name` field selector looks its prefix up as
+    /// an object key and gets no initial state.
+    pub exact_name_watch_gets_no_state: bool,
     watchers: OrdMap<ConnId, CacheWatcher>,
     index: WatcherIndex,
     budget: TimeBudget,
@@ -268,9 +279,20 @@ fn send(ctx: &mut Ctx<'_>, conn: ConnId, ev: ApiWatchEvent) {
     ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
 }
 
+/// What a watcher with `selector` sees of a buffered event (`Selector::convert`).
+fn selected_kind(selector: &Selector, e: &CacheEvent) -> Option<EventType> {
+    let prev = (e.prev_rv > 0).then_some(e.prev_labels);
+    selector.convert(&e.key, e.kind, e.labels, prev)
+}
+
 fn object_event(e: &CacheEvent) -> ApiWatchEvent {
+    object_event_as(e, e.kind)
+}
+
+/// The watch event of `e` with the type a watcher's selector turned it into.
+fn object_event_as(e: &CacheEvent, kind: EventType) -> ApiWatchEvent {
     ApiWatchEvent::Object {
-        kind: e.kind,
+        kind,
         key: e.key.clone(),
         rv: e.rv,
         bytes: e.bytes,
@@ -300,6 +322,8 @@ impl Cacher {
             state_changed_ns: now,
             created_ns: now,
             floor_at_snapshot_rv: true,
+            bookmarks_lost_before_first_event: false,
+            exact_name_watch_gets_no_state: false,
             watchers: OrdMap::new(),
             index: WatcherIndex::default(),
             budget: TimeBudget::new(now),
@@ -334,7 +358,9 @@ impl Cacher {
     pub fn replace(&mut self, objects: OrdMap<Key, super::watch_cache::Obj>, rv: i64, now: Nanos) {
         self.cache.replace(objects, rv);
         self.shadows.restart(self.cache.store_bytes());
-        self.last_processed_rv = rv;
+        if !self.bookmarks_lost_before_first_event {
+            self.last_processed_rv = rv;
+        }
         if !self.ready {
             self.ready = true;
             self.generation += 1;
@@ -384,6 +410,7 @@ impl Cacher {
         now: Nanos,
         conn: ConnId,
         scope: KeyRange,
+        selector: Selector,
         bookmarks: bool,
         deadline_ns: Nanos,
         read_rate: ReadRate,
@@ -409,6 +436,7 @@ impl Cacher {
         let mut w = CacheWatcher {
             client,
             scope,
+            selector,
             rv_sent: 0,
             bookmark_floor: 0,
             bookmarks,
@@ -427,7 +455,18 @@ impl Cacher {
             Initial::Snapshot { end_bookmark } => {
                 let rv = self.cache.resource_version();
                 let mut n = 0u64;
-                for (key, obj) in scan_scope(self.cache.store(), &w.scope) {
+                // The state the interval is built from: the whole store (one object for a
+                // single-key watch), before the watcher's filter.
+                let state_empty = match &w.scope {
+                    KeyRange::Single(k) => self.cache.store().get(k).is_none(),
+                    _ => self.cache.store().is_empty(),
+                };
+                let no_state = self.exact_name_watch_gets_no_state
+                    && !matches!(w.scope, KeyRange::Single(_))
+                    && w.selector.requires_exact(Field::Name).is_some();
+                let selected = scan_scope(self.cache.store(), &w.scope)
+                    .filter(|(key, obj)| !no_state && w.selector.matches(key, obj.labels));
+                for (key, obj) in selected {
                     {
                         send(
                             ctx,
@@ -447,8 +486,11 @@ impl Cacher {
                 w.buffered = n;
                 w.rv_sent = rv;
                 // Initial events carry the interval's RV (`newCacheIntervalFromStore`), so before
-                // 1.32 only an empty state leaves the floor at the requested RV (0 here).
-                w.bookmark_floor = if self.floor_at_snapshot_rv || n > 0 {
+                // 1.32 only an empty state leaves the floor at the requested RV (0 here): the
+                // state before the watcher's filter (`processInterval` sees every event of the
+                // interval), so a namespace or selector that matches nothing still raises it.
+                let state_seen = !state_empty && !no_state;
+                w.bookmark_floor = if self.floor_at_snapshot_rv || state_seen {
                     rv
                 } else {
                     0
@@ -589,8 +631,9 @@ impl Cacher {
             if let Some(e) = self.cache.event_at(i)
                 && w.scope.contains(&e.key)
                 && e.rv > w.rv_sent
+                && let Some(kind) = selected_kind(&w.selector, e)
             {
-                send(ctx, conn, object_event(e));
+                send(ctx, conn, object_event_as(e, kind));
                 w.rv_sent = e.rv;
                 w.buffered += 1;
                 self.counters.events_sent += 1;
@@ -628,20 +671,24 @@ impl Cacher {
             self.cache.store_bytes(),
         );
         let mut closed = Vec::new();
-        let conns: Vec<ConnId> = self
+        let conns: Vec<(ConnId, EventType)> = self
             .index
             .candidates(&event.key)
             .into_iter()
-            .filter(|c| {
-                self.watchers
-                    .get(c)
-                    .is_some_and(|w| w.scope.contains(&event.key) && event.rv > w.rv_sent)
+            .filter_map(|c| {
+                let w = self.watchers.get(&c)?;
+                if !(w.scope.contains(&event.key) && event.rv > w.rv_sent) {
+                    return None;
+                }
+                selected_kind(&w.selector, &event).map(|kind| (c, kind))
             })
             .collect();
-        // Watchers that read as fast as events arrive get the event in one multicast step; the
-        // others go through their buffers one by one.
+        // Watchers that read as fast as events arrive get the event in one multicast step (one
+        // per event type their selectors turn it into); the others go through their buffers one
+        // by one.
         let mut fast = Vec::with_capacity(conns.len());
-        for conn in conns {
+        let mut fast_converted: Vec<(EventType, Vec<_>)> = Vec::new();
+        for (conn, kind) in conns {
             let quick = self
                 .watchers
                 .get(&conn)
@@ -654,13 +701,30 @@ impl Cacher {
                     w.rv_sent = event.rv;
                 }
                 self.counters.events_sent += 1;
-                fast.push((conn, client, 0));
-            } else if !self.offer(now, conn, &event, ctx) {
-                closed.push(conn);
+                if kind == event.kind {
+                    fast.push((conn, client, 0));
+                } else {
+                    match fast_converted.iter_mut().find(|(k, _)| *k == kind) {
+                        Some((_, group)) => group.push((conn, client, 0)),
+                        None => fast_converted.push((kind, vec![(conn, client, 0)])),
+                    }
+                }
+            } else {
+                let converted = CacheEvent {
+                    kind,
+                    ..event.clone()
+                };
+                if !self.offer(now, conn, &converted, ctx) {
+                    closed.push(conn);
+                }
             }
         }
         if !fast.is_empty() {
             ctx.multicast(fast, Dir::ToClient, Msg::ApiWatch(object_event(&event)));
+        }
+        for (kind, group) in fast_converted {
+            let ev = object_event_as(&event, kind);
+            ctx.multicast(group, Dir::ToClient, Msg::ApiWatch(ev));
         }
         closed
     }
@@ -828,6 +892,7 @@ impl Cacher {
         }
         self.bookmark_tick_armed = false;
         let rv = self.last_processed_rv;
+        let lost = self.bookmarks_lost_before_first_event && rv == 0;
         let due: Vec<ConnId> = self
             .watchers
             .iter()
@@ -838,6 +903,11 @@ impl Cacher {
             .collect();
         for conn in due {
             if let Some(w) = self.watchers.get_mut(&conn) {
+                if lost {
+                    // `popExpiredWatchers` without re-filing them.
+                    w.next_bookmark_ns = None;
+                    continue;
+                }
                 if rv > w.bookmark_floor {
                     w.rv_sent = w.rv_sent.max(rv);
                     send(

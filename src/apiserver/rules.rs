@@ -41,6 +41,7 @@ mod tests {
         let tok = ContinueToken {
             rv: 1,
             start_after: Key::new("/a"),
+            base: Key::new("/"),
         };
         let d = |rv, m, limit, c: Option<&ContinueToken>, gate| {
             should_delegate_list(Rules::V1_31, gate, rv, m, limit, c)

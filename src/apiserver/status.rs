@@ -172,6 +172,25 @@ impl Status {
         Self::new(500, "InternalError", message)
     }
 
+    /// `errors.NewInternalError`: 500 "Internal error occurred: …", one cause (of no type) that
+    /// carries the error's text.
+    pub fn internal_error(err: &str) -> Self {
+        Status {
+            cause: Some(""),
+            ..Self::new(
+                500,
+                "InternalError",
+                format!("Internal error occurred: {err}"),
+            )
+        }
+    }
+
+    /// 500 for an error that is not an API status (`responsewriters.ErrorToAPIStatus`: reason
+    /// unknown, the error's own text), e.g. etcd's future-revision error before 1.34.
+    pub fn unknown(message: String) -> Self {
+        Self::new(500, "", message)
+    }
+
     /// 413 for an object over etcd's request limit.
     pub fn too_large_request(message: String) -> Self {
         Self::new(413, "RequestEntityTooLarge", message)

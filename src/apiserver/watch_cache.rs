@@ -8,6 +8,7 @@
 use imbl::OrdMap;
 
 use super::cache_snapshots::SnapshotLog;
+use super::selector::LabelSetId;
 use serde::Serialize;
 
 use super::cache_window::{Window, WindowEvent};
@@ -16,13 +17,17 @@ use crate::etcd::{Key, KeyRange};
 use crate::kernel::Nanos;
 use crate::scenario::WatchCacheConfig;
 
-/// One object as the model keeps it: its resource version and size (bodies are never built).
+/// One object as the model keeps it: its resource version, size and label set (bodies are
+/// never built).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub struct Obj {
     /// `metadata.resourceVersion` (the etcd mod revision).
     pub rv: i64,
     /// Serialized size.
     pub bytes: u64,
+    /// `metadata.labels`, interned (`selector.rs`; 0 = none).
+    #[serde(skip)]
+    pub labels: LabelSetId,
 }
 
 /// Watch event type.
@@ -52,6 +57,10 @@ pub struct CacheEvent {
     pub bytes: u64,
     /// RV of the object version this event replaces (`PrevObject`; 0 for a creation).
     pub prev_rv: i64,
+    /// Labels of the object (`ObjLabels`; for DELETED, the last state's).
+    pub labels: LabelSetId,
+    /// Labels of the version this event replaces (`PrevObjLabels`; 0 for a creation).
+    pub prev_labels: LabelSetId,
     /// When the cache recorded it (`RecordTime`), for dynamic sizing.
     pub time_ns: Nanos,
 }
@@ -310,6 +319,7 @@ impl WatchCache {
                 let obj = Obj {
                     rv: event.rv,
                     bytes: event.bytes,
+                    labels: event.labels,
                 };
                 if let Some(old) = self.store.insert(event.key.clone(), obj) {
                     self.store_bytes -= old.bytes;
@@ -376,6 +386,8 @@ mod tests {
             rv,
             bytes: 1,
             prev_rv: 0,
+            labels: 0,
+            prev_labels: 0,
             time_ns: t,
         }
     }
@@ -415,8 +427,22 @@ mod tests {
     fn boundary_right_after_replace_is_the_list_rv() {
         let mut c = WatchCache::with_bounds(3, 3, 3, 75 * S, true);
         let objs: OrdMap<Key, Obj> = [
-            (key("pod1"), Obj { rv: 5, bytes: 1 }),
-            (key("pod2"), Obj { rv: 9, bytes: 1 }),
+            (
+                key("pod1"),
+                Obj {
+                    rv: 5,
+                    bytes: 1,
+                    labels: 0,
+                },
+            ),
+            (
+                key("pod2"),
+                Obj {
+                    rv: 9,
+                    bytes: 1,
+                    labels: 0,
+                },
+            ),
         ]
         .into_iter()
         .collect();

@@ -163,10 +163,13 @@ impl Checker {
                     (
                         Actor::Apiserver(_),
                         Msg::Api {
-                            req: ApiRequest::Watch { scope, .. },
+                            req:
+                                ApiRequest::Watch {
+                                    scope, selector, ..
+                                },
                             ..
                         },
-                    ) => self.api_watch_request(*conn, opener, scope),
+                    ) => self.api_watch_request(*conn, opener, scope, !selector.is_everything()),
                     (Actor::Client(_) | Actor::Script, Msg::ApiWatch(ev)) => {
                         self.api_watch_event(*conn, ev)
                     }

@@ -66,13 +66,23 @@ pub fn describe(p: Option<&Pending>, world: &World) -> String {
             .unwrap_or_default(),
         Some(Pending::Deliver { msg, .. }) => match msg {
             Msg::Api {
-                req: ApiRequest::List { rv, limit, .. },
+                req:
+                    ApiRequest::List {
+                        rv,
+                        limit,
+                        selector,
+                        ..
+                    },
                 ..
-            } => format!("LIST rv=\"{}\" limit={limit}", rv_text(*rv)),
+            } => format!(
+                "LIST rv=\"{}\" limit={limit}{}",
+                rv_text(*rv),
+                selector_text(selector)
+            ),
             Msg::Api {
-                req: ApiRequest::Watch { rv, .. },
+                req: ApiRequest::Watch { rv, selector, .. },
                 ..
-            } => format!("WATCH rv=\"{}\"", rv_text(*rv)),
+            } => format!("WATCH rv=\"{}\"{}", rv_text(*rv), selector_text(selector)),
             Msg::ApiReply {
                 resp: ApiResponse::List(l),
                 ..
@@ -189,4 +199,17 @@ pub fn write_row(
         }
     }
     Ok(())
+}
+
+/// ` labelSelector="…" fieldSelector="…"` for the selectors a request has (nothing for none).
+fn selector_text(selector: &crate::apiserver::selector::Selector) -> String {
+    let (labels, fields) = selector.texts();
+    let mut out = String::new();
+    if !labels.is_empty() {
+        out.push_str(&format!(" labelSelector=\"{labels}\""));
+    }
+    if !fields.is_empty() {
+        out.push_str(&format!(" fieldSelector=\"{fields}\""));
+    }
+    out
 }

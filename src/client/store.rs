@@ -106,22 +106,72 @@ mod tests {
         let mut m = InformerStore::new(StoreMode::Map);
         let mut d = InformerStore::new(StoreMode::Digest);
         let items: OrdMap<Key, Obj> = [
-            (k("a"), Obj { rv: 2, bytes: 1 }),
-            (k("b"), Obj { rv: 3, bytes: 1 }),
+            (
+                k("a"),
+                Obj {
+                    rv: 2,
+                    bytes: 1,
+                    labels: 0,
+                },
+            ),
+            (
+                k("b"),
+                Obj {
+                    rv: 3,
+                    bytes: 1,
+                    labels: 0,
+                },
+            ),
         ]
         .into_iter()
         .collect();
         m.replace(&items);
         d.replace(&items);
         for s in [&mut m, &mut d] {
-            s.apply(EventType::Modified, &k("a"), Obj { rv: 4, bytes: 1 }, 2);
-            s.apply(EventType::Deleted, &k("b"), Obj { rv: 5, bytes: 1 }, 3);
-            s.apply(EventType::Added, &k("c"), Obj { rv: 6, bytes: 1 }, 0);
+            s.apply(
+                EventType::Modified,
+                &k("a"),
+                Obj {
+                    rv: 4,
+                    bytes: 1,
+                    labels: 0,
+                },
+                2,
+            );
+            s.apply(
+                EventType::Deleted,
+                &k("b"),
+                Obj {
+                    rv: 5,
+                    bytes: 1,
+                    labels: 0,
+                },
+                3,
+            );
+            s.apply(
+                EventType::Added,
+                &k("c"),
+                Obj {
+                    rv: 6,
+                    bytes: 1,
+                    labels: 0,
+                },
+                0,
+            );
         }
         assert_eq!(m.digest(), d.digest());
         assert_eq!(m.len(), 2);
         let mut wrong = d.clone();
-        wrong.apply(EventType::Modified, &k("a"), Obj { rv: 7, bytes: 1 }, 3);
+        wrong.apply(
+            EventType::Modified,
+            &k("a"),
+            Obj {
+                rv: 7,
+                bytes: 1,
+                labels: 0,
+            },
+            3,
+        );
         assert_ne!(
             wrong.digest(),
             m.digest(),

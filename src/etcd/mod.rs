@@ -11,7 +11,7 @@ pub use mvcc::{
     Compare, CompareOp, CompareTarget, RangeResult, Store, Txn, TxnOp, TxnOpResult, TxnResult,
 };
 pub use server::{EtcdConfig, EtcdServer, KvRequest, KvResponse};
-pub use types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, Revision};
+pub use types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, PrevVersion, Revision};
 pub use watch::{
     StreamId, WatchHub, WatchId, WatchOutput, WatchRequest, WatchResponse, WatchResponseKind,
 };

@@ -10,7 +10,7 @@
 
 use imbl::{OrdMap, OrdSet, Vector};
 
-use super::types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, Revision};
+use super::types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, PrevVersion, Revision};
 
 /// etcd's `--max-txn-ops` default.
 pub const MAX_TXN_OPS: usize = 128;
@@ -22,6 +22,8 @@ struct Version {
     create_revision: Revision,
     version: i64,
     value_bytes: u64,
+    /// The value's opaque tag (`KeyValue::value_tag`).
+    value_tag: u32,
     tombstone: bool,
 }
 
@@ -90,6 +92,8 @@ pub enum TxnOp {
         key: Key,
         /// Value size.
         value_bytes: u64,
+        /// The value's opaque tag (`KeyValue::value_tag`; 0 for none).
+        value_tag: u32,
     },
     /// Delete a key or range.
     Delete(KeyRange),
@@ -243,6 +247,7 @@ impl Store {
                         mod_revision: v.mod_revision,
                         version: v.version,
                         value_bytes: v.value_bytes,
+                        value_tag: v.value_tag,
                     });
                 }
             }
@@ -318,13 +323,14 @@ impl Store {
             mod_revision: v.mod_revision,
             version: v.version,
             value_bytes: v.value_bytes,
+            value_tag: v.value_tag,
         })
     }
 
     /// A plain put: one write request, revision + 1. Returns the new revision and the event.
     pub fn put(&mut self, key: &Key, value_bytes: u64) -> (Revision, Event) {
         let rev = self.current + 1;
-        let ev = self.write_put(key, value_bytes, rev, 0);
+        let ev = self.write_put(key, value_bytes, 0, rev, 0);
         self.current = rev;
         (rev, ev)
     }
@@ -341,34 +347,46 @@ impl Store {
         (self.current, deleted, events)
     }
 
-    fn write_put(&mut self, key: &Key, value_bytes: u64, rev: Revision, sub: u32) -> Event {
+    fn write_put(
+        &mut self,
+        key: &Key,
+        value_bytes: u64,
+        value_tag: u32,
+        rev: Revision,
+        sub: u32,
+    ) -> Event {
         let mut v = Version {
             mod_revision: rev,
             create_revision: rev,
             version: 1,
             value_bytes,
+            value_tag,
             tombstone: false,
         };
         // One index lookup: the key's history is found once and appended to in place.
-        let (old_bytes, versions) = match self.index.get_mut(key) {
+        let (prev, versions) = match self.index.get_mut(key) {
             Some(history) => {
-                let old_bytes = match history.last() {
+                let prev = match history.last() {
                     Some(last) if !last.tombstone => {
                         v.create_revision = last.create_revision;
                         v.version = last.version + 1;
-                        Some(last.value_bytes)
+                        Some(PrevVersion {
+                            mod_revision: last.mod_revision,
+                            value_bytes: last.value_bytes,
+                            value_tag: last.value_tag,
+                        })
                     }
                     _ => None,
                 };
                 history.push_back(v);
-                (old_bytes, history.len())
+                (prev, history.len())
             }
             None => {
                 self.index.insert(key.clone(), Vector::unit(v));
                 (None, 1)
             }
         };
-        match old_bytes {
+        match prev.map(|p| p.value_bytes) {
             Some(b) => self.live_bytes = self.live_bytes - b + value_bytes,
             None => {
                 self.live_keys += 1;
@@ -388,7 +406,9 @@ impl Store {
                 mod_revision: rev,
                 version: v.version,
                 value_bytes,
+                value_tag,
             },
+            prev,
         };
         self.changes.insert(
             (rev, sub),
@@ -422,15 +442,21 @@ impl Store {
         let keys = self.live_keys_in(range);
         let mut events = Vec::with_capacity(keys.len());
         for (i, key) in keys.into_iter().enumerate() {
-            if let Some(old_bytes) = self.latest(&key).map(|v| v.value_bytes) {
+            let prev = self.latest(&key).map(|v| PrevVersion {
+                mod_revision: v.mod_revision,
+                value_bytes: v.value_bytes,
+                value_tag: v.value_tag,
+            });
+            if let Some(p) = prev {
                 self.live_keys -= 1;
-                self.live_bytes -= old_bytes;
+                self.live_bytes -= p.value_bytes;
             }
             let tomb = Version {
                 mod_revision: rev,
                 create_revision: 0,
                 version: 0,
                 value_bytes: 0,
+                value_tag: 0,
                 tombstone: true,
             };
             self.index.entry(key.clone()).or_default().push_back(tomb);
@@ -444,7 +470,9 @@ impl Store {
                     mod_revision: rev,
                     version: 0,
                     value_bytes: 0,
+                    value_tag: 0,
                 },
+                prev,
             };
             self.changes.insert(
                 (rev, first_sub + i as u32),
@@ -523,9 +551,13 @@ impl Store {
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
-                TxnOp::Put { key, value_bytes } => {
+                TxnOp::Put {
+                    key,
+                    value_bytes,
+                    value_tag,
+                } => {
                     let sub = events.len() as u32;
-                    events.push(self.write_put(key, *value_bytes, rev, sub));
+                    events.push(self.write_put(key, *value_bytes, *value_tag, rev, sub));
                     responses.push(TxnOpResult::Put);
                 }
                 TxnOp::Delete(range) => {

@@ -149,7 +149,9 @@ impl EtcdServer {
                 let ops = t.success.iter().chain(t.failure.iter());
                 let op_bytes: u64 = ops
                     .map(|op| match op {
-                        TxnOp::Put { key, value_bytes } => key.len() as u64 + value_bytes,
+                        TxnOp::Put {
+                            key, value_bytes, ..
+                        } => key.len() as u64 + value_bytes,
                         TxnOp::Delete(r) | TxnOp::Range(r) => r.start().len() as u64,
                     })
                     .sum();

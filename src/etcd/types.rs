@@ -113,6 +113,11 @@ pub struct KeyValue {
     /// Size of the value in bytes.
     #[serde(skip)]
     pub value_bytes: u64,
+    /// An opaque tag of the value's contents, which etcd stores and returns but never reads
+    /// (watchsim's own: the apiserver keeps the object's label set there, see
+    /// `apiserver/selector.rs`; 0 for a value written without one and in a DELETE event).
+    #[serde(skip)]
+    pub value_tag: u32,
 }
 
 /// PUT or DELETE (`mvccpb.Event_EventType`).
@@ -133,6 +138,35 @@ pub struct Event {
     pub kind: EventKind,
     /// The key's state after the event (etcd zeroes everything but key and mod_revision on DELETE).
     pub kv: KeyValue,
+    /// The version this event replaced (`prev_kv`, which kube-apiserver's etcd3 watcher always
+    /// asks for with `WithPrevKV`); `None` for a creation. Not part of any script output: the
+    /// script's `etcd.watch` does not ask for it.
+    pub prev: Option<PrevVersion>,
+}
+
+impl Event {
+    /// A PUT that created its key (`clientv3.Event.IsCreate`: create revision = mod revision).
+    pub fn is_create(&self) -> bool {
+        self.kind == EventKind::Put && self.kv.create_revision == self.kv.mod_revision
+    }
+
+    /// An update or delete whose `prev_kv` etcd could not read (it reads it at revision - 1 when
+    /// sending, and that revision was compacted): kube-apiserver's etcd3 watcher refuses such an
+    /// event (`etcd3/event.go parseEvent`) and ends the watch.
+    pub fn lacks_prev_kv(&self) -> bool {
+        !self.is_create() && self.prev.is_none()
+    }
+}
+
+/// What an event's `prev_kv` tells of the replaced version (its key is the event's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PrevVersion {
+    /// Revision of the replaced version.
+    pub mod_revision: Revision,
+    /// Its value's size.
+    pub value_bytes: u64,
+    /// Its value's tag (`KeyValue::value_tag`).
+    pub value_tag: u32,
 }
 
 /// Errors etcd returns, with the exact texts clients see.

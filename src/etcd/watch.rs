@@ -424,8 +424,15 @@ impl WatchHub {
                 self.reply(key.0, key.1, current, canceled, out);
                 continue;
             }
-            let (events, next) =
+            let (mut events, next) =
                 store.events_between(&w.range, w.min_rev, current, WATCH_BATCH_MAX_REVS);
+            // `v3rpc/watch.go sendLoop` reads each event's prev_kv at its revision - 1 when it
+            // sends it; below the compact revision that read fails and prev_kv stays empty.
+            for e in events.iter_mut() {
+                if e.kv.mod_revision - 1 < compacted {
+                    e.prev = None;
+                }
+            }
             let caught_up = next > current;
             if let Some(wm) = self.watchers.get_mut(&key) {
                 wm.min_rev = next;

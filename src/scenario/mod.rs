@@ -11,6 +11,7 @@
 mod errors;
 mod locate;
 mod overrides;
+pub mod selectors;
 mod steps;
 mod types;
 mod units;

@@ -1,6 +1,8 @@
 //! The scenario file's schema (SPEC §2 and §3): every key a user may write, with the defaults of
 //! the real systems (see `../shared/reference/`). Unknown keys are refused everywhere.
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
 use super::units::{Bytes, DurationNs};
@@ -248,6 +250,12 @@ pub enum EtcdVersion {
     /// Debian bookworm's `etcd-server` (the oracle of `tests/etcd_conformance.rs`).
     #[serde(rename = "3.4.23")]
     V3_4_23,
+    /// etcd 3.5.7 (what k8s.io/apiserver v0.27 pins): the three bugs of 3.4.23.
+    #[serde(rename = "3.5.7")]
+    V3_5_7,
+    /// etcd 3.5.13 (what k8s.io/apiserver v0.31 pins): #15220 and #17529 fixed, #18089 not.
+    #[serde(rename = "3.5.13")]
+    V3_5_13,
     /// etcd 3.6.
     #[serde(rename = "3.6")]
     V3_6,
@@ -257,9 +265,21 @@ pub enum EtcdVersion {
 }
 
 impl EtcdVersion {
-    /// Has the 3.4.23 watch and compaction bugs (#18089, #15220, #17529).
-    pub fn has_3_4_23_bugs(self) -> bool {
-        self == EtcdVersion::V3_4_23
+    /// #18089: a DELETE at exactly the compact revision is lost to watchers catching up (fixed
+    /// in 3.4.34 and 3.5.16).
+    pub fn loses_tombstone_at_compact(self) -> bool {
+        matches!(self, Self::V3_4_23 | Self::V3_5_7 | Self::V3_5_13)
+    }
+
+    /// #15220: RequestProgress answered while a watcher is unsynced (fixed in 3.4.25 and 3.5.8).
+    pub fn progress_before_catchup(self) -> bool {
+        matches!(self, Self::V3_4_23 | Self::V3_5_7)
+    }
+
+    /// #17529: a lagging watcher whose next revision is compacted is skipped instead of
+    /// cancelled (fixed in 3.4.31 and 3.5.13).
+    pub fn skips_compacted_watcher(self) -> bool {
+        matches!(self, Self::V3_4_23 | Self::V3_5_7)
     }
 }
 
@@ -815,6 +835,9 @@ pub enum Step {
         /// Object size (default: the resource's `object_bytes`).
         #[serde(default)]
         object_bytes: Option<Bytes>,
+        /// `metadata.labels` (absent = none).
+        #[serde(default)]
+        labels: Option<BTreeMap<String, String>>,
     },
     /// `api.update`: update an object through the apiserver.
     #[serde(rename = "api.update")]
@@ -831,6 +854,10 @@ pub enum Step {
         /// Object size (default: the resource's `object_bytes`).
         #[serde(default)]
         object_bytes: Option<Bytes>,
+        /// New `metadata.labels`, replacing the whole map (absent = the labels the object had
+        /// when the script last wrote it successfully).
+        #[serde(default)]
+        labels: Option<BTreeMap<String, String>>,
     },
     /// `api.delete`: delete an object through the apiserver.
     #[serde(rename = "api.delete")]
@@ -892,6 +919,13 @@ pub enum Step {
         /// watchsim's own: list one namespace only (absent = the whole resource).
         #[serde(default)]
         namespace: Option<String>,
+        /// `labelSelector` (Kubernetes syntax: `k=v`, `k!=v`, `k in (a,b)`, `k notin (a)`,
+        /// `k`, `!k`, comma-separated).
+        #[serde(default)]
+        label_selector: Option<String>,
+        /// `fieldSelector` on `metadata.name` / `metadata.namespace` (`=`, `==`, `!=`).
+        #[serde(default)]
+        field_selector: Option<String>,
     },
     /// `api.watch`: open a watch named `id` on one apiserver.
     #[serde(rename = "api.watch")]
@@ -917,6 +951,12 @@ pub enum Step {
         /// watchsim's own: watch one namespace only (absent = the whole resource).
         #[serde(default)]
         namespace: Option<String>,
+        /// `labelSelector` (as `api.list`).
+        #[serde(default)]
+        label_selector: Option<String>,
+        /// `fieldSelector` (as `api.list`).
+        #[serde(default)]
+        field_selector: Option<String>,
         /// `timeoutSeconds` (absent = the server's default, 30-60 min).
         #[serde(default)]
         timeout: Option<DurationNs>,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use super::errors::Problem;
+use super::selectors;
 use super::types::{FaultKind, Scenario, Step, WatchCacheMode};
 use super::units::DurationNs;
 
@@ -317,19 +318,46 @@ fn step_fields(s: &Scenario, i: usize, step: &Step) -> Result<(), Problem> {
                 "an empty etcd key needs `prefix = true` (the whole keyspace)"
             );
         }
-        Step::ApiCreate { resource, .. }
-        | Step::ApiUpdate { resource, .. }
-        | Step::ApiDelete { resource, .. } => {
+        Step::ApiCreate {
+            resource, labels, ..
+        }
+        | Step::ApiUpdate {
+            resource, labels, ..
+        } => {
+            declared(s, resource, key("resource"))?;
+            for (k, v) in labels.iter().flatten() {
+                selectors::validate_label_key(k)
+                    .and_then(|()| selectors::validate_label_value(v))
+                    .map_err(|m| Problem::at(key(&format!("labels.{k}")), m))?;
+            }
+        }
+        Step::ApiDelete { resource, .. } => {
             declared(s, resource, key("resource"))?;
         }
         Step::ApiList {
-            server, resource, ..
+            server,
+            resource,
+            label_selector,
+            field_selector,
+            ..
         }
         | Step::ApiWatch {
-            server, resource, ..
+            server,
+            resource,
+            label_selector,
+            field_selector,
+            ..
         } => {
             server_ok(s, *server, key("server"))?;
             declared(s, resource, key("resource"))?;
+            if let Some(text) = label_selector {
+                selectors::parse_label_selector(text.trim())
+                    .map_err(|m| Problem::at(key("label_selector"), m))?;
+            }
+            if let Some(text) = field_selector {
+                selectors::parse_field_selector(text.trim())
+                    .map_err(|m| Problem::at(key("field_selector"), m))?;
+            }
         }
         Step::FaultRestartApiserver {
             server: Some(server),

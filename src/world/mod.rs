@@ -4,6 +4,7 @@
 //! they consume one message or timer and emit messages and timers through [`Ctx`]; faults they
 //! request are applied by the world (the environment) after the handler returns.
 
+mod apply;
 pub mod balancer;
 pub mod msg;
 pub mod network;
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use crate::apiserver::Apiserver;
 use crate::check::{Checker, Notice};
 use crate::client::{self, Reflector};
-use crate::etcd::{EtcdConfig, EtcdServer, WatchOutput};
+use crate::etcd::{EtcdConfig, EtcdServer};
 use crate::kernel::cow::CowBox;
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
 use crate::scenario::{DurationDistribution, FaultKind, Mutants, Scenario};
@@ -246,12 +247,14 @@ impl World {
         let mut agenda = Agenda::new();
         let mut net = Network::new(seed, s.network.latency.as_ns(), s.network.jitter.as_ns());
         // `etcd.version = "3.4.23"` has the three bugs the `etcd_*` mutants switch on.
-        let old = s.etcd.version.has_3_4_23_bugs();
-        etcd.hub.mutant_skip_compacted = s.mutants.etcd_skip_compacted_watcher || old;
-        etcd.hub.mutant_progress_before_catchup = s.mutants.etcd_progress_before_catchup || old;
+        let v = s.etcd.version;
+        etcd.hub.mutant_skip_compacted =
+            s.mutants.etcd_skip_compacted_watcher || v.skips_compacted_watcher();
+        etcd.hub.mutant_progress_before_catchup =
+            s.mutants.etcd_progress_before_catchup || v.progress_before_catchup();
         etcd.hub.mutant_refuse_at_compact = s.mutants.etcd_watch_at_compact_refused;
         etcd.store.mutant_tombstone_at_compact_lost =
-            s.mutants.etcd_tombstone_at_compact_lost || old;
+            s.mutants.etcd_tombstone_at_compact_lost || v.loses_tombstone_at_compact();
         let mut ctx = Ctx {
             now: 0,
             mutants: s.mutants,
@@ -603,6 +606,7 @@ impl World {
             fault: None,
             notices: Vec::new(),
         };
+        let obs: &mut Observations = obs;
         // check: the invariant checker sees the event before it is handled.
         let ends = match &pending {
             Pending::Deliver { conn, .. } => ctx.net.conn(*conn).map(|c| (c.client, c.server)),
@@ -611,13 +615,25 @@ impl World {
         let net = &*ctx.net;
         obs.checker
             .before(ctx.now, &pending, ends, etcd, &|c| net.conn(c).is_some());
-        let mut out: Vec<WatchOutput> = Vec::new();
-        let (actor, action_name, what, conn, result) = match pending {
-            Pending::Deliver { conn, dir, msg } => {
-                let what = msg.name();
-                let Some(receiver) = ctx.net.conn(conn).map(|c| c.receiver(dir)) else {
+        let mut parts = apply::Parts {
+            etcd,
+            etcd_rng,
+            apiservers,
+            clients,
+            lb,
+            faults_rng,
+            script,
+            workload,
+            obs,
+            scenario: &scenario,
+            out: Vec::new(),
+        };
+        let done = match pending {
+            Pending::Deliver { conn, dir, msg } => match parts.deliver(conn, dir, msg, &mut ctx) {
+                Ok(done) => done,
+                Err(what) => {
                     return Ok(Self::outcome(
-                        etcd,
+                        parts.etcd,
                         ctx.emitted,
                         Actor::Faults,
                         "deliver",
@@ -625,261 +641,32 @@ impl World {
                         Some(conn),
                         "dropped",
                     ));
-                };
-                let result = match (receiver, msg) {
-                    (Actor::Etcd, Msg::Kv { req_id, req }) => {
-                        let resp = etcd.handle_kv(&req, &mut out);
-                        obs.commit(etcd.store.revision(), ctx.now);
-                        let kind = match &resp {
-                            Ok(_) => "ok",
-                            Err(e) => e.kind(),
-                        };
-                        if req_id != msg::NO_REPLY {
-                            ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
-                        }
-                        kind
-                    }
-                    (Actor::Etcd, Msg::Watch(req)) => {
-                        if !etcd.hub.has_stream(conn) {
-                            let interval = etcd.config.progress_notify_interval_ns;
-                            // etcd adds up to 10% jitter to each stream's ticker (v3rpc/watch.go).
-                            let jitter = if interval > 0 {
-                                etcd_rng.below(interval / 10 + 1)
-                            } else {
-                                0
-                            };
-                            etcd.hub.open_stream(
-                                conn,
-                                ctx.now,
-                                if interval > 0 { interval + jitter } else { 0 },
-                            );
-                        }
-                        etcd.handle_watch(ctx.now, conn, &req, &mut out);
-                        "ok"
-                    }
-                    (Actor::Etcd, Msg::Hangup) => {
-                        etcd.hub.close_stream(conn);
-                        ctx.net.close(conn);
-                        "closed"
-                    }
-                    (Actor::Apiserver(i), _) if apiservers[i as usize].is_down() => {
-                        // Connection refused: the process is not running.
-                        ctx.reset_conn(conn);
-                        "refused"
-                    }
-                    (Actor::Apiserver(i), msg) => {
-                        let a = &mut apiservers[i as usize];
-                        match msg {
-                            Msg::KvReply { req_id, resp } => {
-                                a.on_etcd_reply(conn, req_id, resp, &mut ctx)
-                            }
-                            Msg::WatchReply(resp) => {
-                                a.on_etcd_watch(conn, resp, &scenario, &mut ctx)
-                            }
-                            Msg::Api { req_id, req } => a.on_request(conn, req_id, req, &mut ctx),
-                            Msg::Hangup => a.on_hangup(conn, &mut ctx),
-                            _ => {}
-                        }
-                        "ok"
-                    }
-                    (Actor::Client(i), msg) => {
-                        let c = &mut clients[i as usize];
-                        let cfg = &scenario.clients[c.population as usize];
-                        let (label, fx) = c.on_message(conn, msg, cfg, &mut ctx);
-                        observe_client(i, label, fx, c, obs, ctx.now, etcd.store.revision());
-                        label
-                    }
-                    (Actor::Script, msg) => {
-                        script.on_message(conn, msg, &scenario, obs);
-                        "ok"
-                    }
-                    (Actor::Workload, Msg::KvReply { resp, .. }) => match resp {
-                        Ok(crate::etcd::KvResponse::Txn(t)) if !t.succeeded => "conflict",
-                        Ok(_) => "ok",
-                        Err(e) => e.kind(),
-                    },
-                    _ => "unexpected",
-                };
-                (receiver, "deliver", what, Some(conn), result)
-            }
-            Pending::Multicast {
-                targets,
-                dir: _,
-                msg,
-            } => {
-                // One step delivers the same message to many connections (a fan-out).
-                let what = msg.name();
-                match &msg {
-                    Msg::ApiWatch(ev) => {
-                        // A cache event to many informers: its digest change and its staleness
-                        // are computed once.
-                        let fast = client::reflector::FastEvent::of(ev);
-                        if let Some(rv) = fast.as_ref().and_then(|f| f.rv()) {
-                            let lag = ctx.now.saturating_sub(obs.commit_time(rv));
-                            obs.staleness_max_ns = obs.staleness_max_ns.max(lag);
-                        }
-                        for &(conn, receiver, _) in targets.iter() {
-                            match receiver {
-                                Actor::Client(i) => {
-                                    let c = &mut clients[i as usize];
-                                    // Mutant `reflector_drop_deletes` lives on the slow path.
-                                    let fast = fast.as_ref().filter(|_| {
-                                        !(scenario.mutants.reflector_drop_deletes
-                                            && matches!(
-                                                ev,
-                                                crate::apiserver::ApiWatchEvent::Object {
-                                                    kind: crate::apiserver::watch_cache::EventType::Deleted,
-                                                    ..
-                                                }
-                                            ))
-                                    });
-                                    match fast {
-                                        Some(f) if c.apply_fast(conn, f) => {
-                                            if let Some(rv) = f.rv() {
-                                                let m = &mut obs.client_max_rv[i as usize];
-                                                *m = (*m).max(rv);
-                                                // check: the informer observed this RV.
-                                                obs.checker.client_rv(i, rv, "event", c);
-                                            }
-                                        }
-                                        _ => {
-                                            let cfg = &scenario.clients[c.population as usize];
-                                            let (label, fx) =
-                                                c.on_message(conn, msg.clone(), cfg, &mut ctx);
-                                            let rev = etcd.store.revision();
-                                            observe_client(i, label, fx, c, obs, ctx.now, rev);
-                                        }
-                                    }
-                                }
-                                Actor::Script => {
-                                    script.on_message(conn, msg.clone(), &scenario, obs)
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    Msg::WatchReply(resp) => {
-                        for &(conn, receiver, tag) in targets.iter() {
-                            if ctx.net.conn(conn).is_none() {
-                                continue;
-                            }
-                            let mut r = resp.clone();
-                            r.watch_id = tag;
-                            match receiver {
-                                Actor::Apiserver(i) => apiservers[i as usize]
-                                    .on_etcd_watch(conn, r, &scenario, &mut ctx),
-                                Actor::Script => {
-                                    script.on_message(conn, Msg::WatchReply(r), &scenario, obs)
-                                }
-                                _ => {}
-                            }
-                        }
-                    }
-                    _ => {}
                 }
-                (Actor::Faults, "multicast", what, None, "ok")
-            }
-            Pending::Reset { conn, to } => {
-                match to {
-                    Actor::Etcd => etcd.hub.close_stream(conn),
-                    Actor::Apiserver(i) => apiservers[i as usize].on_hangup(conn, &mut ctx),
-                    Actor::Script => script.on_message(conn, Msg::Hangup, &scenario, obs),
-                    Actor::Client(i) => {
-                        let c = &mut clients[i as usize];
-                        let cfg = &scenario.clients[c.population as usize];
-                        let _ = c.on_message(conn, Msg::Hangup, cfg, &mut ctx);
-                    }
-                    _ => {}
-                }
-                (to, "reset", "connection.reset", Some(conn), "ok")
-            }
-            Pending::Timer(timer) => {
-                let what = timer.name();
-                let (actor, result) = match timer {
-                    Timer::ScriptStep(i) => (
-                        Actor::Script,
-                        script.issue(i as usize, &scenario, &mut ctx, obs),
-                    ),
-                    Timer::EtcdSync => {
-                        etcd.sync_watchers(ctx.now, &mut out);
-                        (Actor::Etcd, "ok")
-                    }
-                    Timer::EtcdProgressTick(stream) => {
-                        etcd.progress_tick(ctx.now, stream, &mut out);
-                        (Actor::Etcd, "ok")
-                    }
-                    Timer::Workload(i) => (
-                        Actor::Workload,
-                        workload.fire(i as usize, &scenario, &mut ctx),
-                    ),
-                    Timer::Fault(i) => (
-                        Actor::Faults,
-                        inject_scheduled(&scenario, i as usize, &mut ctx, obs),
-                    ),
-                    Timer::Apiserver(i, t) => {
-                        let a = &mut apiservers[i as usize];
-                        (Actor::Apiserver(i), a.on_timer(t, &scenario, &mut ctx))
-                    }
-                    Timer::Cacher(i, r, t) => {
-                        let a = &mut apiservers[i as usize];
-                        (Actor::Apiserver(i), a.on_cacher_timer(r, t, &mut ctx))
-                    }
-                    Timer::Client(i, epoch, t) => {
-                        let up: Vec<bool> = apiservers.iter().map(|a| !a.is_down()).collect();
-                        let c = &mut clients[i as usize];
-                        if c.server().is_none() {
-                            c.set_server(lb.pick(i as u64, &up));
-                        }
-                        let cfg = &scenario.clients[c.population as usize];
-                        let (label, fx) = c.on_timer(epoch, t, cfg, &mut ctx);
-                        observe_client(i, label, fx, c, obs, ctx.now, etcd.store.revision());
-                        (Actor::Client(i), label)
-                    }
-                    Timer::Disconnect => {
-                        let n = clients.len() as u64;
-                        let victim = faults_rng.below(n.max(1)) as usize;
-                        let d = disconnect_duration(&scenario, faults_rng);
-                        if let Some(c) = clients.get_mut(victim) {
-                            c.disconnect(d, &mut ctx);
-                        }
-                        if let Some(next) = next_disconnect_in(&scenario, clients.len(), faults_rng)
-                        {
-                            ctx.timer(ctx.now + next, Timer::Disconnect);
-                        }
-                        (Actor::Faults, "disconnect")
-                    }
-                    Timer::Metrics => {
-                        record_minute(ctx.now, etcd, apiservers, clients, obs);
-                        ctx.timer(ctx.now + 60_000_000_000, Timer::Metrics);
-                        (Actor::Faults, "metrics")
-                    }
-                };
-                (actor, "timer", what, None, result)
-            }
+            },
+            Pending::Multicast { targets, msg, .. } => parts.multicast(targets, msg, &mut ctx),
+            Pending::Reset { conn, to } => parts.reset(conn, to, &mut ctx),
+            Pending::Timer(timer) => parts.timer(timer, &mut ctx),
         };
-        for o in out {
-            match o {
-                WatchOutput::Send(stream, resp) => {
-                    ctx.send(stream, Dir::ToClient, Msg::WatchReply(resp))
-                }
-                WatchOutput::Multicast(streams, resp) => {
-                    let targets: Vec<(ConnId, Actor, i64)> = streams
-                        .into_iter()
-                        .filter_map(|(stream, id)| ctx.client_of(stream).map(|a| (stream, a, id)))
-                        .collect();
-                    ctx.multicast(targets, Dir::ToClient, Msg::WatchReply(resp));
-                }
-                WatchOutput::ArmSync(at) => ctx.timer(at, Timer::EtcdSync),
-                WatchOutput::ArmProgressTick(stream, at) => {
-                    ctx.timer(at, Timer::EtcdProgressTick(stream))
-                }
-            }
-        }
+        parts.emit_etcd_output(&mut ctx);
+        let apply::Parts {
+            etcd,
+            apiservers,
+            clients,
+            obs,
+            ..
+        } = parts;
         let fault = ctx.fault.take();
         if let Some(fault) = fault {
             Self::inject(fault, etcd, apiservers, clients, &scenario, &mut ctx);
         }
-        let mut outcome = Self::outcome(etcd, ctx.emitted, actor, action_name, what, conn, result);
+        let apply::Done {
+            actor,
+            action,
+            what,
+            conn,
+            result,
+        } = done;
+        let mut outcome = Self::outcome(etcd, ctx.emitted, actor, action, what, conn, result);
         if what == "metrics.minute"
             && let Some(m) = obs.series.last()
         {

@@ -10,6 +10,7 @@ use super::msg::{Msg, Timer};
 use super::network::{Actor, ConnId, Dir};
 use super::observe::Observations;
 use super::{Ctx, fault_request};
+use crate::apiserver::selector::{Field, LabelSetId, LabelTable, Selector};
 use crate::apiserver::server::resource_prefix;
 use crate::apiserver::watch_cache::EventType;
 use crate::apiserver::{
@@ -49,6 +50,9 @@ pub struct ScriptClient {
     /// Open API watches: id -> connection; connection -> (id, step).
     api_watches: OrdMap<String, ConnId>,
     api_watch_owner: OrdMap<ConnId, (String, usize)>,
+    /// The labels of every object the script last wrote successfully (absent = none), which an
+    /// `api.update` without `labels` keeps (a client's read-modify-write).
+    labels_written: OrdMap<Key, LabelSetId>,
 }
 
 fn status_json(s: &Status) -> Value {
@@ -144,6 +148,45 @@ fn scope_of(resource: &str, namespace: Option<&str>) -> KeyRange {
         None => KeyRange::Prefix(resource_prefix(resource)),
         Some(ns) => KeyRange::Prefix(Key::new(&format!("/registry/{resource}/{ns}/"))),
     }
+}
+
+/// The keys a LIST or WATCH reads, as the registry narrows them (`registry/store.go`
+/// `ListPredicate`/`WatchPredicate`): a request without a namespace takes the namespace of an
+/// exact `metadata.namespace` field term (`MatchesSingleNamespace`, when it is a valid
+/// namespace name), and an exact `metadata.name` term with a namespace makes it a single-key,
+/// non-recursive request (`MatchesSingle`); neither applies to a continuation.
+fn request_scope(
+    resource: &str,
+    namespace: Option<&str>,
+    selector: &Selector,
+    continuing: bool,
+) -> KeyRange {
+    let exact = |f| selector.requires_exact(f).filter(|_| !continuing);
+    let namespace = namespace.or_else(|| exact(Field::Namespace).filter(|ns| is_dns_label(ns)));
+    match (namespace, exact(Field::Name)) {
+        (Some(ns), Some(name)) => KeyRange::Single(object_key(resource, ns, name)),
+        (ns, _) => scope_of(resource, ns),
+    }
+}
+
+/// `validation.ValidateNamespaceName`: a DNS-1123 label.
+fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// The compiled selectors of a step (already validated at load).
+fn step_selector(scenario: &Scenario, label: &Option<String>, field: &Option<String>) -> Selector {
+    Selector::compile(
+        label.as_deref(),
+        field.as_deref(),
+        &LabelTable::of(scenario),
+    )
+    .unwrap_or_default()
 }
 
 fn object_key(resource: &str, namespace: &str, name: &str) -> Key {
@@ -338,6 +381,7 @@ impl ScriptClient {
                 name,
                 namespace,
                 object_bytes,
+                labels,
                 ..
             } => {
                 let r = resource_id(scenario, resource);
@@ -348,6 +392,9 @@ impl ScriptClient {
                     resource: r,
                     key: object_key(resource, namespace, name),
                     bytes,
+                    labels: labels
+                        .as_ref()
+                        .map_or(0, |l| LabelTable::of(scenario).id(l)),
                 };
                 self.send_api(ctx, idx, 0, req);
             }
@@ -356,16 +403,23 @@ impl ScriptClient {
                 name,
                 namespace,
                 object_bytes,
+                labels,
                 ..
             } => {
                 let r = resource_id(scenario, resource);
                 let bytes = object_bytes
                     .map(|b| b.0)
                     .unwrap_or(scenario.resources[r as usize].object_bytes.0);
+                let key = object_key(resource, namespace, name);
+                let labels = match labels {
+                    Some(l) => LabelTable::of(scenario).id(l),
+                    None => self.labels_written.get(&key).copied().unwrap_or(0),
+                };
                 let req = ApiRequest::Update {
                     resource: r,
-                    key: object_key(resource, namespace, name),
+                    key,
                     bytes,
+                    labels,
                     precondition_rv: None,
                 };
                 self.send_api(ctx, idx, 0, req);
@@ -414,6 +468,8 @@ impl ScriptClient {
                 limit,
                 continue_,
                 namespace,
+                label_selector,
+                field_selector,
                 ..
             } => {
                 let r = resource_id(scenario, resource);
@@ -422,11 +478,19 @@ impl ScriptClient {
                 } else {
                     None
                 };
+                let selector = step_selector(scenario, label_selector, field_selector);
+                let scope = request_scope(
+                    resource,
+                    namespace.as_deref(),
+                    &selector,
+                    continue_token.is_some(),
+                );
                 match Rv::parse(resource_version.as_deref()) {
                     Ok(rv) => {
                         let req = ApiRequest::List {
                             resource: r,
-                            scope: scope_of(resource, namespace.as_deref()),
+                            scope,
+                            selector,
                             rv,
                             rv_match: match_.map(|m| match m {
                                 ResourceVersionMatch::NotOlderThan => RvMatch::NotOlderThan,
@@ -454,9 +518,13 @@ impl ScriptClient {
                 timeout,
                 read_rate,
                 namespace,
+                label_selector,
+                field_selector,
                 ..
             } => {
                 let r = resource_id(scenario, resource);
+                let selector = step_selector(scenario, label_selector, field_selector);
+                let scope = request_scope(resource, namespace.as_deref(), &selector, false);
                 match Rv::parse(resource_version.as_deref()) {
                     Ok(rv) => {
                         let conn = ctx.connect(Actor::Script, Actor::Apiserver(*server));
@@ -465,7 +533,8 @@ impl ScriptClient {
                         obs.watches.entry(id.clone()).or_default();
                         let req = ApiRequest::Watch {
                             resource: r,
-                            scope: scope_of(resource, namespace.as_deref()),
+                            scope,
+                            selector,
                             rv,
                             bookmarks: *bookmarks,
                             send_initial_events: *send_initial_events,
@@ -593,6 +662,9 @@ impl ScriptClient {
                             }
                         }
                     }
+                    if let ApiResponse::Written { .. } = resp {
+                        self.remember_labels(scenario, step);
+                    }
                     obs.script_results[step] = Some(api_result_json(&resp));
                     if let ApiResponse::Error(_) = resp
                         && let Some((id, _)) = self.api_watch_owner.remove(&conn)
@@ -645,6 +717,49 @@ impl ScriptClient {
                 }
             }
             Msg::Kv { .. } | Msg::Watch(_) | Msg::Api { .. } | Msg::Goaway => {}
+        }
+    }
+
+    /// A scripted write succeeded: remember the labels it left on its object.
+    fn remember_labels(&mut self, scenario: &Scenario, step: usize) {
+        match &scenario.steps[step] {
+            Step::ApiCreate {
+                resource,
+                name,
+                namespace,
+                labels,
+                ..
+            }
+            | Step::ApiUpdate {
+                resource,
+                name,
+                namespace,
+                labels,
+                ..
+            } => {
+                let key = object_key(resource, namespace, name);
+                match labels {
+                    Some(l) => {
+                        let id = LabelTable::of(scenario).id(l);
+                        self.labels_written.insert(key, id);
+                    }
+                    // An update without labels keeps them; a create without labels has none.
+                    None if matches!(scenario.steps[step], Step::ApiCreate { .. }) => {
+                        self.labels_written.remove(&key);
+                    }
+                    None => {}
+                }
+            }
+            Step::ApiDelete {
+                resource,
+                name,
+                namespace,
+                ..
+            } => {
+                self.labels_written
+                    .remove(&object_key(resource, namespace, name));
+            }
+            _ => {}
         }
     }
 

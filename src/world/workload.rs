@@ -113,6 +113,7 @@ impl Workload {
                         success: vec![TxnOp::Put {
                             key,
                             value_bytes: res.object_bytes,
+                            value_tag: 0,
                         }],
                         failure: vec![],
                     },
@@ -133,6 +134,7 @@ impl Workload {
                         success: vec![TxnOp::Put {
                             key,
                             value_bytes: res.object_bytes,
+                            value_tag: 0,
                         }],
                         failure: vec![],
                     },

@@ -133,7 +133,8 @@ fn duration_ms(text: &str, what: &str) -> Result<u64, String> {
     Ok(d.as_ns() / 1_000_000)
 }
 
-/// The oracle's input case for a scenario text: resources (name, count), duration and steps.
+/// The oracle's input case for a scenario text: resources (name, count), duration, steps and
+/// the watch cache's mode (`watch_cache`: `apiserver.watch_cache.mode`, "off" for no cache).
 /// Each step keeps its fields; `at` is echoed as written, `at_ms` and `timeout_ms` are added.
 pub fn oracle_case(name: &str, scenario_text: &str) -> Result<Value, String> {
     let doc: toml::Table = scenario_text
@@ -175,11 +176,20 @@ pub fn oracle_case(name: &str, scenario_text: &str) -> Result<Value, String> {
         }
         steps.push(Value::Object(out));
     }
+    // `[apiserver.watch_cache] mode = "off"`: the oracle builds no Cacher (the registry uses the
+    // etcd3 store directly).
+    let watch_cache = doc
+        .get("apiserver")
+        .and_then(|a| a.get("watch_cache"))
+        .and_then(|w| w.get("mode"))
+        .and_then(|m| m.as_str())
+        .unwrap_or("dynamic");
     Ok(json!({
         "name": name,
         "resources": resources,
         "duration_ms": duration_ms(duration, "duration")?,
         "steps": steps,
+        "watch_cache": watch_cache,
     }))
 }
 
@@ -226,4 +236,20 @@ pub fn run_oracle(bin: &Path, cases: &[Value]) -> Result<Vec<Value>, String> {
         ));
     }
     Ok(results)
+}
+
+/// One scenario text on the oracle of `minor` (e.g. "1.31"): its `{name, script, watches}`, the
+/// `script` and `watches` in the shapes of `watchsim run --json` (so a test reads both sides
+/// alike), or `None` after a loud SKIPPED line when the oracle is missing and cannot be built (a
+/// failure under `CI=true`, see [`oracle_or_skip`]). For hand-written cases
+/// (`tests/apiserver_rules.rs`). The oracle runs the steps one after another on its fake clock
+/// (a step that waits, such as a LIST at an RV the cache has not reached, holds back the steps
+/// after it), reads the resources, the duration and the watch cache's mode, and ignores every
+/// other setting (ring sizes, etcd's progress-notify interval, the rules profile: the oracle is
+/// the profile).
+pub fn oracle_run(minor: &str, test: &str, scenario_text: &str) -> Option<Value> {
+    let bin = oracle_or_skip(minor, test)?;
+    let case = oracle_case(test, scenario_text).unwrap_or_else(|e| panic!("{test}: {e}"));
+    let mut out = run_oracle(&bin, &[case]).unwrap_or_else(|e| panic!("{test}: {e}"));
+    Some(out.remove(0))
 }

@@ -31,6 +31,7 @@ pub(super) enum DirectInit {
 pub(super) struct DirectWatch {
     resource: ResourceId,
     scope: KeyRange,
+    selector: Selector,
     init: DirectInit,
 }
 
@@ -77,6 +78,7 @@ impl Apiserver {
         req_id: u64,
         resource: ResourceId,
         scope: KeyRange,
+        selector: Selector,
         rv: Rv,
         send_initial_events: Option<bool>,
         bookmarks: bool,
@@ -126,6 +128,7 @@ impl Apiserver {
             DirectWatch {
                 resource,
                 scope,
+                selector,
                 init,
             },
         );
@@ -180,7 +183,7 @@ impl Apiserver {
             let matched: Vec<&KeyValue> = range
                 .kvs
                 .iter()
-                .filter(|kv| w.scope.contains(&kv.key))
+                .filter(|kv| w.scope.contains(&kv.key) && w.selector.matches(&kv.key, kv.value_tag))
                 .collect();
             // check: the initial ADDED events are the state at the read's revision.
             ctx.notice(crate::check::Notice::WatchStarted {
@@ -237,14 +240,51 @@ impl Apiserver {
         match resp.kind {
             WatchResponseKind::Events(evs) => {
                 for e in evs.iter().filter(|e| w.scope.contains(&e.kv.key)) {
-                    let kind = event_type(e);
+                    if e.lacks_prev_kv() {
+                        // `etcd3/event.go parseEvent`, `watcher.go sendError`: a 500 on the
+                        // stream, which then ends.
+                        let kind = match e.kind {
+                            EventKind::Put => "PUT",
+                            EventKind::Delete => "DELETE",
+                        };
+                        let status = Status::internal_error(&format!(
+                            "etcd event received with PrevKv=nil (key={:?}, modRevision={}, \
+                             type={kind})",
+                            e.kv.key.as_str(),
+                            e.kv.mod_revision
+                        ));
+                        self.direct_watches.remove(&conn);
+                        let watch_id = conn as i64;
+                        self.send_direct(WatchRequest::Cancel { watch_id }, ctx);
+                        let error = ApiWatchEvent::Error(status);
+                        ctx.send(conn, Dir::ToClient, Msg::ApiWatch(error));
+                        ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
+                        return;
+                    }
+                    // `transform`: the event as the selector sees it, from the new object and
+                    // the `prev_kv` the watcher asks etcd for (`WithPrevKV`).
+                    let prev = e.prev;
+                    let (labels, bytes) = match e.kind {
+                        EventKind::Delete => prev.map_or((0, 0), |p| (p.value_tag, p.value_bytes)),
+                        EventKind::Put => (e.kv.value_tag, e.kv.value_bytes),
+                    };
+                    let prev_labels = prev.map(|p| p.value_tag);
+                    let Some(kind) =
+                        w.selector
+                            .convert(&e.kv.key, event_type(e), labels, prev_labels)
+                    else {
+                        continue;
+                    };
+                    let bytes = match (kind, prev) {
+                        (EventType::Deleted, Some(p)) => p.value_bytes,
+                        _ => bytes,
+                    };
                     let ev = ApiWatchEvent::Object {
                         kind,
                         key: e.kv.key.clone(),
                         rv: e.kv.mod_revision,
-                        bytes: e.kv.value_bytes,
-                        // Simplification: etcd prev_kv is not requested; digests need the cache.
-                        prev_rv: 0,
+                        bytes,
+                        prev_rv: prev.map_or(0, |p| p.mod_revision),
                     };
                     ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
                 }

@@ -4,8 +4,6 @@
 //! shouldDelegateExactRV`, `watch_cache.go waitAndListExactRV`). The snapshots themselves are in
 //! `cache_snapshots.rs`.
 
-use imbl::OrdMap;
-
 use super::*;
 
 /// A LIST served from a snapshot at an exact RV (`watch_cache.go waitAndListExactRV`): the RV,
@@ -56,33 +54,39 @@ impl Apiserver {
         req_id: u64,
         resource: ResourceId,
         scope: KeyRange,
+        selector: Selector,
         limit: u64,
         exact: ExactList,
         ctx: &mut Ctx<'_>,
     ) {
-        let Some(c) = self.cacher(resource) else {
-            return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
+        // `cacher.go ShouldDelegateExactRV` / `ShouldDelegateContinue`: a non-recursive LIST (one
+        // object, the registry's `MatchesSingle`) always goes to etcd.
+        let single = matches!(scope, KeyRange::Single(_));
+        let Some(c) = self.cacher(resource).filter(|_| !single) else {
+            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, ctx);
         };
         let cache_rv = c.cache.resource_version();
         let fresh = exact.rv <= cache_rv;
         if fresh && !c.cache.can_serve_exact(exact.rv) {
-            return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
+            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, ctx);
         }
         if !c.ready {
             // `delegator.go GetList`: shouldDelegateListOnNotReadyCache, else the cacher's 429.
-            if delegates_on_not_ready_cache(&scope, limit) {
-                return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
+            if delegates_on_not_ready_cache(&scope, &selector, limit) {
+                return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, ctx);
             }
             return self.list_failed(conn, req_id, self.not_ready_status(resource, ctx.now), ctx);
         }
         if fresh {
-            return self.serve_exact_list(conn, req_id, resource, scope, limit, exact, ctx);
+            return self
+                .serve_exact_list(conn, req_id, resource, scope, selector, limit, exact, ctx);
         }
         let target = exact.rv;
         let kind = WaitKind::List {
             conn,
             req_id,
             scope,
+            selector,
             limit,
             requested: exact.request_rv,
             fallback: false,
@@ -91,11 +95,13 @@ impl Apiserver {
         self.add_wait(resource, target, kind, ctx);
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn exact_list_from_etcd(
         &mut self,
         conn: ConnId,
         req_id: u64,
         scope: KeyRange,
+        selector: Selector,
         limit: u64,
         exact: ExactList,
         ctx: &mut Ctx<'_>,
@@ -104,6 +110,7 @@ impl Apiserver {
             conn,
             req_id,
             scope,
+            selector,
             exact.request_rv,
             exact.rv_match,
             limit,
@@ -122,6 +129,7 @@ impl Apiserver {
         req_id: u64,
         resource: ResourceId,
         scope: KeyRange,
+        selector: Selector,
         limit: u64,
         exact: ExactList,
         ctx: &mut Ctx<'_>,
@@ -130,7 +138,7 @@ impl Apiserver {
             .cacher(resource)
             .and_then(|c| c.cache.state_at(exact.rv));
         let Some(state) = state else {
-            return self.exact_list_from_etcd(conn, req_id, scope, limit, exact, ctx);
+            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, ctx);
         };
         // `cacher.go computeListLimit`: the cache ignores the limit of an RV "0" request (a
         // continuation sent with RV "0" gets the whole rest).
@@ -140,19 +148,13 @@ impl Apiserver {
             limit
         };
         let after = exact.start_after.as_ref();
-        let mut items: OrdMap<Key, Obj> = OrdMap::new();
-        let mut continue_token = None;
-        for (k, o) in scan_scope(&state, &scope).filter(|(k, _)| after.is_none_or(|a| *k > a)) {
-            if limit > 0 && items.len() as u64 == limit {
-                let last = items.keys().next_back().cloned().expect("limit > 0");
-                continue_token = Some(ContinueToken {
-                    rv: exact.rv,
-                    start_after: last,
-                });
-                break;
-            }
-            items.insert(k.clone(), *o);
-        }
+        let objects = scan_scope(&state, &scope).filter(|(k, _)| after.is_none_or(|a| *k > a));
+        let (items, last) = select_page(objects, &selector, limit);
+        let continue_token = last.map(|start_after| ContinueToken {
+            rv: exact.rv,
+            start_after,
+            base: token_base(&scope),
+        });
         let bytes = list_bytes(&items);
         self.list_done(
             conn,

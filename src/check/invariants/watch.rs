@@ -61,6 +61,10 @@ pub struct Stream {
     last_bookmark: i64,
     cursor: usize,
     missing: Vec<(i64, Key)>,
+    /// A watch with a label or field selector: it legitimately skips the changes its selector
+    /// does not match, so passed-over changes are not missing (no `watch-no-gap` judgement);
+    /// ordering and uniqueness are still checked.
+    filtered: bool,
 }
 
 impl Stream {
@@ -80,6 +84,7 @@ impl Stream {
             last_bookmark: 0,
             cursor: 0,
             missing: Vec::new(),
+            filtered: false,
         }
     }
 
@@ -187,7 +192,13 @@ impl Checker {
         }
     }
 
-    pub(crate) fn api_watch_request(&mut self, conn: ConnId, opener: Actor, scope: &KeyRange) {
+    pub(crate) fn api_watch_request(
+        &mut self,
+        conn: ConnId,
+        opener: Actor,
+        scope: &KeyRange,
+        filtered: bool,
+    ) {
         if let Actor::Client(i) = opener
             && let Some(slot) = self.client_stream.get_mut(i as usize)
         {
@@ -197,6 +208,9 @@ impl Checker {
             }
         }
         self.open_stream((conn, API_STREAM), opener, scope);
+        if let Some(s) = self.streams.get_mut(&(conn, API_STREAM)) {
+            s.filtered = filtered;
+        }
     }
 
     pub(crate) fn api_watch_started(&mut self, conn: ConnId, start_rv: i64, initial: u64) {
@@ -376,7 +390,7 @@ impl Checker {
             while s.cursor < n && log.at(s.range, s.cursor).0 < rev {
                 let (r, x) = log.at(s.range, s.cursor);
                 // A start in the future: changes before it were logged after the cursor was set.
-                if r >= start {
+                if r >= start && !s.filtered {
                     s.missing.push((r, x.clone()));
                 }
                 s.cursor += 1;
@@ -398,7 +412,7 @@ impl Checker {
                 Some(p) => {
                     for j in s.cursor..p {
                         let (r, x) = log.at(s.range, j);
-                        if r >= start {
+                        if r >= start && !s.filtered {
                             s.missing.push((r, x.clone()));
                         }
                     }
@@ -458,7 +472,7 @@ impl Checker {
             let n = log.len(s.range);
             while s.cursor < n && log.at(s.range, s.cursor).0 <= rv {
                 let (r, x) = log.at(s.range, s.cursor);
-                if r >= start {
+                if r >= start && !s.filtered {
                     s.missing.push((r, x.clone()));
                 }
                 s.cursor += 1;

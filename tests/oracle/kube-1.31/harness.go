@@ -1,4 +1,6 @@
-// The version-independent part of the 1.31 oracle: it reads the cases, starts an embedded etcd,
+// The version-independent part of the 1.31 and 1.27 oracles (../kube-1.27/harness.go is a
+// symlink to this file, so it must build against k8s.io/apiserver v0.27 too: main.go supplies
+// what differs, e.g. setEtcdURLs and awaitStorageFeatures): it reads the cases, starts an embedded etcd,
 // runs each case's scripted steps on a fake clock against the resources main.go wires, and
 // writes the answers.
 //
@@ -16,6 +18,12 @@
 //     (storage/feature DefaultFeatureSupportChecker, checked in the background): until then the
 //     cacher serves no consistent read from the cache;
 //   - klog's error lines do not reach stderr.
+//
+// Watch cache off (the case's "watch_cache": "off"): no Cacher is built; every request goes to
+// the etcd3 store (Resource.Direct), as kube-apiserver's registry uses it without a watch cache,
+// and settling waits for the harness's own etcd watch to see the last write. The store's watches
+// (etcd3/watcher.go) read no clock but the handler's deadline, kept on the fake clock; they ask
+// etcd for no progress notifications, so they send no bookmarks.
 //
 // Both copies skip the yield after a clock tick that fires no timer (trackingClock), which
 // halves a sequence's real time. WATCHSIM_ORACLE_TIMING=1 prints where each case's time went.
@@ -49,21 +57,27 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
 	metainternalversion "k8s.io/apimachinery/pkg/apis/meta/internalversion"
 	metainternalversionvalidation "k8s.io/apimachinery/pkg/apis/meta/internalversion/validation"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/runtime/serializer"
+	"k8s.io/apimachinery/pkg/selection"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/apiserver/pkg/apis/example"
@@ -72,7 +86,6 @@ import (
 	"k8s.io/apiserver/pkg/features"
 	"k8s.io/apiserver/pkg/storage"
 	storeerr "k8s.io/apiserver/pkg/storage/errors"
-	etcdfeature "k8s.io/apiserver/pkg/storage/feature"
 	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/clock"
@@ -123,11 +136,10 @@ type ResourceSpec struct {
 	Prefix string // "/pods"
 }
 
-// Resource is one resource as the registry sees it (the Cacher or the CacheDelegator in front of
-// the etcd3 store).
-type Resource interface {
-	// Seed writes an initial object to the etcd3 store directly (before the cacher starts).
-	Seed(ctx context.Context, key string, obj, out runtime.Object) error
+// Registry is what the registry's Store calls for one resource: its storage.Interface (the
+// Cacher or the CacheDelegator in front of the etcd3 store, or the etcd3 store itself with the
+// watch cache off).
+type Registry interface {
 	Create(ctx context.Context, key string, obj, out runtime.Object) error
 	Update(ctx context.Context, key string, out runtime.Object, tryUpdate storage.UpdateFunc) error
 	Delete(ctx context.Context, key string, out runtime.Object) error
@@ -135,6 +147,18 @@ type Resource interface {
 	// delegated to etcd or a fallback; not the consistent-read probe).
 	GetList(ctx context.Context, key string, opts storage.ListOptions, list runtime.Object) (fromEtcd bool, err error)
 	Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error)
+	// Get serves a GET; fromEtcd says whether it read etcd.
+	Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) (fromEtcd bool, err error)
+}
+
+// Resource is one resource as the registry sees it (the Cacher or the CacheDelegator in front of
+// the etcd3 store).
+type Resource interface {
+	Registry
+	// Direct is the registry's storage with the watch cache off: the etcd3 store itself.
+	Direct() Registry
+	// Seed writes an initial object to the etcd3 store directly (before the cacher starts).
+	Seed(ctx context.Context, key string, obj, out runtime.Object) error
 	// StartCache builds a new Cacher (as kube-apiserver does when it starts) and waits until
 	// it is ready.
 	StartCache() error
@@ -163,6 +187,9 @@ type caseIn struct {
 	Resources  []resourceIn `json:"resources"`
 	DurationMs int64        `json:"duration_ms"`
 	Steps      []stepIn     `json:"steps"`
+	// WatchCache is the scenario's apiserver.watch_cache.mode; "off": no Cacher, the registry
+	// uses the etcd3 store directly (LIST, WATCH and GET go to etcd).
+	WatchCache string `json:"watch_cache"`
 }
 
 type stepIn struct {
@@ -180,6 +207,11 @@ type stepIn struct {
 	Bookmarks         bool    `json:"bookmarks"`
 	SendInitialEvents *bool   `json:"send_initial_events"`
 	TimeoutMs         int64   `json:"timeout_ms"`
+	// Labels of api.create / api.update (nil: absent; on update, keep the object's labels).
+	Labels map[string]string `json:"labels"`
+	// LabelSelector and FieldSelector of api.list / api.watch ("" = none).
+	LabelSelector string `json:"label_selector"`
+	FieldSelector string `json:"field_selector"`
 }
 
 type caseOut struct {
@@ -195,6 +227,8 @@ type caseOut struct {
 type resource struct {
 	ResourceSpec
 	Resource
+	// reg is the registry's storage: the Resource, or its Direct() with the watch cache off.
+	reg       Registry
 	lastWrite uint64
 	updates   int
 	// continue token of the last LIST of this resource that returned one
@@ -236,6 +270,13 @@ type harness struct {
 	// failedWatches: watch ids whose api.watch was answered with an error (no stream)
 	failedWatches map[string]bool
 	activity      chan struct{}
+	// cacheOff: the scenario's watch cache is off (no Cacher; see caseIn.WatchCache).
+	cacheOff bool
+	// etcdRev is the highest revision the harness's own etcd watch of /registry/ has seen
+	// (cache off: settle waits for it to reach the last write, since the store's watches
+	// are fed by the same etcd watch stream); stopEtcdWatch ends that watch.
+	etcdRev       atomic.Int64
+	stopEtcdWatch context.CancelFunc
 }
 
 func freePort() (int, error) {
@@ -283,10 +324,7 @@ func startEtcdOnce() (*embed.Etcd, string, string, error) {
 	}
 	clientURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(cp))}
 	peerURL := url.URL{Scheme: "http", Host: net.JoinHostPort("127.0.0.1", strconv.Itoa(pp))}
-	cfg.ListenPeerUrls = []url.URL{peerURL}
-	cfg.AdvertisePeerUrls = []url.URL{peerURL}
-	cfg.ListenClientUrls = []url.URL{clientURL}
-	cfg.AdvertiseClientUrls = []url.URL{clientURL}
+	setEtcdURLs(cfg, peerURL, clientURL) // main.go: the field names differ between etcd 3.5 patches
 	cfg.InitialCluster = cfg.InitialClusterFromName(cfg.Name)
 	cfg.ZapLoggerBuilder = embed.NewZapLoggerBuilder(zap.NewNop())
 	e, err := embed.StartEtcd(cfg)
@@ -334,7 +372,10 @@ func (h *harness) setup(c caseIn) error {
 		if err != nil {
 			return err
 		}
-		r := &resource{ResourceSpec: spec, Resource: res}
+		r := &resource{ResourceSpec: spec, Resource: res, reg: res}
+		if c.WatchCache == "off" {
+			r.reg = res.Direct()
+		}
 		h.resources[ri.Name] = r
 		h.order = append(h.order, ri.Name)
 		for i := 0; i < ri.Count; i++ {
@@ -348,25 +389,53 @@ func (h *harness) setup(c caseIn) error {
 			r.lastWrite = rv
 		}
 	}
+	h.cacheOff = c.WatchCache == "off"
 	for _, name := range h.order {
+		if h.cacheOff {
+			continue
+		}
 		if err := h.resources[name].StartCache(); err != nil {
 			return err
 		}
 	}
-	// The etcd3 store asks etcd's version in the background (storage/feature
-	// DefaultFeatureSupportChecker) before consistent reads and streaming lists are served
-	// from the cache; kube-apiserver has long done so when it takes requests.
-	deadline := time.Now().Add(10 * time.Second)
-	for !etcdfeature.DefaultFeatureSupportChecker.Supports(storage.RequestWatchProgress) {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("etcd's RequestWatchProgress support was not confirmed within 10 s")
+	if h.cacheOff {
+		if err := h.watchEtcd(); err != nil {
+			return err
 		}
-		time.Sleep(time.Millisecond)
 	}
+	// main.go: waits until the apiserver knows what the etcd serves (1.31: the etcd3 store's
+	// background RequestWatchProgress check); kube-apiserver has long done so when it takes
+	// requests.
+	return awaitStorageFeatures()
+}
+
+// watchEtcd starts the harness's own watch of every key under /registry/ from etcd's current
+// revision, recording in h.etcdRev the revision of each event it sees.
+func (h *harness) watchEtcd() error {
+	resp, err := h.kv.Get(context.Background(), "watchsim-probe")
+	if err != nil {
+		return err
+	}
+	h.etcdRev.Store(resp.Header.Revision)
+	ctx, cancel := context.WithCancel(context.Background())
+	h.stopEtcdWatch = cancel
+	wch := h.kv.Watch(ctx, "/registry/", clientv3.WithPrefix(), clientv3.WithRev(resp.Header.Revision+1))
+	go func() {
+		for wres := range wch {
+			for _, ev := range wres.Events {
+				if ev.Kv.ModRevision > h.etcdRev.Load() {
+					h.etcdRev.Store(ev.Kv.ModRevision)
+				}
+			}
+		}
+	}()
 	return nil
 }
 
 func (h *harness) teardown() {
+	if h.stopEtcdWatch != nil {
+		h.stopEtcdWatch()
+	}
 	for _, id := range h.watchIDs {
 		w := h.watches[id]
 		w.w.Stop()
@@ -399,20 +468,48 @@ const tick = 250 * time.Millisecond
 
 // advanceTo steps the fake clock to t (since the start) in ticks, closing watches whose deadline
 // passed (the handler's timeout ends the response: the client sees the stream end). After a tick
-// that fired one of the clock's timers it lets the woken goroutines run (yield); a tick that
-// fired none has woken nothing, and the next one follows at once.
+// that fired one of the clock's timers it waits until the goroutines waiting on those timers have
+// taken their tick (awaitReceivers), then lets them run (yield); a tick that fired none has woken
+// nothing, and the next one follows at once.
 func (h *harness) advanceTo(t time.Duration) {
 	for h.now() < t {
 		d := tick
 		if rest := t - h.now(); rest < d {
 			d = rest
 		}
-		fires := h.clk.firesWithin(d)
+		fires, fired := h.clk.firesWithin(d)
 		h.clk.Step(d)
 		if fires {
+			h.clk.awaitReceivers(fired)
 			h.yield()
 		}
 		h.expireWatches()
+	}
+}
+
+// awaitReceivers waits (at most 50 ms in all) until every timer that just fired has been
+// received (its channel read) and, for a timer from NewTimer, re-armed (Reset) by the goroutine
+// that woke: every NewTimer of the cacher's code is a loop's timer re-armed on each tick (the
+// bookmark timer of dispatchEvents, the progress requester's, the watch cache compactor's).
+//
+// Without it the clock could move on before the woken goroutine re-armed its timer: the ticks
+// after it fire nothing known and do not yield, so a re-arm late in real time was a re-arm late
+// on the clock, by up to the rest of the run. The cacher's dispatchEvents loop re-arms its
+// 1-1.25 s bookmark timer so (cacher.go `case <-bookmarkTimer.C(): bookmarkTimer.Reset(...)`),
+// and only its ticks pop due watchers from the bookmark buckets: a re-arm past the run's end
+// lost the watch's last periodic bookmark (the 1.31 difference once kept as
+// "LAST_PERIODIC_BOOKMARK_MISSING_1_31"). A timer nobody waits on (the progress requester's
+// while no request waits, a channel a select abandoned) costs the wait once: it is forgotten
+// once due.
+func (c *trackingClock) awaitReceivers(fired []firedTimer) {
+	deadline := time.Now().Add(50 * time.Millisecond)
+	for _, f := range fired {
+		for time.Now().Before(deadline) {
+			if len(f.ch) == 0 && (!f.rearms || c.armCount(f.ch) > f.arms) {
+				break
+			}
+			time.Sleep(20 * time.Microsecond)
+		}
 	}
 }
 
@@ -427,8 +524,27 @@ func (h *harness) yield() {
 type trackingClock struct {
 	*testingclock.FakeClock
 	mu      sync.Mutex
-	due     []time.Time
+	due     []dueTimer
 	tickers []periodic
+	// arms counts how many times each timer channel was armed (created or Reset).
+	arms map[<-chan time.Time]int
+}
+
+// dueTimer is a timer handed out by a trackingClock: when it is due, the channel it fires on
+// (nil for AfterFunc, whose function runs inside Step) and whether it is a NewTimer (its owner
+// re-arms it: see awaitReceivers).
+type dueTimer struct {
+	at     time.Time
+	ch     <-chan time.Time
+	rearms bool
+}
+
+// firedTimer is a timer that a step fires: its channel, whether its owner re-arms it and how
+// many times it had been armed before.
+type firedTimer struct {
+	ch     <-chan time.Time
+	rearms bool
+	arms   int
 }
 
 type periodic struct {
@@ -436,28 +552,42 @@ type periodic struct {
 	period time.Duration
 }
 
-func (c *trackingClock) note(d time.Duration) {
+func (c *trackingClock) note(d time.Duration, ch <-chan time.Time, rearms bool) {
 	c.mu.Lock()
-	c.due = append(c.due, c.Now().Add(d))
+	c.due = append(c.due, dueTimer{at: c.Now().Add(d), ch: ch, rearms: rearms})
+	if ch != nil {
+		if c.arms == nil {
+			c.arms = map[<-chan time.Time]int{}
+		}
+		c.arms[ch]++
+	}
 	c.mu.Unlock()
 }
 
+func (c *trackingClock) armCount(ch <-chan time.Time) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.arms[ch]
+}
+
 // firesWithin tells whether a step of d fires a timer: one due in [now, now+d] (a timer due
-// now, e.g. Reset(0), fires at the next step); it forgets those due by now+d (earlier ones fired
-// while awaitStepping stepped the clock).
-func (c *trackingClock) firesWithin(d time.Duration) bool {
+// now, e.g. Reset(0), fires at the next step), and returns the channels of those timers; it
+// forgets those due by now+d (earlier ones fired while awaitStepping stepped the clock).
+func (c *trackingClock) firesWithin(d time.Duration) (fires bool, fired []firedTimer) {
 	now := c.Now()
 	end := now.Add(d)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	fires := false
 	kept := c.due[:0]
 	for _, t := range c.due {
 		switch {
-		case t.After(end):
+		case t.at.After(end):
 			kept = append(kept, t)
-		case !t.Before(now):
+		case !t.at.Before(now):
 			fires = true
+			if t.ch != nil {
+				fired = append(fired, firedTimer{ch: t.ch, rearms: t.rearms, arms: c.arms[t.ch]})
+			}
 		}
 	}
 	c.due = kept
@@ -468,21 +598,23 @@ func (c *trackingClock) firesWithin(d time.Duration) bool {
 			fires = true
 		}
 	}
-	return fires
+	return fires, fired
 }
 
 func (c *trackingClock) After(d time.Duration) <-chan time.Time {
-	c.note(d)
-	return c.FakeClock.After(d)
+	ch := c.FakeClock.After(d)
+	c.note(d, ch, false)
+	return ch
 }
 
 func (c *trackingClock) NewTimer(d time.Duration) clock.Timer {
-	c.note(d)
-	return trackingTimer{Timer: c.FakeClock.NewTimer(d), c: c}
+	t := c.FakeClock.NewTimer(d)
+	c.note(d, t.C(), true)
+	return trackingTimer{Timer: t, c: c, ch: t.C()}
 }
 
 func (c *trackingClock) AfterFunc(d time.Duration, f func()) clock.Timer {
-	c.note(d)
+	c.note(d, nil, false)
 	return trackingTimer{Timer: c.FakeClock.AfterFunc(d, f), c: c}
 }
 
@@ -503,10 +635,12 @@ func (c *trackingClock) Tick(d time.Duration) <-chan time.Time {
 type trackingTimer struct {
 	clock.Timer
 	c *trackingClock
+	// ch is the channel the timer fires on (nil for an AfterFunc timer).
+	ch <-chan time.Time
 }
 
 func (t trackingTimer) Reset(d time.Duration) bool {
-	t.c.note(d)
+	t.c.note(d, t.ch, t.ch != nil)
 	return t.Timer.Reset(d)
 }
 
@@ -543,6 +677,13 @@ func (h *harness) settle() {
 	for _, name := range h.order {
 		r := h.resources[name]
 		for time.Now().Before(deadline) {
+			if h.cacheOff {
+				if uint64(h.etcdRev.Load()) >= r.lastWrite {
+					break
+				}
+				time.Sleep(500 * time.Microsecond)
+				continue
+			}
 			if !r.CacheReady() {
 				time.Sleep(time.Millisecond)
 				continue
@@ -591,7 +732,10 @@ func statusFrom(st *metav1.Status) map[string]any {
 func errResult(err error) map[string]any { return map[string]any{"error": statusJSON(err)} }
 
 // modelContinue turns the real continue token (base64 JSON {v, rv, start}) into watchsim's
-// "RV:KEY" form, KEY being the last key returned (start without its trailing \x00).
+// "RV:KEY" form, KEY being the last key returned (start without its trailing \x00). keyPrefix is
+// "/registry" + the request's key: the etcd3 store's (and the cacher's) start key is relative to
+// the request's key prefix (storage.EncodeContinue), e.g. "/registry/pods/default" for a LIST of
+// one namespace.
 func modelContinue(token, keyPrefix string) string {
 	if token == "" {
 		return ""
@@ -614,6 +758,9 @@ func modelContinue(token, keyPrefix string) string {
 	return fmt.Sprintf("%d:%s", c.RV, key)
 }
 
+// initialEventsEndAnnotation is metav1.InitialEventsAnnotationKey (v0.27 does not name it).
+const initialEventsEndAnnotation = "k8s.io/initial-events-end"
+
 func eventJSON(ev watch.Event) map[string]any {
 	switch ev.Type {
 	case watch.Error:
@@ -627,7 +774,7 @@ func eventJSON(ev watch.Event) map[string]any {
 	case watch.Bookmark:
 		m, _ := meta.Accessor(ev.Object)
 		v := map[string]any{"type": "BOOKMARK", "resource_version": m.GetResourceVersion()}
-		if m.GetAnnotations()[metav1.InitialEventsAnnotationKey] == "true" {
+		if m.GetAnnotations()[initialEventsEndAnnotation] == "true" {
 			v["initial_events_end"] = true
 		}
 		return v
@@ -671,9 +818,9 @@ func (h *harness) create(s stepIn) map[string]any {
 	if err != nil {
 		return map[string]any{"harness_error": err.Error()}
 	}
-	obj := &example.Pod{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: ns(s)}}
+	obj := &example.Pod{ObjectMeta: metav1.ObjectMeta{Name: s.Name, Namespace: ns(s), Labels: s.Labels}}
 	out := &example.Pod{}
-	if err := r.Create(context.Background(), objKey(r, ns(s), s.Name), obj, out); err != nil {
+	if err := r.reg.Create(context.Background(), objKey(r, ns(s), s.Name), obj, out); err != nil {
 		return errResult(storeerr.InterpretCreateError(err, r.GR, s.Name))
 	}
 	h.noteWrite(r, rvOf(out))
@@ -688,13 +835,18 @@ func (h *harness) update(s stepIn) map[string]any {
 	r.updates++
 	gen := strconv.Itoa(r.updates)
 	out := &example.Pod{}
-	err = r.Update(context.Background(), objKey(r, ns(s), s.Name), out,
+	err = r.reg.Update(context.Background(), objKey(r, ns(s), s.Name), out,
 		func(input runtime.Object, _ storage.ResponseMeta) (runtime.Object, *uint64, error) {
 			p := input.(*example.Pod).DeepCopy()
-			if p.Labels == nil {
-				p.Labels = map[string]string{}
+			// Every update changes the object (an annotation, which no selector sees); `labels`
+			// present replaces the whole label map.
+			if p.Annotations == nil {
+				p.Annotations = map[string]string{}
 			}
-			p.Labels["watchsim-update"] = gen // every update changes the object
+			p.Annotations["watchsim-update"] = gen
+			if s.Labels != nil {
+				p.Labels = s.Labels
+			}
 			return p, nil, nil
 		})
 	if err != nil {
@@ -710,7 +862,7 @@ func (h *harness) delete(s stepIn) map[string]any {
 		return map[string]any{"harness_error": err.Error()}
 	}
 	out := &example.Pod{}
-	if err := r.Delete(context.Background(), objKey(r, ns(s), s.Name), out); err != nil {
+	if err := r.reg.Delete(context.Background(), objKey(r, ns(s), s.Name), out); err != nil {
 		return errResult(storeerr.InterpretDeleteError(err, r.GR, s.Name))
 	}
 	h.noteWrite(r, rvOf(out))
@@ -753,22 +905,22 @@ func (h *harness) list(s stepIn) map[string]any {
 	if s.Continue {
 		cont = r.lastContinue
 	}
+	pred, perr := predicate(s)
+	if perr != nil {
+		return scenarioError(perr)
+	}
 	opts, err := listOptions(s, false, cont)
 	if err != nil {
 		return errResult(err)
 	}
-	pred := storage.Everything
 	pred.Limit = opts.Limit
 	pred.Continue = opts.Continue
+	key, recursive := requestKey(r, s, pred)
 	sopts := storage.ListOptions{
 		ResourceVersion:      opts.ResourceVersion,
 		ResourceVersionMatch: opts.ResourceVersionMatch,
 		Predicate:            pred,
-		Recursive:            true,
-	}
-	key := r.Prefix
-	if s.Namespace != "" {
-		key = r.Prefix + "/" + s.Namespace
+		Recursive:            recursive,
 	}
 	list := &example.PodList{}
 	type res struct {
@@ -777,7 +929,7 @@ func (h *harness) list(s stepIn) map[string]any {
 	}
 	done := make(chan res, 1)
 	go func() {
-		fromEtcd, err := r.GetList(context.Background(), key, sopts, list)
+		fromEtcd, err := r.reg.GetList(context.Background(), key, sopts, list)
 		done <- res{fromEtcd, err}
 	}()
 	// A LIST that waits for the cache (consistent read, RV above the cache) is woken by the
@@ -802,7 +954,7 @@ func (h *harness) list(s stepIn) map[string]any {
 		"resource_version": list.ResourceVersion,
 		"items":            len(list.Items),
 		"names":            names,
-		"continue":         modelContinue(token, "/registry"+r.Prefix),
+		"continue":         modelContinue(token, "/registry"+key),
 		"served_from":      served,
 	}
 }
@@ -812,22 +964,22 @@ func (h *harness) watch(s stepIn) map[string]any {
 	if err != nil {
 		return map[string]any{"harness_error": err.Error()}
 	}
+	pred, perr := predicate(s)
+	if perr != nil {
+		return scenarioError(perr)
+	}
 	opts, err := listOptions(s, true, "")
 	if err != nil {
 		h.failedWatches[s.ID] = true
 		return errResult(err)
 	}
-	pred := storage.Everything
 	pred.AllowWatchBookmarks = opts.AllowWatchBookmarks
+	key, recursive := requestKey(r, s, pred)
 	sopts := storage.ListOptions{
 		ResourceVersion:   opts.ResourceVersion,
 		Predicate:         pred,
-		Recursive:         true,
+		Recursive:         recursive,
 		SendInitialEvents: opts.SendInitialEvents,
-	}
-	key := r.Prefix
-	if s.Namespace != "" {
-		key = r.Prefix + "/" + s.Namespace
 	}
 	base, cancel := context.WithCancel(context.Background())
 	var deadline time.Time
@@ -839,9 +991,14 @@ func (h *harness) watch(s stepIn) map[string]any {
 		w   watch.Interface
 		err error
 	}
+	// Watch cache off: the etcd watchers open before the request (see awaitDirectWatch).
+	var watchersBefore float64
+	if h.cacheOff {
+		watchersBefore, _ = etcdWatchers()
+	}
 	done := make(chan res, 1)
 	go func() {
-		w, err := r.Watch(ctx, key, sopts)
+		w, err := r.reg.Watch(ctx, key, sopts)
 		done <- res{w, err}
 	}()
 	got := awaitStepping(h, done)
@@ -869,7 +1026,151 @@ func (h *harness) watch(s stepIn) map[string]any {
 		close(rec.done)
 		h.poke()
 	}()
+	if h.cacheOff {
+		h.awaitDirectWatch(rec, watchersBefore)
+	}
 	return map[string]any{"created": true}
+}
+
+// etcdWatchers reads the embedded etcd's watcher gauges (server/storage/mvcc/metrics.go, in
+// the process's default Prometheus registry): the watchers open, and those not yet caught up
+// with etcd's revision (unsynced: still replaying history).
+func etcdWatchers() (total, unsynced float64) {
+	mfs, err := prometheus.DefaultGatherer.Gather()
+	if err != nil {
+		return 0, 0
+	}
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "etcd_debugging_mvcc_watcher_total":
+				total += m.GetGauge().GetValue()
+			case "etcd_debugging_mvcc_slow_watcher_total":
+				unsynced += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return total, unsynced
+}
+
+// awaitDirectWatch (watch cache off) waits until the etcd3 store's watch rec has opened its etcd
+// watch (more etcd watchers than `before`) or ended, then until no etcd watcher is still
+// replaying history, for at most 2 s of real time in all. The store opens its etcd watch in a
+// goroutine after Watch returns (after its initial LIST when initial events are required), and
+// etcd replays history every 100 ms of real time: without this wait the fake clock could reach
+// the watch's deadline, or the next step unwatch it, before it has received what etcd sends it.
+func (h *harness) awaitDirectWatch(rec *watchRec, before float64) {
+	deadline := time.Now().Add(2 * time.Second)
+	for time.Now().Before(deadline) {
+		if total, _ := etcdWatchers(); total > before || rec.isClosed() {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for time.Now().Before(deadline) {
+		if _, unsynced := etcdWatchers(); unsynced == 0 || rec.isClosed() {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// get serves api.get as the registry's Store.Get does (registry/generic/registry/store.go:
+// storage Get with GetOptions{ResourceVersion}, storeerr.InterpretGetError): through the
+// Cacher (cacher.go Cacher.Get: RV unset: etcd; set, with a ready cache: the cache once it is
+// that fresh, 3 s of the cacher's clock, then 504), or the etcd3 store with the watch cache off.
+func (h *harness) get(s stepIn) map[string]any {
+	r, err := h.resource(s.Resource)
+	if err != nil {
+		return map[string]any{"harness_error": err.Error()}
+	}
+	opts := storage.GetOptions{}
+	if s.ResourceVersion != nil {
+		opts.ResourceVersion = *s.ResourceVersion
+	}
+	out := &example.Pod{}
+	type res struct {
+		fromEtcd bool
+		err      error
+	}
+	done := make(chan res, 1)
+	go func() {
+		fromEtcd, err := r.reg.Get(context.Background(), objKey(r, ns(s), s.Name), opts, out)
+		done <- res{fromEtcd, err}
+	}()
+	got := awaitStepping(h, done)
+	if got.err != nil {
+		return errResult(storeerr.InterpretGetError(got.err, r.GR, s.Name))
+	}
+	served := "cache"
+	if got.fromEtcd {
+		served = "etcd"
+	}
+	return map[string]any{"name": out.Name, "namespace": out.Namespace, "resource_version": out.ResourceVersion, "served_from": served}
+}
+
+// predicate is the SelectionPredicate of a LIST or WATCH as the handler and the registry build
+// it: endpoints/handlers/get.go ListResource parses `labelSelector` (labels.Parse) and
+// `fieldSelector` (fields.ParseSelector, field labels converted by the scheme, which for a
+// type without conversions accepts metadata.name and metadata.namespace only:
+// runtime.DefaultMetaV1FieldSelectorConversion); the registry's default PredicateFunc matches
+// with storage.DefaultNamespaceScopedAttr (labels, metadata.name, metadata.namespace). What
+// watchsim's scenarios do not accept (another field, an operator other than =, ==, !=, a
+// selector that does not parse) is an error of the case, as it is a scenario error there.
+func predicate(s stepIn) (storage.SelectionPredicate, error) {
+	pred := storage.SelectionPredicate{Label: labels.Everything(), Field: fields.Everything(), GetAttrs: storage.DefaultNamespaceScopedAttr}
+	if s.LabelSelector != "" {
+		l, err := labels.Parse(s.LabelSelector)
+		if err != nil {
+			return pred, fmt.Errorf("label_selector %q: %v", s.LabelSelector, err)
+		}
+		pred.Label = l
+	}
+	if s.FieldSelector != "" {
+		f, err := fields.ParseSelector(s.FieldSelector)
+		if err != nil {
+			return pred, fmt.Errorf("field_selector %q: %v", s.FieldSelector, err)
+		}
+		for _, req := range f.Requirements() {
+			if req.Field != "metadata.name" && req.Field != "metadata.namespace" {
+				return pred, fmt.Errorf("field_selector %q: field label not supported: %s", s.FieldSelector, req.Field)
+			}
+			switch req.Operator {
+			case selection.Equals, selection.DoubleEquals, selection.NotEquals:
+			default:
+				return pred, fmt.Errorf("field_selector %q: operator %s not supported", s.FieldSelector, req.Operator)
+			}
+		}
+		pred.Field = f
+	}
+	return pred, nil
+}
+
+// scenarioError is the answer to a step watchsim rejects when it loads the scenario: runCase
+// fails the whole case with it.
+func scenarioError(err error) map[string]any { return map[string]any{"scenario_error": err.Error()} }
+
+// requestKey is the storage key of a LIST or WATCH and whether it is recursive, as
+// registry/generic/registry/store.go ListPredicate / WatchPredicate choose them: the namespace
+// is the request's, else the one an exact metadata.namespace field selector names
+// (MatchesSingleNamespace, if it is a valid namespace name); an exact metadata.name field
+// selector with a namespace known reads that one key, not recursively (MatchesSingle; without a
+// namespace NamespaceKeyFunc fails and the registry skips the optimisation). pred.Continue
+// must be set (MatchesSingle* answer false for a continuation).
+func requestKey(r *resource, s stepIn, pred storage.SelectionPredicate) (string, bool) {
+	namespace := s.Namespace
+	if namespace == "" {
+		if sns, ok := pred.MatchesSingleNamespace(); ok && len(apivalidation.ValidateNamespaceName(sns, false)) == 0 {
+			namespace = sns
+		}
+	}
+	if name, ok := pred.MatchesSingle(); ok && namespace != "" {
+		return r.Prefix + "/" + namespace + "/" + name, false
+	}
+	if namespace != "" {
+		return r.Prefix + "/" + namespace, true
+	}
+	return r.Prefix, true
 }
 
 // awaitStepping waits for the answer of a request that may wait on the cacher's clock: each time
@@ -931,6 +1232,17 @@ func (h *harness) compactNow() map[string]any {
 }
 
 func (h *harness) restartApiserver() map[string]any {
+	if h.cacheOff {
+		// No cache to rebuild; the store's watches end with the process.
+		for _, id := range h.watchIDs {
+			h.watches[id].w.Stop()
+			h.watches[id].waitClosed()
+		}
+		for _, name := range h.order {
+			h.resources[name].lastContinue = ""
+		}
+		return map[string]any{}
+	}
 	for _, name := range h.order {
 		h.resources[name].StopCache()
 	}
@@ -957,6 +1269,8 @@ func (h *harness) step(s stepIn) map[string]any {
 		return h.delete(s)
 	case "api.list":
 		return h.list(s)
+	case "api.get":
+		return h.get(s)
 	case "api.watch":
 		return h.watch(s)
 	case "api.unwatch":
@@ -1010,6 +1324,10 @@ func runCase(v Version, c caseIn) (out caseOut) {
 		t = time.Now()
 		result := h.step(s)
 		ph.add(&ph.step, t)
+		if e, ok := result["scenario_error"]; ok {
+			out.Error = fmt.Sprintf("step at %s (%s): %v", s.At, s.Op, e)
+			return out
+		}
 		t = time.Now()
 		h.settle()
 		ph.add(&ph.settle, t)

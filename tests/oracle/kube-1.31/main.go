@@ -28,9 +28,12 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net/url"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.etcd.io/etcd/server/v3/embed"
 	"go.uber.org/zap"
 
 	"k8s.io/apimachinery/pkg/runtime"
@@ -38,6 +41,7 @@ import (
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/cacher"
 	"k8s.io/apiserver/pkg/storage/etcd3"
+	etcdfeature "k8s.io/apiserver/pkg/storage/feature"
 	"k8s.io/apiserver/pkg/storage/value/encrypt/identity"
 	"k8s.io/utils/clock"
 )
@@ -65,15 +69,28 @@ type requestLists struct{ n int }
 
 type requestListsKey struct{}
 
-// countingStorage is the store the Cacher is given; it counts the recursive LISTs a request
-// sends to etcd (the consistent-read probe is not recursive; the reflector's LIST has no
-// request context).
+// countingStorage is the store the Cacher is given; it counts the LISTs a request sends to etcd
+// (the reflector's LIST has no request context): recursive ones and the single-object LIST of
+// an exact metadata.name selector (not recursive, the object's key), but not the consistent-read
+// probe (storage.GetCurrentResourceVersionFromStorage: a non-recursive LIST of the resource
+// prefix itself, 1.31+).
 type countingStorage struct {
 	storage.Interface
+	// prefix is the resource prefix ("/pods"), the probe's key.
+	prefix string
+}
+
+// Get counts a GET the Cacher sends to etcd (cacher.go Cacher.Get: RV unset, or a cache that
+// is not ready) as a LIST of the request.
+func (c countingStorage) Get(ctx context.Context, key string, opts storage.GetOptions, objPtr runtime.Object) error {
+	if rl, ok := ctx.Value(requestListsKey{}).(*requestLists); ok {
+		rl.n++
+	}
+	return c.Interface.Get(ctx, key, opts, objPtr)
 }
 
 func (c countingStorage) GetList(ctx context.Context, key string, opts storage.ListOptions, listObj runtime.Object) error {
-	if rl, ok := ctx.Value(requestListsKey{}).(*requestLists); ok && opts.Recursive {
+	if rl, ok := ctx.Value(requestListsKey{}).(*requestLists); ok && (opts.Recursive || key != c.prefix) {
 		rl.n++
 	}
 	return c.Interface.GetList(ctx, key, opts, listObj)
@@ -94,7 +111,7 @@ func (c *conn) NewResource(spec ResourceSpec, clk clock.WithTicker) (Resource, e
 
 func (r *storeAndCacher) StartCache() error {
 	config := cacher.Config{
-		Storage:        countingStorage{r.store},
+		Storage:        countingStorage{Interface: r.store, prefix: r.spec.Prefix},
 		Versioner:      storage.APIObjectVersioner{},
 		GroupResource:  r.spec.GR,
 		ResourcePrefix: r.spec.Prefix,
@@ -153,6 +170,64 @@ func (r *storeAndCacher) GetList(ctx context.Context, key string, opts storage.L
 
 func (r *storeAndCacher) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
 	return r.cacher.Watch(ctx, key, opts)
+}
+
+func (r *storeAndCacher) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) (bool, error) {
+	rl := &requestLists{}
+	err := r.cacher.Get(context.WithValue(ctx, requestListsKey{}, rl), key, opts, out)
+	return rl.n > 0, err
+}
+
+func (r *storeAndCacher) Direct() Registry { return direct{r.store} }
+
+// direct is the registry's storage with the watch cache off: the etcd3 store itself (the
+// registry's generic.UndecoratedStorage); every read is from etcd.
+type direct struct{ store storage.Interface }
+
+func (d direct) Create(ctx context.Context, key string, obj, out runtime.Object) error {
+	return d.store.Create(ctx, key, obj, out, 0)
+}
+
+func (d direct) Update(ctx context.Context, key string, out runtime.Object, tryUpdate storage.UpdateFunc) error {
+	return d.store.GuaranteedUpdate(ctx, key, out, false, nil, tryUpdate, nil)
+}
+
+func (d direct) Delete(ctx context.Context, key string, out runtime.Object) error {
+	return d.store.Delete(ctx, key, out, nil, storage.ValidateAllObjectFunc, nil)
+}
+
+func (d direct) GetList(ctx context.Context, key string, opts storage.ListOptions, list runtime.Object) (bool, error) {
+	return true, d.store.GetList(ctx, key, opts, list)
+}
+
+func (d direct) Watch(ctx context.Context, key string, opts storage.ListOptions) (watch.Interface, error) {
+	return d.store.Watch(ctx, key, opts)
+}
+
+func (d direct) Get(ctx context.Context, key string, opts storage.GetOptions, out runtime.Object) (bool, error) {
+	return true, d.store.Get(ctx, key, opts, out)
+}
+
+// setEtcdURLs sets the embedded etcd's peer and client URLs (etcd 3.5.13's field names).
+func setEtcdURLs(cfg *embed.Config, peer, client url.URL) {
+	cfg.ListenPeerUrls = []url.URL{peer}
+	cfg.AdvertisePeerUrls = []url.URL{peer}
+	cfg.ListenClientUrls = []url.URL{client}
+	cfg.AdvertiseClientUrls = []url.URL{client}
+}
+
+// awaitStorageFeatures waits until the etcd3 store's background check of etcd's version
+// (storage/feature DefaultFeatureSupportChecker) has confirmed RequestWatchProgress: until then
+// the cacher serves no consistent read from the cache.
+func awaitStorageFeatures() error {
+	deadline := time.Now().Add(10 * time.Second)
+	for !etcdfeature.DefaultFeatureSupportChecker.Supports(storage.RequestWatchProgress) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd's RequestWatchProgress support was not confirmed within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }
 
 func main() { Main(version{}) }

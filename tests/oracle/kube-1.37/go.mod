@@ -117,3 +117,9 @@ require (
 	github.com/go-logr/logr v1.4.3
 	k8s.io/client-go v0.37.2
 )
+
+// The shared harness package is its own module (see harness/go.mod), also used by ../kube-1.34.
+require watchsim.oracle/kube137/harness v0.0.0
+
+replace watchsim.oracle/kube137/harness => ./harness
+

@@ -4,7 +4,10 @@
 // watchsim's JSON shapes (SPEC §3).
 //
 // Users: the apiserver oracle (../main.go, tests/kube_conformance.rs) and the reflector oracle
-// (../reflector, tests/reflector_conformance.rs).
+// (../reflector, tests/reflector_conformance.rs), and the 1.34 apiserver oracle (../../kube-1.34,
+// the same main.go built against k8s.io/apiserver v0.34): this package is its own module (see
+// go.mod) and must build against v0.34 as well (storeOf and namespaceKeyFunc hide the two
+// differences met so far).
 package harness
 
 import (
@@ -34,6 +37,7 @@ import (
 	"k8s.io/apiserver/pkg/storage"
 	"k8s.io/apiserver/pkg/storage/cacher"
 	"k8s.io/apiserver/pkg/storage/etcd3"
+	etcdfeature "k8s.io/apiserver/pkg/storage/feature"
 	"k8s.io/apiserver/pkg/storage/value/encrypt/identity"
 	"k8s.io/utils/clock"
 )
@@ -133,27 +137,36 @@ func NewStore(client *kubernetes.Client, clk clock.WithTicker, name string) (sto
 	codec := Codecs.LegacyCodec(examplev1.SchemeGroupVersion)
 	versioner := storage.APIObjectVersioner{}
 	compactor := etcd3.NewCompactor(client.Client, 0, clk, nil)
-	s, err := etcd3.New(client, compactor, codec, NewPod, NewPodList, "/registry", "/"+name,
+	s, err := storeOf(etcd3.New(client, compactor, codec, NewPod, NewPodList, "/registry", "/"+name,
 		schema.GroupResource{Resource: name}, identity.NewEncryptCheckTransformer(),
-		etcd3.NewDefaultLeaseManagerConfig(), etcd3.NewDefaultDecoder(codec, versioner), versioner)
+		etcd3.NewDefaultLeaseManagerConfig(), etcd3.NewDefaultDecoder(codec, versioner), versioner))
 	if err != nil {
 		return nil, nil, err
 	}
 	return s, compactor, nil
 }
 
+// storeOf takes etcd3.New's results, which differ between the versions that build this package:
+// the store (v0.34) or the store and an error (v0.37). A call f(g()) binds g's results to f's
+// variadic parameter, so one source builds against both.
+func storeOf(results ...any) (storage.Interface, error) {
+	if len(results) > 1 && results[1] != nil {
+		return nil, results[1].(error)
+	}
+	return results[0].(storage.Interface), nil
+}
+
 // NewCacher builds the Cacher of resource prefix "/<name>" over `store` (its own LIST and
 // WATCH go to `store`), with the cacher's clock `clk`. It does not wait until it is ready.
 func NewCacher(store storage.Interface, name string, clk clock.WithTicker) (*cacher.Cacher, error) {
 	resourcePrefix := "/" + name
-	prefix := resourcePrefix + "/"
 	config := cacher.Config{
 		Storage:             store,
 		Versioner:           storage.APIObjectVersioner{},
 		GroupResource:       schema.GroupResource{Resource: name},
 		EventsHistoryWindow: cacher.DefaultEventFreshDuration,
 		ResourcePrefix:      resourcePrefix,
-		KeyFunc:             func(obj runtime.Object) (string, error) { return storage.NamespaceKeyFunc(prefix, obj) },
+		KeyFunc:             namespaceKeyFunc(resourcePrefix),
 		GetAttrsFunc:        storage.DefaultNamespaceScopedAttr,
 		NewFunc:             NewPod,
 		NewListFunc:         NewPodList,
@@ -161,6 +174,23 @@ func NewCacher(store storage.Interface, name string, clk clock.WithTicker) (*cac
 		Clock:               clk,
 	}
 	return cacher.NewCacherFromConfig(config)
+}
+
+// namespaceKeyFunc is the cacher's KeyFunc of a namespaced resource, as kube-apiserver's
+// storage_factory.go builds it: the key "/<resource>/<namespace>/<name>" by
+// storage.NamespaceKeyFunc, which v0.37 calls with the prefix and its trailing "/" (and refuses
+// a prefix without it) while v0.34 adds the "/" itself (given "/pods/", it would make
+// "/pods//default/x": the cache then finds no object by key (a GET answers 404) and a
+// continuation's key is invalid). One source for both: the prefix with its "/", and a doubled
+// "/" after it made single.
+func namespaceKeyFunc(resourcePrefix string) func(runtime.Object) (string, error) {
+	return func(obj runtime.Object) (string, error) {
+		key, err := storage.NamespaceKeyFunc(resourcePrefix+"/", obj)
+		if err != nil {
+			return "", err
+		}
+		return strings.Replace(key, resourcePrefix+"//", resourcePrefix+"/", 1), nil
+	}
 }
 
 // StatusJSON is an error as watchsim's `{"code", "reason", "message"[, "retry_after_seconds",
@@ -212,4 +242,19 @@ func EventJSON(ev watch.Event) map[string]any {
 		m, _ := meta.Accessor(ev.Object)
 		return map[string]any{"type": string(ev.Type), "name": m.GetName(), "namespace": m.GetNamespace(), "resource_version": m.GetResourceVersion()}
 	}
+}
+
+// WaitForWatchProgressSupport waits (at most 10 s) until the etcd3 store's background check of
+// etcd's version (storage/feature DefaultFeatureSupportChecker, started by etcd3.New) has
+// confirmed RequestWatchProgress: until then the cacher delegates consistent reads to etcd and
+// refuses streaming lists.
+func WaitForWatchProgressSupport() error {
+	deadline := time.Now().Add(10 * time.Second)
+	for !etcdfeature.DefaultFeatureSupportChecker.Supports(storage.RequestWatchProgress) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd's RequestWatchProgress support was not confirmed within 10 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return nil
 }

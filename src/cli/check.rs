@@ -1,38 +1,36 @@
-//! The `check` and `replay` commands of the binary: argument handling, printing and exit codes
-//! (SPEC §1: 0 held, 1 violated, 2 bad input, 3 replay diverged). The work is in
-//! `watchsim::check`.
+//! `watchsim check`: a campaign of seeds (sharded, swarm), its summary, and the merge of shard
+//! summaries. Exit codes of SPEC §1 (0 held, 1 violated, 2 bad input). The work is in
+//! `check::campaign`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use watchsim::check::campaign::{self, CampaignOptions, Summary};
-use watchsim::check::capsule::{Capsule, CapsuleError};
-use watchsim::check::replay::{self, ReplayError};
-use watchsim::check::runner::Spec;
+use crate::check::campaign::{self, CampaignOptions, Summary};
+use crate::check::runner::Spec;
 
 /// Options of `watchsim check` (besides the scenario).
-pub struct Args {
+pub(crate) struct Args {
     /// Campaign size.
-    pub seeds: u64,
+    pub(crate) seeds: u64,
     /// First seed.
-    pub from: Option<u64>,
+    pub(crate) from: Option<u64>,
     /// Worker threads (default: the machine's cores).
-    pub jobs: Option<usize>,
+    pub(crate) jobs: Option<usize>,
     /// `K/N`.
-    pub shard: Option<String>,
+    pub(crate) shard: Option<String>,
     /// `--set` overrides.
-    pub set: Vec<String>,
+    pub(crate) set: Vec<String>,
     /// Swarm mode.
-    pub swarm: bool,
+    pub(crate) swarm: bool,
     /// Summary as one JSON line.
-    pub json: bool,
+    pub(crate) json: bool,
     /// Where capsules go.
-    pub capsule_dir: PathBuf,
+    pub(crate) capsule_dir: PathBuf,
     /// Shrinker budget (0 = no shrinking).
-    pub shrink_budget: usize,
+    pub(crate) shrink_budget: usize,
 }
 
-fn fail(msg: &str, code: u8) -> ExitCode {
+pub(super) fn fail(msg: &str, code: u8) -> ExitCode {
     eprintln!("watchsim: {msg}");
     ExitCode::from(code)
 }
@@ -50,7 +48,7 @@ fn print_summary(s: &Summary, json: bool, jobs: usize) -> Result<(), ExitCode> {
 }
 
 /// `watchsim check SCENARIO ...`.
-pub fn check(path: &Path, a: Args) -> ExitCode {
+pub(super) fn check(path: &Path, a: Args) -> ExitCode {
     let shard = match a.shard.as_deref().map(campaign::parse_shard) {
         None => None,
         Some(Ok(s)) => Some(s),
@@ -128,7 +126,7 @@ pub fn check(path: &Path, a: Args) -> ExitCode {
 }
 
 /// `watchsim check --merge FILE...`.
-pub fn merge(files: &[PathBuf], json: bool) -> ExitCode {
+pub(super) fn merge(files: &[PathBuf], json: bool) -> ExitCode {
     let mut parts = Vec::new();
     for f in files {
         let text = match std::fs::read_to_string(f) {
@@ -167,73 +165,4 @@ pub fn merge(files: &[PathBuf], json: bool) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
-}
-
-/// `watchsim replay CAPSULE [--timeline]`.
-pub fn replay(path: &Path, timeline: bool) -> ExitCode {
-    let capsule = match Capsule::read(path) {
-        Ok(c) => c,
-        Err(
-            e @ (CapsuleError::Io { .. }
-            | CapsuleError::Corrupt { .. }
-            | CapsuleError::Version { .. }),
-        ) => {
-            return fail(&e.to_string(), 2);
-        }
-    };
-    let stdout = std::io::stdout();
-    let mut lock = stdout.lock();
-    let result = if timeline {
-        replay::replay(&capsule, Some(&mut lock))
-    } else {
-        replay::replay(&capsule, None)
-    };
-    let r = match result {
-        Ok(r) => r,
-        Err(e @ ReplayError::Scenario(_)) => return fail(&e.to_string(), 2),
-        Err(e @ ReplayError::Diverged { .. }) => return fail(&e.to_string(), 3),
-        Err(e @ ReplayError::Io(_)) => return fail(&e.to_string(), 70),
-    };
-    println!(
-        "replayed {} steps of {} (seed {}): every step matches the capsule (trace_hash {})",
-        r.steps,
-        path.display(),
-        capsule.header.seed,
-        r.trace_hash
-    );
-    if let Some(v) = &capsule.footer.violation {
-        println!(
-            "capsule violation: {} at step {} (t={}): {}",
-            v.name,
-            v.step,
-            watchsim::scenario::format_ns(v.t_ns),
-            v.message
-        );
-    }
-    if r.violations.is_empty() {
-        println!("no violation");
-        return ExitCode::SUCCESS;
-    }
-    for i in r.report.invariants.iter().filter(|i| !i.held) {
-        println!(
-            "violated: {} ({} violation(s), first at step {}): {}",
-            i.name,
-            i.violations,
-            i.first_step.unwrap_or(0),
-            i.message.as_deref().unwrap_or("")
-        );
-    }
-    for b in r.report.bounds.iter().filter(|b| !b.held) {
-        println!(
-            "violated: bound {}: value {} exceeds the limit {}",
-            b.name, b.value, b.limit
-        );
-    }
-    if r.violations != capsule.footer.violations {
-        println!(
-            "note: the capsule recorded {:?}; this replay finds {:?}",
-            capsule.footer.violations, r.violations
-        );
-    }
-    ExitCode::from(1)
 }

@@ -1,0 +1,399 @@
+//! The apiserver's etcd side: its requests and their answers, the cachers' LIST and watch of etcd
+//! (`cacher.go startCaching`, `watch_cache.go Replace`), failures and re-initialisation.
+
+use super::*;
+
+/// The objects of an etcd range as the model keeps them.
+pub(super) fn objects_of(range: &RangeResult) -> OrdMap<Key, Obj> {
+    range
+        .kvs
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                Obj {
+                    rv: kv.mod_revision,
+                    bytes: kv.value_bytes,
+                    labels: kv.value_tag,
+                },
+            )
+        })
+        .collect()
+}
+
+/// ADDED for a put that created the key (`create_revision == mod_revision`, etcd3 watcher), else
+/// MODIFIED; DELETED for a delete.
+pub(super) fn event_type(e: &crate::etcd::Event) -> EventType {
+    match e.kind {
+        EventKind::Delete => EventType::Deleted,
+        EventKind::Put if e.kv.create_revision == e.kv.mod_revision => EventType::Added,
+        EventKind::Put => EventType::Modified,
+    }
+}
+
+impl Apiserver {
+    pub(super) fn send_etcd(
+        &mut self,
+        req: KvRequest,
+        purpose: EtcdPurpose,
+        ctx: &mut Ctx<'_>,
+    ) -> bool {
+        if self.partitioned {
+            return false;
+        }
+        let conn = *self
+            .etcd_kv
+            .get_or_insert_with(|| ctx.connect(Actor::Apiserver(self.index), Actor::Etcd));
+        let req_id = self.next_etcd_req;
+        self.next_etcd_req += 1;
+        self.pending_etcd.insert(req_id, purpose);
+        ctx.send(conn, Dir::ToServer, Msg::Kv { req_id, req });
+        true
+    }
+
+    pub(super) fn send_etcd_watch(&mut self, req: WatchRequest, ctx: &mut Ctx<'_>) {
+        if self.partitioned {
+            return;
+        }
+        let conn = *self
+            .etcd_watch
+            .get_or_insert_with(|| ctx.open_watch_stream(Actor::Apiserver(self.index)));
+        ctx.send(conn, Dir::ToServer, Msg::Watch(req));
+    }
+
+    pub(super) fn cacher_list(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+        let prefix = resource_prefix(&self.resource_names[r as usize]);
+        let req = KvRequest::Range {
+            range: KeyRange::Prefix(prefix),
+            revision: 0,
+            limit: 0,
+        };
+        if !self.send_etcd(req, EtcdPurpose::CacherList(r), ctx) {
+            // etcd unreachable: the reflector's ListAndWatch fails; wait.Until retries in 1 s.
+            self.arm_cacher_restart(r, ctx);
+        }
+    }
+
+    pub(super) fn arm_cacher_restart(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+        if let Some(Some(c)) = self.cachers.get_mut(r as usize)
+            && !c.restart_armed
+        {
+            c.restart_armed = true;
+            ctx.timer(
+                ctx.now + CACHER_RESTART_DELAY_NS,
+                Timer::Apiserver(self.index, ApiTimer::CacherRestart(r)),
+            );
+        }
+    }
+
+    /// The cacher's etcd watch failed (compacted, stream lost): not ready; re-list in 1 s.
+    pub(super) fn cacher_failed(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+        if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
+            c.set_not_ready(ctx.now);
+        }
+        self.arm_cacher_restart(r, ctx);
+    }
+
+    /// Handles an etcd KV answer.
+    pub fn on_etcd_reply(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resp: Result<KvResponse, EtcdError>,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if Some(conn) != self.etcd_kv {
+            return; // an answer to a previous incarnation
+        }
+        let Some(purpose) = self.pending_etcd.remove(&req_id) else {
+            return;
+        };
+        match purpose {
+            EtcdPurpose::CacherList(r) => match resp {
+                Ok(KvResponse::Range(range)) => self.cacher_listed(r, range, ctx),
+                _ => self.arm_cacher_restart(r, ctx),
+            },
+            EtcdPurpose::Probe(wait_id) => match resp {
+                Ok(KvResponse::Range(range)) => {
+                    self.counters.etcd_read_bytes +=
+                        range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+                    if let Some(w) = self.waits.get_mut(&wait_id) {
+                        w.target_rv = range.revision;
+                    }
+                    let starts_now = self.waits.get(&wait_id).is_some_and(|w| {
+                        matches!(
+                            w.kind,
+                            WaitKind::Watch {
+                                at_probed_rv: true,
+                                ..
+                            }
+                        )
+                    });
+                    if starts_now && let Some(w) = self.waits.remove(&wait_id) {
+                        return self.serve_wait(w, ctx);
+                    }
+                    ctx.timer(
+                        ctx.now + BLOCK_TIMEOUT_NS,
+                        Timer::Apiserver(self.index, ApiTimer::ReadDeadline(wait_id)),
+                    );
+                    self.arm_progress(ctx);
+                    let r = self.waits.get(&wait_id).map(|w| w.resource);
+                    if let Some(r) = r {
+                        self.check_waits(r, ctx);
+                    }
+                }
+                Ok(_) | Err(_) => {
+                    if let Some(w) = self.waits.remove(&wait_id) {
+                        self.fail_wait(w, Status::internal("etcd probe failed".into()), ctx);
+                    }
+                }
+            },
+            EtcdPurpose::ClientList(cl) => self.client_list_answered(cl, resp, ctx),
+            EtcdPurpose::Write {
+                conn,
+                req_id,
+                resource,
+                key,
+                op,
+            } => {
+                let resource_name = self.resource_names[resource as usize].clone();
+                let name = name_of(&key).to_string();
+                let reply = match resp {
+                    Ok(KvResponse::Txn(t)) if t.succeeded => {
+                        ApiResponse::Written { rv: t.revision }
+                    }
+                    Ok(KvResponse::Txn(t)) => {
+                        let exists = t
+                            .responses
+                            .iter()
+                            .any(|r| matches!(r, TxnOpResult::Range(rr) if rr.count > 0));
+                        ApiResponse::Error(match op {
+                            WriteOp::Create => Status::already_exists(&resource_name, &name),
+                            WriteOp::Update { precondition } | WriteOp::Delete { precondition } => {
+                                if exists && precondition {
+                                    Status::conflict(&resource_name, &name)
+                                } else {
+                                    Status::not_found(&resource_name, &name)
+                                }
+                            }
+                        })
+                    }
+                    Err(EtcdError::RequestTooLarge) => ApiResponse::Error(
+                        Status::too_large_request(EtcdError::RequestTooLarge.to_string()),
+                    ),
+                    Err(e) => ApiResponse::Error(Status::internal(e.to_string())),
+                    Ok(_) => ApiResponse::Error(Status::internal("unexpected etcd answer".into())),
+                };
+                ctx.send(
+                    conn,
+                    Dir::ToClient,
+                    Msg::ApiReply {
+                        req_id,
+                        resp: reply,
+                    },
+                );
+            }
+            EtcdPurpose::CompactTxn => {
+                if let Ok(KvResponse::Txn(t)) = resp {
+                    let cur_rev = t.revision;
+                    if !t.succeeded {
+                        // Another apiserver compacted: adopt its logical time (etcd3/compact.go).
+                        if let Some(TxnOpResult::Range(rr)) = t.responses.first() {
+                            self.compactor_t = rr.kvs.first().map(|kv| kv.version).unwrap_or(0);
+                        }
+                    } else {
+                        self.compactor_t += 1;
+                        if self.compactor_rev != 0 {
+                            let revision = self.compactor_rev;
+                            self.counters.compactions += 1;
+                            self.known_compact_rev = self.known_compact_rev.max(revision);
+                            self.send_etcd(
+                                KvRequest::Compact { revision },
+                                EtcdPurpose::Compact,
+                                ctx,
+                            );
+                        }
+                    }
+                    self.compactor_rev = cur_rev;
+                }
+            }
+            EtcdPurpose::Compact => {}
+            EtcdPurpose::ConsistencyPage(check) => self.consistency_page_read(*check, resp, ctx),
+            EtcdPurpose::FutureRevisionProbe { conn, req_id, rv } => {
+                // A failed read leaves "current" at 0, as `listReadError` does.
+                let current = match resp {
+                    Ok(KvResponse::Range(r)) => r.revision,
+                    _ => 0,
+                };
+                self.list_failed(conn, req_id, Status::too_large_from_etcd(rv, current), ctx);
+            }
+            EtcdPurpose::Get {
+                conn,
+                req_id,
+                resource,
+                key,
+                min_rv,
+            } => self.got_from_etcd(conn, req_id, resource, key, min_rv, resp, ctx),
+            EtcdPurpose::DirectWatchInit(conn) => match resp {
+                Ok(KvResponse::Range(range)) => self.direct_watch_listed(conn, range, ctx),
+                _ => {
+                    if self.direct_watches.remove(&conn).is_some() {
+                        Cacher::refuse(ctx, conn, Status::internal("etcd read failed".into()));
+                    }
+                }
+            },
+        }
+    }
+
+    pub(super) fn cacher_listed(&mut self, r: ResourceId, range: RangeResult, ctx: &mut Ctx<'_>) {
+        let rv = range.revision;
+        let objects = objects_of(&range);
+        self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+        self.counters.cache_initializations += 1;
+        let prefix = match self.cachers.get_mut(r as usize) {
+            Some(Some(c)) => {
+                c.replace(objects, rv, ctx.now);
+                c.prefix.clone()
+            }
+            _ => return,
+        };
+        // The cacher's watch: its own stream (SeparateCacheWatchRPC), always with progress notify;
+        // a fresh watch id each time (clientv3 never reuses one on a stream).
+        self.next_watch_generation += 1;
+        let watch_id = self.next_watch_generation * WATCH_ID_STRIDE + r as i64;
+        if let Some(slot) = self.cacher_watch_ids.get_mut(r as usize) {
+            *slot = watch_id;
+        }
+        // Mutant `no_progress_notify_after_restart` (KEP-1904): a restarted apiserver's cacher
+        // watches go without progress notify.
+        let progress_notify =
+            !(ctx.mutants.no_progress_notify_after_restart && self.counters.restarts > 0);
+        self.send_etcd_watch(
+            WatchRequest::Create {
+                watch_id,
+                range: KeyRange::Prefix(prefix),
+                start_revision: rv + 1,
+                progress_notify,
+            },
+            ctx,
+        );
+        self.unpark(r, ctx);
+        self.check_waits(r, ctx);
+    }
+
+    /// Handles a response on the apiserver's etcd watch streams.
+    pub fn on_etcd_watch(
+        &mut self,
+        conn: ConnId,
+        resp: WatchResponse,
+        scenario: &Scenario,
+        ctx: &mut Ctx<'_>,
+    ) {
+        if Some(conn) == self.direct_stream {
+            self.on_direct_watch(resp, ctx);
+            return;
+        }
+        if Some(conn) != self.etcd_watch {
+            return;
+        }
+        if self.stalled {
+            self.held.push_back(resp);
+            return;
+        }
+        self.apply_etcd_watch(resp, scenario, ctx);
+    }
+
+    pub(super) fn apply_etcd_watch(
+        &mut self,
+        resp: WatchResponse,
+        _scenario: &Scenario,
+        ctx: &mut Ctx<'_>,
+    ) {
+        match resp.kind {
+            WatchResponseKind::Created => {}
+            WatchResponseKind::Events(evs) => {
+                let Some(r) = self.current_cacher(resp.watch_id) else {
+                    return;
+                };
+                let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
+                    return;
+                };
+                if !c.ready {
+                    return;
+                }
+                let mut closed = Vec::new();
+                let mut refused = false;
+                for e in evs {
+                    if e.lacks_prev_kv() {
+                        // `etcd3/event.go parseEvent` refuses it: the watch ends with an error
+                        // and the cacher re-initialises (below), as after a compaction.
+                        refused = true;
+                        break;
+                    }
+                    let kind = event_type(&e);
+                    let prev = c.cache.store().get(&e.kv.key).copied();
+                    let bytes = match kind {
+                        EventType::Deleted => prev.map(|o| o.bytes).unwrap_or(0),
+                        _ => e.kv.value_bytes,
+                    };
+                    let prev_labels = prev.map(|o| o.labels).unwrap_or(0);
+                    let ev = CacheEvent {
+                        kind,
+                        key: e.kv.key.clone(),
+                        rv: e.kv.mod_revision,
+                        bytes,
+                        prev_rv: prev.map(|o| o.rv).unwrap_or(0),
+                        labels: match kind {
+                            EventType::Deleted => prev_labels,
+                            _ => e.kv.value_tag,
+                        },
+                        prev_labels,
+                        time_ns: ctx.now,
+                    };
+                    closed.extend(c.process_event(ctx.now, ev, ctx));
+                }
+                for conn in closed {
+                    self.client_watches.remove(&conn);
+                }
+                if refused {
+                    let watch_id = resp.watch_id;
+                    self.send_etcd_watch(WatchRequest::Cancel { watch_id }, ctx);
+                    return self.cacher_failed(r, ctx);
+                }
+                self.check_waits(r, ctx);
+            }
+            WatchResponseKind::Progress => {
+                let targets: Vec<usize> = if resp.watch_id < 0 {
+                    (0..self.cachers.len()).collect()
+                } else {
+                    self.current_cacher(resp.watch_id)
+                        .map(|r| r as usize)
+                        .into_iter()
+                        .collect()
+                };
+                for r in targets {
+                    if let Some(Some(c)) = self.cachers.get_mut(r)
+                        && c.ready
+                    {
+                        c.storage_bookmark(resp.header_revision);
+                    }
+                    self.check_waits(r as ResourceId, ctx);
+                }
+            }
+            WatchResponseKind::Canceled { .. } => {
+                // etcd3 interpretWatchError: 410 "The resourceVersion for the provided watch is too
+                // old."; the cacher's reflector returns and the cacher re-initialises.
+                // The watch id stays registered at etcd until cancelled: release it.
+                self.send_etcd_watch(
+                    WatchRequest::Cancel {
+                        watch_id: resp.watch_id,
+                    },
+                    ctx,
+                );
+                if let Some(r) = self.current_cacher(resp.watch_id) {
+                    self.cacher_failed(r, ctx);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! WATCH serving: where a watch starts (`cacher.go Watch`, the RV / sendInitialEvents matrix), its
+//! registration with the cacher, hang-ups, the watch timeout, and the requests parked by a not-
+//! ready cache under 1.27.
+
+use super::*;
+
+impl Apiserver {
+    pub(super) fn on_watch(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        req: ApiRequest,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let ApiRequest::Watch {
+            resource,
+            scope,
+            selector,
+            rv,
+            bookmarks,
+            send_initial_events,
+            timeout_ns,
+            read_rate,
+        } = req.clone()
+        else {
+            return;
+        };
+        let send_initial_events = default_watch(self.watch_list, rv, send_initial_events);
+        if send_initial_events.is_some() && !self.watch_list {
+            return self.reply(
+                conn,
+                req_id,
+                ApiResponse::Error(watch_list_forbidden()),
+                ctx,
+            );
+        }
+        let ready = match self.cacher(resource) {
+            None => {
+                return self.direct_watch(
+                    conn,
+                    req_id,
+                    resource,
+                    scope,
+                    selector,
+                    rv,
+                    send_initial_events,
+                    bookmarks,
+                    timeout_ns,
+                    ctx,
+                );
+            }
+            // Mutant `cacher_watch_during_reinit` (Kubernetes #116122): a cacher that was ready
+            // before (generation > 0) and is re-initialising takes the watch on its old state;
+            // the fix (PR #116172) checks the ready generation at registration.
+            Some(c) => c.ready || (ctx.mutants.cacher_watch_during_reinit && c.generation > 0),
+        };
+        if !ready {
+            match self.rules {
+                Rules::V1_31 | Rules::V1_34 | Rules::V1_37 => {
+                    return self.reply(
+                        conn,
+                        req_id,
+                        ApiResponse::Error(self.not_ready_status(resource, ctx.now)),
+                        ctx,
+                    );
+                }
+                Rules::V1_27 => {
+                    self.parked.push_back(Parked { conn, req_id, req });
+                    return;
+                }
+            }
+        }
+        let deadline_ns = ctx.now + self.watch_timeout(timeout_ns);
+        self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
+        self.client_watches.insert(conn, resource);
+        let end_bookmark = bookmarks;
+        match (rv, send_initial_events) {
+            (Rv::Unset | Rv::Zero, None) => self.register_watch(
+                conn,
+                resource,
+                scope,
+                selector,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                Initial::Snapshot {
+                    end_bookmark: false,
+                },
+                ctx,
+            ),
+            (Rv::Zero, Some(false)) => self.register_watch(
+                conn,
+                resource,
+                scope,
+                selector,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                Initial::Now,
+                ctx,
+            ),
+            (Rv::Zero, Some(true)) => self.register_watch(
+                conn,
+                resource,
+                scope,
+                selector,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                Initial::Snapshot { end_bookmark },
+                ctx,
+            ),
+            (Rv::Unset, Some(true)) => {
+                let kind = WaitKind::Watch {
+                    conn,
+                    scope,
+                    selector,
+                    bookmarks,
+                    deadline_ns,
+                    read_rate,
+                    at_probed_rv: false,
+                    initial: Initial::Snapshot { end_bookmark },
+                };
+                self.add_probed_wait(resource, kind, ctx);
+            }
+            (Rv::Unset, Some(false)) => {
+                // `cacher.go getWatchCacheResourceVersion`: etcd's current revision; no freshness
+                // wait without initial events (`waitUntilWatchCacheFreshAndForceAllEvents`).
+                let kind = WaitKind::Watch {
+                    conn,
+                    scope,
+                    selector,
+                    bookmarks,
+                    deadline_ns,
+                    read_rate,
+                    at_probed_rv: true,
+                    initial: Initial::Now,
+                };
+                self.add_probed_wait(resource, kind, ctx);
+            }
+            (Rv::At(n), Some(true)) => {
+                let cache_rv = self
+                    .cacher(resource)
+                    .map(|c| c.cache.resource_version())
+                    .unwrap_or(0);
+                let initial = Initial::Snapshot { end_bookmark };
+                if cache_rv >= n {
+                    self.register_watch(
+                        conn,
+                        resource,
+                        scope,
+                        selector,
+                        bookmarks,
+                        deadline_ns,
+                        read_rate,
+                        initial,
+                        ctx,
+                    );
+                } else {
+                    let kind = WaitKind::Watch {
+                        conn,
+                        scope,
+                        selector,
+                        bookmarks,
+                        deadline_ns,
+                        read_rate,
+                        at_probed_rv: false,
+                        initial,
+                    };
+                    self.add_wait(resource, n, kind, ctx);
+                }
+            }
+            (Rv::At(n), _) => self.register_watch(
+                conn,
+                resource,
+                scope,
+                selector,
+                bookmarks,
+                deadline_ns,
+                read_rate,
+                Initial::Since(n),
+                ctx,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn register_watch(
+        &mut self,
+        conn: ConnId,
+        resource: ResourceId,
+        scope: KeyRange,
+        selector: Selector,
+        bookmarks: bool,
+        deadline_ns: Nanos,
+        read_rate: ReadRate,
+        initial: Initial,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(Some(c)) = self.cachers.get_mut(resource as usize) else {
+            return;
+        };
+        let ok = c.add_watcher(
+            ctx.now,
+            conn,
+            scope,
+            selector,
+            bookmarks,
+            deadline_ns,
+            read_rate,
+            initial,
+            ctx,
+            &mut self.rng,
+        );
+        if !ok {
+            self.counters.too_old_errors += 1;
+            self.client_watches.remove(&conn);
+        }
+    }
+
+    /// A client hung up a watch or request connection.
+    pub fn on_hangup(&mut self, conn: ConnId, ctx: &mut Ctx<'_>) {
+        if let Some(r) = self.client_watches.remove(&conn)
+            && let Some(Some(c)) = self.cachers.get_mut(r as usize)
+        {
+            c.forget(conn);
+        }
+        if self.direct_watches.remove(&conn).is_some() {
+            self.send_direct(
+                WatchRequest::Cancel {
+                    watch_id: conn as i64,
+                },
+                ctx,
+            );
+        }
+        let gone: Vec<u64> = self
+            .waits
+            .iter()
+            .filter(|(_, w)| matches!(&w.kind, WaitKind::Watch { conn: c, .. } if *c == conn))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in gone {
+            self.waits.remove(&id);
+        }
+    }
+
+    pub(super) fn unpark(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+        let (now_ready, rest): (Vec<Parked>, Vec<Parked>) =
+            self.parked.iter().cloned().partition(|p| match &p.req {
+                ApiRequest::List { resource, .. } | ApiRequest::Watch { resource, .. } => {
+                    *resource == r
+                }
+                _ => false,
+            });
+        self.parked = rest.into_iter().collect();
+        for p in now_ready {
+            self.on_request(p.conn, p.req_id, p.req, ctx);
+        }
+    }
+
+    pub(super) fn send_direct(&mut self, req: WatchRequest, ctx: &mut Ctx<'_>) {
+        if self.partitioned {
+            return;
+        }
+        let conn = *self
+            .direct_stream
+            .get_or_insert_with(|| ctx.open_watch_stream(Actor::Apiserver(self.index)));
+        ctx.send(conn, Dir::ToServer, Msg::Watch(req));
+    }
+
+    /// How long a watch runs (`handlers/watch.go serveWatch`): the request's `timeoutSeconds`, or
+    /// a random 1-2x `--min-request-timeout` when it sets none.
+    pub(super) fn watch_timeout(&mut self, timeout_ns: Nanos) -> Nanos {
+        if timeout_ns > 0 {
+            timeout_ns
+        } else {
+            MIN_REQUEST_TIMEOUT_NS + self.rng.below(MIN_REQUEST_TIMEOUT_NS)
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! The `watchsim` command line (SPEC §1): the clap definitions ([`args`]) and one module per
+//! command (`run`, `check`, `replay`, `explore`, `sweep`), each parsing its options, calling the
+//! library, printing, and mapping the outcome to the exit codes (0 held, 1 violated, 2 bad
+//! input, 3 replay diverged). `src/main.rs` only calls [`main`].
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod args;
+mod check;
+mod explore;
+mod replay;
+mod run;
+mod summary;
+mod sweep;
+
+use args::{Cli, Command};
+pub use summary::summary;
+
+pub(crate) fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("watchsim: {msg}");
+    ExitCode::from(2)
+}
+
+/// A reader that closes the pipe early (`watchsim ... | head`) ends the process quietly, with
+/// the shell's status for SIGPIPE, instead of a panic message: Rust ignores SIGPIPE, so `println!`
+/// panics on the broken pipe.
+fn exit_quietly_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
+/// The `watchsim` binary: parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    exit_quietly_on_broken_pipe();
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            scenario,
+            seed,
+            set,
+            duration,
+            trace,
+            json,
+        } => run::run(scenario, seed, set, duration, trace, json),
+        Command::Check {
+            scenario,
+            seeds,
+            from,
+            jobs,
+            shard,
+            set,
+            swarm,
+            json,
+            capsule_dir,
+            shrink_budget,
+            merge,
+        } => {
+            if !merge.is_empty() {
+                return check::merge(&merge, json);
+            }
+            let Some(path) = scenario else {
+                return usage_error("check needs a SCENARIO (or --merge FILE...)");
+            };
+            check::check(
+                &path,
+                check::Args {
+                    seeds,
+                    from,
+                    jobs,
+                    shard,
+                    set,
+                    swarm,
+                    json,
+                    capsule_dir,
+                    shrink_budget,
+                },
+            )
+        }
+        Command::Replay { capsule, timeline } => replay::replay(&capsule, timeline),
+        Command::Sweep(cmd) => sweep::sweep(cmd),
+        Command::Explore(cmd) => explore::explore(&cmd),
+    }
+}

@@ -1,0 +1,77 @@
+//! `watchsim run`: one seeded simulation, its report (text or `--json`) and the exit code of its
+//! invariants and bounds.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::usage_error;
+use crate::scenario::{self, parse_duration};
+use crate::sim::{self, RunError, RunOptions};
+
+/// Runs `path` with its `--seed`, `--set`, `--duration`, `--trace` and `--json` options.
+pub(super) fn run(
+    path: PathBuf,
+    seed: Option<u64>,
+    set: Vec<String>,
+    duration: Option<String>,
+    trace: Option<PathBuf>,
+    json: bool,
+) -> ExitCode {
+    let duration = match duration.as_deref().map(parse_duration) {
+        None => None,
+        Some(Ok(d)) => Some(d),
+        Some(Err(e)) => return usage_error(&format!("--duration: {e}")),
+    };
+    let loaded = match scenario::load_file(&path, &set) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e.to_string()),
+    };
+    let report = match sim::run(
+        &loaded,
+        &RunOptions {
+            seed,
+            duration,
+            trace,
+            skip_trace_hash: false,
+        },
+    ) {
+        Ok(r) => r,
+        Err(RunError::Scenario(e)) => return usage_error(&e.to_string()),
+        Err(e @ RunError::TraceIo { .. }) => return usage_error(&e.to_string()),
+        Err(e) => {
+            eprintln!("watchsim: {e}");
+            return ExitCode::from(70);
+        }
+    };
+    if json {
+        match serde_json::to_string(&report) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                eprintln!("watchsim: cannot encode the report: {e}");
+                return ExitCode::from(70);
+            }
+        }
+    } else {
+        print!("{}", super::summary(&loaded, &report));
+    }
+    let violations = report.violations();
+    if violations.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("watchsim: violated: {}", violations.join(", "));
+        for i in report.invariants.iter().filter(|i| !i.held) {
+            eprintln!(
+                "watchsim: {}: {}",
+                i.name,
+                i.message.as_deref().unwrap_or("")
+            );
+        }
+        for b in report.bounds.iter().filter(|b| !b.held) {
+            eprintln!(
+                "watchsim: bound {}: value {} exceeds the limit {}",
+                b.name, b.value, b.limit
+            );
+        }
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,216 @@
+//! The reflector's streaming list (`WatchListClient`, client-go 1.35+ default): the initial events
+//! up to the annotated bookmark, its errors, and the fall back to LIST (`reflector.go watchList`).
+
+use super::*;
+
+impl Reflector {
+    /// The RV of a streaming list (`rewatchResourceVersion`): "" after an unavailable RV or
+    /// before any sync, else the last synced RV.
+    pub(super) fn watch_list_rv(&self) -> Rv {
+        if self.unavailable || self.last_sync_rv == 0 {
+            Rv::Unset
+        } else {
+            Rv::At(self.last_sync_rv)
+        }
+    }
+
+    pub(super) fn start_watch_list(
+        &mut self,
+        cfg: &ClientConfig,
+        rest_retries: u32,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let Some(server) = self.server else {
+            return self.backoff_watch_list(ctx);
+        };
+        let conn = ctx.connect(self.actor(), Actor::Apiserver(server));
+        let rv = self.watch_list_rv();
+        let timeout_ns = MIN_WATCH_TIMEOUT_NS + self.rng.below(MIN_WATCH_TIMEOUT_NS);
+        let req = ApiRequest::Watch {
+            resource: self.resource,
+            scope: self.scope.clone(),
+            selector: Selector::everything(),
+            rv,
+            bookmarks: true,
+            send_initial_events: Some(true),
+            timeout_ns,
+            read_rate: ReadRate::Instant,
+        };
+        let _ = cfg;
+        self.sent = Some(Sent {
+            kind: "watch-list",
+            rv,
+            limit: 0,
+        });
+        ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
+        self.phase = Phase::WatchListing {
+            conn,
+            started_ns: ctx.now,
+            events: 0,
+            acc: OrdMap::new(),
+            rest_retries,
+        };
+    }
+
+    /// `watchList`'s retriable errors (429, connection refused): wait the backoff, then stream
+    /// again (`isErrorRetriableWithSideEffectsFn`: `<-r.clock.After(r.delayHandler())`).
+    pub(super) fn backoff_watch_list(&mut self, ctx: &mut Ctx<'_>) {
+        self.rest_retries_next = 0;
+        self.close_watch(ctx);
+        self.phase = Phase::Idle;
+        let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
+        ctx.timer(ctx.now + wait, self.timer(ClientTimer::WatchList));
+    }
+
+    /// `watchList` goes round its loop at once: after a 410 / 504 (with RV "" from now on) or a
+    /// stream that ended before its end bookmark.
+    pub(super) fn retry_watch_list_now(&mut self, ctx: &mut Ctx<'_>) {
+        self.rest_retries_next = 0;
+        self.close_watch(ctx);
+        self.phase = Phase::Idle;
+        ctx.timer(ctx.now, self.timer(ClientTimer::WatchList));
+    }
+
+    /// `ListAndWatch`'s fallback when `watchList` returns an error: `list()` at once, in the
+    /// same ListAndWatch (so not another relist), then a plain watch.
+    pub(super) fn fall_back_to_list(&mut self, cfg: &ClientConfig, ctx: &mut Ctx<'_>) {
+        self.close_watch(ctx);
+        self.phase = Phase::Idle;
+        let rv = self.relist_rv(cfg);
+        let limit = self.list_limit(rv, cfg, ctx.mutants.reflector_relist_from_etcd);
+        self.send_list(rv, limit, None, 0, OrdMap::new(), ctx);
+    }
+
+    /// An error of the streaming list, as an answer or on the stream (`reflector.go watchList`,
+    /// `isErrorRetriableWithSideEffectsFn`): 410 / 504 "too large" mark the RV unavailable and
+    /// stream again at once with RV ""; 429 backs off and streams again; anything else makes
+    /// ListAndWatch fall back to a LIST at once.
+    pub(super) fn watch_list_failed(
+        &mut self,
+        status: &Status,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        let fx = Effects::default();
+        let too_large = status.code == 504 && status.cause == Some("ResourceVersionTooLarge");
+        if status.code == 410 || too_large {
+            self.unavailable = true;
+            self.retry_watch_list_now(ctx);
+            ("watch_list_retry", fx)
+        } else if status.code == 429 {
+            self.backoff_watch_list(ctx);
+            ("watch_list_backoff", fx)
+        } else {
+            self.fall_back_to_list(cfg, ctx);
+            ("watch_list_fallback", fx)
+        }
+    }
+
+    /// The streaming list's stream ended before its end bookmark (closed, or its connection
+    /// broke): `handleAnyWatch` returns no error and `watchList` streams again at once, unless
+    /// the stream was very short (< 1 s, no events: `VeryShortWatchError`), which makes
+    /// ListAndWatch fall back to a LIST.
+    pub(super) fn watch_list_ended(
+        &mut self,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> &'static str {
+        let Phase::WatchListing {
+            started_ns, events, ..
+        } = self.phase
+        else {
+            return "stale";
+        };
+        if ctx.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
+            self.fall_back_to_list(cfg, ctx);
+            "watch_list_fallback"
+        } else {
+            self.retry_watch_list_now(ctx);
+            "watch_list_retry"
+        }
+    }
+
+    pub(super) fn on_watch_list_event(
+        &mut self,
+        ev: ApiWatchEvent,
+        cfg: &ClientConfig,
+        ctx: &mut Ctx<'_>,
+    ) -> (&'static str, Effects) {
+        let mut fx = Effects::default();
+        let Phase::WatchListing {
+            conn,
+            started_ns,
+            events,
+            mut acc,
+            rest_retries,
+        } = self.phase.clone()
+        else {
+            return ("stale", fx);
+        };
+        match ev {
+            ApiWatchEvent::Object {
+                kind,
+                key,
+                rv,
+                bytes,
+                ..
+            } => {
+                match kind {
+                    EventType::Deleted => {
+                        acc.remove(&key);
+                    }
+                    _ => {
+                        acc.insert(
+                            key,
+                            Obj {
+                                rv,
+                                bytes,
+                                labels: 0,
+                            },
+                        );
+                    }
+                }
+                self.phase = Phase::WatchListing {
+                    conn,
+                    started_ns,
+                    events: events + 1,
+                    acc,
+                    rest_retries,
+                };
+                ("initial_event", fx)
+            }
+            ApiWatchEvent::Bookmark {
+                rv,
+                initial_events_end: true,
+            } => {
+                self.store.replace(&acc);
+                self.last_sync_rv = rv;
+                self.unavailable = false;
+                self.synced_once = true;
+                fx.listed_rv = Some(rv);
+                // The same stream goes on as a normal watch (`watchWithResync(ctx, w)`), its
+                // `start` taken and its event count restarted there (`reflector.go watch`).
+                self.phase = Phase::Watching {
+                    conn,
+                    started_ns: ctx.now,
+                    events: 0,
+                    reconnect: false,
+                    rest_retries: 0,
+                };
+                ("watch_list_synced", fx)
+            }
+            ApiWatchEvent::Bookmark { .. } => {
+                self.phase = Phase::WatchListing {
+                    conn,
+                    started_ns,
+                    events: events + 1,
+                    acc,
+                    rest_retries,
+                };
+                ("bookmark", fx)
+            }
+            ApiWatchEvent::Error(status) => self.watch_list_failed(&status, cfg, ctx),
+            ApiWatchEvent::Closed => (self.watch_list_ended(cfg, ctx), fx),
+        }
+    }
+}

@@ -1,0 +1,353 @@
+//! The handlers behind `World::apply`, one per kind of pending action: a message delivered on
+//! one connection, a fan-out of one message to many, a connection reset, a timer. Each hands the
+//! message or timer to the component it is for with the step's [`Ctx`], and says what the step
+//! was ([`Done`]); `World::apply` does the bookkeeping around them (the checker before and after,
+//! etcd's watch output, fault injection, the outcome).
+
+use imbl::Vector;
+
+use super::balancer::LoadBalancer;
+use super::script::ScriptClient;
+use super::workload::Workload;
+use super::{
+    Actor, ConnId, Ctx, Dir, Msg, Observations, Timer, disconnect_duration, inject_scheduled, msg,
+    next_disconnect_in, observe_client, record_minute,
+};
+use crate::apiserver::Apiserver;
+use crate::client::{self, Reflector};
+use crate::etcd::{EtcdServer, WatchOutput};
+use crate::kernel::RngStream;
+use crate::kernel::cow::CowBox;
+use crate::scenario::Scenario;
+
+/// The world's parts a step may change, borrowed apart from the agenda and the network (which
+/// the step's [`Ctx`] holds), plus etcd's watch output collected during the step.
+pub(super) struct Parts<'a> {
+    pub etcd: &'a mut EtcdServer,
+    pub etcd_rng: &'a mut RngStream,
+    pub apiservers: &'a mut Vector<CowBox<Apiserver>>,
+    pub clients: &'a mut Vector<CowBox<Reflector>>,
+    pub lb: &'a mut LoadBalancer,
+    pub faults_rng: &'a mut RngStream,
+    pub script: &'a mut ScriptClient,
+    pub workload: &'a mut Workload,
+    pub obs: &'a mut Observations,
+    pub scenario: &'a Scenario,
+    pub out: Vec<WatchOutput>,
+}
+
+/// What a step was, for its [`super::Outcome`].
+pub(super) struct Done {
+    pub actor: Actor,
+    pub action: &'static str,
+    pub what: &'static str,
+    pub conn: Option<ConnId>,
+    pub result: &'static str,
+}
+
+impl Parts<'_> {
+    /// A message arrives on `conn`; `Err(what)` when the connection is gone (dropped).
+    pub fn deliver(
+        &mut self,
+        conn: ConnId,
+        dir: Dir,
+        msg: Msg,
+        ctx: &mut Ctx<'_>,
+    ) -> Result<Done, &'static str> {
+        let what = msg.name();
+        let Some(receiver) = ctx.net.conn(conn).map(|c| c.receiver(dir)) else {
+            return Err(what);
+        };
+        let result = match (receiver, msg) {
+            (Actor::Etcd, Msg::Kv { req_id, req }) => {
+                let resp = self.etcd.handle_kv(&req, &mut self.out);
+                self.obs.commit(self.etcd.store.revision(), ctx.now);
+                let kind = match &resp {
+                    Ok(_) => "ok",
+                    Err(e) => e.kind(),
+                };
+                if req_id != msg::NO_REPLY {
+                    ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
+                }
+                kind
+            }
+            (Actor::Etcd, Msg::Watch(req)) => {
+                if !self.etcd.hub.has_stream(conn) {
+                    let interval = self.etcd.config.progress_notify_interval_ns;
+                    // etcd adds up to 10% jitter to each stream's ticker (v3rpc/watch.go).
+                    let jitter = if interval > 0 {
+                        self.etcd_rng.below(interval / 10 + 1)
+                    } else {
+                        0
+                    };
+                    self.etcd.hub.open_stream(
+                        conn,
+                        ctx.now,
+                        if interval > 0 { interval + jitter } else { 0 },
+                    );
+                }
+                self.etcd.handle_watch(ctx.now, conn, &req, &mut self.out);
+                "ok"
+            }
+            (Actor::Etcd, Msg::Hangup) => {
+                self.etcd.hub.close_stream(conn);
+                ctx.net.close(conn);
+                "closed"
+            }
+            (Actor::Apiserver(i), _) if self.apiservers[i as usize].is_down() => {
+                // Connection refused: the process is not running.
+                ctx.reset_conn(conn);
+                "refused"
+            }
+            (Actor::Apiserver(i), msg) => {
+                let a = &mut self.apiservers[i as usize];
+                match msg {
+                    Msg::KvReply { req_id, resp } => a.on_etcd_reply(conn, req_id, resp, ctx),
+                    Msg::WatchReply(resp) => a.on_etcd_watch(conn, resp, self.scenario, ctx),
+                    Msg::Api { req_id, req } => a.on_request(conn, req_id, req, ctx),
+                    Msg::Hangup => a.on_hangup(conn, ctx),
+                    _ => {}
+                }
+                "ok"
+            }
+            (Actor::Client(i), msg) => {
+                let c = &mut self.clients[i as usize];
+                let cfg = &self.scenario.clients[c.population as usize];
+                let (label, fx) = c.on_message(conn, msg, cfg, ctx);
+                let rev = self.etcd.store.revision();
+                observe_client(i, label, fx, c, self.obs, ctx.now, rev);
+                label
+            }
+            (Actor::Script, msg) => {
+                self.script.on_message(conn, msg, self.scenario, self.obs);
+                "ok"
+            }
+            (Actor::Workload, Msg::KvReply { resp, .. }) => match resp {
+                Ok(crate::etcd::KvResponse::Txn(t)) if !t.succeeded => "conflict",
+                Ok(_) => "ok",
+                Err(e) => e.kind(),
+            },
+            _ => "unexpected",
+        };
+        Ok(Done {
+            actor: receiver,
+            action: "deliver",
+            what,
+            conn: Some(conn),
+            result,
+        })
+    }
+
+    /// One step delivers the same message to many connections (a fan-out).
+    pub fn multicast(
+        &mut self,
+        targets: Vec<(ConnId, Actor, i64)>,
+        msg: Msg,
+        ctx: &mut Ctx<'_>,
+    ) -> Done {
+        let what = msg.name();
+        match &msg {
+            Msg::ApiWatch(ev) => self.fan_out_api_event(&targets, ev, &msg, ctx),
+            Msg::WatchReply(resp) => {
+                for &(conn, receiver, tag) in targets.iter() {
+                    if ctx.net.conn(conn).is_none() {
+                        continue;
+                    }
+                    let mut r = resp.clone();
+                    r.watch_id = tag;
+                    match receiver {
+                        Actor::Apiserver(i) => {
+                            self.apiservers[i as usize].on_etcd_watch(conn, r, self.scenario, ctx)
+                        }
+                        Actor::Script => self.script.on_message(
+                            conn,
+                            Msg::WatchReply(r),
+                            self.scenario,
+                            self.obs,
+                        ),
+                        _ => {}
+                    }
+                }
+            }
+            _ => {}
+        }
+        Done {
+            actor: Actor::Faults,
+            action: "multicast",
+            what,
+            conn: None,
+            result: "ok",
+        }
+    }
+
+    /// A cache event to many informers: its digest change and its staleness are computed once.
+    fn fan_out_api_event(
+        &mut self,
+        targets: &[(ConnId, Actor, i64)],
+        ev: &crate::apiserver::ApiWatchEvent,
+        msg: &Msg,
+        ctx: &mut Ctx<'_>,
+    ) {
+        let fast = client::reflector::FastEvent::of(ev);
+        if let Some(rv) = fast.as_ref().and_then(|f| f.rv()) {
+            let lag = ctx.now.saturating_sub(self.obs.commit_time(rv));
+            self.obs.staleness_max_ns = self.obs.staleness_max_ns.max(lag);
+        }
+        // Mutant `reflector_drop_deletes` lives on the slow path.
+        let slow_only = self.scenario.mutants.reflector_drop_deletes
+            && matches!(
+                ev,
+                crate::apiserver::ApiWatchEvent::Object {
+                    kind: crate::apiserver::watch_cache::EventType::Deleted,
+                    ..
+                }
+            );
+        for &(conn, receiver, _) in targets.iter() {
+            match receiver {
+                Actor::Client(i) => {
+                    let c = &mut self.clients[i as usize];
+                    match fast.as_ref().filter(|_| !slow_only) {
+                        Some(f) if c.apply_fast(conn, f) => {
+                            if let Some(rv) = f.rv() {
+                                let m = &mut self.obs.client_max_rv[i as usize];
+                                *m = (*m).max(rv);
+                                // check: the informer observed this RV.
+                                self.obs.checker.client_rv(i, rv, "event", c);
+                            }
+                        }
+                        _ => {
+                            let cfg = &self.scenario.clients[c.population as usize];
+                            let (label, fx) = c.on_message(conn, msg.clone(), cfg, ctx);
+                            let rev = self.etcd.store.revision();
+                            observe_client(i, label, fx, c, self.obs, ctx.now, rev);
+                        }
+                    }
+                }
+                Actor::Script => self
+                    .script
+                    .on_message(conn, msg.clone(), self.scenario, self.obs),
+                _ => {}
+            }
+        }
+    }
+
+    /// The connection `conn` was reset; its end `to` learns it.
+    pub fn reset(&mut self, conn: ConnId, to: Actor, ctx: &mut Ctx<'_>) -> Done {
+        match to {
+            Actor::Etcd => self.etcd.hub.close_stream(conn),
+            Actor::Apiserver(i) => self.apiservers[i as usize].on_hangup(conn, ctx),
+            Actor::Script => self
+                .script
+                .on_message(conn, Msg::Hangup, self.scenario, self.obs),
+            Actor::Client(i) => {
+                let c = &mut self.clients[i as usize];
+                let cfg = &self.scenario.clients[c.population as usize];
+                let _ = c.on_message(conn, Msg::Hangup, cfg, ctx);
+            }
+            _ => {}
+        }
+        Done {
+            actor: to,
+            action: "reset",
+            what: "connection.reset",
+            conn: Some(conn),
+            result: "ok",
+        }
+    }
+
+    /// A timer fires.
+    pub fn timer(&mut self, timer: Timer, ctx: &mut Ctx<'_>) -> Done {
+        let what = timer.name();
+        let scenario = self.scenario;
+        let (actor, result) = match timer {
+            Timer::ScriptStep(i) => (
+                Actor::Script,
+                self.script.issue(i as usize, scenario, ctx, self.obs),
+            ),
+            Timer::EtcdSync => {
+                self.etcd.sync_watchers(ctx.now, &mut self.out);
+                (Actor::Etcd, "ok")
+            }
+            Timer::EtcdProgressTick(stream) => {
+                self.etcd.progress_tick(ctx.now, stream, &mut self.out);
+                (Actor::Etcd, "ok")
+            }
+            Timer::Workload(i) => (
+                Actor::Workload,
+                self.workload.fire(i as usize, scenario, ctx),
+            ),
+            Timer::Fault(i) => (
+                Actor::Faults,
+                inject_scheduled(scenario, i as usize, ctx, self.obs),
+            ),
+            Timer::Apiserver(i, t) => {
+                let a = &mut self.apiservers[i as usize];
+                (Actor::Apiserver(i), a.on_timer(t, scenario, ctx))
+            }
+            Timer::Cacher(i, r, t) => {
+                let a = &mut self.apiservers[i as usize];
+                (Actor::Apiserver(i), a.on_cacher_timer(r, t, ctx))
+            }
+            Timer::Client(i, epoch, t) => {
+                let up: Vec<bool> = self.apiservers.iter().map(|a| !a.is_down()).collect();
+                let c = &mut self.clients[i as usize];
+                if c.server().is_none() {
+                    c.set_server(self.lb.pick(i as u64, &up));
+                }
+                let cfg = &scenario.clients[c.population as usize];
+                let (label, fx) = c.on_timer(epoch, t, cfg, ctx);
+                let rev = self.etcd.store.revision();
+                observe_client(i, label, fx, c, self.obs, ctx.now, rev);
+                (Actor::Client(i), label)
+            }
+            Timer::Disconnect => {
+                let n = self.clients.len() as u64;
+                let victim = self.faults_rng.below(n.max(1)) as usize;
+                let d = disconnect_duration(scenario, self.faults_rng);
+                if let Some(c) = self.clients.get_mut(victim) {
+                    c.disconnect(d, ctx);
+                }
+                if let Some(next) =
+                    next_disconnect_in(scenario, self.clients.len(), self.faults_rng)
+                {
+                    ctx.timer(ctx.now + next, Timer::Disconnect);
+                }
+                (Actor::Faults, "disconnect")
+            }
+            Timer::Metrics => {
+                record_minute(ctx.now, self.etcd, self.apiservers, self.clients, self.obs);
+                ctx.timer(ctx.now + 60_000_000_000, Timer::Metrics);
+                (Actor::Faults, "metrics")
+            }
+        };
+        Done {
+            actor,
+            action: "timer",
+            what,
+            conn: None,
+            result,
+        }
+    }
+
+    /// etcd's watch output of the step becomes messages and timers.
+    pub fn emit_etcd_output(&mut self, ctx: &mut Ctx<'_>) {
+        for o in std::mem::take(&mut self.out) {
+            match o {
+                WatchOutput::Send(stream, resp) => {
+                    ctx.send(stream, Dir::ToClient, Msg::WatchReply(resp))
+                }
+                WatchOutput::Multicast(streams, resp) => {
+                    let targets: Vec<(ConnId, Actor, i64)> = streams
+                        .into_iter()
+                        .filter_map(|(stream, id)| ctx.client_of(stream).map(|a| (stream, a, id)))
+                        .collect();
+                    ctx.multicast(targets, Dir::ToClient, Msg::WatchReply(resp));
+                }
+                WatchOutput::ArmSync(at) => ctx.timer(at, Timer::EtcdSync),
+                WatchOutput::ArmProgressTick(stream, at) => {
+                    ctx.timer(at, Timer::EtcdProgressTick(stream))
+                }
+            }
+        }
+    }
+}

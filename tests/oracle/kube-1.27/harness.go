@@ -1,0 +1,1 @@
+../kube-1.31/harness.go
