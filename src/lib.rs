@@ -4,6 +4,7 @@
 //! Crate map (one model, two drivers; see `notes.md` for the fidelity ledger):
 //! - [`kernel`]: virtual time, the event agenda, named seeded RNG streams, the stable trace hash.
 //!   Nothing Kubernetes-specific lives here.
+//! - [`proto`]: the layer below the components: connection and actor ids, notices to the checker.
 //! - [`etcd`]: etcd's MVCC store (revisions, compaction, ranges, txns) and its watch server
 //!   (synced / unsynced watchers, progress notify, RequestProgress).
 //! - [`scenario`]: the TOML scenario schema, units, `--set` overrides, validation errors.
@@ -23,6 +24,7 @@ pub mod cli;
 pub mod client;
 pub mod etcd;
 pub mod kernel;
+pub mod proto;
 pub mod report;
 pub mod scenario;
 pub mod sim;

@@ -83,7 +83,7 @@ fn the_2x3x3_scope_is_explored_completely_without_a_violation() {
     assert!(out.complete, "bounded at {} states", out.unique);
     assert!(out.unique > 10_000, "a real search: {} states", out.unique);
     // The time abstraction merges states that differ only in absolute times: without it the
-    // same scope has several times more states (notes.md "Explorer": 75,225 vs 486,886).
+    // same scope has several times more states (docs/explorer.md: 75,225 vs 486,886).
     let exact = explore(
         &spec_of("explore-2x3x3.toml", &[]),
         ExploreOptions {
@@ -196,7 +196,7 @@ fn depth_first_search_matches_bfs_on_2x3x3_and_the_reduction_meter_bounds_merges
     use watchsim::check::explore_measure::ReductionMeter;
     // The reference scope: no two kept states differ only by a revision shift, and every key
     // keeps one create revision of its own, so neither reduction could merge anything
-    // (notes.md "Reductions, measured").
+    // (docs/explorer.md "Reductions, measured").
     let out = explore(
         &spec_of("explore-2x3x3.toml", &[]),
         ExploreOptions {

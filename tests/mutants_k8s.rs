@@ -1,7 +1,7 @@
-//! Historical Kubernetes bugs as `[mutants]` (issue 7; notes.md "Kubernetes mutants"). Each
-//! mutant must be re-found twice: by a `watchsim check` campaign on a bundled scenario (while the
-//! faithful model holds on the same scenario and seeds), and by `watchsim explore` on a tiny
-//! `explore-*` scenario, whose counterexample records as a capsule (while the faithful model
+//! Historical Kubernetes bugs as `[mutants]` (issue 7; docs/explorer.md "Kubernetes mutants").
+//! Each mutant must be re-found twice: by a `watchsim check` campaign on a bundled scenario
+//! (while the faithful model holds on the same scenario and seeds), and by `watchsim explore` on
+//! a tiny `explore-*` scenario, whose counterexample records as a capsule (while the faithful model
 //! explores the same bounds without a violation).
 //!
 //! The explorer judges `relist-bound` and the bound `etcd_lists_per_client_hour` at every state
@@ -252,8 +252,8 @@ fn dfs_online_violation(s: &Spec, depth: usize) -> Option<(String, Vec<EventKey>
 fn the_explorer_actions_reach_the_reinit_race_in_14_steps() {
     // What explore_finds_a_watch_registered_during_cacher_reinit will show once the BFS reaches
     // depth 14: within the explorer's transition system the mutant's violation is 14 actions
-    // away (none within 13: measured, notes.md), it records as a capsule, and the faithful model
-    // has no violation within 14 actions.
+    // away (none within 13: measured, docs/explorer.md), it records as a capsule, and the faithful
+    // model has no violation within 14 actions.
     let file = "explore-watch-during-reinit.toml";
     let s = spec(file, &["mutants.cacher_watch_during_reinit=true"]);
     let (inv, keys) = dfs_online_violation(&s, 14).expect("found within 14 actions");

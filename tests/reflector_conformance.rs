@@ -33,10 +33,10 @@
 //! race.
 //!
 //! A difference is a failure unless it is one of [`KNOWN`] (deliberate simplifications, each
-//! documented in notes.md, "Reflector oracle"). `WATCHSIM_REFLECTOR_CONFORMANCE_SURVEY=1` prints
-//! both sides of every case. The oracle binary is `target/oracle/kube-1.37/reflector` (or under
-//! `WATCHSIM_ORACLE_DIR`), built with the machine's Go on first use; without Go the test is
-//! skipped loudly, and fails under `CI=true`.
+//! documented in docs/conformance.md, "Reflector oracle").
+//! `WATCHSIM_REFLECTOR_CONFORMANCE_SURVEY=1` prints both sides of every case. The oracle binary
+//! is `target/oracle/kube-1.37/reflector` (or under `WATCHSIM_ORACLE_DIR`), built with the
+//! machine's Go on first use; without Go the test is skipped loudly, and fails under `CI=true`.
 
 mod common;
 
@@ -625,18 +625,18 @@ fn check_waits(side: &str, log: &ClientLog, created_ms: f64, restarts_ms: &[f64]
     out
 }
 
-/// A deliberate difference (notes.md, "Reflector oracle"): `matches` sees the model's and the
-/// real entries of a case.
+/// A deliberate difference (docs/conformance.md, "Reflector oracle"): `matches` sees the model's
+/// and the real entries of a case.
 struct Known {
     name: &'static str,
     matches: fn(model: &[Entry], real: &[Entry]) -> bool,
 }
 
-/// Deliberate simplifications the cases show. Empty: every difference the oracle found (notes.md,
-/// "Reflector oracle": a broken connection backed off before the re-watch, a WATCH's REST
-/// retries never running out, the WatchList error paths, the 1.36+ backoff reset) was fixed in
-/// `src/client/`. What is left out of the comparison by construction (times, the streaming
-/// list's `resourceVersionMatch`, error messages) is listed there too.
+/// Deliberate simplifications the cases show. Empty: every difference the oracle found
+/// (docs/conformance.md, "Reflector oracle": a broken connection backed off before the re-watch,
+/// a WATCH's REST retries never running out, the WatchList error paths, the 1.36+ backoff reset)
+/// was fixed in `src/client/`. What is left out of the comparison by construction (times, the
+/// streaming list's `resourceVersionMatch`, error messages) is listed there too.
 const KNOWN: &[Known] = &[];
 
 /// What a case showed: its unexplained differences (as text) and the known ones it matched.

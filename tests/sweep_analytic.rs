@@ -1,5 +1,5 @@
-//! Analytic cross-check of `P(410 on reconnect)` (issue 8, item 4; notes.md "Analytic model of
-//! P(410 on reconnect)").
+//! Analytic cross-check of `P(410 on reconnect)` (issue 8, item 4; docs/analytic-410-model.md,
+//! "Analytic model of P(410 on reconnect)").
 //!
 //! Setting (`sim-scenarios/sweep-410.toml`): a fixed ring of C events, Poisson writes at λ/s on
 //! the watched resource, identical cluster-scope watchers that see every event, each losing its

@@ -10,8 +10,7 @@ use super::watch_cache::{EventType, Obj};
 use crate::etcd::{Key, KeyRange};
 use crate::kernel::Nanos;
 
-/// Index of a resource in the scenario's `[[resources]]`.
-pub type ResourceId = u32;
+pub use crate::proto::ResourceId;
 
 /// A request's `resourceVersion` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,5 +1,6 @@
-//! Other watch-cache configurations followed along one run, for `watchsim sweep` (notes.md
-//! "Sweep speed", "verify or rerun"). A sweep over the watch cache's size runs, per seed, one
+//! Other watch-cache configurations followed along one run, for `watchsim sweep`
+//! (docs/performance.md "Sweep speed", "verify or rerun"). A sweep over the watch cache's size
+//! runs, per seed, one
 //! representative configuration for real and carries for each other grid point a shadow of its
 //! cache window: the same events go into a [`Window`] sized by that point's configuration. At
 //! every place where the cacher's behaviour depends on its window (a watch's start RV inside it

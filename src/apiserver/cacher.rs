@@ -16,7 +16,7 @@ use super::watch_cache::{
 };
 use crate::etcd::{Key, KeyRange};
 use crate::kernel::{Nanos, RngStream};
-use crate::world::network::{ConnId, Dir};
+use crate::proto::{ConnId, Dir};
 use crate::world::{Ctx, Msg};
 
 /// `defaultBookmarkFrequency`.
@@ -61,7 +61,7 @@ struct Replay {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct CacheWatcher {
     /// The actor reading this watch (for one-step fan-out).
-    client: crate::world::network::Actor,
+    client: crate::proto::Actor,
     scope: KeyRange,
     /// The label and field selectors matched within `scope` (`filterWithAttrsAndPrefixFunction`).
     selector: Selector,
@@ -430,9 +430,7 @@ impl Cacher {
                 })
             })
             .collect();
-        let client = ctx
-            .client_of(conn)
-            .unwrap_or(crate::world::network::Actor::Faults);
+        let client = ctx.client_of(conn).unwrap_or(crate::proto::Actor::Faults);
         let mut w = CacheWatcher {
             client,
             scope,
@@ -510,7 +508,7 @@ impl Cacher {
                     }
                 }
                 // check: the invariant checker learns where the initial events end.
-                ctx.notice(crate::check::Notice::WatchStarted {
+                ctx.notice(crate::proto::Notice::WatchStarted {
                     conn,
                     start_rv: rv,
                     initial_events: n,
@@ -530,7 +528,7 @@ impl Cacher {
             Initial::Since(rv) => match self.start_index_after(rv, ctx) {
                 Err(status) => {
                     // check: a refused watch is judged against the window it was refused from.
-                    ctx.notice(crate::check::Notice::WatchRefused {
+                    ctx.notice(crate::proto::Notice::WatchRefused {
                         server: self.server,
                         resource: self.resource,
                         rv,
@@ -542,7 +540,7 @@ impl Cacher {
                     return false;
                 }
                 Ok(from) => {
-                    ctx.notice(crate::check::Notice::WatchStarted {
+                    ctx.notice(crate::proto::Notice::WatchStarted {
                         conn,
                         start_rv: rv,
                         initial_events: 0,
@@ -574,7 +572,7 @@ impl Cacher {
             Initial::Now => {
                 w.rv_sent = self.cache.resource_version();
                 w.bookmark_floor = w.rv_sent;
-                ctx.notice(crate::check::Notice::WatchStarted {
+                ctx.notice(crate::proto::Notice::WatchStarted {
                     conn,
                     start_rv: w.rv_sent,
                     initial_events: 0,
@@ -985,7 +983,7 @@ impl Cacher {
 }
 
 impl WatcherIndex {
-    fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+    fn relabel(&mut self, r: &crate::proto::Relabel) {
         self.by_prefix = std::mem::take(&mut self.by_prefix)
             .into_iter()
             .map(|(k, set)| {
@@ -1006,7 +1004,7 @@ impl WatcherIndex {
 
 impl Cacher {
     /// Applies the explorer's symmetry renaming to the watchers (keyed by client connection).
-    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+    pub fn relabel(&mut self, r: &crate::proto::Relabel) {
         self.watchers = std::mem::take(&mut self.watchers)
             .into_iter()
             .map(|(conn, mut w)| {

@@ -40,8 +40,8 @@ use crate::etcd::{
     WatchResponseKind,
 };
 use crate::kernel::{Nanos, RngStream};
+use crate::proto::{Actor, ConnId, Dir};
 use crate::scenario::{Scenario, WatchCacheMode};
-use crate::world::network::{Actor, ConnId, Dir};
 use crate::world::{Ctx, Msg, Timer};
 use etcd_side::{event_type, objects_of};
 use exact_list::{ExactList, exact_list};
@@ -306,7 +306,7 @@ pub struct Apiserver {
     retired: super::cacher::CacherCounters,
     /// Cache configurations a sweep follows along this run (`cache_shadow.rs`); empty
     /// otherwise. Not part of the state's identity (never set in explored states).
-    shadow_configs: crate::world::Unhashed<Vec<crate::scenario::WatchCacheConfig>>,
+    shadow_configs: crate::kernel::Unhashed<Vec<crate::scenario::WatchCacheConfig>>,
     /// Per followed configuration: the capacity and memory maxima of earlier incarnations'
     /// caches, or `None` once it was dropped.
     retired_shadows: Vec<Option<(u64, u64)>>,
@@ -450,7 +450,7 @@ impl Apiserver {
     /// Follows `configs` along this run (a sweep's other grid points, `cache_shadow.rs`): every
     /// cacher gets a shadow window per configuration. Called before the first step.
     pub fn follow_cache_configs(&mut self, configs: &[crate::scenario::WatchCacheConfig]) {
-        self.shadow_configs = crate::world::Unhashed(configs.to_vec());
+        self.shadow_configs = crate::kernel::Unhashed(configs.to_vec());
         self.retired_shadows = vec![Some((0, 0)); configs.len()];
         for c in self.cachers.iter_mut().flatten() {
             c.shadows = Shadows::new(configs, |_| false);
@@ -768,7 +768,7 @@ impl Apiserver {
     /// Applies the explorer's symmetry renaming to everything keyed by or naming a client
     /// connection: cache watchers, client watches, direct watches, parked requests, LISTs being
     /// sent and freshness waits.
-    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+    pub fn relabel(&mut self, r: &crate::proto::Relabel) {
         for c in self.cachers.iter_mut().flatten() {
             c.relabel(r);
         }

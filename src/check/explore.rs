@@ -7,7 +7,7 @@
 //! which leaves out observations and the scenario); the online invariants are checked after
 //! every transition, and BFS order makes the first violation's path a shortest one.
 //!
-//! Reductions (notes.md "Explorer" measures them): the time abstraction of the fingerprint
+//! Reductions (docs/explorer.md measures them): the time abstraction of the fingerprint
 //! (`World::hash_time_abstract`), symmetry over interchangeable clients
 //! (`World::canonical_symmetric`) and, per scenario, a reordering window (`[explore] window`, a
 //! delay bound). End-of-run checks: `relist-bound` and the bound `etcd_lists_per_client_hour` are
@@ -59,7 +59,7 @@ impl Default for ExploreOptions {
 }
 
 /// State-space reductions: each merges states that the fingerprint would otherwise tell apart
-/// (notes.md, "Explorer", measures each).
+/// (docs/explorer.md, "Reductions, measured", measures each).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Reductions {
     /// Leave absolute virtual time out of the fingerprint: the clock, the agenda's due times and

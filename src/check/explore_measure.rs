@@ -1,8 +1,8 @@
-//! Measuring what two further reductions could merge in a scope (issue 7, notes.md "Reductions,
-//! measured"): normalising revisions relative to the compaction horizon, and symmetry over keys.
-//! Rather than rename every revision and key of every state, the explorer (with
-//! `--measure-reductions`) records, for each unique state it keeps, the facts either reduction
-//! would need, and reports an upper bound on the states it could merge:
+//! Measuring what two further reductions could merge in a scope (issue 7, docs/explorer.md
+//! "Reductions, measured"): normalising revisions relative to the compaction horizon, and
+//! symmetry over keys. Rather than rename every revision and key of every state, the explorer
+//! (with `--measure-reductions`) records, for each unique state it keeps, the facts either
+//! reduction would need, and reports an upper bound on the states it could merge:
 //!
 //! - **Revision shift.** Two states merge under normalisation only if they differ by a nonzero
 //!   revision shift and in nothing else, so they must agree on every field that holds no

@@ -15,15 +15,14 @@ pub mod explore;
 pub mod explore_measure;
 pub mod invariants;
 pub mod monitor;
-pub mod notice;
 pub mod replay;
 pub mod runner;
 pub mod shrink;
 pub mod timeline;
 
+pub use crate::proto::Notice;
 pub use invariants::Inv;
 pub use monitor::Checker;
-pub use notice::Notice;
 
 use crate::kernel::Nanos;
 use crate::report::InvariantReport;

@@ -12,11 +12,11 @@ use super::invariants::list::{ClientList, ScriptLists};
 use super::invariants::time_travel::{ClientRv, TimeTravel};
 use super::invariants::watch::{Stream, StreamKey};
 use super::invariants::{Inv, Tally, Violation};
-use super::notice::Notice;
 use crate::apiserver::{ApiRequest, ApiResponse, Apiserver};
 use crate::client::Reflector;
 use crate::etcd::EtcdServer;
 use crate::kernel::Nanos;
+use crate::proto::Notice;
 use crate::scenario::Scenario;
 use crate::world::{Actor, ConnId, FaultRequest, Msg, Outcome, Pending, Timer};
 

@@ -163,7 +163,7 @@ pub(crate) struct SweepCmd {
     #[arg(long)]
     pub(crate) duration: Option<String>,
     /// Run every grid point on its own, even when the points differ only in the watch cache's
-    /// size (by default such points share runs: same results, less work; notes.md "Sweep speed").
+    /// size (by default such points share runs: same results, less work; docs/performance.md).
     #[arg(long)]
     pub(crate) no_share: bool,
 }

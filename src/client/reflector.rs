@@ -7,7 +7,7 @@
 //! connection errors, client-go's REST retries of 429 with Retry-After (10 times), and the
 //! WatchList mode with `watchList`'s own loop (immediate retry with RV "" after 410 / 504, backoff
 //! on 429, LIST fallback on other errors). Checked against client-go v0.37.2 by
-//! `tests/reflector_conformance.rs` (notes.md, "Reflector oracle").
+//! `tests/reflector_conformance.rs` (docs/conformance.md, "Reflector oracle").
 //!
 //! This file holds the state, the timers and message dispatch, and faults; `list` (LISTs and
 //! pages), `watch` (watches and their events) and `watch_list` (streaming lists) the rest.
@@ -23,8 +23,8 @@ use crate::apiserver::{
 };
 use crate::etcd::{Key, KeyRange};
 use crate::kernel::{Nanos, RngStream};
+use crate::proto::{Actor, ConnId, Dir};
 use crate::scenario::ClientConfig;
-use crate::world::network::{Actor, ConnId, Dir};
 use crate::world::{Ctx, Msg, Timer};
 
 mod list;
@@ -615,7 +615,7 @@ impl Reflector {
     }
 
     /// Applies the explorer's symmetry renaming: the client's own index and its connections.
-    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+    pub fn relabel(&mut self, r: &crate::proto::Relabel) {
         self.id = r.client(self.id);
         self.req_conn = self.req_conn.map(|c| r.conn(c));
         match &mut self.phase {

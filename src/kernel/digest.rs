@@ -3,12 +3,11 @@
 //! informer, a watch cache and etcd can compare states without copying maps.
 
 use super::hash::Fnv64;
-use crate::etcd::Key;
 
-/// The 64-bit hash of one object version.
-pub fn object_hash(key: &Key, rv: i64) -> u64 {
+/// The 64-bit hash of one object version (its key as text: an etcd `Key`).
+pub fn object_hash<K: AsRef<str> + ?Sized>(key: &K, rv: i64) -> u64 {
     let mut h = Fnv64::new();
-    h.update(key.as_str().as_bytes());
+    h.update(key.as_ref().as_bytes());
     h.update(&rv.to_le_bytes());
     h.finish()
 }
@@ -24,12 +23,12 @@ pub struct Digest {
 
 impl Digest {
     /// Adds one object version.
-    pub fn add(&mut self, key: &Key, rv: i64) {
+    pub fn add<K: AsRef<str> + ?Sized>(&mut self, key: &K, rv: i64) {
         self.count += 1;
         self.sum = self.sum.wrapping_add(object_hash(key, rv));
     }
     /// Removes one object version.
-    pub fn remove(&mut self, key: &Key, rv: i64) {
+    pub fn remove<K: AsRef<str> + ?Sized>(&mut self, key: &K, rv: i64) {
         self.count = self.count.wrapping_sub(1);
         self.sum = self.sum.wrapping_sub(object_hash(key, rv));
     }

@@ -6,9 +6,11 @@ pub mod cow;
 pub mod digest;
 pub mod hash;
 pub mod rng;
+pub mod shared;
 pub mod time;
 
 pub use agenda::{Agenda, EventKey};
 pub use hash::{Fnv64, fnv64};
 pub use rng::{RngStream, StreamId};
+pub use shared::{Shared, Unhashed};
 pub use time::Nanos;

@@ -1,5 +1,5 @@
 //! Sharing runs between grid points that differ only in the watch cache's size ("verify or
-//! rerun", notes.md "Sweep speed"). Per seed: the pending point with the largest window runs for
+//! rerun", docs/performance.md). Per seed: the pending point with the largest window runs for
 //! real and follows every other pending point's cache configuration with a shadow window
 //! (`apiserver/cache_shadow.rs`); each follower whose cache made every decision as the real one
 //! did had the same run, so its figures are the representative's with its own cache capacity and

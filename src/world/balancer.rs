@@ -84,7 +84,7 @@ impl LoadBalancer {
 
 impl LoadBalancer {
     /// Applies the explorer's symmetry renaming to the sticky assignments (keyed by client).
-    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+    pub fn relabel(&mut self, r: &crate::proto::Relabel) {
         self.sticky = std::mem::take(&mut self.sticky)
             .into_iter()
             .map(|(c, s)| (u64::from(r.client(c as u32)), s))

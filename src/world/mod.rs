@@ -9,9 +9,7 @@ pub mod balancer;
 pub mod msg;
 pub mod network;
 pub mod observe;
-pub mod relabel;
 pub mod script;
-pub mod shared;
 pub mod workload;
 
 use std::sync::Arc;
@@ -25,13 +23,14 @@ use crate::client::{self, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer};
 use crate::kernel::cow::CowBox;
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
+pub use crate::kernel::{Shared, Unhashed};
+pub use crate::proto::relabel;
 use crate::scenario::{DurationDistribution, FaultKind, Mutants, Scenario};
 use balancer::LoadBalancer;
 pub use msg::{Msg, Pending, Timer};
 pub use network::{Actor, ConnId, Dir, Network};
 pub use observe::Observations;
 use script::ScriptClient;
-pub use shared::{Shared, Unhashed};
 use workload::Workload;
 
 /// One atomic thing that can happen next.
@@ -338,7 +337,7 @@ impl World {
 
     /// The explorer's symmetry reduction: this world with interchangeable clients (same
     /// population and scope) renamed into a canonical order, sorted by their own state with their
-    /// index left out, together with the connection ids they own (notes.md "Explorer"). The
+    /// index left out, together with the connection ids they own (docs/explorer.md). The
     /// result behaves exactly like `self` up to names; `None` when the renaming is the identity.
     pub fn canonical_symmetric(&self, timeless: bool) -> Option<World> {
         use std::collections::BTreeMap;
@@ -447,7 +446,7 @@ impl World {
     }
 
     /// Hashes the state as the explorer's time abstraction sees it (design.md "The explorer";
-    /// notes.md "Explorer"): the clock, the agenda's due times and sequence numbers, and every
+    /// docs/explorer.md): the clock, the agenda's due times and sequence numbers, and every
     /// absolute time stored in a component are left out, as are the random streams that only
     /// draw durations. The agenda counts as the multiset of pending timers plus, per connection
     /// and direction, the FIFO sequence of messages in flight: exactly what decides which

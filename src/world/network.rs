@@ -5,69 +5,10 @@
 //! message is never delivered before an earlier one on the same connection and direction.
 
 use imbl::OrdMap;
-use serde::Serialize;
 
 use crate::kernel::{Nanos, RngStream};
 
-/// A connection's id.
-pub type ConnId = u64;
-
-/// Who is at one end of a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Actor {
-    /// The etcd member.
-    Etcd,
-    /// The scripted-steps client (SPEC §3).
-    Script,
-    /// The workload writer.
-    Workload,
-    /// The fault injector (no connections; named in traces).
-    Faults,
-    /// kube-apiserver N.
-    Apiserver(u32),
-    /// Client (reflector) N.
-    Client(u32),
-}
-
-impl Actor {
-    /// Name of the kind of actor (`apiserver` for every apiserver).
-    pub fn kind(self) -> &'static str {
-        match self {
-            Actor::Etcd => "etcd",
-            Actor::Script => "script",
-            Actor::Workload => "workload",
-            Actor::Faults => "faults",
-            Actor::Apiserver(_) => "apiserver",
-            Actor::Client(_) => "client",
-        }
-    }
-}
-
-impl std::fmt::Display for Actor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Actor::Apiserver(i) => write!(f, "apiserver-{i}"),
-            Actor::Client(i) => write!(f, "client-{i}"),
-            other => f.write_str(other.kind()),
-        }
-    }
-}
-
-impl Serialize for Actor {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
-
-/// Direction of a message on a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Dir {
-    /// Client to server (requests).
-    ToServer,
-    /// Server to client (responses, watch events).
-    ToClient,
-}
+pub use crate::proto::{Actor, ConnId, Dir};
 
 /// One connection.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -239,7 +180,7 @@ impl Network {
 
 impl Network {
     /// Applies the explorer's symmetry renaming (`relabel.rs`) to the open connections.
-    pub fn relabel(&mut self, r: &crate::world::relabel::Relabel) {
+    pub fn relabel(&mut self, r: &crate::proto::Relabel) {
         self.conns = std::mem::take(&mut self.conns)
             .into_iter()
             .map(|(id, mut c)| {

@@ -95,7 +95,7 @@ impl Apiserver {
         let read = match (&init, rv) {
             (DirectInit::Watching, Rv::At(n)) => {
                 // check: a direct watch from N delivers every change after N.
-                ctx.notice(crate::check::Notice::WatchStarted {
+                ctx.notice(crate::proto::Notice::WatchStarted {
                     conn,
                     start_rv: n,
                     initial_events: 0,
@@ -186,7 +186,7 @@ impl Apiserver {
                 .filter(|kv| w.scope.contains(&kv.key) && w.selector.matches(&kv.key, kv.value_tag))
                 .collect();
             // check: the initial ADDED events are the state at the read's revision.
-            ctx.notice(crate::check::Notice::WatchStarted {
+            ctx.notice(crate::proto::Notice::WatchStarted {
                 conn,
                 start_rv: rev,
                 initial_events: matched.len() as u64,
@@ -210,7 +210,7 @@ impl Apiserver {
             }
         }
         if w.init == DirectInit::CurrentRv {
-            ctx.notice(crate::check::Notice::WatchStarted {
+            ctx.notice(crate::proto::Notice::WatchStarted {
                 conn,
                 start_rv: rev,
                 initial_events: 0,

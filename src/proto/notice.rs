@@ -2,8 +2,7 @@
 //! [`Ctx::notice`](crate::world::Ctx::notice): things the checker cannot see on the wire, such as
 //! where a watch's synthetic initial events end. A notice never changes the model's behaviour.
 
-use crate::apiserver::ResourceId;
-use crate::world::ConnId;
+use super::{ConnId, ResourceId};
 
 /// One fact for the checker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

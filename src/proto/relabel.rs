@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::network::{Actor, ConnId};
+use super::ids::{Actor, ConnId};
 
 /// A renaming: old client index → new, old connection id → new (absent = unchanged).
 #[derive(Debug, Clone, Default)]

@@ -1,6 +1,7 @@
-//! Wrappers that let the `World` derive `Clone + Hash + Eq` while carrying things that are not
-//! part of the protocol state: the scenario (shared, never changes) and observations (history
-//! and metrics, which must not split otherwise-equal states in the explorer).
+//! Wrappers that let a state (the `World`, a component) derive `Clone + Hash + Eq` while
+//! carrying things that are not part of the protocol state: a shared value that never changes
+//! (the scenario) and one that must not split otherwise-equal states in the explorer
+//! (observations, followed configurations).
 
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
