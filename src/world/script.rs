@@ -299,6 +299,26 @@ impl ScriptClient {
         obs: &mut Observations,
     ) -> &'static str {
         let step = &scenario.steps[idx];
+        match step.op_name().split('.').next() {
+            Some("etcd") => self.issue_etcd(idx, scenario, ctx, obs),
+            Some("api") => self.issue_api(idx, scenario, ctx, obs),
+            _ => self.issue_fault(idx, scenario, ctx, obs),
+        }
+        self.next += 1;
+        self.arm_next(scenario, ctx);
+        step.op_name()
+    }
+
+    /// An `etcd.*` step: a KV request, or a watch opened, cancelled or asked for progress on its
+    /// own stream.
+    fn issue_etcd(
+        &mut self,
+        idx: usize,
+        scenario: &Scenario,
+        ctx: &mut Ctx<'_>,
+        obs: &mut Observations,
+    ) {
+        let step = &scenario.steps[idx];
         match step {
             Step::EtcdPut {
                 key, value_bytes, ..
@@ -376,6 +396,22 @@ impl ScriptClient {
                 }
                 obs.script_results[idx] = Some(json!({}));
             }
+            // Other kinds are issued by the other `issue_*` methods.
+            _ => {}
+        }
+    }
+
+    /// An `api.*` step: a request to an apiserver (selectors compiled, labels resolved), or a watch
+    /// opened or closed.
+    fn issue_api(
+        &mut self,
+        idx: usize,
+        scenario: &Scenario,
+        ctx: &mut Ctx<'_>,
+        obs: &mut Observations,
+    ) {
+        let step = &scenario.steps[idx];
+        match step {
             Step::ApiCreate {
                 resource,
                 name,
@@ -561,6 +597,21 @@ impl ScriptClient {
                 }
                 obs.script_results[idx] = Some(json!({}));
             }
+            // Other kinds are issued by the other `issue_*` methods.
+            _ => {}
+        }
+    }
+
+    /// A `fault.*` step: asks the world to inject the fault.
+    fn issue_fault(
+        &mut self,
+        idx: usize,
+        scenario: &Scenario,
+        ctx: &mut Ctx<'_>,
+        obs: &mut Observations,
+    ) {
+        let step = &scenario.steps[idx];
+        match step {
             Step::FaultCompactNow { .. } => {
                 self.fault(ctx, idx, obs, FaultKind::CompactNow, None, None)
             }
@@ -584,10 +635,9 @@ impl ScriptClient {
                     None => self.fault(ctx, idx, obs, FaultKind::RestartClient, None, None),
                 }
             }
+            // Other kinds are issued by the other `issue_*` methods.
+            _ => {}
         }
-        self.next += 1;
-        self.arm_next(scenario, ctx);
-        step.op_name()
     }
 
     fn fault(
