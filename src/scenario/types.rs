@@ -244,13 +244,16 @@ impl Default for EtcdConfig {
 /// compact revision is lost; fixed in 3.4.34 / 3.5.16), #15220 (RequestProgress answered while a
 /// watcher is still catching up; 3.4.25 / 3.5.8) and #17529 (a lagging watcher whose next
 /// revision is compacted is skipped instead of cancelled; 3.4.31 / 3.5.13). 3.6 and 3.7 have
-/// every fix. The same switches are the `etcd_*` mutants.
+/// every fix. The same switches are the `etcd_*` mutants, except #17529: before its fix the
+/// watcher is skipped only when its stream's 128-response channel is full at that moment
+/// (`watcher_group.go chooseAll`, `select ... default: retry next time`), and the model's channel
+/// is unbounded, so no version triggers it; the `etcd_skip_compacted_watcher` mutant forces it.
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
 pub enum EtcdVersion {
     /// Debian bookworm's `etcd-server` (the oracle of `tests/etcd_conformance.rs`).
     #[serde(rename = "3.4.23")]
     V3_4_23,
-    /// etcd 3.5.7 (what k8s.io/apiserver v0.27 pins): the three bugs of 3.4.23.
+    /// etcd 3.5.7 (what k8s.io/apiserver v0.27 pins): the bugs of 3.4.23.
     #[serde(rename = "3.5.7")]
     V3_5_7,
     /// etcd 3.5.13 (what k8s.io/apiserver v0.31 pins): #15220 and #17529 fixed, #18089 not.
@@ -273,12 +276,6 @@ impl EtcdVersion {
 
     /// #15220: RequestProgress answered while a watcher is unsynced (fixed in 3.4.25 and 3.5.8).
     pub fn progress_before_catchup(self) -> bool {
-        matches!(self, Self::V3_4_23 | Self::V3_5_7)
-    }
-
-    /// #17529: a lagging watcher whose next revision is compacted is skipped instead of
-    /// cancelled (fixed in 3.4.31 and 3.5.13).
-    pub fn skips_compacted_watcher(self) -> bool {
         matches!(self, Self::V3_4_23 | Self::V3_5_7)
     }
 }
