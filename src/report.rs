@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::kernel::Nanos;
+
 /// The SPEC §6 invariant names, in order.
 pub const INVARIANT_NAMES: [&str; 8] = [
     "watch-order",
@@ -58,9 +60,9 @@ pub struct Report {
     /// Events of scripted watches by id.
     pub watches: BTreeMap<String, Vec<Value>>,
     /// Requests of the first 16 clients (kind, RV, limit), for reading a run's reflector logic.
-    pub client_requests: Vec<crate::world::observe::ClientRequest>,
+    pub client_requests: Vec<ClientRequest>,
     /// Per-minute series (relists, etcd bytes, revisions, LISTs from etcd).
-    pub series: Vec<crate::world::observe::MinuteSample>,
+    pub series: Vec<MinuteSample>,
     /// Things the user should know about this run.
     pub notes: Vec<String>,
 }
@@ -244,4 +246,36 @@ impl Report {
             .map(|b| format!("bound:{}", b.name));
         inv.chain(bounds).collect()
     }
+}
+
+/// One minute of the run (for plotting storms).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct MinuteSample {
+    /// Minute index (0 = the first minute).
+    pub minute: u64,
+    /// Relists during the minute.
+    pub relists: u64,
+    /// Bytes read from etcd by ranges during the minute.
+    pub etcd_bytes: u64,
+    /// etcd revisions created during the minute.
+    pub revisions: u64,
+    /// LISTs served by etcd during the minute (all apiservers).
+    pub lists_from_etcd: u64,
+    /// Key and value bytes written to etcd during the minute.
+    pub etcd_write_bytes: u64,
+}
+
+/// One request a client sent (kept for the first clients only, for tests and timelines).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClientRequest {
+    /// When.
+    pub t_ns: Nanos,
+    /// Client id.
+    pub client: u32,
+    /// `list`, `list-continue`, `watch`, `watch-list`.
+    pub kind: &'static str,
+    /// resourceVersion sent ("" = unset).
+    pub rv: String,
+    /// `limit` sent.
+    pub limit: u64,
 }

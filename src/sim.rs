@@ -259,7 +259,7 @@ fn clients_report(world: &World, end_ns: u64) -> ClientsReport {
             0.0
         },
         list_requests: lists,
-        etcd_lists_per_client_hour: crate::check::invariants::relist::etcd_lists_per_client_hour(
+        etcd_lists_per_client_hour: crate::verdicts::relist::etcd_lists_per_client_hour(
             world, end_ns,
         ),
         time_travels: obs.time_travels,
@@ -370,7 +370,7 @@ pub(crate) fn build_report(
             .collect(),
         clients,
         // check: the SPEC §6 verdicts (src/check/).
-        invariants: crate::check::verdicts(world, end_ns, true),
+        invariants: crate::verdicts::verdicts(world, end_ns, true),
         bounds,
         script,
         watches: obs.watches.clone(),

@@ -15,7 +15,7 @@ use std::collections::VecDeque;
 use imbl::OrdMap;
 
 use super::watch_cache::{CacheEvent, Obj};
-use crate::etcd::Key;
+use crate::proto::etcd::Key;
 
 /// The snapshots of one watch cache, as the RV of the oldest one plus the events after it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]

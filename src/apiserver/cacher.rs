@@ -14,10 +14,15 @@ use super::watch_cache::scan_scope;
 use super::watch_cache::{
     CacheEvent, EventType, WatchCache, WatchIndexKind, suggested_watch_channel_size,
 };
-use crate::etcd::{Key, KeyRange};
 use crate::kernel::{Nanos, RngStream};
+use crate::proto::Out;
+use crate::proto::etcd::{Key, KeyRange};
+use crate::proto::{CacherTimer, Msg};
 use crate::proto::{ConnId, Dir};
-use crate::world::{Ctx, Msg};
+use crate::scenario::Mutants;
+
+mod dispatch;
+pub use dispatch::{bookmark_bucket_start, next_bookmark_time};
 
 /// `defaultBookmarkFrequency`.
 pub const BOOKMARK_FREQUENCY_NS: Nanos = 60_000_000_000;
@@ -39,17 +44,6 @@ pub enum Initial {
     Since(i64),
     /// Nothing: start at the cache's current RV.
     Now,
-}
-
-/// Timers a cacher arms (wrapped by the apiserver).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CacherTimer {
-    /// The dispatcher's bookmark tick (every 1-1.25 s).
-    BookmarkTick,
-    /// A slow watcher's interval needs its next chunk from the ring.
-    IntervalRefill(ConnId),
-    /// A watch's deadline (timeoutSeconds) passed.
-    WatchDeadline(ConnId),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -175,7 +169,7 @@ impl WatcherIndex {
         if self.by_prefix.is_empty() && self.other.is_empty() {
             return Vec::new();
         }
-        let mut out: Vec<ConnId> = self.other.iter().copied().collect();
+        let mut conns: Vec<ConnId> = self.other.iter().copied().collect();
         let text = key.as_str();
         // Every watched prefix of the key, whatever its last byte (etcd prefix semantics).
         for &len in self.prefix_lens.keys() {
@@ -183,12 +177,12 @@ impl WatcherIndex {
                 break;
             }
             if let Some(set) = text.get(..len).and_then(|p| self.by_prefix.get(p)) {
-                out.extend(set.iter().copied());
+                conns.extend(set.iter().copied());
             }
         }
-        out.sort_unstable();
-        out.dedup();
-        out
+        conns.sort_unstable();
+        conns.dedup();
+        conns
     }
 }
 
@@ -229,6 +223,9 @@ impl CacherCounters {
 pub struct Cacher {
     /// The apiserver this cacher belongs to.
     pub server: u32,
+    /// The scenario's `[mutants]` (deliberate model bugs for the broken-model tests; all off).
+    /// Configuration, the same in every state: left out of the state's hash.
+    pub mutants: crate::kernel::Unhashed<Mutants>,
     /// Resource.
     pub resource: ResourceId,
     /// `/registry/<resource>/`.
@@ -275,8 +272,8 @@ pub struct Cacher {
     pub shadows: Shadows,
 }
 
-fn send(ctx: &mut Ctx<'_>, conn: ConnId, ev: ApiWatchEvent) {
-    ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
+fn send(out: &mut Out<'_>, conn: ConnId, ev: ApiWatchEvent) {
+    out.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
 }
 
 /// What a watcher with `selector` sees of a buffered event (`Selector::convert`).
@@ -312,6 +309,7 @@ impl Cacher {
     ) -> Self {
         Cacher {
             server,
+            mutants: crate::kernel::Unhashed(Mutants::default()),
             resource,
             prefix,
             cache,
@@ -377,10 +375,10 @@ impl Cacher {
     }
 
     /// `terminateAllWatchers`: every client watch ends with a clean close (no error event).
-    pub fn terminate_all(&mut self, ctx: &mut Ctx<'_>) -> Vec<ConnId> {
+    pub fn terminate_all(&mut self, out: &mut Out<'_>) -> Vec<ConnId> {
         let conns: Vec<ConnId> = self.watchers.keys().copied().collect();
         for &c in &conns {
-            send(ctx, c, ApiWatchEvent::Closed);
+            send(out, c, ApiWatchEvent::Closed);
         }
         self.watchers = OrdMap::new();
         self.index = WatcherIndex::default();
@@ -415,7 +413,7 @@ impl Cacher {
         deadline_ns: Nanos,
         read_rate: ReadRate,
         initial: Initial,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
         rng: &mut RngStream,
     ) -> bool {
         let chan = suggested_watch_channel_size(
@@ -430,7 +428,7 @@ impl Cacher {
                 })
             })
             .collect();
-        let client = ctx.client_of(conn).unwrap_or(crate::proto::Actor::Faults);
+        let client = out.client_of(conn).unwrap_or(crate::proto::Actor::Faults);
         let mut w = CacheWatcher {
             client,
             scope,
@@ -467,7 +465,7 @@ impl Cacher {
                 for (key, obj) in selected {
                     {
                         send(
-                            ctx,
+                            out,
                             conn,
                             ApiWatchEvent::Object {
                                 kind: EventType::Added,
@@ -493,7 +491,7 @@ impl Cacher {
                 } else {
                     0
                 };
-                if ctx.mutants.cacher_duplicate_after_snapshot {
+                if self.mutants.cacher_duplicate_after_snapshot {
                     // Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and
                     // the event still queued for dispatch (the newest in the ring) goes out again.
                     w.rv_sent = 0;
@@ -502,20 +500,20 @@ impl Cacher {
                             .event_at(self.cache.end_index().saturating_sub(1))
                     }) && w.scope.contains(&e.key)
                     {
-                        send(ctx, conn, object_event(e));
+                        send(out, conn, object_event(e));
                         w.rv_sent = e.rv;
                         w.buffered += 1;
                     }
                 }
                 // check: the invariant checker learns where the initial events end.
-                ctx.notice(crate::proto::Notice::WatchStarted {
+                out.notice(crate::proto::Notice::WatchStarted {
                     conn,
                     start_rv: rv,
                     initial_events: n,
                 });
                 if end_bookmark {
                     send(
-                        ctx,
+                        out,
                         conn,
                         ApiWatchEvent::Bookmark {
                             rv,
@@ -525,22 +523,22 @@ impl Cacher {
                     self.counters.bookmarks_sent += 1;
                 }
             }
-            Initial::Since(rv) => match self.start_index_after(rv, ctx) {
+            Initial::Since(rv) => match self.start_index_after(rv) {
                 Err(status) => {
                     // check: a refused watch is judged against the window it was refused from.
-                    ctx.notice(crate::proto::Notice::WatchRefused {
+                    out.notice(crate::proto::Notice::WatchRefused {
                         server: self.server,
                         resource: self.resource,
                         rv,
                         oldest: self.cache.oldest_rv(),
                     });
                     self.counters.too_old_errors += 1;
-                    send(ctx, conn, ApiWatchEvent::Error(status));
-                    send(ctx, conn, ApiWatchEvent::Closed);
+                    send(out, conn, ApiWatchEvent::Error(status));
+                    send(out, conn, ApiWatchEvent::Closed);
                     return false;
                 }
                 Ok(from) => {
-                    ctx.notice(crate::proto::Notice::WatchStarted {
+                    out.notice(crate::proto::Notice::WatchStarted {
                         conn,
                         start_rv: rv,
                         initial_events: 0,
@@ -558,21 +556,21 @@ impl Cacher {
                     } else {
                         end
                     };
-                    self.send_range(conn, &mut w, from, first_end, ctx);
+                    self.send_range(conn, &mut w, from, first_end, out);
                     if first_end < end {
                         w.replay = Some(Replay {
                             next_index: first_end,
                             end_index: end,
                         });
                         let wait = w.time_to_free(w.buffered).unwrap_or(Nanos::MAX / 4);
-                        ctx.timer(now + wait, self.timer(CacherTimer::IntervalRefill(conn)));
+                        out.timer(now + wait, self.timer(CacherTimer::IntervalRefill(conn)));
                     }
                 }
             },
             Initial::Now => {
                 w.rv_sent = self.cache.resource_version();
                 w.bookmark_floor = w.rv_sent;
-                ctx.notice(crate::proto::Notice::WatchStarted {
+                out.notice(crate::proto::Notice::WatchStarted {
                     conn,
                     start_rv: w.rv_sent,
                     initial_events: 0,
@@ -584,22 +582,22 @@ impl Cacher {
                 .map(|t| bookmark_bucket_start(self.created_ns, t));
         }
         if deadline_ns > now && deadline_ns < Nanos::MAX {
-            ctx.timer(deadline_ns, self.timer(CacherTimer::WatchDeadline(conn)));
+            out.timer(deadline_ns, self.timer(CacherTimer::WatchDeadline(conn)));
         }
         self.index.add(conn, &w.scope);
         self.watchers.insert(conn, w);
-        self.arm_bookmark_tick(now, ctx, rng);
+        self.arm_bookmark_tick(now, out, rng);
         true
     }
 
     /// Where a watch from `rv` starts in the ring, or its 410; followed configurations must
     /// answer the same (the status names the oldest RV).
-    fn start_index_after(&mut self, rv: i64, ctx: &Ctx<'_>) -> Result<u64, Status> {
+    fn start_index_after(&mut self, rv: i64) -> Result<u64, Status> {
         let answer = self.cache.index_after(rv).and_then(|from| {
             // Mutant `cacher_window_off_by_one` (Kubernetes PR #68065): compared with the
             // oldest buffered RV itself, so a watch from exactly oldest - 1 is refused.
             match self.cache.oldest_rv() {
-                Some(oldest) if ctx.mutants.cacher_window_off_by_one && rv < oldest => {
+                Some(oldest) if self.mutants.cacher_window_off_by_one && rv < oldest => {
                     Err(Status::too_old(rv, oldest))
                 }
                 _ => Ok(from),
@@ -617,7 +615,7 @@ impl Cacher {
         w: &mut CacheWatcher,
         from: u64,
         to: u64,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         // The ring is contiguous and every configuration has seen the same events, so the
         // events of [from, to) still buffered are those from the first one still buffered.
@@ -631,7 +629,7 @@ impl Cacher {
                 && e.rv > w.rv_sent
                 && let Some(kind) = selected_kind(&w.selector, e)
             {
-                send(ctx, conn, object_event_as(e, kind));
+                send(out, conn, object_event_as(e, kind));
                 w.rv_sent = e.rv;
                 w.buffered += 1;
                 self.counters.events_sent += 1;
@@ -639,327 +637,15 @@ impl Cacher {
         }
     }
 
-    fn timer(&self, t: CacherTimer) -> crate::world::Timer {
-        crate::world::Timer::Cacher(self.server, self.resource, t)
-    }
-
-    fn arm_bookmark_tick(&mut self, now: Nanos, ctx: &mut Ctx<'_>, rng: &mut RngStream) {
-        if self.bookmark_tick_armed || !self.watchers.values().any(|w| w.bookmarks) {
-            return;
-        }
-        self.bookmark_tick_armed = true;
-        // wait.Jitter(time.Second, 0.25): uniform in [1 s, 1.25 s].
-        let period = 1_000_000_000 + rng.below(250_000_001);
-        ctx.timer(now + period, self.timer(CacherTimer::BookmarkTick));
-    }
-
-    /// A new event from etcd: record it in the cache and dispatch it to every watcher it matches.
-    pub fn process_event(
-        &mut self,
-        now: Nanos,
-        event: CacheEvent,
-        ctx: &mut Ctx<'_>,
-    ) -> Vec<ConnId> {
-        self.last_processed_rv = self.last_processed_rv.max(event.rv);
-        self.cache.process_event(event.clone());
-        self.shadows.record(
-            event.rv,
-            event.time_ns,
-            event.bytes,
-            self.cache.store_bytes(),
-        );
-        let mut closed = Vec::new();
-        let conns: Vec<(ConnId, EventType)> = self
-            .index
-            .candidates(&event.key)
-            .into_iter()
-            .filter_map(|c| {
-                let w = self.watchers.get(&c)?;
-                if !(w.scope.contains(&event.key) && event.rv > w.rv_sent) {
-                    return None;
-                }
-                selected_kind(&w.selector, &event).map(|kind| (c, kind))
-            })
-            .collect();
-        // Watchers that read as fast as events arrive get the event in one multicast step (one
-        // per event type their selectors turn it into); the others go through their buffers one
-        // by one.
-        let mut fast = Vec::with_capacity(conns.len());
-        let mut fast_converted: Vec<(EventType, Vec<_>)> = Vec::new();
-        for (conn, kind) in conns {
-            let quick = self
-                .watchers
-                .get(&conn)
-                .filter(|w| w.read_rate == ReadRate::Instant && w.replay.is_none())
-                // Mutant `cacher_reorder` lives in `offer`.
-                .filter(|_| !ctx.mutants.cacher_reorder)
-                .map(|w| w.client);
-            if let Some(client) = quick {
-                if let Some(w) = self.watchers.get_mut(&conn) {
-                    w.rv_sent = event.rv;
-                }
-                self.counters.events_sent += 1;
-                if kind == event.kind {
-                    fast.push((conn, client, 0));
-                } else {
-                    match fast_converted.iter_mut().find(|(k, _)| *k == kind) {
-                        Some((_, group)) => group.push((conn, client, 0)),
-                        None => fast_converted.push((kind, vec![(conn, client, 0)])),
-                    }
-                }
-            } else {
-                let converted = CacheEvent {
-                    kind,
-                    ..event.clone()
-                };
-                if !self.offer(now, conn, &converted, ctx) {
-                    closed.push(conn);
-                }
-            }
-        }
-        if !fast.is_empty() {
-            ctx.multicast(fast, Dir::ToClient, Msg::ApiWatch(object_event(&event)));
-        }
-        for (kind, group) in fast_converted {
-            let ev = object_event_as(&event, kind);
-            ctx.multicast(group, Dir::ToClient, Msg::ApiWatch(ev));
-        }
-        closed
-    }
-
-    /// A storage bookmark (etcd progress notify): moves the cache RV; never forwarded as is.
-    pub fn storage_bookmark(&mut self, rv: i64) {
-        self.cache.update_resource_version(rv);
-        self.last_processed_rv = self.last_processed_rv.max(rv);
-    }
-
-    /// Offers one event to a watcher; false if the watcher was closed for being too slow.
-    fn offer(&mut self, now: Nanos, conn: ConnId, event: &CacheEvent, ctx: &mut Ctx<'_>) -> bool {
-        let Some(mut w) = self.watchers.get(&conn).cloned() else {
-            return true;
-        };
-        w.drain(now);
-        // The channel sizes differ between configurations: followed ones must take the same
-        // branch, and block for the same number of slots.
-        let held = w.held.len() as u64;
-        if w.replay.is_some() {
-            self.shadows
-                .check(&(held < w.chan), |m, _| held < w.shadow_chans[m]);
-        } else {
-            let over = |capacity: u64| (w.buffered >= capacity).then(|| w.buffered + 1 - capacity);
-            self.shadows
-                .check(&over(w.capacity), |m, _| over(2 * w.shadow_chans[m] + 1));
-        }
-        if w.replay.is_some() {
-            if held < w.chan {
-                w.held.push_back(event.clone());
-                self.watchers.insert(conn, w);
-                return true;
-            }
-            // The input channel is full while the watcher is still replaying history.
-            let remaining = w
-                .replay
-                .as_ref()
-                .map(|r| r.end_index - r.next_index)
-                .unwrap_or(0);
-            let slots = remaining + w.buffered;
-            return self.block(now, conn, w, slots, event, ctx);
-        }
-        if w.buffered < w.capacity {
-            if ctx.mutants.cacher_reorder {
-                // Mutant: hold each event and deliver it after the next, newer one.
-                if w.held.is_empty() {
-                    w.held.push_back(event.clone());
-                    self.watchers.insert(conn, w);
-                    return true;
-                }
-                self.deliver(conn, &mut w, event, ctx);
-                for e in std::mem::take(&mut w.held) {
-                    send(ctx, conn, object_event(&e));
-                }
-                self.watchers.insert(conn, w);
-                return true;
-            }
-            self.deliver(conn, &mut w, event, ctx);
-            self.watchers.insert(conn, w);
-            return true;
-        }
-        let over = w.buffered + 1 - w.capacity;
-        self.block(now, conn, w, over, event, ctx)
-    }
-
-    /// The dispatcher blocked on a full watcher: it waits for at most the budget it can take; if
-    /// the client frees a slot in time the event is delivered, else the watcher is closed
-    /// (`cacheWatcher.add` with the budget timer; simplification: other watchers are not delayed).
-    fn block(
-        &mut self,
-        now: Nanos,
-        conn: ConnId,
-        mut w: CacheWatcher,
-        slots: u64,
-        event: &CacheEvent,
-        ctx: &mut Ctx<'_>,
-    ) -> bool {
-        let available = self.budget.take_available(now);
-        match w.time_to_free(slots) {
-            Some(wait) if wait <= available => {
-                self.budget.return_unused(available - wait);
-                w.drain(now + wait);
-                if w.replay.is_some() {
-                    w.held.push_back(event.clone());
-                } else {
-                    self.deliver(conn, &mut w, event, ctx);
-                }
-                self.watchers.insert(conn, w);
-                true
-            }
-            _ => {
-                self.counters.watchers_closed_slow += 1;
-                self.remove_watcher(conn);
-                send(ctx, conn, ApiWatchEvent::Closed);
-                false
-            }
-        }
-    }
-
-    fn deliver(
-        &mut self,
-        conn: ConnId,
-        w: &mut CacheWatcher,
-        event: &CacheEvent,
-        ctx: &mut Ctx<'_>,
-    ) {
-        send(ctx, conn, object_event(event));
-        w.rv_sent = event.rv;
-        w.buffered += 1;
-        self.counters.events_sent += 1;
-    }
-
-    /// A slow watcher's interval refills from the ring: if the ring has wrapped past the
-    /// interval's next index the watch ends silently (`cache interval invalidated`).
-    pub fn interval_refill(&mut self, now: Nanos, conn: ConnId, ctx: &mut Ctx<'_>) -> bool {
-        let Some(mut w) = self.watchers.get(&conn).cloned() else {
-            return true;
-        };
-        let Some(replay) = w.replay.clone() else {
-            return true;
-        };
-        w.drain(now);
-        let invalidated = replay.next_index < self.cache.start_index();
-        self.shadows
-            .check(&invalidated, |_, s| replay.next_index < s.start_index());
-        if invalidated {
-            self.counters.intervals_invalidated += 1;
-            self.remove_watcher(conn);
-            send(ctx, conn, ApiWatchEvent::Closed);
-            return false;
-        }
-        let chunk_end = replay.end_index.min(replay.next_index + INTERVAL_BUFFER);
-        self.send_range(conn, &mut w, replay.next_index, chunk_end, ctx);
-        if chunk_end < replay.end_index {
-            w.replay = Some(Replay {
-                next_index: chunk_end,
-                end_index: replay.end_index,
-            });
-            let wait = w.time_to_free(w.buffered).unwrap_or(Nanos::MAX / 4);
-            ctx.timer(
-                now.saturating_add(wait),
-                self.timer(CacherTimer::IntervalRefill(conn)),
-            );
-        } else {
-            w.replay = None;
-            let held: Vec<CacheEvent> = w.held.iter().cloned().collect();
-            w.held = Vector::new();
-            for e in held {
-                if e.rv > w.rv_sent {
-                    self.deliver(conn, &mut w, &e, ctx);
-                }
-            }
-        }
-        self.watchers.insert(conn, w);
-        true
-    }
-
-    /// The dispatcher's bookmark tick: every watcher that allows bookmarks and is due gets a
-    /// BOOKMARK at the last processed RV, if that is newer than the watcher's start
-    /// (`bookmark_floor`), again at the same RV while nothing newer arrives
-    /// (`cache_watcher.go process`).
-    pub fn bookmark_tick(&mut self, now: Nanos, ctx: &mut Ctx<'_>, rng: &mut RngStream) {
-        if !self.bookmark_tick_armed {
-            return; // a tick of a previous incarnation
-        }
-        self.bookmark_tick_armed = false;
-        let rv = self.last_processed_rv;
-        let lost = self.bookmarks_lost_before_first_event && rv == 0;
-        let due: Vec<ConnId> = self
-            .watchers
-            .iter()
-            .filter(|(_, w)| {
-                w.bookmarks && w.replay.is_none() && w.next_bookmark_ns.is_some_and(|t| t <= now)
-            })
-            .map(|(c, _)| *c)
-            .collect();
-        for conn in due {
-            if let Some(w) = self.watchers.get_mut(&conn) {
-                if lost {
-                    // `popExpiredWatchers` without re-filing them.
-                    w.next_bookmark_ns = None;
-                    continue;
-                }
-                if rv > w.bookmark_floor {
-                    w.rv_sent = w.rv_sent.max(rv);
-                    send(
-                        ctx,
-                        conn,
-                        ApiWatchEvent::Bookmark {
-                            rv,
-                            initial_events_end: false,
-                        },
-                    );
-                    self.counters.bookmarks_sent += 1;
-                }
-                w.next_bookmark_ns =
-                    next_bookmark_time(now, w.deadline_ns, self.bookmark_interval_ns)
-                        .map(|t| bookmark_bucket_start(self.created_ns, t));
-            }
-        }
-        self.arm_bookmark_tick(now, ctx, rng);
-    }
-
-    /// A watch reached its deadline: the server ends it cleanly.
-    pub fn watch_deadline(&mut self, conn: ConnId, ctx: &mut Ctx<'_>) -> bool {
-        if self.remove_watcher(conn) {
-            send(ctx, conn, ApiWatchEvent::Closed);
-            true
-        } else {
-            false
-        }
+    fn timer(&self, t: CacherTimer) -> crate::proto::Timer {
+        crate::proto::Timer::Cacher(self.server, self.resource, t)
     }
 
     /// A watch request that can only fail (used for errors decided before registration).
-    pub fn refuse(ctx: &mut Ctx<'_>, conn: ConnId, status: Status) {
-        send(ctx, conn, ApiWatchEvent::Error(status));
-        send(ctx, conn, ApiWatchEvent::Closed);
+    pub fn refuse(out: &mut Out<'_>, conn: ConnId, status: Status) {
+        send(out, conn, ApiWatchEvent::Error(status));
+        send(out, conn, ApiWatchEvent::Closed);
     }
-}
-
-/// `nextBookmarkTime`: the earlier of now + the bookmark frequency (1 min) and the deadline - 2 s;
-/// none once that has passed (a time equal to now still counts).
-pub fn next_bookmark_time(now: Nanos, deadline_ns: Nanos, frequency_ns: Nanos) -> Option<Nanos> {
-    let heartbeat = now + frequency_ns;
-    let before_deadline = deadline_ns.saturating_sub(BOOKMARK_BEFORE_DEADLINE_NS);
-    let next = heartbeat.min(before_deadline);
-    (next >= now).then_some(next)
-}
-
-/// `watcherBookmarkTimeBuckets`: a watcher due at `t` is filed in the bucket of the whole second
-/// (counted from the cacher's creation) that `t` falls in, and is popped by the first bookmark
-/// tick at or after that bucket's start. So a bookmark can go out up to a second before `t`, and
-/// the minutes do not drift with the ticks' lateness; the bookmark due 2 s before a deadline can
-/// go out twice (popped early, re-filed in the same bucket).
-pub fn bookmark_bucket_start(created_ns: Nanos, t: Nanos) -> Nanos {
-    const SECOND: Nanos = 1_000_000_000;
-    created_ns + (t.saturating_sub(created_ns) / SECOND) * SECOND
 }
 
 impl Cacher {

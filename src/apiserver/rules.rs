@@ -33,7 +33,7 @@ pub fn should_delegate_list(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::etcd::Key;
+    use crate::proto::etcd::Key;
 
     /// k8s-unit-test-expectations.md case 9 (`TestGetListCacheBypass`), 1.31+ rows, gate on and off.
     #[test]

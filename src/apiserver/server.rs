@@ -18,9 +18,10 @@ use super::api::{
     RvMatch, ServedFrom,
 };
 use super::cache_shadow::Shadows;
-use super::cacher::{Cacher, CacherTimer, Initial};
+use super::cacher::{Cacher, Initial};
 use super::list_options::{default_watch, validate_list, watch_list_forbidden};
 use super::rules::{Rules, should_delegate_list};
+use crate::proto::CacherTimer;
 
 mod cache_upkeep;
 mod direct_watch;
@@ -34,15 +35,17 @@ mod watch;
 use super::selector::Selector;
 use super::status::Status;
 use super::watch_cache::{CacheEvent, EventType, Obj, WatchCache, scan_scope};
-use crate::etcd::{
+use crate::kernel::{Nanos, RngStream};
+use crate::proto::Out;
+use crate::proto::api::resource_prefix;
+use crate::proto::etcd::{
     Compare, CompareOp, CompareTarget, EtcdError, EventKind, Key, KeyRange, KeyValue, KvRequest,
     KvResponse, RangeResult, Txn, TxnOp, TxnOpResult, WatchRequest, WatchResponse,
     WatchResponseKind,
 };
-use crate::kernel::{Nanos, RngStream};
 use crate::proto::{Actor, ConnId, Dir};
-use crate::scenario::{Scenario, WatchCacheMode};
-use crate::world::{Ctx, Msg, Timer};
+use crate::proto::{ApiTimer, Msg, Timer};
+use crate::scenario::{Mutants, Scenario, WatchCacheMode};
 use etcd_side::{event_type, objects_of};
 use exact_list::{ExactList, exact_list};
 use list::{delegates_on_not_ready_cache, list_bytes, select_page, storage_range, token_base};
@@ -64,31 +67,6 @@ pub const MIN_REQUEST_TIMEOUT_NS: Nanos = 1_800_000_000_000;
 
 /// Cacher watch ids are `generation * WATCH_ID_STRIDE + resource`.
 const WATCH_ID_STRIDE: i64 = 1 << 20;
-
-/// Timers an apiserver arms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ApiTimer {
-    /// A failed (or new) cacher lists again.
-    CacherRestart(ResourceId),
-    /// A read's 3 s freshness wait ends.
-    ReadDeadline(u64),
-    /// The progress requester's 100 ms tick.
-    ProgressRequest,
-    /// The compactor's tick.
-    Compact,
-    /// A LIST response finished encoding and leaves.
-    ListSent(u64),
-    /// A partition or stall ends.
-    Heal,
-    /// The restarted process is up again and starts its caches.
-    Start,
-    /// A direct watch (watch cache off) reached its `timeoutSeconds`: the handler ends it.
-    DirectWatchDeadline(ConnId),
-    /// A cache consistency check of a resource is due (1.34+).
-    ConsistencyCheck(ResourceId),
-    /// The cacher's snapshot compactor polls the known compaction revision (1.34+).
-    SnapshotCompactor,
-}
 
 /// Why the apiserver sent an etcd request.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -253,6 +231,9 @@ pub struct ApiserverCounters {
 pub struct Apiserver {
     /// Index (apiserver-N).
     pub index: u32,
+    /// The scenario's `[mutants]` (deliberate model bugs for the broken-model tests; all off).
+    /// Configuration, the same in every state: left out of the state's hash.
+    pub mutants: crate::kernel::Unhashed<Mutants>,
     rules: Rules,
     consistent_list_from_cache: bool,
     watch_list: bool,
@@ -316,17 +297,13 @@ fn name_of(key: &Key) -> &str {
     key.as_str().rsplit('/').next().unwrap_or("")
 }
 
-/// The etcd prefix of a resource.
-pub fn resource_prefix(name: &str) -> Key {
-    Key::new(&format!("/registry/{name}/"))
-}
-
 impl Apiserver {
     /// Apiserver `index` of `scenario`; its cachers start listing at once.
-    pub fn new(index: u32, scenario: &Scenario, seed: u64, ctx: &mut Ctx<'_>) -> Self {
+    pub fn new(index: u32, scenario: &Scenario, seed: u64, out: &mut Out<'_>) -> Self {
         let a = &scenario.apiserver;
         let mut s = Apiserver {
             index,
+            mutants: crate::kernel::Unhashed(scenario.mutants),
             rules: a.rules,
             consistent_list_from_cache: a.consistent_list_from_cache && !a.rules.is_1_27(),
             watch_list: a.watch_list.unwrap_or(false),
@@ -368,20 +345,20 @@ impl Apiserver {
             shadow_configs: Default::default(),
             retired_shadows: Vec::new(),
         };
-        s.start(scenario, ctx);
+        s.start(scenario, out);
         if s.compaction_interval_ns > 0 {
-            ctx.timer(
-                ctx.now + s.compaction_interval_ns,
+            out.timer(
+                out.now + s.compaction_interval_ns,
                 Timer::Apiserver(index, ApiTimer::Compact),
             );
         }
         s
     }
 
-    fn start(&mut self, scenario: &Scenario, ctx: &mut Ctx<'_>) {
+    fn start(&mut self, scenario: &Scenario, out: &mut Out<'_>) {
         let cache_on = scenario.apiserver.watch_cache.mode != WatchCacheMode::Off;
         // The progress requester starts with the cacher, its timer 100 ms ahead.
-        self.progress_timer_ns = ctx.now + PROGRESS_REQUEST_PERIOD_NS;
+        self.progress_timer_ns = out.now + PROGRESS_REQUEST_PERIOD_NS;
         self.cachers = scenario
             .resources
             .iter()
@@ -397,9 +374,10 @@ impl Apiserver {
                         i as ResourceId,
                         resource_prefix(&r.name),
                         cache,
-                        ctx.now,
+                        out.now,
                         self.bookmark_interval_ns,
                     );
+                    c.mutants = self.mutants.clone();
                     c.floor_at_snapshot_rv = !matches!(self.rules, Rules::V1_27 | Rules::V1_31);
                     c.bookmarks_lost_before_first_event = self.rules == Rules::V1_27;
                     c.exact_name_watch_gets_no_state = self.rules == Rules::V1_31;
@@ -412,10 +390,10 @@ impl Apiserver {
             .collect();
         for r in 0..self.cachers.len() {
             if self.cachers[r].is_some() {
-                self.cacher_list(r as ResourceId, ctx);
+                self.cacher_list(r as ResourceId, out);
             }
         }
-        self.start_cache_upkeep(ctx);
+        self.start_cache_upkeep(out);
     }
 
     /// The resource whose current cacher watch has this etcd watch id.
@@ -477,21 +455,21 @@ impl Apiserver {
     // ---------------------------------------------------------------- client requests
 
     /// Handles a client request arriving on `conn`.
-    pub fn on_request(&mut self, conn: ConnId, req_id: u64, req: ApiRequest, ctx: &mut Ctx<'_>) {
+    pub fn on_request(&mut self, conn: ConnId, req_id: u64, req: ApiRequest, out: &mut Out<'_>) {
         // HTTP/2 GOAWAY with the scenario's chance: the request is served, the connection takes
         // no new ones (the client reconnects through the load balancer).
         if !matches!(req, ApiRequest::Watch { .. })
             && self.goaway_ppb > 0
             && self.rng.below(1_000_000_000) < self.goaway_ppb
         {
-            ctx.send(conn, Dir::ToClient, Msg::Goaway);
+            out.send(conn, Dir::ToClient, Msg::Goaway);
         }
         match req {
-            ApiRequest::List { .. } => self.on_list(conn, req_id, req, ctx),
+            ApiRequest::List { .. } => self.on_list(conn, req_id, req, out),
             ApiRequest::Get { resource, key, rv } => {
-                self.on_get(conn, req_id, resource, key, rv, ctx)
+                self.on_get(conn, req_id, resource, key, rv, out)
             }
-            ApiRequest::Watch { .. } => self.on_watch(conn, req_id, req, ctx),
+            ApiRequest::Watch { .. } => self.on_watch(conn, req_id, req, out),
             ApiRequest::Create {
                 resource,
                 key,
@@ -512,7 +490,7 @@ impl Apiserver {
                     }],
                     failure: vec![TxnOp::Range(KeyRange::Single(key.clone()))],
                 };
-                self.write(conn, req_id, resource, key, WriteOp::Create, txn, ctx);
+                self.write(conn, req_id, resource, key, WriteOp::Create, txn, out);
             }
             ApiRequest::Update {
                 resource,
@@ -533,7 +511,7 @@ impl Apiserver {
                 let op = WriteOp::Update {
                     precondition: precondition_rv.is_some(),
                 };
-                self.write(conn, req_id, resource, key, op, txn, ctx);
+                self.write(conn, req_id, resource, key, op, txn, out);
             }
             ApiRequest::Delete {
                 resource,
@@ -548,7 +526,7 @@ impl Apiserver {
                 let op = WriteOp::Delete {
                     precondition: precondition_rv.is_some(),
                 };
-                self.write(conn, req_id, resource, key, op, txn, ctx);
+                self.write(conn, req_id, resource, key, op, txn, out);
             }
         }
     }
@@ -562,7 +540,7 @@ impl Apiserver {
         key: Key,
         op: WriteOp,
         txn: Txn,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let purpose = EtcdPurpose::Write {
             conn,
@@ -571,13 +549,13 @@ impl Apiserver {
             key,
             op,
         };
-        if !self.send_etcd(KvRequest::Txn(txn), purpose, ctx) {
+        if !self.send_etcd(KvRequest::Txn(txn), purpose, out) {
             let resp = ApiResponse::Error(Status::internal("etcdserver: request timed out".into()));
-            ctx.send(conn, Dir::ToClient, Msg::ApiReply { req_id, resp });
+            out.send(conn, Dir::ToClient, Msg::ApiReply { req_id, resp });
         }
     }
 
-    fn reply(&mut self, conn: ConnId, req_id: u64, resp: ApiResponse, ctx: &mut Ctx<'_>) {
+    fn reply(&mut self, conn: ConnId, req_id: u64, resp: ApiResponse, out: &mut Out<'_>) {
         if let ApiResponse::Error(s) = &resp {
             match s.code {
                 410 => self.counters.too_old_errors += 1,
@@ -586,7 +564,7 @@ impl Apiserver {
                 _ => {}
             }
         }
-        ctx.send(conn, Dir::ToClient, Msg::ApiReply { req_id, resp });
+        out.send(conn, Dir::ToClient, Msg::ApiReply { req_id, resp });
     }
 
     // ---------------------------------------------------------------- watch cache off
@@ -598,7 +576,7 @@ impl Apiserver {
         &mut self,
         t: ApiTimer,
         scenario: &Scenario,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> &'static str {
         match t {
             ApiTimer::CacherRestart(r) => {
@@ -608,27 +586,27 @@ impl Apiserver {
                 if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
                     c.restart_armed = false;
                     // startCaching: terminateAllWatchers, then ListAndWatch.
-                    for conn in c.terminate_all(ctx) {
+                    for conn in c.terminate_all(out) {
                         self.client_watches.remove(&conn);
                     }
                 }
-                self.cacher_list(r, ctx);
+                self.cacher_list(r, out);
                 "cacher.restart"
             }
             ApiTimer::ReadDeadline(id) => {
-                self.read_deadline(id, ctx);
+                self.read_deadline(id, out);
                 "read.deadline"
             }
             ApiTimer::ProgressRequest => {
                 if !self.progress_armed {
                     return "stale";
                 }
-                self.progress_tick(ctx);
+                self.progress_tick(out);
                 "progress.request"
             }
             ApiTimer::Compact => {
-                ctx.timer(
-                    ctx.now + self.compaction_interval_ns,
+                out.timer(
+                    out.now + self.compaction_interval_ns,
                     Timer::Apiserver(self.index, ApiTimer::Compact),
                 );
                 if self.down {
@@ -653,25 +631,25 @@ impl Apiserver {
                     }],
                     failure: vec![TxnOp::Range(KeyRange::Single(key))],
                 };
-                self.send_etcd(KvRequest::Txn(txn), EtcdPurpose::CompactTxn, ctx);
+                self.send_etcd(KvRequest::Txn(txn), EtcdPurpose::CompactTxn, out);
                 "compactor.tick"
             }
             ApiTimer::ListSent(id) => {
-                self.list_sent(id, ctx);
+                self.list_sent(id, out);
                 "list.sent"
             }
             ApiTimer::Heal => {
-                self.heal(scenario, ctx);
+                self.heal(scenario, out);
                 "heal"
             }
             ApiTimer::Start => {
                 // A second restart while down (or a restart with no downtime since) supersedes
                 // this start: the process the timer belonged to was killed again.
-                if !self.down || ctx.now < self.down_until_ns {
+                if !self.down || out.now < self.down_until_ns {
                     return "start.superseded";
                 }
                 self.down = false;
-                self.start(scenario, ctx);
+                self.start(scenario, out);
                 "start"
             }
             ApiTimer::DirectWatchDeadline(conn) => {
@@ -682,13 +660,13 @@ impl Apiserver {
                     WatchRequest::Cancel {
                         watch_id: conn as i64,
                     },
-                    ctx,
+                    out,
                 );
-                ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
+                out.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
                 "direct_watch.deadline"
             }
-            ApiTimer::ConsistencyCheck(r) => self.consistency_check(r, ctx),
-            ApiTimer::SnapshotCompactor => self.snapshot_compactor_poll(ctx),
+            ApiTimer::ConsistencyCheck(r) => self.consistency_check(r, out),
+            ApiTimer::SnapshotCompactor => self.snapshot_compactor_poll(out),
         }
     }
 
@@ -697,24 +675,24 @@ impl Apiserver {
         &mut self,
         r: ResourceId,
         t: CacherTimer,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> &'static str {
         let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
             return "none";
         };
         match t {
             CacherTimer::BookmarkTick => {
-                c.bookmark_tick(ctx.now, ctx, &mut self.rng);
+                c.bookmark_tick(out.now, out, &mut self.rng);
                 "bookmark.tick"
             }
             CacherTimer::IntervalRefill(conn) => {
-                if !c.interval_refill(ctx.now, conn, ctx) {
+                if !c.interval_refill(out.now, conn, out) {
                     self.client_watches.remove(&conn);
                 }
                 "interval.refill"
             }
             CacherTimer::WatchDeadline(conn) => {
-                if c.watch_deadline(conn, ctx) {
+                if c.watch_deadline(conn, out) {
                     self.client_watches.remove(&conn);
                 }
                 "watch.deadline"

@@ -9,40 +9,13 @@ use imbl::OrdMap;
 
 use super::cache_snapshots::SnapshotLog;
 use super::selector::LabelSetId;
-use serde::Serialize;
+pub use crate::proto::api::{EventType, Obj};
 
 use super::cache_window::{Window, WindowEvent};
 use super::status::Status;
-use crate::etcd::{Key, KeyRange};
 use crate::kernel::Nanos;
+use crate::proto::etcd::{Key, KeyRange};
 use crate::scenario::WatchCacheConfig;
-
-/// One object as the model keeps it: its resource version, size and label set (bodies are
-/// never built).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub struct Obj {
-    /// `metadata.resourceVersion` (the etcd mod revision).
-    pub rv: i64,
-    /// Serialized size.
-    pub bytes: u64,
-    /// `metadata.labels`, interned (`selector.rs`; 0 = none).
-    #[serde(skip)]
-    pub labels: LabelSetId,
-}
-
-/// Watch event type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum EventType {
-    /// ADDED.
-    #[serde(rename = "ADDED")]
-    Added,
-    /// MODIFIED.
-    #[serde(rename = "MODIFIED")]
-    Modified,
-    /// DELETED.
-    #[serde(rename = "DELETED")]
-    Deleted,
-}
 
 /// One buffered event (`watchCacheEvent`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

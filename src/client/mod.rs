@@ -10,10 +10,11 @@ pub mod store;
 
 use imbl::Vector;
 
-pub use reflector::{ClientTimer, Reflector, RelistCause};
+pub use crate::proto::ClientTimer;
+pub use reflector::{Reflector, RelistCause};
 
-use crate::apiserver::server::resource_prefix;
-use crate::etcd::{Key, KeyRange};
+use crate::proto::api::resource_prefix;
+use crate::proto::etcd::{Key, KeyRange};
 use crate::scenario::{ClientScope, Scenario};
 
 /// Number of nodes objects of `resource` are spread over (the largest per-node population
@@ -73,7 +74,7 @@ pub fn build(scenario: &Scenario, seed: u64) -> Vector<crate::kernel::cow::CowBo
             .unwrap_or(0) as u32;
         for i in 0..cfg.count {
             let id = out.len() as u32;
-            out.push_back(crate::kernel::cow::CowBox::new(Reflector::new(
+            let mut reflector = Reflector::new(
                 id,
                 p as u32,
                 resource,
@@ -81,7 +82,9 @@ pub fn build(scenario: &Scenario, seed: u64) -> Vector<crate::kernel::cow::CowBo
                 cfg,
                 seed,
                 backoff_rule,
-            )));
+            );
+            reflector.mutants = crate::kernel::Unhashed(scenario.mutants);
+            out.push_back(crate::kernel::cow::CowBox::new(reflector));
         }
     }
     out

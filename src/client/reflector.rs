@@ -16,16 +16,17 @@ use imbl::OrdMap;
 
 use super::backoff::{Backoff, ResetRule};
 use super::store::InformerStore;
-use crate::apiserver::selector::Selector;
-use crate::apiserver::watch_cache::{EventType, Obj};
-use crate::apiserver::{
-    ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ReadRate, ResourceId, Rv, Status,
-};
-use crate::etcd::{Key, KeyRange};
 use crate::kernel::{Nanos, RngStream};
+use crate::proto::Out;
+use crate::proto::api::{
+    ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, EventType, Obj, ReadRate, ResourceId, Rv,
+};
+use crate::proto::etcd::{Key, KeyRange};
+use crate::proto::selector::Selector;
+use crate::proto::status::Status;
 use crate::proto::{Actor, ConnId, Dir};
-use crate::scenario::ClientConfig;
-use crate::world::{Ctx, Msg, Timer};
+use crate::proto::{ClientTimer, Msg, Timer};
+use crate::scenario::{ClientConfig, Mutants};
 
 mod list;
 mod watch;
@@ -101,22 +102,6 @@ impl FastEvent {
     }
 }
 
-/// Timers a reflector arms; each carries the reflector's epoch so that timers from before a
-/// restart are ignored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ClientTimer {
-    /// Run ListAndWatch (after the backoff).
-    ListAndWatch,
-    /// Open the watch again (after a backoff for 429 / connection errors).
-    Watch,
-    /// Resend the current LIST request (REST retry after Retry-After).
-    RetryList,
-    /// Send the streaming list again within the same ListAndWatch (`reflector.go watchList`'s
-    /// loop: at once after a 410 / 504 or a stream that ended before its end bookmark; after the
-    /// backoff on 429 or connection refused; after Retry-After for a REST retry).
-    WatchList,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Phase {
     /// Waiting for a timer.
@@ -186,6 +171,9 @@ impl ReflectorCounters {
 pub struct Reflector {
     /// Global client index.
     pub id: u32,
+    /// The scenario's `[mutants]` (deliberate model bugs for the broken-model tests; all off).
+    /// Configuration, the same in every state: left out of the state's hash.
+    pub mutants: crate::kernel::Unhashed<Mutants>,
     /// Population index (`[[clients]]` entry).
     pub population: u32,
     /// Resource watched.
@@ -253,6 +241,7 @@ impl Reflector {
     ) -> Self {
         Reflector {
             id,
+            mutants: crate::kernel::Unhashed(Mutants::default()),
             population,
             resource,
             scope,
@@ -339,9 +328,9 @@ impl Reflector {
 
     /// Arms the first ListAndWatch; the reflector (and its backoff manager, whose reset clock
     /// starts at creation) is created then.
-    pub fn start(&mut self, at: Nanos, ctx: &mut Ctx<'_>) {
+    pub fn start(&mut self, at: Nanos, out: &mut Out<'_>) {
         self.backoff.created_at(at);
-        ctx.timer(at, self.timer(ClientTimer::ListAndWatch));
+        out.timer(at, self.timer(ClientTimer::ListAndWatch));
     }
 
     /// The world's load balancer picked `server` (None: every apiserver is down).
@@ -353,19 +342,19 @@ impl Reflector {
         now >= self.disconnected_until && self.server.is_some()
     }
 
-    fn request(&mut self, req: ApiRequest, ctx: &mut Ctx<'_>) -> Option<(u64, ConnId)> {
+    fn request(&mut self, req: ApiRequest, out: &mut Out<'_>) -> Option<(u64, ConnId)> {
         let server = self.server?;
         let conn = match self.req_conn {
-            Some(c) if ctx.is_open(c) => c,
+            Some(c) if out.is_open(c) => c,
             _ => {
-                let c = ctx.connect(self.actor(), Actor::Apiserver(server));
+                let c = out.connect(self.actor(), Actor::Apiserver(server));
                 self.req_conn = Some(c);
                 c
             }
         };
         let req_id = self.next_req;
         self.next_req += 1;
-        ctx.send(conn, Dir::ToServer, Msg::Api { req_id, req });
+        out.send(conn, Dir::ToServer, Msg::Api { req_id, req });
         Some((req_id, conn))
     }
 
@@ -375,7 +364,7 @@ impl Reflector {
         epoch: u32,
         t: ClientTimer,
         cfg: &ClientConfig,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
         if epoch != self.epoch {
             return ("stale", Effects::default());
@@ -386,39 +375,39 @@ impl Reflector {
         };
         match t {
             ClientTimer::ListAndWatch => {
-                if !self.connected(ctx.now) {
-                    self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                if !self.connected(out.now) {
+                    self.finish_list_and_watch(Some(RelistCause::Error), out);
                     return ("refused", fx);
                 }
                 self.note_relist();
                 if cfg.watch_list.unwrap_or(false) {
-                    self.start_watch_list(cfg, 0, ctx);
+                    self.start_watch_list(cfg, 0, out);
                     return ("watch_list", fx);
                 }
                 let rv = self.relist_rv(cfg);
-                let limit = self.list_limit(rv, cfg, ctx.mutants.reflector_relist_from_etcd);
-                self.send_list(rv, limit, None, 0, OrdMap::new(), ctx);
+                let limit = self.list_limit(rv, cfg, self.mutants.reflector_relist_from_etcd);
+                self.send_list(rv, limit, None, 0, OrdMap::new(), out);
                 ("list", fx)
             }
             ClientTimer::Watch => {
-                if !self.connected(ctx.now) {
-                    self.backoff_watch(ctx);
+                if !self.connected(out.now) {
+                    self.backoff_watch(out);
                     return ("refused", fx);
                 }
                 // A re-watch after a broken connection is a reconnect (P(410 on reconnect)); one
                 // after a clean close (a watch timeout) is a resume.
                 let reconnect = !std::mem::take(&mut self.clean_resume);
                 let retries = std::mem::take(&mut self.rest_retries_next);
-                self.open_watch(cfg, reconnect, retries, ctx);
+                self.open_watch(cfg, reconnect, retries, out);
                 ("watch", fx)
             }
             ClientTimer::WatchList => {
-                if !self.connected(ctx.now) {
-                    self.backoff_watch_list(ctx);
+                if !self.connected(out.now) {
+                    self.backoff_watch_list(out);
                     return ("refused", fx);
                 }
                 let retries = std::mem::take(&mut self.rest_retries_next);
-                self.start_watch_list(cfg, retries, ctx);
+                self.start_watch_list(cfg, retries, out);
                 ("watch_list", fx)
             }
             ClientTimer::RetryList => {
@@ -432,7 +421,7 @@ impl Reflector {
                 } = self.phase.clone()
                 {
                     let rv = if token.is_some() { Rv::Unset } else { first_rv };
-                    self.send_list_keep(rv, first_rv, limit, token, rest_retries, acc, ctx);
+                    self.send_list_keep(rv, first_rv, limit, token, rest_retries, acc, out);
                 }
                 fx.wants_server = false;
                 ("retry_list", fx)
@@ -446,7 +435,7 @@ impl Reflector {
         conn: ConnId,
         msg: Msg,
         cfg: &ClientConfig,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
         let mut fx = Effects::default();
         match msg {
@@ -459,22 +448,22 @@ impl Reflector {
                     && conn == listed_on
                     && req_id == want
                 {
-                    return self.on_list_reply(resp, cfg, ctx);
+                    return self.on_list_reply(resp, cfg, out);
                 }
                 match &self.phase {
                     Phase::Watching { conn: c, .. } | Phase::WatchListing { conn: c, .. }
                         if *c == conn =>
                     {
-                        return self.on_watch_reply(resp, cfg, ctx);
+                        return self.on_watch_reply(resp, cfg, out);
                     }
                     _ => {}
                 }
                 ("stale", fx)
             }
             Msg::ApiWatch(ev) => match self.phase.clone() {
-                Phase::Watching { conn: c, .. } if c == conn => self.on_watch_event(ev, cfg, ctx),
+                Phase::Watching { conn: c, .. } if c == conn => self.on_watch_event(ev, cfg, out),
                 Phase::WatchListing { conn: c, .. } if c == conn => {
-                    self.on_watch_list_event(ev, cfg, ctx)
+                    self.on_watch_list_event(ev, cfg, out)
                 }
                 _ => ("stale", fx),
             },
@@ -485,7 +474,7 @@ impl Reflector {
                     fx.wants_server = true;
                     if let Phase::Listing { .. } = self.phase {
                         // The LIST's connection broke: ListAndWatch fails.
-                        self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                        self.finish_list_and_watch(Some(RelistCause::Error), out);
                     }
                     return ("conn_reset", fx);
                 }
@@ -495,20 +484,20 @@ impl Reflector {
                     && listed_on == conn
                 {
                     // The connection a GOAWAY retired broke before the LIST's reply arrived.
-                    self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                    self.finish_list_and_watch(Some(RelistCause::Error), out);
                     return ("conn_reset", fx);
                 }
                 match self.phase.clone() {
                     Phase::Watching { conn: c, .. } if c == conn => {
                         self.server = None;
                         fx.wants_server = true;
-                        self.watch_ended(true, ctx);
+                        self.watch_ended(true, out);
                         ("watch_reset", fx)
                     }
                     Phase::WatchListing { conn: c, .. } if c == conn => {
                         self.server = None;
                         fx.wants_server = true;
-                        (self.watch_list_ended(cfg, ctx), fx)
+                        (self.watch_list_ended(cfg, out), fx)
                     }
                     _ => ("stale", fx),
                 }
@@ -529,18 +518,18 @@ impl Reflector {
     }
 
     /// The client's network drops for `duration_ns`: its connections are reset.
-    pub fn disconnect(&mut self, duration_ns: Nanos, ctx: &mut Ctx<'_>) {
-        self.disconnected_until = ctx.now + duration_ns;
+    pub fn disconnect(&mut self, duration_ns: Nanos, out: &mut Out<'_>) {
+        self.disconnected_until = out.now + duration_ns;
         let req_conn = self.req_conn.take();
         if let Some(c) = req_conn {
-            ctx.send(c, Dir::ToServer, Msg::Hangup);
+            out.send(c, Dir::ToServer, Msg::Hangup);
         }
         self.server = None;
         match self.phase.clone() {
             Phase::Watching { conn, .. } => {
-                ctx.send(conn, Dir::ToServer, Msg::Hangup);
+                out.send(conn, Dir::ToServer, Msg::Hangup);
                 // The client sees its stream break (an unexpected EOF ends the watch).
-                self.watch_ended(true, ctx);
+                self.watch_ended(true, out);
             }
             Phase::WatchListing {
                 conn,
@@ -548,31 +537,31 @@ impl Reflector {
                 events,
                 ..
             } => {
-                ctx.send(conn, Dir::ToServer, Msg::Hangup);
+                out.send(conn, Dir::ToServer, Msg::Hangup);
                 // As `watch_list_ended`; the LIST a very short stream falls back to would be
                 // refused (the client is cut off), ending ListAndWatch with an error.
-                if ctx.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
-                    self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                if out.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
+                    self.finish_list_and_watch(Some(RelistCause::Error), out);
                 } else {
-                    self.retry_watch_list_now(ctx);
+                    self.retry_watch_list_now(out);
                 }
             }
             Phase::Listing { conn, .. } => {
                 if req_conn != Some(conn) {
                     // A LIST left on a connection a GOAWAY retired breaks with the rest.
-                    ctx.send(conn, Dir::ToServer, Msg::Hangup);
+                    out.send(conn, Dir::ToServer, Msg::Hangup);
                 }
-                self.finish_list_and_watch(Some(RelistCause::Error), ctx)
+                self.finish_list_and_watch(Some(RelistCause::Error), out)
             }
             Phase::Idle => {}
         }
     }
 
     /// The client process restarts: store and last RV are lost; it lists again at once.
-    pub fn restart(&mut self, ctx: &mut Ctx<'_>) {
-        self.close_watch(ctx);
+    pub fn restart(&mut self, out: &mut Out<'_>) {
+        self.close_watch(out);
         if let Some(c) = self.req_conn.take() {
-            ctx.send(c, Dir::ToServer, Msg::Hangup);
+            out.send(c, Dir::ToServer, Msg::Hangup);
         }
         self.epoch += 1;
         self.server = None;
@@ -581,13 +570,13 @@ impl Reflector {
         self.unavailable = false;
         self.paginated = false;
         self.backoff = Backoff::new(self.backoff.rule());
-        self.backoff.created_at(ctx.now);
+        self.backoff.created_at(out.now);
         self.store = InformerStore::new(match self.store {
             InformerStore::Map(_) => crate::scenario::StoreMode::Map,
             InformerStore::Digest(_) => crate::scenario::StoreMode::Digest,
         });
         self.pending_cause = Some(RelistCause::Restart);
-        ctx.timer(ctx.now, self.timer(ClientTimer::ListAndWatch));
+        out.timer(out.now, self.timer(ClientTimer::ListAndWatch));
     }
 }
 

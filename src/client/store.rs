@@ -4,8 +4,8 @@
 
 use imbl::OrdMap;
 
-use crate::apiserver::watch_cache::{EventType, Obj};
-use crate::etcd::Key;
+use crate::proto::api::{EventType, Obj};
+use crate::proto::etcd::Key;
 use crate::scenario::StoreMode;
 
 pub use crate::kernel::digest::{Digest, object_hash};

@@ -4,14 +4,15 @@
 
 pub mod mvcc;
 pub mod server;
-pub mod types;
 pub mod watch;
 
-pub use mvcc::{
-    Compare, CompareOp, CompareTarget, RangeResult, Store, Txn, TxnOp, TxnOpResult, TxnResult,
+/// The request, response and key types etcd shares with its clients live in the protocol layer.
+pub use crate::proto::etcd as types;
+pub use crate::proto::etcd::{
+    Compare, CompareOp, CompareTarget, EtcdError, Event, EventKind, Key, KeyRange, KeyValue,
+    KvRequest, KvResponse, PrevVersion, RangeResult, Revision, StreamId, Txn, TxnOp, TxnOpResult,
+    TxnResult, WatchId, WatchRequest, WatchResponse, WatchResponseKind,
 };
-pub use server::{EtcdConfig, EtcdServer, KvRequest, KvResponse};
-pub use types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, PrevVersion, Revision};
-pub use watch::{
-    StreamId, WatchHub, WatchId, WatchOutput, WatchRequest, WatchResponse, WatchResponseKind,
-};
+pub use mvcc::Store;
+pub use server::{EtcdConfig, EtcdServer};
+pub use watch::{WatchHub, WatchOutput};

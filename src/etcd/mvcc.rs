@@ -10,7 +10,10 @@
 
 use imbl::{OrdMap, OrdSet, Vector};
 
-use super::types::{EtcdError, Event, EventKind, Key, KeyRange, KeyValue, PrevVersion, Revision};
+use crate::proto::etcd::{
+    Compare, CompareOp, CompareTarget, EtcdError, Event, EventKind, Key, KeyRange, KeyValue,
+    PrevVersion, RangeResult, Revision, Txn, TxnOp, TxnOpResult, TxnResult,
+};
 
 /// etcd's `--max-txn-ops` default.
 pub const MAX_TXN_OPS: usize = 128;
@@ -31,110 +34,6 @@ struct Version {
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct Change {
     event: Event,
-}
-
-/// The result of a range read.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RangeResult {
-    /// Header revision: always the current store revision, not the one read at.
-    pub revision: Revision,
-    /// Keys in the range at the read revision, ignoring `limit`.
-    pub count: u64,
-    /// True when `limit` cut the result.
-    pub more: bool,
-    /// The returned key versions, in key order.
-    pub kvs: Vec<KeyValue>,
-}
-
-/// A compare of a txn (`etcdserverpb.Compare`); an absent key compares as zeros.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Compare {
-    /// Key compared.
-    pub key: Key,
-    /// What is compared.
-    pub target: CompareTarget,
-    /// How.
-    pub op: CompareOp,
-    /// Against what.
-    pub value: i64,
-}
-
-/// Compare target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CompareTarget {
-    /// `version`.
-    Version,
-    /// `create_revision`.
-    Create,
-    /// `mod_revision`.
-    Mod,
-}
-
-/// Compare operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum CompareOp {
-    /// `==`.
-    Equal,
-    /// `!=`.
-    NotEqual,
-    /// `>`.
-    Greater,
-    /// `<`.
-    Less,
-}
-
-/// One operation of a txn branch.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TxnOp {
-    /// Put a value of the given size.
-    Put {
-        /// Key written.
-        key: Key,
-        /// Value size.
-        value_bytes: u64,
-        /// The value's opaque tag (`KeyValue::value_tag`; 0 for none).
-        value_tag: u32,
-    },
-    /// Delete a key or range.
-    Delete(KeyRange),
-    /// Read a key or range at the current revision.
-    Range(KeyRange),
-}
-
-/// A txn: if every compare holds, run `success`, else `failure`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Txn {
-    /// Conjunction of compares.
-    pub compares: Vec<Compare>,
-    /// Ops when all compares hold.
-    pub success: Vec<TxnOp>,
-    /// Ops otherwise.
-    pub failure: Vec<TxnOp>,
-}
-
-/// The response to one txn op.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum TxnOpResult {
-    /// A put.
-    Put,
-    /// A delete and how many keys it removed.
-    Delete {
-        /// Keys deleted.
-        deleted: u64,
-    },
-    /// A read.
-    Range(RangeResult),
-}
-
-/// The outcome of a txn.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct TxnResult {
-    /// Store revision after the txn.
-    pub revision: Revision,
-    /// Whether the compares held.
-    pub succeeded: bool,
-    /// One result per op of the branch that ran.
-    pub responses: Vec<TxnOpResult>,
 }
 
 /// The MVCC store.

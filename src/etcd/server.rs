@@ -3,96 +3,16 @@
 //! streams via the watch hub. It never calls another component: it returns responses and the
 //! watch responses / timers the world must deliver.
 
-use super::mvcc::{RangeResult, Store, Txn, TxnOp, TxnResult};
-use super::types::{EtcdError, Event, Key, KeyRange, Revision};
-use super::watch::{StreamId, WatchHub, WatchOutput, WatchRequest};
+use super::mvcc::Store;
+use super::watch::{WatchHub, WatchOutput};
 use crate::kernel::Nanos;
+use crate::proto::etcd::{
+    EtcdError, Event, Key, KvRequest, KvResponse, StreamId, TxnOp, WatchRequest,
+};
 
 /// Bytes of raft framing around a plain put: the largest put a real etcd 3.4.23 accepted with
 /// `--max-request-bytes=1572864` had key + value = 1,572,840 bytes (etcd-semantics.md OBS-7).
 pub const PUT_FRAMING_BYTES: u64 = 24;
-
-/// A KV request.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum KvRequest {
-    /// `Put`.
-    Put {
-        /// Key.
-        key: Key,
-        /// Value size.
-        value_bytes: u64,
-    },
-    /// `DeleteRange`.
-    Delete(KeyRange),
-    /// `Range` at a revision (0 = latest) with a limit (0 = none).
-    Range {
-        /// Keys.
-        range: KeyRange,
-        /// Revision to read at.
-        revision: Revision,
-        /// Maximum keys returned.
-        limit: i64,
-    },
-    /// `Txn`.
-    Txn(Txn),
-    /// `Compact`.
-    Compact {
-        /// Compact revision requested.
-        revision: Revision,
-    },
-}
-
-impl KvRequest {
-    /// A short name for traces.
-    pub fn name(&self) -> &'static str {
-        match self {
-            KvRequest::Put { .. } => "kv.put",
-            KvRequest::Delete(_) => "kv.delete",
-            KvRequest::Range { .. } => "kv.range",
-            KvRequest::Txn(_) => "kv.txn",
-            KvRequest::Compact { .. } => "kv.compact",
-        }
-    }
-}
-
-/// A successful KV response.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum KvResponse {
-    /// Header revision after the put.
-    Put {
-        /// Header revision.
-        revision: Revision,
-    },
-    /// Header revision and keys deleted.
-    Delete {
-        /// Header revision.
-        revision: Revision,
-        /// Keys deleted.
-        deleted: u64,
-    },
-    /// A range result.
-    Range(RangeResult),
-    /// A txn result.
-    Txn(TxnResult),
-    /// Header revision after the compaction.
-    Compact {
-        /// Header revision.
-        revision: Revision,
-    },
-}
-
-impl KvResponse {
-    /// The response header's revision.
-    pub fn revision(&self) -> Revision {
-        match self {
-            KvResponse::Put { revision }
-            | KvResponse::Delete { revision, .. }
-            | KvResponse::Compact { revision } => *revision,
-            KvResponse::Range(r) => r.revision,
-            KvResponse::Txn(t) => t.revision,
-        }
-    }
-}
 
 /// Server flags.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -208,7 +128,7 @@ impl EtcdServer {
             KvRequest::Txn(txn) => {
                 let (result, evs) = self.store.txn(txn)?;
                 for r in &result.responses {
-                    if let super::mvcc::TxnOpResult::Range(rr) = r {
+                    if let crate::proto::etcd::TxnOpResult::Range(rr) = r {
                         self.counters.range_requests += 1;
                         self.counters.range_bytes += rr
                             .kvs

@@ -7,8 +7,10 @@
 use imbl::OrdMap;
 
 use super::mvcc::Store;
-use super::types::{Event, KeyRange, Revision};
 use crate::kernel::Nanos;
+use crate::proto::etcd::{
+    Event, KeyRange, Revision, StreamId, WatchId, WatchRequest, WatchResponse, WatchResponseKind,
+};
 
 /// `watchResyncPeriod`: how often the sync loop serves unsynced watchers.
 pub const SYNC_PERIOD_NS: Nanos = 100_000_000;
@@ -16,61 +18,6 @@ pub const SYNC_PERIOD_NS: Nanos = 100_000_000;
 pub const MAX_WATCHERS_PER_SYNC: usize = 512;
 /// `watchBatchMaxRevs`: distinct revisions per catch-up response.
 pub const WATCH_BATCH_MAX_REVS: usize = 1000;
-
-/// A watch stream (one gRPC `Watch` call); the world uses the connection id.
-pub type StreamId = u64;
-/// A watch id, unique within its stream (client-chosen here; etcd 3.4+ accepts `watch_id`).
-pub type WatchId = i64;
-
-/// A request on a watch stream.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum WatchRequest {
-    /// `WatchCreateRequest`.
-    Create {
-        /// Id the client assigns.
-        watch_id: WatchId,
-        /// Keys watched.
-        range: KeyRange,
-        /// First revision wanted; 0 = next.
-        start_revision: Revision,
-        /// Periodic progress notifications.
-        progress_notify: bool,
-    },
-    /// `WatchCancelRequest`.
-    Cancel {
-        /// Watch to cancel.
-        watch_id: WatchId,
-    },
-    /// `WatchProgressRequest` (answered with watch id -1, only when every watcher is synced).
-    Progress,
-}
-
-/// What a watch response carries.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum WatchResponseKind {
-    /// `created = true`.
-    Created,
-    /// Events (all of complete revisions).
-    Events(Vec<Event>),
-    /// A progress notification: no events; header revision = store revision.
-    Progress,
-    /// `canceled = true`, with the compact revision when the watch fell below it (else 0).
-    Canceled {
-        /// Compact revision, or 0 for a client cancel or an invalid request.
-        compact_revision: Revision,
-    },
-}
-
-/// One `WatchResponse`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct WatchResponse {
-    /// The watch (or -1 for an on-demand progress response, broadcast by the client).
-    pub watch_id: WatchId,
-    /// Header revision.
-    pub header_revision: Revision,
-    /// Content.
-    pub kind: WatchResponseKind,
-}
 
 /// What the watch server asks the world to do.
 #[derive(Debug, Clone, PartialEq, Eq)]

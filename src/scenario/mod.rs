@@ -11,13 +11,18 @@
 mod errors;
 mod locate;
 mod overrides;
-pub mod selectors;
+mod population;
+/// The selector syntax is the Kubernetes API's (`labels.Parse`, `fields.ParseSelector`): the
+/// protocol layer has it; a scenario is validated with it.
+pub use crate::proto::selector_syntax as selectors;
 mod steps;
 mod types;
 mod units;
 mod validate;
 
 pub use errors::ScenarioError;
+pub use population::*;
+pub use steps::{ResourceVersionMatch, Step};
 pub use types::*;
 pub use units::{Bytes, DurationNs, format_ns, parse_bytes, parse_duration};
 

@@ -1,11 +1,332 @@
 //! Scripted steps (SPEC §3): reading the `op`-tagged tables of `[[steps]]` with exact key paths,
 //! and the accessors the drivers use.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, de};
 
 use super::errors::Problem;
-use super::types::{Scenario, Step};
-use super::units::DurationNs;
+use super::types::Scenario;
+use super::units::{Bytes, DurationNs};
+
+/// `resourceVersionMatch` of a LIST.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+pub enum ResourceVersionMatch {
+    /// At least the given RV.
+    NotOlderThan,
+    /// Exactly the given RV.
+    Exact,
+}
+
+fn default_value_bytes() -> Bytes {
+    Bytes(100)
+}
+
+fn default_namespace() -> String {
+    "default".to_string()
+}
+
+/// One scripted operation (SPEC §3). `at` is when it is issued.
+///
+/// Scenario files write a step as a table with an `op` key (`op = "etcd.put"`); the loader (and
+/// [`Scenario`]'s `Deserialize`) converts that form. `Step`'s own `Deserialize` reads the
+/// externally tagged form `{"etcd.put" = {at = "1s", key = "/a"}}`, which is what lets the
+/// loader report exact key paths such as `steps.2.keyy`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub enum Step {
+    /// `etcd.put`: write `key`.
+    #[serde(rename = "etcd.put")]
+    EtcdPut {
+        /// When the step is issued.
+        at: DurationNs,
+        /// The etcd key.
+        key: String,
+        /// Size of the value written (default 100).
+        #[serde(default = "default_value_bytes")]
+        value_bytes: Bytes,
+    },
+    /// `etcd.delete`: delete `key` (or every key under it with `prefix`).
+    #[serde(rename = "etcd.delete")]
+    EtcdDelete {
+        /// When the step is issued.
+        at: DurationNs,
+        /// The etcd key.
+        key: String,
+        /// Treat `key` as a prefix.
+        #[serde(default)]
+        prefix: bool,
+    },
+    /// `etcd.range`: read `key` (or a prefix) at a revision.
+    #[serde(rename = "etcd.range")]
+    EtcdRange {
+        /// When the step is issued.
+        at: DurationNs,
+        /// The etcd key.
+        key: String,
+        /// Treat `key` as a prefix.
+        #[serde(default)]
+        prefix: bool,
+        /// Revision to read at (0 = latest).
+        #[serde(default)]
+        revision: i64,
+        /// Most keys returned (0 = no limit).
+        #[serde(default)]
+        limit: i64,
+    },
+    /// `etcd.compact`: compact etcd up to `revision`.
+    #[serde(rename = "etcd.compact")]
+    EtcdCompact {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Compact revision.
+        revision: i64,
+    },
+    /// `etcd.watch`: open an etcd watch named `id`.
+    #[serde(rename = "etcd.watch")]
+    EtcdWatch {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Name of the watch in the report's `watches` object (unique across all watch steps).
+        id: String,
+        /// The etcd key.
+        key: String,
+        /// Treat `key` as a prefix.
+        #[serde(default)]
+        prefix: bool,
+        /// First revision delivered (0 = the next one).
+        #[serde(default)]
+        start_revision: i64,
+        /// Ask for progress notifications.
+        #[serde(default)]
+        progress_notify: bool,
+    },
+    /// `etcd.cancel`: cancel the etcd watch `id`.
+    #[serde(rename = "etcd.cancel")]
+    EtcdCancel {
+        /// When the step is issued.
+        at: DurationNs,
+        /// An `etcd.watch` id opened by an earlier step.
+        id: String,
+    },
+    /// `etcd.progress`: RequestProgress on the watch's stream.
+    #[serde(rename = "etcd.progress")]
+    EtcdProgress {
+        /// When the step is issued.
+        at: DurationNs,
+        /// An `etcd.watch` id opened by an earlier step.
+        id: String,
+    },
+    /// `api.create`: create an object through the apiserver.
+    #[serde(rename = "api.create")]
+    ApiCreate {
+        /// When the step is issued.
+        at: DurationNs,
+        /// A declared `[[resources]]` name.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// Object namespace (default "default").
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        /// Object size (default: the resource's `object_bytes`).
+        #[serde(default)]
+        object_bytes: Option<Bytes>,
+        /// `metadata.labels` (absent = none).
+        #[serde(default)]
+        labels: Option<BTreeMap<String, String>>,
+    },
+    /// `api.update`: update an object through the apiserver.
+    #[serde(rename = "api.update")]
+    ApiUpdate {
+        /// When the step is issued.
+        at: DurationNs,
+        /// A declared `[[resources]]` name.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// Object namespace (default "default").
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        /// Object size (default: the resource's `object_bytes`).
+        #[serde(default)]
+        object_bytes: Option<Bytes>,
+        /// New `metadata.labels`, replacing the whole map (absent = the labels the object had
+        /// when the script last wrote it successfully).
+        #[serde(default)]
+        labels: Option<BTreeMap<String, String>>,
+    },
+    /// `api.delete`: delete an object through the apiserver.
+    #[serde(rename = "api.delete")]
+    ApiDelete {
+        /// When the step is issued.
+        at: DurationNs,
+        /// A declared `[[resources]]` name.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// Object namespace (default "default").
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        /// Object size (default: the resource's `object_bytes`).
+        #[serde(default)]
+        object_bytes: Option<Bytes>,
+    },
+    /// `api.get`: GET one object from one apiserver (watchsim's own op, issue 19).
+    #[serde(rename = "api.get")]
+    ApiGet {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index (default 0).
+        #[serde(default)]
+        server: u32,
+        /// A declared `[[resources]]` name.
+        resource: String,
+        /// Object name.
+        name: String,
+        /// Object namespace (default "default").
+        #[serde(default = "default_namespace")]
+        namespace: String,
+        /// `resourceVersion` (absent = unset).
+        #[serde(default)]
+        resource_version: Option<String>,
+    },
+    /// `api.list`: LIST a resource from one apiserver.
+    #[serde(rename = "api.list")]
+    ApiList {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index (default 0).
+        #[serde(default)]
+        server: u32,
+        /// A declared `[[resources]]` name.
+        resource: String,
+        /// `resourceVersion` (absent = unset).
+        #[serde(default)]
+        resource_version: Option<String>,
+        /// `resourceVersionMatch`.
+        #[serde(default, rename = "match")]
+        match_: Option<ResourceVersionMatch>,
+        /// Page size (`limit`).
+        #[serde(default)]
+        limit: Option<u64>,
+        /// Continue the previous list of this server/resource.
+        #[serde(default, rename = "continue")]
+        continue_: bool,
+        /// watchsim's own: list one namespace only (absent = the whole resource).
+        #[serde(default)]
+        namespace: Option<String>,
+        /// `labelSelector` (Kubernetes syntax: `k=v`, `k!=v`, `k in (a,b)`, `k notin (a)`,
+        /// `k`, `!k`, comma-separated).
+        #[serde(default)]
+        label_selector: Option<String>,
+        /// `fieldSelector` on `metadata.name` / `metadata.namespace` (`=`, `==`, `!=`).
+        #[serde(default)]
+        field_selector: Option<String>,
+    },
+    /// `api.watch`: open a watch named `id` on one apiserver.
+    #[serde(rename = "api.watch")]
+    ApiWatch {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Name of the watch in the report's `watches` object (unique across all watch steps).
+        id: String,
+        /// Apiserver index (default 0).
+        #[serde(default)]
+        server: u32,
+        /// A declared `[[resources]]` name.
+        resource: String,
+        /// `resourceVersion` (absent = unset).
+        #[serde(default)]
+        resource_version: Option<String>,
+        /// `allowWatchBookmarks`.
+        #[serde(default)]
+        bookmarks: bool,
+        /// `sendInitialEvents` (absent = unset).
+        #[serde(default)]
+        send_initial_events: Option<bool>,
+        /// watchsim's own: watch one namespace only (absent = the whole resource).
+        #[serde(default)]
+        namespace: Option<String>,
+        /// `labelSelector` (as `api.list`).
+        #[serde(default)]
+        label_selector: Option<String>,
+        /// `fieldSelector` (as `api.list`).
+        #[serde(default)]
+        field_selector: Option<String>,
+        /// `timeoutSeconds` (absent = the server's default, 30-60 min).
+        #[serde(default)]
+        timeout: Option<DurationNs>,
+        /// watchsim's own: events per second the client reads (absent = as fast as they
+        /// arrive; 0 = never reads). Slow readers fill their buffers and get closed.
+        #[serde(default)]
+        read_rate: Option<u32>,
+    },
+    /// `api.unwatch`: close the apiserver watch `id`.
+    #[serde(rename = "api.unwatch")]
+    ApiUnwatch {
+        /// When the step is issued.
+        at: DurationNs,
+        /// An `api.watch` id opened by an earlier step.
+        id: String,
+    },
+    /// `fault.restart_apiserver`.
+    #[serde(rename = "fault.restart_apiserver")]
+    FaultRestartApiserver {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index.
+        #[serde(default)]
+        server: Option<u32>,
+        /// How long the fault lasts.
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
+    /// `fault.restart_client`.
+    #[serde(rename = "fault.restart_client")]
+    FaultRestartClient {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Client instance, `<population>-<i>`, e.g. "kubelet-3".
+        client: String,
+    },
+    /// `fault.partition_apiserver`.
+    #[serde(rename = "fault.partition_apiserver")]
+    FaultPartitionApiserver {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index.
+        #[serde(default)]
+        server: Option<u32>,
+        /// How long the partition lasts.
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
+    /// `fault.stall_apiserver`.
+    #[serde(rename = "fault.stall_apiserver")]
+    FaultStallApiserver {
+        /// When the step is issued.
+        at: DurationNs,
+        /// Apiserver index.
+        #[serde(default)]
+        server: Option<u32>,
+        /// How long the stall lasts.
+        #[serde(default, rename = "for")]
+        for_: Option<DurationNs>,
+    },
+    /// `fault.heal`.
+    #[serde(rename = "fault.heal")]
+    FaultHeal {
+        /// When the step is issued.
+        at: DurationNs,
+    },
+    /// `fault.compact_now`.
+    #[serde(rename = "fault.compact_now")]
+    FaultCompactNow {
+        /// When the step is issued.
+        at: DurationNs,
+    },
+}
 
 impl Step {
     /// Every valid `op`, in the order of SPEC §3.

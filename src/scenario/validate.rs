@@ -4,8 +4,10 @@
 use std::collections::HashMap;
 
 use super::errors::Problem;
+use super::population::FaultKind;
 use super::selectors;
-use super::types::{FaultKind, Scenario, Step, WatchCacheMode};
+use super::steps::Step;
+use super::types::{Scenario, WatchCacheMode};
 use super::units::DurationNs;
 
 /// etcd raises a progress-notify interval below this to it (`minWatchProgressInterval`).

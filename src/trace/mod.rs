@@ -8,7 +8,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::{EventKey, Fnv64, Nanos};
-use crate::world::Outcome;
+use crate::proto::step::Outcome;
 
 /// The `format` field of a trace header.
 pub const TRACE_FORMAT: &str = "watchsim-trace";

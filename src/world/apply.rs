@@ -18,6 +18,7 @@ use crate::client::{self, Reflector};
 use crate::etcd::{EtcdServer, WatchOutput};
 use crate::kernel::RngStream;
 use crate::kernel::cow::CowBox;
+use crate::proto::Host;
 use crate::scenario::Scenario;
 
 /// The world's parts a step may change, borrowed apart from the agenda and the network (which
@@ -102,10 +103,14 @@ impl Parts<'_> {
             (Actor::Apiserver(i), msg) => {
                 let a = &mut self.apiservers[i as usize];
                 match msg {
-                    Msg::KvReply { req_id, resp } => a.on_etcd_reply(conn, req_id, resp, ctx),
-                    Msg::WatchReply(resp) => a.on_etcd_watch(conn, resp, self.scenario, ctx),
-                    Msg::Api { req_id, req } => a.on_request(conn, req_id, req, ctx),
-                    Msg::Hangup => a.on_hangup(conn, ctx),
+                    Msg::KvReply { req_id, resp } => {
+                        a.on_etcd_reply(conn, req_id, resp, &mut ctx.out())
+                    }
+                    Msg::WatchReply(resp) => {
+                        a.on_etcd_watch(conn, resp, self.scenario, &mut ctx.out())
+                    }
+                    Msg::Api { req_id, req } => a.on_request(conn, req_id, req, &mut ctx.out()),
+                    Msg::Hangup => a.on_hangup(conn, &mut ctx.out()),
                     _ => {}
                 }
                 "ok"
@@ -113,7 +118,7 @@ impl Parts<'_> {
             (Actor::Client(i), msg) => {
                 let c = &mut self.clients[i as usize];
                 let cfg = &self.scenario.clients[c.population as usize];
-                let (label, fx) = c.on_message(conn, msg, cfg, ctx);
+                let (label, fx) = c.on_message(conn, msg, cfg, &mut ctx.out());
                 let rev = self.etcd.store.revision();
                 observe_client(i, label, fx, c, self.obs, ctx.now, rev);
                 label
@@ -156,9 +161,12 @@ impl Parts<'_> {
                     let mut r = resp.clone();
                     r.watch_id = tag;
                     match receiver {
-                        Actor::Apiserver(i) => {
-                            self.apiservers[i as usize].on_etcd_watch(conn, r, self.scenario, ctx)
-                        }
+                        Actor::Apiserver(i) => self.apiservers[i as usize].on_etcd_watch(
+                            conn,
+                            r,
+                            self.scenario,
+                            &mut ctx.out(),
+                        ),
                         Actor::Script => self.script.on_message(
                             conn,
                             Msg::WatchReply(r),
@@ -217,7 +225,7 @@ impl Parts<'_> {
                         }
                         _ => {
                             let cfg = &self.scenario.clients[c.population as usize];
-                            let (label, fx) = c.on_message(conn, msg.clone(), cfg, ctx);
+                            let (label, fx) = c.on_message(conn, msg.clone(), cfg, &mut ctx.out());
                             let rev = self.etcd.store.revision();
                             observe_client(i, label, fx, c, self.obs, ctx.now, rev);
                         }
@@ -235,14 +243,14 @@ impl Parts<'_> {
     pub fn reset(&mut self, conn: ConnId, to: Actor, ctx: &mut Ctx<'_>) -> Done {
         match to {
             Actor::Etcd => self.etcd.hub.close_stream(conn),
-            Actor::Apiserver(i) => self.apiservers[i as usize].on_hangup(conn, ctx),
+            Actor::Apiserver(i) => self.apiservers[i as usize].on_hangup(conn, &mut ctx.out()),
             Actor::Script => self
                 .script
                 .on_message(conn, Msg::Hangup, self.scenario, self.obs),
             Actor::Client(i) => {
                 let c = &mut self.clients[i as usize];
                 let cfg = &self.scenario.clients[c.population as usize];
-                let _ = c.on_message(conn, Msg::Hangup, cfg, ctx);
+                let _ = c.on_message(conn, Msg::Hangup, cfg, &mut ctx.out());
             }
             _ => {}
         }
@@ -282,11 +290,11 @@ impl Parts<'_> {
             ),
             Timer::Apiserver(i, t) => {
                 let a = &mut self.apiservers[i as usize];
-                (Actor::Apiserver(i), a.on_timer(t, scenario, ctx))
+                (Actor::Apiserver(i), a.on_timer(t, scenario, &mut ctx.out()))
             }
             Timer::Cacher(i, r, t) => {
                 let a = &mut self.apiservers[i as usize];
-                (Actor::Apiserver(i), a.on_cacher_timer(r, t, ctx))
+                (Actor::Apiserver(i), a.on_cacher_timer(r, t, &mut ctx.out()))
             }
             Timer::Client(i, epoch, t) => {
                 let up: Vec<bool> = self.apiservers.iter().map(|a| !a.is_down()).collect();
@@ -295,7 +303,7 @@ impl Parts<'_> {
                     c.set_server(self.lb.pick(i as u64, &up));
                 }
                 let cfg = &scenario.clients[c.population as usize];
-                let (label, fx) = c.on_timer(epoch, t, cfg, ctx);
+                let (label, fx) = c.on_timer(epoch, t, cfg, &mut ctx.out());
                 let rev = self.etcd.store.revision();
                 observe_client(i, label, fx, c, self.obs, ctx.now, rev);
                 (Actor::Client(i), label)
@@ -305,7 +313,7 @@ impl Parts<'_> {
                 let victim = self.faults_rng.below(n.max(1)) as usize;
                 let d = disconnect_duration(scenario, self.faults_rng);
                 if let Some(c) = self.clients.get_mut(victim) {
-                    c.disconnect(d, ctx);
+                    c.disconnect(d, &mut ctx.out());
                 }
                 if let Some(next) =
                     next_disconnect_in(scenario, self.clients.len(), self.faults_rng)

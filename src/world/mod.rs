@@ -9,7 +9,9 @@ pub mod balancer;
 pub mod msg;
 pub mod network;
 pub mod observe;
+mod reductions;
 pub mod script;
+mod script_json;
 pub mod workload;
 
 use std::sync::Arc;
@@ -18,13 +20,16 @@ use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use crate::apiserver::Apiserver;
-use crate::check::{Checker, Notice};
 use crate::client::{self, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer};
 use crate::kernel::cow::CowBox;
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
 pub use crate::kernel::{Shared, Unhashed};
+use crate::monitor::Checker;
+use crate::proto::Notice;
 pub use crate::proto::relabel;
+pub use crate::proto::step::{FaultRequest, Outcome};
+use crate::proto::{Effect, Host, Out};
 use crate::scenario::{DurationDistribution, FaultKind, Mutants, Scenario};
 use balancer::LoadBalancer;
 pub use msg::{Msg, Pending, Timer};
@@ -47,53 +52,6 @@ pub enum ApplyError {
     /// No pending event has this key.
     #[error("no pending event at t={}ns seq={}", .0.due_ns, .0.seq)]
     NotPending(EventKey),
-}
-
-/// What one step did, for the trace (SPEC §5: `actor`, `action`, then the outcome).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Outcome {
-    /// The component that acted.
-    pub actor: Actor,
-    /// What happened: `deliver` or `timer`.
-    pub action: &'static str,
-    /// The message or timer kind.
-    pub what: &'static str,
-    /// The connection a message travelled on.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub conn: Option<ConnId>,
-    /// Result kind, e.g. `ok`, `compacted`, `dropped`, a workload op.
-    pub result: &'static str,
-    /// etcd's revision after the step.
-    pub rev: i64,
-    /// etcd's compact revision after the step.
-    pub compact_rev: i64,
-    /// Messages and timers the step emitted.
-    pub emitted: u32,
-    /// On the per-minute `metrics.minute` step: relists during that minute (for plotting storms).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub minute_relists: Option<u64>,
-    /// On the per-minute step: bytes read from etcd by ranges during that minute.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub minute_etcd_bytes: Option<u64>,
-}
-
-/// A fault a component (the script, the scheduled-fault injector) asks the world to inject.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum FaultRequest {
-    /// Compact etcd at its current revision.
-    CompactNow,
-    /// Kill apiserver N and start it again after the given downtime.
-    RestartApiserver(u32, Nanos),
-    /// Restart client process N.
-    RestartClient(u32),
-    /// Break client N's watch and keep it cut off for the given time.
-    DisconnectClient(u32, Nanos),
-    /// Cut apiserver N off from etcd, optionally for a while.
-    PartitionApiserver(u32, Option<Nanos>),
-    /// Stall apiserver N's processing of etcd events, optionally for a while.
-    StallApiserver(u32, Option<Nanos>),
-    /// End every partition and stall.
-    Heal,
 }
 
 /// The plumbing a component may use while it handles one message or timer: the clock, sending
@@ -138,26 +96,6 @@ impl Ctx<'_> {
         self.agenda
             .schedule(due, Pending::Multicast { targets, dir, msg });
         self.emitted += 1;
-    }
-
-    /// The actor at the client end of `conn`, if open.
-    pub fn client_of(&self, conn: ConnId) -> Option<Actor> {
-        self.net.conn(conn).map(|c| c.client)
-    }
-
-    /// Opens a connection.
-    pub fn connect(&mut self, client: Actor, server: Actor) -> ConnId {
-        self.net.connect(client, server)
-    }
-
-    /// True while `conn` is open (a client knows when its socket was reset).
-    pub fn is_open(&self, conn: ConnId) -> bool {
-        self.net.conn(conn).is_some()
-    }
-
-    /// Opens a gRPC watch stream to etcd.
-    pub fn open_watch_stream(&mut self, client: Actor) -> ConnId {
-        self.net.connect(client, Actor::Etcd)
     }
 
     /// Arms a timer at absolute time `at`.
@@ -206,6 +144,37 @@ impl Ctx<'_> {
     /// Asks the fault injector to compact etcd at its current revision.
     pub fn compact_now(&mut self) {
         self.inject(FaultRequest::CompactNow);
+    }
+
+    /// The effects buffer a component handler writes into; its effects are applied here, in
+    /// order, when it is dropped (at the end of the statement that called the handler).
+    pub fn out(&mut self) -> Out<'_> {
+        Out::new(self.now, self)
+    }
+}
+
+impl Host for Ctx<'_> {
+    fn connect(&mut self, client: Actor, server: Actor) -> ConnId {
+        self.net.connect(client, server)
+    }
+
+    fn is_open(&self, conn: ConnId) -> bool {
+        self.net.conn(conn).is_some()
+    }
+
+    fn client_of(&self, conn: ConnId) -> Option<Actor> {
+        self.net.conn(conn).map(|c| c.client)
+    }
+
+    fn apply(&mut self, effects: &mut Vec<Effect>, notices: &mut Vec<Notice>) {
+        for effect in effects.drain(..) {
+            match effect {
+                Effect::Send { conn, dir, msg } => self.send(conn, dir, msg),
+                Effect::Multicast { targets, dir, msg } => self.multicast(targets, dir, msg),
+                Effect::Timer { at, timer } => self.timer(at, timer),
+            }
+        }
+        self.notices.append(notices);
     }
 }
 
@@ -267,7 +236,7 @@ impl World {
             ctx.timer(f.at.as_ns(), Timer::Fault(i as u32));
         }
         let apiservers = (0..s.apiserver.count)
-            .map(|i| CowBox::new(Apiserver::new(i, s, seed, &mut ctx)))
+            .map(|i| CowBox::new(Apiserver::new(i, s, seed, &mut ctx.out())))
             .collect();
         let script = ScriptClient::new(s, &mut ctx);
         let workload = Workload::new(s, seed, &mut ctx);
@@ -276,7 +245,7 @@ impl World {
         for c in clients.iter_mut() {
             // Clients start spread over [1 s, 2 s), after the apiservers' caches are ready.
             let at = 1_000_000_000 + start_rng.below(1_000_000_000);
-            c.start(at, &mut ctx);
+            c.start(at, &mut ctx.out());
         }
         let mut faults_rng = RngStream::new(seed, "faults.disconnect");
         if let Some(first) = next_disconnect_in(s, clients.len(), &mut faults_rng) {
@@ -333,187 +302,6 @@ impl World {
     /// The client reflectors.
     pub fn clients(&self) -> &Vector<CowBox<Reflector>> {
         &self.clients
-    }
-
-    /// The explorer's symmetry reduction: this world with interchangeable clients (same
-    /// population and scope) renamed into a canonical order, sorted by their own state with their
-    /// index left out, together with the connection ids they own (docs/explorer.md). The
-    /// result behaves exactly like `self` up to names; `None` when the renaming is the identity.
-    pub fn canonical_symmetric(&self, timeless: bool) -> Option<World> {
-        use std::collections::BTreeMap;
-        // Interchangeable: same population and the same scope (per-node clients differ).
-        let mut groups: Vec<Vec<u32>> = Vec::new();
-        for (i, c) in self.clients.iter().enumerate() {
-            let same = |g: &Vec<u32>| {
-                let first = &self.clients[g[0] as usize];
-                first.population == c.population && first.scope == c.scope
-            };
-            match groups.iter_mut().find(|g| same(g)) {
-                Some(g) => g.push(i as u32),
-                None => groups.push(vec![i as u32]),
-            }
-        }
-        let mut r = relabel::Relabel {
-            clients: (0..self.clients.len() as u32).collect(),
-            conns: BTreeMap::new(),
-        };
-        for members in groups.iter().filter(|m| m.len() > 1) {
-            let mut order: Vec<(u64, u32)> = members
-                .iter()
-                .map(|&i| {
-                    let c = &self.clients[i as usize];
-                    let anonymous = if timeless {
-                        // The same value as `anonymous_hash(Some(now))`: `now` only decides
-                        // whether the client still counts as cut off, so memoise both cases
-                        // (0 and the largest instant erase the flag to 1 and 0).
-                        let cut_off = c.disconnected_at(self.now);
-                        let (slot, at) = if cut_off {
-                            (MEMO_ANONYMOUS_CUT_OFF, 0)
-                        } else {
-                            (MEMO_ANONYMOUS, Nanos::MAX)
-                        };
-                        c.memo(slot, |c| c.anonymous_hash(Some(at)))
-                    } else {
-                        c.anonymous_hash(None)
-                    };
-                    (anonymous, i)
-                })
-                .collect();
-            order.sort_unstable();
-            for (slot, (_, old)) in members.iter().zip(order) {
-                r.clients[old as usize] = *slot;
-            }
-        }
-        if r.clients.iter().enumerate().all(|(i, &n)| i as u32 == n) {
-            return None;
-        }
-        // The renamed clients' connections keep their set of ids, reassigned in the order of
-        // (new owner, old id), so each client's own connections keep their relative order.
-        let mut owned: Vec<((u32, ConnId), ConnId)> = self
-            .net
-            .client_conns()
-            .filter(|(_, i)| r.clients[*i as usize] != *i)
-            .map(|(c, i)| ((r.clients[i as usize], c), c))
-            .collect();
-        let mut ids: Vec<ConnId> = owned.iter().map(|(_, c)| *c).collect();
-        ids.sort_unstable();
-        owned.sort_unstable();
-        r.conns = owned
-            .into_iter()
-            .zip(ids)
-            .map(|((_, old), new)| (old, new))
-            .collect();
-        let mut w = self.clone();
-        let mut clients: Vec<CowBox<Reflector>> = vec![w.clients[0].clone(); w.clients.len()];
-        for (old, c) in w.clients.iter().enumerate() {
-            let mut c = c.clone();
-            c.relabel(&r);
-            clients[r.clients[old] as usize] = c;
-        }
-        w.clients = clients.into_iter().collect();
-        for a in w.apiservers.iter_mut() {
-            a.relabel(&r);
-        }
-        w.net.relabel(&r);
-        w.lb.relabel(&r);
-        w.agenda.rewrite(|p| match p {
-            Pending::Deliver { conn, .. } => *conn = r.conn(*conn),
-            Pending::Multicast { targets, .. } => {
-                for (conn, actor, _) in targets.iter_mut() {
-                    *conn = r.conn(*conn);
-                    *actor = r.actor(*actor);
-                }
-            }
-            Pending::Reset { conn, to } => {
-                *conn = r.conn(*conn);
-                *to = r.actor(*to);
-            }
-            Pending::Timer(Timer::Client(i, _, _)) => *i = r.client(*i),
-            Pending::Timer(Timer::Cacher(
-                _,
-                _,
-                crate::apiserver::cacher::CacherTimer::IntervalRefill(conn)
-                | crate::apiserver::cacher::CacherTimer::WatchDeadline(conn),
-            )) => *conn = r.conn(*conn),
-            Pending::Timer(Timer::EtcdProgressTick(conn))
-            | Pending::Timer(Timer::Apiserver(
-                _,
-                crate::apiserver::ApiTimer::DirectWatchDeadline(conn),
-            )) => *conn = r.conn(*conn),
-            Pending::Timer(_) => {}
-        });
-        Some(w)
-    }
-
-    /// Hashes the state as the explorer's time abstraction sees it (design.md "The explorer";
-    /// docs/explorer.md): the clock, the agenda's due times and sequence numbers, and every
-    /// absolute time stored in a component are left out, as are the random streams that only
-    /// draw durations. The agenda counts as the multiset of pending timers plus, per connection
-    /// and direction, the FIFO sequence of messages in flight: exactly what decides which
-    /// actions are enabled when any timer may fire next. With `relative_dues` (a reordering
-    /// window is in force) each pending entry also counts its due time relative to the earliest
-    /// one, so states that are shifts of each other in time still merge.
-    pub fn hash_time_abstract<H: std::hash::Hasher>(&self, h: &mut H, relative_dues: bool) {
-        use crate::kernel::Fnv64;
-        use std::collections::BTreeMap;
-        use std::hash::Hash;
-        // Only etcd and the network are erased on copies; apiservers and clients are hashed
-        // through their boxes' memos, so a component the transition left alone is not erased
-        // and hashed again.
-        let mut etcd = self.etcd.clone();
-        etcd.hub.erase_times();
-        etcd.hash(h);
-        crate::kernel::rng::erased_stream().hash(h);
-        self.apiservers.len().hash(h);
-        for a in self.apiservers.iter() {
-            a.memo(MEMO_TIMELESS, |a| {
-                let mut a = a.clone();
-                a.erase_times();
-                fnv_of(&a)
-            })
-            .hash(h);
-        }
-        self.clients.len().hash(h);
-        for c in self.clients.iter() {
-            (timeless_client_hash(c), c.disconnected_at(self.now)).hash(h);
-        }
-        self.lb.hash(h);
-        self.faults_rng.hash(h);
-        self.script.hash(h);
-        self.workload.hash(h);
-        let mut net = self.net.clone();
-        net.erase_times();
-        net.hash(h);
-        let mut timers: Vec<u64> = Vec::new();
-        let mut fifos: BTreeMap<(ConnId, Dir), Fnv64> = BTreeMap::new();
-        let base = self.agenda.first().map_or(0, |(k, _)| k.due_ns);
-        for (key, p) in self.agenda.iter() {
-            let rel = if relative_dues { key.due_ns - base } else { 0 };
-            match p {
-                Pending::Deliver { conn, dir, msg } => {
-                    let f = fifos.entry((*conn, *dir)).or_default();
-                    rel.hash(f);
-                    hash_msg_timeless(msg, f);
-                }
-                Pending::Multicast { targets, dir, msg } => {
-                    for (conn, actor, tag) in targets {
-                        let f = fifos.entry((*conn, *dir)).or_default();
-                        (rel, actor, tag).hash(f);
-                        hash_msg_timeless(msg, f);
-                    }
-                }
-                other => {
-                    let mut f = Fnv64::new();
-                    (rel, other).hash(&mut f);
-                    timers.push(f.finish());
-                }
-            }
-        }
-        timers.sort_unstable();
-        timers.hash(h);
-        for (k, f) in fifos {
-            (k, f.finish()).hash(h);
-        }
     }
 
     /// Pending events.
@@ -705,32 +493,32 @@ impl World {
             FaultRequest::RestartApiserver(i, down_ns) => {
                 if let Some(a) = apiservers.get_mut(i as usize) {
                     ctx.reset_all(Actor::Apiserver(i));
-                    a.restart(scenario, down_ns, ctx);
+                    a.restart(scenario, down_ns, &mut ctx.out());
                 }
             }
             FaultRequest::RestartClient(i) => {
                 if let Some(c) = clients.get_mut(i as usize) {
-                    c.restart(ctx);
+                    c.restart(&mut ctx.out());
                 }
             }
             FaultRequest::DisconnectClient(i, d) => {
                 if let Some(c) = clients.get_mut(i as usize) {
-                    c.disconnect(d, ctx);
+                    c.disconnect(d, &mut ctx.out());
                 }
             }
             FaultRequest::PartitionApiserver(i, d) => {
                 if let Some(a) = apiservers.get_mut(i as usize) {
-                    a.partition(d, ctx);
+                    a.partition(d, &mut ctx.out());
                 }
             }
             FaultRequest::StallApiserver(i, d) => {
                 if let Some(a) = apiservers.get_mut(i as usize) {
-                    a.stall(d, ctx);
+                    a.stall(d, &mut ctx.out());
                 }
             }
             FaultRequest::Heal => {
                 for a in apiservers.iter_mut() {
-                    a.heal(scenario, ctx);
+                    a.heal(scenario, &mut ctx.out());
                 }
             }
         }
@@ -911,49 +699,4 @@ fn retag(msg: &Msg, tag: i64) -> Msg {
         }
         other => other.clone(),
     }
-}
-
-/// Hashes a message without the durations it carries (a WATCH's `timeoutSeconds`).
-fn hash_msg_timeless<H: std::hash::Hasher>(msg: &Msg, h: &mut H) {
-    use std::hash::Hash;
-    if let Msg::Api {
-        req: crate::apiserver::ApiRequest::Watch { .. },
-        ..
-    } = msg
-    {
-        let mut m = msg.clone();
-        if let Msg::Api {
-            req: crate::apiserver::ApiRequest::Watch { timeout_ns, .. },
-            ..
-        } = &mut m
-        {
-            *timeout_ns = 0;
-        }
-        m.hash(h);
-    } else {
-        msg.hash(h);
-    }
-}
-
-/// Memo slot of a boxed component's time-abstract hash (`World::hash_time_abstract`).
-const MEMO_TIMELESS: usize = 0;
-/// Memo slots of a client's anonymous time-abstract hash (`World::canonical_symmetric`), while
-/// it is not cut off and while it is.
-const MEMO_ANONYMOUS: usize = 1;
-const MEMO_ANONYMOUS_CUT_OFF: usize = 2;
-
-fn fnv_of<T: std::hash::Hash>(value: &T) -> u64 {
-    let mut h = crate::kernel::Fnv64::new();
-    value.hash(&mut h);
-    h.finish()
-}
-
-/// A client's state as the time abstraction sees it, except whether it is still cut off at
-/// the current instant (the only part that depends on the clock; hashed beside it).
-fn timeless_client_hash(c: &CowBox<Reflector>) -> u64 {
-    c.memo(MEMO_TIMELESS, |c| {
-        let mut c = c.clone();
-        c.erase_times(Nanos::MAX);
-        fnv_of(&c)
-    })
 }

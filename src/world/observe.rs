@@ -5,42 +5,10 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
 use serde_json::Value;
 
 use crate::kernel::Nanos;
-
-/// One minute of the run (for plotting storms).
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
-pub struct MinuteSample {
-    /// Minute index (0 = the first minute).
-    pub minute: u64,
-    /// Relists during the minute.
-    pub relists: u64,
-    /// Bytes read from etcd by ranges during the minute.
-    pub etcd_bytes: u64,
-    /// etcd revisions created during the minute.
-    pub revisions: u64,
-    /// LISTs served by etcd during the minute (all apiservers).
-    pub lists_from_etcd: u64,
-    /// Key and value bytes written to etcd during the minute.
-    pub etcd_write_bytes: u64,
-}
-
-/// One request a client sent (kept for the first clients only, for tests and timelines).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ClientRequest {
-    /// When.
-    pub t_ns: Nanos,
-    /// Client id.
-    pub client: u32,
-    /// `list`, `list-continue`, `watch`, `watch-list`.
-    pub kind: &'static str,
-    /// resourceVersion sent ("" = unset).
-    pub rv: String,
-    /// `limit` sent.
-    pub limit: u64,
-}
+pub use crate::report::{ClientRequest, MinuteSample};
 
 /// Clients whose requests are logged in `client_requests`.
 pub const LOGGED_CLIENTS: u32 = 16;
@@ -69,7 +37,7 @@ pub struct Observations {
     /// Requests of the first `LOGGED_CLIENTS` clients.
     pub client_requests: Vec<ClientRequest>,
     /// The invariant checker's online state (SPEC §6; `src/check/`).
-    pub checker: crate::check::Checker,
+    pub checker: crate::monitor::Checker,
 }
 
 impl Observations {

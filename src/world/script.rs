@@ -4,23 +4,22 @@
 //! `etcd.progress` on it is answered for that watch alone.
 
 use imbl::OrdMap;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::msg::{Msg, Timer};
 use super::network::{Actor, ConnId, Dir};
 use super::observe::Observations;
+use super::script_json::{api_event_json, api_result_json, kv_json, kv_result_json};
 use super::{Ctx, fault_request};
-use crate::apiserver::selector::{Field, LabelSetId, LabelTable, Selector};
-use crate::apiserver::server::resource_prefix;
-use crate::apiserver::watch_cache::EventType;
+use crate::apiserver::selector::{Field, LabelSetId, Selector};
 use crate::apiserver::{
     ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ReadRate, ResourceId, Rv, RvMatch,
-    Status,
 };
 use crate::etcd::{
-    EtcdError, Event, EventKind, Key, KeyRange, KvRequest, KvResponse, TxnOpResult, WatchRequest,
-    WatchResponse, WatchResponseKind,
+    EtcdError, Key, KeyRange, KvRequest, KvResponse, WatchRequest, WatchResponse, WatchResponseKind,
 };
+use crate::proto::Host;
+use crate::proto::api::resource_prefix;
 use crate::scenario::{FaultKind, ResourceVersionMatch, Scenario, Step, format_ns};
 
 /// The watch id the script gives every watch on its own stream.
@@ -53,86 +52,6 @@ pub struct ScriptClient {
     /// The labels of every object the script last wrote successfully (absent = none), which an
     /// `api.update` without `labels` keeps (a client's read-modify-write).
     labels_written: OrdMap<Key, LabelSetId>,
-}
-
-fn status_json(s: &Status) -> Value {
-    let mut v = json!({"code": s.code, "reason": s.reason, "message": s.message});
-    if let Some(r) = s.retry_after_seconds {
-        v["retry_after_seconds"] = json!(r);
-    }
-    if let Some(c) = s.cause {
-        v["cause"] = json!(c);
-    }
-    v
-}
-
-fn name_and_namespace(key: &Key) -> (String, String) {
-    let mut parts = key.as_str().rsplit('/');
-    let name = parts.next().unwrap_or("").to_string();
-    let ns = parts.next().unwrap_or("").to_string();
-    (name, ns)
-}
-
-fn api_event_json(ev: &ApiWatchEvent) -> Value {
-    match ev {
-        ApiWatchEvent::Object { kind, key, rv, .. } => {
-            let (name, namespace) = name_and_namespace(key);
-            let t = match kind {
-                EventType::Added => "ADDED",
-                EventType::Modified => "MODIFIED",
-                EventType::Deleted => "DELETED",
-            };
-            json!({"type": t, "name": name, "namespace": namespace, "resource_version": rv.to_string()})
-        }
-        ApiWatchEvent::Bookmark {
-            rv,
-            initial_events_end,
-        } => {
-            let mut v = json!({"type": "BOOKMARK", "resource_version": rv.to_string()});
-            if *initial_events_end {
-                v["initial_events_end"] = json!(true);
-            }
-            v
-        }
-        ApiWatchEvent::Error(s) => {
-            let mut v = status_json(s);
-            v["type"] = json!("ERROR");
-            v
-        }
-        ApiWatchEvent::Closed => json!({"type": "CLOSED"}),
-    }
-}
-
-fn api_result_json(resp: &ApiResponse) -> Value {
-    match resp {
-        ApiResponse::Written { rv } => json!({"resource_version": rv.to_string()}),
-        ApiResponse::Object {
-            key,
-            rv,
-            served_from,
-        } => {
-            let (name, namespace) = name_and_namespace(key);
-            json!({"name": name, "namespace": namespace, "resource_version": rv.to_string(),
-                   "served_from": served_from})
-        }
-        ApiResponse::WatchStarted => json!({"created": true}),
-        ApiResponse::Error(s) => json!({"error": status_json(s)}),
-        ApiResponse::List(l) => {
-            let names: Vec<String> = l
-                .items
-                .keys()
-                .take(1000)
-                .map(|k| name_and_namespace(k).0)
-                .collect();
-            json!({
-                "resource_version": l.rv.to_string(),
-                "items": l.items.len(),
-                "names": names,
-                "continue": l.continue_token.as_ref().map(|t| t.encode()).unwrap_or_default(),
-                "served_from": l.served_from,
-            })
-        }
-    }
 }
 
 fn resource_id(scenario: &Scenario, name: &str) -> ResourceId {
@@ -181,67 +100,12 @@ fn is_dns_label(s: &str) -> bool {
 
 /// The compiled selectors of a step (already validated at load).
 fn step_selector(scenario: &Scenario, label: &Option<String>, field: &Option<String>) -> Selector {
-    Selector::compile(
-        label.as_deref(),
-        field.as_deref(),
-        &LabelTable::of(scenario),
-    )
-    .unwrap_or_default()
+    Selector::compile(label.as_deref(), field.as_deref(), &scenario.label_table())
+        .unwrap_or_default()
 }
 
 fn object_key(resource: &str, namespace: &str, name: &str) -> Key {
     Key::new(&format!("/registry/{resource}/{namespace}/{name}"))
-}
-
-fn kv_json(ev: &Event) -> Value {
-    json!({
-        "type": match ev.kind { EventKind::Put => "PUT", EventKind::Delete => "DELETE" },
-        "key": ev.kv.key.as_str(),
-        "mod_revision": ev.kv.mod_revision,
-        "create_revision": ev.kv.create_revision,
-        "version": ev.kv.version,
-    })
-}
-
-fn error_json(e: &EtcdError) -> Value {
-    match e {
-        EtcdError::Compacted { compact_revision } => {
-            json!({"error": e.kind(), "compact_revision": compact_revision})
-        }
-        _ => json!({"error": e.kind(), "message": e.to_string()}),
-    }
-}
-
-fn kv_result_json(resp: &Result<KvResponse, EtcdError>) -> Value {
-    match resp {
-        Err(e) => error_json(e),
-        Ok(KvResponse::Put { revision }) | Ok(KvResponse::Compact { revision }) => {
-            json!({"revision": revision})
-        }
-        Ok(KvResponse::Delete { revision, deleted }) => {
-            json!({"revision": revision, "deleted": deleted})
-        }
-        Ok(KvResponse::Range(r)) => json!({
-            "revision": r.revision,
-            "count": r.count,
-            "more": r.more,
-            "kvs": r.kvs.iter().map(|kv| json!({
-                "key": kv.key.as_str(),
-                "create_revision": kv.create_revision,
-                "mod_revision": kv.mod_revision,
-                "version": kv.version,
-            })).collect::<Vec<_>>(),
-        }),
-        Ok(KvResponse::Txn(t)) => json!({
-            "revision": t.revision,
-            "succeeded": t.succeeded,
-            "responses": t.responses.iter().map(|r| match r {
-                TxnOpResult::Put => json!({"put": {}}),
-                TxnOpResult::Delete { deleted } => json!({"delete": {"deleted": deleted}}),
-                TxnOpResult::Range(rr) => json!({"range": {"count": rr.count}}),
-            }).collect::<Vec<_>>(),
-        }),
-    }
 }
 
 fn key_range(key: &str, prefix: bool) -> KeyRange {
@@ -363,7 +227,7 @@ impl ScriptClient {
                 progress_notify,
                 ..
             } => {
-                let conn = ctx.open_watch_stream(Actor::Script);
+                let conn = ctx.connect(Actor::Script, Actor::Etcd);
                 self.watch_streams.insert(id.clone(), conn);
                 self.stream_owner.insert(conn, (id.clone(), idx));
                 obs.watches.entry(id.clone()).or_default();
@@ -428,9 +292,7 @@ impl ScriptClient {
                     resource: r,
                     key: object_key(resource, namespace, name),
                     bytes,
-                    labels: labels
-                        .as_ref()
-                        .map_or(0, |l| LabelTable::of(scenario).id(l)),
+                    labels: labels.as_ref().map_or(0, |l| scenario.label_table().id(l)),
                 };
                 self.send_api(ctx, idx, 0, req);
             }
@@ -448,7 +310,7 @@ impl ScriptClient {
                     .unwrap_or(scenario.resources[r as usize].object_bytes.0);
                 let key = object_key(resource, namespace, name);
                 let labels = match labels {
-                    Some(l) => LabelTable::of(scenario).id(l),
+                    Some(l) => scenario.label_table().id(l),
                     None => self.labels_written.get(&key).copied().unwrap_or(0),
                 };
                 let req = ApiRequest::Update {
@@ -790,7 +652,7 @@ impl ScriptClient {
                 let key = object_key(resource, namespace, name);
                 match labels {
                     Some(l) => {
-                        let id = LabelTable::of(scenario).id(l);
+                        let id = scenario.label_table().id(l);
                         self.labels_written.insert(key, id);
                     }
                     // An update without labels keeps them; a create without labels has none.

@@ -12,6 +12,7 @@ use super::msg::{Msg, Timer};
 use super::network::{Actor, ConnId, Dir};
 use crate::etcd::{Compare, CompareOp, CompareTarget, Key, KeyRange, KvRequest, Txn, TxnOp};
 use crate::kernel::RngStream;
+use crate::proto::Host;
 use crate::scenario::{Scenario, WorkloadKind};
 
 /// Objects of one resource that the workload knows to exist.

@@ -30,18 +30,18 @@ pub(super) struct ConsistencyCheck {
 
 impl Apiserver {
     /// Arms the first consistency check of every cache and the snapshot compactor at start.
-    pub(super) fn start_cache_upkeep(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn start_cache_upkeep(&mut self, out: &mut Out<'_>) {
         self.consistency_due = Vector::new();
         if self.rules.detects_cache_inconsistency() {
             for r in 0..self.cachers.len() {
                 let due = if self.cachers[r].is_some() {
-                    ctx.now + self.consistency_jitter()
+                    out.now + self.consistency_jitter()
                 } else {
                     0
                 };
                 self.consistency_due.push_back(due);
                 if due > 0 {
-                    ctx.timer(
+                    out.timer(
                         due,
                         Timer::Apiserver(self.index, ApiTimer::ConsistencyCheck(r as ResourceId)),
                     );
@@ -49,8 +49,8 @@ impl Apiserver {
             }
         }
         if self.rules.list_from_cache_snapshots() && self.cachers.iter().any(Option::is_some) {
-            self.snapshot_compactor_due = ctx.now + SNAPSHOT_COMPACTOR_POLL_NS;
-            ctx.timer(
+            self.snapshot_compactor_due = out.now + SNAPSHOT_COMPACTOR_POLL_NS;
+            out.timer(
                 self.snapshot_compactor_due,
                 Timer::Apiserver(self.index, ApiTimer::SnapshotCompactor),
             );
@@ -63,11 +63,11 @@ impl Apiserver {
     }
 
     /// The next check of `r`, `Jitter(5m, 0.5)` after the last one ended (sliding).
-    fn rearm_consistency_check(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
-        let due = ctx.now + self.consistency_jitter();
+    fn rearm_consistency_check(&mut self, r: ResourceId, out: &mut Out<'_>) {
+        let due = out.now + self.consistency_jitter();
         if let Some(slot) = self.consistency_due.get_mut(r as usize) {
             *slot = due;
-            ctx.timer(
+            out.timer(
                 due,
                 Timer::Apiserver(self.index, ApiTimer::ConsistencyCheck(r)),
             );
@@ -76,12 +76,12 @@ impl Apiserver {
 
     /// A consistency check of `r` is due: `CalculateDigests` starts with the cache's side (a
     /// not-ready cache is an error: the next check comes a period later).
-    pub(super) fn consistency_check(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) -> &'static str {
-        if self.consistency_due.get(r as usize) != Some(&ctx.now) {
+    pub(super) fn consistency_check(&mut self, r: ResourceId, out: &mut Out<'_>) -> &'static str {
+        if self.consistency_due.get(r as usize) != Some(&out.now) {
             return "consistency.stale";
         }
         let Some(c) = self.cacher(r).filter(|c| c.ready) else {
-            self.rearm_consistency_check(r, ctx);
+            self.rearm_consistency_check(r, out);
             return "consistency.not_ready";
         };
         let check = ConsistencyCheck {
@@ -90,13 +90,13 @@ impl Apiserver {
             cache_digest: c.cache.store_digest(),
             etcd_digest: Digest::default(),
         };
-        self.consistency_page(check, None, ctx);
+        self.consistency_page(check, None, out);
         "consistency.check"
     }
 
     /// One etcd page of a check: `GetList` at `Exact` = the cache's RV, 10 000 objects, after
     /// the last key of the previous page.
-    fn consistency_page(&mut self, check: ConsistencyCheck, after: Option<Key>, ctx: &mut Ctx<'_>) {
+    fn consistency_page(&mut self, check: ConsistencyCheck, after: Option<Key>, out: &mut Out<'_>) {
         let prefix = resource_prefix(&self.resource_names[check.resource as usize]);
         let range = match after {
             None => KeyRange::Prefix(prefix),
@@ -108,8 +108,8 @@ impl Apiserver {
             limit: CONSISTENCY_CHECK_PAGE,
         };
         let r = check.resource;
-        if !self.send_etcd(req, EtcdPurpose::ConsistencyPage(Box::new(check)), ctx) {
-            self.rearm_consistency_check(r, ctx);
+        if !self.send_etcd(req, EtcdPurpose::ConsistencyPage(Box::new(check)), out) {
+            self.rearm_consistency_check(r, out);
         }
     }
 
@@ -118,12 +118,12 @@ impl Apiserver {
         &mut self,
         mut check: ConsistencyCheck,
         resp: Result<KvResponse, EtcdError>,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let r = check.resource;
         let Ok(KvResponse::Range(range)) = resp else {
             // A compacted RV or a failed read: "Cache consistency check error".
-            return self.rearm_consistency_check(r, ctx);
+            return self.rearm_consistency_check(r, out);
         };
         self.counters.consistency_check_pages += 1;
         self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
@@ -134,23 +134,23 @@ impl Apiserver {
             && let Some(last) = range.kvs.last()
         {
             let after = last.key.clone();
-            return self.consistency_page(check, Some(after), ctx);
+            return self.consistency_page(check, Some(after), out);
         }
         let consistent = check.etcd_digest == check.cache_digest;
         if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
             c.cache.mark_consistent(consistent);
         }
-        self.rearm_consistency_check(r, ctx);
+        self.rearm_consistency_check(r, out);
     }
 
     /// The snapshot compactor's 15 s poll: drop every cache's snapshots below the compaction
     /// revision this apiserver's etcd3 compactor knows.
-    pub(super) fn snapshot_compactor_poll(&mut self, ctx: &mut Ctx<'_>) -> &'static str {
-        if self.snapshot_compactor_due != ctx.now {
+    pub(super) fn snapshot_compactor_poll(&mut self, out: &mut Out<'_>) -> &'static str {
+        if self.snapshot_compactor_due != out.now {
             return "snapshot_compactor.stale";
         }
-        self.snapshot_compactor_due = ctx.now + SNAPSHOT_COMPACTOR_POLL_NS;
-        ctx.timer(
+        self.snapshot_compactor_due = out.now + SNAPSHOT_COMPACTOR_POLL_NS;
+        out.timer(
             self.snapshot_compactor_due,
             Timer::Apiserver(self.index, ApiTimer::SnapshotCompactor),
         );

@@ -83,19 +83,19 @@ impl Apiserver {
         send_initial_events: Option<bool>,
         bookmarks: bool,
         timeout_ns: Nanos,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
-        self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
+        self.reply(conn, req_id, ApiResponse::WatchStarted, out);
         let init = direct_init(self.watch_list, rv, send_initial_events, bookmarks);
         let timeout = self.watch_timeout(timeout_ns);
-        ctx.timer(
-            ctx.now + timeout,
+        out.timer(
+            out.now + timeout,
             Timer::Apiserver(self.index, ApiTimer::DirectWatchDeadline(conn)),
         );
         let read = match (&init, rv) {
             (DirectInit::Watching, Rv::At(n)) => {
                 // check: a direct watch from N delivers every change after N.
-                ctx.notice(crate::proto::Notice::WatchStarted {
+                out.notice(crate::proto::Notice::WatchStarted {
                     conn,
                     start_rv: n,
                     initial_events: 0,
@@ -107,7 +107,7 @@ impl Apiserver {
                         start_revision: n + 1,
                         progress_notify: false,
                     },
-                    ctx,
+                    out,
                 );
                 None
             }
@@ -138,10 +138,10 @@ impl Apiserver {
                 revision: 0,
                 limit,
             };
-            if !self.send_etcd(req, EtcdPurpose::DirectWatchInit(conn), ctx) {
+            if !self.send_etcd(req, EtcdPurpose::DirectWatchInit(conn), out) {
                 self.direct_watches.remove(&conn);
                 Cacher::refuse(
-                    ctx,
+                    out,
                     conn,
                     Status::internal("etcdserver: request timed out".into()),
                 );
@@ -155,7 +155,7 @@ impl Apiserver {
         &mut self,
         conn: ConnId,
         range: RangeResult,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let Some(w) = self.direct_watches.get(&conn).cloned() else {
             return;
@@ -171,12 +171,12 @@ impl Apiserver {
                 self.direct_watches.remove(&conn);
                 self.counters.too_large_errors += 1;
                 let status = Status::too_large(n, rev);
-                ctx.send(
+                out.send(
                     conn,
                     Dir::ToClient,
                     Msg::ApiWatch(ApiWatchEvent::Error(status)),
                 );
-                ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
+                out.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
                 return;
             }
             self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
@@ -186,7 +186,7 @@ impl Apiserver {
                 .filter(|kv| w.scope.contains(&kv.key) && w.selector.matches(&kv.key, kv.value_tag))
                 .collect();
             // check: the initial ADDED events are the state at the read's revision.
-            ctx.notice(crate::proto::Notice::WatchStarted {
+            out.notice(crate::proto::Notice::WatchStarted {
                 conn,
                 start_rv: rev,
                 initial_events: matched.len() as u64,
@@ -199,18 +199,18 @@ impl Apiserver {
                     bytes: kv.value_bytes,
                     prev_rv: 0,
                 };
-                ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
+                out.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
             }
             if end_bookmark {
                 let ev = ApiWatchEvent::Bookmark {
                     rv: rev,
                     initial_events_end: true,
                 };
-                ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
+                out.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
             }
         }
         if w.init == DirectInit::CurrentRv {
-            ctx.notice(crate::proto::Notice::WatchStarted {
+            out.notice(crate::proto::Notice::WatchStarted {
                 conn,
                 start_rv: rev,
                 initial_events: 0,
@@ -226,13 +226,13 @@ impl Apiserver {
                 start_revision: rev + 1,
                 progress_notify: false,
             },
-            ctx,
+            out,
         );
     }
 
     /// An etcd watch response for a direct watch: its events (matched against the watch's
     /// scope), or the cancellation of a compacted start (410 on the stream, then the end).
-    pub(super) fn on_direct_watch(&mut self, resp: WatchResponse, ctx: &mut Ctx<'_>) {
+    pub(super) fn on_direct_watch(&mut self, resp: WatchResponse, out: &mut Out<'_>) {
         let conn = resp.watch_id as ConnId;
         let Some(w) = self.direct_watches.get(&conn).cloned() else {
             return;
@@ -255,10 +255,10 @@ impl Apiserver {
                         ));
                         self.direct_watches.remove(&conn);
                         let watch_id = conn as i64;
-                        self.send_direct(WatchRequest::Cancel { watch_id }, ctx);
+                        self.send_direct(WatchRequest::Cancel { watch_id }, out);
                         let error = ApiWatchEvent::Error(status);
-                        ctx.send(conn, Dir::ToClient, Msg::ApiWatch(error));
-                        ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
+                        out.send(conn, Dir::ToClient, Msg::ApiWatch(error));
+                        out.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
                         return;
                     }
                     // `transform`: the event as the selector sees it, from the new object and
@@ -286,18 +286,18 @@ impl Apiserver {
                         bytes,
                         prev_rv: prev.map_or(0, |p| p.mod_revision),
                     };
-                    ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
+                    out.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
                 }
             }
             WatchResponseKind::Canceled { .. } => {
                 self.direct_watches.remove(&conn);
                 self.counters.too_old_errors += 1;
-                ctx.send(
+                out.send(
                     conn,
                     Dir::ToClient,
                     Msg::ApiWatch(ApiWatchEvent::Error(Status::watch_too_old_etcd())),
                 );
-                ctx.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
+                out.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
             }
             _ => {}
         }

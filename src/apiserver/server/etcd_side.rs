@@ -23,7 +23,7 @@ pub(super) fn objects_of(range: &RangeResult) -> OrdMap<Key, Obj> {
 
 /// ADDED for a put that created the key (`create_revision == mod_revision`, etcd3 watcher), else
 /// MODIFIED; DELETED for a delete.
-pub(super) fn event_type(e: &crate::etcd::Event) -> EventType {
+pub(super) fn event_type(e: &crate::proto::etcd::Event) -> EventType {
     match e.kind {
         EventKind::Delete => EventType::Deleted,
         EventKind::Put if e.kv.create_revision == e.kv.mod_revision => EventType::Added,
@@ -36,62 +36,62 @@ impl Apiserver {
         &mut self,
         req: KvRequest,
         purpose: EtcdPurpose,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> bool {
         if self.partitioned {
             return false;
         }
         let conn = *self
             .etcd_kv
-            .get_or_insert_with(|| ctx.connect(Actor::Apiserver(self.index), Actor::Etcd));
+            .get_or_insert_with(|| out.connect(Actor::Apiserver(self.index), Actor::Etcd));
         let req_id = self.next_etcd_req;
         self.next_etcd_req += 1;
         self.pending_etcd.insert(req_id, purpose);
-        ctx.send(conn, Dir::ToServer, Msg::Kv { req_id, req });
+        out.send(conn, Dir::ToServer, Msg::Kv { req_id, req });
         true
     }
 
-    pub(super) fn send_etcd_watch(&mut self, req: WatchRequest, ctx: &mut Ctx<'_>) {
+    pub(super) fn send_etcd_watch(&mut self, req: WatchRequest, out: &mut Out<'_>) {
         if self.partitioned {
             return;
         }
         let conn = *self
             .etcd_watch
-            .get_or_insert_with(|| ctx.open_watch_stream(Actor::Apiserver(self.index)));
-        ctx.send(conn, Dir::ToServer, Msg::Watch(req));
+            .get_or_insert_with(|| out.open_watch_stream(Actor::Apiserver(self.index)));
+        out.send(conn, Dir::ToServer, Msg::Watch(req));
     }
 
-    pub(super) fn cacher_list(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+    pub(super) fn cacher_list(&mut self, r: ResourceId, out: &mut Out<'_>) {
         let prefix = resource_prefix(&self.resource_names[r as usize]);
         let req = KvRequest::Range {
             range: KeyRange::Prefix(prefix),
             revision: 0,
             limit: 0,
         };
-        if !self.send_etcd(req, EtcdPurpose::CacherList(r), ctx) {
+        if !self.send_etcd(req, EtcdPurpose::CacherList(r), out) {
             // etcd unreachable: the reflector's ListAndWatch fails; wait.Until retries in 1 s.
-            self.arm_cacher_restart(r, ctx);
+            self.arm_cacher_restart(r, out);
         }
     }
 
-    pub(super) fn arm_cacher_restart(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+    pub(super) fn arm_cacher_restart(&mut self, r: ResourceId, out: &mut Out<'_>) {
         if let Some(Some(c)) = self.cachers.get_mut(r as usize)
             && !c.restart_armed
         {
             c.restart_armed = true;
-            ctx.timer(
-                ctx.now + CACHER_RESTART_DELAY_NS,
+            out.timer(
+                out.now + CACHER_RESTART_DELAY_NS,
                 Timer::Apiserver(self.index, ApiTimer::CacherRestart(r)),
             );
         }
     }
 
     /// The cacher's etcd watch failed (compacted, stream lost): not ready; re-list in 1 s.
-    pub(super) fn cacher_failed(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+    pub(super) fn cacher_failed(&mut self, r: ResourceId, out: &mut Out<'_>) {
         if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
-            c.set_not_ready(ctx.now);
+            c.set_not_ready(out.now);
         }
-        self.arm_cacher_restart(r, ctx);
+        self.arm_cacher_restart(r, out);
     }
 
     /// Handles an etcd KV answer.
@@ -100,7 +100,7 @@ impl Apiserver {
         conn: ConnId,
         req_id: u64,
         resp: Result<KvResponse, EtcdError>,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         if Some(conn) != self.etcd_kv {
             return; // an answer to a previous incarnation
@@ -110,8 +110,8 @@ impl Apiserver {
         };
         match purpose {
             EtcdPurpose::CacherList(r) => match resp {
-                Ok(KvResponse::Range(range)) => self.cacher_listed(r, range, ctx),
-                _ => self.arm_cacher_restart(r, ctx),
+                Ok(KvResponse::Range(range)) => self.cacher_listed(r, range, out),
+                _ => self.arm_cacher_restart(r, out),
             },
             EtcdPurpose::Probe(wait_id) => match resp {
                 Ok(KvResponse::Range(range)) => {
@@ -130,25 +130,25 @@ impl Apiserver {
                         )
                     });
                     if starts_now && let Some(w) = self.waits.remove(&wait_id) {
-                        return self.serve_wait(w, ctx);
+                        return self.serve_wait(w, out);
                     }
-                    ctx.timer(
-                        ctx.now + BLOCK_TIMEOUT_NS,
+                    out.timer(
+                        out.now + BLOCK_TIMEOUT_NS,
                         Timer::Apiserver(self.index, ApiTimer::ReadDeadline(wait_id)),
                     );
-                    self.arm_progress(ctx);
+                    self.arm_progress(out);
                     let r = self.waits.get(&wait_id).map(|w| w.resource);
                     if let Some(r) = r {
-                        self.check_waits(r, ctx);
+                        self.check_waits(r, out);
                     }
                 }
                 Ok(_) | Err(_) => {
                     if let Some(w) = self.waits.remove(&wait_id) {
-                        self.fail_wait(w, Status::internal("etcd probe failed".into()), ctx);
+                        self.fail_wait(w, Status::internal("etcd probe failed".into()), out);
                     }
                 }
             },
-            EtcdPurpose::ClientList(cl) => self.client_list_answered(cl, resp, ctx),
+            EtcdPurpose::ClientList(cl) => self.client_list_answered(cl, resp, out),
             EtcdPurpose::Write {
                 conn,
                 req_id,
@@ -184,7 +184,7 @@ impl Apiserver {
                     Err(e) => ApiResponse::Error(Status::internal(e.to_string())),
                     Ok(_) => ApiResponse::Error(Status::internal("unexpected etcd answer".into())),
                 };
-                ctx.send(
+                out.send(
                     conn,
                     Dir::ToClient,
                     Msg::ApiReply {
@@ -210,7 +210,7 @@ impl Apiserver {
                             self.send_etcd(
                                 KvRequest::Compact { revision },
                                 EtcdPurpose::Compact,
-                                ctx,
+                                out,
                             );
                         }
                     }
@@ -218,14 +218,14 @@ impl Apiserver {
                 }
             }
             EtcdPurpose::Compact => {}
-            EtcdPurpose::ConsistencyPage(check) => self.consistency_page_read(*check, resp, ctx),
+            EtcdPurpose::ConsistencyPage(check) => self.consistency_page_read(*check, resp, out),
             EtcdPurpose::FutureRevisionProbe { conn, req_id, rv } => {
                 // A failed read leaves "current" at 0, as `listReadError` does.
                 let current = match resp {
                     Ok(KvResponse::Range(r)) => r.revision,
                     _ => 0,
                 };
-                self.list_failed(conn, req_id, Status::too_large_from_etcd(rv, current), ctx);
+                self.list_failed(conn, req_id, Status::too_large_from_etcd(rv, current), out);
             }
             EtcdPurpose::Get {
                 conn,
@@ -233,26 +233,26 @@ impl Apiserver {
                 resource,
                 key,
                 min_rv,
-            } => self.got_from_etcd(conn, req_id, resource, key, min_rv, resp, ctx),
+            } => self.got_from_etcd(conn, req_id, resource, key, min_rv, resp, out),
             EtcdPurpose::DirectWatchInit(conn) => match resp {
-                Ok(KvResponse::Range(range)) => self.direct_watch_listed(conn, range, ctx),
+                Ok(KvResponse::Range(range)) => self.direct_watch_listed(conn, range, out),
                 _ => {
                     if self.direct_watches.remove(&conn).is_some() {
-                        Cacher::refuse(ctx, conn, Status::internal("etcd read failed".into()));
+                        Cacher::refuse(out, conn, Status::internal("etcd read failed".into()));
                     }
                 }
             },
         }
     }
 
-    pub(super) fn cacher_listed(&mut self, r: ResourceId, range: RangeResult, ctx: &mut Ctx<'_>) {
+    pub(super) fn cacher_listed(&mut self, r: ResourceId, range: RangeResult, out: &mut Out<'_>) {
         let rv = range.revision;
         let objects = objects_of(&range);
         self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
         self.counters.cache_initializations += 1;
         let prefix = match self.cachers.get_mut(r as usize) {
             Some(Some(c)) => {
-                c.replace(objects, rv, ctx.now);
+                c.replace(objects, rv, out.now);
                 c.prefix.clone()
             }
             _ => return,
@@ -267,7 +267,7 @@ impl Apiserver {
         // Mutant `no_progress_notify_after_restart` (KEP-1904): a restarted apiserver's cacher
         // watches go without progress notify.
         let progress_notify =
-            !(ctx.mutants.no_progress_notify_after_restart && self.counters.restarts > 0);
+            !(self.mutants.no_progress_notify_after_restart && self.counters.restarts > 0);
         self.send_etcd_watch(
             WatchRequest::Create {
                 watch_id,
@@ -275,10 +275,10 @@ impl Apiserver {
                 start_revision: rv + 1,
                 progress_notify,
             },
-            ctx,
+            out,
         );
-        self.unpark(r, ctx);
-        self.check_waits(r, ctx);
+        self.unpark(r, out);
+        self.check_waits(r, out);
     }
 
     /// Handles a response on the apiserver's etcd watch streams.
@@ -287,10 +287,10 @@ impl Apiserver {
         conn: ConnId,
         resp: WatchResponse,
         scenario: &Scenario,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         if Some(conn) == self.direct_stream {
-            self.on_direct_watch(resp, ctx);
+            self.on_direct_watch(resp, out);
             return;
         }
         if Some(conn) != self.etcd_watch {
@@ -300,14 +300,14 @@ impl Apiserver {
             self.held.push_back(resp);
             return;
         }
-        self.apply_etcd_watch(resp, scenario, ctx);
+        self.apply_etcd_watch(resp, scenario, out);
     }
 
     pub(super) fn apply_etcd_watch(
         &mut self,
         resp: WatchResponse,
         _scenario: &Scenario,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         match resp.kind {
             WatchResponseKind::Created => {}
@@ -348,19 +348,19 @@ impl Apiserver {
                             _ => e.kv.value_tag,
                         },
                         prev_labels,
-                        time_ns: ctx.now,
+                        time_ns: out.now,
                     };
-                    closed.extend(c.process_event(ctx.now, ev, ctx));
+                    closed.extend(c.process_event(out.now, ev, out));
                 }
                 for conn in closed {
                     self.client_watches.remove(&conn);
                 }
                 if refused {
                     let watch_id = resp.watch_id;
-                    self.send_etcd_watch(WatchRequest::Cancel { watch_id }, ctx);
-                    return self.cacher_failed(r, ctx);
+                    self.send_etcd_watch(WatchRequest::Cancel { watch_id }, out);
+                    return self.cacher_failed(r, out);
                 }
-                self.check_waits(r, ctx);
+                self.check_waits(r, out);
             }
             WatchResponseKind::Progress => {
                 let targets: Vec<usize> = if resp.watch_id < 0 {
@@ -377,7 +377,7 @@ impl Apiserver {
                     {
                         c.storage_bookmark(resp.header_revision);
                     }
-                    self.check_waits(r as ResourceId, ctx);
+                    self.check_waits(r as ResourceId, out);
                 }
             }
             WatchResponseKind::Canceled { .. } => {
@@ -388,10 +388,10 @@ impl Apiserver {
                     WatchRequest::Cancel {
                         watch_id: resp.watch_id,
                     },
-                    ctx,
+                    out,
                 );
                 if let Some(r) = self.current_cacher(resp.watch_id) {
-                    self.cacher_failed(r, ctx);
+                    self.cacher_failed(r, out);
                 }
             }
         }

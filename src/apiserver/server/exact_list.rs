@@ -57,29 +57,29 @@ impl Apiserver {
         selector: Selector,
         limit: u64,
         exact: ExactList,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         // `cacher.go ShouldDelegateExactRV` / `ShouldDelegateContinue`: a non-recursive LIST (one
         // object, the registry's `MatchesSingle`) always goes to etcd.
         let single = matches!(scope, KeyRange::Single(_));
         let Some(c) = self.cacher(resource).filter(|_| !single) else {
-            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, ctx);
+            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, out);
         };
         let cache_rv = c.cache.resource_version();
         let fresh = exact.rv <= cache_rv;
         if fresh && !c.cache.can_serve_exact(exact.rv) {
-            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, ctx);
+            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, out);
         }
         if !c.ready {
             // `delegator.go GetList`: shouldDelegateListOnNotReadyCache, else the cacher's 429.
             if delegates_on_not_ready_cache(&scope, &selector, limit) {
-                return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, ctx);
+                return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, out);
             }
-            return self.list_failed(conn, req_id, self.not_ready_status(resource, ctx.now), ctx);
+            return self.list_failed(conn, req_id, self.not_ready_status(resource, out.now), out);
         }
         if fresh {
             return self
-                .serve_exact_list(conn, req_id, resource, scope, selector, limit, exact, ctx);
+                .serve_exact_list(conn, req_id, resource, scope, selector, limit, exact, out);
         }
         let target = exact.rv;
         let kind = WaitKind::List {
@@ -92,7 +92,7 @@ impl Apiserver {
             fallback: false,
             exact: Some(Box::new(exact)),
         };
-        self.add_wait(resource, target, kind, ctx);
+        self.add_wait(resource, target, kind, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -104,7 +104,7 @@ impl Apiserver {
         selector: Selector,
         limit: u64,
         exact: ExactList,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         self.list_from_etcd(
             conn,
@@ -115,7 +115,7 @@ impl Apiserver {
             exact.rv_match,
             limit,
             exact.continue_token,
-            ctx,
+            out,
         );
     }
 
@@ -132,13 +132,13 @@ impl Apiserver {
         selector: Selector,
         limit: u64,
         exact: ExactList,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let state = self
             .cacher(resource)
             .and_then(|c| c.cache.state_at(exact.rv));
         let Some(state) = state else {
-            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, ctx);
+            return self.exact_list_from_etcd(conn, req_id, scope, selector, limit, exact, out);
         };
         // `cacher.go computeListLimit`: the cache ignores the limit of an RV "0" request (a
         // continuation sent with RV "0" gets the whole rest).
@@ -167,7 +167,7 @@ impl Apiserver {
                 bytes,
                 digest: None,
             },
-            ctx,
+            out,
         );
     }
 }

@@ -21,7 +21,7 @@ impl Apiserver {
         resource: ResourceId,
         key: Key,
         rv: Rv,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let min_rv = match rv {
             Rv::At(n) => n,
@@ -45,17 +45,17 @@ impl Apiserver {
                     revision: 0,
                     limit: 0,
                 };
-                if !self.send_etcd(req, purpose, ctx) {
+                if !self.send_etcd(req, purpose, out) {
                     let status = Status::internal("etcdserver: request timed out".into());
-                    self.reply(conn, req_id, ApiResponse::Error(status), ctx);
+                    self.reply(conn, req_id, ApiResponse::Error(status), out);
                 }
             }
             Some(cache_rv) if min_rv <= cache_rv => {
-                self.get_from_cache(conn, req_id, resource, &key, ctx)
+                self.get_from_cache(conn, req_id, resource, &key, out)
             }
             Some(_) => {
                 let kind = WaitKind::Get { conn, req_id, key };
-                self.add_wait(resource, min_rv, kind, ctx);
+                self.add_wait(resource, min_rv, kind, out);
             }
         }
     }
@@ -67,7 +67,7 @@ impl Apiserver {
         req_id: u64,
         resource: ResourceId,
         key: &Key,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let found = self
             .cacher(resource)
@@ -80,7 +80,7 @@ impl Apiserver {
             },
             None => ApiResponse::Error(self.get_not_found(resource, key)),
         };
-        self.reply(conn, req_id, resp, ctx);
+        self.reply(conn, req_id, resp, out);
     }
 
     /// etcd answered a GET.
@@ -93,7 +93,7 @@ impl Apiserver {
         key: Key,
         min_rv: i64,
         resp: Result<KvResponse, EtcdError>,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let reply = match resp {
             Ok(KvResponse::Range(range)) => {
@@ -116,7 +116,7 @@ impl Apiserver {
             Err(e) => ApiResponse::Error(Status::internal(e.to_string())),
             Ok(_) => ApiResponse::Error(Status::internal("unexpected etcd answer".into())),
         };
-        self.reply(conn, req_id, reply, ctx);
+        self.reply(conn, req_id, reply, out);
     }
 
     fn get_not_found(&self, resource: ResourceId, key: &Key) -> Status {

@@ -11,7 +11,7 @@ impl Apiserver {
 
     /// Kill and restart (after the world reset its connections): caches start cold, after
     /// `down_ns` of downtime (0 = at once).
-    pub fn restart(&mut self, scenario: &Scenario, down_ns: Nanos, ctx: &mut Ctx<'_>) {
+    pub fn restart(&mut self, scenario: &Scenario, down_ns: Nanos, out: &mut Out<'_>) {
         // The world has reset every connection of this process; start from nothing.
         self.counters.restarts += 1;
         self.etcd_kv = None;
@@ -44,20 +44,20 @@ impl Apiserver {
             }
         }
         self.cachers = Vector::new();
-        self.down_until_ns = ctx.now + down_ns;
+        self.down_until_ns = out.now + down_ns;
         if down_ns > 0 {
             self.down = true;
-            ctx.timer(
-                ctx.now + down_ns,
+            out.timer(
+                out.now + down_ns,
                 Timer::Apiserver(self.index, ApiTimer::Start),
             );
         } else {
             self.down = false;
-            self.start(scenario, ctx);
+            self.start(scenario, out);
         }
     }
 
-    pub(super) fn hangup_etcd(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn hangup_etcd(&mut self, out: &mut Out<'_>) {
         for conn in [
             self.etcd_kv.take(),
             self.etcd_watch.take(),
@@ -66,40 +66,40 @@ impl Apiserver {
         .into_iter()
         .flatten()
         {
-            ctx.send(conn, Dir::ToServer, Msg::Hangup);
+            out.send(conn, Dir::ToServer, Msg::Hangup);
         }
     }
 
     /// Cut off from etcd for `for_ns`: the cacher watches break, re-lists fail until healed.
-    pub fn partition(&mut self, for_ns: Option<Nanos>, ctx: &mut Ctx<'_>) {
-        self.hangup_etcd(ctx);
+    pub fn partition(&mut self, for_ns: Option<Nanos>, out: &mut Out<'_>) {
+        self.hangup_etcd(out);
         self.pending_etcd = OrdMap::new();
         self.partitioned = true;
         for r in 0..self.cachers.len() {
-            self.cacher_failed(r as ResourceId, ctx);
+            self.cacher_failed(r as ResourceId, out);
         }
         if let Some(d) = for_ns {
-            ctx.timer(ctx.now + d, Timer::Apiserver(self.index, ApiTimer::Heal));
+            out.timer(out.now + d, Timer::Apiserver(self.index, ApiTimer::Heal));
         }
     }
 
     /// Stop processing etcd watch events for `for_ns` (the cache lags; it stays ready).
-    pub fn stall(&mut self, for_ns: Option<Nanos>, ctx: &mut Ctx<'_>) {
+    pub fn stall(&mut self, for_ns: Option<Nanos>, out: &mut Out<'_>) {
         self.stalled = true;
         if let Some(d) = for_ns {
-            ctx.timer(ctx.now + d, Timer::Apiserver(self.index, ApiTimer::Heal));
+            out.timer(out.now + d, Timer::Apiserver(self.index, ApiTimer::Heal));
         }
     }
 
     /// End of a partition or stall: held etcd events are processed in order.
-    pub fn heal(&mut self, scenario: &Scenario, ctx: &mut Ctx<'_>) {
+    pub fn heal(&mut self, scenario: &Scenario, out: &mut Out<'_>) {
         self.partitioned = false;
         if self.stalled {
             self.stalled = false;
             let held: Vec<WatchResponse> = self.held.iter().cloned().collect();
             self.held = Vector::new();
             for resp in held {
-                self.apply_etcd_watch(resp, scenario, ctx);
+                self.apply_etcd_watch(resp, scenario, out);
             }
         }
     }

@@ -104,10 +104,10 @@ impl Apiserver {
         conn: ConnId,
         req_id: u64,
         status: Status,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         self.counters.lists_in_flight = self.counters.lists_in_flight.saturating_sub(1);
-        self.reply(conn, req_id, ApiResponse::Error(status), ctx);
+        self.reply(conn, req_id, ApiResponse::Error(status), out);
     }
 
     /// A LIST result leaves after encoding (`bytes / list_serve_bytes_per_second`), holding its
@@ -117,7 +117,7 @@ impl Apiserver {
         conn: ConnId,
         req_id: u64,
         result: ListResult,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         self.counters.list_bytes += result.bytes;
         let memory_bytes = match result.served_from {
@@ -148,17 +148,17 @@ impl Apiserver {
                 memory_bytes,
             },
         );
-        ctx.timer(
-            ctx.now + delay,
+        out.timer(
+            out.now + delay,
             Timer::Apiserver(self.index, ApiTimer::ListSent(id)),
         );
     }
 
-    pub(super) fn list_sent(&mut self, id: u64, ctx: &mut Ctx<'_>) {
+    pub(super) fn list_sent(&mut self, id: u64, out: &mut Out<'_>) {
         if let Some(s) = self.sending.remove(&id) {
             self.counters.list_memory_bytes -= s.memory_bytes;
             self.counters.lists_in_flight = self.counters.lists_in_flight.saturating_sub(1);
-            ctx.send(
+            out.send(
                 s.conn,
                 Dir::ToClient,
                 Msg::ApiReply {
@@ -174,7 +174,7 @@ impl Apiserver {
         conn: ConnId,
         req_id: u64,
         req: ApiRequest,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let ApiRequest::List {
             resource,
@@ -193,15 +193,15 @@ impl Apiserver {
         let continue_token = continue_token.map(|t| t.resolved_against(&token_base(&scope)));
         self.list_started();
         if let Err(status) = validate_list(rv, rv_match, continue_token.is_some()) {
-            return self.list_failed(conn, req_id, status, ctx);
+            return self.list_failed(conn, req_id, status, out);
         }
         if continue_token.is_some() && matches!(rv, Rv::At(_)) {
-            return self.list_failed(conn, req_id, Status::continue_with_rv(), ctx);
+            return self.list_failed(conn, req_id, Status::continue_with_rv(), out);
         }
         if self.rules.list_from_cache_snapshots()
             && let Some(exact) = exact_list(rv, rv_match, limit, continue_token.as_ref())
         {
-            return self.on_exact_list(conn, req_id, resource, scope, selector, limit, exact, ctx);
+            return self.on_exact_list(conn, req_id, resource, scope, selector, limit, exact, out);
         }
         let delegate = should_delegate_list(
             self.rules,
@@ -224,8 +224,8 @@ impl Apiserver {
                         return self.list_failed(
                             conn,
                             req_id,
-                            self.not_ready_status(resource, ctx.now),
-                            ctx,
+                            self.not_ready_status(resource, out.now),
+                            out,
                         );
                     }
                     true
@@ -250,7 +250,7 @@ impl Apiserver {
                 rv_match,
                 limit,
                 continue_token,
-                ctx,
+                out,
             );
         }
         let cache_rv = self
@@ -259,10 +259,10 @@ impl Apiserver {
             .unwrap_or(0);
         match rv {
             Rv::Zero => {
-                self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, 0, ctx)
+                self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, 0, out)
             }
             Rv::At(n) if cache_rv >= n => {
-                self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, limit, ctx)
+                self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, limit, out)
             }
             Rv::At(n) => {
                 let kind = WaitKind::List {
@@ -275,11 +275,11 @@ impl Apiserver {
                     fallback: false,
                     exact: None,
                 };
-                self.add_wait(resource, n, kind, ctx);
+                self.add_wait(resource, n, kind, out);
             }
-            Rv::Unset if ctx.mutants.consistent_list_without_wait => {
+            Rv::Unset if self.mutants.consistent_list_without_wait => {
                 // Mutant: served from the cache as it is, without the freshness wait.
-                self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, limit, ctx)
+                self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, limit, out)
             }
             Rv::Unset => {
                 // Consistent read from cache: probe etcd's current revision, then wait for it.
@@ -293,7 +293,7 @@ impl Apiserver {
                     fallback: true,
                     exact: None,
                 };
-                self.add_probed_wait(resource, kind, ctx);
+                self.add_probed_wait(resource, kind, out);
             }
         }
     }
@@ -319,7 +319,7 @@ impl Apiserver {
         scope: &KeyRange,
         selector: &Selector,
         limit: u64,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let Some(c) = self.cacher(resource) else {
             return;
@@ -343,7 +343,7 @@ impl Apiserver {
                 bytes,
                 digest: None,
             };
-            return self.list_done(conn, req_id, result, ctx);
+            return self.list_done(conn, req_id, result, out);
         }
         let whole = matches!(scope, KeyRange::Prefix(p) if *p == c.prefix);
         let mut items: OrdMap<Key, Obj> = if whole {
@@ -385,7 +385,7 @@ impl Apiserver {
                 bytes,
                 digest,
             },
-            ctx,
+            out,
         );
     }
 
@@ -400,7 +400,7 @@ impl Apiserver {
         rv_match: Option<RvMatch>,
         limit: u64,
         continue_token: Option<ContinueToken>,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         // etcd3/store.go GetList: continuation pins the token's revision; Exact (and legacy
         // RV=N with a limit) read at N; otherwise the latest revision, checked NotOlderThan.
@@ -457,7 +457,7 @@ impl Apiserver {
             revision: at_rv.unwrap_or(0),
             limit: limit as i64,
         };
-        self.send_list_read(req, purpose, conn, req_id, ctx);
+        self.send_list_read(req, purpose, conn, req_id, out);
     }
 
     /// Sends one range read of a client's LIST to etcd; the LIST fails (500) when etcd cannot be
@@ -468,14 +468,14 @@ impl Apiserver {
         purpose: EtcdPurpose,
         conn: ConnId,
         req_id: u64,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
-        if !self.send_etcd(req, purpose, ctx) {
+        if !self.send_etcd(req, purpose, out) {
             self.list_failed(
                 conn,
                 req_id,
                 Status::internal("etcdserver: request timed out".into()),
-                ctx,
+                out,
             );
         }
     }
@@ -489,7 +489,7 @@ impl Apiserver {
         after: Key,
         rv: i64,
         matched: OrdMap<Key, Obj>,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let page_limit = (cl.page_limit * 2)
             .min(GET_LIST_MAX_PAGE)
@@ -507,14 +507,14 @@ impl Apiserver {
             page_limit,
             ..cl
         });
-        self.send_list_read(req, purpose, conn, req_id, ctx);
+        self.send_list_read(req, purpose, conn, req_id, out);
     }
 
     pub(super) fn client_list_answered(
         &mut self,
         cl: ClientList,
         resp: Result<KvResponse, EtcdError>,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         match resp {
             Ok(KvResponse::Range(r)) => {
@@ -526,7 +526,7 @@ impl Apiserver {
                         cl.conn,
                         cl.req_id,
                         Status::too_large_from_etcd(min, r.revision),
-                        ctx,
+                        out,
                     );
                 }
                 let read = objects_of(&r);
@@ -557,7 +557,7 @@ impl Apiserver {
                         && let Some(after) = last.clone()
                         && let Some(dir) = read_directory(&cl.scope)
                     {
-                        return self.next_list_page(cl, dir, after, list_rv, matched, ctx);
+                        return self.next_list_page(cl, dir, after, list_rv, matched, out);
                     }
                     (matched, full || r.more, last)
                 } else {
@@ -584,7 +584,7 @@ impl Apiserver {
                         digest: None,
                         bytes,
                     },
-                    ctx,
+                    out,
                 );
             }
             Err(EtcdError::Compacted { .. }) => {
@@ -593,7 +593,7 @@ impl Apiserver {
                 } else {
                     Status::list_too_old_etcd()
                 };
-                self.list_failed(cl.conn, cl.req_id, status, ctx);
+                self.list_failed(cl.conn, cl.req_id, status, out);
             }
             Err(e @ EtcdError::FutureRevision) => {
                 // A read pinned above etcd's revision (Exact, legacy exact, a continuation).
@@ -609,17 +609,17 @@ impl Apiserver {
                         req_id: cl.req_id,
                         rv,
                     };
-                    self.send_list_read(req, purpose, cl.conn, cl.req_id, ctx);
+                    self.send_list_read(req, purpose, cl.conn, cl.req_id, out);
                 } else {
-                    self.list_failed(cl.conn, cl.req_id, Status::unknown(e.to_string()), ctx);
+                    self.list_failed(cl.conn, cl.req_id, Status::unknown(e.to_string()), out);
                 }
             }
-            Err(e) => self.list_failed(cl.conn, cl.req_id, Status::internal(e.to_string()), ctx),
+            Err(e) => self.list_failed(cl.conn, cl.req_id, Status::internal(e.to_string()), out),
             Ok(_) => self.list_failed(
                 cl.conn,
                 cl.req_id,
                 Status::internal("unexpected etcd answer".into()),
-                ctx,
+                out,
             ),
         }
     }

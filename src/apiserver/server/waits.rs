@@ -10,7 +10,7 @@ impl Apiserver {
         resource: ResourceId,
         target_rv: i64,
         kind: WaitKind,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let id = self.next_wait;
         self.next_wait += 1;
@@ -22,11 +22,11 @@ impl Apiserver {
                 kind,
             },
         );
-        ctx.timer(
-            ctx.now + BLOCK_TIMEOUT_NS,
+        out.timer(
+            out.now + BLOCK_TIMEOUT_NS,
             Timer::Apiserver(self.index, ApiTimer::ReadDeadline(id)),
         );
-        self.arm_progress(ctx);
+        self.arm_progress(out);
     }
 
     /// `etcd3/store.go GetCurrentResourceVersion` for the resource under `prefix`: a quorum
@@ -49,7 +49,7 @@ impl Apiserver {
         &mut self,
         resource: ResourceId,
         kind: WaitKind,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let id = self.next_wait;
         self.next_wait += 1;
@@ -63,12 +63,12 @@ impl Apiserver {
         );
         let req =
             self.current_revision_read(&resource_prefix(&self.resource_names[resource as usize]));
-        if !self.send_etcd(req, EtcdPurpose::Probe(id), ctx) {
+        if !self.send_etcd(req, EtcdPurpose::Probe(id), out) {
             let w = self.waits.remove(&id).expect("just added");
             self.fail_wait(
                 w,
                 Status::internal("etcdserver: request timed out".into()),
-                ctx,
+                out,
             );
         }
     }
@@ -77,31 +77,31 @@ impl Apiserver {
     /// only with consistent reads from cache (etcd must support RequestWatchProgress). Its timer
     /// runs while nobody waits: the first waiter after an idle spell gets a request at once, then
     /// one every 100 ms while anyone waits.
-    pub(super) fn arm_progress(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn arm_progress(&mut self, out: &mut Out<'_>) {
         if self.consistent_list_from_cache && !self.progress_armed && !self.waits.is_empty() {
             self.progress_armed = true;
-            ctx.timer(
-                self.progress_timer_ns.max(ctx.now),
+            out.timer(
+                self.progress_timer_ns.max(out.now),
                 Timer::Apiserver(self.index, ApiTimer::ProgressRequest),
             );
         }
     }
 
-    pub(super) fn progress_tick(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn progress_tick(&mut self, out: &mut Out<'_>) {
         self.progress_armed = false;
         if self.waits.is_empty() {
             // `timer.Reset(0)`: the next waiter's request goes out at once.
-            self.progress_timer_ns = ctx.now;
+            self.progress_timer_ns = out.now;
             return;
         }
         self.counters.progress_requests += 1;
-        self.progress_timer_ns = ctx.now + PROGRESS_REQUEST_PERIOD_NS;
-        self.send_etcd_watch(WatchRequest::Progress, ctx);
-        self.arm_progress(ctx);
+        self.progress_timer_ns = out.now + PROGRESS_REQUEST_PERIOD_NS;
+        self.send_etcd_watch(WatchRequest::Progress, out);
+        self.arm_progress(out);
     }
 
     /// Serves every wait on `resource` that the cache now satisfies.
-    pub(super) fn check_waits(&mut self, resource: ResourceId, ctx: &mut Ctx<'_>) {
+    pub(super) fn check_waits(&mut self, resource: ResourceId, out: &mut Out<'_>) {
         let Some(c) = self.cacher(resource) else {
             return;
         };
@@ -117,15 +117,15 @@ impl Apiserver {
             .collect();
         for id in due {
             if let Some(w) = self.waits.remove(&id) {
-                self.serve_wait(w, ctx);
+                self.serve_wait(w, out);
             }
         }
     }
 
-    pub(super) fn serve_wait(&mut self, w: Wait, ctx: &mut Ctx<'_>) {
+    pub(super) fn serve_wait(&mut self, w: Wait, out: &mut Out<'_>) {
         match w.kind {
             WaitKind::Get { conn, req_id, key } => {
-                self.get_from_cache(conn, req_id, w.resource, &key, ctx)
+                self.get_from_cache(conn, req_id, w.resource, &key, out)
             }
             WaitKind::List {
                 conn,
@@ -138,12 +138,12 @@ impl Apiserver {
                 ..
             } => match exact {
                 Some(exact) => self.serve_exact_list(
-                    conn, req_id, w.resource, scope, selector, limit, *exact, ctx,
+                    conn, req_id, w.resource, scope, selector, limit, *exact, out,
                 ),
                 None => {
                     let limit = if requested == Rv::Zero { 0 } else { limit };
                     self.serve_list_from_cache(
-                        conn, req_id, w.resource, &scope, &selector, limit, ctx,
+                        conn, req_id, w.resource, &scope, &selector, limit, out,
                     );
                 }
             },
@@ -171,32 +171,32 @@ impl Apiserver {
                     deadline_ns,
                     read_rate,
                     initial,
-                    ctx,
+                    out,
                 );
             }
         }
     }
 
-    pub(super) fn fail_wait(&mut self, w: Wait, status: Status, ctx: &mut Ctx<'_>) {
+    pub(super) fn fail_wait(&mut self, w: Wait, status: Status, out: &mut Out<'_>) {
         match w.kind {
-            WaitKind::List { conn, req_id, .. } => self.list_failed(conn, req_id, status, ctx),
+            WaitKind::List { conn, req_id, .. } => self.list_failed(conn, req_id, status, out),
             WaitKind::Get { conn, req_id, .. } => {
                 if status.code == 504 {
                     self.counters.too_large_errors += 1;
                 }
-                self.reply(conn, req_id, ApiResponse::Error(status), ctx);
+                self.reply(conn, req_id, ApiResponse::Error(status), out);
             }
             WaitKind::Watch { conn, .. } => {
                 if status.code == 504 {
                     self.counters.too_large_errors += 1;
                 }
-                Cacher::refuse(ctx, conn, status);
+                Cacher::refuse(out, conn, status);
                 self.client_watches.remove(&conn);
             }
         }
     }
 
-    pub(super) fn read_deadline(&mut self, id: u64, ctx: &mut Ctx<'_>) {
+    pub(super) fn read_deadline(&mut self, id: u64, out: &mut Out<'_>) {
         let Some(w) = self.waits.remove(&id) else {
             return;
         };
@@ -227,12 +227,12 @@ impl Apiserver {
                     None,
                     limit,
                     None,
-                    ctx,
+                    out,
                 );
             }
             _ => {
                 let target = w.target_rv;
-                self.fail_wait(w, Status::too_large(target, current), ctx);
+                self.fail_wait(w, Status::too_large(target, current), out);
             }
         }
     }

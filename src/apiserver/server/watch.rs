@@ -10,7 +10,7 @@ impl Apiserver {
         conn: ConnId,
         req_id: u64,
         req: ApiRequest,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let ApiRequest::Watch {
             resource,
@@ -31,7 +31,7 @@ impl Apiserver {
                 conn,
                 req_id,
                 ApiResponse::Error(watch_list_forbidden()),
-                ctx,
+                out,
             );
         }
         let ready = match self.cacher(resource) {
@@ -46,13 +46,13 @@ impl Apiserver {
                     send_initial_events,
                     bookmarks,
                     timeout_ns,
-                    ctx,
+                    out,
                 );
             }
             // Mutant `cacher_watch_during_reinit` (Kubernetes #116122): a cacher that was ready
             // before (generation > 0) and is re-initialising takes the watch on its old state;
             // the fix (PR #116172) checks the ready generation at registration.
-            Some(c) => c.ready || (ctx.mutants.cacher_watch_during_reinit && c.generation > 0),
+            Some(c) => c.ready || (self.mutants.cacher_watch_during_reinit && c.generation > 0),
         };
         if !ready {
             match self.rules {
@@ -60,8 +60,8 @@ impl Apiserver {
                     return self.reply(
                         conn,
                         req_id,
-                        ApiResponse::Error(self.not_ready_status(resource, ctx.now)),
-                        ctx,
+                        ApiResponse::Error(self.not_ready_status(resource, out.now)),
+                        out,
                     );
                 }
                 Rules::V1_27 => {
@@ -70,8 +70,8 @@ impl Apiserver {
                 }
             }
         }
-        let deadline_ns = ctx.now + self.watch_timeout(timeout_ns);
-        self.reply(conn, req_id, ApiResponse::WatchStarted, ctx);
+        let deadline_ns = out.now + self.watch_timeout(timeout_ns);
+        self.reply(conn, req_id, ApiResponse::WatchStarted, out);
         self.client_watches.insert(conn, resource);
         let end_bookmark = bookmarks;
         match (rv, send_initial_events) {
@@ -86,7 +86,7 @@ impl Apiserver {
                 Initial::Snapshot {
                     end_bookmark: false,
                 },
-                ctx,
+                out,
             ),
             (Rv::Zero, Some(false)) => self.register_watch(
                 conn,
@@ -97,7 +97,7 @@ impl Apiserver {
                 deadline_ns,
                 read_rate,
                 Initial::Now,
-                ctx,
+                out,
             ),
             (Rv::Zero, Some(true)) => self.register_watch(
                 conn,
@@ -108,7 +108,7 @@ impl Apiserver {
                 deadline_ns,
                 read_rate,
                 Initial::Snapshot { end_bookmark },
-                ctx,
+                out,
             ),
             (Rv::Unset, Some(true)) => {
                 let kind = WaitKind::Watch {
@@ -121,7 +121,7 @@ impl Apiserver {
                     at_probed_rv: false,
                     initial: Initial::Snapshot { end_bookmark },
                 };
-                self.add_probed_wait(resource, kind, ctx);
+                self.add_probed_wait(resource, kind, out);
             }
             (Rv::Unset, Some(false)) => {
                 // `cacher.go getWatchCacheResourceVersion`: etcd's current revision; no freshness
@@ -136,7 +136,7 @@ impl Apiserver {
                     at_probed_rv: true,
                     initial: Initial::Now,
                 };
-                self.add_probed_wait(resource, kind, ctx);
+                self.add_probed_wait(resource, kind, out);
             }
             (Rv::At(n), Some(true)) => {
                 let cache_rv = self
@@ -154,7 +154,7 @@ impl Apiserver {
                         deadline_ns,
                         read_rate,
                         initial,
-                        ctx,
+                        out,
                     );
                 } else {
                     let kind = WaitKind::Watch {
@@ -167,7 +167,7 @@ impl Apiserver {
                         at_probed_rv: false,
                         initial,
                     };
-                    self.add_wait(resource, n, kind, ctx);
+                    self.add_wait(resource, n, kind, out);
                 }
             }
             (Rv::At(n), _) => self.register_watch(
@@ -179,7 +179,7 @@ impl Apiserver {
                 deadline_ns,
                 read_rate,
                 Initial::Since(n),
-                ctx,
+                out,
             ),
         }
     }
@@ -195,13 +195,13 @@ impl Apiserver {
         deadline_ns: Nanos,
         read_rate: ReadRate,
         initial: Initial,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let Some(Some(c)) = self.cachers.get_mut(resource as usize) else {
             return;
         };
         let ok = c.add_watcher(
-            ctx.now,
+            out.now,
             conn,
             scope,
             selector,
@@ -209,7 +209,7 @@ impl Apiserver {
             deadline_ns,
             read_rate,
             initial,
-            ctx,
+            out,
             &mut self.rng,
         );
         if !ok {
@@ -219,7 +219,7 @@ impl Apiserver {
     }
 
     /// A client hung up a watch or request connection.
-    pub fn on_hangup(&mut self, conn: ConnId, ctx: &mut Ctx<'_>) {
+    pub fn on_hangup(&mut self, conn: ConnId, out: &mut Out<'_>) {
         if let Some(r) = self.client_watches.remove(&conn)
             && let Some(Some(c)) = self.cachers.get_mut(r as usize)
         {
@@ -230,7 +230,7 @@ impl Apiserver {
                 WatchRequest::Cancel {
                     watch_id: conn as i64,
                 },
-                ctx,
+                out,
             );
         }
         let gone: Vec<u64> = self
@@ -244,7 +244,7 @@ impl Apiserver {
         }
     }
 
-    pub(super) fn unpark(&mut self, r: ResourceId, ctx: &mut Ctx<'_>) {
+    pub(super) fn unpark(&mut self, r: ResourceId, out: &mut Out<'_>) {
         let (now_ready, rest): (Vec<Parked>, Vec<Parked>) =
             self.parked.iter().cloned().partition(|p| match &p.req {
                 ApiRequest::List { resource, .. } | ApiRequest::Watch { resource, .. } => {
@@ -254,18 +254,18 @@ impl Apiserver {
             });
         self.parked = rest.into_iter().collect();
         for p in now_ready {
-            self.on_request(p.conn, p.req_id, p.req, ctx);
+            self.on_request(p.conn, p.req_id, p.req, out);
         }
     }
 
-    pub(super) fn send_direct(&mut self, req: WatchRequest, ctx: &mut Ctx<'_>) {
+    pub(super) fn send_direct(&mut self, req: WatchRequest, out: &mut Out<'_>) {
         if self.partitioned {
             return;
         }
         let conn = *self
             .direct_stream
-            .get_or_insert_with(|| ctx.open_watch_stream(Actor::Apiserver(self.index)));
-        ctx.send(conn, Dir::ToServer, Msg::Watch(req));
+            .get_or_insert_with(|| out.open_watch_stream(Actor::Apiserver(self.index)));
+        out.send(conn, Dir::ToServer, Msg::Watch(req));
     }
 
     /// How long a watch runs (`handlers/watch.go serveWatch`): the request's `timeoutSeconds`, or

@@ -48,9 +48,9 @@ impl Reflector {
         token: Option<ContinueToken>,
         rest_retries: u32,
         acc: OrdMap<Key, Obj>,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
-        self.send_list_keep(rv, rv, limit, token, rest_retries, acc, ctx);
+        self.send_list_keep(rv, rv, limit, token, rest_retries, acc, out);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -62,7 +62,7 @@ impl Reflector {
         token: Option<ContinueToken>,
         rest_retries: u32,
         acc: OrdMap<Key, Obj>,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let req = ApiRequest::List {
             resource: self.resource,
@@ -83,7 +83,7 @@ impl Reflector {
             rv,
             limit,
         });
-        match self.request(req, ctx) {
+        match self.request(req, out) {
             Some((req_id, conn)) => {
                 self.phase = Phase::Listing {
                     req_id,
@@ -95,20 +95,20 @@ impl Reflector {
                     rest_retries,
                 }
             }
-            None => self.finish_list_and_watch(Some(RelistCause::Error), ctx),
+            None => self.finish_list_and_watch(Some(RelistCause::Error), out),
         }
     }
 
     /// ListAndWatch returned: back off (sliding), then run again.
-    pub(super) fn finish_list_and_watch(&mut self, cause: Option<RelistCause>, ctx: &mut Ctx<'_>) {
+    pub(super) fn finish_list_and_watch(&mut self, cause: Option<RelistCause>, out: &mut Out<'_>) {
         if let Some(c) = cause {
             self.pending_cause = Some(c);
         }
-        self.close_watch(ctx);
+        self.close_watch(out);
         self.phase = Phase::Idle;
         self.rest_retries_next = 0;
-        let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
-        ctx.timer(ctx.now + wait, self.timer(ClientTimer::ListAndWatch));
+        let wait = self.backoff.next_wait(out.now, &mut self.rng);
+        out.timer(out.now + wait, self.timer(ClientTimer::ListAndWatch));
     }
 
     pub(super) fn rest_retry(&self, status: &Status, retries: u32) -> Option<Nanos> {
@@ -124,7 +124,7 @@ impl Reflector {
         &mut self,
         resp: ApiResponse,
         cfg: &ClientConfig,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
         let mut fx = Effects::default();
         let Phase::Listing {
@@ -149,7 +149,7 @@ impl Reflector {
                     if token.is_none() && first_rv == Rv::Zero {
                         self.paginated = true;
                     }
-                    self.send_list_keep(Rv::Unset, first_rv, limit, Some(next), 0, acc, ctx);
+                    self.send_list_keep(Rv::Unset, first_rv, limit, Some(next), 0, acc, out);
                     return ("list_page", fx);
                 }
                 // A single-page LIST can reuse the server's digest of exactly these items.
@@ -159,7 +159,7 @@ impl Reflector {
                 self.unavailable = false;
                 self.synced_once = true;
                 fx.listed_rv = Some(l.rv);
-                self.open_watch(cfg, false, 0, ctx);
+                self.open_watch(cfg, false, 0, out);
                 ("listed", fx)
             }
             ApiResponse::Error(status) => {
@@ -173,23 +173,23 @@ impl Reflector {
                         acc,
                         rest_retries: rest_retries + 1,
                     };
-                    ctx.timer(ctx.now + wait, self.timer(ClientTimer::RetryList));
+                    out.timer(out.now + wait, self.timer(ClientTimer::RetryList));
                     return ("list_retry_after", fx);
                 }
                 let expired = status.code == 410;
                 let too_large =
                     status.code == 504 && status.cause == Some("ResourceVersionTooLarge");
-                if too_large && ctx.mutants.reflector_too_large_rv_no_fallback {
+                if too_large && self.mutants.reflector_too_large_rv_no_fallback {
                     // Mutant (Kubernetes #91073, before PR #92537): only 410 marks the RV
                     // unavailable; the 504 ends ListAndWatch and the relist, after the backoff,
                     // asks for the same RV again.
                     fx.wants_server = self.server.is_none();
-                    self.finish_list_and_watch(Some(RelistCause::TooLarge), ctx);
+                    self.finish_list_and_watch(Some(RelistCause::TooLarge), out);
                     return ("list_error", fx);
                 }
                 if expired && token.is_some() {
                     // FullListIfExpired: one unpaginated LIST at the original RV.
-                    self.send_list_keep(first_rv, first_rv, 0, None, 0, OrdMap::new(), ctx);
+                    self.send_list_keep(first_rv, first_rv, 0, None, 0, OrdMap::new(), out);
                     return ("list_full_after_expired", fx);
                 }
                 if (expired || too_large) && first_rv != Rv::Unset {
@@ -201,11 +201,11 @@ impl Reflector {
                         RelistCause::TooLarge
                     });
                     self.note_relist();
-                    self.send_list_keep(Rv::Unset, Rv::Unset, limit, None, 0, OrdMap::new(), ctx);
+                    self.send_list_keep(Rv::Unset, Rv::Unset, limit, None, 0, OrdMap::new(), out);
                     return ("list_fallback_unset", fx);
                 }
                 fx.wants_server = self.server.is_none();
-                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                self.finish_list_and_watch(Some(RelistCause::Error), out);
                 ("list_error", fx)
             }
             _ => ("unexpected", fx),

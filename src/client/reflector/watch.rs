@@ -54,20 +54,20 @@ impl Reflector {
         }
     }
 
-    pub(super) fn backoff_watch(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn backoff_watch(&mut self, out: &mut Out<'_>) {
         self.clean_resume = false;
         self.rest_retries_next = 0;
-        self.close_watch(ctx);
+        self.close_watch(out);
         self.phase = Phase::Idle;
-        let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
-        ctx.timer(ctx.now + wait, self.timer(ClientTimer::Watch));
+        let wait = self.backoff.next_wait(out.now, &mut self.rng);
+        out.timer(out.now + wait, self.timer(ClientTimer::Watch));
     }
 
-    pub(super) fn close_watch(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn close_watch(&mut self, out: &mut Out<'_>) {
         if let Phase::Watching { conn, .. } | Phase::WatchListing { conn, .. } = self.phase
-            && ctx.is_open(conn)
+            && out.is_open(conn)
         {
-            ctx.send(conn, Dir::ToServer, Msg::Hangup);
+            out.send(conn, Dir::ToServer, Msg::Hangup);
         }
     }
 
@@ -76,12 +76,12 @@ impl Reflector {
         cfg: &ClientConfig,
         reconnect: bool,
         rest_retries: u32,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let Some(server) = self.server else {
-            return self.backoff_watch(ctx);
+            return self.backoff_watch(out);
         };
-        let conn = ctx.connect(self.actor(), Actor::Apiserver(server));
+        let conn = out.connect(self.actor(), Actor::Apiserver(server));
         let timeout_ns = MIN_WATCH_TIMEOUT_NS + self.rng.below(MIN_WATCH_TIMEOUT_NS);
         let req = ApiRequest::Watch {
             resource: self.resource,
@@ -101,10 +101,10 @@ impl Reflector {
             rv: self.watch_rv(),
             limit: 0,
         });
-        ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
+        out.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
         self.phase = Phase::Watching {
             conn,
-            started_ns: ctx.now,
+            started_ns: out.now,
             events: 0,
             reconnect,
             rest_retries,
@@ -115,7 +115,7 @@ impl Reflector {
         &mut self,
         resp: ApiResponse,
         cfg: &ClientConfig,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
         let fx = Effects::default();
         match resp {
@@ -136,17 +136,17 @@ impl Reflector {
                     } else {
                         ClientTimer::Watch
                     };
-                    ctx.timer(ctx.now + wait, self.timer(t));
+                    out.timer(out.now + wait, self.timer(t));
                     return ("watch_retry_after", fx);
                 }
                 if watch_list {
-                    return self.watch_list_failed(&status, cfg, ctx);
+                    return self.watch_list_failed(&status, cfg, out);
                 }
                 if status.code == 429 {
-                    self.backoff_watch(ctx);
+                    self.backoff_watch(out);
                     return ("watch_backoff", fx);
                 }
-                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                self.finish_list_and_watch(Some(RelistCause::Error), out);
                 ("watch_error", fx)
             }
             _ => ("unexpected", fx),
@@ -179,7 +179,7 @@ impl Reflector {
         &mut self,
         ev: ApiWatchEvent,
         _cfg: &ClientConfig,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
         let mut fx = Effects::default();
         match ev {
@@ -194,7 +194,7 @@ impl Reflector {
                     *events += 1;
                 }
                 // Mutant `reflector_drop_deletes` (tests/invariants.rs): the informer ignores DELETED.
-                if ctx.mutants.reflector_drop_deletes && kind == EventType::Deleted {
+                if self.mutants.reflector_drop_deletes && kind == EventType::Deleted {
                     self.last_sync_rv = rv;
                     fx.event_rv = Some(rv);
                     return ("event", fx);
@@ -218,18 +218,18 @@ impl Reflector {
                     {
                         self.counters.reconnects_too_old += 1;
                     }
-                    self.finish_list_and_watch(Some(RelistCause::TooOld), ctx);
+                    self.finish_list_and_watch(Some(RelistCause::TooOld), out);
                     return ("watch_410", fx);
                 }
                 if status.code == 429 {
-                    self.backoff_watch(ctx);
+                    self.backoff_watch(out);
                     return ("watch_429", fx);
                 }
-                self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+                self.finish_list_and_watch(Some(RelistCause::Error), out);
                 ("watch_error_event", fx)
             }
             ApiWatchEvent::Closed => {
-                self.watch_ended(false, ctx);
+                self.watch_ended(false, out);
                 ("watch_closed", fx)
             }
         }
@@ -241,7 +241,7 @@ impl Reflector {
     /// or an apiserver down makes that attempt fail with connection refused, and only then does
     /// it back off), unless it was a very short watch (< 1 s, no events), which makes
     /// ListAndWatch return and relist after the backoff.
-    pub(super) fn watch_ended(&mut self, broken: bool, ctx: &mut Ctx<'_>) {
+    pub(super) fn watch_ended(&mut self, broken: bool, out: &mut Out<'_>) {
         let Phase::Watching {
             started_ns, events, ..
         } = self.phase
@@ -249,8 +249,8 @@ impl Reflector {
             return;
         };
         self.phase = Phase::Idle;
-        if ctx.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
-            self.finish_list_and_watch(Some(RelistCause::Error), ctx);
+        if out.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
+            self.finish_list_and_watch(Some(RelistCause::Error), out);
             return;
         }
         if broken {
@@ -260,6 +260,6 @@ impl Reflector {
             self.counters.watch_resumes += 1;
             self.clean_resume = true;
         }
-        ctx.timer(ctx.now, self.timer(ClientTimer::Watch));
+        out.timer(out.now, self.timer(ClientTimer::Watch));
     }
 }

@@ -18,12 +18,12 @@ impl Reflector {
         &mut self,
         cfg: &ClientConfig,
         rest_retries: u32,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) {
         let Some(server) = self.server else {
-            return self.backoff_watch_list(ctx);
+            return self.backoff_watch_list(out);
         };
-        let conn = ctx.connect(self.actor(), Actor::Apiserver(server));
+        let conn = out.connect(self.actor(), Actor::Apiserver(server));
         let rv = self.watch_list_rv();
         let timeout_ns = MIN_WATCH_TIMEOUT_NS + self.rng.below(MIN_WATCH_TIMEOUT_NS);
         let req = ApiRequest::Watch {
@@ -42,10 +42,10 @@ impl Reflector {
             rv,
             limit: 0,
         });
-        ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
+        out.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
         self.phase = Phase::WatchListing {
             conn,
-            started_ns: ctx.now,
+            started_ns: out.now,
             events: 0,
             acc: OrdMap::new(),
             rest_retries,
@@ -54,31 +54,31 @@ impl Reflector {
 
     /// `watchList`'s retriable errors (429, connection refused): wait the backoff, then stream
     /// again (`isErrorRetriableWithSideEffectsFn`: `<-r.clock.After(r.delayHandler())`).
-    pub(super) fn backoff_watch_list(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn backoff_watch_list(&mut self, out: &mut Out<'_>) {
         self.rest_retries_next = 0;
-        self.close_watch(ctx);
+        self.close_watch(out);
         self.phase = Phase::Idle;
-        let wait = self.backoff.next_wait(ctx.now, &mut self.rng);
-        ctx.timer(ctx.now + wait, self.timer(ClientTimer::WatchList));
+        let wait = self.backoff.next_wait(out.now, &mut self.rng);
+        out.timer(out.now + wait, self.timer(ClientTimer::WatchList));
     }
 
     /// `watchList` goes round its loop at once: after a 410 / 504 (with RV "" from now on) or a
     /// stream that ended before its end bookmark.
-    pub(super) fn retry_watch_list_now(&mut self, ctx: &mut Ctx<'_>) {
+    pub(super) fn retry_watch_list_now(&mut self, out: &mut Out<'_>) {
         self.rest_retries_next = 0;
-        self.close_watch(ctx);
+        self.close_watch(out);
         self.phase = Phase::Idle;
-        ctx.timer(ctx.now, self.timer(ClientTimer::WatchList));
+        out.timer(out.now, self.timer(ClientTimer::WatchList));
     }
 
     /// `ListAndWatch`'s fallback when `watchList` returns an error: `list()` at once, in the
     /// same ListAndWatch (so not another relist), then a plain watch.
-    pub(super) fn fall_back_to_list(&mut self, cfg: &ClientConfig, ctx: &mut Ctx<'_>) {
-        self.close_watch(ctx);
+    pub(super) fn fall_back_to_list(&mut self, cfg: &ClientConfig, out: &mut Out<'_>) {
+        self.close_watch(out);
         self.phase = Phase::Idle;
         let rv = self.relist_rv(cfg);
-        let limit = self.list_limit(rv, cfg, ctx.mutants.reflector_relist_from_etcd);
-        self.send_list(rv, limit, None, 0, OrdMap::new(), ctx);
+        let limit = self.list_limit(rv, cfg, self.mutants.reflector_relist_from_etcd);
+        self.send_list(rv, limit, None, 0, OrdMap::new(), out);
     }
 
     /// An error of the streaming list, as an answer or on the stream (`reflector.go watchList`,
@@ -89,19 +89,19 @@ impl Reflector {
         &mut self,
         status: &Status,
         cfg: &ClientConfig,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
         let fx = Effects::default();
         let too_large = status.code == 504 && status.cause == Some("ResourceVersionTooLarge");
         if status.code == 410 || too_large {
             self.unavailable = true;
-            self.retry_watch_list_now(ctx);
+            self.retry_watch_list_now(out);
             ("watch_list_retry", fx)
         } else if status.code == 429 {
-            self.backoff_watch_list(ctx);
+            self.backoff_watch_list(out);
             ("watch_list_backoff", fx)
         } else {
-            self.fall_back_to_list(cfg, ctx);
+            self.fall_back_to_list(cfg, out);
             ("watch_list_fallback", fx)
         }
     }
@@ -113,7 +113,7 @@ impl Reflector {
     pub(super) fn watch_list_ended(
         &mut self,
         cfg: &ClientConfig,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> &'static str {
         let Phase::WatchListing {
             started_ns, events, ..
@@ -121,11 +121,11 @@ impl Reflector {
         else {
             return "stale";
         };
-        if ctx.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
-            self.fall_back_to_list(cfg, ctx);
+        if out.now.saturating_sub(started_ns) < VERY_SHORT_WATCH_NS && events == 0 {
+            self.fall_back_to_list(cfg, out);
             "watch_list_fallback"
         } else {
-            self.retry_watch_list_now(ctx);
+            self.retry_watch_list_now(out);
             "watch_list_retry"
         }
     }
@@ -134,7 +134,7 @@ impl Reflector {
         &mut self,
         ev: ApiWatchEvent,
         cfg: &ClientConfig,
-        ctx: &mut Ctx<'_>,
+        out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
         let mut fx = Effects::default();
         let Phase::WatchListing {
@@ -188,11 +188,11 @@ impl Reflector {
                 self.unavailable = false;
                 self.synced_once = true;
                 fx.listed_rv = Some(rv);
-                // The same stream goes on as a normal watch (`watchWithResync(ctx, w)`), its
+                // The same stream goes on as a normal watch (`watchWithResync(out, w)`), its
                 // `start` taken and its event count restarted there (`reflector.go watch`).
                 self.phase = Phase::Watching {
                     conn,
-                    started_ns: ctx.now,
+                    started_ns: out.now,
                     events: 0,
                     reconnect: false,
                     rest_retries: 0,
@@ -209,8 +209,8 @@ impl Reflector {
                 };
                 ("bookmark", fx)
             }
-            ApiWatchEvent::Error(status) => self.watch_list_failed(&status, cfg, ctx),
-            ApiWatchEvent::Closed => (self.watch_list_ended(cfg, ctx), fx),
+            ApiWatchEvent::Error(status) => self.watch_list_failed(&status, cfg, out),
+            ApiWatchEvent::Closed => (self.watch_list_ended(cfg, out), fx),
         }
     }
 }

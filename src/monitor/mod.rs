@@ -1,24 +1,29 @@
-//! The online checker: one per run, kept in the world's [`Observations`](crate::world::Observations)
-//! (history, not state, so it never splits states in the explorer). `World::apply` calls
+//! The online checker: one per run, kept in the world's observations (history, not state, so it
+//! never splits states in the explorer). It sits between the components and the world: it reads
+//! the components' state and the steps' messages, never the world itself. `World::apply` calls
 //! [`Checker::before`] once the step's pending event is taken and [`Checker::after`] when the
 //! step's handler (and any fault it requested) is done; reflectors report what they observed
 //! through [`Checker::client_observed`]. The per-invariant logic lives in `invariants/*.rs`.
 
 use std::collections::BTreeMap;
 
-use super::changelog::ChangeLog;
-use super::invariants::cache_window::CacheTrack;
-use super::invariants::list::{ClientList, ScriptLists};
-use super::invariants::time_travel::{ClientRv, TimeTravel};
-use super::invariants::watch::{Stream, StreamKey};
-use super::invariants::{Inv, Tally, Violation};
+pub mod changelog;
+pub mod invariants;
+
 use crate::apiserver::{ApiRequest, ApiResponse, Apiserver};
 use crate::client::Reflector;
 use crate::etcd::EtcdServer;
 use crate::kernel::Nanos;
 use crate::proto::Notice;
+use crate::proto::step::{FaultRequest, Outcome, Pending};
+use crate::proto::{Actor, ConnId, Msg, Timer};
 use crate::scenario::Scenario;
-use crate::world::{Actor, ConnId, FaultRequest, Msg, Outcome, Pending, Timer};
+use changelog::ChangeLog;
+use invariants::cache_window::CacheTrack;
+use invariants::list::{ClientList, ScriptLists};
+use invariants::time_travel::{ClientRv, TimeTravel};
+use invariants::watch::{Stream, StreamKey};
+use invariants::{Inv, Tally, Violation};
 
 /// Cap on the time-travel records kept for tests and shrinking.
 const TIME_TRAVEL_RECORDS: usize = 1000;
@@ -83,7 +88,7 @@ impl Checker {
         c.scopes = clients.iter().map(|r| log.intern(&r.scope)).collect();
         for r in &scenario.resources {
             log.intern(&crate::etcd::KeyRange::Prefix(
-                crate::apiserver::server::resource_prefix(&r.name),
+                crate::proto::api::resource_prefix(&r.name),
             ));
         }
         log.sync(&etcd.store);
@@ -99,7 +104,7 @@ impl Checker {
         self.step
     }
 
-    /// Count and first violation of `inv` (end-of-run invariants: see [`super::verdicts`]).
+    /// Count and first violation of `inv` (end-of-run invariants: see [`crate::verdicts::verdicts`]).
     pub fn tally(&self, inv: Inv) -> &Tally {
         &self.tallies[inv as usize]
     }
@@ -150,8 +155,8 @@ impl Checker {
                     return;
                 };
                 let receiver = match dir {
-                    crate::world::Dir::ToServer => server,
-                    crate::world::Dir::ToClient => opener,
+                    crate::proto::Dir::ToServer => server,
+                    crate::proto::Dir::ToClient => opener,
                 };
                 match (receiver, msg) {
                     (Actor::Etcd, Msg::Watch(req)) => {

@@ -15,7 +15,7 @@ use crate::kernel::Nanos;
 use crate::scenario::{StoreMode, WatchCacheMode, format_ns};
 use crate::world::World;
 
-use super::Inv;
+use crate::monitor::invariants::Inv;
 
 /// How far an informer may trail its scope's last change at the end of a settled run.
 pub const LAG_ALLOWANCE_NS: Nanos = 5_000_000_000;

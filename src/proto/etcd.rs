@@ -1,5 +1,7 @@
-//! etcd's data types as clients see them: keys, key ranges, key-value metadata, watch events and
-//! the errors whose texts clients match on (etcd `api/v3rpc/rpctypes/error.go`).
+//! etcd's API as clients see it: keys, key ranges, key-value metadata, watch events, the errors
+//! whose texts clients match on (etcd `api/v3rpc/rpctypes/error.go`), and the KV and watch
+//! requests and responses (`etcdserverpb` `RangeRequest`..`TxnRequest`, `WatchRequest`,
+//! `WatchResponse`). The etcd model serves them; the apiserver model sends them.
 
 use std::fmt;
 use std::sync::Arc;
@@ -209,4 +211,246 @@ impl EtcdError {
             EtcdError::TooManyOps => "too_many_ops",
         }
     }
+}
+
+/// The result of a range read.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RangeResult {
+    /// Header revision: always the current store revision, not the one read at.
+    pub revision: Revision,
+    /// Keys in the range at the read revision, ignoring `limit`.
+    pub count: u64,
+    /// True when `limit` cut the result.
+    pub more: bool,
+    /// The returned key versions, in key order.
+    pub kvs: Vec<KeyValue>,
+}
+
+/// A compare of a txn (`etcdserverpb.Compare`); an absent key compares as zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Compare {
+    /// Key compared.
+    pub key: Key,
+    /// What is compared.
+    pub target: CompareTarget,
+    /// How.
+    pub op: CompareOp,
+    /// Against what.
+    pub value: i64,
+}
+
+/// Compare target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompareTarget {
+    /// `version`.
+    Version,
+    /// `create_revision`.
+    Create,
+    /// `mod_revision`.
+    Mod,
+}
+
+/// Compare operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CompareOp {
+    /// `==`.
+    Equal,
+    /// `!=`.
+    NotEqual,
+    /// `>`.
+    Greater,
+    /// `<`.
+    Less,
+}
+
+/// One operation of a txn branch.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TxnOp {
+    /// Put a value of the given size.
+    Put {
+        /// Key written.
+        key: Key,
+        /// Value size.
+        value_bytes: u64,
+        /// The value's opaque tag (`KeyValue::value_tag`; 0 for none).
+        value_tag: u32,
+    },
+    /// Delete a key or range.
+    Delete(KeyRange),
+    /// Read a key or range at the current revision.
+    Range(KeyRange),
+}
+
+/// A txn: if every compare holds, run `success`, else `failure`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Txn {
+    /// Conjunction of compares.
+    pub compares: Vec<Compare>,
+    /// Ops when all compares hold.
+    pub success: Vec<TxnOp>,
+    /// Ops otherwise.
+    pub failure: Vec<TxnOp>,
+}
+
+/// The response to one txn op.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum TxnOpResult {
+    /// A put.
+    Put,
+    /// A delete and how many keys it removed.
+    Delete {
+        /// Keys deleted.
+        deleted: u64,
+    },
+    /// A read.
+    Range(RangeResult),
+}
+
+/// The outcome of a txn.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TxnResult {
+    /// Store revision after the txn.
+    pub revision: Revision,
+    /// Whether the compares held.
+    pub succeeded: bool,
+    /// One result per op of the branch that ran.
+    pub responses: Vec<TxnOpResult>,
+}
+
+/// A KV request.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KvRequest {
+    /// `Put`.
+    Put {
+        /// Key.
+        key: Key,
+        /// Value size.
+        value_bytes: u64,
+    },
+    /// `DeleteRange`.
+    Delete(KeyRange),
+    /// `Range` at a revision (0 = latest) with a limit (0 = none).
+    Range {
+        /// Keys.
+        range: KeyRange,
+        /// Revision to read at.
+        revision: Revision,
+        /// Maximum keys returned.
+        limit: i64,
+    },
+    /// `Txn`.
+    Txn(Txn),
+    /// `Compact`.
+    Compact {
+        /// Compact revision requested.
+        revision: Revision,
+    },
+}
+
+impl KvRequest {
+    /// A short name for traces.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KvRequest::Put { .. } => "kv.put",
+            KvRequest::Delete(_) => "kv.delete",
+            KvRequest::Range { .. } => "kv.range",
+            KvRequest::Txn(_) => "kv.txn",
+            KvRequest::Compact { .. } => "kv.compact",
+        }
+    }
+}
+
+/// A successful KV response.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum KvResponse {
+    /// Header revision after the put.
+    Put {
+        /// Header revision.
+        revision: Revision,
+    },
+    /// Header revision and keys deleted.
+    Delete {
+        /// Header revision.
+        revision: Revision,
+        /// Keys deleted.
+        deleted: u64,
+    },
+    /// A range result.
+    Range(RangeResult),
+    /// A txn result.
+    Txn(TxnResult),
+    /// Header revision after the compaction.
+    Compact {
+        /// Header revision.
+        revision: Revision,
+    },
+}
+
+impl KvResponse {
+    /// The response header's revision.
+    pub fn revision(&self) -> Revision {
+        match self {
+            KvResponse::Put { revision }
+            | KvResponse::Delete { revision, .. }
+            | KvResponse::Compact { revision } => *revision,
+            KvResponse::Range(r) => r.revision,
+            KvResponse::Txn(t) => t.revision,
+        }
+    }
+}
+
+/// A watch stream (one gRPC `Watch` call); the world uses the connection id.
+pub type StreamId = u64;
+
+/// A watch id, unique within its stream (client-chosen here; etcd 3.4+ accepts `watch_id`).
+pub type WatchId = i64;
+
+/// A request on a watch stream.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WatchRequest {
+    /// `WatchCreateRequest`.
+    Create {
+        /// Id the client assigns.
+        watch_id: WatchId,
+        /// Keys watched.
+        range: KeyRange,
+        /// First revision wanted; 0 = next.
+        start_revision: Revision,
+        /// Periodic progress notifications.
+        progress_notify: bool,
+    },
+    /// `WatchCancelRequest`.
+    Cancel {
+        /// Watch to cancel.
+        watch_id: WatchId,
+    },
+    /// `WatchProgressRequest` (answered with watch id -1, only when every watcher is synced).
+    Progress,
+}
+
+/// What a watch response carries.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum WatchResponseKind {
+    /// `created = true`.
+    Created,
+    /// Events (all of complete revisions).
+    Events(Vec<Event>),
+    /// A progress notification: no events; header revision = store revision.
+    Progress,
+    /// `canceled = true`, with the compact revision when the watch fell below it (else 0).
+    Canceled {
+        /// Compact revision, or 0 for a client cancel or an invalid request.
+        compact_revision: Revision,
+    },
+}
+
+/// One `WatchResponse`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WatchResponse {
+    /// The watch (or -1 for an on-demand progress response, broadcast by the client).
+    pub watch_id: WatchId,
+    /// Header revision.
+    pub header_revision: Revision,
+    /// Content.
+    pub kind: WatchResponseKind,
 }

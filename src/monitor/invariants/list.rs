@@ -9,9 +9,9 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::apiserver::Rv;
-use crate::check::invariants::Inv;
-use crate::check::monitor::Checker;
 use crate::client::reflector::{Effects, Sent};
+use crate::monitor::Checker;
+use crate::monitor::invariants::Inv;
 use crate::scenario::{Scenario, Step};
 
 /// One reflector's LIST in flight.

@@ -9,11 +9,11 @@
 //! LIST content matches its RV (which `convergence` checks) the collection RV implies them.
 
 use crate::apiserver::Rv;
-use crate::check::invariants::Inv;
-use crate::check::monitor::Checker;
 use crate::client::Reflector;
 use crate::client::reflector::{Effects, Sent};
 use crate::kernel::Nanos;
+use crate::monitor::Checker;
+use crate::monitor::invariants::Inv;
 
 /// What one client has observed.
 #[derive(Debug, Clone, Default)]

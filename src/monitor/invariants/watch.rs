@@ -16,17 +16,17 @@
 //! order; the cacher tells the checker how many there are ([`Notice::WatchStarted`]), and they
 //! are exempt from ordering (they must be unique and not above the snapshot RV).
 //!
-//! [`Notice::WatchStarted`]: crate::check::Notice::WatchStarted
+//! [`Notice::WatchStarted`]: crate::proto::Notice::WatchStarted
 
 use std::collections::BTreeSet;
 
 use crate::apiserver::ApiWatchEvent;
-use crate::check::changelog::RangeId;
-use crate::check::invariants::Inv;
-use crate::check::monitor::Checker;
 use crate::etcd::{Key, KeyRange, WatchRequest, WatchResponse, WatchResponseKind};
 use crate::kernel::Fnv64;
-use crate::world::{Actor, ConnId};
+use crate::monitor::Checker;
+use crate::monitor::changelog::RangeId;
+use crate::monitor::invariants::Inv;
+use crate::proto::{Actor, ConnId};
 
 /// `(connection, etcd watch id)`; API streams use [`API_STREAM`] as the id.
 pub type StreamKey = (ConnId, i64);

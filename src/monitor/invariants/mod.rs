@@ -1,12 +1,10 @@
 //! The eight invariants of SPEC §6. Online ones are checked by [`Checker`](super::Checker) hooks
 //! as steps are applied (`watch`, `time_travel`, `list`, `cache_window`); end-of-run ones when
-//! the report is assembled (`convergence`, `relist`). Each keeps a [`Tally`]: a count and the
+//! the report is assembled (`crate::verdicts`: `convergence`, `relist`). Each keeps a [`Tally`]: a count and the
 //! first violation, with the step it happened at (the step a capsule ends at).
 
 pub mod cache_window;
-pub mod convergence;
 pub mod list;
-pub mod relist;
 pub mod time_travel;
 pub mod watch;
 

@@ -5,8 +5,8 @@
 //! judged from the window at the moment of refusal, which the cacher reports in a notice.
 
 use crate::apiserver::{Apiserver, ResourceId};
-use crate::check::invariants::Inv;
-use crate::check::monitor::Checker;
+use crate::monitor::Checker;
+use crate::monitor::invariants::Inv;
 
 /// What was last seen of one cache.
 #[derive(Debug, Clone, Copy, Default)]

@@ -4,13 +4,12 @@
 use imbl::OrdMap;
 use serde::Serialize;
 
+use super::etcd::{Key, KeyRange};
 use super::selector::{LabelSetId, Selector};
 use super::status::Status;
-use super::watch_cache::{EventType, Obj};
-use crate::etcd::{Key, KeyRange};
 use crate::kernel::Nanos;
 
-pub use crate::proto::ResourceId;
+pub use super::ResourceId;
 
 /// A request's `resourceVersion` parameter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -263,4 +262,36 @@ pub enum ApiWatchEvent {
     Error(Status),
     /// The server closed the stream cleanly.
     Closed,
+}
+
+/// One object as the model keeps it: its resource version, size and label set (bodies are
+/// never built).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct Obj {
+    /// `metadata.resourceVersion` (the etcd mod revision).
+    pub rv: i64,
+    /// Serialized size.
+    pub bytes: u64,
+    /// `metadata.labels`, interned (`selector.rs`; 0 = none).
+    #[serde(skip)]
+    pub labels: LabelSetId,
+}
+
+/// Watch event type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum EventType {
+    /// ADDED.
+    #[serde(rename = "ADDED")]
+    Added,
+    /// MODIFIED.
+    #[serde(rename = "MODIFIED")]
+    Modified,
+    /// DELETED.
+    #[serde(rename = "DELETED")]
+    Deleted,
+}
+
+/// The etcd prefix of a resource (`/registry/<resource>/`, the apiserver's storage layout).
+pub fn resource_prefix(name: &str) -> Key {
+    Key::new(&format!("/registry/{name}/"))
 }

@@ -12,11 +12,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::watch_cache::EventType;
-use crate::etcd::Key;
-pub use crate::scenario::selectors::Field;
-use crate::scenario::selectors::{FieldTerm, parse_field_selector, parse_label_selector};
-use crate::scenario::{Scenario, Step};
+use super::api::EventType;
+use super::etcd::Key;
+pub use super::selector_syntax::Field;
+use super::selector_syntax::{FieldTerm, parse_field_selector, parse_label_selector};
 
 /// Id of an interned label map: an index into the scenario's [`LabelTable`] (0 = no labels).
 pub type LabelSetId = u32;
@@ -41,14 +40,6 @@ impl LabelTable {
             }
         }
         LabelTable { sets }
-    }
-
-    /// The table of a scenario: the label maps its `api.create` / `api.update` steps write.
-    pub fn of(scenario: &Scenario) -> Self {
-        LabelTable::new(scenario.steps.iter().filter_map(|step| match step {
-            Step::ApiCreate { labels, .. } | Step::ApiUpdate { labels, .. } => labels.as_ref(),
-            _ => None,
-        }))
     }
 
     /// The id of `labels` (0 for a map the table does not hold, which only the empty map is).

@@ -1,0 +1,320 @@
+//! Event dispatch of a Cacher (`cacher.go dispatchEvents`, `dispatchEvent`, `cache_watcher.go
+//! add`/`process`, `watch_cache_interval.go`): offering each event to the watchers whose scope
+//! and selector match, per-watcher buffers and the shared time budget, slow readers refilled
+//! from the ring, periodic bookmarks, storage bookmarks and watch deadlines.
+
+use super::*;
+
+impl Cacher {
+    pub(super) fn arm_bookmark_tick(&mut self, now: Nanos, out: &mut Out<'_>, rng: &mut RngStream) {
+        if self.bookmark_tick_armed || !self.watchers.values().any(|w| w.bookmarks) {
+            return;
+        }
+        self.bookmark_tick_armed = true;
+        // wait.Jitter(time.Second, 0.25): uniform in [1 s, 1.25 s].
+        let period = 1_000_000_000 + rng.below(250_000_001);
+        out.timer(now + period, self.timer(CacherTimer::BookmarkTick));
+    }
+
+    /// A new event from etcd: record it in the cache and dispatch it to every watcher it matches.
+    pub fn process_event(
+        &mut self,
+        now: Nanos,
+        event: CacheEvent,
+        out: &mut Out<'_>,
+    ) -> Vec<ConnId> {
+        self.last_processed_rv = self.last_processed_rv.max(event.rv);
+        self.cache.process_event(event.clone());
+        self.shadows.record(
+            event.rv,
+            event.time_ns,
+            event.bytes,
+            self.cache.store_bytes(),
+        );
+        let mut closed = Vec::new();
+        let conns: Vec<(ConnId, EventType)> = self
+            .index
+            .candidates(&event.key)
+            .into_iter()
+            .filter_map(|c| {
+                let w = self.watchers.get(&c)?;
+                if !(w.scope.contains(&event.key) && event.rv > w.rv_sent) {
+                    return None;
+                }
+                selected_kind(&w.selector, &event).map(|kind| (c, kind))
+            })
+            .collect();
+        // Watchers that read as fast as events arrive get the event in one multicast step (one
+        // per event type their selectors turn it into); the others go through their buffers one
+        // by one.
+        let mut fast = Vec::with_capacity(conns.len());
+        let mut fast_converted: Vec<(EventType, Vec<_>)> = Vec::new();
+        for (conn, kind) in conns {
+            let quick = self
+                .watchers
+                .get(&conn)
+                .filter(|w| w.read_rate == ReadRate::Instant && w.replay.is_none())
+                // Mutant `cacher_reorder` lives in `offer`.
+                .filter(|_| !self.mutants.cacher_reorder)
+                .map(|w| w.client);
+            if let Some(client) = quick {
+                if let Some(w) = self.watchers.get_mut(&conn) {
+                    w.rv_sent = event.rv;
+                }
+                self.counters.events_sent += 1;
+                if kind == event.kind {
+                    fast.push((conn, client, 0));
+                } else {
+                    match fast_converted.iter_mut().find(|(k, _)| *k == kind) {
+                        Some((_, group)) => group.push((conn, client, 0)),
+                        None => fast_converted.push((kind, vec![(conn, client, 0)])),
+                    }
+                }
+            } else {
+                let converted = CacheEvent {
+                    kind,
+                    ..event.clone()
+                };
+                if !self.offer(now, conn, &converted, out) {
+                    closed.push(conn);
+                }
+            }
+        }
+        if !fast.is_empty() {
+            out.multicast(fast, Dir::ToClient, Msg::ApiWatch(object_event(&event)));
+        }
+        for (kind, group) in fast_converted {
+            let ev = object_event_as(&event, kind);
+            out.multicast(group, Dir::ToClient, Msg::ApiWatch(ev));
+        }
+        closed
+    }
+
+    /// A storage bookmark (etcd progress notify): moves the cache RV; never forwarded as is.
+    pub fn storage_bookmark(&mut self, rv: i64) {
+        self.cache.update_resource_version(rv);
+        self.last_processed_rv = self.last_processed_rv.max(rv);
+    }
+
+    /// Offers one event to a watcher; false if the watcher was closed for being too slow.
+    fn offer(&mut self, now: Nanos, conn: ConnId, event: &CacheEvent, out: &mut Out<'_>) -> bool {
+        let Some(mut w) = self.watchers.get(&conn).cloned() else {
+            return true;
+        };
+        w.drain(now);
+        // The channel sizes differ between configurations: followed ones must take the same
+        // branch, and block for the same number of slots.
+        let held = w.held.len() as u64;
+        if w.replay.is_some() {
+            self.shadows
+                .check(&(held < w.chan), |m, _| held < w.shadow_chans[m]);
+        } else {
+            let over = |capacity: u64| (w.buffered >= capacity).then(|| w.buffered + 1 - capacity);
+            self.shadows
+                .check(&over(w.capacity), |m, _| over(2 * w.shadow_chans[m] + 1));
+        }
+        if w.replay.is_some() {
+            if held < w.chan {
+                w.held.push_back(event.clone());
+                self.watchers.insert(conn, w);
+                return true;
+            }
+            // The input channel is full while the watcher is still replaying history.
+            let remaining = w
+                .replay
+                .as_ref()
+                .map(|r| r.end_index - r.next_index)
+                .unwrap_or(0);
+            let slots = remaining + w.buffered;
+            return self.block(now, conn, w, slots, event, out);
+        }
+        if w.buffered < w.capacity {
+            if self.mutants.cacher_reorder {
+                // Mutant: hold each event and deliver it after the next, newer one.
+                if w.held.is_empty() {
+                    w.held.push_back(event.clone());
+                    self.watchers.insert(conn, w);
+                    return true;
+                }
+                self.deliver(conn, &mut w, event, out);
+                for e in std::mem::take(&mut w.held) {
+                    send(out, conn, object_event(&e));
+                }
+                self.watchers.insert(conn, w);
+                return true;
+            }
+            self.deliver(conn, &mut w, event, out);
+            self.watchers.insert(conn, w);
+            return true;
+        }
+        let over = w.buffered + 1 - w.capacity;
+        self.block(now, conn, w, over, event, out)
+    }
+
+    /// The dispatcher blocked on a full watcher: it waits for at most the budget it can take; if
+    /// the client frees a slot in time the event is delivered, else the watcher is closed
+    /// (`cacheWatcher.add` with the budget timer; simplification: other watchers are not delayed).
+    fn block(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        mut w: CacheWatcher,
+        slots: u64,
+        event: &CacheEvent,
+        out: &mut Out<'_>,
+    ) -> bool {
+        let available = self.budget.take_available(now);
+        match w.time_to_free(slots) {
+            Some(wait) if wait <= available => {
+                self.budget.return_unused(available - wait);
+                w.drain(now + wait);
+                if w.replay.is_some() {
+                    w.held.push_back(event.clone());
+                } else {
+                    self.deliver(conn, &mut w, event, out);
+                }
+                self.watchers.insert(conn, w);
+                true
+            }
+            _ => {
+                self.counters.watchers_closed_slow += 1;
+                self.remove_watcher(conn);
+                send(out, conn, ApiWatchEvent::Closed);
+                false
+            }
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        conn: ConnId,
+        w: &mut CacheWatcher,
+        event: &CacheEvent,
+        out: &mut Out<'_>,
+    ) {
+        send(out, conn, object_event(event));
+        w.rv_sent = event.rv;
+        w.buffered += 1;
+        self.counters.events_sent += 1;
+    }
+
+    /// A slow watcher's interval refills from the ring: if the ring has wrapped past the
+    /// interval's next index the watch ends silently (`cache interval invalidated`).
+    pub fn interval_refill(&mut self, now: Nanos, conn: ConnId, out: &mut Out<'_>) -> bool {
+        let Some(mut w) = self.watchers.get(&conn).cloned() else {
+            return true;
+        };
+        let Some(replay) = w.replay.clone() else {
+            return true;
+        };
+        w.drain(now);
+        let invalidated = replay.next_index < self.cache.start_index();
+        self.shadows
+            .check(&invalidated, |_, s| replay.next_index < s.start_index());
+        if invalidated {
+            self.counters.intervals_invalidated += 1;
+            self.remove_watcher(conn);
+            send(out, conn, ApiWatchEvent::Closed);
+            return false;
+        }
+        let chunk_end = replay.end_index.min(replay.next_index + INTERVAL_BUFFER);
+        self.send_range(conn, &mut w, replay.next_index, chunk_end, out);
+        if chunk_end < replay.end_index {
+            w.replay = Some(Replay {
+                next_index: chunk_end,
+                end_index: replay.end_index,
+            });
+            let wait = w.time_to_free(w.buffered).unwrap_or(Nanos::MAX / 4);
+            out.timer(
+                now.saturating_add(wait),
+                self.timer(CacherTimer::IntervalRefill(conn)),
+            );
+        } else {
+            w.replay = None;
+            let held: Vec<CacheEvent> = w.held.iter().cloned().collect();
+            w.held = Vector::new();
+            for e in held {
+                if e.rv > w.rv_sent {
+                    self.deliver(conn, &mut w, &e, out);
+                }
+            }
+        }
+        self.watchers.insert(conn, w);
+        true
+    }
+
+    /// The dispatcher's bookmark tick: every watcher that allows bookmarks and is due gets a
+    /// BOOKMARK at the last processed RV, if that is newer than the watcher's start
+    /// (`bookmark_floor`), again at the same RV while nothing newer arrives
+    /// (`cache_watcher.go process`).
+    pub fn bookmark_tick(&mut self, now: Nanos, out: &mut Out<'_>, rng: &mut RngStream) {
+        if !self.bookmark_tick_armed {
+            return; // a tick of a previous incarnation
+        }
+        self.bookmark_tick_armed = false;
+        let rv = self.last_processed_rv;
+        let lost = self.bookmarks_lost_before_first_event && rv == 0;
+        let due: Vec<ConnId> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| {
+                w.bookmarks && w.replay.is_none() && w.next_bookmark_ns.is_some_and(|t| t <= now)
+            })
+            .map(|(c, _)| *c)
+            .collect();
+        for conn in due {
+            if let Some(w) = self.watchers.get_mut(&conn) {
+                if lost {
+                    // `popExpiredWatchers` without re-filing them.
+                    w.next_bookmark_ns = None;
+                    continue;
+                }
+                if rv > w.bookmark_floor {
+                    w.rv_sent = w.rv_sent.max(rv);
+                    send(
+                        out,
+                        conn,
+                        ApiWatchEvent::Bookmark {
+                            rv,
+                            initial_events_end: false,
+                        },
+                    );
+                    self.counters.bookmarks_sent += 1;
+                }
+                w.next_bookmark_ns =
+                    next_bookmark_time(now, w.deadline_ns, self.bookmark_interval_ns)
+                        .map(|t| bookmark_bucket_start(self.created_ns, t));
+            }
+        }
+        self.arm_bookmark_tick(now, out, rng);
+    }
+
+    /// A watch reached its deadline: the server ends it cleanly.
+    pub fn watch_deadline(&mut self, conn: ConnId, out: &mut Out<'_>) -> bool {
+        if self.remove_watcher(conn) {
+            send(out, conn, ApiWatchEvent::Closed);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// `nextBookmarkTime`: the earlier of now + the bookmark frequency (1 min) and the deadline - 2 s;
+/// none once that has passed (a time equal to now still counts).
+pub fn next_bookmark_time(now: Nanos, deadline_ns: Nanos, frequency_ns: Nanos) -> Option<Nanos> {
+    let heartbeat = now + frequency_ns;
+    let before_deadline = deadline_ns.saturating_sub(BOOKMARK_BEFORE_DEADLINE_NS);
+    let next = heartbeat.min(before_deadline);
+    (next >= now).then_some(next)
+}
+
+/// `watcherBookmarkTimeBuckets`: a watcher due at `t` is filed in the bucket of the whole second
+/// (counted from the cacher's creation) that `t` falls in, and is popped by the first bookmark
+/// tick at or after that bucket's start. So a bookmark can go out up to a second before `t`, and
+/// the minutes do not drift with the ticks' lateness; the bookmark due 2 s before a deadline can
+/// go out twice (popped early, re-filed in the same bucket).
+pub fn bookmark_bucket_start(created_ns: Nanos, t: Nanos) -> Nanos {
+    const SECOND: Nanos = 1_000_000_000;
+    created_ns + (t.saturating_sub(created_ns) / SECOND) * SECOND
+}
