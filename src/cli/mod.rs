@@ -42,6 +42,16 @@ fn exit_quietly_on_broken_pipe() {
     }));
 }
 
+/// Whether `args` (without the program name, e.g. `["run", "x.toml", "--json"]`) is a valid
+/// `watchsim` command line, without running it: `Err` carries clap's message. Used by the test
+/// that keeps the README's commands valid.
+pub fn parse_check(args: &[String]) -> Result<(), String> {
+    let argv = std::iter::once("watchsim".to_string()).chain(args.iter().cloned());
+    Cli::try_parse_from(argv)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
 /// The `watchsim` binary: parses the arguments and runs the command.
 pub fn main() -> ExitCode {
     exit_quietly_on_broken_pipe();
