@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::report::{
-    ApiserverReport, BoundReport, ClientsReport, EtcdReport, RelistCauses, Report, ScriptEntry,
+    ApiserverReport, BoundReport, ClientsReport, EtcdReport, PopulationReport, RelistCauses,
+    Report, ScriptEntry,
 };
 use crate::scenario::{self, DurationNs, LoadedScenario, ScenarioError, format_ns};
 use crate::trace::{StepRecord, TRACE_FORMAT, TRACE_VERSION, TraceHeader, TraceWriter};
@@ -264,7 +265,52 @@ fn clients_report(world: &World, end_ns: u64) -> ClientsReport {
         ),
         time_travels: obs.time_travels,
         events,
+        list_latency_seconds_mean: {
+            let (n, sum) = obs.populations.iter().fold((0, 0), |(n, sum), p| {
+                (n + p.lists, sum + p.list_latency_sum_ns)
+            });
+            if n > 0 {
+                sum as f64 / n as f64 / 1e9
+            } else {
+                0.0
+            }
+        },
+        list_latency_seconds_max: obs
+            .populations
+            .iter()
+            .map(|p| p.list_latency_max_ns)
+            .max()
+            .unwrap_or(0) as f64
+            / 1e9,
     }
+}
+
+/// Each client population's LISTs, latency, relists and staleness.
+fn population_reports(world: &World) -> Vec<PopulationReport> {
+    let s = world.scenario();
+    let obs = world.observations();
+    let mut relists = vec![0u64; s.clients.len()];
+    for c in world.clients().iter() {
+        relists[c.population as usize] += c.counters.relists();
+    }
+    s.clients
+        .iter()
+        .zip(&obs.populations)
+        .zip(relists)
+        .map(|((cfg, p), relists)| PopulationReport {
+            name: cfg.name.clone(),
+            count: cfg.count,
+            lists: p.lists,
+            list_latency_seconds_mean: if p.lists > 0 {
+                p.list_latency_sum_ns as f64 / p.lists as f64 / 1e9
+            } else {
+                0.0
+            },
+            list_latency_seconds_max: p.list_latency_max_ns as f64 / 1e9,
+            relists,
+            max_staleness_seconds: p.staleness_max_ns as f64 / 1e9,
+        })
+        .collect()
 }
 
 /// The process's peak resident set size from `/proc/self/status` (`VmHWM`), 0 if unavailable.
@@ -375,6 +421,7 @@ pub(crate) fn build_report(
         script,
         watches: obs.watches.clone(),
         series: obs.series.clone(),
+        client_populations: population_reports(world),
         client_requests: obs.client_requests.clone(),
         notes,
     }
