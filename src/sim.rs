@@ -62,6 +62,33 @@ pub fn run(loaded: &LoadedScenario, opts: &RunOptions) -> Result<Report, RunErro
     run_following(loaded, opts, &[]).map(|(report, _)| report)
 }
 
+/// How far a run has got, for a progress display: passed to the observer of [`run_observed`]
+/// every [`PROGRESS_EVERY_STEPS`] steps and once at the end. Virtual time only: the observer
+/// may look at a wall clock, the model never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Virtual time reached.
+    pub now_ns: u64,
+    /// Virtual time the run ends at.
+    pub end_ns: u64,
+    /// Steps applied so far.
+    pub steps: u64,
+}
+
+/// Steps between two calls of a run's progress observer (a power of two: one mask test per
+/// step in the hot loop).
+pub const PROGRESS_EVERY_STEPS: u64 = 1 << 14;
+
+/// [`run`], calling `observer` with the run's [`Progress`] every [`PROGRESS_EVERY_STEPS`] steps
+/// and once when the simulation loop ends. The report and trace are those of [`run`].
+pub fn run_observed(
+    loaded: &LoadedScenario,
+    opts: &RunOptions,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<Report, RunError> {
+    run_following_observed(loaded, opts, &[], observer).map(|(report, _)| report)
+}
+
 /// The cache figures (`cache_capacity_max`, `cache_bytes_max`, per apiserver) a followed watch
 /// cache configuration would have reported, or `None` when its run would have differed.
 pub type FollowedFigures = Option<Vec<(u64, u64)>>;
@@ -73,6 +100,15 @@ pub fn run_following(
     loaded: &LoadedScenario,
     opts: &RunOptions,
     configs: &[crate::scenario::WatchCacheConfig],
+) -> Result<(Report, Vec<FollowedFigures>), RunError> {
+    run_following_observed(loaded, opts, configs, &mut |_| {})
+}
+
+fn run_following_observed(
+    loaded: &LoadedScenario,
+    opts: &RunOptions,
+    configs: &[crate::scenario::WatchCacheConfig],
+    observer: &mut dyn FnMut(Progress),
 ) -> Result<(Report, Vec<FollowedFigures>), RunError> {
     let scenario = Arc::new(loaded.scenario.clone());
     let seed = opts.seed.unwrap_or(scenario.seed);
@@ -113,6 +149,13 @@ pub fn run_following(
         }
         let outcome = world.apply(action)?;
         steps += 1;
+        if steps & (PROGRESS_EVERY_STEPS - 1) == 0 {
+            observer(Progress {
+                now_ns: world.now(),
+                end_ns,
+                steps,
+            });
+        }
         if !hash_steps {
             continue;
         }
@@ -126,6 +169,11 @@ pub fn run_following(
             .map_err(trace_err(&trace_path))?;
     }
     let wall_seconds = started.elapsed().as_secs_f64();
+    observer(Progress {
+        now_ns: end_ns,
+        end_ns,
+        steps,
+    });
 
     let mut report = build_report(&world, seed, end_ns, steps, wall_seconds);
     if hash_steps {

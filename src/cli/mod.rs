@@ -10,6 +10,7 @@ use clap::Parser;
 mod args;
 mod check;
 mod explore;
+mod progress;
 mod replay;
 mod run;
 mod summary;
