@@ -30,6 +30,7 @@ pub mod scenario;
 pub mod sim;
 pub mod sweep;
 pub mod trace;
+pub mod validate;
 pub mod world;
 
 /// The crate version, reported as `watchsim_version`.

@@ -239,7 +239,7 @@ fn readme_commands_run_as_written() {
                 }
                 continue;
             }
-            ["docker" | "kubectl", ..] => {
+            ["docker" | "kubectl" | "etcdctl", ..] => {
                 for w in words.iter().filter(|w| names_file(w)) {
                     if !dir.join(w).exists() {
                         failures.push(format!("{at}: {w} does not exist"));

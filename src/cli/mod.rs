@@ -1,5 +1,5 @@
 //! The `watchsim` command line (SPEC §1): the clap definitions ([`args`]) and one module per
-//! command (`run`, `check`, `replay`, `explore`, `sweep`), each parsing its options, calling the
+//! command (`run`, `check`, `replay`, `explore`, `sweep`, `validate`), each parsing its options, calling the
 //! library, printing, and mapping the outcome to the exit codes (0 held, 1 violated, 2 bad
 //! input, 3 replay diverged). `src/main.rs` only calls [`main`].
 
@@ -15,6 +15,7 @@ mod replay;
 mod run;
 mod summary;
 mod sweep;
+mod validate;
 
 use args::{Cli, Command};
 pub use summary::summary;
@@ -103,5 +104,6 @@ pub fn main() -> ExitCode {
         Command::Replay { capsule, timeline } => replay::replay(&capsule, timeline),
         Command::Sweep(cmd) => sweep::sweep(cmd),
         Command::Explore(cmd) => explore::explore(&cmd),
+        Command::Validate { files, history } => validate::validate(&files, &history),
     }
 }
