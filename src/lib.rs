@@ -17,6 +17,8 @@
 //! - [`trace`]: the JSON Lines trace format.
 //! - [`report`]: the run report (SPEC §4).
 //! - [`check`]: `watchsim check` campaigns, the explorer, capsules, replay, shrinking.
+//! - [`validate`]: `watchsim validate`, the stream invariants checked on real recorded watch
+//!   streams (`etcdctl watch -w json`, `kubectl get -w --output-watch-events`).
 //! - [`sweep`]: `watchsim sweep`, a parameter grid × seeds with a table, CSV and plot.
 //! - [`cli`]: the command line (clap definitions, one module per command); `src/main.rs` calls it.
 
@@ -35,6 +37,7 @@ pub mod scenario;
 pub mod sim;
 pub mod sweep;
 pub mod trace;
+pub mod validate;
 pub mod verdicts;
 pub mod world;
 

@@ -59,6 +59,10 @@ pub struct Report {
     pub script: Vec<ScriptEntry>,
     /// Events of scripted watches by id.
     pub watches: BTreeMap<String, Vec<Value>>,
+    /// Per client population (`[[clients]]` entry, in file order): its LISTs, their latency, its
+    /// relists and staleness, so that one population's expensive LISTs can be told apart from
+    /// what the others experienced.
+    pub client_populations: Vec<PopulationReport>,
     /// Requests of the first 16 clients (kind, RV, limit), for reading a run's reflector logic.
     pub client_requests: Vec<ClientRequest>,
     /// Per-minute series (relists, etcd bytes, revisions, LISTs from etcd).
@@ -186,6 +190,30 @@ pub struct ClientsReport {
     pub time_travels: u64,
     /// Watch events applied by informers.
     pub events: u64,
+    /// Mean LIST latency over every population (`client_populations` for each).
+    pub list_latency_seconds_mean: f64,
+    /// Largest LIST latency of any client.
+    pub list_latency_seconds_max: f64,
+}
+
+/// One client population's figures (a `[[clients]]` entry).
+#[derive(Debug, Clone, Serialize)]
+pub struct PopulationReport {
+    /// The population's `name`.
+    pub name: String,
+    /// Instances.
+    pub count: u64,
+    /// LISTs completed (initial lists and relists; a streaming list counts as one).
+    pub lists: u64,
+    /// Mean time from a LIST's first request to the informer holding the complete list (pages,
+    /// retries after 429 and fallbacks included).
+    pub list_latency_seconds_mean: f64,
+    /// The largest such time.
+    pub list_latency_seconds_max: f64,
+    /// Relists (LISTs after the first successful one).
+    pub relists: u64,
+    /// Largest delay from an etcd commit to one of its informers applying the event.
+    pub max_staleness_seconds: f64,
 }
 
 /// One invariant's verdict.

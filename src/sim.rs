@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::report::{
-    ApiserverReport, BoundReport, ClientsReport, EtcdReport, RelistCauses, Report, ScriptEntry,
+    ApiserverReport, BoundReport, ClientsReport, EtcdReport, PopulationReport, RelistCauses,
+    Report, ScriptEntry,
 };
 use crate::scenario::{self, DurationNs, LoadedScenario, ScenarioError, format_ns};
 use crate::trace::{StepRecord, TRACE_FORMAT, TRACE_VERSION, TraceHeader, TraceWriter};
@@ -61,6 +62,33 @@ pub fn run(loaded: &LoadedScenario, opts: &RunOptions) -> Result<Report, RunErro
     run_following(loaded, opts, &[]).map(|(report, _)| report)
 }
 
+/// How far a run has got, for a progress display: passed to the observer of [`run_observed`]
+/// every [`PROGRESS_EVERY_STEPS`] steps and once at the end. Virtual time only: the observer
+/// may look at a wall clock, the model never does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Virtual time reached.
+    pub now_ns: u64,
+    /// Virtual time the run ends at.
+    pub end_ns: u64,
+    /// Steps applied so far.
+    pub steps: u64,
+}
+
+/// Steps between two calls of a run's progress observer (a power of two: one mask test per
+/// step in the hot loop).
+pub const PROGRESS_EVERY_STEPS: u64 = 1 << 14;
+
+/// [`run`], calling `observer` with the run's [`Progress`] every [`PROGRESS_EVERY_STEPS`] steps
+/// and once when the simulation loop ends. The report and trace are those of [`run`].
+pub fn run_observed(
+    loaded: &LoadedScenario,
+    opts: &RunOptions,
+    observer: &mut dyn FnMut(Progress),
+) -> Result<Report, RunError> {
+    run_following_observed(loaded, opts, &[], observer).map(|(report, _)| report)
+}
+
 /// The cache figures (`cache_capacity_max`, `cache_bytes_max`, per apiserver) a followed watch
 /// cache configuration would have reported, or `None` when its run would have differed.
 pub type FollowedFigures = Option<Vec<(u64, u64)>>;
@@ -72,6 +100,15 @@ pub fn run_following(
     loaded: &LoadedScenario,
     opts: &RunOptions,
     configs: &[crate::scenario::WatchCacheConfig],
+) -> Result<(Report, Vec<FollowedFigures>), RunError> {
+    run_following_observed(loaded, opts, configs, &mut |_| {})
+}
+
+fn run_following_observed(
+    loaded: &LoadedScenario,
+    opts: &RunOptions,
+    configs: &[crate::scenario::WatchCacheConfig],
+    observer: &mut dyn FnMut(Progress),
 ) -> Result<(Report, Vec<FollowedFigures>), RunError> {
     let scenario = Arc::new(loaded.scenario.clone());
     let seed = opts.seed.unwrap_or(scenario.seed);
@@ -112,6 +149,13 @@ pub fn run_following(
         }
         let outcome = world.apply(action)?;
         steps += 1;
+        if steps & (PROGRESS_EVERY_STEPS - 1) == 0 {
+            observer(Progress {
+                now_ns: world.now(),
+                end_ns,
+                steps,
+            });
+        }
         if !hash_steps {
             continue;
         }
@@ -125,6 +169,11 @@ pub fn run_following(
             .map_err(trace_err(&trace_path))?;
     }
     let wall_seconds = started.elapsed().as_secs_f64();
+    observer(Progress {
+        now_ns: end_ns,
+        end_ns,
+        steps,
+    });
 
     let mut report = build_report(&world, seed, end_ns, steps, wall_seconds);
     if hash_steps {
@@ -264,7 +313,52 @@ fn clients_report(world: &World, end_ns: u64) -> ClientsReport {
         ),
         time_travels: obs.time_travels,
         events,
+        list_latency_seconds_mean: {
+            let (n, sum) = obs.populations.iter().fold((0, 0), |(n, sum), p| {
+                (n + p.lists, sum + p.list_latency_sum_ns)
+            });
+            if n > 0 {
+                sum as f64 / n as f64 / 1e9
+            } else {
+                0.0
+            }
+        },
+        list_latency_seconds_max: obs
+            .populations
+            .iter()
+            .map(|p| p.list_latency_max_ns)
+            .max()
+            .unwrap_or(0) as f64
+            / 1e9,
     }
+}
+
+/// Each client population's LISTs, latency, relists and staleness.
+fn population_reports(world: &World) -> Vec<PopulationReport> {
+    let s = world.scenario();
+    let obs = world.observations();
+    let mut relists = vec![0u64; s.clients.len()];
+    for c in world.clients().iter() {
+        relists[c.population as usize] += c.counters.relists();
+    }
+    s.clients
+        .iter()
+        .zip(&obs.populations)
+        .zip(relists)
+        .map(|((cfg, p), relists)| PopulationReport {
+            name: cfg.name.clone(),
+            count: cfg.count,
+            lists: p.lists,
+            list_latency_seconds_mean: if p.lists > 0 {
+                p.list_latency_sum_ns as f64 / p.lists as f64 / 1e9
+            } else {
+                0.0
+            },
+            list_latency_seconds_max: p.list_latency_max_ns as f64 / 1e9,
+            relists,
+            max_staleness_seconds: p.staleness_max_ns as f64 / 1e9,
+        })
+        .collect()
 }
 
 /// The process's peak resident set size from `/proc/self/status` (`VmHWM`), 0 if unavailable.
@@ -375,6 +469,7 @@ pub(crate) fn build_report(
         script,
         watches: obs.watches.clone(),
         series: obs.series.clone(),
+        client_populations: population_reports(world),
         client_requests: obs.client_requests.clone(),
         notes,
     }

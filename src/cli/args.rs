@@ -101,6 +101,21 @@ pub(crate) enum Command {
     /// DIR/sweep.svg. Exit 0 if every point held, 1 if some point violated an invariant or a
     /// bound (outputs are still written), 2 on bad input.
     Sweep(SweepCmd),
+    /// Check recorded watch streams for events out of order, twice, missing or back in time.
+    ///
+    /// FILEs are `etcdctl watch -w json` outputs (each its own stream) or Kubernetes watch
+    /// outputs (`kubectl get -w --output-watch-events -o json`, or JSON lines of {type, object}:
+    /// one client's successive streams, in the order given). Prints FILE:LINE: invariant:
+    /// message per finding. Exit 0 clean, 1 on a violation, 2 on malformed input.
+    Validate {
+        /// Stream files.
+        #[arg(required = true, num_args = 1.., value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// `etcdctl get --prefix -w json [--rev N]` output of the watched key or prefix: every
+        /// version it lists within the revisions a stream covered must have been delivered.
+        #[arg(long, value_name = "FILE")]
+        history: Vec<PathBuf>,
+    },
 }
 
 #[derive(clap::Args)]

@@ -1,5 +1,5 @@
 //! The `watchsim` command line (SPEC §1): the clap definitions ([`args`]) and one module per
-//! command (`run`, `check`, `replay`, `explore`, `sweep`), each parsing its options, calling the
+//! command (`run`, `check`, `replay`, `explore`, `sweep`, `validate`), each parsing its options, calling the
 //! library, printing, and mapping the outcome to the exit codes (0 held, 1 violated, 2 bad
 //! input, 3 replay diverged). `src/main.rs` only calls [`main`].
 
@@ -10,10 +10,12 @@ use clap::Parser;
 mod args;
 mod check;
 mod explore;
+mod progress;
 mod replay;
 mod run;
 mod summary;
 mod sweep;
+mod validate;
 
 use args::{Cli, Command};
 pub use summary::summary;
@@ -40,6 +42,16 @@ fn exit_quietly_on_broken_pipe() {
         }
         default(info);
     }));
+}
+
+/// Whether `args` (without the program name, e.g. `["run", "x.toml", "--json"]`) is a valid
+/// `watchsim` command line, without running it: `Err` carries clap's message. Used by the test
+/// that keeps the README's commands valid.
+pub fn parse_check(args: &[String]) -> Result<(), String> {
+    let argv = std::iter::once("watchsim".to_string()).chain(args.iter().cloned());
+    Cli::try_parse_from(argv)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }
 
 /// The `watchsim` binary: parses the arguments and runs the command.
@@ -92,5 +104,6 @@ pub fn main() -> ExitCode {
         Command::Replay { capsule, timeline } => replay::replay(&capsule, timeline),
         Command::Sweep(cmd) => sweep::sweep(cmd),
         Command::Explore(cmd) => explore::explore(&cmd),
+        Command::Validate { files, history } => validate::validate(&files, &history),
     }
 }

@@ -1,5 +1,5 @@
-//! `watchsim run`: one seeded simulation, its report (text or `--json`) and the exit code of its
-//! invariants and bounds.
+//! `watchsim run`: one seeded simulation (with a progress line on a terminal's stderr), its
+//! report (text or `--json`) and the exit code of its invariants and bounds.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +26,8 @@ pub(super) fn run(
         Ok(l) => l,
         Err(e) => return usage_error(&e.to_string()),
     };
-    let report = match sim::run(
+    let progress = super::progress::RunProgress::on_stderr();
+    let result = sim::run_observed(
         &loaded,
         &RunOptions {
             seed,
@@ -34,7 +35,10 @@ pub(super) fn run(
             trace,
             skip_trace_hash: false,
         },
-    ) {
+        &mut |p| progress.update(p),
+    );
+    progress.finish();
+    let report = match result {
         Ok(r) => r,
         Err(RunError::Scenario(e)) => return usage_error(&e.to_string()),
         Err(e @ RunError::TraceIo { .. }) => return usage_error(&e.to_string()),

@@ -129,6 +129,11 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             a.lists_in_flight_max,
             a.restarts
         );
+        let _ = writeln!(
+            o,
+            "  {:<19} etcd_read_bytes={} list_memory_max={} cache_bytes_max={}",
+            "", a.etcd_read_bytes, a.list_memory_bytes_max, a.cache_bytes_max
+        );
     }
     let c = &report.clients;
     if c.count > 0 {
@@ -149,6 +154,19 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             c.time_travels,
             c.converged
         );
+        for p in &report.client_populations {
+            let _ = writeln!(
+                o,
+                "  {:<19} x{} lists={} list_latency mean={:.3}s max={:.3}s relists={} max_staleness={:.3}s",
+                p.name,
+                p.count,
+                p.lists,
+                p.list_latency_seconds_mean,
+                p.list_latency_seconds_max,
+                p.relists,
+                p.max_staleness_seconds
+            );
+        }
     }
     let storms: Vec<String> = report
         .series

@@ -21,7 +21,8 @@ pub enum Source {
 /// One figure of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Figure {
-    /// Column stem in `results.csv` (`<name>_mean`, `<name>_p95`).
+    /// Column stem in `results.csv` (`<name>_mean`, `<name>_p95`, `<name>_min`, `<name>_p5`,
+    /// `<name>_max`).
     pub name: &'static str,
     /// Where it is read from.
     pub source: Source,
@@ -154,31 +155,56 @@ pub fn read_figures(report: &Value) -> Vec<f64> {
     FIGURES.iter().map(|f| f.read(report)).collect()
 }
 
-/// Mean and p95 of one figure over a point's seeds.
+/// Mean, p95 and the seed spread of one figure over a point's seeds.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stats {
     /// Arithmetic mean.
     pub mean: f64,
     /// 95th percentile, nearest-rank: the ⌈0.95·n⌉-th smallest value (with 10 seeds, the max).
     pub p95: f64,
+    /// 5th percentile, nearest-rank: the ⌈0.05·n⌉-th smallest value (with 10 seeds, the min).
+    pub p5: f64,
+    /// Smallest value.
+    pub min: f64,
+    /// Largest value.
+    pub max: f64,
 }
 
-/// Mean and nearest-rank p95 of `values` (0 and 0 for none). Summed in the order given, so the
-/// result is the same whatever the thread count.
+impl Stats {
+    /// Stats of `mean` and `p95` with no spread recorded (min and p5 = mean, max = p95): for
+    /// building results by hand in tests.
+    pub fn of(mean: f64, p95: f64) -> Stats {
+        Stats {
+            mean,
+            p95,
+            p5: mean,
+            min: mean,
+            max: p95,
+        }
+    }
+}
+
+/// The nearest-rank `q` quantile (0 < q ≤ 1) of sorted, non-empty `sorted`.
+fn nearest_rank(sorted: &[f64], q: f64) -> f64 {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+/// Mean, nearest-rank p5 and p95, min and max of `values` (all 0 for none). Summed in the order
+/// given, so the result is the same whatever the thread count.
 pub fn stats(values: &[f64]) -> Stats {
     if values.is_empty() {
-        return Stats {
-            mean: 0.0,
-            p95: 0.0,
-        };
+        return Stats::of(0.0, 0.0);
     }
     let mean = values.iter().sum::<f64>() / values.len() as f64;
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
-    let rank = ((0.95 * values.len() as f64).ceil() as usize).clamp(1, values.len());
     Stats {
         mean,
-        p95: sorted[rank - 1],
+        p95: nearest_rank(&sorted, 0.95),
+        p5: nearest_rank(&sorted, 0.05),
+        min: sorted[0],
+        max: sorted[sorted.len() - 1],
     }
 }
 
@@ -332,25 +358,20 @@ mod tests {
             stats(&ten),
             Stats {
                 mean: 5.5,
-                p95: 10.0
+                p95: 10.0,
+                p5: 1.0,
+                min: 1.0,
+                max: 10.0
             }
         );
         let twenty: Vec<f64> = (1..=20).rev().map(f64::from).collect();
         assert_eq!(stats(&twenty).p95, 19.0);
-        assert_eq!(
-            stats(&[3.0]),
-            Stats {
-                mean: 3.0,
-                p95: 3.0
-            }
-        );
-        assert_eq!(
-            stats(&[]),
-            Stats {
-                mean: 0.0,
-                p95: 0.0
-            }
-        );
+        assert_eq!(stats(&twenty).p5, 1.0);
+        let forty: Vec<f64> = (1..=40).map(f64::from).collect();
+        assert_eq!((stats(&forty).p5, stats(&forty).p95), (2.0, 38.0));
+        assert_eq!((stats(&forty).min, stats(&forty).max), (1.0, 40.0));
+        assert_eq!(stats(&[3.0]), Stats::of(3.0, 3.0));
+        assert_eq!(stats(&[]), Stats::of(0.0, 0.0));
     }
 
     #[test]
@@ -373,7 +394,10 @@ mod tests {
             p.figures[0],
             Stats {
                 mean: 2.0,
-                p95: 3.0
+                p95: 3.0,
+                p5: 1.0,
+                min: 1.0,
+                max: 3.0
             }
         );
         assert_eq!(p.violated_seeds, [6, 7]);

@@ -1,6 +1,8 @@
 //! `results.csv`: one row per grid point. Header: the varied keys, then `<figure>_mean` and
 //! `<figure>_p95` for each figure of [`FIGURES`] in order, then `violated_seeds` (how many of the
-//! point's seeds violated an invariant or a bound; 0 = the point held). Fields are quoted as
+//! point's seeds violated an invariant or a bound; 0 = the point held), then the seed spread
+//! that `sweep.svg` draws: `<figure>_min`, `<figure>_p5` and `<figure>_max` for each figure in
+//! the same order (after the older columns, so that readers by position keep working). Fields are quoted as
 //! RFC 4180 says (only when they hold a comma, a quote or a line break); lines end with `\n`.
 //! Numbers are written in Rust's shortest round-trip form (`0`, `1.5`, `20572160`).
 
@@ -35,6 +37,11 @@ pub fn header(result: &SweepResult) -> Vec<String> {
         cols.push(format!("{}_p95", f.name));
     }
     cols.push("violated_seeds".to_string());
+    for f in FIGURES {
+        cols.push(format!("{}_min", f.name));
+        cols.push(format!("{}_p5", f.name));
+        cols.push(format!("{}_max", f.name));
+    }
     cols
 }
 
@@ -50,6 +57,11 @@ pub fn render(result: &SweepResult) -> String {
             cells.push(number(s.p95));
         }
         cells.push(p.violated_seeds.len().to_string());
+        for s in &p.figures {
+            cells.push(number(s.min));
+            cells.push(number(s.p5));
+            cells.push(number(s.max));
+        }
         let _ = writeln!(out, "{}", line(cells));
     }
     out

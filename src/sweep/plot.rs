@@ -2,6 +2,9 @@
 //! client-hour, LISTs from etcd, watch-cache bytes, peak concurrent LISTs) against the first
 //! varied key, one panel per figure, mean over seeds.
 //!
+//! - The seed spread around each mean: a translucent band from the p5 to the p95 over seeds
+//!   (nearest-rank; with 10 seeds, min to max) and whiskers from the min to the max at each point
+//!   (the `<figure>_p5`, `_p95`, `_min` and `_max` columns of `results.csv`).
 //! - One line per combination of the other varied keys (a legend in each panel's upper left names
 //!   them when there are at most [`MAX_LEGEND`]; the y range leaves room above the data for it).
 //! - x-axis: the first key's numeric values (durations in seconds, sizes in bytes), on a log
@@ -18,7 +21,7 @@ use plotters::coord::Shift;
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::prelude::*;
 
-use super::aggregate::{FIGURES, SweepResult};
+use super::aggregate::{FIGURES, Stats, SweepResult};
 use super::grid::NumberKind;
 
 /// Most series for which a legend is drawn.
@@ -86,10 +89,16 @@ pub fn compact(v: f64) -> String {
     format!("{text}{suffix}")
 }
 
-/// One line of a panel.
+/// One line of a panel: the mean at each x, with the seed spread.
 struct Series {
     label: String,
-    points: Vec<(f64, f64)>,
+    points: Vec<(f64, Stats)>,
+}
+
+impl Series {
+    fn means(&self) -> impl Iterator<Item = (f64, f64)> + '_ {
+        self.points.iter().map(|(x, s)| (*x, s.mean))
+    }
 }
 
 /// What one panel draws.
@@ -135,11 +144,43 @@ where
         .map_err(err)?;
     for (i, s) in panel.series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
+        // The seed spread: the p5-p95 band, then min-max whiskers with caps.
+        let band: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .map(|(x, st)| (*x, st.p95))
+            .chain(s.points.iter().rev().map(|(x, st)| (*x, st.p5)))
+            .collect();
+        if s.points.len() > 1 {
+            chart
+                .draw_series(std::iter::once(Polygon::new(
+                    band,
+                    color.mix(0.15).filled(),
+                )))
+                .map_err(err)?;
+        }
+        let whisker = color.mix(0.7).stroke_width(1);
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .filter(|(_, st)| st.max > st.min)
+                    .map(|(x, st)| PathElement::new(vec![(*x, st.min), (*x, st.max)], whisker)),
+            )
+            .map_err(err)?;
+        chart
+            .draw_series(
+                s.points
+                    .iter()
+                    .filter(|(_, st)| st.max > st.min)
+                    .flat_map(|(x, st)| [(*x, st.min), (*x, st.max)])
+                    .map(|c| {
+                        EmptyElement::at(c) + PathElement::new(vec![(-4, 0), (4, 0)], whisker)
+                    }),
+            )
+            .map_err(err)?;
         let drawn = chart
-            .draw_series(LineSeries::new(
-                s.points.iter().copied(),
-                color.stroke_width(2),
-            ))
+            .draw_series(LineSeries::new(s.means(), color.stroke_width(2)))
             .map_err(err)?;
         if panel.legend {
             drawn.label(s.label.clone()).legend(move |(x, y)| {
@@ -148,7 +189,7 @@ where
         }
         chart
             .draw_series(PointSeries::of_element(
-                s.points.iter().copied(),
+                s.means(),
                 3,
                 color.filled(),
                 &|c, size, style| EmptyElement::at(c) + Circle::new((0, 0), size, style),
@@ -222,7 +263,7 @@ fn series_of(result: &SweepResult, figure: usize, xs: &[f64]) -> Vec<Series> {
                 series.len() - 1
             }
         };
-        series[at].1.points.push((x, stats.mean));
+        series[at].1.points.push((x, *stats));
     }
     series
         .into_iter()
@@ -282,7 +323,7 @@ pub fn render_with_bounds(result: &SweepResult, bounds: &[(&str, f64)]) -> Resul
         })
         .collect();
     let title = format!(
-        "watchsim sweep {}: mean over {} seed(s) against {key}",
+        "watchsim sweep {}: mean over {} seed(s) against {key} (band: p5-p95, whiskers: min-max)",
         result.scenario,
         result.seeds.len()
     );
@@ -300,7 +341,7 @@ pub fn render_with_bounds(result: &SweepResult, bounds: &[(&str, f64)]) -> Resul
             let series = series_of(result, figure, &xs);
             let y_top = series
                 .iter()
-                .flat_map(|s| s.points.iter().map(|p| p.1))
+                .flat_map(|s| s.points.iter().map(|p| p.1.max.max(p.1.p95).max(p.1.mean)))
                 .fold(0.0, f64::max);
             let bound = bounds
                 .iter()
@@ -354,13 +395,7 @@ mod tests {
             .into_iter()
             .map(|point| PointResult {
                 point,
-                figures: vec![
-                    Stats {
-                        mean: 0.05,
-                        p95: 0.05
-                    };
-                    FIGURES.len()
-                ],
+                figures: vec![Stats::of(0.05, 0.05); FIGURES.len()],
                 violated_seeds: vec![],
                 violations: vec![],
                 has_bounds: true,
@@ -383,6 +418,50 @@ mod tests {
         let svg = render_with_bounds(&r, &[("etcd_lists_per_client_hour", 3.0)]).expect("svg");
         assert_eq!(svg.matches("etcd lists per client hour").count(), 1);
         assert_eq!(svg.matches("bound 3").count(), 1, "{svg}");
+    }
+
+    #[test]
+    fn the_seed_spread_is_drawn_around_each_mean() {
+        use crate::sweep::aggregate::{PointResult, stats};
+        let axes = vec![crate::sweep::grid::parse_vary("k=1,2,4").expect("axis")];
+        let grid = crate::sweep::Grid::new(axes.clone()).expect("grid");
+        let result = |spread: bool| {
+            let points = grid
+                .points()
+                .into_iter()
+                .map(|point| PointResult {
+                    figures: vec![
+                        if spread {
+                            stats(&[1.0, 2.0, 3.0, 10.0])
+                        } else {
+                            stats(&[4.0; 4])
+                        };
+                        FIGURES.len()
+                    ],
+                    point,
+                    violated_seeds: vec![],
+                    violations: vec![],
+                    has_bounds: false,
+                })
+                .collect();
+            SweepResult {
+                scenario: "t".into(),
+                axes: axes.clone(),
+                seeds: vec![1, 2, 3, 4],
+                points,
+            }
+        };
+        let panels = FIGURES.iter().filter(|f| f.plot_title.is_some()).count();
+        let spread = render(&result(true)).expect("svg");
+        let flat = render(&result(false)).expect("svg");
+        assert!(spread.contains("band: p5-p95, whiskers: min-max"));
+        // One band per panel's series.
+        assert_eq!(spread.matches("<polygon").count(), panels, "{spread}");
+        // Whiskers: a vertical line and two caps at each of the 3 points of every panel.
+        // (drawn at 70% opacity; nothing else is).
+        let whiskers = |svg: &str| svg.matches("opacity=\"0.7\"").count();
+        assert_eq!(whiskers(&flat), 0);
+        assert_eq!(whiskers(&spread), panels * 3 * 3, "{spread}");
     }
 
     #[test]

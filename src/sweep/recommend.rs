@@ -130,13 +130,7 @@ mod tests {
             .zip(held)
             .map(|(point, &ok)| PointResult {
                 point,
-                figures: vec![
-                    Stats {
-                        mean: 0.0,
-                        p95: 0.0
-                    };
-                    FIGURES.len()
-                ],
+                figures: vec![Stats::of(0.0, 0.0); FIGURES.len()],
                 violated_seeds: if ok { vec![] } else { vec![1] },
                 violations: if ok { vec![] } else { vec!["bound:x".into()] },
                 has_bounds: true,

@@ -260,6 +260,8 @@ impl World {
         };
         obs.commit(etcd.store.revision(), 0);
         obs.client_max_rv = vec![0; clients.len()];
+        obs.list_started = vec![None; clients.len()];
+        obs.populations = vec![observe::PopulationObs::default(); s.clients.len()];
         obs.checker = Checker::new(s, &etcd, &clients);
         let lb = LoadBalancer::new(s.load_balancer.policy, s.apiserver.count, seed);
         World {
@@ -651,7 +653,17 @@ fn observe_client(
         });
     }
     let i = id as usize;
+    let population = &mut obs.populations[c.population as usize];
+    if sent.is_some_and(|s| s.kind == "list" || s.kind == "watch-list") {
+        obs.list_started[i].get_or_insert(now);
+    }
     if let Some(rv) = fx.listed_rv {
+        if let Some(start) = obs.list_started[i].take() {
+            let latency = now.saturating_sub(start);
+            population.lists += 1;
+            population.list_latency_sum_ns += latency;
+            population.list_latency_max_ns = population.list_latency_max_ns.max(latency);
+        }
         if rv < obs.client_max_rv[i] {
             obs.time_travels += 1;
         }
@@ -660,6 +672,8 @@ fn observe_client(
     if let Some(rv) = fx.event_rv {
         let lag = now.saturating_sub(obs.commit_time(rv));
         obs.staleness_max_ns = obs.staleness_max_ns.max(lag);
+        let population = &mut obs.populations[c.population as usize];
+        population.staleness_max_ns = population.staleness_max_ns.max(lag);
         obs.client_max_rv[i] = obs.client_max_rv[i].max(rv);
     }
 }

@@ -10,6 +10,21 @@ use serde_json::Value;
 use crate::kernel::Nanos;
 pub use crate::report::{ClientRequest, MinuteSample};
 
+/// What one client population (a `[[clients]]` entry) experienced: its completed LISTs, their
+/// latency (from a reflector's first LIST request to its informer holding the complete list,
+/// pages, retries and fallbacks included) and its informers' largest staleness.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PopulationObs {
+    /// LISTs completed (the informer replaced its store).
+    pub lists: u64,
+    /// Sum of their latencies.
+    pub list_latency_sum_ns: Nanos,
+    /// The largest.
+    pub list_latency_max_ns: Nanos,
+    /// Largest delay from an etcd commit to one of this population's informers applying it.
+    pub staleness_max_ns: Nanos,
+}
+
 /// Clients whose requests are logged in `client_requests`.
 pub const LOGGED_CLIENTS: u32 = 16;
 
@@ -36,6 +51,10 @@ pub struct Observations {
     pub series_base: (u64, u64, i64, u64, u64),
     /// Requests of the first `LOGGED_CLIENTS` clients.
     pub client_requests: Vec<ClientRequest>,
+    /// When each client's LIST in progress started (its first request), `None` when idle.
+    pub list_started: Vec<Option<Nanos>>,
+    /// Per client population (index = `[[clients]]` entry).
+    pub populations: Vec<PopulationObs>,
     /// The invariant checker's online state (SPEC §6; `src/check/`).
     pub checker: crate::monitor::Checker,
 }
