@@ -52,6 +52,10 @@ pub struct CapsuleFooter {
     /// Steps of the capsule this one was shrunk from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shrunk_from: Option<u64>,
+    /// For a `panic` capsule: the action whose application panicked (after the step lines;
+    /// `replay` applies it last and expects the panic, `check::panics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_fire: Option<EventKey>,
 }
 
 /// One step line of a capsule file.
@@ -384,6 +388,7 @@ fn finish(
         complete: Some(complete),
         violation: Some(violation),
         shrunk_from: None,
+        panic_fire: None,
     };
     Some(CapsuleData {
         spec,

@@ -15,6 +15,7 @@ pub mod explore;
 pub mod explore_measure;
 pub mod invariants;
 pub mod monitor;
+pub mod panics;
 pub mod replay;
 pub mod runner;
 pub mod shrink;

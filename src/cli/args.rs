@@ -37,6 +37,10 @@ pub(crate) enum Command {
         /// Print exactly one JSON object, the report (SPEC §4).
         #[arg(long)]
         json: bool,
+        /// Memory limit for the run (a size: "16GiB"): a scenario whose estimated memory exceeds
+        /// it is refused before it starts (default: half of the machine's memory).
+        #[arg(long, value_name = "SIZE")]
+        max_memory: Option<String>,
     },
     /// Run many seeds in parallel, summarise violations, and write a shrunk capsule of the
     /// lowest failing seed.
@@ -77,6 +81,11 @@ pub(crate) enum Command {
         /// Merge shard summaries (files of `check --json` lines, one summary per line) into one.
         #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "scenario")]
         merge: Vec<PathBuf>,
+        /// Memory limit for the campaign (a size: "16GiB"): a scenario whose estimated memory
+        /// times the parallel seeds exceeds it is refused before it starts (default: half of
+        /// the machine's memory).
+        #[arg(long, value_name = "SIZE")]
+        max_memory: Option<String>,
     },
     /// Re-execute a capsule, compare every step with the recorded one, and print its violation.
     ///
@@ -137,6 +146,10 @@ pub(crate) struct ExploreCmd {
     /// Directory for the counterexample capsule.
     #[arg(long, default_value = "capsules")]
     pub(crate) capsule_dir: PathBuf,
+    /// Memory limit (a size: "16GiB"): a scenario whose estimated memory exceeds it is
+    /// refused before it starts (default: half of the machine's memory).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_memory: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -166,4 +179,8 @@ pub(crate) struct SweepCmd {
     /// size (by default such points share runs: same results, less work; docs/performance.md).
     #[arg(long)]
     pub(crate) no_share: bool,
+    /// Memory limit (a size: "16GiB"): a scenario whose estimated memory exceeds it is
+    /// refused before it starts (default: half of the machine's memory).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_memory: Option<String>,
 }

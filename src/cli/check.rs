@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use crate::check::campaign::{self, CampaignOptions, Summary};
 use crate::check::runner::Spec;
+use crate::scenario::budget::MemoryLimit;
 
 /// Options of `watchsim check` (besides the scenario).
 pub(crate) struct Args {
@@ -28,6 +29,8 @@ pub(crate) struct Args {
     pub(crate) capsule_dir: PathBuf,
     /// Shrinker budget (0 = no shrinking).
     pub(crate) shrink_budget: usize,
+    /// `--max-memory`.
+    pub(crate) max_memory: Option<String>,
 }
 
 pub(super) fn fail(msg: &str, code: u8) -> ExitCode {
@@ -67,6 +70,21 @@ pub(super) fn check(path: &Path, a: Args) -> ExitCode {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let limit = match MemoryLimit::resolve(a.max_memory.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return fail(&e, 2),
+    };
+    let parallel = (jobs as u64).clamp(1, a.seeds.max(1));
+    if let Err(e) = crate::scenario::check_memory(
+        &base.origin,
+        &base.text,
+        &base.overrides,
+        &base.scenario,
+        parallel,
+        &limit,
+    ) {
+        return fail(&e.to_string(), 2);
+    }
     let opts = CampaignOptions {
         seeds: a.seeds,
         from: a.from,

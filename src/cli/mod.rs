@@ -54,7 +54,16 @@ pub fn main() -> ExitCode {
             duration,
             trace,
             json,
-        } => run::run(scenario, seed, set, duration, trace, json),
+            max_memory,
+        } => run::run(
+            scenario,
+            seed,
+            set,
+            duration,
+            trace,
+            json,
+            max_memory.as_deref(),
+        ),
         Command::Check {
             scenario,
             seeds,
@@ -67,6 +76,7 @@ pub fn main() -> ExitCode {
             capsule_dir,
             shrink_budget,
             merge,
+            max_memory,
         } => {
             if !merge.is_empty() {
                 return check::merge(&merge, json);
@@ -86,6 +96,7 @@ pub fn main() -> ExitCode {
                     json,
                     capsule_dir,
                     shrink_budget,
+                    max_memory,
                 },
             )
         }
