@@ -12,6 +12,7 @@ use super::runner::{Spec, report_of, step_line};
 use super::timeline;
 use crate::report::Report;
 use crate::scenario::ScenarioError;
+use crate::scenario::budget::MemoryLimit;
 use crate::world::Action;
 
 /// What a replay reproduced.
@@ -53,14 +54,25 @@ pub enum ReplayError {
     Io(#[from] std::io::Error),
 }
 
-/// Replays `capsule`, printing a fixed-column timeline to `timeline` if given.
+/// Replays `capsule`, printing a fixed-column timeline to `timeline` if given; refuses a
+/// capsule whose scenario is estimated to need more than three quarters of this machine's memory.
 pub fn replay(
     capsule: &Capsule,
+    timeline: Option<&mut dyn Write>,
+) -> Result<Replayed, ReplayError> {
+    replay_within(capsule, timeline, &MemoryLimit::default_for_machine())
+}
+
+/// [`replay`] with a memory limit for the capsule's scenario (exit 2 beyond it).
+pub fn replay_within(
+    capsule: &Capsule,
     mut timeline: Option<&mut dyn Write>,
+    limit: &MemoryLimit,
 ) -> Result<Replayed, ReplayError> {
     let h = &capsule.header;
     let origin = format!("{} (scenario in the header)", capsule.path.display());
     let mut spec = Spec::load(&origin, &h.scenario, &h.overrides, Some(h.seed))?;
+    crate::scenario::check_memory(&origin, &h.scenario, &h.overrides, &spec.scenario, 1, limit)?;
     if let Some(end) = capsule.footer.end_ns {
         spec.end_ns = end;
     }

@@ -38,7 +38,7 @@ pub(crate) enum Command {
         #[arg(long)]
         json: bool,
         /// Memory limit for the run (a size: "16GiB"): a scenario whose estimated memory exceeds
-        /// it is refused before it starts (default: half of the machine's memory).
+        /// it is refused before it starts (default: three quarters of the machine's memory).
         #[arg(long, value_name = "SIZE")]
         max_memory: Option<String>,
     },
@@ -82,7 +82,7 @@ pub(crate) enum Command {
         #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "scenario")]
         merge: Vec<PathBuf>,
         /// Memory limit for the campaign (a size: "16GiB"): a scenario whose estimated memory
-        /// times the parallel seeds exceeds it is refused before it starts (default: half of
+        /// times the parallel seeds exceeds it is refused before it starts (default: three quarters of
         /// the machine's memory).
         #[arg(long, value_name = "SIZE")]
         max_memory: Option<String>,
@@ -147,7 +147,7 @@ pub(crate) struct ExploreCmd {
     #[arg(long, default_value = "capsules")]
     pub(crate) capsule_dir: PathBuf,
     /// Memory limit (a size: "16GiB"): a scenario whose estimated memory exceeds it is
-    /// refused before it starts (default: half of the machine's memory).
+    /// refused before it starts (default: three quarters of the machine's memory).
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_memory: Option<String>,
 }
@@ -180,7 +180,7 @@ pub(crate) struct SweepCmd {
     #[arg(long)]
     pub(crate) no_share: bool,
     /// Memory limit (a size: "16GiB"): a scenario whose estimated memory exceeds it is
-    /// refused before it starts (default: half of the machine's memory).
+    /// refused before it starts (default: three quarters of the machine's memory).
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_memory: Option<String>,
 }

@@ -114,7 +114,7 @@ pub struct SweepArgs {
     /// Share runs between grid points that differ only in the watch cache's size ([`share`]);
     /// the results are the same either way.
     pub share: bool,
-    /// `--max-memory SIZE`; `None` = half of the machine's memory.
+    /// `--max-memory SIZE`; `None` = three quarters of the machine's memory.
     pub max_memory: Option<String>,
 }
 
