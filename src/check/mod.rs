@@ -19,6 +19,7 @@ pub mod panics;
 pub mod replay;
 pub mod runner;
 pub mod shrink;
+pub mod soak;
 pub mod timeline;
 
 pub use crate::proto::Notice;

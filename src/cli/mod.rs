@@ -77,9 +77,29 @@ pub fn main() -> ExitCode {
             shrink_budget,
             merge,
             max_memory,
+            soak,
+            budget,
+            batch,
+            max_duration,
         } => {
             if !merge.is_empty() {
                 return check::merge(&merge, json);
+            }
+            if !soak.is_empty() {
+                return check::soak(
+                    &soak,
+                    check::SoakArgs {
+                        budget,
+                        batch,
+                        max_duration,
+                        from,
+                        jobs,
+                        shard,
+                        set,
+                        json,
+                        max_memory,
+                    },
+                );
             }
             let Some(path) = scenario else {
                 return usage_error("check needs a SCENARIO (or --merge FILE...)");

@@ -10,7 +10,7 @@
 //! estimate errs high.
 
 use super::errors::Problem;
-use super::types::{ClientScope, Scenario, StoreMode, WatchCacheMode, WorkloadKind};
+use super::types::{ClientScope, Scenario, Step, StoreMode, WatchCacheMode, WorkloadKind};
 
 /// Resident memory of the process before any scenario (binary, runtime, allocator).
 const BASE: u64 = 16 << 20;
@@ -18,11 +18,20 @@ const BASE: u64 = 16 << 20;
 const ETCD_OBJECT: u64 = 320;
 /// Per object in each apiserver's watch cache store.
 const CACHE_OBJECT: u64 = 160;
-/// Per historical revision etcd keeps until compaction (and per event in a watch cache ring).
-const REVISION: u64 = 128;
+/// Per write kept until compaction: etcd's revision, the invariant checker's change log and the
+/// run's per-write records (`lease-vs-nodestatus`: 300,000 writes in 10 minutes, 143 MB).
+const REVISION: u64 = 512;
+/// Per write over the whole run: the invariant checker's change log is never trimmed (~90 MB per
+/// hour at 1,000 writes/s, `docs/checker.md`).
+const CHANGE_LOG: u64 = 32;
+/// Per event in a watch cache ring.
+const CACHE_EVENT: u64 = 128;
+/// Per event a scripted watch (`etcd.watch`, `api.watch` step) records for the report's
+/// `watches` (`etcd-churn`: one watch of 30,000 writes, 81 MB).
+const SCRIPTED_EVENT: u64 = 2 << 10;
 /// Per client instance: reflector, its connection, its watcher in the cacher, its timers and
 /// the invariant checker's per-stream state.
-const CLIENT: u64 = 4 << 10;
+const CLIENT: u64 = 12 << 10;
 /// Per object an informer store holds in `store = "map"` mode.
 const STORE_OBJECT: u64 = 96;
 /// Per item of a LIST page in flight (each client can have one page in flight at a time).
@@ -123,6 +132,9 @@ pub fn estimate(s: &Scenario) -> Estimate {
         let history = to_u64(rate * retained_secs);
         let ring = mul(caches, ring_max.min(to_u64(rate * secs)));
         if history > 0 || ring > 0 {
+            let bytes = mul(history, REVISION)
+                .saturating_add(mul(ring, CACHE_EVENT))
+                .saturating_add(mul(to_u64(rate * secs), CHANGE_LOG));
             let key = s
                 .workload
                 .iter()
@@ -131,13 +143,28 @@ pub fn estimate(s: &Scenario) -> Estimate {
                 .unwrap_or_else(|| format!("resources.{i}.count"));
             parts.push(Part {
                 key,
-                bytes: mul(history.saturating_add(ring), REVISION),
+                bytes,
                 what: format!(
-                    "{history} {} revisions kept until compaction and {ring} watch cache events",
+                    "{} {} writes ({history} kept until compaction) and {ring} watch cache events",
+                    to_u64(rate * secs),
                     r.name
                 ),
             });
         }
+    }
+    let watches = s
+        .steps
+        .iter()
+        .filter(|st| matches!(st, Step::EtcdWatch { .. } | Step::ApiWatch { .. }))
+        .count() as u64;
+    if watches > 0 {
+        let writes: f64 = s.workload.iter().map(|w| w.rate * secs).sum();
+        let events = to_u64(writes).saturating_add(s.steps.len() as u64);
+        parts.push(Part {
+            key: "steps".into(),
+            bytes: mul(mul(watches, events), SCRIPTED_EVENT),
+            what: format!("{watches} scripted watch(es) recording up to {events} events each"),
+        });
     }
     let nodes_max = s
         .clients
@@ -205,10 +232,22 @@ impl MemoryLimit {
         let total = std::fs::read_to_string("/proc/meminfo")
             .ok()
             .and_then(|t| mem_total(&t));
+        // In a container (a campaign pod), the cgroup's limit, when lower, is the machine.
+        let cgroup = [
+            "/sys/fs/cgroup/memory.max",
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+        ]
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok()?.trim().parse::<u64>().ok());
+        let (total, what) = match (total, cgroup) {
+            (Some(t), Some(c)) if c < t => (Some(c), "this container's"),
+            (None, Some(c)) => (Some(c), "this container's"),
+            (t, _) => (t, "this machine's"),
+        };
         match total {
             Some(total) => MemoryLimit {
                 bytes: total / 4 * 3,
-                source: format!("three quarters of this machine's {}", human(total)),
+                source: format!("three quarters of {what} {}", human(total)),
             },
             None => MemoryLimit {
                 bytes: FALLBACK_LIMIT,
