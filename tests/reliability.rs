@@ -347,3 +347,65 @@ fn a_panicking_grid_point_is_violated_and_the_sweep_finishes() {
     assert!(o.contains("VIOLATED at 1 of 2 grid point(s)"), "{o}");
     assert!(dir.join("results.csv").exists());
 }
+
+// ---- soak -----------------------------------------------------------------------------------
+
+#[test]
+fn a_soak_runs_batches_across_scenarios_and_counts_failures_by_kind_and_panics() {
+    let a = scenario("etcd-basics.toml");
+    let b = scenario("steady-small.toml");
+    let out = watchsim(&[
+        "check",
+        "--soak",
+        &a,
+        &b,
+        "--budget",
+        "1ms",
+        "--batch",
+        "2",
+        "--jobs",
+        "2",
+        "--max-duration",
+        "1m",
+    ]);
+    let o = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{o}{}", stderr(&out));
+    // The budget is checked between batches: the first batch always runs.
+    assert!(
+        o.contains("watchsim soak: 2 seeds in 1 batches over 2 scenarios"),
+        "{o}"
+    );
+    assert!(
+        o.contains("panics: 0") && o.contains("failures by kind: none"),
+        "{o}"
+    );
+    assert!(o.contains("not reached"), "{o}");
+    // Every seed panics: a finding of kind `panic` per seed, exit 1.
+    let out = watchsim(&[
+        "check",
+        "--soak",
+        &a,
+        &b,
+        "--budget",
+        "2s",
+        "--batch",
+        "2",
+        "--jobs",
+        "2",
+        "--max-duration",
+        "1m",
+        "--set",
+        "mutants.panic_at_step=3",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let r: Value = serde_json::from_str(stdout(&out).trim()).unwrap();
+    let seeds = r["seeds_run"].as_u64().unwrap();
+    assert!(seeds >= 4, "{r}");
+    assert_eq!(r["panics"].as_u64(), Some(seeds), "{r}");
+    assert_eq!(r["failures_by_kind"]["panic"].as_u64(), Some(seeds), "{r}");
+    assert_eq!(r["failing_seeds"].as_u64(), Some(seeds), "{r}");
+    // Bad usage.
+    let err = refused_fast(&["check", "--soak", &a, "--budget", "soon"]);
+    assert!(err.contains("--budget soon"), "{err}");
+}
