@@ -251,7 +251,7 @@ impl SoakReport {
         for s in &self.scenarios {
             match &s.summary {
                 None => {
-                    let _ = writeln!(o, "  {:<48} not reached", s.file);
+                    let _ = writeln!(o, "  {:<52} not reached", s.file);
                 }
                 Some(sum) => {
                     let first = sum
@@ -262,7 +262,7 @@ impl SoakReport {
                         .join(", ");
                     let _ = writeln!(
                         o,
-                        "  {:<48} {:>7} seeds {:>6} failing  {}",
+                        "  {:<52} {:>7} seeds {:>6} failing  {}",
                         s.file,
                         sum.seeds_run,
                         sum.failing_seeds.len(),
