@@ -1017,3 +1017,85 @@ fn explore_window_is_a_duration_and_unknown_explore_keys_are_refused() {
     let e = err(&base_plus("[explore]\nwindow = 20\n"));
     assert!(e.to_string().contains("explore.window"), "{e}");
 }
+
+// ---- values beyond any real cluster (issue 17) ----------------------------------------------
+
+#[test]
+fn counts_rates_and_times_beyond_any_cluster_are_refused_naming_key_line_and_limit() {
+    // BASE lines: 1 name, 2 [[resources]], 3 name, 4 [[clients]], 5 name, 6 resource, 7 count.
+    let cases: &[(&str, &str, &str, usize, &str)] = &[
+        (
+            "[[resources]]\nname = \"big\"\ncount = 1000000000000\n",
+            "",
+            "resources.1.count",
+            10,
+            "100000000",
+        ),
+        (
+            "[[resources]]\nname = \"big\"\nobject_bytes = \"2GiB\"\n",
+            "",
+            "resources.1.object_bytes",
+            10,
+            "1073741824",
+        ),
+        (
+            "[[clients]]\nname = \"many\"\nresource = \"pods\"\ncount = 20000000\n",
+            "",
+            "clients.1.count",
+            11,
+            "10000000",
+        ),
+        (
+            "[[workload]]\nresource = \"pods\"\nkind = \"update\"\nrate = 1e9\n",
+            "",
+            "workload.0.rate",
+            11,
+            "10000000",
+        ),
+        (
+            "[faults]\nwatch_disconnect_rate = 1e7\n",
+            "",
+            "faults.watch_disconnect_rate",
+            9,
+            "one per millisecond",
+        ),
+        ("", "duration = \"1000000h\"\n", "duration", 1, "100 years"),
+        (
+            "[[faults.at]]\nat = \"900000h\"\nkind = \"compact_now\"\n",
+            "",
+            "faults.at.0.at",
+            9,
+            "100 years",
+        ),
+        (
+            "[apiserver]\ncount = 5000\n",
+            "",
+            "apiserver.count",
+            9,
+            "1000",
+        ),
+    ];
+    for &(tail, head, key, line, words) in cases {
+        let text = format!("{head}{BASE}{tail}");
+        let e = err(&text);
+        in_file(&e, key, line, words);
+        assert!(
+            e.message.contains("beyond") || e.message.contains("more than"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
+fn the_largest_real_values_still_load() {
+    let s = ok(&base_plus(
+        "[[resources]]\nname = \"big\"\ncount = 100000000\n[[workload]]\nresource = \"big\"\nkind = \"update\"\nrate = 10000000.0\n",
+    ));
+    assert_eq!(s.resources[1].count, 100_000_000);
+}
+
+#[test]
+fn a_set_beyond_any_cluster_is_refused_naming_the_override() {
+    let e = set_err(BASE, &["resources.0.count=1000000000000"]);
+    in_set(&e, "resources.0.count", "beyond any real cluster");
+}

@@ -21,11 +21,16 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::capsule::{CapsuleData, capture};
+use super::panics;
 use super::runner::Spec;
 use super::shrink;
 use crate::kernel::{Fnv64, RngStream};
 use crate::scenario::{LoadedScenario, ScenarioError, effective_table};
 use crate::sim::{self, RunOptions};
+
+/// Most seeds one process runs (each keeps a small result until the summary): larger campaigns
+/// are split with `--shard K/N`.
+pub const MAX_SEEDS_PER_PROCESS: u64 = 10_000_000;
 
 /// Options of one campaign.
 #[derive(Debug, Clone)]
@@ -202,17 +207,22 @@ fn run_seed(base: &Spec, seed: u64, swarm: bool) -> Result<SeedResult, CampaignE
         overrides: spec.overrides.clone(),
         scenario: (*spec.scenario).clone(),
     };
-    let report = sim::run(
-        &loaded,
-        &RunOptions {
-            seed: Some(seed),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| CampaignError::Run {
-        seed,
-        message: e.to_string(),
-    })?;
+    let run = panics::catch(|| {
+        sim::run(
+            &loaded,
+            &RunOptions {
+                seed: Some(seed),
+                ..Default::default()
+            },
+        )
+    });
+    let report = match run {
+        Ok(r) => r.map_err(|e| CampaignError::Run {
+            seed,
+            message: e.to_string(),
+        })?,
+        Err(message) => return Ok(panicked(&spec, seed, message)),
+    };
     let mut violations: Vec<(String, u64, String)> = report
         .invariants
         .iter()
@@ -239,6 +249,28 @@ fn run_seed(base: &Spec, seed: u64, swarm: bool) -> Result<SeedResult, CampaignE
         staleness: report.clients.max_staleness_seconds,
         trace_hash: report.trace_hash,
     })
+}
+
+/// The result of a seed whose run panicked: a `panic` finding with the message and the step
+/// (found by re-running the seed step by step, [`panics::capture_panic`]).
+fn panicked(spec: &Spec, seed: u64, message: String) -> SeedResult {
+    let (step, message) = match panics::capture_panic(spec).and_then(|c| c.footer.violation) {
+        Some(v) => (Some(v.step), v.message),
+        None => (None, message),
+    };
+    let text = match step {
+        Some(step) => format!("panicked at step {step}: {message}"),
+        None => format!("panicked: {message}"),
+    };
+    let mut h = Fnv64::new();
+    h.update(text.as_bytes());
+    SeedResult {
+        seed,
+        violations: vec![(panics::PANIC.to_string(), 1, text)],
+        relists: 0.0,
+        staleness: 0.0,
+        trace_hash: format!("{:016x}", h.finish()),
+    }
 }
 
 fn worse(a: Option<Worst>, value: f64, seed: u64) -> Option<Worst> {
@@ -428,17 +460,24 @@ impl Summary {
 
     /// The seeds of this campaign (or shard), in order.
     pub fn seed_list(from: u64, seeds: u64, shard: Option<(u64, u64)>) -> Vec<u64> {
-        (0..seeds)
-            .filter(|i| shard.is_none_or(|(k, n)| i % n == k))
-            .map(|i| from + i)
+        let (k, n) = shard.unwrap_or((0, 1));
+        (k..seeds)
+            .step_by(usize::try_from(n).unwrap_or(usize::MAX))
+            .map(|i| from.wrapping_add(i))
             .collect()
+    }
+
+    /// How many seeds of a campaign of `seeds` a shard runs.
+    pub fn shard_size(seeds: u64, shard: Option<(u64, u64)>) -> u64 {
+        let (k, n) = shard.unwrap_or((0, 1));
+        seeds.saturating_sub(k).div_ceil(n)
     }
 
     /// The human summary.
     pub fn render(&self, jobs: usize) -> String {
         use std::fmt::Write;
         let mut o = String::new();
-        let last = self.from + self.seeds.saturating_sub(1);
+        let last = self.from.saturating_add(self.seeds.saturating_sub(1));
         let _ = writeln!(
             o,
             "watchsim check {}: seeds {}..={} (shard {}, {} run{}{})",
@@ -501,6 +540,20 @@ pub fn run_campaign(base: &Spec, opts: &CampaignOptions) -> Result<Summary, Camp
         return Err(CampaignError::Usage("--seeds must be at least 1".into()));
     }
     let from = opts.from.unwrap_or(base.scenario.seed);
+    if from.checked_add(opts.seeds - 1).is_none() {
+        return Err(CampaignError::Usage(format!(
+            "--from {from} --seeds {}: the last seed, from + seeds - 1, is beyond the largest seed {}",
+            opts.seeds,
+            u64::MAX
+        )));
+    }
+    let size = Summary::shard_size(opts.seeds, opts.shard);
+    if size > MAX_SEEDS_PER_PROCESS {
+        return Err(CampaignError::Usage(format!(
+            "--seeds {}: {size} seeds in one process is more than {MAX_SEEDS_PER_PROCESS}; split the campaign with --shard K/N (a Kubernetes Indexed Job, deploy/campaign-job.yaml)",
+            opts.seeds
+        )));
+    }
     let seeds = Summary::seed_list(from, opts.seeds, opts.shard);
     let started = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
@@ -564,8 +617,13 @@ pub fn write_capsules(
     shrink_budget: usize,
 ) -> Result<Option<Capsules>, CampaignError> {
     let spec = seed_spec(base, seed, swarm)?;
-    let Some(full) = capture(&spec, None) else {
-        return Ok(None);
+    let full = match panics::catch(|| capture(&spec, None)) {
+        Ok(Some(full)) => full,
+        Ok(None) => return Ok(None),
+        Err(_) => match panics::capture_panic(&spec) {
+            Some(full) => full,
+            None => return Ok(None),
+        },
     };
     let stem = format!("{}-seed{seed}", base.scenario.name);
     let io = |e: std::io::Error| CampaignError::Run {

@@ -52,6 +52,10 @@ pub struct CapsuleFooter {
     /// Steps of the capsule this one was shrunk from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shrunk_from: Option<u64>,
+    /// For a `panic` capsule: the action whose application panicked (after the step lines;
+    /// `replay` applies it last and expects the panic, `check::panics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_fire: Option<EventKey>,
 }
 
 /// One step line of a capsule file.
@@ -118,11 +122,6 @@ impl Capsule {
     /// Reads and checks the structure of a capsule (or any trace) file.
     pub fn read(path: &Path) -> Result<Capsule, CapsuleError> {
         let p = path.display().to_string();
-        let corrupt = |line: usize, message: String| CapsuleError::Corrupt {
-            path: p.clone(),
-            line,
-            message,
-        };
         let file = File::open(path).map_err(|source| CapsuleError::Io {
             path: p.clone(),
             source,
@@ -137,6 +136,28 @@ impl Capsule {
                 lines.push((i + 1, l));
             }
         }
+        Self::from_lines(path, lines)
+    }
+
+    /// Checks the structure of capsule text (`path` names it in errors), as [`Capsule::read`].
+    pub fn parse(path: &Path, text: &str) -> Result<Capsule, CapsuleError> {
+        let lines = text
+            .lines()
+            .enumerate()
+            .filter(|(_, l)| !l.trim().is_empty())
+            .map(|(i, l)| (i + 1, l.to_string()))
+            .collect();
+        Self::from_lines(path, lines)
+    }
+
+    /// The capsule of its non-blank lines `(line number, text)`.
+    fn from_lines(path: &Path, lines: Vec<(usize, String)>) -> Result<Capsule, CapsuleError> {
+        let p = path.display().to_string();
+        let corrupt = |line: usize, message: String| CapsuleError::Corrupt {
+            path: p.clone(),
+            line,
+            message,
+        };
         let Some((hline, htext)) = lines.first().cloned() else {
             return Err(corrupt(1, "the file is empty (no header line)".into()));
         };
@@ -384,6 +405,7 @@ fn finish(
         complete: Some(complete),
         violation: Some(violation),
         shrunk_from: None,
+        panic_fire: None,
     };
     Some(CapsuleData {
         spec,

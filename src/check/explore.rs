@@ -245,8 +245,16 @@ fn expand(
     for action in actions {
         let Action::Fire(key) = action;
         let mut next = world.clone();
-        if next.apply(action).is_err() {
-            continue;
+        match super::panics::catch(|| next.apply(action)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => continue,
+            Err(_) => {
+                // A panicking transition is a counterexample: its path and this action.
+                transitions += 1;
+                let fp = fingerprint_with(world, opts.reductions);
+                successors.push((key, None, fp, Some(super::panics::PANIC.to_string())));
+                break;
+            }
         }
         let violation = state_violation(&next, spec.end_ns);
         let fp = fingerprint_with(&next, opts.reductions);
@@ -467,11 +475,20 @@ pub fn explore_depth_first(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome 
         };
         top.next += 1;
         let mut next = top.world.clone();
-        if next.apply(action).is_err() {
-            continue;
+        let Action::Fire(key) = action;
+        match super::panics::catch(|| next.apply(action)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => continue,
+            Err(_) => {
+                // A panicking transition is a counterexample: its path and this action.
+                let mut keys = path.clone();
+                keys.push(key);
+                let unique = seen.len() as u64;
+                let violation = Some((super::panics::PANIC.to_string(), keys));
+                return outcome(explored + 1, unique, stack.len(), false, violation, &meter);
+            }
         }
         explored += 1;
-        let Action::Fire(key) = action;
         let depth = stack.len();
         max_depth = max_depth.max(depth);
         if let Some(inv) = state_violation(&next, spec.end_ns) {

@@ -12,9 +12,11 @@ pub mod campaign;
 pub mod capsule;
 pub mod explore;
 pub mod explore_measure;
+pub mod panics;
 pub mod replay;
 pub mod runner;
 pub mod shrink;
+pub mod soak;
 pub mod timeline;
 
 pub use crate::monitor::invariants::Inv;

@@ -7,10 +7,12 @@
 use std::io::Write;
 
 use super::capsule::{Capsule, lines_hash};
+use super::panics;
 use super::runner::{Spec, report_of, step_line};
 use super::timeline;
 use crate::report::Report;
 use crate::scenario::ScenarioError;
+use crate::scenario::budget::MemoryLimit;
 use crate::world::Action;
 
 /// What a replay reproduced.
@@ -24,6 +26,9 @@ pub struct Replayed {
     pub violations: Vec<String>,
     /// Trace hash of the replayed steps.
     pub trace_hash: String,
+    /// The step (from 1) whose application panicked and the panic's message: a `panic`
+    /// capsule's last action (`panic_fire`), or a recorded step that panics now.
+    pub panic: Option<(usize, String)>,
 }
 
 /// Why a replay could not reproduce its capsule.
@@ -49,14 +54,25 @@ pub enum ReplayError {
     Io(#[from] std::io::Error),
 }
 
-/// Replays `capsule`, printing a fixed-column timeline to `timeline` if given.
+/// Replays `capsule`, printing a fixed-column timeline to `timeline` if given; refuses a
+/// capsule whose scenario is estimated to need more than three quarters of this machine's memory.
 pub fn replay(
     capsule: &Capsule,
+    timeline: Option<&mut dyn Write>,
+) -> Result<Replayed, ReplayError> {
+    replay_within(capsule, timeline, &MemoryLimit::default_for_machine())
+}
+
+/// [`replay`] with a memory limit for the capsule's scenario (exit 2 beyond it).
+pub fn replay_within(
+    capsule: &Capsule,
     mut timeline: Option<&mut dyn Write>,
+    limit: &MemoryLimit,
 ) -> Result<Replayed, ReplayError> {
     let h = &capsule.header;
     let origin = format!("{} (scenario in the header)", capsule.path.display());
     let mut spec = Spec::load(&origin, &h.scenario, &h.overrides, Some(h.seed))?;
+    crate::scenario::check_memory(&origin, &h.scenario, &h.overrides, &spec.scenario, 1, limit)?;
     if let Some(end) = capsule.footer.end_ns {
         spec.end_ns = end;
     }
@@ -73,14 +89,16 @@ pub fn replay(
             Some(_) => timeline::describe(world.agenda().get(s.fire), &world),
             None => String::new(),
         };
-        let outcome = world
-            .apply(Action::Fire(s.fire))
-            .map_err(|e| ReplayError::Diverged {
-                path: path.clone(),
-                line: s.line,
-                step: n,
-                message: format!("its action cannot be applied: {e}"),
-            })?;
+        let applied = match panics::catch(|| world.apply(Action::Fire(s.fire))) {
+            Ok(applied) => applied,
+            Err(message) => return Ok(panicked(&world, &spec, lines, n, message)),
+        };
+        let outcome = applied.map_err(|e| ReplayError::Diverged {
+            path: path.clone(),
+            line: s.line,
+            step: n,
+            message: format!("its action cannot be applied: {e}"),
+        })?;
         let line = step_line(n as u64, world.now(), s.fire, &outcome);
         if line != s.text {
             return Err(ReplayError::Diverged {
@@ -107,6 +125,19 @@ pub fn replay(
             ),
         });
     }
+    if let Some(fire) = capsule.footer.panic_fire {
+        let n = lines.len() + 1;
+        return match panics::catch(|| world.apply(Action::Fire(fire))) {
+            Err(message) => Ok(panicked(&world, &spec, lines, n, message)),
+            Ok(_) => Err(ReplayError::Diverged {
+                path,
+                line: capsule.steps.last().map(|s| s.line + 1).unwrap_or(2),
+                step: n,
+                message: "the capsule ends in a panic at this step; the replay did not panic"
+                    .into(),
+            }),
+        };
+    }
     let report = report_of(&world, &spec, lines.len() as u64, complete);
     let violations = report.violations();
     Ok(Replayed {
@@ -114,5 +145,26 @@ pub fn replay(
         report,
         violations,
         trace_hash,
+        panic: None,
     })
+}
+
+/// What a replay reproduced when step `step` panicked: the steps before it, and the panic.
+fn panicked(
+    world: &crate::world::World,
+    spec: &Spec,
+    lines: Vec<String>,
+    step: usize,
+    message: String,
+) -> Replayed {
+    // The world may be half-way through the panicking step; its report is only for the record.
+    let report = panics::catch(|| report_of(world, spec, lines.len() as u64, false))
+        .unwrap_or_else(|_| report_of(&spec.world(), spec, 0, false));
+    Replayed {
+        steps: lines.len(),
+        report,
+        violations: vec![panics::PANIC.to_string()],
+        trace_hash: lines_hash(&lines),
+        panic: Some((step, message)),
+    }
 }

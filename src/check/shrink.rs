@@ -27,6 +27,7 @@ use toml::Value;
 
 use super::Inv;
 use super::capsule::{CapsuleData, capture, record};
+use super::panics;
 use super::runner::Spec;
 use crate::kernel::{EventKey, Nanos};
 use crate::scenario::{effective_table, format_ns};
@@ -40,7 +41,8 @@ pub fn shrink(capsule: &CapsuleData, target: &str, budget: usize) -> CapsuleData
     let mut left = budget;
     let mut best = shrink_scenario(capsule.clone(), target, &mut left);
     let online = Inv::from_name(target).is_some_and(|i| !i.end_of_run());
-    if online && let Some(smaller) = shrink_actions(&best, target, &mut left) {
+    if online && let Ok(Some(smaller)) = panics::catch(|| shrink_actions(&best, target, &mut left))
+    {
         best = smaller;
     }
     best.footer.shrunk_from = Some(capsule.len() as u64);
@@ -59,7 +61,14 @@ fn demonstrates(d: &CapsuleData, target: &str) -> bool {
 fn try_spec(base: &Spec, table: &toml::Table, target: &str) -> Option<CapsuleData> {
     let text = toml::to_string(table).ok()?;
     let spec = Spec::load(&base.origin, &text, &[], Some(base.seed)).ok()?;
-    capture(&spec, Some(target)).filter(|d| demonstrates(d, target))
+    if target == panics::PANIC {
+        return panics::capture_panic(&spec);
+    }
+    // A candidate that panics does not demonstrate another violation.
+    panics::catch(|| capture(&spec, Some(target)))
+        .ok()
+        .flatten()
+        .filter(|d| demonstrates(d, target))
 }
 
 fn array_len(t: &toml::Table, key: &str) -> usize {
@@ -205,7 +214,8 @@ fn shrink_scenario(start: CapsuleData, target: &str, left: &mut usize) -> Capsul
     };
     let mut best = start;
     loop {
-        let online = Inv::from_name(target).is_some_and(|i| !i.end_of_run());
+        let online =
+            target == panics::PANIC || Inv::from_name(target).is_some_and(|i| !i.end_of_run());
         let vt = best
             .footer
             .violation

@@ -37,6 +37,10 @@ pub(crate) enum Command {
         /// Print exactly one JSON object, the report (SPEC §4).
         #[arg(long)]
         json: bool,
+        /// Memory limit for the run (a size: "16GiB"): a scenario whose estimated memory exceeds
+        /// it is refused before it starts (default: three quarters of the machine's memory).
+        #[arg(long, value_name = "SIZE")]
+        max_memory: Option<String>,
     },
     /// Run many seeds in parallel, summarise violations, and write a shrunk capsule of the
     /// lowest failing seed.
@@ -44,8 +48,8 @@ pub(crate) enum Command {
     /// Exit 0 when every invariant and bound held on every seed, 1 otherwise (the message names
     /// the invariant and the capsule), 2 on bad input.
     Check {
-        /// Scenario file (not needed with --merge).
-        #[arg(required_unless_present = "merge")]
+        /// Scenario file (not needed with --merge or --soak).
+        #[arg(required_unless_present_any = ["merge", "soak"])]
         scenario: Option<PathBuf>,
         /// Number of seeds in the campaign.
         #[arg(long, default_value_t = 100)]
@@ -77,6 +81,26 @@ pub(crate) enum Command {
         /// Merge shard summaries (files of `check --json` lines, one summary per line) into one.
         #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "scenario")]
         merge: Vec<PathBuf>,
+        /// Memory limit for the campaign (a size: "16GiB"): a scenario whose estimated memory
+        /// times the parallel seeds exceeds it is refused before it starts (default: three quarters of
+        /// the machine's memory).
+        #[arg(long, value_name = "SIZE")]
+        max_memory: Option<String>,
+        /// Soak: swarm seeds across these scenario files or directories (their *.toml), in
+        /// turns of --batch seeds per scenario, until --budget of wall-clock time is spent; prints
+        /// seeds run, failures by kind and panics (exit 1 if any seed failed).
+        #[arg(long, num_args = 1.., value_name = "PATH", conflicts_with_all = ["scenario", "merge"])]
+        soak: Vec<PathBuf>,
+        /// Soak: wall-clock budget, e.g. "10m", "1h".
+        #[arg(long, default_value = "1h", requires = "soak")]
+        budget: String,
+        /// Soak: seeds per scenario turn.
+        #[arg(long, default_value_t = 10, requires = "soak")]
+        batch: u64,
+        /// Soak: cap every scenario's virtual duration (the expensive ones then run shortened;
+        /// a scenario with scripted steps or faults after the cap keeps its own).
+        #[arg(long, value_name = "D", requires = "soak")]
+        max_duration: Option<String>,
     },
     /// Re-execute a capsule, compare every step with the recorded one, and print its violation.
     ///
@@ -152,6 +176,10 @@ pub(crate) struct ExploreCmd {
     /// Directory for the counterexample capsule.
     #[arg(long, default_value = "capsules")]
     pub(crate) capsule_dir: PathBuf,
+    /// Memory limit (a size: "16GiB"): a scenario whose estimated memory exceeds it is
+    /// refused before it starts (default: three quarters of the machine's memory).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_memory: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -181,4 +209,8 @@ pub(crate) struct SweepCmd {
     /// size (by default such points share runs: same results, less work; docs/performance.md).
     #[arg(long)]
     pub(crate) no_share: bool,
+    /// Memory limit (a size: "16GiB"): a scenario whose estimated memory exceeds it is
+    /// refused before it starts (default: three quarters of the machine's memory).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_memory: Option<String>,
 }

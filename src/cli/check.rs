@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use crate::check::campaign::{self, CampaignOptions, Summary};
 use crate::check::runner::Spec;
+use crate::scenario::budget::MemoryLimit;
 
 /// Options of `watchsim check` (besides the scenario).
 pub(crate) struct Args {
@@ -28,6 +29,8 @@ pub(crate) struct Args {
     pub(crate) capsule_dir: PathBuf,
     /// Shrinker budget (0 = no shrinking).
     pub(crate) shrink_budget: usize,
+    /// `--max-memory`.
+    pub(crate) max_memory: Option<String>,
 }
 
 pub(super) fn fail(msg: &str, code: u8) -> ExitCode {
@@ -67,6 +70,21 @@ pub(super) fn check(path: &Path, a: Args) -> ExitCode {
             .map(|n| n.get())
             .unwrap_or(1)
     });
+    let limit = match MemoryLimit::resolve(a.max_memory.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return fail(&e, 2),
+    };
+    let parallel = (jobs as u64).clamp(1, a.seeds.max(1));
+    if let Err(e) = crate::scenario::check_memory(
+        &base.origin,
+        &base.text,
+        &base.overrides,
+        &base.scenario,
+        parallel,
+        &limit,
+    ) {
+        return fail(&e.to_string(), 2);
+    }
     let opts = CampaignOptions {
         seeds: a.seeds,
         from: a.from,
@@ -165,4 +183,97 @@ pub(super) fn merge(files: &[PathBuf], json: bool) -> ExitCode {
     } else {
         ExitCode::from(1)
     }
+}
+
+/// Options of `watchsim check --soak`.
+pub(crate) struct SoakArgs {
+    /// `--budget`.
+    pub(crate) budget: String,
+    /// `--batch`.
+    pub(crate) batch: u64,
+    /// `--max-duration`.
+    pub(crate) max_duration: Option<String>,
+    /// `--from` (default 1).
+    pub(crate) from: Option<u64>,
+    /// `--jobs`.
+    pub(crate) jobs: Option<usize>,
+    /// `--shard`.
+    pub(crate) shard: Option<String>,
+    /// `--set`.
+    pub(crate) set: Vec<String>,
+    /// `--json`: the soak report as one JSON object.
+    pub(crate) json: bool,
+    /// `--max-memory`.
+    pub(crate) max_memory: Option<String>,
+}
+
+/// `watchsim check --soak PATH... [--budget D] [--batch N] [--max-duration D]`.
+pub(super) fn soak(paths: &[PathBuf], a: SoakArgs) -> ExitCode {
+    use crate::check::soak::{SoakOptions, soak};
+    use crate::scenario::parse_duration;
+    let budget = match parse_duration(&a.budget) {
+        Ok(d) => std::time::Duration::from_nanos(d.0),
+        Err(e) => return fail(&format!("--budget {}: {e}", a.budget), 2),
+    };
+    let max_duration = match a.max_duration.as_deref().map(parse_duration) {
+        None => None,
+        Some(Ok(d)) if d.0 > 0 => Some(d),
+        Some(Ok(_)) => return fail("--max-duration must be more than 0s", 2),
+        Some(Err(e)) => return fail(&format!("--max-duration: {e}"), 2),
+    };
+    let shard = match a.shard.as_deref().map(campaign::parse_shard) {
+        None => None,
+        Some(Ok(s)) => Some(s),
+        Some(Err(e)) => return fail(&e, 2),
+    };
+    let limit = match MemoryLimit::resolve(a.max_memory.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return fail(&e, 2),
+    };
+    let jobs = a
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let opts = SoakOptions {
+        budget,
+        batch: a.batch,
+        from: a.from.unwrap_or(1),
+        jobs,
+        shard,
+        max_duration,
+        set: a.set,
+    };
+    let quiet = a.json;
+    let report = match soak(paths, &opts, &limit, |s| {
+        if !quiet {
+            eprintln!(
+                "watchsim: soak: {} seeds {}..={}: {} failing",
+                s.scenario,
+                s.from,
+                s.from + s.seeds - 1,
+                s.failing_seeds.len()
+            );
+        }
+    }) {
+        Ok(r) => r,
+        Err(e @ (campaign::CampaignError::Scenario(_) | campaign::CampaignError::Usage(_))) => {
+            return fail(&e.to_string(), 2);
+        }
+        Err(e) => return fail(&e.to_string(), 70),
+    };
+    if a.json {
+        match serde_json::to_string(&report) {
+            Ok(t) => println!("{t}"),
+            Err(e) => return fail(&format!("cannot encode the soak report: {e}"), 70),
+        }
+    } else {
+        print!("{}", report.render());
+    }
+    if report.failing_seeds == 0 {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "watchsim: soak: {} failing seeds; for a capsule: watchsim check FILE --swarm --from SEED --seeds 1",
+        report.failing_seeds
+    );
+    ExitCode::from(1)
 }

@@ -19,6 +19,7 @@ pub(super) fn explore(cmd: &ExploreCmd) -> ExitCode {
         dfs,
         measure_reductions,
         capsule_dir,
+        max_memory,
     } = cmd;
     let (max_depth, max_states) = (*max_depth, *max_states);
     let mut reductions = Reductions::default();
@@ -47,6 +48,13 @@ pub(super) fn explore(cmd: &ExploreCmd) -> ExitCode {
         Ok(s) => s,
         Err(e) => return usage_error(&e.to_string()),
     };
+    let limit = match crate::scenario::budget::MemoryLimit::resolve(max_memory.as_deref()) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e),
+    };
+    if let Err(e) = crate::scenario::check_memory(&origin, &text, set, &spec.scenario, 1, &limit) {
+        return usage_error(&e.to_string());
+    }
     let search = if *dfs { explore_depth_first } else { explore };
     let out = search(
         &spec,
@@ -108,7 +116,13 @@ pub(super) fn explore(cmd: &ExploreCmd) -> ExitCode {
             // as if the run ended after its last action.
             let end_of_run = inv.starts_with("bound:")
                 || crate::check::Inv::from_name(&inv).is_some_and(|i| i.end_of_run());
-            match crate::check::capsule::record(&spec, &keys, end_of_run, Some(&inv)) {
+            let recorded = match keys.split_last() {
+                Some((&fire, path)) if inv == crate::check::panics::PANIC => {
+                    Ok(crate::check::panics::record_panic(&spec, path, fire))
+                }
+                _ => crate::check::capsule::record(&spec, &keys, end_of_run, Some(&inv)),
+            };
+            match recorded {
                 Ok(Some(capsule)) => {
                     let name = spec.scenario.name.clone();
                     let file = capsule_dir.join(format!("{name}-explore.capsule.jsonl"));

@@ -66,7 +66,16 @@ pub fn main() -> ExitCode {
             duration,
             trace,
             json,
-        } => run::run(scenario, seed, set, duration, trace, json),
+            max_memory,
+        } => run::run(
+            scenario,
+            seed,
+            set,
+            duration,
+            trace,
+            json,
+            max_memory.as_deref(),
+        ),
         Command::Check {
             scenario,
             seeds,
@@ -79,9 +88,30 @@ pub fn main() -> ExitCode {
             capsule_dir,
             shrink_budget,
             merge,
+            max_memory,
+            soak,
+            budget,
+            batch,
+            max_duration,
         } => {
             if !merge.is_empty() {
                 return check::merge(&merge, json);
+            }
+            if !soak.is_empty() {
+                return check::soak(
+                    &soak,
+                    check::SoakArgs {
+                        budget,
+                        batch,
+                        max_duration,
+                        from,
+                        jobs,
+                        shard,
+                        set,
+                        json,
+                        max_memory,
+                    },
+                );
             }
             let Some(path) = scenario else {
                 return usage_error("check needs a SCENARIO (or --merge FILE...)");
@@ -98,6 +128,7 @@ pub fn main() -> ExitCode {
                     json,
                     capsule_dir,
                     shrink_budget,
+                    max_memory,
                 },
             )
         }

@@ -34,6 +34,19 @@ pub(super) fn replay(path: &Path, timeline: bool) -> ExitCode {
         Err(e @ ReplayError::Diverged { .. }) => return fail(&e.to_string(), 3),
         Err(e @ ReplayError::Io(_)) => return fail(&e.to_string(), 70),
     };
+    if let Some((step, message)) = &r.panic {
+        println!(
+            "replayed {} steps of {} (seed {}), then step {step} panicked: {message}",
+            r.steps,
+            path.display(),
+            capsule.header.seed
+        );
+        if capsule.footer.panic_fire.is_none() {
+            println!("note: the capsule recorded step {step} without a panic");
+        }
+        eprintln!("watchsim: violated: panic at step {step}: {message}");
+        return ExitCode::from(1);
+    }
     println!(
         "replayed {} steps of {} (seed {}): every step matches the capsule (trace_hash {})",
         r.steps,

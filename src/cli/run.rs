@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use super::usage_error;
+use crate::scenario::budget::MemoryLimit;
 use crate::scenario::{self, parse_duration};
 use crate::sim::{self, RunError, RunOptions};
 
-/// Runs `path` with its `--seed`, `--set`, `--duration`, `--trace` and `--json` options.
+/// Runs `path` with its `--seed`, `--set`, `--duration`, `--trace`, `--json` and
+/// `--max-memory` options.
 pub(super) fn run(
     path: PathBuf,
     seed: Option<u64>,
@@ -16,16 +18,31 @@ pub(super) fn run(
     duration: Option<String>,
     trace: Option<PathBuf>,
     json: bool,
+    max_memory: Option<&str>,
 ) -> ExitCode {
     let duration = match duration.as_deref().map(parse_duration) {
         None => None,
         Some(Ok(d)) => Some(d),
         Some(Err(e)) => return usage_error(&format!("--duration: {e}")),
     };
+    if let Some(Err(e)) = duration.map(scenario::check_duration_flag) {
+        return usage_error(&e);
+    }
+    let limit = match MemoryLimit::resolve(max_memory) {
+        Ok(l) => l,
+        Err(e) => return usage_error(&e),
+    };
     let loaded = match scenario::load_file(&path, &set) {
         Ok(l) => l,
         Err(e) => return usage_error(&e.to_string()),
     };
+    let mut sized = loaded.scenario.clone();
+    if let Some(d) = duration {
+        sized.duration = d;
+    }
+    if let Err(e) = scenario::check_memory(&loaded.origin, &loaded.text, &set, &sized, 1, &limit) {
+        return usage_error(&e.to_string());
+    }
     let progress = super::progress::RunProgress::on_stderr();
     let result = sim::run_observed(
         &loaded,

@@ -17,6 +17,7 @@ pub(super) fn sweep(cmd: SweepCmd) -> ExitCode {
         out: cmd.out,
         progress: true,
         share: !cmd.no_share,
+        max_memory: cmd.max_memory,
     };
     match crate::sweep::run_cli(&args) {
         Ok(outcome) => {

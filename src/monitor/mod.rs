@@ -234,6 +234,10 @@ impl Checker {
         scenario: &Scenario,
         script_results: &[Option<serde_json::Value>],
     ) {
+        let panic_at = scenario.mutants.panic_at_step;
+        if panic_at > 0 && self.step == panic_at {
+            panic!("mutants.panic_at_step: deliberate panic at step {panic_at} (a test aid)");
+        }
         if self.log.behind(&etcd.store) {
             std::sync::Arc::make_mut(&mut self.log).sync(&etcd.store);
         }

@@ -8,7 +8,9 @@
 //! 3. the table is deserialized into [`Scenario`] (unknown keys, wrong types, bad units);
 //! 4. the result is validated (impossible values, references between keys).
 
+pub mod budget;
 mod errors;
+pub mod limits;
 mod locate;
 mod overrides;
 mod population;
@@ -108,4 +110,37 @@ pub fn load_str(origin: &str, text: &str, overrides: &[String]) -> Result<Scenar
     scenario.resolve_profile_defaults();
     validate::validate(&scenario).map_err(|p| locator.error(p))?;
     Ok(scenario)
+}
+
+/// Refuses a scenario whose estimated memory ([`budget::estimate`]), times `parallel` runs at
+/// once, exceeds `limit`: exit 2 with the key that drives the estimate (and its line), the
+/// estimate and the limit. `origin`, `text` and `overrides` are what the scenario was loaded
+/// from (to find the line).
+pub fn check_memory(
+    origin: &str,
+    text: &str,
+    overrides: &[String],
+    scenario: &Scenario,
+    parallel: u64,
+    limit: &budget::MemoryLimit,
+) -> Result<(), ScenarioError> {
+    let Err(problem) = budget::check_memory(scenario, parallel, limit) else {
+        return Ok(());
+    };
+    let parsed = overrides
+        .iter()
+        .map(|raw| overrides::parse(raw))
+        .collect::<Result<Vec<_>, _>>()?;
+    Err(Locator::new(origin, text, &parsed).error(problem))
+}
+
+/// Refuses a `--duration` beyond what a simulation can mean ([`limits::MAX_TIME`]).
+pub fn check_duration_flag(d: DurationNs) -> Result<(), String> {
+    if d > limits::MAX_TIME {
+        return Err(format!(
+            "--duration {d} is beyond what a simulation can mean (at most {}, 100 years of virtual time)",
+            limits::MAX_TIME
+        ));
+    }
+    Ok(())
 }

@@ -163,6 +163,10 @@ pub struct Mutants {
     /// move; when their watches later break they resume from stale RVs on caches initialised
     /// since, get 410 and relist: a relist storm (breaks `relist-bound`).
     pub no_progress_notify_after_restart: bool,
+    /// A test aid, not a bug: the model panics once the step with this number (from 1) has been
+    /// applied (0 = never), so tests can show that a panicking run becomes a `panic` finding
+    /// with a capsule that replays (issue 17). Deterministic: the same step every run.
+    pub panic_at_step: u64,
 }
 
 impl Mutants {
@@ -214,7 +218,11 @@ impl Mutants {
                 self.no_progress_notify_after_restart,
             ),
         ];
-        all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect()
+        let mut on: Vec<&'static str> = all.iter().filter(|(_, on)| *on).map(|(n, _)| *n).collect();
+        if self.panic_at_step > 0 {
+            on.push("panic_at_step");
+        }
+        on
     }
 }
 

@@ -43,6 +43,7 @@ pub(crate) fn validate(s: &Scenario) -> Result<(), Problem> {
         rate_ok(rate, "bounds.etcd_lists_per_client_hour")?;
     }
     steps(s)?;
+    super::limits::check(s)?;
     Ok(())
 }
 

@@ -114,6 +114,8 @@ pub struct SweepArgs {
     /// Share runs between grid points that differ only in the watch cache's size ([`share`]);
     /// the results are the same either way.
     pub share: bool,
+    /// `--max-memory SIZE`; `None` = three quarters of the machine's memory.
+    pub max_memory: Option<String>,
 }
 
 /// A sweep ready to run: every grid point loaded and validated.
@@ -162,6 +164,13 @@ pub fn plan(
     if seeds == 0 {
         return Err(SweepError::Usage("--seeds must be at least 1".into()));
     }
+    let limit = crate::check::campaign::MAX_SEEDS_PER_PROCESS;
+    if (grid.len() as u64).saturating_mul(seeds) > limit {
+        return Err(SweepError::Usage(format!(
+            "--seeds {seeds} x {} grid point(s) is more than {limit} runs in one process",
+            grid.len()
+        )));
+    }
     let base = scenario::load_str(origin, text, set).map_err(|source| SweepError::Scenario {
         context: String::new(),
         source,
@@ -207,15 +216,21 @@ pub fn run_one(
     seed: u64,
     duration: Option<DurationNs>,
 ) -> Result<RunFigures, RunError> {
-    let report = sim::run(
-        loaded,
-        &RunOptions {
-            seed: Some(seed),
-            duration,
-            trace: None,
-            skip_trace_hash: true,
-        },
-    )?;
+    let run = crate::check::panics::catch(|| {
+        sim::run(
+            loaded,
+            &RunOptions {
+                seed: Some(seed),
+                duration,
+                trace: None,
+                skip_trace_hash: true,
+            },
+        )
+    });
+    let Ok(report) = run else {
+        return Ok(panicked(loaded));
+    };
+    let report = report?;
     let violations = report.violations();
     let has_bounds = !report.bounds.is_empty();
     let json = figures_json(report);
@@ -224,6 +239,16 @@ pub fn run_one(
         violations,
         has_bounds,
     })
+}
+
+/// The figures of a run that panicked: the `panic` finding (the point is violated; `watchsim
+/// check` on the point's scenario and seed gives its capsule), and zeros.
+pub fn panicked(loaded: &LoadedScenario) -> RunFigures {
+    RunFigures {
+        values: vec![0.0; aggregate::FIGURES.len()],
+        violations: vec![crate::check::panics::PANIC.to_string()],
+        has_bounds: loaded.scenario.bounds != Default::default(),
+    }
 }
 
 /// A report's JSON form for reading figures.
@@ -397,6 +422,11 @@ pub fn run_cli(args: &SweepArgs) -> Result<SweepOutcome, SweepError> {
         Some(Ok(d)) => Some(d),
         Some(Err(e)) => return Err(SweepError::Usage(format!("--duration: {e}"))),
     };
+    if let Some(Err(e)) = duration.map(scenario::check_duration_flag) {
+        return Err(SweepError::Usage(e));
+    }
+    let limit = scenario::budget::MemoryLimit::resolve(args.max_memory.as_deref())
+        .map_err(SweepError::Usage)?;
     let origin = args.scenario.display().to_string();
     let text = std::fs::read_to_string(&args.scenario).map_err(|e| SweepError::Scenario {
         context: String::new(),
@@ -408,6 +438,21 @@ pub fn run_cli(args: &SweepArgs) -> Result<SweepOutcome, SweepError> {
         },
     })?;
     let plan = plan(&origin, &text, &args.set, grid, args.seeds, duration)?;
+    let parallel = args
+        .jobs
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        as u64;
+    for (point, loaded) in &plan.points {
+        let mut sized = loaded.scenario.clone();
+        if let Some(d) = duration {
+            sized.duration = d;
+        }
+        scenario::check_memory(&origin, &text, &loaded.overrides, &sized, parallel, &limit)
+            .map_err(|source| SweepError::Scenario {
+                context: format!("--vary (grid point {}): ", plan.grid.describe(point)),
+                source,
+            })?;
+    }
     // Fail on an unusable --out before the runs, not after.
     std::fs::create_dir_all(&args.out).map_err(|source| SweepError::Io {
         path: args.out.display().to_string(),

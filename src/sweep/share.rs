@@ -72,17 +72,26 @@ pub fn run_seed(
         let configs: Vec<WatchCacheConfig> = followers.iter().map(|&p| config(p).clone()).collect();
         let (point, loaded) = &plan.points[rep];
         runs += 1;
-        let (report, followed) = sim::run_following(
-            loaded,
-            &RunOptions {
-                seed: Some(seed),
-                duration: plan.duration,
-                trace: None,
-                skip_trace_hash: true,
-            },
-            &configs,
-        )
-        .map_err(|source| SweepError::Run {
+        let run = crate::check::panics::catch(|| {
+            sim::run_following(
+                loaded,
+                &RunOptions {
+                    seed: Some(seed),
+                    duration: plan.duration,
+                    trace: None,
+                    skip_trace_hash: true,
+                },
+                &configs,
+            )
+        });
+        let Ok(run) = run else {
+            // The representative panicked: a finding of its own; its followers run alone.
+            out[rep] = Some(super::panicked(loaded));
+            done();
+            pending = followers;
+            continue;
+        };
+        let (report, followed) = run.map_err(|source| SweepError::Run {
             point: plan.grid.describe(point),
             seed,
             source,
