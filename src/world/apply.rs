@@ -10,8 +10,8 @@ use super::balancer::LoadBalancer;
 use super::script::ScriptClient;
 use super::workload::Workload;
 use super::{
-    Actor, ConnId, Ctx, Dir, Msg, Observations, Timer, disconnect_duration, inject_scheduled, msg,
-    next_disconnect_in, observe_client, record_minute,
+    Actor, ConnId, Ctx, Dir, Msg, Observations, Pending, Timer, disconnect_duration,
+    inject_scheduled, msg, next_disconnect_in, observe_client, record_minute,
 };
 use crate::apiserver::Apiserver;
 use crate::client::{self, Reflector};
@@ -47,6 +47,25 @@ pub(super) struct Done {
 }
 
 impl Parts<'_> {
+    /// Hands the pending event to its handler; `Err` when a message arrives on a connection that
+    /// is gone (it is dropped and the step does nothing else).
+    pub fn dispatch(&mut self, pending: Pending, ctx: &mut Ctx<'_>) -> Result<Done, Done> {
+        match pending {
+            Pending::Deliver { conn, dir, msg } => {
+                self.deliver(conn, dir, msg, ctx).map_err(|what| Done {
+                    actor: Actor::Faults,
+                    action: "deliver",
+                    what,
+                    conn: Some(conn),
+                    result: "dropped",
+                })
+            }
+            Pending::Multicast { targets, msg, .. } => Ok(self.multicast(targets, msg, ctx)),
+            Pending::Reset { conn, to } => Ok(self.reset(conn, to, ctx)),
+            Pending::Timer(timer) => Ok(self.timer(timer, ctx)),
+        }
+    }
+
     /// A message arrives on `conn`; `Err(what)` when the connection is gone (dropped).
     pub fn deliver(
         &mut self,

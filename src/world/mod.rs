@@ -395,15 +395,8 @@ impl World {
             fault: None,
             notices: Vec::new(),
         };
-        let obs: &mut Observations = obs;
         // check: the invariant checker sees the event before it is handled.
-        let ends = match &pending {
-            Pending::Deliver { conn, .. } => ctx.net.conn(*conn).map(|c| (c.client, c.server)),
-            _ => None,
-        };
-        let net = &*ctx.net;
-        obs.checker
-            .before(ctx.now, &pending, ends, etcd, &|c| net.conn(c).is_some());
+        Self::check_before(obs, etcd, &pending, &ctx);
         let mut parts = apply::Parts {
             etcd,
             etcd_rng,
@@ -417,36 +410,46 @@ impl World {
             scenario: &scenario,
             out: Vec::new(),
         };
-        let done = match pending {
-            Pending::Deliver { conn, dir, msg } => match parts.deliver(conn, dir, msg, &mut ctx) {
-                Ok(done) => done,
-                Err(what) => {
-                    return Ok(Self::outcome(
-                        parts.etcd,
-                        ctx.emitted,
-                        Actor::Faults,
-                        "deliver",
-                        what,
-                        Some(conn),
-                        "dropped",
-                    ));
-                }
-            },
-            Pending::Multicast { targets, msg, .. } => parts.multicast(targets, msg, &mut ctx),
-            Pending::Reset { conn, to } => parts.reset(conn, to, &mut ctx),
-            Pending::Timer(timer) => parts.timer(timer, &mut ctx),
+        let done = match parts.dispatch(pending, &mut ctx) {
+            Ok(done) => done,
+            // A message on a closed connection is dropped: nothing else happens in the step.
+            Err(d) => {
+                let emitted = ctx.emitted;
+                let outcome = Self::outcome(
+                    parts.etcd, emitted, d.actor, d.action, d.what, d.conn, d.result,
+                );
+                return Ok(outcome);
+            }
         };
         parts.emit_etcd_output(&mut ctx);
+        Ok(Self::finish(parts, done, &mut ctx))
+    }
+
+    /// The checker's look at a pending event before its handler runs.
+    fn check_before(obs: &mut Observations, etcd: &EtcdServer, pending: &Pending, ctx: &Ctx<'_>) {
+        let ends = match pending {
+            Pending::Deliver { conn, .. } => ctx.net.conn(*conn).map(|c| (c.client, c.server)),
+            _ => None,
+        };
+        let net = &*ctx.net;
+        obs.checker
+            .before(ctx.now, pending, ends, etcd, &|c| net.conn(c).is_some());
+    }
+
+    /// After the handler: the fault it asked for, the step's outcome (with the minute's figures
+    /// on a metrics step), and the checker's look at what the step did.
+    fn finish(parts: apply::Parts<'_>, done: apply::Done, ctx: &mut Ctx<'_>) -> Outcome {
         let apply::Parts {
             etcd,
             apiservers,
             clients,
             obs,
+            scenario,
             ..
         } = parts;
         let fault = ctx.fault.take();
         if let Some(fault) = fault {
-            Self::inject(fault, etcd, apiservers, clients, &scenario, &mut ctx);
+            Self::inject(fault, etcd, apiservers, clients, scenario, ctx);
         }
         let apply::Done {
             actor,
@@ -471,11 +474,11 @@ impl World {
             etcd,
             apiservers,
             clients,
-            &scenario,
+            scenario,
             &results,
         );
         obs.script_results = results;
-        Ok(outcome)
+        outcome
     }
 
     fn inject(
