@@ -15,6 +15,10 @@ const EXPENSIVE: &[(&str, &str)] = &[
     ("cluster-5k.toml", "30s"),
     ("sweep-5k.toml", "2m"),
     ("sweep-1k.toml", "5m"),
+    // The storms: past the first restart (at 2 min) and its relists; the full 20 min take
+    // 15-35 s a run on a loaded 2-core machine, 8 runs each here.
+    ("relist-storm-restart.toml", "4m"),
+    ("relist-storm-rolling.toml", "4m"),
 ];
 
 /// Skipped: cluster-15k holds 3-4 GB even shortened to 20 virtual seconds (the WatchList initial

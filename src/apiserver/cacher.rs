@@ -449,124 +449,13 @@ impl Cacher {
         };
         match initial {
             Initial::Snapshot { end_bookmark } => {
-                let rv = self.cache.resource_version();
-                let mut n = 0u64;
-                // The state the interval is built from: the whole store (one object for a
-                // single-key watch), before the watcher's filter.
-                let state_empty = match &w.scope {
-                    KeyRange::Single(k) => self.cache.store().get(k).is_none(),
-                    _ => self.cache.store().is_empty(),
-                };
-                let no_state = self.exact_name_watch_gets_no_state
-                    && !matches!(w.scope, KeyRange::Single(_))
-                    && w.selector.requires_exact(Field::Name).is_some();
-                let selected = scan_scope(self.cache.store(), &w.scope)
-                    .filter(|(key, obj)| !no_state && w.selector.matches(key, obj.labels));
-                for (key, obj) in selected {
-                    {
-                        send(
-                            out,
-                            conn,
-                            ApiWatchEvent::Object {
-                                kind: EventType::Added,
-                                key: key.clone(),
-                                rv: obj.rv,
-                                bytes: obj.bytes,
-                                prev_rv: 0,
-                            },
-                        );
-                        n += 1;
-                    }
-                }
-                self.counters.events_sent += n;
-                w.buffered = n;
-                w.rv_sent = rv;
-                // Initial events carry the interval's RV (`newCacheIntervalFromStore`), so before
-                // 1.32 only an empty state leaves the floor at the requested RV (0 here): the
-                // state before the watcher's filter (`processInterval` sees every event of the
-                // interval), so a namespace or selector that matches nothing still raises it.
-                let state_seen = !state_empty && !no_state;
-                w.bookmark_floor = if self.floor_at_snapshot_rv || state_seen {
-                    rv
-                } else {
-                    0
-                };
-                if self.mutants.cacher_duplicate_after_snapshot {
-                    // Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and
-                    // the event still queued for dispatch (the newest in the ring) goes out again.
-                    w.rv_sent = 0;
-                    if let Some(e) = self.cache.window().and_then(|_| {
-                        self.cache
-                            .event_at(self.cache.end_index().saturating_sub(1))
-                    }) && w.scope.contains(&e.key)
-                    {
-                        send(out, conn, object_event(e));
-                        w.rv_sent = e.rv;
-                        w.buffered += 1;
-                    }
-                }
-                // check: the invariant checker learns where the initial events end.
-                out.notice(crate::proto::Notice::WatchStarted {
-                    conn,
-                    start_rv: rv,
-                    initial_events: n,
-                });
-                if end_bookmark {
-                    send(
-                        out,
-                        conn,
-                        ApiWatchEvent::Bookmark {
-                            rv,
-                            initial_events_end: true,
-                        },
-                    );
-                    self.counters.bookmarks_sent += 1;
-                }
+                self.send_initial_state(conn, &mut w, end_bookmark, out);
             }
-            Initial::Since(rv) => match self.start_index_after(rv) {
-                Err(status) => {
-                    // check: a refused watch is judged against the window it was refused from.
-                    out.notice(crate::proto::Notice::WatchRefused {
-                        server: self.server,
-                        resource: self.resource,
-                        rv,
-                        oldest: self.cache.oldest_rv(),
-                    });
-                    self.counters.too_old_errors += 1;
-                    send(out, conn, ApiWatchEvent::Error(status));
-                    send(out, conn, ApiWatchEvent::Closed);
+            Initial::Since(rv) => {
+                if !self.replay_since(now, conn, &mut w, rv, read_rate, out) {
                     return false;
                 }
-                Ok(from) => {
-                    out.notice(crate::proto::Notice::WatchStarted {
-                        conn,
-                        start_rv: rv,
-                        initial_events: 0,
-                    });
-                    w.rv_sent = rv;
-                    let end = self.cache.end_index();
-                    // The interval's events all count, whatever the watcher's scope.
-                    w.bookmark_floor = match end.checked_sub(1).filter(|last| *last >= from) {
-                        Some(last) => self.cache.event_at(last).map_or(rv, |e| e.rv.max(rv)),
-                        None => rv,
-                    };
-                    let slow = !matches!(read_rate, ReadRate::Instant);
-                    let first_end = if slow {
-                        end.min(from + INTERVAL_BUFFER)
-                    } else {
-                        end
-                    };
-                    self.send_range(conn, &mut w, from, first_end, out);
-                    if first_end < end {
-                        w.replay = Some(Replay {
-                            next_index: first_end,
-                            end_index: end,
-                        });
-                        let wait = w.time_to_free(w.buffered).unwrap_or(Nanos::MAX / 4);
-                        out.timer(now + wait, self.timer(CacherTimer::IntervalRefill(conn)));
-                    }
-                }
-            },
+            }
             Initial::Now => {
                 w.rv_sent = self.cache.resource_version();
                 w.bookmark_floor = w.rv_sent;
@@ -587,6 +476,150 @@ impl Cacher {
         self.index.add(conn, &w.scope);
         self.watchers.insert(conn, w);
         self.arm_bookmark_tick(now, out, rng);
+        true
+    }
+
+    /// A snapshot start (RV "0" / unset, or `sendInitialEvents=true`): the state in scope as
+    /// ADDED events at the cache's RV, then the `initial-events-end` bookmark if asked
+    /// (`newCacheIntervalFromStore`, `cacheWatcher.processInterval`).
+    fn send_initial_state(
+        &mut self,
+        conn: ConnId,
+        w: &mut CacheWatcher,
+        end_bookmark: bool,
+        out: &mut Out<'_>,
+    ) {
+        let rv = self.cache.resource_version();
+        let mut n = 0u64;
+        // The state the interval is built from: the whole store (one object for a
+        // single-key watch), before the watcher's filter.
+        let state_empty = match &w.scope {
+            KeyRange::Single(k) => self.cache.store().get(k).is_none(),
+            _ => self.cache.store().is_empty(),
+        };
+        let no_state = self.exact_name_watch_gets_no_state
+            && !matches!(w.scope, KeyRange::Single(_))
+            && w.selector.requires_exact(Field::Name).is_some();
+        let selected = scan_scope(self.cache.store(), &w.scope)
+            .filter(|(key, obj)| !no_state && w.selector.matches(key, obj.labels));
+        for (key, obj) in selected {
+            {
+                send(
+                    out,
+                    conn,
+                    ApiWatchEvent::Object {
+                        kind: EventType::Added,
+                        key: key.clone(),
+                        rv: obj.rv,
+                        bytes: obj.bytes,
+                        prev_rv: 0,
+                    },
+                );
+                n += 1;
+            }
+        }
+        self.counters.events_sent += n;
+        w.buffered = n;
+        w.rv_sent = rv;
+        // Initial events carry the interval's RV (`newCacheIntervalFromStore`), so before
+        // 1.32 only an empty state leaves the floor at the requested RV (0 here): the
+        // state before the watcher's filter (`processInterval` sees every event of the
+        // interval), so a namespace or selector that matches nothing still raises it.
+        let state_seen = !state_empty && !no_state;
+        w.bookmark_floor = if self.floor_at_snapshot_rv || state_seen {
+            rv
+        } else {
+            0
+        };
+        if self.mutants.cacher_duplicate_after_snapshot {
+            // Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and
+            // the event still queued for dispatch (the newest in the ring) goes out again.
+            w.rv_sent = 0;
+            if let Some(e) = self.cache.window().and_then(|_| {
+                self.cache
+                    .event_at(self.cache.end_index().saturating_sub(1))
+            }) && w.scope.contains(&e.key)
+            {
+                send(out, conn, object_event(e));
+                w.rv_sent = e.rv;
+                w.buffered += 1;
+            }
+        }
+        // check: the invariant checker learns where the initial events end.
+        out.notice(crate::proto::Notice::WatchStarted {
+            conn,
+            start_rv: rv,
+            initial_events: n,
+        });
+        if end_bookmark {
+            send(
+                out,
+                conn,
+                ApiWatchEvent::Bookmark {
+                    rv,
+                    initial_events_end: true,
+                },
+            );
+            self.counters.bookmarks_sent += 1;
+        }
+    }
+
+    /// A start from `rv`: the ring's events after it (a slow reader gets them
+    /// `INTERVAL_BUFFER` at a time), or the 410 when `rv` is older than the window; false when
+    /// refused (`getAllEventsSinceLocked`, `watch_cache_interval.go`).
+    fn replay_since(
+        &mut self,
+        now: Nanos,
+        conn: ConnId,
+        w: &mut CacheWatcher,
+        rv: i64,
+        read_rate: ReadRate,
+        out: &mut Out<'_>,
+    ) -> bool {
+        match self.start_index_after(rv) {
+            Err(status) => {
+                // check: a refused watch is judged against the window it was refused from.
+                out.notice(crate::proto::Notice::WatchRefused {
+                    server: self.server,
+                    resource: self.resource,
+                    rv,
+                    oldest: self.cache.oldest_rv(),
+                });
+                self.counters.too_old_errors += 1;
+                send(out, conn, ApiWatchEvent::Error(status));
+                send(out, conn, ApiWatchEvent::Closed);
+                return false;
+            }
+            Ok(from) => {
+                out.notice(crate::proto::Notice::WatchStarted {
+                    conn,
+                    start_rv: rv,
+                    initial_events: 0,
+                });
+                w.rv_sent = rv;
+                let end = self.cache.end_index();
+                // The interval's events all count, whatever the watcher's scope.
+                w.bookmark_floor = match end.checked_sub(1).filter(|last| *last >= from) {
+                    Some(last) => self.cache.event_at(last).map_or(rv, |e| e.rv.max(rv)),
+                    None => rv,
+                };
+                let slow = !matches!(read_rate, ReadRate::Instant);
+                let first_end = if slow {
+                    end.min(from + INTERVAL_BUFFER)
+                } else {
+                    end
+                };
+                self.send_range(conn, w, from, first_end, out);
+                if first_end < end {
+                    w.replay = Some(Replay {
+                        next_index: first_end,
+                        end_index: end,
+                    });
+                    let wait = w.time_to_free(w.buffered).unwrap_or(Nanos::MAX / 4);
+                    out.timer(now + wait, self.timer(CacherTimer::IntervalRefill(conn)));
+                }
+            }
+        }
         true
     }
 

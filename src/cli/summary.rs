@@ -11,13 +11,22 @@ const SHOWN_EVENTS: usize = 20;
 
 /// Renders the human summary of a run.
 pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
-    let s = &loaded.scenario;
     let mut o = String::new();
     let _ = writeln!(
         o,
         "watchsim {} run {} (seed {})",
         report.watchsim_version, loaded.origin, report.seed
     );
+    write_knobs(&mut o, loaded, report);
+    write_results(&mut o, report);
+    write_verdicts(&mut o, report);
+    o
+}
+
+/// The knobs in force: scenario, overrides, etcd, apiservers, resources, clients, faults,
+/// workloads, script.
+fn write_knobs(o: &mut String, loaded: &LoadedScenario, report: &Report) {
+    let s = &loaded.scenario;
     let _ = writeln!(o, "knobs:");
     let _ = writeln!(
         o,
@@ -91,6 +100,10 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
         );
     }
     let _ = writeln!(o, "  script steps        {}", s.steps.len());
+}
+
+/// What the run did: steps, etcd, apiservers, clients, storms, the script and its watches.
+fn write_results(o: &mut String, report: &Report) {
     let _ = writeln!(o, "results:");
     let _ = writeln!(
         o,
@@ -197,6 +210,10 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             );
         }
     }
+}
+
+/// The invariants checked and their verdicts, bounds, notes, the trace hash and violations.
+fn write_verdicts(o: &mut String, report: &Report) {
     let checked: Vec<&str> = report
         .invariants
         .iter()
@@ -259,5 +276,4 @@ pub fn summary(loaded: &LoadedScenario, report: &Report) -> String {
             format!("VIOLATED: {}", v.join(", "))
         }
     );
-    o
 }
