@@ -104,6 +104,29 @@ pub fn run_following(
     run_following_observed(loaded, opts, configs, &mut |_| {})
 }
 
+/// The trace writer of a run: a file with its header (SPEC §5) when `--trace` is given, else
+/// a writer that only hashes the step lines.
+fn open_trace(
+    loaded: &LoadedScenario,
+    opts: &RunOptions,
+    seed: u64,
+    trace_path: &str,
+) -> Result<TraceWriter, RunError> {
+    let Some(path) = &opts.trace else {
+        return Ok(TraceWriter::hash_only());
+    };
+    let file = File::create(path).map_err(trace_err(trace_path))?;
+    let header = TraceHeader {
+        format: TRACE_FORMAT.to_string(),
+        version: TRACE_VERSION,
+        watchsim_version: crate::VERSION.to_string(),
+        scenario: loaded.text.clone(),
+        seed,
+        overrides: loaded.overrides.clone(),
+    };
+    TraceWriter::to_sink(Box::new(BufWriter::new(file)), &header).map_err(trace_err(trace_path))
+}
+
 fn run_following_observed(
     loaded: &LoadedScenario,
     opts: &RunOptions,
@@ -118,22 +141,7 @@ fn run_following_observed(
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let mut writer = match &opts.trace {
-        None => TraceWriter::hash_only(),
-        Some(path) => {
-            let file = File::create(path).map_err(trace_err(&trace_path))?;
-            let header = TraceHeader {
-                format: TRACE_FORMAT.to_string(),
-                version: TRACE_VERSION,
-                watchsim_version: crate::VERSION.to_string(),
-                scenario: loaded.text.clone(),
-                seed,
-                overrides: loaded.overrides.clone(),
-            };
-            TraceWriter::to_sink(Box::new(BufWriter::new(file)), &header)
-                .map_err(trace_err(&trace_path))?
-        }
-    };
+    let mut writer = open_trace(loaded, opts, seed, &trace_path)?;
 
     let hash_steps = opts.trace.is_some() || !opts.skip_trace_hash;
     let started = Instant::now();
@@ -247,28 +255,15 @@ fn apiserver_report(a: &crate::apiserver::Apiserver) -> ApiserverReport {
     }
 }
 
-fn clients_report(world: &World, end_ns: u64) -> ClientsReport {
+/// How many informers' stores differ, at the end, from etcd's latest state of their scope
+/// (compared by digest of keys and mod revisions).
+fn not_converged(world: &World) -> u64 {
     use crate::client::store::Digest;
     let etcd = world.etcd();
-    let obs = world.observations();
-    let clients = world.clients();
-    let count = clients.len() as u64;
-    let mut causes = RelistCauses::default();
-    let (mut resumes, mut reconnects, mut too_old, mut lists, mut events) = (0, 0, 0, 0, 0);
     let mut scope_digests: std::collections::BTreeMap<String, Digest> =
         std::collections::BTreeMap::new();
     let mut not_converged = 0;
-    for c in clients.iter() {
-        let k = &c.counters;
-        causes.too_old += k.relists_too_old;
-        causes.too_large += k.relists_too_large;
-        causes.restart += k.relists_restart;
-        causes.error += k.relists_error;
-        resumes += k.watch_resumes;
-        reconnects += k.reconnects;
-        too_old += k.reconnects_too_old;
-        lists += k.list_requests;
-        events += k.events;
+    for c in world.clients().iter() {
         let scope_key = format!("{:?}", c.scope);
         let want = *scope_digests.entry(scope_key).or_insert_with(|| {
             let r = etcd
@@ -285,6 +280,30 @@ fn clients_report(world: &World, end_ns: u64) -> ClientsReport {
             not_converged += 1;
         }
     }
+    not_converged
+}
+
+/// The clients' part of the report (SPEC §4 `clients`): relists by cause, resumes, reconnects
+/// and 410s, staleness, convergence, LIST figures.
+fn clients_report(world: &World, end_ns: u64) -> ClientsReport {
+    let obs = world.observations();
+    let clients = world.clients();
+    let count = clients.len() as u64;
+    let mut causes = RelistCauses::default();
+    let (mut resumes, mut reconnects, mut too_old, mut lists, mut events) = (0, 0, 0, 0, 0);
+    for c in clients.iter() {
+        let k = &c.counters;
+        causes.too_old += k.relists_too_old;
+        causes.too_large += k.relists_too_large;
+        causes.restart += k.relists_restart;
+        causes.error += k.relists_error;
+        resumes += k.watch_resumes;
+        reconnects += k.reconnects;
+        too_old += k.reconnects_too_old;
+        lists += k.list_requests;
+        events += k.events;
+    }
+    let not_converged = not_converged(world);
     let relists = causes.too_old + causes.too_large + causes.restart + causes.error;
     let hours = end_ns as f64 / 3600e9;
     ClientsReport {
@@ -378,6 +397,62 @@ fn per_second(n: f64, secs: f64) -> f64 {
     if secs > 0.0 { n / secs } else { 0.0 }
 }
 
+/// The scripted steps' results in execution order (SPEC §4 `script`); a step that got no
+/// answer before the end says so.
+fn script_entries(world: &World) -> Vec<ScriptEntry> {
+    let s = world.scenario();
+    let obs = world.observations();
+    let mut order: Vec<usize> = (0..s.steps.len()).collect();
+    order.sort_by_key(|&i| s.steps[i].at());
+    order
+        .iter()
+        .map(|&i| ScriptEntry {
+            at: format_ns(s.steps[i].at().as_ns()),
+            op: s.steps[i].op_name().to_string(),
+            result: obs.script_results[i].clone().unwrap_or_else(|| {
+                serde_json::json!({"error": "no_response", "message": "no answer before the end of the run"})
+            }),
+        })
+        .collect()
+}
+
+/// The scenario's `[bounds]` judged against the clients' figures.
+fn bounds_report(s: &crate::scenario::Scenario, clients: &ClientsReport) -> Vec<BoundReport> {
+    let bound = |name: &str, limit: f64, value: f64| BoundReport {
+        name: name.into(),
+        limit,
+        value,
+        held: value <= limit,
+    };
+    let b = &s.bounds;
+    [
+        b.relists_per_client_hour.map(|l| {
+            bound(
+                "relists_per_client_hour",
+                l,
+                clients.relists_per_client_hour,
+            )
+        }),
+        b.max_staleness.map(|l| {
+            bound(
+                "max_staleness",
+                l.as_secs_f64(),
+                clients.max_staleness_seconds,
+            )
+        }),
+        b.etcd_lists_per_client_hour.map(|l| {
+            bound(
+                "etcd_lists_per_client_hour",
+                l,
+                clients.etcd_lists_per_client_hour,
+            )
+        }),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
 pub(crate) fn build_report(
     world: &World,
     seed: u64,
@@ -388,47 +463,9 @@ pub(crate) fn build_report(
     let s = world.scenario();
     let etcd = world.etcd();
     let obs = world.observations();
-    let mut order: Vec<usize> = (0..s.steps.len()).collect();
-    order.sort_by_key(|&i| s.steps[i].at());
-    let script = order
-        .iter()
-        .map(|&i| ScriptEntry {
-            at: format_ns(s.steps[i].at().as_ns()),
-            op: s.steps[i].op_name().to_string(),
-            result: obs.script_results[i].clone().unwrap_or_else(|| {
-                serde_json::json!({"error": "no_response", "message": "no answer before the end of the run"})
-            }),
-        })
-        .collect();
+    let script = script_entries(world);
     let clients = clients_report(world, end_ns);
-    let mut bounds = Vec::new();
-    if let Some(limit) = s.bounds.relists_per_client_hour {
-        let value = clients.relists_per_client_hour;
-        bounds.push(BoundReport {
-            name: "relists_per_client_hour".into(),
-            limit,
-            value,
-            held: value <= limit,
-        });
-    }
-    if let Some(limit) = s.bounds.max_staleness {
-        let (value, limit) = (clients.max_staleness_seconds, limit.as_secs_f64());
-        bounds.push(BoundReport {
-            name: "max_staleness".into(),
-            limit,
-            value,
-            held: value <= limit,
-        });
-    }
-    if let Some(limit) = s.bounds.etcd_lists_per_client_hour {
-        let value = clients.etcd_lists_per_client_hour;
-        bounds.push(BoundReport {
-            name: "etcd_lists_per_client_hour".into(),
-            limit,
-            value,
-            held: value <= limit,
-        });
-    }
+    let bounds = bounds_report(s, &clients);
     let mut notes = obs.notes.clone();
     for m in s.mutants.enabled() {
         notes.push(format!(

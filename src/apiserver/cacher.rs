@@ -490,7 +490,7 @@ impl Cacher {
         out: &mut Out<'_>,
     ) {
         let rv = self.cache.resource_version();
-        let mut n = 0u64;
+        let mut n = 0;
         // The state the interval is built from: the whole store (one object for a
         // single-key watch), before the watcher's filter.
         let state_empty = match &w.scope {
@@ -500,23 +500,8 @@ impl Cacher {
         let no_state = self.exact_name_watch_gets_no_state
             && !matches!(w.scope, KeyRange::Single(_))
             && w.selector.requires_exact(Field::Name).is_some();
-        let selected = scan_scope(self.cache.store(), &w.scope)
-            .filter(|(key, obj)| !no_state && w.selector.matches(key, obj.labels));
-        for (key, obj) in selected {
-            {
-                send(
-                    out,
-                    conn,
-                    ApiWatchEvent::Object {
-                        kind: EventType::Added,
-                        key: key.clone(),
-                        rv: obj.rv,
-                        bytes: obj.bytes,
-                        prev_rv: 0,
-                    },
-                );
-                n += 1;
-            }
+        if !no_state {
+            n = self.send_state(conn, w, out);
         }
         self.counters.events_sent += n;
         w.buffered = n;
@@ -532,18 +517,7 @@ impl Cacher {
             0
         };
         if self.mutants.cacher_duplicate_after_snapshot {
-            // Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and
-            // the event still queued for dispatch (the newest in the ring) goes out again.
-            w.rv_sent = 0;
-            if let Some(e) = self.cache.window().and_then(|_| {
-                self.cache
-                    .event_at(self.cache.end_index().saturating_sub(1))
-            }) && w.scope.contains(&e.key)
-            {
-                send(out, conn, object_event(e));
-                w.rv_sent = e.rv;
-                w.buffered += 1;
-            }
+            self.duplicate_after_snapshot(conn, w, out);
         }
         // check: the invariant checker learns where the initial events end.
         out.notice(crate::proto::Notice::WatchStarted {
@@ -561,6 +535,41 @@ impl Cacher {
                 },
             );
             self.counters.bookmarks_sent += 1;
+        }
+    }
+
+    /// The objects in the watcher's scope that its selector matches, as ADDED events at their
+    /// own RVs; returns how many were sent.
+    fn send_state(&self, conn: ConnId, w: &CacheWatcher, out: &mut Out<'_>) -> u64 {
+        let mut n = 0;
+        let selected = scan_scope(self.cache.store(), &w.scope)
+            .filter(|(key, obj)| w.selector.matches(key, obj.labels));
+        for (key, obj) in selected {
+            let added = ApiWatchEvent::Object {
+                kind: EventType::Added,
+                key: key.clone(),
+                rv: obj.rv,
+                bytes: obj.bytes,
+                prev_rv: 0,
+            };
+            send(out, conn, added);
+            n += 1;
+        }
+        n
+    }
+
+    /// Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and the event
+    /// still queued for dispatch (the newest in the ring) goes out again.
+    fn duplicate_after_snapshot(&self, conn: ConnId, w: &mut CacheWatcher, out: &mut Out<'_>) {
+        w.rv_sent = 0;
+        if let Some(e) = self.cache.window().and_then(|_| {
+            self.cache
+                .event_at(self.cache.end_index().saturating_sub(1))
+        }) && w.scope.contains(&e.key)
+        {
+            send(out, conn, object_event(e));
+            w.rv_sent = e.rv;
+            w.buffered += 1;
         }
     }
 

@@ -24,6 +24,7 @@ use super::rules::{Rules, should_delegate_list};
 use crate::proto::CacherTimer;
 
 mod cache_upkeep;
+mod compactor;
 mod direct_watch;
 mod etcd_side;
 mod exact_list;
@@ -49,6 +50,7 @@ use crate::scenario::{Mutants, Scenario, WatchCacheMode};
 use etcd_side::{event_type, objects_of};
 use exact_list::{ExactList, exact_list};
 use list::{delegates_on_not_ready_cache, list_bytes, select_page, storage_range, token_base};
+use watch::WatchSpec;
 
 /// `blockTimeout`: how long a read waits for the cache to become fresh.
 pub const BLOCK_TIMEOUT_NS: Nanos = 3_000_000_000;
@@ -579,20 +581,7 @@ impl Apiserver {
         out: &mut Out<'_>,
     ) -> &'static str {
         match t {
-            ApiTimer::CacherRestart(r) => {
-                if !matches!(self.cachers.get(r as usize), Some(Some(c)) if c.restart_armed) {
-                    return "stale";
-                }
-                if let Some(Some(c)) = self.cachers.get_mut(r as usize) {
-                    c.restart_armed = false;
-                    // startCaching: terminateAllWatchers, then ListAndWatch.
-                    for conn in c.terminate_all(out) {
-                        self.client_watches.remove(&conn);
-                    }
-                }
-                self.cacher_list(r, out);
-                "cacher.restart"
-            }
+            ApiTimer::CacherRestart(r) => self.cacher_restart(r, out),
             ApiTimer::ReadDeadline(id) => {
                 self.read_deadline(id, out);
                 "read.deadline"
@@ -604,36 +593,7 @@ impl Apiserver {
                 self.progress_tick(out);
                 "progress.request"
             }
-            ApiTimer::Compact => {
-                out.timer(
-                    out.now + self.compaction_interval_ns,
-                    Timer::Apiserver(self.index, ApiTimer::Compact),
-                );
-                if self.down {
-                    // Fix (found by the convergence property test): a killed process's compactor
-                    // does not run; it used to open an etcd connection that the restart then
-                    // inherited closed, so the restarted caches never listed.
-                    return "down";
-                }
-                let key = Key::new(COMPACT_REV_KEY);
-                let rev_text_bytes = self.compactor_rev.to_string().len() as u64;
-                let txn = Txn {
-                    compares: vec![Compare {
-                        key: key.clone(),
-                        target: CompareTarget::Version,
-                        op: CompareOp::Equal,
-                        value: self.compactor_t,
-                    }],
-                    success: vec![TxnOp::Put {
-                        key: key.clone(),
-                        value_bytes: rev_text_bytes,
-                        value_tag: 0,
-                    }],
-                    failure: vec![TxnOp::Range(KeyRange::Single(key))],
-                };
-                self.send_etcd(KvRequest::Txn(txn), EtcdPurpose::CompactTxn, out);
-                "compactor.tick"
-            }
+            ApiTimer::Compact => self.compactor_tick(out),
             ApiTimer::ListSent(id) => {
                 self.list_sent(id, out);
                 "list.sent"
@@ -652,22 +612,26 @@ impl Apiserver {
                 self.start(scenario, out);
                 "start"
             }
-            ApiTimer::DirectWatchDeadline(conn) => {
-                if self.direct_watches.remove(&conn).is_none() {
-                    return "direct_watch.gone";
-                }
-                self.send_direct(
-                    WatchRequest::Cancel {
-                        watch_id: conn as i64,
-                    },
-                    out,
-                );
-                out.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
-                "direct_watch.deadline"
-            }
+            ApiTimer::DirectWatchDeadline(conn) => self.direct_watch_deadline(conn, out),
             ApiTimer::ConsistencyCheck(r) => self.consistency_check(r, out),
             ApiTimer::SnapshotCompactor => self.snapshot_compactor_poll(out),
         }
+    }
+
+    /// `startCaching` again after a failure: terminate every watcher, then list and watch.
+    fn cacher_restart(&mut self, r: ResourceId, out: &mut Out<'_>) -> &'static str {
+        let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
+            return "stale";
+        };
+        if !c.restart_armed {
+            return "stale";
+        }
+        c.restart_armed = false;
+        for conn in c.terminate_all(out) {
+            self.client_watches.remove(&conn);
+        }
+        self.cacher_list(r, out);
+        "cacher.restart"
     }
 
     /// A cacher timer fired.

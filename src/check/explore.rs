@@ -281,39 +281,129 @@ fn terminal_violation(world: &World, end_ns: u64) -> Option<Inv> {
     (j.checked && j.violations > 0).then_some(Inv::Convergence)
 }
 
+/// A search's bookkeeping: the fingerprints seen, a parent link per kept state
+/// (to rebuild a violation's path), the counts and the reduction meter.
+struct Search {
+    started: Instant,
+    /// Parent links: (parent index, action) for every kept state.
+    links: Vec<(usize, EventKey)>,
+    seen: HashSet<u64>,
+    meter: Option<ReductionMeter>,
+    explored: u64,
+    max_depth: usize,
+    complete: bool,
+}
+
+/// A successor kept for the next level: built already, or to rebuild from the state at this
+/// position of the frontier by this action (parallel expansion), with its link index. (Not
+/// boxed: sequential search keeps only `Built` states, and a box would cost an allocation each.)
+#[allow(clippy::large_enum_variant)]
+enum Kept {
+    Built(usize, World),
+    ToBuild(usize, EventKey, usize),
+}
+
+impl Search {
+    fn new(root: &World, opts: &ExploreOptions) -> Self {
+        let mut seen = HashSet::new();
+        seen.insert(fingerprint_with(root, opts.reductions));
+        let mut meter = opts.measure_reductions.then(ReductionMeter::default);
+        if let Some(m) = meter.as_mut() {
+            m.observe(root);
+        }
+        Search {
+            started: Instant::now(),
+            links: vec![(usize::MAX, EventKey { due_ns: 0, seq: 0 })],
+            seen,
+            meter,
+            explored: 0,
+            max_depth: 0,
+            complete: true,
+        }
+    }
+
+    /// The actions from the root to the kept state `i`.
+    fn path_to(&self, mut i: usize) -> Vec<EventKey> {
+        let mut keys = Vec::new();
+        while i != 0 {
+            keys.push(self.links[i].1);
+            i = self.links[i].0;
+        }
+        keys.reverse();
+        keys
+    }
+
+    /// The search's result so far; a violation ends it incomplete at `depth`.
+    fn outcome(&self, violation: Option<(String, Vec<EventKey>)>, depth: usize) -> ExploreOutcome {
+        let ended = violation.is_some();
+        ExploreOutcome {
+            explored: self.explored,
+            unique: self.seen.len() as u64,
+            max_depth: if ended { depth } else { self.max_depth },
+            seconds: self.started.elapsed().as_secs_f64(),
+            complete: self.complete && !ended,
+            violation,
+            reduction_bounds: self.meter.as_ref().map(ReductionMeter::finish),
+        }
+    }
+
+    /// Merges the expansion of the frontier's state at `position` (kept state `parent`): its
+    /// new successors are kept (up to `max_states`); a violation ends the search (its outcome
+    /// is returned).
+    fn merge(
+        &mut self,
+        opts: &ExploreOptions,
+        (position, parent, depth): (usize, usize, usize),
+        exp: Expansion,
+        kept: &mut Vec<Kept>,
+    ) -> Option<ExploreOutcome> {
+        if exp.cut_by_depth {
+            self.complete = false;
+        }
+        if let Some(inv) = exp.terminal {
+            return Some(self.outcome(Some((inv, self.path_to(parent))), depth));
+        }
+        self.explored += exp.transitions;
+        for (key, next, fp, violation) in exp.successors {
+            if let Some(inv) = violation {
+                let mut keys = self.path_to(parent);
+                keys.push(key);
+                return Some(self.outcome(Some((inv, keys)), depth + 1));
+            }
+            if self.seen.contains(&fp) {
+                continue;
+            }
+            if self.seen.len() >= opts.max_states {
+                self.complete = false;
+                continue;
+            }
+            self.seen.insert(fp);
+            self.links.push((parent, key));
+            let link = self.links.len() - 1;
+            kept.push(match next {
+                Some(world) => Kept::Built(link, world),
+                None => Kept::ToBuild(position, key, link),
+            });
+        }
+        None
+    }
+}
+
 /// Breadth-first search of `spec`'s state space within `opts`, one level at a time: the states
 /// of a level are expanded on `opts.jobs` threads, then merged in frontier order, so the result
 /// (counts, the violation and its path) does not depend on the number of threads.
 pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
     use rayon::prelude::*;
-    let started = Instant::now();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.jobs.max(1))
         .build()
         .expect("a thread pool");
     let root = spec.world();
-    // Parent links: (parent index, action) for every kept state, to rebuild a path.
-    let mut links: Vec<(usize, EventKey)> = vec![(usize::MAX, EventKey { due_ns: 0, seq: 0 })];
-    let mut seen: HashSet<u64> = HashSet::new();
-    seen.insert(fingerprint_with(&root, opts.reductions));
-    let mut meter = opts.measure_reductions.then(ReductionMeter::default);
-    if let Some(m) = meter.as_mut() {
-        m.observe(&root);
-    }
+    let mut search = Search::new(&root, &opts);
     let mut frontier: Vec<(usize, World)> = vec![(0, root)];
-    let (mut explored, mut max_depth, mut complete) = (0u64, 0usize, true);
-    let path_to = |links: &Vec<(usize, EventKey)>, mut i: usize| {
-        let mut keys = Vec::new();
-        while i != 0 {
-            keys.push(links[i].1);
-            i = links[i].0;
-        }
-        keys.reverse();
-        keys
-    };
     let mut depth = 0usize;
     while !frontier.is_empty() {
-        max_depth = max_depth.max(depth);
+        search.max_depth = search.max_depth.max(depth);
         // One thread: expand lazily, so each state's successors are merged (and duplicates
         // dropped) before the next state is expanded. Several: the workers compute the level's
         // successors' fingerprints against the set as it was (keeping no states, so a level
@@ -330,77 +420,37 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
                     .map(|(_, w)| expand(spec, &opts, &w, depth, &empty, true)),
             )
         } else {
+            let seen = &search.seen;
             let done: Vec<Expansion> = pool.install(|| {
                 frontier
                     .par_iter()
-                    .map(|(_, w)| expand(spec, &opts, w, depth, &seen, false))
+                    .map(|(_, w)| expand(spec, &opts, w, depth, seen, false))
                     .collect()
             });
             Box::new(done.into_iter())
         };
-        let mut next_frontier = Vec::new();
-        // Parallel: (position in the frontier, action, link index) of each new state to rebuild.
-        let mut to_build: Vec<(usize, EventKey, usize)> = Vec::new();
+        let mut kept = Vec::new();
         for (position, (parent, exp)) in parents.into_iter().zip(expansions).enumerate() {
-            if exp.cut_by_depth {
-                complete = false;
-            }
-            if let Some(inv) = exp.terminal {
-                return ExploreOutcome {
-                    explored,
-                    unique: seen.len() as u64,
-                    max_depth: depth,
-                    seconds: started.elapsed().as_secs_f64(),
-                    complete: false,
-                    violation: Some((inv, path_to(&links, parent))),
-                    reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
-                };
-            }
-            explored += exp.transitions;
-            for (key, next, fp, violation) in exp.successors {
-                if let Some(inv) = violation {
-                    let mut keys = path_to(&links, parent);
-                    keys.push(key);
-                    return ExploreOutcome {
-                        explored,
-                        unique: seen.len() as u64,
-                        max_depth: depth + 1,
-                        seconds: started.elapsed().as_secs_f64(),
-                        complete: false,
-                        violation: Some((inv, keys)),
-                        reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
-                    };
-                }
-                if seen.contains(&fp) {
-                    continue;
-                }
-                if seen.len() >= opts.max_states {
-                    complete = false;
-                    continue;
-                }
-                seen.insert(fp);
-                links.push((parent, key));
-                match next {
-                    Some(world) => next_frontier.push((links.len() - 1, world)),
-                    None => to_build.push((position, key, links.len() - 1)),
-                }
+            if let Some(outcome) = search.merge(&opts, (position, parent, depth), exp, &mut kept) {
+                return outcome;
             }
         }
-        if parallel {
-            next_frontier = pool.install(|| {
-                to_build
-                    .par_iter()
-                    .map(|&(position, key, link)| {
-                        let mut world = frontier[position].1.clone();
-                        world
-                            .apply(Action::Fire(key))
-                            .expect("the action applied when the level was expanded");
-                        (link, world)
-                    })
-                    .collect()
-            });
-        }
-        if let Some(m) = meter.as_mut() {
+        let build = |k: Kept| match k {
+            Kept::Built(link, world) => (link, world),
+            Kept::ToBuild(position, key, link) => {
+                let mut world = frontier[position].1.clone();
+                world
+                    .apply(Action::Fire(key))
+                    .expect("the action applied when the level was expanded");
+                (link, world)
+            }
+        };
+        let next_frontier: Vec<(usize, World)> = if parallel {
+            pool.install(|| kept.into_par_iter().map(build).collect())
+        } else {
+            kept.into_iter().map(build).collect()
+        };
+        if let Some(m) = search.meter.as_mut() {
             for (_, world) in &next_frontier {
                 m.observe(world);
             }
@@ -408,14 +458,75 @@ pub fn explore(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome {
         frontier = next_frontier;
         depth += 1;
     }
-    ExploreOutcome {
-        explored,
-        unique: seen.len() as u64,
-        max_depth,
-        seconds: started.elapsed().as_secs_f64(),
-        complete,
-        violation: None,
-        reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
+    search.outcome(None, 0)
+}
+
+/// What one depth-first transition led to.
+enum DfsStep {
+    /// A violation (or a panic) in the new state: the search ends.
+    Violation(String),
+    /// Nothing more to do from it (seen, bounded, final, or not applicable).
+    Skip,
+    /// A new state to descend into, with its enabled actions.
+    Descend(Vec<Action>),
+}
+
+impl Search {
+    /// Applies `action` to `next` (a copy of the state at `depth`) and judges the result.
+    fn dfs_step(
+        &mut self,
+        spec: &Spec,
+        opts: &ExploreOptions,
+        next: &mut World,
+        action: Action,
+        depth: usize,
+    ) -> DfsStep {
+        match super::panics::catch(|| next.apply(action)) {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return DfsStep::Skip,
+            Err(_) => {
+                // A panicking transition is a counterexample: its path and this action.
+                self.explored += 1;
+                return DfsStep::Violation(super::panics::PANIC.to_string());
+            }
+        }
+        self.explored += 1;
+        self.max_depth = self.max_depth.max(depth);
+        if let Some(inv) = state_violation(next, spec.end_ns) {
+            return DfsStep::Violation(inv);
+        }
+        let fp = fingerprint_with(next, opts.reductions);
+        if self.seen.contains(&fp) {
+            return DfsStep::Skip;
+        }
+        if self.seen.len() >= opts.max_states {
+            self.complete = false;
+            return DfsStep::Skip;
+        }
+        self.seen.insert(fp);
+        if opts.progress && self.seen.len().is_multiple_of(1_000_000) {
+            eprintln!(
+                "watchsim: explore --dfs: {} unique states, {} transitions, depth {depth}, {:.0}s",
+                self.seen.len(),
+                self.explored,
+                self.started.elapsed().as_secs_f64()
+            );
+        }
+        if let Some(m) = self.meter.as_mut() {
+            m.observe(next);
+        }
+        let actions = enabled_actions(next, spec.end_ns);
+        if actions.is_empty() {
+            return match terminal_violation(next, spec.end_ns) {
+                Some(inv) => DfsStep::Violation(inv.name().to_string()),
+                None => DfsStep::Skip,
+            };
+        }
+        if depth >= opts.max_depth {
+            self.complete = false;
+            return DfsStep::Skip;
+        }
+        DfsStep::Descend(actions)
     }
 }
 
@@ -433,32 +544,13 @@ pub fn explore_depth_first(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome 
         actions: Vec<Action>,
         next: usize,
     }
-    let started = Instant::now();
     let root = spec.world();
-    let mut seen: HashSet<u64> = HashSet::new();
-    seen.insert(fingerprint_with(&root, opts.reductions));
-    let mut meter = opts.measure_reductions.then(ReductionMeter::default);
-    if let Some(m) = meter.as_mut() {
-        m.observe(&root);
-    }
-    let (mut explored, mut max_depth, mut complete) = (0u64, 0usize, true);
-    let outcome =
-        |explored, unique, max_depth, complete, violation, meter: &Option<ReductionMeter>| {
-            ExploreOutcome {
-                explored,
-                unique,
-                max_depth,
-                seconds: started.elapsed().as_secs_f64(),
-                complete,
-                violation,
-                reduction_bounds: meter.as_ref().map(ReductionMeter::finish),
-            }
-        };
+    let mut search = Search::new(&root, &opts);
     let root_actions = enabled_actions(&root, spec.end_ns);
     if root_actions.is_empty() {
         let violation =
             terminal_violation(&root, spec.end_ns).map(|i| (i.name().to_string(), vec![]));
-        return outcome(0, 1, 0, violation.is_none(), violation, &meter);
+        return search.outcome(violation, 0);
     }
     let mut stack = vec![Frame {
         world: root,
@@ -476,74 +568,23 @@ pub fn explore_depth_first(spec: &Spec, opts: ExploreOptions) -> ExploreOutcome 
         top.next += 1;
         let mut next = top.world.clone();
         let Action::Fire(key) = action;
-        match super::panics::catch(|| next.apply(action)) {
-            Ok(Ok(_)) => {}
-            Ok(Err(_)) => continue,
-            Err(_) => {
-                // A panicking transition is a counterexample: its path and this action.
-                let mut keys = path.clone();
-                keys.push(key);
-                let unique = seen.len() as u64;
-                let violation = Some((super::panics::PANIC.to_string(), keys));
-                return outcome(explored + 1, unique, stack.len(), false, violation, &meter);
-            }
-        }
-        explored += 1;
         let depth = stack.len();
-        max_depth = max_depth.max(depth);
-        if let Some(inv) = state_violation(&next, spec.end_ns) {
-            let mut keys = path.clone();
-            keys.push(key);
-            let unique = seen.len() as u64;
-            return outcome(explored, unique, depth, false, Some((inv, keys)), &meter);
-        }
-        let fp = fingerprint_with(&next, opts.reductions);
-        if seen.contains(&fp) {
-            continue;
-        }
-        if seen.len() >= opts.max_states {
-            complete = false;
-            continue;
-        }
-        seen.insert(fp);
-        if opts.progress && seen.len().is_multiple_of(1_000_000) {
-            eprintln!(
-                "watchsim: explore --dfs: {} unique states, {explored} transitions, depth {depth}, {:.0}s",
-                seen.len(),
-                started.elapsed().as_secs_f64()
-            );
-        }
-        if let Some(m) = meter.as_mut() {
-            m.observe(&next);
-        }
-        let actions = enabled_actions(&next, spec.end_ns);
-        if actions.is_empty() {
-            if let Some(inv) = terminal_violation(&next, spec.end_ns) {
+        match search.dfs_step(spec, &opts, &mut next, action, depth) {
+            DfsStep::Violation(inv) => {
                 let mut keys = path.clone();
                 keys.push(key);
-                let unique = seen.len() as u64;
-                let violation = Some((inv.name().to_string(), keys));
-                return outcome(explored, unique, depth, false, violation, &meter);
+                return search.outcome(Some((inv, keys)), depth);
             }
-            continue;
+            DfsStep::Skip => {}
+            DfsStep::Descend(actions) => {
+                path.push(key);
+                stack.push(Frame {
+                    world: next,
+                    actions,
+                    next: 0,
+                });
+            }
         }
-        if depth >= opts.max_depth {
-            complete = false;
-            continue;
-        }
-        path.push(key);
-        stack.push(Frame {
-            world: next,
-            actions,
-            next: 0,
-        });
     }
-    outcome(
-        explored,
-        seen.len() as u64,
-        max_depth,
-        complete,
-        None,
-        &meter,
-    )
+    search.outcome(None, 0)
 }

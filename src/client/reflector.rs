@@ -467,41 +467,7 @@ impl Reflector {
                 }
                 _ => ("stale", fx),
             },
-            Msg::Hangup => {
-                if Some(conn) == self.req_conn {
-                    self.req_conn = None;
-                    self.server = None;
-                    fx.wants_server = true;
-                    if let Phase::Listing { .. } = self.phase {
-                        // The LIST's connection broke: ListAndWatch fails.
-                        self.finish_list_and_watch(Some(RelistCause::Error), out);
-                    }
-                    return ("conn_reset", fx);
-                }
-                if let Phase::Listing {
-                    conn: listed_on, ..
-                } = self.phase
-                    && listed_on == conn
-                {
-                    // The connection a GOAWAY retired broke before the LIST's reply arrived.
-                    self.finish_list_and_watch(Some(RelistCause::Error), out);
-                    return ("conn_reset", fx);
-                }
-                match self.phase.clone() {
-                    Phase::Watching { conn: c, .. } if c == conn => {
-                        self.server = None;
-                        fx.wants_server = true;
-                        self.watch_ended(true, out);
-                        ("watch_reset", fx)
-                    }
-                    Phase::WatchListing { conn: c, .. } if c == conn => {
-                        self.server = None;
-                        fx.wants_server = true;
-                        (self.watch_list_ended(cfg, out), fx)
-                    }
-                    _ => ("stale", fx),
-                }
-            }
+            Msg::Hangup => self.on_hangup(conn, cfg, out),
             Msg::Goaway => {
                 // HTTP/2 GOAWAY (RFC 9113 §6.8): no new requests on this connection, the next
                 // goes through the LB; a request already sent (the LIST in flight) is still
@@ -514,6 +480,50 @@ impl Reflector {
                 ("goaway", fx)
             }
             _ => ("unexpected", fx),
+        }
+    }
+
+    /// A connection of this reflector was reset: the request connection (the LIST fails and
+    /// a new server is needed), the connection a LIST was sent on, or the watch's.
+    fn on_hangup(
+        &mut self,
+        conn: ConnId,
+        cfg: &ClientConfig,
+        out: &mut Out<'_>,
+    ) -> (&'static str, Effects) {
+        let mut fx = Effects::default();
+        if Some(conn) == self.req_conn {
+            self.req_conn = None;
+            self.server = None;
+            fx.wants_server = true;
+            if let Phase::Listing { .. } = self.phase {
+                // The LIST's connection broke: ListAndWatch fails.
+                self.finish_list_and_watch(Some(RelistCause::Error), out);
+            }
+            return ("conn_reset", fx);
+        }
+        if let Phase::Listing {
+            conn: listed_on, ..
+        } = self.phase
+            && listed_on == conn
+        {
+            // The connection a GOAWAY retired broke before the LIST's reply arrived.
+            self.finish_list_and_watch(Some(RelistCause::Error), out);
+            return ("conn_reset", fx);
+        }
+        match self.phase.clone() {
+            Phase::Watching { conn: c, .. } if c == conn => {
+                self.server = None;
+                fx.wants_server = true;
+                self.watch_ended(true, out);
+                ("watch_reset", fx)
+            }
+            Phase::WatchListing { conn: c, .. } if c == conn => {
+                self.server = None;
+                fx.wants_server = true;
+                (self.watch_list_ended(cfg, out), fx)
+            }
+            _ => ("stale", fx),
         }
     }
 

@@ -52,6 +52,9 @@ pub struct Store {
     pub mutant_tombstone_at_compact_lost: bool,
 }
 
+/// Keys whose history compaction rewrites, with what it keeps (None: the key leaves the index).
+type Rewritten = Vec<(Key, Option<Vector<Version>>)>;
+
 impl Default for Store {
     fn default() -> Self {
         Self::new()
@@ -511,10 +514,43 @@ impl Store {
             return Err(EtcdError::FutureRevision);
         }
         self.compacted = rev;
-        let mut rewritten: Vec<(Key, Option<Vector<Version>>)> = Vec::new();
-        let mut settled: Vec<Key> = Vec::new();
-        // Mutant (etcd #18089): tombstones exactly at `rev` that compaction wrongly drops.
-        let mut lost_tombstones: Vec<Key> = Vec::new();
+        let lost_tombstones = self.compact_index(rev);
+        self.compact_history(rev, &lost_tombstones);
+        Ok(self.current)
+    }
+
+    /// `key_index.go compact` on every key that may hold versions to drop: their histories
+    /// rewritten, the keys left with a single live version (or none) settled. Returns the
+    /// tombstones the #18089 mutant drops.
+    fn compact_index(&mut self, rev: Revision) -> Vec<Key> {
+        let (rewritten, mut settled, lost_tombstones) = self.compaction_plan(rev);
+        for (key, kept) in rewritten {
+            match kept {
+                Some(h) => {
+                    if h.len() == 1 && !h[0].tombstone {
+                        settled.push(key.clone());
+                    }
+                    self.index.insert(key, h);
+                }
+                None => {
+                    settled.push(key.clone());
+                    self.index.remove(&key);
+                }
+            }
+        }
+        for key in settled {
+            self.trimmable.remove(&key);
+        }
+        lost_tombstones
+    }
+
+    /// For each trimmable key, what compaction at `rev` keeps of its history: the newest version
+    /// `<= rev` and all after it (a tombstone below `rev` goes too); keys gone from the index are
+    /// settled; the tombstones exactly at `rev` the #18089 mutant loses are listed.
+    fn compaction_plan(&self, rev: Revision) -> (Rewritten, Vec<Key>, Vec<Key>) {
+        let mut rewritten: Rewritten = Vec::new();
+        let mut settled = Vec::new();
+        let mut lost_tombstones = Vec::new();
         for key in self.trimmable.iter() {
             let Some(history) = self.index.get(key) else {
                 settled.push(key.clone());
@@ -545,24 +581,12 @@ impl Store {
             let kept = history.clone().split_off(keep_from);
             rewritten.push((key.clone(), if kept.is_empty() { None } else { Some(kept) }));
         }
-        for (key, kept) in rewritten {
-            match kept {
-                Some(h) => {
-                    if h.len() == 1 && !h[0].tombstone {
-                        settled.push(key.clone());
-                    }
-                    self.index.insert(key, h);
-                }
-                None => {
-                    settled.push(key.clone());
-                    self.index.remove(&key);
-                }
-            }
-        }
-        for key in settled {
-            self.trimmable.remove(&key);
-        }
-        // Watch history below the compact revision is gone; the changes at `rev` stay.
+        (rewritten, settled, lost_tombstones)
+    }
+
+    /// Watch history below the compact revision is gone; the changes at `rev` stay (but for the
+    /// DELETE events of the tombstones the #18089 mutant lost).
+    fn compact_history(&mut self, rev: Revision, lost_tombstones: &[Key]) {
         // Removed from the smallest up, in place: `imbl`'s `split_lookup` rebuilds both halves
         // entry by entry, which made every compaction cost the whole history.
         let mut kept = std::mem::take(&mut self.changes);
@@ -587,7 +611,6 @@ impl Store {
             }
         }
         self.changes = kept;
-        Ok(self.current)
     }
 
     /// Every change recorded with a revision above `rev`, in revision then op order (read-only;

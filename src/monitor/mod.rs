@@ -158,59 +158,9 @@ impl Checker {
                     crate::proto::Dir::ToServer => server,
                     crate::proto::Dir::ToClient => opener,
                 };
-                match (receiver, msg) {
-                    (Actor::Etcd, Msg::Watch(req)) => {
-                        self.etcd_watch_request(*conn, opener, req, etcd.store.revision())
-                    }
-                    (Actor::Apiserver(_) | Actor::Script, Msg::WatchReply(resp)) => {
-                        self.etcd_watch_response(*conn, resp)
-                    }
-                    (
-                        Actor::Apiserver(_),
-                        Msg::Api {
-                            req:
-                                ApiRequest::Watch {
-                                    scope, selector, ..
-                                },
-                            ..
-                        },
-                    ) => self.api_watch_request(*conn, opener, scope, !selector.is_everything()),
-                    (Actor::Client(_) | Actor::Script, Msg::ApiWatch(ev)) => {
-                        self.api_watch_event(*conn, ev)
-                    }
-                    (Actor::Client(_) | Actor::Script, Msg::Hangup) => self.conn_lost(*conn),
-                    (
-                        Actor::Client(_),
-                        Msg::ApiReply {
-                            resp: ApiResponse::List(l),
-                            ..
-                        },
-                    ) => self.cur.list_rv = Some(l.rv),
-                    _ => {}
-                }
-                if receiver == Actor::Script {
-                    self.cur.to_script = true;
-                }
+                self.delivery(*conn, opener, receiver, msg, etcd);
             }
-            Pending::Multicast { targets, msg, .. } => match msg {
-                Msg::ApiWatch(ev) => {
-                    for &(conn, receiver, _) in targets {
-                        if matches!(receiver, Actor::Client(_) | Actor::Script) {
-                            self.api_watch_event(conn, ev);
-                        }
-                    }
-                }
-                Msg::WatchReply(resp) => {
-                    for &(conn, receiver, tag) in targets {
-                        if open(conn) && matches!(receiver, Actor::Apiserver(_) | Actor::Script) {
-                            let mut r = resp.clone();
-                            r.watch_id = tag;
-                            self.etcd_watch_response(conn, &r);
-                        }
-                    }
-                }
-                _ => {}
-            },
+            Pending::Multicast { targets, msg, .. } => self.multicast(targets, msg, open),
             Pending::Reset { conn, to } => {
                 if matches!(to, Actor::Client(_) | Actor::Script | Actor::Apiserver(_)) {
                     self.conn_lost(*conn);
@@ -218,6 +168,78 @@ impl Checker {
             }
             Pending::Timer(Timer::ScriptStep(i)) => self.cur.script_step = Some(*i as usize),
             Pending::Timer(_) => {}
+        }
+    }
+
+    /// A message about to be delivered on `conn` (opened by `opener`) to `receiver`: the watch
+    /// requests, answers and events the stream checks follow, a LIST's RV for time travel.
+    fn delivery(
+        &mut self,
+        conn: ConnId,
+        opener: Actor,
+        receiver: Actor,
+        msg: &Msg,
+        etcd: &EtcdServer,
+    ) {
+        match (receiver, msg) {
+            (Actor::Etcd, Msg::Watch(req)) => {
+                self.etcd_watch_request(conn, opener, req, etcd.store.revision())
+            }
+            (Actor::Apiserver(_) | Actor::Script, Msg::WatchReply(resp)) => {
+                self.etcd_watch_response(conn, resp)
+            }
+            (
+                Actor::Apiserver(_),
+                Msg::Api {
+                    req:
+                        ApiRequest::Watch {
+                            scope, selector, ..
+                        },
+                    ..
+                },
+            ) => self.api_watch_request(conn, opener, scope, !selector.is_everything()),
+            (Actor::Client(_) | Actor::Script, Msg::ApiWatch(ev)) => self.api_watch_event(conn, ev),
+            (Actor::Client(_) | Actor::Script, Msg::Hangup) => self.conn_lost(conn),
+            (
+                Actor::Client(_),
+                Msg::ApiReply {
+                    resp: ApiResponse::List(l),
+                    ..
+                },
+            ) => self.cur.list_rv = Some(l.rv),
+            _ => {}
+        }
+        if receiver == Actor::Script {
+            self.cur.to_script = true;
+        }
+    }
+
+    /// A fan-out about to be delivered: each receiving watch stream that is still open sees the
+    /// event (etcd's responses carry each target's own watch id).
+    fn multicast(
+        &mut self,
+        targets: &[(ConnId, Actor, i64)],
+        msg: &Msg,
+        open: &dyn Fn(ConnId) -> bool,
+    ) {
+        match msg {
+            Msg::ApiWatch(ev) => {
+                for &(conn, receiver, _) in targets {
+                    if matches!(receiver, Actor::Client(_) | Actor::Script) {
+                        self.api_watch_event(conn, ev);
+                    }
+                }
+            }
+            Msg::WatchReply(resp) => {
+                for &(conn, receiver, tag) in targets {
+                    if open(conn) && matches!(receiver, Actor::Apiserver(_) | Actor::Script) {
+                        let mut r = resp.clone();
+                        r.watch_id = tag;
+                        self.etcd_watch_response(conn, &r);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 

@@ -79,41 +79,7 @@ impl Parts<'_> {
             return Err(what);
         };
         let result = match (receiver, msg) {
-            (Actor::Etcd, Msg::Kv { req_id, req }) => {
-                let resp = self.etcd.handle_kv(&req, &mut self.out);
-                self.obs.commit(self.etcd.store.revision(), ctx.now);
-                let kind = match &resp {
-                    Ok(_) => "ok",
-                    Err(e) => e.kind(),
-                };
-                if req_id != msg::NO_REPLY {
-                    ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
-                }
-                kind
-            }
-            (Actor::Etcd, Msg::Watch(req)) => {
-                if !self.etcd.hub.has_stream(conn) {
-                    let interval = self.etcd.config.progress_notify_interval_ns;
-                    // etcd adds up to 10% jitter to each stream's ticker (v3rpc/watch.go).
-                    let jitter = if interval > 0 {
-                        self.etcd_rng.below(interval / 10 + 1)
-                    } else {
-                        0
-                    };
-                    self.etcd.hub.open_stream(
-                        conn,
-                        ctx.now,
-                        if interval > 0 { interval + jitter } else { 0 },
-                    );
-                }
-                self.etcd.handle_watch(ctx.now, conn, &req, &mut self.out);
-                "ok"
-            }
-            (Actor::Etcd, Msg::Hangup) => {
-                self.etcd.hub.close_stream(conn);
-                ctx.net.close(conn);
-                "closed"
-            }
+            (Actor::Etcd, msg) => self.deliver_to_etcd(conn, msg, ctx),
             (Actor::Apiserver(i), _) if self.apiservers[i as usize].is_down() => {
                 // Connection refused: the process is not running.
                 ctx.reset_conn(conn);
@@ -160,6 +126,50 @@ impl Parts<'_> {
             conn: Some(conn),
             result,
         })
+    }
+
+    /// A message for etcd: a KV request (answered unless sent without reply), a watch request
+    /// (the stream opened on first use, its progress ticker jittered as `v3rpc/watch.go`
+    /// does), or a hang-up.
+    fn deliver_to_etcd(&mut self, conn: ConnId, msg: Msg, ctx: &mut Ctx<'_>) -> &'static str {
+        match msg {
+            Msg::Kv { req_id, req } => {
+                let resp = self.etcd.handle_kv(&req, &mut self.out);
+                self.obs.commit(self.etcd.store.revision(), ctx.now);
+                let kind = match &resp {
+                    Ok(_) => "ok",
+                    Err(e) => e.kind(),
+                };
+                if req_id != msg::NO_REPLY {
+                    ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
+                }
+                kind
+            }
+            Msg::Watch(req) => {
+                if !self.etcd.hub.has_stream(conn) {
+                    let interval = self.etcd.config.progress_notify_interval_ns;
+                    // etcd adds up to 10% jitter to each stream's ticker (v3rpc/watch.go).
+                    let jitter = if interval > 0 {
+                        self.etcd_rng.below(interval / 10 + 1)
+                    } else {
+                        0
+                    };
+                    self.etcd.hub.open_stream(
+                        conn,
+                        ctx.now,
+                        if interval > 0 { interval + jitter } else { 0 },
+                    );
+                }
+                self.etcd.handle_watch(ctx.now, conn, &req, &mut self.out);
+                "ok"
+            }
+            Msg::Hangup => {
+                self.etcd.hub.close_stream(conn);
+                ctx.net.close(conn);
+                "closed"
+            }
+            _ => "unexpected",
+        }
     }
 
     /// One step delivers the same message to many connections (a fan-out).

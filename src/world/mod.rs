@@ -12,6 +12,7 @@ pub mod observe;
 mod reductions;
 pub mod script;
 mod script_json;
+mod script_requests;
 pub mod workload;
 
 use std::sync::Arc;

@@ -10,17 +10,18 @@ use super::msg::{Msg, Timer};
 use super::network::{Actor, ConnId, Dir};
 use super::observe::Observations;
 use super::script_json::{api_event_json, api_result_json, kv_json, kv_result_json};
-use super::{Ctx, fault_request};
-use crate::apiserver::selector::{Field, LabelSetId, Selector};
-use crate::apiserver::{
-    ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ReadRate, ResourceId, Rv, RvMatch,
+use super::script_requests::{
+    api_read_request, api_watch_request, api_write_request, etcd_kv_request, key_range, object_key,
+    resource_id,
 };
+use super::{Ctx, fault_request};
+use crate::apiserver::selector::LabelSetId;
+use crate::apiserver::{ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ResourceId};
 use crate::etcd::{
-    EtcdError, Key, KeyRange, KvRequest, KvResponse, WatchRequest, WatchResponse, WatchResponseKind,
+    EtcdError, Key, KvRequest, KvResponse, WatchRequest, WatchResponse, WatchResponseKind,
 };
 use crate::proto::Host;
-use crate::proto::api::resource_prefix;
-use crate::scenario::{FaultKind, ResourceVersionMatch, Scenario, Step, format_ns};
+use crate::scenario::{FaultKind, Scenario, Step, format_ns};
 
 /// The watch id the script gives every watch on its own stream.
 const SCRIPT_WATCH_ID: i64 = 1;
@@ -52,68 +53,6 @@ pub struct ScriptClient {
     /// The labels of every object the script last wrote successfully (absent = none), which an
     /// `api.update` without `labels` keeps (a client's read-modify-write).
     labels_written: OrdMap<Key, LabelSetId>,
-}
-
-fn resource_id(scenario: &Scenario, name: &str) -> ResourceId {
-    scenario
-        .resources
-        .iter()
-        .position(|r| r.name == name)
-        .unwrap_or(0) as ResourceId
-}
-
-fn scope_of(resource: &str, namespace: Option<&str>) -> KeyRange {
-    match namespace {
-        None => KeyRange::Prefix(resource_prefix(resource)),
-        Some(ns) => KeyRange::Prefix(Key::new(&format!("/registry/{resource}/{ns}/"))),
-    }
-}
-
-/// The keys a LIST or WATCH reads, as the registry narrows them (`registry/store.go`
-/// `ListPredicate`/`WatchPredicate`): a request without a namespace takes the namespace of an
-/// exact `metadata.namespace` field term (`MatchesSingleNamespace`, when it is a valid
-/// namespace name), and an exact `metadata.name` term with a namespace makes it a single-key,
-/// non-recursive request (`MatchesSingle`); neither applies to a continuation.
-fn request_scope(
-    resource: &str,
-    namespace: Option<&str>,
-    selector: &Selector,
-    continuing: bool,
-) -> KeyRange {
-    let exact = |f| selector.requires_exact(f).filter(|_| !continuing);
-    let namespace = namespace.or_else(|| exact(Field::Namespace).filter(|ns| is_dns_label(ns)));
-    match (namespace, exact(Field::Name)) {
-        (Some(ns), Some(name)) => KeyRange::Single(object_key(resource, ns, name)),
-        (ns, _) => scope_of(resource, ns),
-    }
-}
-
-/// `validation.ValidateNamespaceName`: a DNS-1123 label.
-fn is_dns_label(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 63
-        && s.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !s.starts_with('-')
-        && !s.ends_with('-')
-}
-
-/// The compiled selectors of a step (already validated at load).
-fn step_selector(scenario: &Scenario, label: &Option<String>, field: &Option<String>) -> Selector {
-    Selector::compile(label.as_deref(), field.as_deref(), &scenario.label_table())
-        .unwrap_or_default()
-}
-
-fn object_key(resource: &str, namespace: &str, name: &str) -> Key {
-    Key::new(&format!("/registry/{resource}/{namespace}/{name}"))
-}
-
-fn key_range(key: &str, prefix: bool) -> KeyRange {
-    if prefix {
-        KeyRange::Prefix(Key::new(key))
-    } else {
-        KeyRange::Single(Key::new(key))
-    }
 }
 
 impl ScriptClient {
@@ -183,42 +122,10 @@ impl ScriptClient {
         obs: &mut Observations,
     ) {
         let step = &scenario.steps[idx];
+        if let Some(req) = etcd_kv_request(step) {
+            return self.send_kv(ctx, idx, req);
+        }
         match step {
-            Step::EtcdPut {
-                key, value_bytes, ..
-            } => self.send_kv(
-                ctx,
-                idx,
-                KvRequest::Put {
-                    key: Key::new(key),
-                    value_bytes: value_bytes.0,
-                },
-            ),
-            Step::EtcdDelete { key, prefix, .. } => {
-                self.send_kv(ctx, idx, KvRequest::Delete(key_range(key, *prefix)))
-            }
-            Step::EtcdRange {
-                key,
-                prefix,
-                revision,
-                limit,
-                ..
-            } => self.send_kv(
-                ctx,
-                idx,
-                KvRequest::Range {
-                    range: key_range(key, *prefix),
-                    revision: *revision,
-                    limit: *limit,
-                },
-            ),
-            Step::EtcdCompact { revision, .. } => self.send_kv(
-                ctx,
-                idx,
-                KvRequest::Compact {
-                    revision: *revision,
-                },
-            ),
             Step::EtcdWatch {
                 id,
                 key,
@@ -242,21 +149,15 @@ impl ScriptClient {
                     }),
                 );
             }
-            Step::EtcdCancel { id, .. } => {
+            Step::EtcdCancel { id, .. } | Step::EtcdProgress { id, .. } => {
+                let req = match step {
+                    Step::EtcdCancel { .. } => WatchRequest::Cancel {
+                        watch_id: SCRIPT_WATCH_ID,
+                    },
+                    _ => WatchRequest::Progress,
+                };
                 if let Some(&conn) = self.watch_streams.get(id) {
-                    ctx.send(
-                        conn,
-                        Dir::ToServer,
-                        Msg::Watch(WatchRequest::Cancel {
-                            watch_id: SCRIPT_WATCH_ID,
-                        }),
-                    );
-                }
-                obs.script_results[idx] = Some(json!({}));
-            }
-            Step::EtcdProgress { id, .. } => {
-                if let Some(&conn) = self.watch_streams.get(id) {
-                    ctx.send(conn, Dir::ToServer, Msg::Watch(WatchRequest::Progress));
+                    ctx.send(conn, Dir::ToServer, Msg::Watch(req));
                 }
                 obs.script_results[idx] = Some(json!({}));
             }
@@ -266,7 +167,7 @@ impl ScriptClient {
     }
 
     /// An `api.*` step: a request to an apiserver (selectors compiled, labels resolved), or a watch
-    /// opened or closed.
+    /// opened or closed. A resourceVersion that does not parse is answered 400 at once.
     fn issue_api(
         &mut self,
         idx: usize,
@@ -275,184 +176,29 @@ impl ScriptClient {
         obs: &mut Observations,
     ) {
         let step = &scenario.steps[idx];
-        match step {
-            Step::ApiCreate {
-                resource,
-                name,
-                namespace,
-                object_bytes,
-                labels,
-                ..
-            } => {
-                let r = resource_id(scenario, resource);
-                let bytes = object_bytes
-                    .map(|b| b.0)
-                    .unwrap_or(scenario.resources[r as usize].object_bytes.0);
-                let req = ApiRequest::Create {
-                    resource: r,
-                    key: object_key(resource, namespace, name),
-                    bytes,
-                    labels: labels.as_ref().map_or(0, |l| scenario.label_table().id(l)),
-                };
-                self.send_api(ctx, idx, 0, req);
+        let bad_request = |obs: &mut Observations, message: String| {
+            obs.script_results[idx] =
+                Some(json!({"error": {"code": 400, "reason": "BadRequest", "message": message}}));
+        };
+        if let Some(req) = api_write_request(scenario, step, &self.labels_written) {
+            return self.send_api(ctx, idx, 0, req);
+        }
+        match api_read_request(scenario, step, &self.continue_tokens) {
+            Some(Ok((server, req))) => return self.send_api(ctx, idx, server, req),
+            Some(Err(message)) => return bad_request(obs, message),
+            None => {}
+        }
+        match (step, api_watch_request(scenario, step)) {
+            (Step::ApiWatch { id, server, .. }, Some(Ok(req))) => {
+                let conn = ctx.connect(Actor::Script, Actor::Apiserver(*server));
+                self.api_watches.insert(id.clone(), conn);
+                self.api_watch_owner.insert(conn, (id.clone(), idx));
+                obs.watches.entry(id.clone()).or_default();
+                self.pending_api.insert((conn, 0), idx);
+                ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
             }
-            Step::ApiUpdate {
-                resource,
-                name,
-                namespace,
-                object_bytes,
-                labels,
-                ..
-            } => {
-                let r = resource_id(scenario, resource);
-                let bytes = object_bytes
-                    .map(|b| b.0)
-                    .unwrap_or(scenario.resources[r as usize].object_bytes.0);
-                let key = object_key(resource, namespace, name);
-                let labels = match labels {
-                    Some(l) => scenario.label_table().id(l),
-                    None => self.labels_written.get(&key).copied().unwrap_or(0),
-                };
-                let req = ApiRequest::Update {
-                    resource: r,
-                    key,
-                    bytes,
-                    labels,
-                    precondition_rv: None,
-                };
-                self.send_api(ctx, idx, 0, req);
-            }
-            Step::ApiDelete {
-                resource,
-                name,
-                namespace,
-                ..
-            } => {
-                let r = resource_id(scenario, resource);
-                let req = ApiRequest::Delete {
-                    resource: r,
-                    key: object_key(resource, namespace, name),
-                    precondition_rv: None,
-                };
-                self.send_api(ctx, idx, 0, req);
-            }
-            Step::ApiGet {
-                server,
-                resource,
-                name,
-                namespace,
-                resource_version,
-                ..
-            } => match Rv::parse(resource_version.as_deref()) {
-                Ok(rv) => {
-                    let req = ApiRequest::Get {
-                        resource: resource_id(scenario, resource),
-                        key: object_key(resource, namespace, name),
-                        rv,
-                    };
-                    self.send_api(ctx, idx, *server, req);
-                }
-                Err(message) => {
-                    obs.script_results[idx] = Some(
-                        json!({"error": {"code": 400, "reason": "BadRequest", "message": message}}),
-                    );
-                }
-            },
-            Step::ApiList {
-                server,
-                resource,
-                resource_version,
-                match_,
-                limit,
-                continue_,
-                namespace,
-                label_selector,
-                field_selector,
-                ..
-            } => {
-                let r = resource_id(scenario, resource);
-                let continue_token = if *continue_ {
-                    self.continue_tokens.get(&(*server, r)).cloned()
-                } else {
-                    None
-                };
-                let selector = step_selector(scenario, label_selector, field_selector);
-                let scope = request_scope(
-                    resource,
-                    namespace.as_deref(),
-                    &selector,
-                    continue_token.is_some(),
-                );
-                match Rv::parse(resource_version.as_deref()) {
-                    Ok(rv) => {
-                        let req = ApiRequest::List {
-                            resource: r,
-                            scope,
-                            selector,
-                            rv,
-                            rv_match: match_.map(|m| match m {
-                                ResourceVersionMatch::NotOlderThan => RvMatch::NotOlderThan,
-                                ResourceVersionMatch::Exact => RvMatch::Exact,
-                            }),
-                            limit: limit.unwrap_or(0),
-                            continue_token,
-                        };
-                        self.send_api(ctx, idx, *server, req);
-                    }
-                    Err(message) => {
-                        obs.script_results[idx] = Some(
-                            json!({"error": {"code": 400, "reason": "BadRequest", "message": message}}),
-                        );
-                    }
-                }
-            }
-            Step::ApiWatch {
-                id,
-                server,
-                resource,
-                resource_version,
-                bookmarks,
-                send_initial_events,
-                timeout,
-                read_rate,
-                namespace,
-                label_selector,
-                field_selector,
-                ..
-            } => {
-                let r = resource_id(scenario, resource);
-                let selector = step_selector(scenario, label_selector, field_selector);
-                let scope = request_scope(resource, namespace.as_deref(), &selector, false);
-                match Rv::parse(resource_version.as_deref()) {
-                    Ok(rv) => {
-                        let conn = ctx.connect(Actor::Script, Actor::Apiserver(*server));
-                        self.api_watches.insert(id.clone(), conn);
-                        self.api_watch_owner.insert(conn, (id.clone(), idx));
-                        obs.watches.entry(id.clone()).or_default();
-                        let req = ApiRequest::Watch {
-                            resource: r,
-                            scope,
-                            selector,
-                            rv,
-                            bookmarks: *bookmarks,
-                            send_initial_events: *send_initial_events,
-                            timeout_ns: timeout.map(|t| t.as_ns()).unwrap_or(0),
-                            read_rate: match read_rate {
-                                None => ReadRate::Instant,
-                                Some(n) => ReadRate::PerSecond(*n),
-                            },
-                        };
-                        self.pending_api.insert((conn, 0), idx);
-                        ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
-                    }
-                    Err(message) => {
-                        obs.script_results[idx] = Some(
-                            json!({"error": {"code": 400, "reason": "BadRequest", "message": message}}),
-                        );
-                    }
-                }
-            }
-            Step::ApiUnwatch { id, .. } => {
+            (_, Some(Err(message))) => bad_request(obs, message),
+            (Step::ApiUnwatch { id, .. }, _) => {
                 if let Some(conn) = self.api_watches.remove(id) {
                     self.api_watch_owner.remove(&conn);
                     ctx.send(conn, Dir::ToServer, Msg::Hangup);
@@ -555,36 +301,7 @@ impl ScriptClient {
         match msg {
             Msg::KvReply { req_id, resp } => self.on_kv_reply(req_id, &resp, obs),
             Msg::WatchReply(resp) => self.on_watch_reply(conn, &resp, obs),
-            Msg::ApiReply { req_id, resp } => {
-                if let Some(step) = self.pending_api.remove(&(conn, req_id)) {
-                    if let (
-                        ApiResponse::List(l),
-                        Step::ApiList {
-                            server, resource, ..
-                        },
-                    ) = (&resp, &scenario.steps[step])
-                    {
-                        let r = resource_id(scenario, resource);
-                        match &l.continue_token {
-                            Some(t) => {
-                                self.continue_tokens.insert((*server, r), t.clone());
-                            }
-                            None => {
-                                self.continue_tokens.remove(&(*server, r));
-                            }
-                        }
-                    }
-                    if let ApiResponse::Written { .. } = resp {
-                        self.remember_labels(scenario, step);
-                    }
-                    obs.script_results[step] = Some(api_result_json(&resp));
-                    if let ApiResponse::Error(_) = resp
-                        && let Some((id, _)) = self.api_watch_owner.remove(&conn)
-                    {
-                        self.api_watches.remove(&id);
-                    }
-                }
-            }
+            Msg::ApiReply { req_id, resp } => self.on_api_reply(conn, req_id, resp, scenario, obs),
             Msg::ApiWatch(ev) => {
                 if let Some((id, _)) = self.api_watch_owner.get(&conn).cloned() {
                     obs.watches
@@ -597,38 +314,84 @@ impl ScriptClient {
                     }
                 }
             }
-            Msg::Hangup => {
-                if let Some((id, _)) = self.api_watch_owner.remove(&conn) {
-                    obs.watches
-                        .entry(id.clone())
-                        .or_default()
-                        .push(json!({"type": "CLOSED"}));
-                    self.api_watches.remove(&id);
+            Msg::Hangup => self.on_hangup(conn, obs),
+            Msg::Kv { .. } | Msg::Watch(_) | Msg::Api { .. } | Msg::Goaway => {}
+        }
+    }
+
+    /// An apiserver answered a scripted request: recorded as the step's result; a LIST's
+    /// continue token kept for a later `continue = true`; a write's labels remembered; a
+    /// refused watch forgotten.
+    fn on_api_reply(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resp: ApiResponse,
+        scenario: &Scenario,
+        obs: &mut Observations,
+    ) {
+        let Some(step) = self.pending_api.remove(&(conn, req_id)) else {
+            return;
+        };
+        if let (
+            ApiResponse::List(l),
+            Step::ApiList {
+                server, resource, ..
+            },
+        ) = (&resp, &scenario.steps[step])
+        {
+            let r = resource_id(scenario, resource);
+            match &l.continue_token {
+                Some(t) => {
+                    self.continue_tokens.insert((*server, r), t.clone());
                 }
-                let lost: Vec<(ConnId, u64)> = self
-                    .pending_api
-                    .keys()
-                    .filter(|(c, _)| *c == conn)
-                    .copied()
-                    .collect();
-                for k in lost {
-                    if let Some(step) = self.pending_api.remove(&k) {
-                        obs.script_results[step] = Some(
-                            json!({"error": {"code": 0, "reason": "ConnectionReset", "message": "connection closed by the apiserver"}}),
-                        );
-                    }
-                }
-                let stale: Vec<u32> = self
-                    .api_conns
-                    .iter()
-                    .filter(|(_, c)| **c == conn)
-                    .map(|(s, _)| *s)
-                    .collect();
-                for server in stale {
-                    self.api_conns.remove(&server);
+                None => {
+                    self.continue_tokens.remove(&(*server, r));
                 }
             }
-            Msg::Kv { .. } | Msg::Watch(_) | Msg::Api { .. } | Msg::Goaway => {}
+        }
+        if let ApiResponse::Written { .. } = resp {
+            self.remember_labels(scenario, step);
+        }
+        obs.script_results[step] = Some(api_result_json(&resp));
+        if let ApiResponse::Error(_) = resp
+            && let Some((id, _)) = self.api_watch_owner.remove(&conn)
+        {
+            self.api_watches.remove(&id);
+        }
+    }
+
+    /// An apiserver closed a connection: its watch ends (CLOSED recorded), the requests still
+    /// waiting on it are answered "connection reset", and the next request reconnects.
+    fn on_hangup(&mut self, conn: ConnId, obs: &mut Observations) {
+        if let Some((id, _)) = self.api_watch_owner.remove(&conn) {
+            obs.watches
+                .entry(id.clone())
+                .or_default()
+                .push(json!({"type": "CLOSED"}));
+            self.api_watches.remove(&id);
+        }
+        let lost: Vec<(ConnId, u64)> = self
+            .pending_api
+            .keys()
+            .filter(|(c, _)| *c == conn)
+            .copied()
+            .collect();
+        for k in lost {
+            if let Some(step) = self.pending_api.remove(&k) {
+                obs.script_results[step] = Some(
+                    json!({"error": {"code": 0, "reason": "ConnectionReset", "message": "connection closed by the apiserver"}}),
+                );
+            }
+        }
+        let stale: Vec<u32> = self
+            .api_conns
+            .iter()
+            .filter(|(_, c)| **c == conn)
+            .map(|(s, _)| *s)
+            .collect();
+        for server in stale {
+            self.api_conns.remove(&server);
         }
     }
 

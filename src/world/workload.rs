@@ -25,8 +25,74 @@ struct ResourceObjects {
     next_id: u64,
 }
 
-fn object_key(res: &ResourceObjects, id: u64) -> Key {
-    crate::client::object_key(&res.name, id, res.nodes)
+/// A guard that the key exists (`version > 0`): the etcd3 store's update and delete.
+fn exists(key: &Key) -> Compare {
+    Compare {
+        key: key.clone(),
+        target: CompareTarget::Version,
+        op: CompareOp::Greater,
+        value: 0,
+    }
+}
+
+impl ResourceObjects {
+    fn key(&self, id: u64) -> Key {
+        crate::client::object_key(&self.name, id, self.nodes)
+    }
+
+    /// A create of the next object: "if `mod_revision == 0` then put".
+    fn create(&mut self) -> Txn {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.live.push_back(id);
+        let key = self.key(id);
+        let absent = Compare {
+            key: key.clone(),
+            target: CompareTarget::Mod,
+            op: CompareOp::Equal,
+            value: 0,
+        };
+        Txn {
+            compares: vec![absent],
+            success: vec![TxnOp::Put {
+                key,
+                value_bytes: self.object_bytes,
+                value_tag: 0,
+            }],
+            failure: vec![],
+        }
+    }
+
+    /// An update of a live object drawn at random, guarded on its existence.
+    fn update(&mut self, rng: &mut RngStream) -> Txn {
+        let id = self.live[rng.below(self.live.len() as u64) as usize];
+        let key = self.key(id);
+        Txn {
+            compares: vec![exists(&key)],
+            success: vec![TxnOp::Put {
+                key,
+                value_bytes: self.object_bytes,
+                value_tag: 0,
+            }],
+            failure: vec![],
+        }
+    }
+
+    /// A delete of a live object drawn at random (the last live id takes its place).
+    fn delete(&mut self, rng: &mut RngStream) -> Txn {
+        let pos = rng.below(self.live.len() as u64) as usize;
+        let id = self.live[pos];
+        let last = self.live.pop_back().expect("non-empty");
+        if pos < self.live.len() {
+            self.live.set(pos, last);
+        }
+        let key = self.key(id);
+        Txn {
+            compares: vec![exists(&key)],
+            success: vec![TxnOp::Delete(KeyRange::Single(key))],
+            failure: vec![],
+        }
+    }
 }
 
 /// All workload writers.
@@ -77,104 +143,33 @@ impl Workload {
         };
         let rng = &mut self.rngs[i];
         let kind = match entry.kind {
-            WorkloadKind::Churn => {
-                let u = rng.unit();
-                if u < 0.5 {
-                    WorkloadKind::Update
-                } else if u < 0.75 {
-                    WorkloadKind::Create
-                } else {
-                    WorkloadKind::Delete
-                }
-            }
+            // Churn: half updates, a quarter creates, a quarter deletes.
+            WorkloadKind::Churn => match rng.unit() {
+                u if u < 0.5 => WorkloadKind::Update,
+                u if u < 0.75 => WorkloadKind::Create,
+                _ => WorkloadKind::Delete,
+            },
             k => k,
         };
         let res = &mut self.resources[res_idx];
-        let exists = |key: &Key| Compare {
-            key: key.clone(),
-            target: CompareTarget::Version,
-            op: CompareOp::Greater,
-            value: 0,
-        };
-        let (txn, label) = match kind {
-            WorkloadKind::Create => {
-                let id = res.next_id;
-                res.next_id += 1;
-                res.live.push_back(id);
-                let key = object_key(res, id);
-                let absent = Compare {
-                    key: key.clone(),
-                    target: CompareTarget::Mod,
-                    op: CompareOp::Equal,
-                    value: 0,
-                };
-                (
-                    Txn {
-                        compares: vec![absent],
-                        success: vec![TxnOp::Put {
-                            key,
-                            value_bytes: res.object_bytes,
-                            value_tag: 0,
-                        }],
-                        failure: vec![],
-                    },
-                    "create",
-                )
-            }
-            WorkloadKind::Update | WorkloadKind::Delete if res.live.is_empty() => {
-                let next = rng.exponential_ns(1e9 / entry.rate);
-                ctx.timer(ctx.now.saturating_add(next), Timer::Workload(i as u32));
-                return "skip-empty";
-            }
-            WorkloadKind::Update => {
-                let id = res.live[rng.below(res.live.len() as u64) as usize];
-                let key = object_key(res, id);
-                (
-                    Txn {
-                        compares: vec![exists(&key)],
-                        success: vec![TxnOp::Put {
-                            key,
-                            value_bytes: res.object_bytes,
-                            value_tag: 0,
-                        }],
-                        failure: vec![],
-                    },
-                    "update",
-                )
-            }
-            _ => {
-                let pos = rng.below(res.live.len() as u64) as usize;
-                let id = res.live[pos];
-                let last = res.live.pop_back().expect("non-empty");
-                if pos < res.live.len() {
-                    res.live.set(pos, last);
-                }
-                let key = object_key(res, id);
-                (
-                    Txn {
-                        compares: vec![exists(&key)],
-                        success: vec![TxnOp::Delete(KeyRange::Single(key))],
-                        failure: vec![],
-                    },
-                    "delete",
-                )
-            }
+        let write = match kind {
+            WorkloadKind::Create => Some((res.create(), "create")),
+            WorkloadKind::Update | WorkloadKind::Delete if res.live.is_empty() => None,
+            WorkloadKind::Update => Some((res.update(rng), "update")),
+            _ => Some((res.delete(rng), "delete")),
         };
         let next = rng.exponential_ns(1e9 / entry.rate);
         ctx.timer(ctx.now.saturating_add(next), Timer::Workload(i as u32));
+        let Some((txn, label)) = write else {
+            return "skip-empty";
+        };
         let conn = *self
             .kv_conn
             .get_or_insert_with(|| ctx.connect(Actor::Workload, Actor::Etcd));
-        let req_id = super::msg::NO_REPLY;
         self.writes_issued += 1;
-        ctx.send(
-            conn,
-            Dir::ToServer,
-            Msg::Kv {
-                req_id,
-                req: KvRequest::Txn(txn),
-            },
-        );
+        let req = KvRequest::Txn(txn);
+        let req_id = super::msg::NO_REPLY;
+        ctx.send(conn, Dir::ToServer, Msg::Kv { req_id, req });
         label
     }
 }

@@ -66,6 +66,26 @@ pub(super) fn direct_init(
 }
 
 impl Apiserver {
+    /// A direct watch's deadline passed: its etcd watch is cancelled and the client's stream
+    /// closed.
+    pub(super) fn direct_watch_deadline(
+        &mut self,
+        conn: ConnId,
+        out: &mut Out<'_>,
+    ) -> &'static str {
+        if self.direct_watches.remove(&conn).is_none() {
+            return "direct_watch.gone";
+        }
+        self.send_direct(
+            WatchRequest::Cancel {
+                watch_id: conn as i64,
+            },
+            out,
+        );
+        out.send(conn, Dir::ToClient, Msg::ApiWatch(ApiWatchEvent::Closed));
+        "direct_watch.deadline"
+    }
+
     /// Watch cache off: the watch goes to etcd (`etcd3/watcher.go`), started as [`direct_init`]
     /// says. A selector scope (per-node) reads and watches its whole directory and is matched
     /// here (`watchChan` filters with the predicate). The watch handler ends it at the request's

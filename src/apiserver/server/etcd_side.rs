@@ -2,6 +2,7 @@
 //! (`cacher.go startCaching`, `watch_cache.go Replace`), failures and re-initialisation.
 
 use super::*;
+use crate::proto::etcd::Event as EtcdEvent;
 
 /// The objects of an etcd range as the model keeps them.
 pub(super) fn objects_of(range: &RangeResult) -> OrdMap<Key, Obj> {
@@ -23,7 +24,7 @@ pub(super) fn objects_of(range: &RangeResult) -> OrdMap<Key, Obj> {
 
 /// ADDED for a put that created the key (`create_revision == mod_revision`, etcd3 watcher), else
 /// MODIFIED; DELETED for a delete.
-pub(super) fn event_type(e: &crate::proto::etcd::Event) -> EventType {
+pub(super) fn event_type(e: &EtcdEvent) -> EventType {
     match e.kind {
         EventKind::Delete => EventType::Deleted,
         EventKind::Put if e.kv.create_revision == e.kv.mod_revision => EventType::Added,
@@ -94,7 +95,7 @@ impl Apiserver {
         self.arm_cacher_restart(r, out);
     }
 
-    /// Handles an etcd KV answer.
+    /// Handles an etcd KV answer: hands it to what the request was for.
     pub fn on_etcd_reply(
         &mut self,
         conn: ConnId,
@@ -113,41 +114,7 @@ impl Apiserver {
                 Ok(KvResponse::Range(range)) => self.cacher_listed(r, range, out),
                 _ => self.arm_cacher_restart(r, out),
             },
-            EtcdPurpose::Probe(wait_id) => match resp {
-                Ok(KvResponse::Range(range)) => {
-                    self.counters.etcd_read_bytes +=
-                        range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
-                    if let Some(w) = self.waits.get_mut(&wait_id) {
-                        w.target_rv = range.revision;
-                    }
-                    let starts_now = self.waits.get(&wait_id).is_some_and(|w| {
-                        matches!(
-                            w.kind,
-                            WaitKind::Watch {
-                                at_probed_rv: true,
-                                ..
-                            }
-                        )
-                    });
-                    if starts_now && let Some(w) = self.waits.remove(&wait_id) {
-                        return self.serve_wait(w, out);
-                    }
-                    out.timer(
-                        out.now + BLOCK_TIMEOUT_NS,
-                        Timer::Apiserver(self.index, ApiTimer::ReadDeadline(wait_id)),
-                    );
-                    self.arm_progress(out);
-                    let r = self.waits.get(&wait_id).map(|w| w.resource);
-                    if let Some(r) = r {
-                        self.check_waits(r, out);
-                    }
-                }
-                Ok(_) | Err(_) => {
-                    if let Some(w) = self.waits.remove(&wait_id) {
-                        self.fail_wait(w, Status::internal("etcd probe failed".into()), out);
-                    }
-                }
-            },
+            EtcdPurpose::Probe(wait_id) => self.probe_answered(wait_id, resp, out),
             EtcdPurpose::ClientList(cl) => self.client_list_answered(cl, resp, out),
             EtcdPurpose::Write {
                 conn,
@@ -156,34 +123,7 @@ impl Apiserver {
                 key,
                 op,
             } => {
-                let resource_name = self.resource_names[resource as usize].clone();
-                let name = name_of(&key).to_string();
-                let reply = match resp {
-                    Ok(KvResponse::Txn(t)) if t.succeeded => {
-                        ApiResponse::Written { rv: t.revision }
-                    }
-                    Ok(KvResponse::Txn(t)) => {
-                        let exists = t
-                            .responses
-                            .iter()
-                            .any(|r| matches!(r, TxnOpResult::Range(rr) if rr.count > 0));
-                        ApiResponse::Error(match op {
-                            WriteOp::Create => Status::already_exists(&resource_name, &name),
-                            WriteOp::Update { precondition } | WriteOp::Delete { precondition } => {
-                                if exists && precondition {
-                                    Status::conflict(&resource_name, &name)
-                                } else {
-                                    Status::not_found(&resource_name, &name)
-                                }
-                            }
-                        })
-                    }
-                    Err(EtcdError::RequestTooLarge) => ApiResponse::Error(
-                        Status::too_large_request(EtcdError::RequestTooLarge.to_string()),
-                    ),
-                    Err(e) => ApiResponse::Error(Status::internal(e.to_string())),
-                    Ok(_) => ApiResponse::Error(Status::internal("unexpected etcd answer".into())),
-                };
+                let reply = self.write_answer(resource, &key, op, resp);
                 out.send(
                     conn,
                     Dir::ToClient,
@@ -193,30 +133,7 @@ impl Apiserver {
                     },
                 );
             }
-            EtcdPurpose::CompactTxn => {
-                if let Ok(KvResponse::Txn(t)) = resp {
-                    let cur_rev = t.revision;
-                    if !t.succeeded {
-                        // Another apiserver compacted: adopt its logical time (etcd3/compact.go).
-                        if let Some(TxnOpResult::Range(rr)) = t.responses.first() {
-                            self.compactor_t = rr.kvs.first().map(|kv| kv.version).unwrap_or(0);
-                        }
-                    } else {
-                        self.compactor_t += 1;
-                        if self.compactor_rev != 0 {
-                            let revision = self.compactor_rev;
-                            self.counters.compactions += 1;
-                            self.known_compact_rev = self.known_compact_rev.max(revision);
-                            self.send_etcd(
-                                KvRequest::Compact { revision },
-                                EtcdPurpose::Compact,
-                                out,
-                            );
-                        }
-                    }
-                    self.compactor_rev = cur_rev;
-                }
-            }
+            EtcdPurpose::CompactTxn => self.compaction_txn_answered(resp, out),
             EtcdPurpose::Compact => {}
             EtcdPurpose::ConsistencyPage(check) => self.consistency_page_read(*check, resp, out),
             EtcdPurpose::FutureRevisionProbe { conn, req_id, rv } => {
@@ -245,6 +162,86 @@ impl Apiserver {
         }
     }
 
+    /// etcd's current revision, read for a consistent read or a watch from "now"
+    /// (`storage.GetCurrentResourceVersionFromStorage`): it becomes the wait's target RV; a
+    /// watch at the probed RV starts at once, other waits wait for the cache (up to the
+    /// block timeout). A failed read fails the wait.
+    fn probe_answered(
+        &mut self,
+        wait_id: u64,
+        resp: Result<KvResponse, EtcdError>,
+        out: &mut Out<'_>,
+    ) {
+        let Ok(KvResponse::Range(range)) = resp else {
+            if let Some(w) = self.waits.remove(&wait_id) {
+                self.fail_wait(w, Status::internal("etcd probe failed".into()), out);
+            }
+            return;
+        };
+        self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
+        if let Some(w) = self.waits.get_mut(&wait_id) {
+            w.target_rv = range.revision;
+        }
+        let starts_now = self.waits.get(&wait_id).is_some_and(|w| {
+            matches!(
+                w.kind,
+                WaitKind::Watch {
+                    at_probed_rv: true,
+                    ..
+                }
+            )
+        });
+        if starts_now && let Some(w) = self.waits.remove(&wait_id) {
+            return self.serve_wait(w, out);
+        }
+        out.timer(
+            out.now + BLOCK_TIMEOUT_NS,
+            Timer::Apiserver(self.index, ApiTimer::ReadDeadline(wait_id)),
+        );
+        self.arm_progress(out);
+        let r = self.waits.get(&wait_id).map(|w| w.resource);
+        if let Some(r) = r {
+            self.check_waits(r, out);
+        }
+    }
+
+    /// The API answer to a create, update or delete from etcd's txn answer (`etcd3/store.go`):
+    /// the new RV, or AlreadyExists / Conflict / NotFound from a failed txn's compare, 413 for
+    /// a request over etcd's limit, 500 otherwise.
+    fn write_answer(
+        &self,
+        resource: ResourceId,
+        key: &Key,
+        op: WriteOp,
+        resp: Result<KvResponse, EtcdError>,
+    ) -> ApiResponse {
+        let resource_name = &self.resource_names[resource as usize];
+        let name = name_of(key);
+        match resp {
+            Ok(KvResponse::Txn(t)) if t.succeeded => ApiResponse::Written { rv: t.revision },
+            Ok(KvResponse::Txn(t)) => {
+                let exists = t
+                    .responses
+                    .iter()
+                    .any(|r| matches!(r, TxnOpResult::Range(rr) if rr.count > 0));
+                ApiResponse::Error(match op {
+                    WriteOp::Create => Status::already_exists(resource_name, name),
+                    WriteOp::Update { precondition } | WriteOp::Delete { precondition } => {
+                        if exists && precondition {
+                            Status::conflict(resource_name, name)
+                        } else {
+                            Status::not_found(resource_name, name)
+                        }
+                    }
+                })
+            }
+            Err(EtcdError::RequestTooLarge) => ApiResponse::Error(Status::too_large_request(
+                EtcdError::RequestTooLarge.to_string(),
+            )),
+            Err(e) => ApiResponse::Error(Status::internal(e.to_string())),
+            Ok(_) => ApiResponse::Error(Status::internal("unexpected etcd answer".into())),
+        }
+    }
     pub(super) fn cacher_listed(&mut self, r: ResourceId, range: RangeResult, out: &mut Out<'_>) {
         let rv = range.revision;
         let objects = objects_of(&range);
@@ -303,6 +300,8 @@ impl Apiserver {
         self.apply_etcd_watch(resp, scenario, out);
     }
 
+    /// An answer on the cachers' etcd watch stream: events into their cache, progress
+    /// notifications as storage bookmarks, a cancellation (compacted) as a failure.
     pub(super) fn apply_etcd_watch(
         &mut self,
         resp: WatchResponse,
@@ -311,57 +310,7 @@ impl Apiserver {
     ) {
         match resp.kind {
             WatchResponseKind::Created => {}
-            WatchResponseKind::Events(evs) => {
-                let Some(r) = self.current_cacher(resp.watch_id) else {
-                    return;
-                };
-                let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
-                    return;
-                };
-                if !c.ready {
-                    return;
-                }
-                let mut closed = Vec::new();
-                let mut refused = false;
-                for e in evs {
-                    if e.lacks_prev_kv() {
-                        // `etcd3/event.go parseEvent` refuses it: the watch ends with an error
-                        // and the cacher re-initialises (below), as after a compaction.
-                        refused = true;
-                        break;
-                    }
-                    let kind = event_type(&e);
-                    let prev = c.cache.store().get(&e.kv.key).copied();
-                    let bytes = match kind {
-                        EventType::Deleted => prev.map(|o| o.bytes).unwrap_or(0),
-                        _ => e.kv.value_bytes,
-                    };
-                    let prev_labels = prev.map(|o| o.labels).unwrap_or(0);
-                    let ev = CacheEvent {
-                        kind,
-                        key: e.kv.key.clone(),
-                        rv: e.kv.mod_revision,
-                        bytes,
-                        prev_rv: prev.map(|o| o.rv).unwrap_or(0),
-                        labels: match kind {
-                            EventType::Deleted => prev_labels,
-                            _ => e.kv.value_tag,
-                        },
-                        prev_labels,
-                        time_ns: out.now,
-                    };
-                    closed.extend(c.process_event(out.now, ev, out));
-                }
-                for conn in closed {
-                    self.client_watches.remove(&conn);
-                }
-                if refused {
-                    let watch_id = resp.watch_id;
-                    self.send_etcd_watch(WatchRequest::Cancel { watch_id }, out);
-                    return self.cacher_failed(r, out);
-                }
-                self.check_waits(r, out);
-            }
+            WatchResponseKind::Events(evs) => self.cacher_events(resp.watch_id, evs, out),
             WatchResponseKind::Progress => {
                 let targets: Vec<usize> = if resp.watch_id < 0 {
                     (0..self.cachers.len()).collect()
@@ -395,5 +344,61 @@ impl Apiserver {
                 }
             }
         }
+    }
+
+    /// etcd events for a ready cacher, in order, dispatched to its watchers; an event without
+    /// its previous value is refused (`etcd3/event.go parseEvent`): the watch ends with an
+    /// error and the cacher re-initialises, as after a compaction.
+    fn cacher_events(&mut self, watch_id: i64, evs: Vec<EtcdEvent>, out: &mut Out<'_>) {
+        let Some(r) = self.current_cacher(watch_id) else {
+            return;
+        };
+        let Some(Some(c)) = self.cachers.get_mut(r as usize) else {
+            return;
+        };
+        if !c.ready {
+            return;
+        }
+        let mut closed = Vec::new();
+        let mut refused = false;
+        for e in evs {
+            if e.lacks_prev_kv() {
+                refused = true;
+                break;
+            }
+            let prev = c.cache.store().get(&e.kv.key).copied();
+            let ev = cache_event(&e, prev, out.now);
+            closed.extend(c.process_event(out.now, ev, out));
+        }
+        for conn in closed {
+            self.client_watches.remove(&conn);
+        }
+        if refused {
+            self.send_etcd_watch(WatchRequest::Cancel { watch_id }, out);
+            return self.cacher_failed(r, out);
+        }
+        self.check_waits(r, out);
+    }
+}
+
+/// The watch cache's event for an etcd event (`etcd3/watcher.go transform`, `cacher.go
+/// processEvent`): a DELETED keeps the deleted object's size and labels (`prev`, the cached
+/// object), an ADDED / MODIFIED carries the new ones.
+fn cache_event(e: &EtcdEvent, prev: Option<Obj>, now: Nanos) -> CacheEvent {
+    let kind = event_type(e);
+    let prev_labels = prev.map(|o| o.labels).unwrap_or(0);
+    let (bytes, labels) = match kind {
+        EventType::Deleted => (prev.map(|o| o.bytes).unwrap_or(0), prev_labels),
+        _ => (e.kv.value_bytes, e.kv.value_tag),
+    };
+    CacheEvent {
+        kind,
+        key: e.kv.key.clone(),
+        rv: e.kv.mod_revision,
+        bytes,
+        prev_rv: prev.map(|o| o.rv).unwrap_or(0),
+        labels,
+        prev_labels,
+        time_ns: now,
     }
 }

@@ -7,11 +7,6 @@
 
 use super::*;
 
-/// The object's name in its key (`/registry/<resource>/<namespace>/<name>`).
-fn name_of(key: &Key) -> &str {
-    key.as_str().rsplit('/').next().unwrap_or("")
-}
-
 impl Apiserver {
     /// A GET arrived: route it to etcd or the cache.
     pub(super) fn on_get(

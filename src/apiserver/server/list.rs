@@ -169,6 +169,9 @@ impl Apiserver {
         }
     }
 
+    /// A LIST arrived (`cacher.go GetList`, `delegator.go`): validated, served from the cache's
+    /// snapshots at an exact RV (1.34+), sent to etcd when delegated or when there is no ready
+    /// cache to serve it, otherwise served from the cache.
     pub(super) fn on_list(
         &mut self,
         conn: ConnId,
@@ -211,37 +214,8 @@ impl Apiserver {
             limit,
             continue_token.as_ref(),
         );
-        // Route: etcd (no cache, delegated, or a not-ready cache's fallbacks), a refusal or
-        // parking while the cache is not ready, or the cache.
-        let ready = self.cacher(resource).map(|c| c.ready);
-        let to_etcd = match ready {
-            None => true,
-            Some(_) if delegate => true,
-            Some(true) => false,
-            Some(false) => match self.rules {
-                Rules::V1_31 | Rules::V1_34 | Rules::V1_37 => {
-                    if !delegates_on_not_ready_cache(&scope, &selector, limit) {
-                        return self.list_failed(
-                            conn,
-                            req_id,
-                            self.not_ready_status(resource, out.now),
-                            out,
-                        );
-                    }
-                    true
-                }
-                Rules::V1_27 => {
-                    if rv != Rv::Zero {
-                        self.counters.lists_in_flight -= 1;
-                        self.parked.push_back(Parked { conn, req_id, req });
-                        return;
-                    }
-                    true
-                }
-            },
-        };
-        if to_etcd {
-            return self.list_from_etcd(
+        match self.list_goes_to_etcd(conn, req_id, req, delegate, out) {
+            Some(true) => self.list_from_etcd(
                 conn,
                 req_id,
                 scope,
@@ -251,12 +225,87 @@ impl Apiserver {
                 limit,
                 continue_token,
                 out,
-            );
+            ),
+            Some(false) => {
+                self.list_on_cache(conn, req_id, resource, scope, selector, rv, limit, out)
+            }
+            None => {}
         }
+    }
+
+    /// Where a LIST goes: etcd (no cache, delegated, or a not-ready cache's fallbacks) or the
+    /// cache; None when it was refused (1.31+: 429 while not ready, unless it can be delegated)
+    /// or parked until the cache is ready (1.27).
+    fn list_goes_to_etcd(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        req: ApiRequest,
+        delegate: bool,
+        out: &mut Out<'_>,
+    ) -> Option<bool> {
+        let ApiRequest::List {
+            resource,
+            scope,
+            selector,
+            rv,
+            limit,
+            ..
+        } = &req
+        else {
+            return None;
+        };
+        match self.cacher(*resource).map(|c| c.ready) {
+            None => Some(true),
+            Some(_) if delegate => Some(true),
+            Some(true) => Some(false),
+            Some(false) => match self.rules {
+                Rules::V1_31 | Rules::V1_34 | Rules::V1_37 => {
+                    if delegates_on_not_ready_cache(scope, selector, *limit) {
+                        return Some(true);
+                    }
+                    let status = self.not_ready_status(*resource, out.now);
+                    self.list_failed(conn, req_id, status, out);
+                    None
+                }
+                Rules::V1_27 if *rv == Rv::Zero => Some(true),
+                Rules::V1_27 => {
+                    self.counters.lists_in_flight -= 1;
+                    self.parked.push_back(Parked { conn, req_id, req });
+                    None
+                }
+            },
+        }
+    }
+
+    /// A LIST the ready cache serves: RV "0" at once (no limit), RV N once the cache has
+    /// reached N, RV unset as a consistent read (etcd's revision probed, then waited for).
+    #[allow(clippy::too_many_arguments)]
+    fn list_on_cache(
+        &mut self,
+        conn: ConnId,
+        req_id: u64,
+        resource: ResourceId,
+        scope: KeyRange,
+        selector: Selector,
+        rv: Rv,
+        limit: u64,
+        out: &mut Out<'_>,
+    ) {
         let cache_rv = self
             .cacher(resource)
             .map(|c| c.cache.resource_version())
             .unwrap_or(0);
+        let wait = |fallback| WaitKind::List {
+            conn,
+            req_id,
+            scope: scope.clone(),
+            selector: selector.clone(),
+            limit,
+            requested: rv,
+            fallback,
+            exact: None,
+        };
         match rv {
             Rv::Zero => {
                 self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, 0, out)
@@ -264,37 +313,13 @@ impl Apiserver {
             Rv::At(n) if cache_rv >= n => {
                 self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, limit, out)
             }
-            Rv::At(n) => {
-                let kind = WaitKind::List {
-                    conn,
-                    req_id,
-                    scope,
-                    selector,
-                    limit,
-                    requested: rv,
-                    fallback: false,
-                    exact: None,
-                };
-                self.add_wait(resource, n, kind, out);
-            }
+            Rv::At(n) => self.add_wait(resource, n, wait(false), out),
             Rv::Unset if self.mutants.consistent_list_without_wait => {
                 // Mutant: served from the cache as it is, without the freshness wait.
                 self.serve_list_from_cache(conn, req_id, resource, &scope, &selector, limit, out)
             }
-            Rv::Unset => {
-                // Consistent read from cache: probe etcd's current revision, then wait for it.
-                let kind = WaitKind::List {
-                    conn,
-                    req_id,
-                    scope,
-                    selector,
-                    limit,
-                    requested: rv,
-                    fallback: true,
-                    exact: None,
-                };
-                self.add_probed_wait(resource, kind, out);
-            }
+            // Consistent read from cache: probe etcd's current revision, then wait for it.
+            Rv::Unset => self.add_probed_wait(resource, wait(true), out),
         }
     }
 
@@ -510,6 +535,8 @@ impl Apiserver {
         self.send_list_read(req, purpose, conn, req_id, out);
     }
 
+    /// etcd answered a client's LIST read: a page is made (or the next page read, when a
+    /// selector's matches do not fill it yet); errors become the LIST's status.
     pub(super) fn client_list_answered(
         &mut self,
         cl: ClientList,
@@ -517,76 +544,7 @@ impl Apiserver {
         out: &mut Out<'_>,
     ) {
         match resp {
-            Ok(KvResponse::Range(r)) => {
-                let list_rv = cl.at_rv.unwrap_or(r.revision);
-                if let Some(min) = cl.min_rv
-                    && r.revision < min
-                {
-                    return self.list_failed(
-                        cl.conn,
-                        cl.req_id,
-                        Status::too_large_from_etcd(min, r.revision),
-                        out,
-                    );
-                }
-                let read = objects_of(&r);
-                self.counters.etcd_read_bytes += list_bytes(&read);
-                let filtered =
-                    !cl.selector.is_everything() || selector_directory(&cl.scope).is_some();
-                let (items, more, last_key) = if filtered {
-                    // The selector is matched here, after the read; `limit` counts matches. As
-                    // GetList: stop examining keys once `limit` matched (more remain), and
-                    // continue from the last key examined.
-                    let mut matched = cl.matched.clone();
-                    let (mut last, mut full) = (None, false);
-                    for (k, o) in read {
-                        if cl.limit > 0 && matched.len() as u64 >= cl.limit {
-                            full = true;
-                            break;
-                        }
-                        last = Some(k.clone());
-                        if cl.scope.contains(&k) && cl.selector.matches(&k, o.labels) {
-                            matched.insert(k, o);
-                        }
-                    }
-                    // A page that ends with the bucket exactly full ends the LIST too.
-                    if r.more
-                        && !full
-                        && cl.limit > 0
-                        && (matched.len() as u64) < cl.limit
-                        && let Some(after) = last.clone()
-                        && let Some(dir) = read_directory(&cl.scope)
-                    {
-                        return self.next_list_page(cl, dir, after, list_rv, matched, out);
-                    }
-                    (matched, full || r.more, last)
-                } else {
-                    let last = read.keys().next_back().cloned();
-                    (read, r.more, last)
-                };
-                let bytes = list_bytes(&items);
-                let continue_token = match last_key {
-                    Some(last) if more => Some(ContinueToken {
-                        rv: list_rv,
-                        start_after: last,
-                        base: token_base(&cl.scope),
-                    }),
-                    _ => None,
-                };
-                self.list_done(
-                    cl.conn,
-                    cl.req_id,
-                    ListResult {
-                        rv: list_rv,
-                        items,
-                        continue_token,
-                        served_from: ServedFrom::Etcd,
-                        digest: None,
-                        bytes,
-                    },
-                    out,
-                );
-            }
+            Ok(KvResponse::Range(r)) => self.client_list_read(cl, r, out),
             Err(EtcdError::Compacted { .. }) => {
                 let status = if cl.paging {
                     Status::continue_too_old()
@@ -623,4 +581,73 @@ impl Apiserver {
             ),
         }
     }
+
+    /// The keys etcd read for a client's LIST: a minimum RV the read did not reach is a 504; a
+    /// selector is matched here, after the read; the page and its continue token are answered.
+    fn client_list_read(&mut self, cl: ClientList, r: RangeResult, out: &mut Out<'_>) {
+        let list_rv = cl.at_rv.unwrap_or(r.revision);
+        if let Some(min) = cl.min_rv
+            && r.revision < min
+        {
+            let status = Status::too_large_from_etcd(min, r.revision);
+            return self.list_failed(cl.conn, cl.req_id, status, out);
+        }
+        let read = objects_of(&r);
+        self.counters.etcd_read_bytes += list_bytes(&read);
+        let filtered = !cl.selector.is_everything() || selector_directory(&cl.scope).is_some();
+        let (items, more, last_key) = if filtered {
+            let (matched, full, last) = match_page(&cl, read);
+            // A page that ends with the bucket exactly full ends the LIST too.
+            if r.more
+                && !full
+                && cl.limit > 0
+                && (matched.len() as u64) < cl.limit
+                && let Some(after) = last.clone()
+                && let Some(dir) = read_directory(&cl.scope)
+            {
+                return self.next_list_page(cl, dir, after, list_rv, matched, out);
+            }
+            (matched, full || r.more, last)
+        } else {
+            let last = read.keys().next_back().cloned();
+            (read, r.more, last)
+        };
+        let bytes = list_bytes(&items);
+        let continue_token = match last_key {
+            Some(last) if more => Some(ContinueToken {
+                rv: list_rv,
+                start_after: last,
+                base: token_base(&cl.scope),
+            }),
+            _ => None,
+        };
+        let result = ListResult {
+            rv: list_rv,
+            items,
+            continue_token,
+            served_from: ServedFrom::Etcd,
+            digest: None,
+            bytes,
+        };
+        self.list_done(cl.conn, cl.req_id, result, out);
+    }
+}
+
+/// A selector's matches among the keys read, added to the pages' matches so far. As `GetList`:
+/// `limit` counts matches; keys stop being examined once `limit` matched (`full`: more remain),
+/// and the LIST continues from the last key examined.
+fn match_page(cl: &ClientList, read: OrdMap<Key, Obj>) -> (OrdMap<Key, Obj>, bool, Option<Key>) {
+    let mut matched = cl.matched.clone();
+    let (mut last, mut full) = (None, false);
+    for (k, o) in read {
+        if cl.limit > 0 && matched.len() as u64 >= cl.limit {
+            full = true;
+            break;
+        }
+        last = Some(k.clone());
+        if cl.scope.contains(&k) && cl.selector.matches(&k, o.labels) {
+            matched.insert(k, o);
+        }
+    }
+    (matched, full, last)
 }

@@ -162,17 +162,16 @@ impl Apiserver {
                 } else {
                     initial
                 };
-                self.register_watch(
+                let spec = WatchSpec {
                     conn,
-                    w.resource,
+                    resource: w.resource,
                     scope,
                     selector,
                     bookmarks,
                     deadline_ns,
                     read_rate,
-                    initial,
-                    out,
-                );
+                };
+                self.register_watch(spec, initial, out);
             }
         }
     }

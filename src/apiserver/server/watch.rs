@@ -4,7 +4,37 @@
 
 use super::*;
 
+/// A WATCH as it is registered with a cacher, or kept in a wait until the cache is fresh enough.
+pub(super) struct WatchSpec {
+    pub(super) conn: ConnId,
+    pub(super) resource: ResourceId,
+    pub(super) scope: KeyRange,
+    pub(super) selector: Selector,
+    pub(super) bookmarks: bool,
+    pub(super) deadline_ns: Nanos,
+    pub(super) read_rate: ReadRate,
+}
+
+impl WatchSpec {
+    /// The wait of this watch until the cache reaches its RV (or etcd's probed revision).
+    fn wait(self, at_probed_rv: bool, initial: Initial) -> WaitKind {
+        WaitKind::Watch {
+            conn: self.conn,
+            scope: self.scope,
+            selector: self.selector,
+            bookmarks: self.bookmarks,
+            deadline_ns: self.deadline_ns,
+            read_rate: self.read_rate,
+            at_probed_rv,
+            initial,
+        }
+    }
+}
+
 impl Apiserver {
+    /// A WATCH request: refused when sendInitialEvents is not enabled, served from etcd when the
+    /// resource has no cacher, refused (1.31+) or parked (1.27) while the cache is not ready,
+    /// otherwise started where `cacher.go Watch` starts it.
     pub(super) fn on_watch(
         &mut self,
         conn: ConnId,
@@ -27,12 +57,8 @@ impl Apiserver {
         };
         let send_initial_events = default_watch(self.watch_list, rv, send_initial_events);
         if send_initial_events.is_some() && !self.watch_list {
-            return self.reply(
-                conn,
-                req_id,
-                ApiResponse::Error(watch_list_forbidden()),
-                out,
-            );
+            let refused = ApiResponse::Error(watch_list_forbidden());
+            return self.reply(conn, req_id, refused, out);
         }
         let ready = match self.cacher(resource) {
             None => {
@@ -55,88 +81,70 @@ impl Apiserver {
             Some(c) => c.ready || (self.mutants.cacher_watch_during_reinit && c.generation > 0),
         };
         if !ready {
-            match self.rules {
-                Rules::V1_31 | Rules::V1_34 | Rules::V1_37 => {
-                    return self.reply(
-                        conn,
-                        req_id,
-                        ApiResponse::Error(self.not_ready_status(resource, out.now)),
-                        out,
-                    );
-                }
-                Rules::V1_27 => {
-                    self.parked.push_back(Parked { conn, req_id, req });
-                    return;
-                }
-            }
+            return self.watch_not_ready(conn, req_id, req, out);
         }
         let deadline_ns = out.now + self.watch_timeout(timeout_ns);
         self.reply(conn, req_id, ApiResponse::WatchStarted, out);
         self.client_watches.insert(conn, resource);
-        let end_bookmark = bookmarks;
-        match (rv, send_initial_events) {
-            (Rv::Unset | Rv::Zero, None) => self.register_watch(
-                conn,
-                resource,
-                scope,
-                selector,
-                bookmarks,
-                deadline_ns,
-                read_rate,
-                Initial::Snapshot {
-                    end_bookmark: false,
-                },
-                out,
-            ),
-            (Rv::Zero, Some(false)) => self.register_watch(
-                conn,
-                resource,
-                scope,
-                selector,
-                bookmarks,
-                deadline_ns,
-                read_rate,
-                Initial::Now,
-                out,
-            ),
-            (Rv::Zero, Some(true)) => self.register_watch(
-                conn,
-                resource,
-                scope,
-                selector,
-                bookmarks,
-                deadline_ns,
-                read_rate,
-                Initial::Snapshot { end_bookmark },
-                out,
-            ),
-            (Rv::Unset, Some(true)) => {
-                let kind = WaitKind::Watch {
-                    conn,
-                    scope,
-                    selector,
-                    bookmarks,
-                    deadline_ns,
-                    read_rate,
-                    at_probed_rv: false,
-                    initial: Initial::Snapshot { end_bookmark },
+        let spec = WatchSpec {
+            conn,
+            resource,
+            scope,
+            selector,
+            bookmarks,
+            deadline_ns,
+            read_rate,
+        };
+        self.start_watch(spec, rv, send_initial_events, out);
+    }
+
+    /// A WATCH that finds its cache not ready: 429 with Retry-After under 1.31+ (the ready
+    /// wait), parked until the cache is ready under 1.27.
+    fn watch_not_ready(&mut self, conn: ConnId, req_id: u64, req: ApiRequest, out: &mut Out<'_>) {
+        match self.rules {
+            Rules::V1_31 | Rules::V1_34 | Rules::V1_37 => {
+                let resource = match &req {
+                    ApiRequest::Watch { resource, .. } => *resource,
+                    _ => return,
                 };
+                let status = self.not_ready_status(resource, out.now);
+                self.reply(conn, req_id, ApiResponse::Error(status), out);
+            }
+            Rules::V1_27 => self.parked.push_back(Parked { conn, req_id, req }),
+        }
+    }
+
+    /// Where a watch starts (`cacher.go Watch`, the RV / sendInitialEvents matrix): a snapshot
+    /// of the cache, its current RV, a given RV, or etcd's current revision (probed), waiting
+    /// for the cache to catch up where the rules say so.
+    fn start_watch(
+        &mut self,
+        spec: WatchSpec,
+        rv: Rv,
+        send_initial_events: Option<bool>,
+        out: &mut Out<'_>,
+    ) {
+        let end_bookmark = spec.bookmarks;
+        let resource = spec.resource;
+        match (rv, send_initial_events) {
+            (Rv::Unset | Rv::Zero, None) => {
+                let initial = Initial::Snapshot {
+                    end_bookmark: false,
+                };
+                self.register_watch(spec, initial, out)
+            }
+            (Rv::Zero, Some(false)) => self.register_watch(spec, Initial::Now, out),
+            (Rv::Zero, Some(true)) => {
+                self.register_watch(spec, Initial::Snapshot { end_bookmark }, out)
+            }
+            (Rv::Unset, Some(true)) => {
+                let kind = spec.wait(false, Initial::Snapshot { end_bookmark });
                 self.add_probed_wait(resource, kind, out);
             }
             (Rv::Unset, Some(false)) => {
                 // `cacher.go getWatchCacheResourceVersion`: etcd's current revision; no freshness
                 // wait without initial events (`waitUntilWatchCacheFreshAndForceAllEvents`).
-                let kind = WaitKind::Watch {
-                    conn,
-                    scope,
-                    selector,
-                    bookmarks,
-                    deadline_ns,
-                    read_rate,
-                    at_probed_rv: true,
-                    initial: Initial::Now,
-                };
-                self.add_probed_wait(resource, kind, out);
+                self.add_probed_wait(resource, spec.wait(true, Initial::Now), out);
             }
             (Rv::At(n), Some(true)) => {
                 let cache_rv = self
@@ -145,76 +153,35 @@ impl Apiserver {
                     .unwrap_or(0);
                 let initial = Initial::Snapshot { end_bookmark };
                 if cache_rv >= n {
-                    self.register_watch(
-                        conn,
-                        resource,
-                        scope,
-                        selector,
-                        bookmarks,
-                        deadline_ns,
-                        read_rate,
-                        initial,
-                        out,
-                    );
+                    self.register_watch(spec, initial, out);
                 } else {
-                    let kind = WaitKind::Watch {
-                        conn,
-                        scope,
-                        selector,
-                        bookmarks,
-                        deadline_ns,
-                        read_rate,
-                        at_probed_rv: false,
-                        initial,
-                    };
-                    self.add_wait(resource, n, kind, out);
+                    self.add_wait(resource, n, spec.wait(false, initial), out);
                 }
             }
-            (Rv::At(n), _) => self.register_watch(
-                conn,
-                resource,
-                scope,
-                selector,
-                bookmarks,
-                deadline_ns,
-                read_rate,
-                Initial::Since(n),
-                out,
-            ),
+            (Rv::At(n), _) => self.register_watch(spec, Initial::Since(n), out),
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn register_watch(
-        &mut self,
-        conn: ConnId,
-        resource: ResourceId,
-        scope: KeyRange,
-        selector: Selector,
-        bookmarks: bool,
-        deadline_ns: Nanos,
-        read_rate: ReadRate,
-        initial: Initial,
-        out: &mut Out<'_>,
-    ) {
-        let Some(Some(c)) = self.cachers.get_mut(resource as usize) else {
+    /// Registers the watch with its cacher; a too-old start RV is a 410 (counted).
+    pub(super) fn register_watch(&mut self, spec: WatchSpec, initial: Initial, out: &mut Out<'_>) {
+        let Some(Some(c)) = self.cachers.get_mut(spec.resource as usize) else {
             return;
         };
         let ok = c.add_watcher(
             out.now,
-            conn,
-            scope,
-            selector,
-            bookmarks,
-            deadline_ns,
-            read_rate,
+            spec.conn,
+            spec.scope,
+            spec.selector,
+            spec.bookmarks,
+            spec.deadline_ns,
+            spec.read_rate,
             initial,
             out,
             &mut self.rng,
         );
         if !ok {
             self.counters.too_old_errors += 1;
-            self.client_watches.remove(&conn);
+            self.client_watches.remove(&spec.conn);
         }
     }
 

@@ -3,6 +3,7 @@
 //! retries (`rest/request.go`), and the end of a list-and-watch round.
 
 use super::*;
+use crate::proto::api::ListResult;
 
 impl Reflector {
     /// relistResourceVersion: "" after an unavailable RV, the configured first RV before any
@@ -120,12 +121,67 @@ impl Reflector {
         }
     }
 
+    /// The answer to the reflector's LIST (a page of the pager, or an error).
     pub(super) fn on_list_reply(
         &mut self,
         resp: ApiResponse,
         cfg: &ClientConfig,
         out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
+        if !matches!(self.phase, Phase::Listing { .. }) {
+            return ("stale", Effects::default());
+        }
+        match resp {
+            ApiResponse::List(l) => self.list_page_arrived(l, cfg, out),
+            ApiResponse::Error(status) => self.list_refused(status, out),
+            _ => ("unexpected", Effects::default()),
+        }
+    }
+
+    /// A page: the pager asks for the next one while there is a continue token; the last page
+    /// replaces the store (`Replace`, synced) and the watch opens at the LIST's RV.
+    fn list_page_arrived(
+        &mut self,
+        l: ListResult,
+        cfg: &ClientConfig,
+        out: &mut Out<'_>,
+    ) -> (&'static str, Effects) {
+        let mut fx = Effects::default();
+        let Phase::Listing {
+            first_rv,
+            limit,
+            token,
+            mut acc,
+            ..
+        } = self.phase.clone()
+        else {
+            return ("stale", fx);
+        };
+        for (k, o) in l.items.iter() {
+            acc.insert(k.clone(), *o);
+        }
+        if let Some(next) = l.continue_token {
+            if token.is_none() && first_rv == Rv::Zero {
+                self.paginated = true;
+            }
+            self.send_list_keep(Rv::Unset, first_rv, limit, Some(next), 0, acc, out);
+            return ("list_page", fx);
+        }
+        // A single-page LIST can reuse the server's digest of exactly these items.
+        let digest = if token.is_none() { l.digest } else { None };
+        self.store.replace_with(&acc, digest);
+        self.last_sync_rv = l.rv;
+        self.unavailable = false;
+        self.synced_once = true;
+        fx.listed_rv = Some(l.rv);
+        self.open_watch(cfg, false, 0, out);
+        ("listed", fx)
+    }
+
+    /// An error: retried after Retry-After (429 / 5xx, a few times), a full LIST after an
+    /// expired continue token, RV "" after a 410 / 504 on the last synced RV
+    /// (`isLastSyncResourceVersionUnavailable`), otherwise ListAndWatch ends and backs off.
+    fn list_refused(&mut self, status: Status, out: &mut Out<'_>) -> (&'static str, Effects) {
         let mut fx = Effects::default();
         let Phase::Listing {
             conn,
@@ -139,76 +195,48 @@ impl Reflector {
         else {
             return ("stale", fx);
         };
-        match resp {
-            ApiResponse::List(l) => {
-                let mut acc = acc;
-                for (k, o) in l.items.iter() {
-                    acc.insert(k.clone(), *o);
-                }
-                if let Some(next) = l.continue_token {
-                    if token.is_none() && first_rv == Rv::Zero {
-                        self.paginated = true;
-                    }
-                    self.send_list_keep(Rv::Unset, first_rv, limit, Some(next), 0, acc, out);
-                    return ("list_page", fx);
-                }
-                // A single-page LIST can reuse the server's digest of exactly these items.
-                let digest = if token.is_none() { l.digest } else { None };
-                self.store.replace_with(&acc, digest);
-                self.last_sync_rv = l.rv;
-                self.unavailable = false;
-                self.synced_once = true;
-                fx.listed_rv = Some(l.rv);
-                self.open_watch(cfg, false, 0, out);
-                ("listed", fx)
-            }
-            ApiResponse::Error(status) => {
-                if let Some(wait) = self.rest_retry(&status, rest_retries) {
-                    self.phase = Phase::Listing {
-                        req_id: 0,
-                        conn,
-                        first_rv,
-                        limit,
-                        token,
-                        acc,
-                        rest_retries: rest_retries + 1,
-                    };
-                    out.timer(out.now + wait, self.timer(ClientTimer::RetryList));
-                    return ("list_retry_after", fx);
-                }
-                let expired = status.code == 410;
-                let too_large =
-                    status.code == 504 && status.cause == Some("ResourceVersionTooLarge");
-                if too_large && self.mutants.reflector_too_large_rv_no_fallback {
-                    // Mutant (Kubernetes #91073, before PR #92537): only 410 marks the RV
-                    // unavailable; the 504 ends ListAndWatch and the relist, after the backoff,
-                    // asks for the same RV again.
-                    fx.wants_server = self.server.is_none();
-                    self.finish_list_and_watch(Some(RelistCause::TooLarge), out);
-                    return ("list_error", fx);
-                }
-                if expired && token.is_some() {
-                    // FullListIfExpired: one unpaginated LIST at the original RV.
-                    self.send_list_keep(first_rv, first_rv, 0, None, 0, OrdMap::new(), out);
-                    return ("list_full_after_expired", fx);
-                }
-                if (expired || too_large) && first_rv != Rv::Unset {
-                    // isLastSyncResourceVersionUnavailable: retry at once with RV "" on the same pager.
-                    self.unavailable = true;
-                    self.pending_cause = Some(if expired {
-                        RelistCause::TooOld
-                    } else {
-                        RelistCause::TooLarge
-                    });
-                    self.note_relist();
-                    self.send_list_keep(Rv::Unset, Rv::Unset, limit, None, 0, OrdMap::new(), out);
-                    return ("list_fallback_unset", fx);
-                }
-                fx.wants_server = self.server.is_none();
-                self.finish_list_and_watch(Some(RelistCause::Error), out);
-                ("list_error", fx)
-            }
-            _ => ("unexpected", fx),
+        if let Some(wait) = self.rest_retry(&status, rest_retries) {
+            self.phase = Phase::Listing {
+                req_id: 0,
+                conn,
+                first_rv,
+                limit,
+                token,
+                acc,
+                rest_retries: rest_retries + 1,
+            };
+            out.timer(out.now + wait, self.timer(ClientTimer::RetryList));
+            return ("list_retry_after", fx);
         }
+        let expired = status.code == 410;
+        let too_large = status.code == 504 && status.cause == Some("ResourceVersionTooLarge");
+        if too_large && self.mutants.reflector_too_large_rv_no_fallback {
+            // Mutant (Kubernetes #91073, before PR #92537): only 410 marks the RV
+            // unavailable; the 504 ends ListAndWatch and the relist, after the backoff,
+            // asks for the same RV again.
+            fx.wants_server = self.server.is_none();
+            self.finish_list_and_watch(Some(RelistCause::TooLarge), out);
+            return ("list_error", fx);
+        }
+        if expired && token.is_some() {
+            // FullListIfExpired: one unpaginated LIST at the original RV.
+            self.send_list_keep(first_rv, first_rv, 0, None, 0, OrdMap::new(), out);
+            return ("list_full_after_expired", fx);
+        }
+        if (expired || too_large) && first_rv != Rv::Unset {
+            // isLastSyncResourceVersionUnavailable: retry at once with RV "" on the same pager.
+            self.unavailable = true;
+            self.pending_cause = Some(if expired {
+                RelistCause::TooOld
+            } else {
+                RelistCause::TooLarge
+            });
+            self.note_relist();
+            self.send_list_keep(Rv::Unset, Rv::Unset, limit, None, 0, OrdMap::new(), out);
+            return ("list_fallback_unset", fx);
+        }
+        fx.wants_server = self.server.is_none();
+        self.finish_list_and_watch(Some(RelistCause::Error), out);
+        ("list_error", fx)
     }
 }

@@ -130,22 +130,16 @@ impl Reflector {
         }
     }
 
+    /// An event on the WatchList stream (`sendInitialEvents=true`): initial events build the
+    /// new store until the bookmark that ends them.
     pub(super) fn on_watch_list_event(
         &mut self,
         ev: ApiWatchEvent,
         cfg: &ClientConfig,
         out: &mut Out<'_>,
     ) -> (&'static str, Effects) {
-        let mut fx = Effects::default();
-        let Phase::WatchListing {
-            conn,
-            started_ns,
-            events,
-            mut acc,
-            rest_retries,
-        } = self.phase.clone()
-        else {
-            return ("stale", fx);
+        let Phase::WatchListing { events, acc, .. } = &mut self.phase else {
+            return ("stale", Effects::default());
         };
         match ev {
             ApiWatchEvent::Object {
@@ -155,62 +149,58 @@ impl Reflector {
                 bytes,
                 ..
             } => {
+                *events += 1;
                 match kind {
                     EventType::Deleted => {
                         acc.remove(&key);
                     }
                     _ => {
-                        acc.insert(
-                            key,
-                            Obj {
-                                rv,
-                                bytes,
-                                labels: 0,
-                            },
-                        );
+                        let obj = Obj {
+                            rv,
+                            bytes,
+                            labels: 0,
+                        };
+                        acc.insert(key, obj);
                     }
                 }
-                self.phase = Phase::WatchListing {
-                    conn,
-                    started_ns,
-                    events: events + 1,
-                    acc,
-                    rest_retries,
-                };
-                ("initial_event", fx)
+                ("initial_event", Effects::default())
             }
             ApiWatchEvent::Bookmark {
                 rv,
                 initial_events_end: true,
-            } => {
-                self.store.replace(&acc);
-                self.last_sync_rv = rv;
-                self.unavailable = false;
-                self.synced_once = true;
-                fx.listed_rv = Some(rv);
-                // The same stream goes on as a normal watch (`watchWithResync(out, w)`), its
-                // `start` taken and its event count restarted there (`reflector.go watch`).
-                self.phase = Phase::Watching {
-                    conn,
-                    started_ns: out.now,
-                    events: 0,
-                    reconnect: false,
-                    rest_retries: 0,
-                };
-                ("watch_list_synced", fx)
-            }
+            } => self.watch_list_synced(rv, out),
             ApiWatchEvent::Bookmark { .. } => {
-                self.phase = Phase::WatchListing {
-                    conn,
-                    started_ns,
-                    events: events + 1,
-                    acc,
-                    rest_retries,
-                };
-                ("bookmark", fx)
+                *events += 1;
+                ("bookmark", Effects::default())
             }
             ApiWatchEvent::Error(status) => self.watch_list_failed(&status, cfg, out),
-            ApiWatchEvent::Closed => (self.watch_list_ended(cfg, out), fx),
+            ApiWatchEvent::Closed => (self.watch_list_ended(cfg, out), Effects::default()),
         }
+    }
+
+    /// The initial events' end bookmark: the store is replaced (synced) and the same stream
+    /// goes on as a normal watch (`watchWithResync(out, w)`), its `start` taken and its event
+    /// count restarted there (`reflector.go watch`).
+    fn watch_list_synced(&mut self, rv: i64, out: &mut Out<'_>) -> (&'static str, Effects) {
+        let Phase::WatchListing { conn, acc, .. } = &self.phase else {
+            return ("stale", Effects::default());
+        };
+        let conn = *conn;
+        self.store.replace(acc);
+        self.last_sync_rv = rv;
+        self.unavailable = false;
+        self.synced_once = true;
+        self.phase = Phase::Watching {
+            conn,
+            started_ns: out.now,
+            events: 0,
+            reconnect: false,
+            rest_retries: 0,
+        };
+        let fx = Effects {
+            listed_rv: Some(rv),
+            ..Effects::default()
+        };
+        ("watch_list_synced", fx)
     }
 }

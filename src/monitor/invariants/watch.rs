@@ -24,7 +24,7 @@ use crate::apiserver::ApiWatchEvent;
 use crate::etcd::{Key, KeyRange, WatchRequest, WatchResponse, WatchResponseKind};
 use crate::kernel::Fnv64;
 use crate::monitor::Checker;
-use crate::monitor::changelog::RangeId;
+use crate::monitor::changelog::{ChangeLog, RangeId};
 use crate::monitor::invariants::Inv;
 use crate::proto::{Actor, ConnId};
 
@@ -116,6 +116,240 @@ impl Stream {
 }
 
 type Found = Vec<(Inv, String)>;
+
+/// How one event of a stream is judged against the change log of its range.
+impl Stream {
+    /// The fast path: `rev`/`k` is the next change of the range, in order, after the start,
+    /// the initial events and the last bookmark. Moves the cursor past it.
+    fn next_in_order(&mut self, log: &ChangeLog, rev: i64, k: &Key) -> bool {
+        if self.initial_left != 0
+            || rev <= self.last_rev
+            || rev <= self.last_bookmark
+            || self.start.is_none_or(|st| rev < st)
+            || self.cursor >= log.len(self.range)
+        {
+            return false;
+        }
+        let (r, x) = log.at(self.range, self.cursor);
+        if r != rev || x != k {
+            return false;
+        }
+        self.cursor += 1;
+        self.last_rev = rev;
+        if self.etcd() {
+            self.keys_at_last.clear();
+            self.keys_at_last.push(k.clone());
+        }
+        true
+    }
+
+    /// Every rule an event off the fast path can break, in the order they are tried.
+    fn judge_event(&mut self, log: &ChangeLog, rev: i64, k: &Key) -> Found {
+        if self.initial_left > 0 {
+            return self.initial_event(rev, k);
+        }
+        if let Some(start) = self.start
+            && rev < start
+        {
+            return vec![self.before_start(start, rev, k)];
+        }
+        if let Some(f) = self.repeated_or_late(log, rev, k) {
+            return vec![f];
+        }
+        let mut found = Found::new();
+        if rev <= self.last_bookmark {
+            found.push((
+                Inv::WatchOrder,
+                format!(
+                    "{}: event for {k} at RV {rev} after a bookmark / progress notification at RV {}",
+                    self.describe(),
+                    self.last_bookmark
+                ),
+            ));
+        }
+        if let Some(start) = self.start {
+            found.extend(self.walk_log_to(log, start, rev, k));
+        }
+        self.delivered(rev, k, &mut found);
+        found
+    }
+
+    /// A synthetic initial event: unique, and not newer than the snapshot.
+    fn initial_event(&mut self, rev: i64, k: &Key) -> Found {
+        let mut found = Found::new();
+        self.initial_left -= 1;
+        if rev > self.snapshot_rv {
+            found.push((
+                Inv::WatchOrder,
+                format!(
+                    "{}: initial event for {k} at RV {rev} is newer than the snapshot RV {}",
+                    self.describe(),
+                    self.snapshot_rv
+                ),
+            ));
+        }
+        if !self.initial.insert(event_hash(rev, k)) {
+            found.push((
+                Inv::WatchUnique,
+                format!(
+                    "{}: initial event for {k} at RV {rev} was sent twice",
+                    self.describe()
+                ),
+            ));
+        }
+        found
+    }
+
+    /// A live event older than the stream's first revision: a repeat of an initial event, older
+    /// than the snapshot, or a change the watch started after.
+    fn before_start(&self, start: i64, rev: i64, k: &Key) -> (Inv, String) {
+        if self.initial.contains(&event_hash(rev, k)) {
+            (
+                Inv::WatchUnique,
+                format!(
+                    "{}: {k} at RV {rev} was delivered twice: in the initial events (snapshot at RV {}) and again as a live event",
+                    self.describe(),
+                    self.snapshot_rv
+                ),
+            )
+        } else if self.snapshot {
+            (
+                Inv::WatchOrder,
+                format!(
+                    "{}: live event for {k} at RV {rev} is older than the snapshot at RV {}",
+                    self.describe(),
+                    self.snapshot_rv
+                ),
+            )
+        } else {
+            (
+                Inv::WatchUnique,
+                format!(
+                    "{}: event for {k} at RV {rev} delivered again although the watch started after RV {}",
+                    self.describe(),
+                    start - 1
+                ),
+            )
+        }
+    }
+
+    /// An event at or below the last delivered revision: the same key twice in a row (etcd
+    /// streams, where a txn's keys share a revision), a missing change arriving late, a
+    /// delivered change repeated, or one out of order.
+    fn repeated_or_late(&mut self, log: &ChangeLog, rev: i64, k: &Key) -> Option<(Inv, String)> {
+        let strict = !self.etcd();
+        // Several keys may share a revision on etcd streams only (a txn); API streams find a
+        // repeated event through the log below.
+        if !strict && rev == self.last_rev && self.keys_at_last.iter().any(|x| x == k) {
+            return Some((
+                Inv::WatchUnique,
+                format!(
+                    "{}: event for {k} at RV {rev} delivered twice in a row",
+                    self.describe()
+                ),
+            ));
+        }
+        if !(rev < self.last_rev || (strict && rev == self.last_rev)) {
+            return None;
+        }
+        if let Some(p) = self.missing.iter().position(|(r, x)| *r == rev && x == k) {
+            self.missing.remove(p);
+            return Some((
+                Inv::WatchOrder,
+                format!(
+                    "{}: event for {k} at RV {rev} arrived after an event at RV {}",
+                    self.describe(),
+                    self.last_rev
+                ),
+            ));
+        }
+        let repeated = self.start.is_some() && log.has(self.range, rev, k);
+        Some(if repeated {
+            (
+                Inv::WatchUnique,
+                format!(
+                    "{}: event for {k} at RV {rev} delivered twice (the stream was already at RV {})",
+                    self.describe(),
+                    self.last_rev
+                ),
+            )
+        } else {
+            (
+                Inv::WatchOrder,
+                format!(
+                    "{}: event for {k} at RV {rev} after an event at RV {}",
+                    self.describe(),
+                    self.last_rev
+                ),
+            )
+        })
+    }
+
+    /// Moves the cursor to the event, marking the changes it passes over as missing; an event
+    /// that is neither in the log nor missing is not a change etcd made to the watched keys.
+    fn walk_log_to(
+        &mut self,
+        log: &ChangeLog,
+        start: i64,
+        rev: i64,
+        k: &Key,
+    ) -> Option<(Inv, String)> {
+        let n = log.len(self.range);
+        while self.cursor < n && log.at(self.range, self.cursor).0 < rev {
+            // A start in the future: changes before it were logged after the cursor was set.
+            self.pass_over(log, start, self.cursor);
+            self.cursor += 1;
+        }
+        let hit = (self.cursor..n)
+            .take_while(|&i| log.at(self.range, i).0 == rev)
+            .find(|&i| log.at(self.range, i).1 == k);
+        if let Some(p) = hit {
+            for j in self.cursor..p {
+                self.pass_over(log, start, j);
+            }
+            self.cursor = p + 1;
+            return None;
+        }
+        if let Some(p) = self.missing.iter().position(|(r, x)| *r == rev && x == k) {
+            self.missing.remove(p);
+            return None;
+        }
+        Some((
+            Inv::WatchNoGap,
+            format!(
+                "{}: event for {k} at RV {rev} is not a change etcd made to the watched keys",
+                self.describe()
+            ),
+        ))
+    }
+
+    /// The log's change at `i` was passed over: missing, unless it is before the start or the
+    /// stream's selector may skip it.
+    fn pass_over(&mut self, log: &ChangeLog, start: i64, i: usize) {
+        let (r, x) = log.at(self.range, i);
+        if r >= start && !self.filtered {
+            self.missing.push((r, x.clone()));
+        }
+    }
+
+    /// Records the event as the stream's latest, and judges the missing changes at once when
+    /// there are too many to keep.
+    fn delivered(&mut self, rev: i64, k: &Key, found: &mut Found) {
+        if rev > self.last_rev {
+            self.last_rev = rev;
+            self.keys_at_last.clear();
+        }
+        if self.etcd() {
+            self.keys_at_last.push(k.clone());
+        }
+        if self.missing.len() > MISSING_CAP {
+            let desc = self.describe();
+            for (r, x) in std::mem::take(&mut self.missing) {
+                found.push((Inv::WatchNoGap, gap_message(&desc, r, &x, rev)));
+            }
+        }
+    }
+}
 
 impl Checker {
     fn record(&mut self, found: Found) {
@@ -249,203 +483,15 @@ impl Checker {
     }
 
     fn stream_event(&mut self, key: StreamKey, rev: i64, k: &Key) {
-        let mut found: Found = Vec::new();
         let log = &self.log;
         let Some(s) = self.streams.get_mut(&key) else {
             return;
         };
         // Fast path (almost every event): the next change of the range, in order.
-        if s.initial_left == 0
-            && rev > s.last_rev
-            && rev > s.last_bookmark
-            && s.start.is_some_and(|st| rev >= st)
-            && s.cursor < log.len(s.range)
-        {
-            let (r, x) = log.at(s.range, s.cursor);
-            if r == rev && x == k {
-                s.cursor += 1;
-                s.last_rev = rev;
-                if s.etcd() {
-                    s.keys_at_last.clear();
-                    s.keys_at_last.push(k.clone());
-                }
-                return;
-            }
+        if s.next_in_order(log, rev, k) {
+            return;
         }
-        if s.initial_left > 0 {
-            s.initial_left -= 1;
-            if rev > s.snapshot_rv {
-                found.push((
-                    Inv::WatchOrder,
-                    format!(
-                        "{}: initial event for {k} at RV {rev} is newer than the snapshot RV {}",
-                        s.describe(),
-                        s.snapshot_rv
-                    ),
-                ));
-            }
-            if !s.initial.insert(event_hash(rev, k)) {
-                found.push((
-                    Inv::WatchUnique,
-                    format!(
-                        "{}: initial event for {k} at RV {rev} was sent twice",
-                        s.describe()
-                    ),
-                ));
-            }
-            return self.record(found);
-        }
-        if let Some(start) = s.start
-            && rev < start
-        {
-            let msg = if s.initial.contains(&event_hash(rev, k)) {
-                (
-                    Inv::WatchUnique,
-                    format!(
-                        "{}: {k} at RV {rev} was delivered twice: in the initial events (snapshot at RV {}) and again as a live event",
-                        s.describe(),
-                        s.snapshot_rv
-                    ),
-                )
-            } else if s.snapshot {
-                (
-                    Inv::WatchOrder,
-                    format!(
-                        "{}: live event for {k} at RV {rev} is older than the snapshot at RV {}",
-                        s.describe(),
-                        s.snapshot_rv
-                    ),
-                )
-            } else {
-                (
-                    Inv::WatchUnique,
-                    format!(
-                        "{}: event for {k} at RV {rev} delivered again although the watch started after RV {}",
-                        s.describe(),
-                        start - 1
-                    ),
-                )
-            };
-            found.push(msg);
-            return self.record(found);
-        }
-        let strict = !s.etcd();
-        // Several keys may share a revision on etcd streams only (a txn); API streams find a
-        // repeated event through the log below.
-        let same_key_again = !strict && rev == s.last_rev && s.keys_at_last.iter().any(|x| x == k);
-        if same_key_again {
-            found.push((
-                Inv::WatchUnique,
-                format!(
-                    "{}: event for {k} at RV {rev} delivered twice in a row",
-                    s.describe()
-                ),
-            ));
-            return self.record(found);
-        }
-        if rev < s.last_rev || (strict && rev == s.last_rev) {
-            if let Some(p) = s.missing.iter().position(|(r, x)| *r == rev && x == k) {
-                s.missing.remove(p);
-                found.push((
-                    Inv::WatchOrder,
-                    format!(
-                        "{}: event for {k} at RV {rev} arrived after an event at RV {}",
-                        s.describe(),
-                        s.last_rev
-                    ),
-                ));
-            } else if s.start.is_some() && log.has(s.range, rev, k) {
-                found.push((
-                    Inv::WatchUnique,
-                    format!(
-                        "{}: event for {k} at RV {rev} delivered twice (the stream was already at RV {})",
-                        s.describe(),
-                        s.last_rev
-                    ),
-                ));
-            } else {
-                found.push((
-                    Inv::WatchOrder,
-                    format!(
-                        "{}: event for {k} at RV {rev} after an event at RV {}",
-                        s.describe(),
-                        s.last_rev
-                    ),
-                ));
-            }
-            return self.record(found);
-        }
-        if rev <= s.last_bookmark {
-            found.push((
-                Inv::WatchOrder,
-                format!(
-                    "{}: event for {k} at RV {rev} after a bookmark / progress notification at RV {}",
-                    s.describe(),
-                    s.last_bookmark
-                ),
-            ));
-        }
-        if let Some(start) = s.start {
-            let n = log.len(s.range);
-            while s.cursor < n && log.at(s.range, s.cursor).0 < rev {
-                let (r, x) = log.at(s.range, s.cursor);
-                // A start in the future: changes before it were logged after the cursor was set.
-                if r >= start && !s.filtered {
-                    s.missing.push((r, x.clone()));
-                }
-                s.cursor += 1;
-            }
-            let mut i = s.cursor;
-            let mut hit = None;
-            while i < n {
-                let (r, x) = log.at(s.range, i);
-                if r != rev {
-                    break;
-                }
-                if x == k {
-                    hit = Some(i);
-                    break;
-                }
-                i += 1;
-            }
-            match hit {
-                Some(p) => {
-                    for j in s.cursor..p {
-                        let (r, x) = log.at(s.range, j);
-                        if r >= start && !s.filtered {
-                            s.missing.push((r, x.clone()));
-                        }
-                    }
-                    s.cursor = p + 1;
-                }
-                None => {
-                    if let Some(p) = s.missing.iter().position(|(r, x)| *r == rev && x == k) {
-                        s.missing.remove(p);
-                    } else {
-                        found.push((
-                            Inv::WatchNoGap,
-                            format!(
-                                "{}: event for {k} at RV {rev} is not a change etcd made to the watched keys",
-                                s.describe()
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        if rev > s.last_rev {
-            s.last_rev = rev;
-            s.keys_at_last.clear();
-        }
-        if !strict {
-            s.keys_at_last.push(k.clone());
-        }
-        if s.missing.len() > MISSING_CAP {
-            let desc = s.describe();
-            for (r, x) in std::mem::take(&mut s.missing) {
-                found.push((Inv::WatchNoGap, gap_message(&desc, r, &x, rev)));
-            }
-        }
+        let found = s.judge_event(log, rev, k);
         self.record(found);
     }
 
