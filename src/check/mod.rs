@@ -6,18 +6,22 @@
 //!   invariants are `crate::verdicts`. Both are re-exported here under their old paths.
 //! - `campaign.rs`: `watchsim check` (seeds in parallel, shards, swarm mode, summaries that merge).
 //! - `capsule.rs`: capsule files (a trace ending in a violation); `replay.rs` re-executes one;
-//!   `timeline.rs` prints it in fixed columns; `shrink.rs` minimises a failing run.
+//!   `timeline.rs` prints it in fixed columns; `html/` draws it as one self-contained HTML page
+//!   (`replay --html`, `run --html`); both are `view.rs` step views; `shrink.rs` minimises a
+//!   failing run.
 
 pub mod campaign;
 pub mod capsule;
 pub mod explore;
 pub mod explore_measure;
+pub mod html;
 pub mod panics;
 pub mod replay;
 pub mod runner;
 pub mod shrink;
 pub mod soak;
 pub mod timeline;
+pub mod view;
 
 pub use crate::monitor::invariants::Inv;
 pub use crate::monitor::{Checker, changelog};

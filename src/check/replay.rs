@@ -9,7 +9,8 @@ use std::io::Write;
 use super::capsule::{Capsule, lines_hash};
 use super::panics;
 use super::runner::{Spec, report_of, step_line};
-use super::timeline;
+use super::timeline::TextTimeline;
+use super::view::StepView;
 use crate::report::Report;
 use crate::scenario::ScenarioError;
 use crate::scenario::budget::MemoryLimit;
@@ -66,7 +67,21 @@ pub fn replay(
 /// [`replay`] with a memory limit for the capsule's scenario (exit 2 beyond it).
 pub fn replay_within(
     capsule: &Capsule,
-    mut timeline: Option<&mut dyn Write>,
+    timeline: Option<&mut dyn Write>,
+    limit: &MemoryLimit,
+) -> Result<Replayed, ReplayError> {
+    match timeline {
+        Some(out) => replay_viewed(capsule, &mut [&mut TextTimeline::new(out)], limit),
+        None => replay_viewed(capsule, &mut [], limit),
+    }
+}
+
+/// [`replay_within`], showing every step to each of `views` (the text timeline, the HTML page):
+/// each sees the world before the first step, each pending event before it is applied and the
+/// outcome after; a view that fails to write ends the replay with [`ReplayError::Io`].
+pub fn replay_viewed(
+    capsule: &Capsule,
+    views: &mut [&mut dyn StepView],
     limit: &MemoryLimit,
 ) -> Result<Replayed, ReplayError> {
     let h = &capsule.header;
@@ -79,16 +94,15 @@ pub fn replay_within(
     let complete = capsule.footer.complete.unwrap_or(true);
     let path = capsule.path.display().to_string();
     let mut world = spec.world();
-    if let Some(out) = timeline.as_deref_mut() {
-        timeline::write_header(out, &world)?;
+    for v in views.iter_mut() {
+        v.start(&world)?;
     }
     let mut lines = Vec::with_capacity(capsule.steps.len());
     for (i, s) in capsule.steps.iter().enumerate() {
         let n = i + 1;
-        let detail = match timeline {
-            Some(_) => timeline::describe(world.agenda().get(s.fire), &world),
-            None => String::new(),
-        };
+        for v in views.iter_mut() {
+            v.before(world.agenda().get(s.fire), &world);
+        }
         let applied = match panics::catch(|| world.apply(Action::Fire(s.fire))) {
             Ok(applied) => applied,
             Err(message) => return Ok(panicked(&world, &spec, lines, n, message)),
@@ -108,11 +122,23 @@ pub fn replay_within(
                 message: format!("recorded {}\n  replayed {}", s.text, line),
             });
         }
-        if let Some(out) = timeline.as_deref_mut() {
-            timeline::write_row(out, n as u64, &world, &outcome, &detail)?;
+        for v in views.iter_mut() {
+            v.after(n as u64, &world, &outcome)?;
         }
         lines.push(line);
     }
+    finish(capsule, world, &spec, lines, complete)
+}
+
+/// After the last recorded step: the footer's hash, a `panic` capsule's last action, the report.
+fn finish(
+    capsule: &Capsule,
+    mut world: crate::world::World,
+    spec: &Spec,
+    lines: Vec<String>,
+    complete: bool,
+) -> Result<Replayed, ReplayError> {
+    let path = capsule.path.display().to_string();
     let trace_hash = lines_hash(&lines);
     if trace_hash != capsule.footer.trace_hash {
         return Err(ReplayError::Diverged {
@@ -128,7 +154,7 @@ pub fn replay_within(
     if let Some(fire) = capsule.footer.panic_fire {
         let n = lines.len() + 1;
         return match panics::catch(|| world.apply(Action::Fire(fire))) {
-            Err(message) => Ok(panicked(&world, &spec, lines, n, message)),
+            Err(message) => Ok(panicked(&world, spec, lines, n, message)),
             Ok(_) => Err(ReplayError::Diverged {
                 path,
                 line: capsule.steps.last().map(|s| s.line + 1).unwrap_or(2),
@@ -138,7 +164,7 @@ pub fn replay_within(
             }),
         };
     }
-    let report = report_of(&world, &spec, lines.len() as u64, complete);
+    let report = report_of(&world, spec, lines.len() as u64, complete);
     let violations = report.violations();
     Ok(Replayed {
         steps: lines.len(),

@@ -6,9 +6,40 @@
 use std::io::{self, Write};
 
 use super::Inv;
+use super::view::StepView;
 use crate::apiserver::{ApiRequest, ApiResponse, ApiWatchEvent};
 use crate::etcd::WatchResponseKind;
 use crate::world::{Actor, Msg, Outcome, Pending, Timer, World};
+
+/// The fixed-column timeline as a [`StepView`]: the header at the start, one row per step.
+pub struct TextTimeline<'a> {
+    out: &'a mut dyn Write,
+    detail: String,
+}
+
+impl<'a> TextTimeline<'a> {
+    /// A timeline written to `out`.
+    pub fn new(out: &'a mut dyn Write) -> Self {
+        TextTimeline {
+            out,
+            detail: String::new(),
+        }
+    }
+}
+
+impl StepView for TextTimeline<'_> {
+    fn start(&mut self, world: &World) -> io::Result<()> {
+        write_header(self.out, world)
+    }
+
+    fn before(&mut self, pending: Option<&Pending>, world: &World) {
+        self.detail = describe(pending, world);
+    }
+
+    fn after(&mut self, step: u64, world: &World, outcome: &Outcome) -> io::Result<()> {
+        write_row(self.out, step, world, outcome, &self.detail)
+    }
+}
 
 const CACHE_COL: usize = 22;
 
@@ -121,30 +152,35 @@ pub fn describe(p: Option<&Pending>, world: &World) -> String {
     }
 }
 
+/// Apiserver `a`'s cache of resource `r` in a few characters: `down`, `off`, `not-ready`, or
+/// its window `oldest watchable RV..cache RV/capacity`.
+pub fn window_text(a: &crate::apiserver::Apiserver, r: usize) -> String {
+    if a.is_down() {
+        return "down".to_string();
+    }
+    match a.cacher(r as u32) {
+        None => "off".to_string(),
+        Some(c) if !c.ready => "not-ready".to_string(),
+        Some(c) => {
+            let oldest = c
+                .cache
+                .oldest_rv()
+                .map(|o| o.to_string())
+                .unwrap_or_else(|| "-".into());
+            format!(
+                "{oldest}..{}/{}",
+                c.cache.resource_version(),
+                c.cache.capacity()
+            )
+        }
+    }
+}
+
 fn cache_cells(world: &World) -> String {
     let mut s = String::new();
     for a in world.apiservers().iter() {
         for r in 0..world.scenario().resources.len() {
-            let cell = if a.is_down() {
-                "down".to_string()
-            } else {
-                match a.cacher(r as u32) {
-                    None => "off".to_string(),
-                    Some(c) if !c.ready => "not-ready".to_string(),
-                    Some(c) => {
-                        let oldest = c
-                            .cache
-                            .oldest_rv()
-                            .map(|o| o.to_string())
-                            .unwrap_or_else(|| "-".into());
-                        format!(
-                            "{oldest}..{}/{}",
-                            c.cache.resource_version(),
-                            c.cache.capacity()
-                        )
-                    }
-                }
-            };
+            let cell = window_text(a, r);
             s += &format!(" {cell:<CACHE_COL$}");
         }
     }

@@ -19,29 +19,7 @@ pub(crate) struct Cli {
 #[derive(Subcommand)]
 pub(crate) enum Command {
     /// Run one seeded simulation of a scenario and report on it.
-    Run {
-        /// Scenario file (TOML; see sim-scenarios/README.md).
-        scenario: PathBuf,
-        /// Seed (default: the scenario's `seed`).
-        #[arg(long)]
-        seed: Option<u64>,
-        /// Override a scenario key by dotted path, VALUE as TOML (e.g. apiserver.count=2).
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Virtual duration, e.g. "90s" (default: the scenario's `duration`).
-        #[arg(long)]
-        duration: Option<String>,
-        /// Write the trace (JSON Lines, SPEC §5) to this file.
-        #[arg(long)]
-        trace: Option<PathBuf>,
-        /// Print exactly one JSON object, the report (SPEC §4).
-        #[arg(long)]
-        json: bool,
-        /// Memory limit for the run (a size: "16GiB"): a scenario whose estimated memory exceeds
-        /// it is refused before it starts (default: three quarters of the machine's memory).
-        #[arg(long, value_name = "SIZE")]
-        max_memory: Option<String>,
-    },
+    Run(RunCmd),
     /// Run many seeds in parallel, summarise violations, and write a shrunk capsule of the
     /// lowest failing seed.
     ///
@@ -113,6 +91,11 @@ pub(crate) enum Command {
         /// cache's window, the client's RV).
         #[arg(long)]
         timeline: bool,
+        /// Also write the steps as one self-contained HTML timeline to this file: a lane per
+        /// actor, messages as arrows, faults and the violation marked, zoom and step-by-step
+        /// navigation (capsules of at most 20,000 steps; a longer one is refused, exit 2).
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
     },
     /// Exhaustively explore a small scenario: every interleaving within the bounds.
     Explore(ExploreCmd),
@@ -140,6 +123,35 @@ pub(crate) enum Command {
         #[arg(long, value_name = "FILE")]
         history: Vec<PathBuf>,
     },
+}
+
+#[derive(clap::Args)]
+pub(crate) struct RunCmd {
+    /// Scenario file (TOML; see sim-scenarios/README.md).
+    pub(crate) scenario: PathBuf,
+    /// Seed (default: the scenario's `seed`).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Override a scenario key by dotted path, VALUE as TOML (e.g. apiserver.count=2).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Virtual duration, e.g. "90s" (default: the scenario's `duration`).
+    #[arg(long)]
+    pub(crate) duration: Option<String>,
+    /// Write the trace (JSON Lines, SPEC §5) to this file.
+    #[arg(long)]
+    pub(crate) trace: Option<PathBuf>,
+    /// Print exactly one JSON object, the report (SPEC §4).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Memory limit for the run (a size: "16GiB"): a scenario whose estimated memory exceeds
+    /// it is refused before it starts (default: three quarters of the machine's memory).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_memory: Option<String>,
+    /// Write the run as one self-contained HTML timeline to this file (runs of at most 20,000
+    /// steps; a longer run is refused, exit 2).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) html: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]

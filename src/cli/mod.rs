@@ -59,23 +59,7 @@ pub fn main() -> ExitCode {
     exit_quietly_on_broken_pipe();
     let cli = Cli::parse();
     match cli.command {
-        Command::Run {
-            scenario,
-            seed,
-            set,
-            duration,
-            trace,
-            json,
-            max_memory,
-        } => run::run(
-            scenario,
-            seed,
-            set,
-            duration,
-            trace,
-            json,
-            max_memory.as_deref(),
-        ),
+        Command::Run(cmd) => run::run(cmd),
         Command::Check {
             scenario,
             seeds,
@@ -132,7 +116,11 @@ pub fn main() -> ExitCode {
                 },
             )
         }
-        Command::Replay { capsule, timeline } => replay::replay(&capsule, timeline),
+        Command::Replay {
+            capsule,
+            timeline,
+            html,
+        } => replay::replay(&capsule, timeline, html.as_deref()),
         Command::Sweep(cmd) => sweep::sweep(cmd),
         Command::Explore(cmd) => explore::explore(&cmd),
         Command::Validate { files, history } => validate::validate(&files, &history),

@@ -7,10 +7,33 @@ use std::process::ExitCode;
 
 use super::check::fail;
 use crate::check::capsule::{Capsule, CapsuleError};
-use crate::check::replay::{self, ReplayError};
+use crate::check::html::{self, MAX_PAGE_STEPS, Marked, PageMeta, PageRecorder};
+use crate::check::replay::{self, ReplayError, Replayed};
+use crate::check::timeline::TextTimeline;
+use crate::check::view::StepView;
+use crate::scenario::budget::MemoryLimit;
 
-/// `watchsim replay CAPSULE [--timeline]`.
-pub(super) fn replay(path: &Path, timeline: bool) -> ExitCode {
+/// `watchsim replay CAPSULE [--timeline] [--html FILE]`.
+pub(super) fn replay(path: &Path, timeline: bool, html: Option<&Path>) -> ExitCode {
+    let capsule = match read(path, html.is_some()) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut page = html.map(|_| PageRecorder::new());
+    let r = match replay_shown(&capsule, timeline, page.as_mut()) {
+        Ok(r) => r,
+        Err(code) => return code,
+    };
+    if let (Some(file), Some(page)) = (html, &page)
+        && let Err(code) = write_page(file, page, &capsule, &r)
+    {
+        return code;
+    }
+    print_outcome(path, &capsule, &r)
+}
+
+/// The capsule at `path` (exit 2 when it cannot be read, or is too long for a page).
+fn read(path: &Path, html: bool) -> Result<Capsule, ExitCode> {
     let capsule = match Capsule::read(path) {
         Ok(c) => c,
         Err(
@@ -18,22 +41,51 @@ pub(super) fn replay(path: &Path, timeline: bool) -> ExitCode {
             | CapsuleError::Corrupt { .. }
             | CapsuleError::Version { .. }),
         ) => {
-            return fail(&e.to_string(), 2);
+            return Err(fail(&e.to_string(), 2));
         }
     };
+    if html && capsule.steps.len() > MAX_PAGE_STEPS {
+        return Err(fail(
+            &format!(
+                "{}: --html draws at most {MAX_PAGE_STEPS} steps and this capsule has {}; \
+                 shrink it (watchsim check shrinks the capsules it writes) or use --timeline",
+                path.display(),
+                capsule.steps.len()
+            ),
+            2,
+        ));
+    }
+    Ok(capsule)
+}
+
+/// Replays `capsule`, printing the text timeline if asked and recording into `page` if given;
+/// a replay error is its exit code (2 bad scenario, 3 diverged, 70 stdout failed).
+fn replay_shown(
+    capsule: &Capsule,
+    timeline: bool,
+    page: Option<&mut PageRecorder>,
+) -> Result<Replayed, ExitCode> {
     let stdout = std::io::stdout();
     let mut lock = stdout.lock();
-    let result = if timeline {
-        replay::replay(&capsule, Some(&mut lock))
-    } else {
-        replay::replay(&capsule, None)
-    };
-    let r = match result {
-        Ok(r) => r,
-        Err(e @ ReplayError::Scenario(_)) => return fail(&e.to_string(), 2),
-        Err(e @ ReplayError::Diverged { .. }) => return fail(&e.to_string(), 3),
-        Err(e @ ReplayError::Io(_)) => return fail(&e.to_string(), 70),
-    };
+    let mut text = timeline.then(|| TextTimeline::new(&mut lock));
+    let mut views: Vec<&mut dyn StepView> = Vec::new();
+    if let Some(t) = text.as_mut() {
+        views.push(t);
+    }
+    if let Some(p) = page {
+        views.push(p);
+    }
+    replay::replay_viewed(capsule, &mut views, &MemoryLimit::default_for_machine()).map_err(|e| {
+        match e {
+            ReplayError::Scenario(_) => fail(&e.to_string(), 2),
+            ReplayError::Diverged { .. } => fail(&e.to_string(), 3),
+            ReplayError::Io(_) => fail(&e.to_string(), 70),
+        }
+    })
+}
+
+/// Prints what the replay reproduced; exit 1 for a violation (or panic), 0 for none.
+fn print_outcome(path: &Path, capsule: &Capsule, r: &Replayed) -> ExitCode {
     if let Some((step, message)) = &r.panic {
         println!(
             "replayed {} steps of {} (seed {}), then step {step} panicked: {message}",
@@ -89,4 +141,47 @@ pub(super) fn replay(path: &Path, timeline: bool) -> ExitCode {
         );
     }
     ExitCode::from(1)
+}
+
+/// `--html FILE`: the replayed steps drawn as a page, with the replay's violations (and its
+/// panic) marked at their steps.
+fn write_page(
+    file: &Path,
+    page: &PageRecorder,
+    capsule: &Capsule,
+    r: &Replayed,
+) -> Result<(), ExitCode> {
+    let last = page.steps.len() as u64;
+    let mut violations = html::violations_of(&r.report, last);
+    if let Some((step, message)) = &r.panic {
+        violations.retain(|v| v.name != crate::check::panics::PANIC);
+        violations.push(Marked {
+            step: (*step as u64).min(last),
+            name: crate::check::panics::PANIC.to_string(),
+            message: format!("step {step} panicked: {message}"),
+        });
+    }
+    let name = capsule.path.file_name().map_or_else(
+        || capsule.path.display().to_string(),
+        |n| n.to_string_lossy().into_owned(),
+    );
+    let meta = PageMeta {
+        title: name.clone(),
+        source: format!("replay of capsule {name}"),
+        scenario: page.scenario.clone(),
+        seed: capsule.header.seed,
+    };
+    std::fs::write(file, html::render(page, &meta, &violations)).map_err(|e| {
+        fail(
+            &format!("{}: cannot write the HTML timeline: {e}", file.display()),
+            2,
+        )
+    })?;
+    eprintln!(
+        "watchsim: wrote the HTML timeline {} ({} steps, {} lanes)",
+        file.display(),
+        page.steps.len(),
+        page.lanes().len()
+    );
+    Ok(())
 }

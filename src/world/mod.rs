@@ -307,6 +307,11 @@ impl World {
         &self.clients
     }
 
+    /// The open connections (read-only: who is at each end).
+    pub fn network(&self) -> &Network {
+        &self.net
+    }
+
     /// Pending events.
     pub fn agenda(&self) -> &Agenda<Pending> {
         &self.agenda

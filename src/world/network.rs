@@ -86,6 +86,12 @@ impl Network {
         self.conns.get(&id)
     }
 
+    /// The id the next connection will get: every id below it has been handed out (ids are
+    /// never reused), so a reader can find the connections opened since it last looked.
+    pub fn next_conn_id(&self) -> ConnId {
+        self.next_id
+    }
+
     /// Open connections with `actor` at either end.
     pub fn conns_of(&self, actor: Actor) -> Vec<(ConnId, Conn)> {
         self.conns
