@@ -25,61 +25,7 @@ pub(crate) enum Command {
     ///
     /// Exit 0 when every invariant and bound held on every seed, 1 otherwise (the message names
     /// the invariant and the capsule), 2 on bad input.
-    Check {
-        /// Scenario file (not needed with --merge or --soak).
-        #[arg(required_unless_present_any = ["merge", "soak"])]
-        scenario: Option<PathBuf>,
-        /// Number of seeds in the campaign.
-        #[arg(long, default_value_t = 100)]
-        seeds: u64,
-        /// First seed (default: the scenario's `seed`).
-        #[arg(long)]
-        from: Option<u64>,
-        /// Worker threads (default: the machine's cores).
-        #[arg(long)]
-        jobs: Option<usize>,
-        /// Run only the seed indices i with i mod N = K (a Kubernetes Indexed Job sets K).
-        #[arg(long, value_name = "K/N")]
-        shard: Option<String>,
-        /// Override a scenario key by dotted path (as for `run`), for every seed.
-        #[arg(long = "set", value_name = "KEY=VALUE")]
-        set: Vec<String>,
-        /// Swarm mode: each seed draws its own subset of the scenario's fault kinds and rates.
-        #[arg(long)]
-        swarm: bool,
-        /// Print the summary as one JSON object (shard summaries merge with --merge).
-        #[arg(long)]
-        json: bool,
-        /// Directory for capsules.
-        #[arg(long, default_value = "capsules")]
-        capsule_dir: PathBuf,
-        /// Candidate runs the shrinker may spend (0 = do not shrink).
-        #[arg(long, default_value_t = crate::check::shrink::DEFAULT_BUDGET)]
-        shrink_budget: usize,
-        /// Merge shard summaries (files of `check --json` lines, one summary per line) into one.
-        #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "scenario")]
-        merge: Vec<PathBuf>,
-        /// Memory limit for the campaign (a size: "16GiB"): a scenario whose estimated memory
-        /// times the parallel seeds exceeds it is refused before it starts (default: three quarters of
-        /// the machine's memory).
-        #[arg(long, value_name = "SIZE")]
-        max_memory: Option<String>,
-        /// Soak: swarm seeds across these scenario files or directories (their *.toml), in
-        /// turns of --batch seeds per scenario, until --budget of wall-clock time is spent; prints
-        /// seeds run, failures by kind and panics (exit 1 if any seed failed).
-        #[arg(long, num_args = 1.., value_name = "PATH", conflicts_with_all = ["scenario", "merge"])]
-        soak: Vec<PathBuf>,
-        /// Soak: wall-clock budget, e.g. "10m", "1h".
-        #[arg(long, default_value = "1h", requires = "soak")]
-        budget: String,
-        /// Soak: seeds per scenario turn.
-        #[arg(long, default_value_t = 10, requires = "soak")]
-        batch: u64,
-        /// Soak: cap every scenario's virtual duration (the expensive ones then run shortened;
-        /// a scenario with scripted steps or faults after the cap keeps its own).
-        #[arg(long, value_name = "D", requires = "soak")]
-        max_duration: Option<String>,
-    },
+    Check(CheckCmd),
     /// Re-execute a capsule, compare every step with the recorded one, and print its violation.
     ///
     /// Exit 1 when the capsule's violations are reproduced (0 for a trace without any), 2 for a
@@ -225,4 +171,62 @@ pub(crate) struct SweepCmd {
     /// refused before it starts (default: three quarters of the machine's memory).
     #[arg(long, value_name = "SIZE")]
     pub(crate) max_memory: Option<String>,
+}
+
+/// The options of `watchsim check`.
+#[derive(clap::Args)]
+pub(crate) struct CheckCmd {
+    /// Scenario file (not needed with --merge or --soak).
+    #[arg(required_unless_present_any = ["merge", "soak"])]
+    pub(crate) scenario: Option<PathBuf>,
+    /// Number of seeds in the campaign.
+    #[arg(long, default_value_t = 100)]
+    pub(crate) seeds: u64,
+    /// First seed (default: the scenario's `seed`).
+    #[arg(long)]
+    pub(crate) from: Option<u64>,
+    /// Worker threads (default: the machine's cores).
+    #[arg(long)]
+    pub(crate) jobs: Option<usize>,
+    /// Run only the seed indices i with i mod N = K (a Kubernetes Indexed Job sets K).
+    #[arg(long, value_name = "K/N")]
+    pub(crate) shard: Option<String>,
+    /// Override a scenario key by dotted path (as for `run`), for every seed.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub(crate) set: Vec<String>,
+    /// Swarm mode: each seed draws its own subset of the scenario's fault kinds and rates.
+    #[arg(long)]
+    pub(crate) swarm: bool,
+    /// Print the summary as one JSON object (shard summaries merge with --merge).
+    #[arg(long)]
+    pub(crate) json: bool,
+    /// Directory for capsules.
+    #[arg(long, default_value = "capsules")]
+    pub(crate) capsule_dir: PathBuf,
+    /// Candidate runs the shrinker may spend (0 = do not shrink).
+    #[arg(long, default_value_t = crate::check::shrink::DEFAULT_BUDGET)]
+    pub(crate) shrink_budget: usize,
+    /// Merge shard summaries (files of `check --json` lines, one summary per line) into one.
+    #[arg(long, num_args = 1.., value_name = "FILE", conflicts_with = "scenario")]
+    pub(crate) merge: Vec<PathBuf>,
+    /// Memory limit for the campaign (a size: "16GiB"): a scenario whose estimated memory
+    /// times the parallel seeds exceeds it is refused before it starts (default: three quarters of
+    /// the machine's memory).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) max_memory: Option<String>,
+    /// Soak: swarm seeds across these scenario files or directories (their *.toml), in
+    /// turns of --batch seeds per scenario, until --budget of wall-clock time is spent; prints
+    /// seeds run, failures by kind and panics (exit 1 if any seed failed).
+    #[arg(long, num_args = 1.., value_name = "PATH", conflicts_with_all = ["scenario", "merge"])]
+    pub(crate) soak: Vec<PathBuf>,
+    /// Soak: wall-clock budget, e.g. "10m", "1h".
+    #[arg(long, default_value = "1h", requires = "soak")]
+    pub(crate) budget: String,
+    /// Soak: seeds per scenario turn.
+    #[arg(long, default_value_t = 10, requires = "soak")]
+    pub(crate) batch: u64,
+    /// Soak: cap every scenario's virtual duration (the expensive ones then run shortened;
+    /// a scenario with scripted steps or faults after the cap keeps its own).
+    #[arg(long, value_name = "D", requires = "soak")]
+    pub(crate) max_duration: Option<String>,
 }

@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::args::CheckCmd;
 use crate::check::campaign::{self, CampaignOptions, Summary};
 use crate::check::runner::Spec;
 use crate::scenario::budget::MemoryLimit;
@@ -50,6 +51,43 @@ fn print_summary(s: &Summary, json: bool, jobs: usize) -> Result<(), ExitCode> {
     Ok(())
 }
 
+/// `watchsim check`: a merge of shard summaries, a soak, or a campaign over one scenario.
+pub(super) fn dispatch(cmd: CheckCmd) -> ExitCode {
+    if !cmd.merge.is_empty() {
+        return merge(&cmd.merge, cmd.json);
+    }
+    if !cmd.soak.is_empty() {
+        let args = SoakArgs {
+            budget: cmd.budget,
+            batch: cmd.batch,
+            max_duration: cmd.max_duration,
+            from: cmd.from,
+            jobs: cmd.jobs,
+            shard: cmd.shard,
+            set: cmd.set,
+            json: cmd.json,
+            max_memory: cmd.max_memory,
+        };
+        return soak(&cmd.soak, args);
+    }
+    let Some(path) = cmd.scenario else {
+        return super::usage_error("check needs a SCENARIO (or --merge FILE...)");
+    };
+    let args = Args {
+        seeds: cmd.seeds,
+        from: cmd.from,
+        jobs: cmd.jobs,
+        shard: cmd.shard,
+        set: cmd.set,
+        swarm: cmd.swarm,
+        json: cmd.json,
+        capsule_dir: cmd.capsule_dir,
+        shrink_budget: cmd.shrink_budget,
+        max_memory: cmd.max_memory,
+    };
+    check(&path, args)
+}
+
 /// `watchsim check SCENARIO ...`.
 pub(super) fn check(path: &Path, a: Args) -> ExitCode {
     let shard = match a.shard.as_deref().map(campaign::parse_shard) {
@@ -70,20 +108,8 @@ pub(super) fn check(path: &Path, a: Args) -> ExitCode {
             .map(|n| n.get())
             .unwrap_or(1)
     });
-    let limit = match MemoryLimit::resolve(a.max_memory.as_deref()) {
-        Ok(l) => l,
-        Err(e) => return fail(&e, 2),
-    };
-    let parallel = (jobs as u64).clamp(1, a.seeds.max(1));
-    if let Err(e) = crate::scenario::check_memory(
-        &base.origin,
-        &base.text,
-        &base.overrides,
-        &base.scenario,
-        parallel,
-        &limit,
-    ) {
-        return fail(&e.to_string(), 2);
+    if let Err(e) = fits_memory(&base, jobs, a.seeds, a.max_memory.as_deref()) {
+        return fail(&e, 2);
     }
     let opts = CampaignOptions {
         seeds: a.seeds,
@@ -106,17 +132,44 @@ pub(super) fn check(path: &Path, a: Args) -> ExitCode {
     let Some(&seed) = summary.failing_seeds.first() else {
         return ExitCode::SUCCESS;
     };
-    match campaign::write_capsules(&base, seed, a.swarm, &a.capsule_dir, a.shrink_budget) {
+    report_failure(&base, seed, &a);
+    ExitCode::from(1)
+}
+
+/// Refuses a campaign whose seeds running side by side (`jobs`, at most `seeds`) are estimated to
+/// need more memory than the limit.
+fn fits_memory(
+    base: &Spec,
+    jobs: usize,
+    seeds: u64,
+    max_memory: Option<&str>,
+) -> Result<(), String> {
+    let limit = MemoryLimit::resolve(max_memory)?;
+    let parallel = (jobs as u64).clamp(1, seeds.max(1));
+    crate::scenario::check_memory(
+        &base.origin,
+        &base.text,
+        &base.overrides,
+        &base.scenario,
+        parallel,
+        &limit,
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The lowest failing seed: its violation, its capsule (and the shrunk one) and how to replay it,
+/// on stderr.
+fn report_failure(base: &Spec, seed: u64, a: &Args) {
+    match campaign::write_capsules(base, seed, a.swarm, &a.capsule_dir, a.shrink_budget) {
         Ok(Some((p, full, shrunk))) => {
-            let v = full.footer.violation.clone();
-            if let Some(v) = &v {
+            if let Some(v) = &full.footer.violation {
                 eprintln!(
                     "watchsim: violated: {} (seed {seed}, step {}): {}",
                     v.name, v.step, v.message
                 );
             }
             eprintln!("watchsim: capsule: {} ({} steps)", p.display(), full.len());
-            match shrunk {
+            let replay = match shrunk {
                 Some((sp, s)) => {
                     eprintln!(
                         "watchsim: shrunk capsule: {} ({} steps, {} before shrinking)",
@@ -124,23 +177,20 @@ pub(super) fn check(path: &Path, a: Args) -> ExitCode {
                         s.len(),
                         full.len()
                     );
-                    eprintln!(
-                        "watchsim: replay it with: watchsim replay {} --timeline",
-                        sp.display()
-                    );
+                    sp
                 }
-                None => eprintln!(
-                    "watchsim: replay it with: watchsim replay {} --timeline",
-                    p.display()
-                ),
-            }
+                None => p,
+            };
+            eprintln!(
+                "watchsim: replay it with: watchsim replay {} --timeline",
+                replay.display()
+            );
         }
         Ok(None) => {
             eprintln!("watchsim: seed {seed} failed, but its capsule run shows no violation")
         }
         Err(e) => eprintln!("watchsim: {e}"),
     }
-    ExitCode::from(1)
 }
 
 /// `watchsim check --merge FILE...`.

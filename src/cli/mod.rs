@@ -60,62 +60,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run(cmd) => run::run(cmd),
-        Command::Check {
-            scenario,
-            seeds,
-            from,
-            jobs,
-            shard,
-            set,
-            swarm,
-            json,
-            capsule_dir,
-            shrink_budget,
-            merge,
-            max_memory,
-            soak,
-            budget,
-            batch,
-            max_duration,
-        } => {
-            if !merge.is_empty() {
-                return check::merge(&merge, json);
-            }
-            if !soak.is_empty() {
-                return check::soak(
-                    &soak,
-                    check::SoakArgs {
-                        budget,
-                        batch,
-                        max_duration,
-                        from,
-                        jobs,
-                        shard,
-                        set,
-                        json,
-                        max_memory,
-                    },
-                );
-            }
-            let Some(path) = scenario else {
-                return usage_error("check needs a SCENARIO (or --merge FILE...)");
-            };
-            check::check(
-                &path,
-                check::Args {
-                    seeds,
-                    from,
-                    jobs,
-                    shard,
-                    set,
-                    swarm,
-                    json,
-                    capsule_dir,
-                    shrink_budget,
-                    max_memory,
-                },
-            )
-        }
+        Command::Check(cmd) => check::dispatch(cmd),
         Command::Replay {
             capsule,
             timeline,

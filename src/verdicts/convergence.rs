@@ -33,45 +33,14 @@ pub struct Judgement {
 
 /// Judges convergence at the end of a run that lasted `end_ns`.
 pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
+    if let Some(why) = not_settled(world, end_ns) {
+        return Judgement {
+            checked: false,
+            message: Some(why),
+            ..Default::default()
+        };
+    }
     let s = world.scenario();
-    let obs = world.observations();
-    let ck = &obs.checker;
-    let settle = s.settle.as_ns();
-    if ck.faults.open > 0 {
-        return Judgement {
-            checked: false,
-            message: Some(format!(
-                "{}: not checked: a partition or stall without `for` was never healed",
-                Inv::Convergence.name()
-            )),
-            ..Default::default()
-        };
-    }
-    let quiet_since = ck.faults.last_end_ns;
-    if ck.faults.count == 0 && end_ns < settle {
-        return Judgement {
-            checked: false,
-            message: Some(format!(
-                "not checked for this run: it lasted {}, less than settle = {} of quiet time",
-                format_ns(end_ns),
-                format_ns(settle)
-            )),
-            ..Default::default()
-        };
-    }
-    if end_ns < quiet_since.saturating_add(settle) {
-        return Judgement {
-            checked: false,
-            message: Some(format!(
-                "not checked for this run: it ended {} after the last fault (at {}), before settle = {} of quiet time",
-                format_ns(end_ns.saturating_sub(quiet_since)),
-                format_ns(quiet_since),
-                format_ns(settle)
-            )),
-            ..Default::default()
-        };
-    }
-    let etcd = &world.etcd().store;
     let cache_off = s.apiserver.watch_cache.mode == WatchCacheMode::Off;
     let mut current: BTreeMap<u32, Digest> = BTreeMap::new();
     let mut j = Judgement {
@@ -83,50 +52,93 @@ pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
         if cache_off && cfg.store == StoreMode::Digest {
             continue;
         }
-        let scope = ck.scopes[i];
-        let name = crate::client::instance_name(s, i as u32);
-        let rv = c.last_sync_rv;
-        let problem = if rv == 0 {
-            Some(format!("client-{i} ({name}) never synced"))
-        } else {
-            let last = ck.log.last_change(scope).unwrap_or(0);
-            let want = if rv >= last {
-                Some(
-                    *current
-                        .entry(scope)
-                        .or_insert_with(|| digest(etcd, &c.scope, 0)),
-                )
-            } else if rv >= etcd.compact_revision() {
-                Some(digest(etcd, &c.scope, rv))
-            } else {
-                None // state at rv compacted away: only the lag is judged
-            };
-            let got = c.store.digest();
-            let next = (rv < last).then(|| ck.log.at(scope, ck.log.lower_bound(scope, rv + 1)).0);
-            if let Some(w) = want
-                && w != got
-            {
-                Some(format!(
-                    "client-{i} ({name}): the informer holds {} objects that differ from etcd's {} in its scope at its RV {rv}",
-                    got.count, w.count
-                ))
-            } else if let Some(r) = next
-                && obs.commit_time(r) + LAG_ALLOWANCE_NS < end_ns
-            {
-                Some(format!(
-                    "client-{i} ({name}): its RV {rv} is behind: the change at revision {r} (committed at {}) never reached it",
-                    format_ns(obs.commit_time(r))
-                ))
-            } else {
-                None
-            }
-        };
-        if let Some(p) = problem {
+        if let Some(p) = client_problem(world, i, c, &mut current, end_ns) {
             j.violations += 1;
             j.message.get_or_insert(p);
         }
     }
     j
+}
+
+/// Why the run cannot be judged: a fault never healed, or less than `settle` of quiet time
+/// after the last fault (or since the start, without faults).
+fn not_settled(world: &World, end_ns: Nanos) -> Option<String> {
+    let ck = &world.observations().checker;
+    let settle = world.scenario().settle.as_ns();
+    if ck.faults.open > 0 {
+        return Some(format!(
+            "{}: not checked: a partition or stall without `for` was never healed",
+            Inv::Convergence.name()
+        ));
+    }
+    let quiet_since = ck.faults.last_end_ns;
+    if ck.faults.count == 0 && end_ns < settle {
+        return Some(format!(
+            "not checked for this run: it lasted {}, less than settle = {} of quiet time",
+            format_ns(end_ns),
+            format_ns(settle)
+        ));
+    }
+    if end_ns < quiet_since.saturating_add(settle) {
+        return Some(format!(
+            "not checked for this run: it ended {} after the last fault (at {}), before settle = {} of quiet time",
+            format_ns(end_ns.saturating_sub(quiet_since)),
+            format_ns(quiet_since),
+            format_ns(settle)
+        ));
+    }
+    None
+}
+
+/// What is wrong with client `i` at the end, if anything: it never synced, its store differs
+/// from etcd's state of its scope at its RV (when that state is still readable), or a change
+/// committed more than the allowance before the end never reached it. `current` caches the
+/// digest of each scope's latest state.
+fn client_problem(
+    world: &World,
+    i: usize,
+    c: &crate::client::Reflector,
+    current: &mut BTreeMap<u32, Digest>,
+    end_ns: Nanos,
+) -> Option<String> {
+    let obs = world.observations();
+    let ck = &obs.checker;
+    let etcd = &world.etcd().store;
+    let scope = ck.scopes[i];
+    let name = crate::client::instance_name(world.scenario(), i as u32);
+    let rv = c.last_sync_rv;
+    if rv == 0 {
+        return Some(format!("client-{i} ({name}) never synced"));
+    }
+    let last = ck.log.last_change(scope).unwrap_or(0);
+    let want = if rv >= last {
+        Some(
+            *current
+                .entry(scope)
+                .or_insert_with(|| digest(etcd, &c.scope, 0)),
+        )
+    } else if rv >= etcd.compact_revision() {
+        Some(digest(etcd, &c.scope, rv))
+    } else {
+        None // state at rv compacted away: only the lag is judged
+    };
+    let got = c.store.digest();
+    let next = (rv < last).then(|| ck.log.at(scope, ck.log.lower_bound(scope, rv + 1)).0);
+    if let Some(w) = want
+        && w != got
+    {
+        return Some(format!(
+            "client-{i} ({name}): the informer holds {} objects that differ from etcd's {} in its scope at its RV {rv}",
+            got.count, w.count
+        ));
+    }
+    let r = next?;
+    (obs.commit_time(r) + LAG_ALLOWANCE_NS < end_ns).then(|| {
+        format!(
+            "client-{i} ({name}): its RV {rv} is behind: the change at revision {r} (committed at {}) never reached it",
+            format_ns(obs.commit_time(r))
+        )
+    })
 }
 
 fn digest(store: &crate::etcd::Store, scope: &crate::etcd::KeyRange, rev: i64) -> Digest {
