@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Instruction counts of short runs under valgrind's callgrind (issue 16): a measure that does not
+# move with the machine's load, for before/after tables in docs/performance.md. Wall time still
+# comes from `watchsim run` itself; this counts work.
+#
+#   benches/callgrind.sh [WATCHSIM]      (default: target/release/watchsim, built if missing)
+#
+# Prints one line per case: case, instructions (Ir), steps, trace hash. Cases: cluster-5k for
+# 60 virtual seconds under the 1.31 rules (under the 1.37 default its WatchList initial syncs
+# alone are 10 M steps, an hour under valgrind, until issue 16 batches them) and sweep-1k for
+# 5 virtual minutes at its own rules; both at the scenario's own seed. The callgrind files go to target/callgrind/ (open them with callgrind_annotate or
+# kcachegrind for the profile by function).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin="${1:-target/release/watchsim}"
+if [ ! -x "$bin" ]; then
+  cargo build --release
+fi
+command -v valgrind >/dev/null || { echo "callgrind.sh: valgrind is not installed (apt-get install valgrind)" >&2; exit 2; }
+out=target/callgrind
+mkdir -p "$out"
+cases=(
+  "cluster-5k-60s sim-scenarios/cluster-5k.toml 60s apiserver.rules=\"1.31\""
+  "sweep-1k-5m sim-scenarios/sweep-1k.toml 5m"
+)
+printf '%-16s %16s %10s  %s\n' case instructions steps trace_hash
+for c in "${cases[@]}"; do
+  read -r name scenario duration set <<<"$c"
+  extra=()
+  if [ -n "${set:-}" ]; then extra=(--set "$set"); fi
+  valgrind --tool=callgrind --callgrind-out-file="$out/$name.out" \
+    "$bin" run "$scenario" --duration "$duration" "${extra[@]}" --json >"$out/$name.json" 2>"$out/$name.log"
+  ir=$(grep -m1 '^totals:' "$out/$name.out" | awk '{print $2}')
+  steps=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["steps"])' "$out/$name.json")
+  hash=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["trace_hash"])' "$out/$name.json")
+  printf '%-16s %16s %10s  %s\n' "$name" "$ir" "$steps" "$hash"
+done
