@@ -40,16 +40,31 @@ fn population<'a>(r: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no population {name}"))
 }
 
+/// Every LIST encoded at once (the scenario limits the apiserver to 8 encoders).
+const NO_LIMIT: &str = "apiserver.list_encoders=0";
+
+fn max_latency(r: &Value, name: &str) -> f64 {
+    population(r, name)["list_latency_seconds_max"]
+        .as_f64()
+        .unwrap()
+}
+
 fn rules(profile: &str) -> String {
     format!("apiserver.rules=\"{profile}\"")
 }
 
 #[test]
 fn consistent_lists_read_etcd_before_consistent_reads_from_cache() {
-    let old = report(&[&rules("1.27")]);
-    let off = report(&[&rules("1.31"), "apiserver.consistent_list_from_cache=false"]);
-    let v131 = report(&[&rules("1.31")]);
-    let new = report(&[&rules("1.37")]);
+    // Without the encoder limit: each profile's reads and memory, and latencies that are
+    // encoding time alone.
+    let old = report(&[&rules("1.27"), NO_LIMIT]);
+    let off = report(&[
+        &rules("1.31"),
+        "apiserver.consistent_list_from_cache=false",
+        NO_LIMIT,
+    ]);
+    let v131 = report(&[&rules("1.31"), NO_LIMIT]);
+    let new = report(&[&rules("1.37"), NO_LIMIT]);
     let etcd_bytes = |r: &Value| apiserver(r, "etcd_read_bytes");
     // 1.27: 10 full LISTs and 10 paginated ones (100 pages each) from etcd, ~490 MiB each.
     assert!(apiserver(&old, "lists_from_etcd") >= 10 + 10 * 100, "{old}");
@@ -107,4 +122,33 @@ fn rv0_lists_never_touch_etcd() {
                 > apiserver(&none, "list_memory_bytes_max") + 9 * 400 * 1024 * 1024
         );
     }
+}
+
+#[test]
+fn with_eight_encoders_the_lists_wait_their_turn_and_list_based_kubelets_with_them() {
+    for profile in ["1.31", "1.37"] {
+        let free = report(&[&rules(profile), NO_LIMIT]);
+        let eight = report(&[&rules(profile)]);
+        // 30 full LISTs of ~490 MiB at 200 MiB/s, eight at a time: the last waits for three
+        // rounds before its own 2.4 s (paginated ones queue again for every page).
+        for name in ["list-consistent", "list-rv0"] {
+            assert!(max_latency(&free, name) < 3.0, "{profile} {name}: {free}");
+            assert!(max_latency(&eight, name) > 6.0, "{profile} {name}: {eight}");
+        }
+        assert!(max_latency(&eight, "list-paged") > 2.0 * max_latency(&free, "list-paged"));
+        // Memory is held while waiting, never less than without the limit.
+        assert!(
+            apiserver(&eight, "list_memory_bytes_max") >= apiserver(&free, "list_memory_bytes_max")
+        );
+    }
+    // The kubelets' own initial LISTs (1.31) queue behind the big ones: seconds instead of
+    // milliseconds, and as stale meanwhile; with WatchList (1.37) they do not LIST at all.
+    let v131 = report(&[&rules("1.31")]);
+    assert!(max_latency(&v131, "kubelet") > 1.0, "{v131}");
+    let stale = population(&v131, "kubelet")["max_staleness_seconds"]
+        .as_f64()
+        .unwrap();
+    assert!(stale > 1.0, "{stale}");
+    let new = report(&[&rules("1.37")]);
+    assert!(max_latency(&new, "kubelet") < 0.1, "{new}");
 }

@@ -1068,6 +1068,13 @@ fn counts_rates_and_times_beyond_any_cluster_are_refused_naming_key_line_and_lim
             "100 years",
         ),
         (
+            "[apiserver]\nlist_encoders = 100000\n",
+            "",
+            "apiserver.list_encoders",
+            9,
+            "4096",
+        ),
+        (
             "[apiserver]\ncount = 5000\n",
             "",
             "apiserver.count",

@@ -242,6 +242,10 @@ pub struct Apiserver {
     compaction_interval_ns: Nanos,
     bookmark_interval_ns: Nanos,
     list_bytes_per_second: u64,
+    /// When each LIST encoder is free again (`apiserver.list_encoders` of them; none: no limit).
+    /// Not hashed: configuration and absolute times, which the explorer's time abstraction
+    /// leaves out anyway (explorer scenarios keep the default, no limit).
+    encoders_free_at: crate::kernel::Unhashed<Vec<Nanos>>,
     etcd_kv: Option<ConnId>,
     etcd_watch: Option<ConnId>,
     next_etcd_req: u64,
@@ -312,6 +316,7 @@ impl Apiserver {
             compaction_interval_ns: a.compaction_interval.as_ns(),
             bookmark_interval_ns: a.bookmark_interval.as_ns(),
             list_bytes_per_second: a.list_serve_bytes_per_second.0.max(1),
+            encoders_free_at: crate::kernel::Unhashed(vec![0; a.list_encoders as usize]),
             etcd_kv: None,
             etcd_watch: None,
             next_etcd_req: 0,

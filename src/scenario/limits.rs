@@ -16,6 +16,8 @@ pub const MAX_OBJECTS: u64 = 100_000_000;
 pub const MAX_CLIENTS: u64 = 10_000_000;
 /// HA apiservers.
 pub const MAX_APISERVERS: u32 = 1_000;
+/// LIST encoders of one apiserver (its cores).
+pub const MAX_LIST_ENCODERS: u32 = 4_096;
 /// Writes per second of one workload.
 pub const MAX_WRITE_RATE: f64 = 10_000_000.0;
 /// Random watch disconnects per client per hour (one per millisecond).
@@ -43,6 +45,12 @@ pub(crate) fn check(s: &Scenario) -> Result<(), Problem> {
         "apiserver.count",
         "{} apiservers is beyond any real cluster (at most {MAX_APISERVERS})",
         s.apiserver.count
+    );
+    within!(
+        s.apiserver.list_encoders <= MAX_LIST_ENCODERS,
+        "apiserver.list_encoders",
+        "{} LIST encoders is beyond any real apiserver's cores (at most {MAX_LIST_ENCODERS}; 0 = no limit)",
+        s.apiserver.list_encoders
     );
     for (i, r) in s.resources.iter().enumerate() {
         within!(

@@ -321,6 +321,12 @@ pub struct ApiserverConfig {
     /// How fast an apiserver encodes a LIST response (watchsim's assumption, not a Kubernetes
     /// flag): a LIST holds its memory for `bytes / rate` before the response leaves.
     pub list_serve_bytes_per_second: Bytes,
+    /// How many LIST responses one apiserver encodes at once, each at
+    /// `list_serve_bytes_per_second` (watchsim's model of the apiserver's CPU, not a Kubernetes
+    /// flag; roughly its cores, since one response is encoded on one goroutine): the others wait
+    /// their turn, first come first served, holding their memory. 0: no limit (every LIST is
+    /// encoded at once at the full rate).
+    pub list_encoders: u32,
 }
 
 /// The behaviour set selected by `apiserver.rules` (k8s-cacher-protocol.md §2.7, §6.2, §11).
@@ -395,6 +401,7 @@ impl Default for ApiserverConfig {
         Self {
             rules: Rules::V1_37,
             list_serve_bytes_per_second: Bytes(200 * 1024 * 1024),
+            list_encoders: 0,
             count: 1,
             compaction_interval: DurationNs::from_secs(300),
             consistent_list_from_cache: true,

@@ -21,6 +21,7 @@ impl Apiserver {
         self.waits = OrdMap::new();
         self.parked = Vector::new();
         self.sending = OrdMap::new();
+        self.encoders_free_at.0.iter_mut().for_each(|t| *t = 0);
         self.client_watches = OrdMap::new();
         self.direct_watches = OrdMap::new();
         self.held = Vector::new();

@@ -110,8 +110,9 @@ impl Apiserver {
         self.reply(conn, req_id, ApiResponse::Error(status), out);
     }
 
-    /// A LIST result leaves after encoding (`bytes / list_serve_bytes_per_second`), holding its
-    /// temporary memory until then.
+    /// A LIST result leaves after encoding (`bytes / list_serve_bytes_per_second`, after its
+    /// turn for an encoder when `apiserver.list_encoders` limits them), holding its temporary
+    /// memory until then.
     pub(super) fn list_done(
         &mut self,
         conn: ConnId,
@@ -135,8 +136,9 @@ impl Apiserver {
             .counters
             .list_memory_bytes_max
             .max(self.counters.list_memory_bytes);
-        let delay =
+        let encoding =
             (result.bytes as u128 * 1_000_000_000 / self.list_bytes_per_second as u128) as Nanos;
+        let delay = self.encoder_turn(out.now, encoding) - out.now;
         let id = self.next_send;
         self.next_send += 1;
         self.sending.insert(
@@ -152,6 +154,19 @@ impl Apiserver {
             out.now + delay,
             Timer::Apiserver(self.index, ApiTimer::ListSent(id)),
         );
+    }
+
+    /// When a response that takes `encoding` to encode, ready at `now`, has been encoded: at
+    /// once without an encoder limit; otherwise on the encoder free first (the lowest-numbered
+    /// among equals), after the responses already queued on it.
+    fn encoder_turn(&mut self, now: Nanos, encoding: Nanos) -> Nanos {
+        let free_at = &mut self.encoders_free_at.0;
+        let Some((slot, _)) = free_at.iter().enumerate().min_by_key(|(i, t)| (**t, *i)) else {
+            return now + encoding;
+        };
+        let done = free_at[slot].max(now) + encoding;
+        free_at[slot] = done;
+        done
     }
 
     pub(super) fn list_sent(&mut self, id: u64, out: &mut Out<'_>) {
