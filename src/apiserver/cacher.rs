@@ -10,7 +10,6 @@ use super::budget::TimeBudget;
 use super::cache_shadow::Shadows;
 use super::selector::{Field, Selector};
 use super::status::Status;
-use super::watch_cache::scan_scope;
 use super::watch_cache::{
     CacheEvent, EventType, WatchCache, WatchIndexKind, suggested_watch_channel_size,
 };
@@ -22,6 +21,7 @@ use crate::proto::{ConnId, Dir};
 use crate::scenario::Mutants;
 
 mod dispatch;
+mod initial_state;
 pub use dispatch::{bookmark_bucket_start, next_bookmark_time};
 
 /// `defaultBookmarkFrequency`.
@@ -270,6 +270,9 @@ pub struct Cacher {
     pub counters: CacherCounters,
     /// Other cache configurations followed along this run by a sweep (`cache_shadow.rs`).
     pub shadows: Shadows,
+    /// The last initial state sent, for the next watcher that starts on the same state
+    /// (derived data: left out of the state's hash).
+    initial_memo: crate::kernel::Unhashed<Option<initial_state::InitialStateMemo>>,
 }
 
 fn send(out: &mut Out<'_>, conn: ConnId, ev: ApiWatchEvent) {
@@ -330,6 +333,7 @@ impl Cacher {
             index_kind: WatchIndexKind::IndexOnly,
             counters: CacherCounters::default(),
             shadows: Shadows::default(),
+            initial_memo: Default::default(),
         }
     }
 
@@ -539,23 +543,19 @@ impl Cacher {
     }
 
     /// The objects in the watcher's scope that its selector matches, as ADDED events at their
-    /// own RVs; returns how many were sent.
-    fn send_state(&self, conn: ConnId, w: &CacheWatcher, out: &mut Out<'_>) -> u64 {
-        let mut n = 0;
-        let selected = scan_scope(self.cache.store(), &w.scope)
-            .filter(|(key, obj)| w.selector.matches(key, obj.labels));
-        for (key, obj) in selected {
-            let added = ApiWatchEvent::Object {
-                kind: EventType::Added,
-                key: key.clone(),
-                rv: obj.rv,
-                bytes: obj.bytes,
-                prev_rv: 0,
-            };
-            send(out, conn, added);
-            n += 1;
+    /// own RVs, in one message when there are several ([`Msg::ApiWatchBatch`]); returns how
+    /// many were sent.
+    fn send_state(&mut self, conn: ConnId, w: &CacheWatcher, out: &mut Out<'_>) -> u64 {
+        let events = initial_state::initial_events(
+            &mut self.initial_memo,
+            self.cache.store(),
+            &w.scope,
+            &w.selector,
+        );
+        if let Some(msg) = initial_state::initial_message(&events) {
+            out.send(conn, Dir::ToClient, msg);
         }
-        n
+        events.events().len() as u64
     }
 
     /// Mutant (Kubernetes PR #73845): the start RV stays at the requested one, and the event

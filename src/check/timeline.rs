@@ -133,6 +133,7 @@ pub fn describe(p: Option<&Pending>, world: &World) -> String {
             Msg::ApiWatch(ApiWatchEvent::Bookmark { rv, .. }) => format!("BOOKMARK rv={rv}"),
             Msg::ApiWatch(ApiWatchEvent::Error(st)) => format!("ERROR {} {}", st.code, st.message),
             Msg::ApiWatch(ApiWatchEvent::Closed) => "CLOSED".into(),
+            Msg::ApiWatchBatch(events) => format!("{} initial events", events.events().len()),
             Msg::WatchReply(r) => match &r.kind {
                 WatchResponseKind::Events(evs) => format!(
                     "{} event(s), revisions {}..{}",

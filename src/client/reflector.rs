@@ -19,7 +19,8 @@ use super::store::InformerStore;
 use crate::kernel::{Nanos, RngStream};
 use crate::proto::Out;
 use crate::proto::api::{
-    ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, EventType, Obj, ReadRate, ResourceId, Rv,
+    ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, EventBatch, EventType, Obj, ReadRate,
+    ResourceId, Rv,
 };
 use crate::proto::etcd::{Key, KeyRange};
 use crate::proto::selector::Selector;
@@ -131,7 +132,9 @@ enum Phase {
         conn: ConnId,
         started_ns: Nanos,
         events: u64,
-        acc: OrdMap<Key, Obj>,
+        /// client-go's temporary store, of the informer's own kind (a digest store's initial
+        /// events are summed, not kept: it takes them as ADDED once each, as it takes events).
+        acc: InformerStore,
         rest_retries: u32,
     },
 }
@@ -460,9 +463,11 @@ impl Reflector {
                 }
                 ("stale", fx)
             }
-            Msg::ApiWatch(ev) => match self.phase.clone() {
-                Phase::Watching { conn: c, .. } if c == conn => self.on_watch_event(ev, cfg, out),
-                Phase::WatchListing { conn: c, .. } if c == conn => {
+            // (Matched by reference: a clone of the phase would share a WatchList's
+            // accumulator and make its next insert copy the map's path.)
+            Msg::ApiWatch(ev) => match &self.phase {
+                Phase::Watching { conn: c, .. } if *c == conn => self.on_watch_event(ev, cfg, out),
+                Phase::WatchListing { conn: c, .. } if *c == conn => {
                     self.on_watch_list_event(ev, cfg, out)
                 }
                 _ => ("stale", fx),
@@ -581,10 +586,7 @@ impl Reflector {
         self.paginated = false;
         self.backoff = Backoff::new(self.backoff.rule());
         self.backoff.created_at(out.now);
-        self.store = InformerStore::new(match self.store {
-            InformerStore::Map(_) => crate::scenario::StoreMode::Map,
-            InformerStore::Digest(_) => crate::scenario::StoreMode::Digest,
-        });
+        self.store = InformerStore::new(self.store.mode());
         self.pending_cause = Some(RelistCause::Restart);
         out.timer(out.now, self.timer(ClientTimer::ListAndWatch));
     }

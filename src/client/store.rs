@@ -39,6 +39,14 @@ impl InformerStore {
         }
     }
 
+    /// Which kind of store this is.
+    pub fn mode(&self) -> StoreMode {
+        match self {
+            InformerStore::Map(_) => StoreMode::Map,
+            InformerStore::Digest(_) => StoreMode::Digest,
+        }
+    }
+
     /// `Replace` after a LIST.
     pub fn replace(&mut self, items: &OrdMap<Key, Obj>) {
         self.replace_with(items, None);

@@ -27,6 +27,11 @@ impl Digest {
         self.count += 1;
         self.sum = self.sum.wrapping_add(object_hash(key, rv));
     }
+    /// Adds every object version of `other` (the digest of a union of disjoint sets).
+    pub fn absorb(&mut self, other: Digest) {
+        self.count = self.count.wrapping_add(other.count);
+        self.sum = self.sum.wrapping_add(other.sum);
+    }
     /// Removes one object version.
     pub fn remove<K: AsRef<str> + ?Sized>(&mut self, key: &K, rv: i64) {
         self.count = self.count.wrapping_sub(1);

@@ -199,6 +199,9 @@ impl Checker {
                 },
             ) => self.api_watch_request(conn, opener, scope, !selector.is_everything()),
             (Actor::Client(_) | Actor::Script, Msg::ApiWatch(ev)) => self.api_watch_event(conn, ev),
+            (Actor::Client(_) | Actor::Script, Msg::ApiWatchBatch(events)) => {
+                self.api_watch_batch(conn, events)
+            }
             (Actor::Client(_) | Actor::Script, Msg::Hangup) => self.conn_lost(conn),
             (
                 Actor::Client(_),

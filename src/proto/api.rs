@@ -264,6 +264,65 @@ pub enum ApiWatchEvent {
     Closed,
 }
 
+/// Several events of one watch stream sent as one message (a cacher's initial state,
+/// [`super::Msg::ApiWatchBatch`]), with facts about them computed once for every watcher that
+/// shares the batch: the digest of the object versions, the highest RV, and whether the keys
+/// strictly increase. Immutable once built, so the facts stay true.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct EventBatch {
+    events: Vec<ApiWatchEvent>,
+    digest: crate::kernel::digest::Digest,
+    max_rv: i64,
+    objects_in_key_order: bool,
+}
+
+impl EventBatch {
+    /// A batch of `events`; its facts are computed here.
+    pub fn new(events: Vec<ApiWatchEvent>) -> Self {
+        let mut digest = crate::kernel::digest::Digest::default();
+        let mut max_rv = 0;
+        let mut objects_in_key_order = true;
+        let mut prev: Option<&Key> = None;
+        for e in &events {
+            match e {
+                ApiWatchEvent::Object { key, rv, .. } => {
+                    digest.add(key.as_str(), *rv);
+                    max_rv = max_rv.max(*rv);
+                    objects_in_key_order &= prev.is_none_or(|p| p < key);
+                    prev = Some(key);
+                }
+                _ => objects_in_key_order = false,
+            }
+        }
+        EventBatch {
+            events,
+            digest,
+            max_rv,
+            objects_in_key_order,
+        }
+    }
+
+    /// The events, in the order they were sent.
+    pub fn events(&self) -> &[ApiWatchEvent] {
+        &self.events
+    }
+
+    /// The digest of the object events' `(key, rv)`s.
+    pub fn digest(&self) -> crate::kernel::digest::Digest {
+        self.digest
+    }
+
+    /// The highest RV of an object event (0 if none).
+    pub fn max_rv(&self) -> i64 {
+        self.max_rv
+    }
+
+    /// True when every event is an object and the keys strictly increase (no key twice).
+    pub fn objects_in_key_order(&self) -> bool {
+        self.objects_in_key_order
+    }
+}
+
 /// One object as the model keeps it: its resource version, size and label set (bodies are
 /// never built).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

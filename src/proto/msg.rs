@@ -47,6 +47,12 @@ pub enum Msg {
     },
     /// An event on an API watch stream.
     ApiWatch(ApiWatchEvent),
+    /// Several events of one API watch stream in one message: a cacher's initial state (the
+    /// ADDED events of `processInterval`, two or more). Simplification (notes.md): the real
+    /// server writes them one frame at a time; they arrive together here, at one latency draw,
+    /// which is what per-event FIFO delivery already gave them (each no earlier than the one
+    /// before), in one step instead of one per object.
+    ApiWatchBatch(std::sync::Arc<super::api::EventBatch>),
     /// The sender closed the connection (in order after what it sent before).
     Hangup,
     /// HTTP/2 GOAWAY: the server accepts no new requests on this connection.
@@ -73,6 +79,7 @@ impl Msg {
             },
             Msg::ApiReply { .. } => "api.reply",
             Msg::ApiWatch(_) => "api.watch_event",
+            Msg::ApiWatchBatch(_) => "api.watch_events",
             Msg::Hangup => "hangup",
             Msg::Goaway => "goaway",
         }

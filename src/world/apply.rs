@@ -100,14 +100,23 @@ impl Parts<'_> {
                 }
                 "ok"
             }
-            (Actor::Client(i), msg) => {
+            (Actor::Client(i), Msg::ApiWatchBatch(batch)) => {
                 let c = &mut self.clients[i as usize];
-                let cfg = &self.scenario.clients[c.population as usize];
-                let (label, fx) = c.on_message(conn, msg, cfg, &mut ctx.out());
-                let rev = self.etcd.store.revision();
-                observe_client(i, label, fx, c, self.obs, ctx.now, rev);
-                label
+                if let Some((label, fx)) = c.on_initial_batch(conn, &batch) {
+                    let rev = self.etcd.store.revision();
+                    observe_client(i, label, fx, c, self.obs, ctx.now, rev);
+                    label
+                } else {
+                    // Not a WatchList stream collecting its initial state: each event handled
+                    // (and observed) as if it came alone; the step is labelled by the last.
+                    let mut label = "stale";
+                    for ev in batch.events() {
+                        label = self.client_message(i, conn, Msg::ApiWatch(ev.clone()), ctx);
+                    }
+                    label
+                }
             }
+            (Actor::Client(i), msg) => self.client_message(i, conn, msg, ctx),
             (Actor::Script, msg) => {
                 self.script.on_message(conn, msg, self.scenario, self.obs);
                 "ok"
@@ -126,6 +135,22 @@ impl Parts<'_> {
             conn: Some(conn),
             result,
         })
+    }
+
+    /// A message for client `i`'s reflector, and what the checker learns from its handling.
+    fn client_message(
+        &mut self,
+        i: u32,
+        conn: ConnId,
+        msg: Msg,
+        ctx: &mut Ctx<'_>,
+    ) -> &'static str {
+        let c = &mut self.clients[i as usize];
+        let cfg = &self.scenario.clients[c.population as usize];
+        let (label, fx) = c.on_message(conn, msg, cfg, &mut ctx.out());
+        let rev = self.etcd.store.revision();
+        observe_client(i, label, fx, c, self.obs, ctx.now, rev);
+        label
     }
 
     /// A message for etcd: a KV request (answered unless sent without reply), a watch request

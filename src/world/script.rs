@@ -314,6 +314,11 @@ impl ScriptClient {
                     }
                 }
             }
+            Msg::ApiWatchBatch(events) => {
+                for ev in events.events() {
+                    self.on_message(conn, Msg::ApiWatch(ev.clone()), scenario, obs);
+                }
+            }
             Msg::Hangup => self.on_hangup(conn, obs),
             Msg::Kv { .. } | Msg::Watch(_) | Msg::Api { .. } | Msg::Goaway => {}
         }

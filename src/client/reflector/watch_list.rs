@@ -47,7 +47,7 @@ impl Reflector {
             conn,
             started_ns: out.now,
             events: 0,
-            acc: OrdMap::new(),
+            acc: InformerStore::new(self.store.mode()),
             rest_retries,
         };
     }
@@ -147,22 +147,15 @@ impl Reflector {
                 key,
                 rv,
                 bytes,
-                ..
+                prev_rv,
             } => {
                 *events += 1;
-                match kind {
-                    EventType::Deleted => {
-                        acc.remove(&key);
-                    }
-                    _ => {
-                        let obj = Obj {
-                            rv,
-                            bytes,
-                            labels: 0,
-                        };
-                        acc.insert(key, obj);
-                    }
-                }
+                let obj = Obj {
+                    rv,
+                    bytes,
+                    labels: 0,
+                };
+                acc.apply(kind, &key, obj, prev_rv);
                 ("initial_event", Effects::default())
             }
             ApiWatchEvent::Bookmark {
@@ -178,6 +171,54 @@ impl Reflector {
         }
     }
 
+    /// A batch of initial events on the WatchList stream `conn` while it collects the initial
+    /// state: all of them go to the temporary store in one call (a digest store adds the
+    /// batch's digest), as [`Self::on_watch_list_event`] would take them one by one. `None`
+    /// when the reflector is not collecting on `conn` (the caller then hands the events over
+    /// one at a time).
+    pub fn on_initial_batch(
+        &mut self,
+        conn: ConnId,
+        batch: &EventBatch,
+    ) -> Option<(&'static str, Effects)> {
+        let Phase::WatchListing {
+            conn: c,
+            events,
+            acc,
+            ..
+        } = &mut self.phase
+        else {
+            return None;
+        };
+        if *c != conn || batch.events().is_empty() {
+            return None;
+        }
+        *events += batch.events().len() as u64;
+        match acc {
+            InformerStore::Digest(d) => d.absorb(batch.digest()),
+            InformerStore::Map(_) => {
+                for ev in batch.events() {
+                    if let ApiWatchEvent::Object {
+                        kind,
+                        key,
+                        rv,
+                        bytes,
+                        prev_rv,
+                    } = ev
+                    {
+                        let obj = Obj {
+                            rv: *rv,
+                            bytes: *bytes,
+                            labels: 0,
+                        };
+                        acc.apply(*kind, key, obj, *prev_rv);
+                    }
+                }
+            }
+        }
+        Some(("initial_event", Effects::default()))
+    }
+
     /// The initial events' end bookmark: the store is replaced (synced) and the same stream
     /// goes on as a normal watch (`watchWithResync(out, w)`), its `start` taken and its event
     /// count restarted there (`reflector.go watch`).
@@ -186,7 +227,7 @@ impl Reflector {
             return ("stale", Effects::default());
         };
         let conn = *conn;
-        self.store.replace(acc);
+        self.store = acc.clone();
         self.last_sync_rv = rv;
         self.unavailable = false;
         self.synced_once = true;

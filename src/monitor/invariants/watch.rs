@@ -19,6 +19,7 @@
 //! [`Notice::WatchStarted`]: crate::proto::Notice::WatchStarted
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 use crate::apiserver::ApiWatchEvent;
 use crate::etcd::{Key, KeyRange, WatchRequest, WatchResponse, WatchResponseKind};
@@ -26,6 +27,7 @@ use crate::kernel::Fnv64;
 use crate::monitor::Checker;
 use crate::monitor::changelog::{ChangeLog, RangeId};
 use crate::monitor::invariants::Inv;
+use crate::proto::api::EventBatch;
 use crate::proto::{Actor, ConnId};
 
 /// `(connection, etcd watch id)`; API streams use [`API_STREAM`] as the id.
@@ -56,6 +58,9 @@ pub struct Stream {
     snapshot_rv: i64,
     initial_left: u64,
     initial: BTreeSet<u64>,
+    /// Initial events taken as one batch ([`Checker::api_watch_batch`]): key-sorted, so looked
+    /// up by binary search instead of hashed into `initial` one by one.
+    initial_batch: Option<Arc<EventBatch>>,
     last_rev: i64,
     keys_at_last: Vec<Key>,
     last_bookmark: i64,
@@ -79,6 +84,7 @@ impl Stream {
             snapshot_rv: 0,
             initial_left: 0,
             initial: BTreeSet::new(),
+            initial_batch: None,
             last_rev: 0,
             keys_at_last: Vec::new(),
             last_bookmark: 0,
@@ -174,6 +180,36 @@ impl Stream {
         found
     }
 
+    /// True when `k` at `rev` was one of the initial events taken as a batch.
+    fn in_initial_batch(&self, rev: i64, k: &Key) -> bool {
+        let Some(batch) = &self.initial_batch else {
+            return false;
+        };
+        let events = batch.events();
+        events
+            .binary_search_by(|e| object_key(e).cmp(&Some(k)))
+            .is_ok_and(|i| matches!(&events[i], ApiWatchEvent::Object { rv, .. } if *rv == rev))
+    }
+
+    /// Takes a batch of initial events whole when that judges them as [`Stream::initial_event`]
+    /// would one by one: the stream expects that many initial events and has had none yet,
+    /// every event is an object no newer than the snapshot, and the keys strictly increase (so
+    /// none is sent twice). False (nothing taken) otherwise.
+    fn take_initial_batch(&mut self, batch: &Arc<EventBatch>) -> bool {
+        let n = batch.events().len() as u64;
+        if self.initial_left < n
+            || !self.initial.is_empty()
+            || self.initial_batch.is_some()
+            || !batch.objects_in_key_order()
+            || batch.max_rv() > self.snapshot_rv
+        {
+            return false;
+        }
+        self.initial_left -= n;
+        self.initial_batch = Some(batch.clone());
+        true
+    }
+
     /// A synthetic initial event: unique, and not newer than the snapshot.
     fn initial_event(&mut self, rev: i64, k: &Key) -> Found {
         let mut found = Found::new();
@@ -188,7 +224,7 @@ impl Stream {
                 ),
             ));
         }
-        if !self.initial.insert(event_hash(rev, k)) {
+        if self.in_initial_batch(rev, k) || !self.initial.insert(event_hash(rev, k)) {
             found.push((
                 Inv::WatchUnique,
                 format!(
@@ -203,7 +239,7 @@ impl Stream {
     /// A live event older than the stream's first revision: a repeat of an initial event, older
     /// than the snapshot, or a change the watch started after.
     fn before_start(&self, start: i64, rev: i64, k: &Key) -> (Inv, String) {
-        if self.initial.contains(&event_hash(rev, k)) {
+        if self.initial.contains(&event_hash(rev, k)) || self.in_initial_batch(rev, k) {
             (
                 Inv::WatchUnique,
                 format!(
@@ -470,6 +506,20 @@ impl Checker {
         }
     }
 
+    /// Several events of an API watch stream in one message (a cacher's initial state): taken
+    /// whole when they are well-formed initial events ([`Stream::take_initial_batch`]), each
+    /// judged on its own otherwise.
+    pub(crate) fn api_watch_batch(&mut self, conn: ConnId, batch: &Arc<EventBatch>) {
+        if let Some(s) = self.streams.get_mut(&(conn, API_STREAM))
+            && s.take_initial_batch(batch)
+        {
+            return;
+        }
+        for ev in batch.events() {
+            self.api_watch_event(conn, ev);
+        }
+    }
+
     /// A connection of a watching actor broke: its streams on it are over.
     pub(crate) fn conn_lost(&mut self, conn: ConnId) {
         let keys: Vec<StreamKey> = self
@@ -562,9 +612,83 @@ impl Checker {
     }
 }
 
+/// The key of an object event (None for the others, which sort first).
+fn object_key(e: &ApiWatchEvent) -> Option<&Key> {
+    match e {
+        ApiWatchEvent::Object { key, .. } => Some(key),
+        _ => None,
+    }
+}
+
 /// The message of a gap.
 pub fn gap_message(desc: &str, rev: i64, key: &Key, later: i64) -> String {
     format!(
         "{desc}: the change to {key} at revision {rev} was never delivered, though the stream delivered RV {later}"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn added(key: &str, rv: i64) -> ApiWatchEvent {
+        ApiWatchEvent::Object {
+            kind: crate::proto::api::EventType::Added,
+            key: Key::new(key),
+            rv,
+            bytes: 1,
+            prev_rv: 0,
+        }
+    }
+
+    /// A checker following one API watch (conn 7) that starts with `initial` initial events
+    /// at snapshot RV 10.
+    fn snapshot_watch(initial: u64) -> Checker {
+        let mut c = Checker::default();
+        c.api_watch_request(7, Actor::Script, &KeyRange::Prefix(Key::new("/p/")), false);
+        c.api_watch_started(7, 10, initial);
+        c
+    }
+
+    fn count(c: &Checker, inv: Inv) -> u64 {
+        c.tallies[inv as usize].count
+    }
+
+    fn batch(events: Vec<ApiWatchEvent>) -> Arc<EventBatch> {
+        Arc::new(EventBatch::new(events))
+    }
+
+    #[test]
+    fn a_key_sorted_batch_is_taken_whole_and_remembered_for_later_duplicates() {
+        let mut c = snapshot_watch(3);
+        c.api_watch_batch(
+            7,
+            &batch(vec![added("/p/a", 4), added("/p/b", 9), added("/p/c", 2)]),
+        );
+        assert_eq!(count(&c, Inv::WatchUnique) + count(&c, Inv::WatchOrder), 0);
+        assert!(c.streams[&(7, API_STREAM)].initial_batch.is_some());
+        // The same object again, live: delivered twice.
+        c.api_watch_event(7, &added("/p/b", 9));
+        assert_eq!(count(&c, Inv::WatchUnique), 1);
+    }
+
+    #[test]
+    fn a_malformed_batch_is_judged_event_by_event() {
+        // A key twice: the second is a duplicate initial event.
+        let mut c = snapshot_watch(3);
+        c.api_watch_batch(
+            7,
+            &batch(vec![added("/p/a", 4), added("/p/b", 5), added("/p/b", 5)]),
+        );
+        assert!(c.streams[&(7, API_STREAM)].initial_batch.is_none());
+        assert_eq!(count(&c, Inv::WatchUnique), 1);
+        // An object newer than the snapshot.
+        let mut c = snapshot_watch(2);
+        c.api_watch_batch(7, &batch(vec![added("/p/a", 4), added("/p/b", 11)]));
+        assert_eq!(count(&c, Inv::WatchOrder), 1);
+        // More events than the server announced: the rest are live events older than the start.
+        let mut c = snapshot_watch(1);
+        c.api_watch_batch(7, &batch(vec![added("/p/a", 4), added("/p/b", 5)]));
+        assert_eq!(count(&c, Inv::WatchOrder) + count(&c, Inv::WatchUnique), 1);
+    }
 }
