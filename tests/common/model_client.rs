@@ -188,6 +188,14 @@ pub fn run_model_client(text: &str, seed: u64, client: u32) -> Result<ClientLog,
                     }
                 }
             }
+            Msg::ApiWatchBatch(batch) => {
+                // A cacher's initial state in one message (issue 16): its events in order.
+                if let Some(&(_, i)) = watches.iter().find(|(c, _)| *c == conn) {
+                    log.requests[i]
+                        .events
+                        .extend(batch.events().iter().filter_map(event_json));
+                }
+            }
             Msg::Hangup => {
                 if let Some(&(_, i)) = watches.iter().find(|(c, _)| *c == conn) {
                     log.requests[i].end.get_or_insert("broken".into());
