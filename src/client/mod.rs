@@ -8,8 +8,6 @@ pub mod backoff;
 pub mod reflector;
 pub mod store;
 
-use imbl::Vector;
-
 pub use crate::proto::ClientTimer;
 pub use reflector::{Reflector, RelistCause};
 
@@ -53,8 +51,8 @@ pub fn scope_of(resource: &str, scope: ClientScope, instance: u64) -> KeyRange {
 }
 
 /// Every reflector of the scenario, in population order (`<name>-<i>`).
-pub fn build(scenario: &Scenario, seed: u64) -> Vector<crate::kernel::cow::CowBox<Reflector>> {
-    let mut out = Vector::new();
+pub fn build(scenario: &Scenario, seed: u64) -> crate::kernel::cow::CowVec<Reflector> {
+    let mut out = crate::kernel::cow::CowVec::new();
     // Clients are as old as the apiserver profile: client-go 1.36+ resets its backoff every
     // 2 min (k8s-rules-1.31-1.37.md row 9).
     let backoff_rule = if scenario
@@ -84,7 +82,7 @@ pub fn build(scenario: &Scenario, seed: u64) -> Vector<crate::kernel::cow::CowBo
                 backoff_rule,
             );
             reflector.mutants = crate::kernel::Unhashed(scenario.mutants);
-            out.push_back(crate::kernel::cow::CowBox::new(reflector));
+            out.push(reflector);
         }
     }
     out

@@ -5,6 +5,7 @@ pub mod agenda;
 pub mod cow;
 pub mod digest;
 pub mod hash;
+pub mod id_table;
 pub mod rng;
 pub mod shared;
 pub mod time;

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 pub mod changelog;
 pub mod invariants;
+pub mod stream_table;
 
 use crate::apiserver::{ApiRequest, ApiResponse, Apiserver};
 use crate::client::Reflector;
@@ -22,7 +23,6 @@ use changelog::ChangeLog;
 use invariants::cache_window::CacheTrack;
 use invariants::list::{ClientList, ScriptLists};
 use invariants::time_travel::{ClientRv, TimeTravel};
-use invariants::watch::{Stream, StreamKey};
 use invariants::{Inv, Tally, Violation};
 
 /// Cap on the time-travel records kept for tests and shrinking.
@@ -60,7 +60,7 @@ pub struct Checker {
     pub(crate) tallies: [Tally; 8],
     /// Shared between explorer states until a write or a new stream changes it.
     pub(crate) log: std::sync::Arc<ChangeLog>,
-    pub(crate) streams: imbl::OrdMap<StreamKey, Stream>,
+    pub(crate) streams: stream_table::StreamTable,
     pub(crate) client_stream: Vec<Option<ConnId>>,
     pub(crate) clients: Vec<ClientRv>,
     pub(crate) client_lists: Vec<ClientList>,
@@ -80,7 +80,7 @@ impl Checker {
     pub fn new(
         scenario: &Scenario,
         etcd: &EtcdServer,
-        clients: &imbl::Vector<crate::kernel::cow::CowBox<Reflector>>,
+        clients: &crate::kernel::cow::CowVec<Reflector>,
     ) -> Self {
         let mut c = Checker::default();
         // Scopes first: interning a range scans the log, which is empty before the preload.
@@ -254,8 +254,8 @@ impl Checker {
         fault: Option<FaultRequest>,
         notices: &[Notice],
         etcd: &EtcdServer,
-        apiservers: &imbl::Vector<crate::kernel::cow::CowBox<Apiserver>>,
-        clients: &imbl::Vector<crate::kernel::cow::CowBox<Reflector>>,
+        apiservers: &crate::kernel::cow::CowVec<Apiserver>,
+        clients: &crate::kernel::cow::CowVec<Reflector>,
         scenario: &Scenario,
         script_results: &[Option<serde_json::Value>],
     ) {

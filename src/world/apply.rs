@@ -4,8 +4,6 @@
 //! was ([`Done`]); `World::apply` does the bookkeeping around them (the checker before and after,
 //! etcd's watch output, fault injection, the outcome).
 
-use imbl::Vector;
-
 use super::balancer::LoadBalancer;
 use super::script::ScriptClient;
 use super::workload::Workload;
@@ -17,7 +15,7 @@ use crate::apiserver::Apiserver;
 use crate::client::{self, Reflector};
 use crate::etcd::{EtcdServer, WatchOutput};
 use crate::kernel::RngStream;
-use crate::kernel::cow::CowBox;
+use crate::kernel::cow::CowVec;
 use crate::proto::Host;
 use crate::scenario::Scenario;
 
@@ -26,8 +24,8 @@ use crate::scenario::Scenario;
 pub(super) struct Parts<'a> {
     pub etcd: &'a mut EtcdServer,
     pub etcd_rng: &'a mut RngStream,
-    pub apiservers: &'a mut Vector<CowBox<Apiserver>>,
-    pub clients: &'a mut Vector<CowBox<Reflector>>,
+    pub apiservers: &'a mut CowVec<Apiserver>,
+    pub clients: &'a mut CowVec<Reflector>,
     pub lb: &'a mut LoadBalancer,
     pub faults_rng: &'a mut RngStream,
     pub script: &'a mut ScriptClient,

@@ -17,13 +17,12 @@ pub mod workload;
 
 use std::sync::Arc;
 
-use imbl::Vector;
 use serde::{Deserialize, Serialize};
 
 use crate::apiserver::Apiserver;
 use crate::client::{self, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer};
-use crate::kernel::cow::CowBox;
+use crate::kernel::cow::{CowBox, CowVec};
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
 pub use crate::kernel::{Shared, Unhashed};
 use crate::monitor::Checker;
@@ -187,8 +186,8 @@ pub struct World {
     net: Network,
     etcd: EtcdServer,
     etcd_rng: RngStream,
-    apiservers: Vector<CowBox<Apiserver>>,
-    clients: Vector<CowBox<Reflector>>,
+    apiservers: CowVec<Apiserver>,
+    clients: CowVec<Reflector>,
     lb: LoadBalancer,
     faults_rng: RngStream,
     script: ScriptClient,
@@ -298,12 +297,12 @@ impl World {
     }
 
     /// The apiservers.
-    pub fn apiservers(&self) -> &Vector<CowBox<Apiserver>> {
+    pub fn apiservers(&self) -> &CowVec<Apiserver> {
         &self.apiservers
     }
 
     /// The client reflectors.
-    pub fn clients(&self) -> &Vector<CowBox<Reflector>> {
+    pub fn clients(&self) -> &CowVec<Reflector> {
         &self.clients
     }
 
@@ -490,8 +489,8 @@ impl World {
     fn inject(
         fault: FaultRequest,
         etcd: &mut EtcdServer,
-        apiservers: &mut Vector<CowBox<Apiserver>>,
-        clients: &mut Vector<CowBox<Reflector>>,
+        apiservers: &mut CowVec<Apiserver>,
+        clients: &mut CowVec<Reflector>,
         scenario: &Scenario,
         ctx: &mut Ctx<'_>,
     ) {
@@ -690,8 +689,8 @@ fn observe_client(
 fn record_minute(
     now: Nanos,
     etcd: &EtcdServer,
-    apiservers: &Vector<CowBox<Apiserver>>,
-    clients: &Vector<CowBox<Reflector>>,
+    apiservers: &CowVec<Apiserver>,
+    clients: &CowVec<Reflector>,
     obs: &mut Observations,
 ) {
     let relists: u64 = clients.iter().map(|c| c.counters.relists()).sum();

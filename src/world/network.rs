@@ -4,8 +4,7 @@
 //! Simplification (notes.md): one-way latency is uniform in `[latency, latency + jitter]` and a
 //! message is never delivered before an earlier one on the same connection and direction.
 
-use imbl::OrdMap;
-
+use crate::kernel::id_table::IdTable;
 use crate::kernel::{Nanos, RngStream};
 
 pub use crate::proto::{Actor, ConnId, Dir};
@@ -34,7 +33,8 @@ impl Conn {
 /// All open connections.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Network {
-    conns: OrdMap<ConnId, Conn>,
+    /// Open connections by id (ids are never reused).
+    conns: IdTable<Conn>,
     next_id: ConnId,
     latency_ns: Nanos,
     jitter_ns: Nanos,
@@ -45,7 +45,7 @@ impl Network {
     /// A network with the given latency; draws from the `network.latency` stream of `seed`.
     pub fn new(seed: u64, latency_ns: Nanos, jitter_ns: Nanos) -> Self {
         Network {
-            conns: OrdMap::new(),
+            conns: IdTable::new(),
             next_id: 1,
             latency_ns,
             jitter_ns,
@@ -70,20 +70,20 @@ impl Network {
 
     /// Closes a connection; messages still in flight on it are dropped by the world.
     pub fn close(&mut self, id: ConnId) -> Option<Conn> {
-        self.conns.remove(&id)
+        self.conns.remove(id)
     }
 
     /// Open connections opened by clients: (id, client index).
     pub fn client_conns(&self) -> impl Iterator<Item = (ConnId, u32)> + '_ {
         self.conns.iter().filter_map(|(id, c)| match c.client {
-            Actor::Client(i) => Some((*id, i)),
+            Actor::Client(i) => Some((id, i)),
             _ => None,
         })
     }
 
     /// The connection `id`, if open.
     pub fn conn(&self, id: ConnId) -> Option<&Conn> {
-        self.conns.get(&id)
+        self.conns.get(id)
     }
 
     /// The id the next connection will get: every id below it has been handed out (ids are
@@ -97,7 +97,7 @@ impl Network {
         self.conns
             .iter()
             .filter(|(_, c)| c.client == actor || c.server == actor)
-            .map(|(id, c)| (*id, c.clone()))
+            .map(|(id, c)| (id, c.clone()))
             .collect()
     }
 
@@ -115,12 +115,12 @@ impl Network {
         };
         let mut due = now + self.latency_ns;
         for c in conns {
-            if let Some(conn) = self.conns.get(c) {
+            if let Some(conn) = self.conns.get(*c) {
                 due = due.max(conn.last_due[slot]);
             }
         }
         for c in conns {
-            if let Some(conn) = self.conns.get_mut(c) {
+            if let Some(conn) = self.conns.get_mut(*c) {
                 conn.last_due[slot] = due;
             }
         }
@@ -155,7 +155,7 @@ impl Network {
             Dir::ToServer => 0,
             Dir::ToClient => 1,
         };
-        match self.conns.get_mut(&id) {
+        match self.conns.get_mut(id) {
             Some(c) => {
                 let due = earliest.max(c.last_due[slot]);
                 c.last_due[slot] = due;
@@ -174,13 +174,9 @@ impl Network {
         if self.conns.values().all(|c| c.last_due == [0, 0]) {
             return;
         }
-        self.conns = std::mem::take(&mut self.conns)
-            .into_iter()
-            .map(|(id, mut c)| {
-                c.last_due = [0, 0];
-                (id, c)
-            })
-            .collect();
+        for c in self.conns.values_mut() {
+            c.last_due = [0, 0];
+        }
     }
 }
 

@@ -447,10 +447,9 @@ impl Checker {
             }
             WatchResponseKind::Progress => {
                 let keys: Vec<StreamKey> = if resp.watch_id == -1 {
-                    self.streams
-                        .range((conn, i64::MIN + 1)..=(conn, i64::MAX))
-                        .map(|(k, _)| *k)
-                        .collect()
+                    let mut keys = self.streams.keys_of(conn);
+                    keys.retain(|k| k.1 != API_STREAM);
+                    keys
                 } else {
                     vec![(conn, resp.watch_id)]
                 };
@@ -522,11 +521,7 @@ impl Checker {
 
     /// A connection of a watching actor broke: its streams on it are over.
     pub(crate) fn conn_lost(&mut self, conn: ConnId) {
-        let keys: Vec<StreamKey> = self
-            .streams
-            .range((conn, i64::MIN)..=(conn, i64::MAX))
-            .map(|(k, _)| *k)
-            .collect();
+        let keys: Vec<StreamKey> = self.streams.keys_of(conn);
         for k in keys {
             self.end_stream(k, true);
         }
