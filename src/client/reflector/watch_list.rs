@@ -142,20 +142,9 @@ impl Reflector {
             return ("stale", Effects::default());
         };
         match ev {
-            ApiWatchEvent::Object {
-                kind,
-                key,
-                rv,
-                bytes,
-                prev_rv,
-            } => {
+            ApiWatchEvent::Object { .. } => {
                 *events += 1;
-                let obj = Obj {
-                    rv,
-                    bytes,
-                    labels: 0,
-                };
-                acc.apply(kind, &key, obj, prev_rv);
+                take_object(acc, &ev);
                 ("initial_event", Effects::default())
             }
             ApiWatchEvent::Bookmark {
@@ -198,21 +187,7 @@ impl Reflector {
             InformerStore::Digest(d) => d.absorb(batch.digest()),
             InformerStore::Map(_) => {
                 for ev in batch.events() {
-                    if let ApiWatchEvent::Object {
-                        kind,
-                        key,
-                        rv,
-                        bytes,
-                        prev_rv,
-                    } = ev
-                    {
-                        let obj = Obj {
-                            rv: *rv,
-                            bytes: *bytes,
-                            labels: 0,
-                        };
-                        acc.apply(*kind, key, obj, *prev_rv);
-                    }
+                    take_object(acc, ev);
                 }
             }
         }
@@ -243,5 +218,24 @@ impl Reflector {
             ..Effects::default()
         };
         ("watch_list_synced", fx)
+    }
+}
+
+/// An object event of the WatchList stream into the temporary store (labels are not kept).
+fn take_object(acc: &mut InformerStore, ev: &ApiWatchEvent) {
+    if let ApiWatchEvent::Object {
+        kind,
+        key,
+        rv,
+        bytes,
+        prev_rv,
+    } = ev
+    {
+        let obj = Obj {
+            rv: *rv,
+            bytes: *bytes,
+            labels: 0,
+        };
+        acc.apply(*kind, key, obj, *prev_rv);
     }
 }
