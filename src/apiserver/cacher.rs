@@ -3,7 +3,7 @@
 //! registered client watchers, event dispatch with per-watcher buffers and the shared time
 //! budget, periodic bookmarks, and termination on re-initialisation.
 
-use imbl::{OrdMap, OrdSet, Vector};
+use imbl::{OrdMap, Vector};
 
 use super::api::{ApiWatchEvent, ReadRate, ResourceId};
 use super::budget::TimeBudget;
@@ -13,6 +13,7 @@ use super::status::Status;
 use super::watch_cache::{
     CacheEvent, EventType, WatchCache, WatchIndexKind, suggested_watch_channel_size,
 };
+use crate::kernel::dense_map::DenseIdMap;
 use crate::kernel::{Nanos, RngStream};
 use crate::proto::Out;
 use crate::proto::etcd::{Key, KeyRange};
@@ -115,12 +116,62 @@ impl CacheWatcher {
 /// node, watchers by namespace).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct WatcherIndex {
-    by_prefix: OrdMap<Key, OrdSet<ConnId>>,
+    by_prefix: OrdMap<Key, SortedConns>,
     /// How many prefixes of `by_prefix` have each length: an event's key is looked up only at
     /// the lengths some watcher's prefix has (two or three in practice).
     prefix_lens: OrdMap<usize, u32>,
-    other: OrdSet<ConnId>,
+    other: SortedConns,
 }
+
+/// A set of connections as a sorted `Vec` (ids only grow, so an insert is usually a push): a
+/// walk over it reads one contiguous block. Compared and hashed as an ordered set of its
+/// elements (`imbl::OrdSet` hashes each element in order), so explorer states hash as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SortedConns(Vec<ConnId>);
+
+impl SortedConns {
+    fn insert(&mut self, conn: ConnId) {
+        match self.0.last() {
+            Some(&last) if last >= conn => {
+                if let Err(i) = self.0.binary_search(&conn) {
+                    self.0.insert(i, conn);
+                }
+            }
+            _ => self.0.push(conn),
+        }
+    }
+
+    fn remove(&mut self, conn: ConnId) {
+        if let Ok(i) = self.0.binary_search(&conn) {
+            self.0.remove(i);
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::hash::Hash for SortedConns {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        for c in &self.0 {
+            c.hash(h);
+        }
+    }
+}
+
+impl FromIterator<ConnId> for SortedConns {
+    fn from_iter<I: IntoIterator<Item = ConnId>>(iter: I) -> Self {
+        let mut v: Vec<ConnId> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        SortedConns(v)
+    }
+}
+
+/// A watcher an event may reach: its connection, and whether its scope is already known to
+/// contain the event's key (a prefix scope found by the key's own prefix).
+type Candidate = (ConnId, bool);
 
 impl WatcherIndex {
     fn add(&mut self, conn: ConnId, scope: &KeyRange) {
@@ -143,7 +194,7 @@ impl WatcherIndex {
             KeyRange::Prefix(p) => {
                 let empty = match self.by_prefix.get_mut(p) {
                     Some(set) => {
-                        set.remove(&conn);
+                        set.remove(conn);
                         set.is_empty()
                     }
                     None => false,
@@ -159,17 +210,20 @@ impl WatcherIndex {
                 }
             }
             _ => {
-                self.other.remove(&conn);
+                self.other.remove(conn);
             }
         }
     }
 
-    /// Watchers whose scope may contain `key`, in connection order.
-    fn candidates(&self, key: &Key) -> Vec<ConnId> {
+    /// Fills `into` with the watchers whose scope may contain `key`, in connection order (each
+    /// connection is in one place of the index, so none twice).
+    fn candidates(&self, key: &Key, into: &mut Vec<Candidate>) {
+        into.clear();
         if self.by_prefix.is_empty() && self.other.is_empty() {
-            return Vec::new();
+            return;
         }
-        let mut conns: Vec<ConnId> = self.other.iter().copied().collect();
+        into.extend(self.other.0.iter().map(|&c| (c, false)));
+        let mut sources = usize::from(!self.other.is_empty());
         let text = key.as_str();
         // Every watched prefix of the key, whatever its last byte (etcd prefix semantics).
         for &len in self.prefix_lens.keys() {
@@ -177,12 +231,13 @@ impl WatcherIndex {
                 break;
             }
             if let Some(set) = text.get(..len).and_then(|p| self.by_prefix.get(p)) {
-                conns.extend(set.iter().copied());
+                into.extend(set.0.iter().map(|&c| (c, true)));
+                sources += 1;
             }
         }
-        conns.sort_unstable();
-        conns.dedup();
-        conns
+        if sources > 1 {
+            into.sort_unstable_by_key(|&(c, _)| c);
+        }
     }
 }
 
@@ -260,7 +315,7 @@ pub struct Cacher {
     /// whole-resource watch with an exact `metadata.name` field selector looks its prefix up as
     /// an object key and gets no initial state.
     pub exact_name_watch_gets_no_state: bool,
-    watchers: OrdMap<ConnId, CacheWatcher>,
+    watchers: DenseIdMap<CacheWatcher>,
     index: WatcherIndex,
     budget: TimeBudget,
     bookmark_tick_armed: bool,
@@ -273,6 +328,9 @@ pub struct Cacher {
     /// The last initial state sent, for the next watcher that starts on the same state
     /// (derived data: left out of the state's hash).
     initial_memo: crate::kernel::Unhashed<Option<initial_state::InitialStateMemo>>,
+    /// Scratch space for an event's candidate watchers, reused from event to event (derived
+    /// data: left out of the state's hash).
+    candidates: crate::kernel::Unhashed<Vec<Candidate>>,
 }
 
 fn send(out: &mut Out<'_>, conn: ConnId, ev: ApiWatchEvent) {
@@ -325,7 +383,7 @@ impl Cacher {
             floor_at_snapshot_rv: true,
             bookmarks_lost_before_first_event: false,
             exact_name_watch_gets_no_state: false,
-            watchers: OrdMap::new(),
+            watchers: DenseIdMap::new(),
             index: WatcherIndex::default(),
             budget: TimeBudget::new(now),
             bookmark_tick_armed: false,
@@ -334,6 +392,7 @@ impl Cacher {
             counters: CacherCounters::default(),
             shadows: Shadows::default(),
             initial_memo: Default::default(),
+            candidates: Default::default(),
         }
     }
 
@@ -353,7 +412,7 @@ impl Cacher {
 
     /// True if `conn` is one of this cacher's watchers.
     pub fn has_watcher(&self, conn: ConnId) -> bool {
-        self.watchers.contains_key(&conn)
+        self.watchers.contains_key(conn)
     }
 
     /// `Replace` after the cacher's LIST from etcd: the cache restarts at `rv`; ready again.
@@ -380,17 +439,17 @@ impl Cacher {
 
     /// `terminateAllWatchers`: every client watch ends with a clean close (no error event).
     pub fn terminate_all(&mut self, out: &mut Out<'_>) -> Vec<ConnId> {
-        let conns: Vec<ConnId> = self.watchers.keys().copied().collect();
+        let conns: Vec<ConnId> = self.watchers.sorted_ids();
         for &c in &conns {
             send(out, c, ApiWatchEvent::Closed);
         }
-        self.watchers = OrdMap::new();
+        self.watchers = DenseIdMap::new();
         self.index = WatcherIndex::default();
         conns
     }
 
     fn remove_watcher(&mut self, conn: ConnId) -> bool {
-        match self.watchers.remove(&conn) {
+        match self.watchers.remove(conn) {
             Some(w) => {
                 self.index.remove(conn, &w.scope);
                 true
@@ -699,6 +758,7 @@ impl Cacher {
         self.cache.erase_times();
         self.budget.erase_times();
         self.watchers = std::mem::take(&mut self.watchers)
+            .into_sorted()
             .into_iter()
             .map(|(conn, mut w)| {
                 w.deadline_ns = 0;
@@ -717,13 +777,15 @@ impl WatcherIndex {
             .map(|(k, set)| {
                 (
                     k,
-                    set.into_iter()
+                    set.0
+                        .into_iter()
                         .map(|c| r.conn(c))
-                        .collect::<OrdSet<ConnId>>(),
+                        .collect::<SortedConns>(),
                 )
             })
             .collect();
         self.other = std::mem::take(&mut self.other)
+            .0
             .into_iter()
             .map(|c| r.conn(c))
             .collect();
@@ -734,6 +796,7 @@ impl Cacher {
     /// Applies the explorer's symmetry renaming to the watchers (keyed by client connection).
     pub fn relabel(&mut self, r: &crate::proto::Relabel) {
         self.watchers = std::mem::take(&mut self.watchers)
+            .into_sorted()
             .into_iter()
             .map(|(conn, mut w)| {
                 w.client = r.actor(w.client);

@@ -3,6 +3,7 @@
 
 pub mod agenda;
 pub mod cow;
+pub mod dense_map;
 pub mod digest;
 pub mod hash;
 pub mod id_table;

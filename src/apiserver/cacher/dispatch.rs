@@ -7,7 +7,7 @@ use super::*;
 
 impl Cacher {
     pub(super) fn arm_bookmark_tick(&mut self, now: Nanos, out: &mut Out<'_>, rng: &mut RngStream) {
-        if self.bookmark_tick_armed || !self.watchers.values().any(|w| w.bookmarks) {
+        if self.bookmark_tick_armed || !self.watchers.iter_unordered().any(|(_, w)| w.bookmarks) {
             return;
         }
         self.bookmark_tick_armed = true;
@@ -32,52 +32,50 @@ impl Cacher {
             self.cache.store_bytes(),
         );
         let mut closed = Vec::new();
-        let conns: Vec<(ConnId, EventType)> = self
-            .index
-            .candidates(&event.key)
-            .into_iter()
-            .filter_map(|c| {
-                let w = self.watchers.get(&c)?;
-                if !(w.scope.contains(&event.key) && event.rv > w.rv_sent) {
-                    return None;
-                }
-                selected_kind(&w.selector, &event).map(|kind| (c, kind))
-            })
-            .collect();
+        let mut candidates = std::mem::take(&mut *self.candidates);
+        self.index.candidates(&event.key, &mut candidates);
         // Watchers that read as fast as events arrive get the event in one multicast step (one
         // per event type their selectors turn it into); the others go through their buffers one
-        // by one.
-        let mut fast = Vec::with_capacity(conns.len());
+        // by one, after (their messages are sent at once, the multicasts at the end, so the
+        // order of what goes out is the same either way).
+        let mut fast = Vec::with_capacity(candidates.len());
         let mut fast_converted: Vec<(EventType, Vec<_>)> = Vec::new();
-        for (conn, kind) in conns {
-            let quick = self
-                .watchers
-                .get(&conn)
-                .filter(|w| w.read_rate == ReadRate::Instant && w.replay.is_none())
-                // Mutant `cacher_reorder` lives in `offer`.
-                .filter(|_| !self.mutants.cacher_reorder)
-                .map(|w| w.client);
-            if let Some(client) = quick {
-                if let Some(w) = self.watchers.get_mut(&conn) {
-                    w.rv_sent = event.rv;
-                }
-                self.counters.events_sent += 1;
-                if kind == event.kind {
-                    fast.push((conn, client, 0));
-                } else {
-                    match fast_converted.iter_mut().find(|(k, _)| *k == kind) {
-                        Some((_, group)) => group.push((conn, client, 0)),
-                        None => fast_converted.push((kind, vec![(conn, client, 0)])),
-                    }
-                }
+        let mut buffered: Vec<(ConnId, EventType)> = Vec::new();
+        // Mutant `cacher_reorder` lives in `offer`.
+        let no_fast_path = self.mutants.cacher_reorder;
+        for &(conn, in_scope) in candidates.iter() {
+            let Some(w) = self.watchers.get_mut(conn) else {
+                continue;
+            };
+            if !((in_scope || w.scope.contains(&event.key)) && event.rv > w.rv_sent) {
+                continue;
+            }
+            let Some(kind) = selected_kind(&w.selector, &event) else {
+                continue;
+            };
+            if w.read_rate != ReadRate::Instant || w.replay.is_some() || no_fast_path {
+                buffered.push((conn, kind));
+                continue;
+            }
+            w.rv_sent = event.rv;
+            self.counters.events_sent += 1;
+            if kind == event.kind {
+                fast.push((conn, w.client, 0));
             } else {
-                let converted = CacheEvent {
-                    kind,
-                    ..event.clone()
-                };
-                if !self.offer(now, conn, &converted, out) {
-                    closed.push(conn);
+                match fast_converted.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, group)) => group.push((conn, w.client, 0)),
+                    None => fast_converted.push((kind, vec![(conn, w.client, 0)])),
                 }
+            }
+        }
+        *self.candidates = candidates;
+        for (conn, kind) in buffered {
+            let converted = CacheEvent {
+                kind,
+                ..event.clone()
+            };
+            if !self.offer(now, conn, &converted, out) {
+                closed.push(conn);
             }
         }
         if !fast.is_empty() {
@@ -98,7 +96,7 @@ impl Cacher {
 
     /// Offers one event to a watcher; false if the watcher was closed for being too slow.
     fn offer(&mut self, now: Nanos, conn: ConnId, event: &CacheEvent, out: &mut Out<'_>) -> bool {
-        let Some(mut w) = self.watchers.get(&conn).cloned() else {
+        let Some(mut w) = self.watchers.get(conn).cloned() else {
             return true;
         };
         w.drain(now);
@@ -201,7 +199,7 @@ impl Cacher {
     /// A slow watcher's interval refills from the ring: if the ring has wrapped past the
     /// interval's next index the watch ends silently (`cache interval invalidated`).
     pub fn interval_refill(&mut self, now: Nanos, conn: ConnId, out: &mut Out<'_>) -> bool {
-        let Some(mut w) = self.watchers.get(&conn).cloned() else {
+        let Some(mut w) = self.watchers.get(conn).cloned() else {
             return true;
         };
         let Some(replay) = w.replay.clone() else {
@@ -254,16 +252,17 @@ impl Cacher {
         self.bookmark_tick_armed = false;
         let rv = self.last_processed_rv;
         let lost = self.bookmarks_lost_before_first_event && rv == 0;
-        let due: Vec<ConnId> = self
+        let mut due: Vec<ConnId> = self
             .watchers
-            .iter()
+            .iter_unordered()
             .filter(|(_, w)| {
                 w.bookmarks && w.replay.is_none() && w.next_bookmark_ns.is_some_and(|t| t <= now)
             })
-            .map(|(c, _)| *c)
+            .map(|(c, _)| c)
             .collect();
+        due.sort_unstable();
         for conn in due {
-            if let Some(w) = self.watchers.get_mut(&conn) {
+            if let Some(w) = self.watchers.get_mut(conn) {
                 if lost {
                     // `popExpiredWatchers` without re-filing them.
                     w.next_bookmark_ns = None;
