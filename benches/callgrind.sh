@@ -9,7 +9,8 @@
 # 60 virtual seconds under the 1.31 rules (the first baseline's case, kept for comparison),
 # sweep-1k for 5 virtual minutes at its own rules, and cluster-15k for 20 virtual seconds under
 # the default 1.37 rules (its start: 30,000 informers syncing by WatchList, which issue 16 made
-# one message per watch); each at the scenario's own seed. `CASES=name,name` runs a subset. The callgrind files go to target/callgrind/ (open them with callgrind_annotate or
+# one message per watch), and for 40 virtual seconds: the difference of the two is 20 seconds of
+# its steady state (lease renewals, pod churn, EndpointSlice fan-out); each at the scenario's own seed. `CASES=name,name` runs a subset. The callgrind files go to target/callgrind/ (open them with callgrind_annotate or
 # kcachegrind for the profile by function).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +25,7 @@ cases=(
   "cluster-5k-60s sim-scenarios/cluster-5k.toml 60s apiserver.rules=\"1.31\""
   "sweep-1k-5m sim-scenarios/sweep-1k.toml 5m"
   "cluster-15k-20s sim-scenarios/cluster-15k.toml 20s"
+  "cluster-15k-40s sim-scenarios/cluster-15k.toml 40s"
 )
 printf '%-16s %16s %10s  %s\n' case instructions steps trace_hash
 for c in "${cases[@]}"; do

@@ -8,6 +8,7 @@
 //! not move it. Reads at `rev < compact` fail "compacted", at `rev > current` fail "future";
 //! reading exactly at the compact revision works.
 
+use crate::kernel::hashed_ord_map::HashedOrdMap;
 use imbl::{OrdMap, OrdSet, Vector};
 
 use crate::proto::etcd::{
@@ -41,7 +42,9 @@ struct Change {
 pub struct Store {
     current: Revision,
     compacted: Revision,
-    index: OrdMap<Key, Vector<Version>>,
+    /// Each key's history: hashed for the one-key reads and writes of every request, ordered
+    /// for range reads (issue 16).
+    index: HashedOrdMap<Key, Vector<Version>>,
     /// Keys compaction may have to trim: more than one version, or a tombstone. A key written
     /// once is never touched by compaction, so it is not walked (large quiet keyspaces).
     trimmable: OrdSet<Key>,
@@ -67,7 +70,7 @@ impl Store {
         Store {
             current: 1,
             compacted: -1,
-            index: OrdMap::new(),
+            index: HashedOrdMap::new(),
             trimmable: OrdSet::new(),
             changes: OrdMap::new(),
             live_keys: 0,
@@ -161,7 +164,7 @@ impl Store {
                 }
             }
             KeyRange::Prefix(p) => {
-                for (k, h) in self.index.range(p.clone()..) {
+                for (k, h) in self.index.range_from(p, true) {
                     if !k.as_str().starts_with(p.as_str()) {
                         break;
                     }
@@ -169,8 +172,7 @@ impl Store {
                 }
             }
             KeyRange::PrefixAfter { prefix, after } => {
-                use std::ops::Bound::{Excluded, Unbounded};
-                for (k, h) in self.index.range((Excluded(after.clone()), Unbounded)) {
+                for (k, h) in self.index.range_from(after, false) {
                     if !k.as_str().starts_with(prefix.as_str()) {
                         break;
                     }
@@ -326,7 +328,7 @@ impl Store {
             KeyRange::Single(k) => self.latest(k).map(|_| vec![k.clone()]).unwrap_or_default(),
             KeyRange::Prefix(p) => self
                 .index
-                .range(p.clone()..)
+                .range_from(p, true)
                 .take_while(|(k, _)| k.as_str().starts_with(p.as_str()))
                 .filter(|(_, h)| h.last().is_some_and(|v| !v.tombstone))
                 .map(|(k, _)| k.clone())
@@ -361,7 +363,7 @@ impl Store {
                 value_tag: 0,
                 tombstone: true,
             };
-            self.index.entry(key.clone()).or_default().push_back(tomb);
+            self.index.get_or_default(&key).push_back(tomb);
             self.trimmable.insert(key.clone());
             // etcd patches only the key and mod revision into a DELETE event (watchable_store.go).
             let event = Event {

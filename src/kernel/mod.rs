@@ -6,6 +6,7 @@ pub mod cow;
 pub mod dense_map;
 pub mod digest;
 pub mod hash;
+pub mod hashed_ord_map;
 pub mod id_table;
 pub mod rng;
 pub mod shared;

@@ -6,14 +6,20 @@
 
 use std::sync::Arc;
 
+use smallvec::{SmallVec, smallvec};
+
 use super::invariants::watch::{Stream, StreamKey};
 use crate::kernel::id_table::IdTable;
 use crate::proto::ConnId;
 
+/// A connection's streams in watch-id order: the first one stored in the table's slot itself
+/// (an API watch has one stream per connection), so a look-up follows one pointer, not two.
+type ConnStreams = SmallVec<[(i64, Arc<Stream>); 1]>;
+
 /// The open streams (see the module doc).
 #[derive(Debug, Clone, Default)]
 pub struct StreamTable {
-    by_conn: IdTable<Vec<(i64, Arc<Stream>)>>,
+    by_conn: IdTable<ConnStreams>,
 }
 
 impl StreamTable {
@@ -49,7 +55,7 @@ impl StreamTable {
                 Err(i) => list.insert(i, (key.1, stream)),
             },
             None => {
-                self.by_conn.insert(key.0, vec![(key.1, stream)]);
+                self.by_conn.insert(key.0, smallvec![(key.1, stream)]);
             }
         }
     }

@@ -8,6 +8,7 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 use crate::kernel::{EventKey, Fnv64, Nanos};
+use crate::proto::Actor;
 use crate::proto::step::Outcome;
 
 /// The `format` field of a trace header.
@@ -132,32 +133,53 @@ impl TraceWriter {
 /// every run, so this is on the simulator's hot path. `tests` pin the equality.
 pub fn write_step_line(out: &mut Vec<u8>, record: &StepRecord<'_>) -> io::Result<()> {
     let o = record.outcome;
-    write!(
-        out,
-        "{{\"step\":{},\"t_ns\":{},\"fire\":{{\"due_ns\":{},\"seq\":{}}},\"actor\":",
-        record.step, record.t_ns, record.fire.due_ns, record.fire.seq
-    )?;
+    fn int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
+        out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
+    }
+    out.extend_from_slice(b"{\"step\":");
+    int(out, record.step);
+    out.extend_from_slice(b",\"t_ns\":");
+    int(out, record.t_ns);
+    out.extend_from_slice(b",\"fire\":{\"due_ns\":");
+    int(out, record.fire.due_ns);
+    out.extend_from_slice(b",\"seq\":");
+    int(out, record.fire.seq);
     // Actor names are `etcd`, `apiserver-N`, `client-N`, ...: nothing to escape.
-    write!(out, "\"{}\"", o.actor)?;
-    out.extend_from_slice(b",\"action\":");
+    out.extend_from_slice(b"},\"actor\":\"");
+    match o.actor {
+        Actor::Apiserver(i) => {
+            out.extend_from_slice(b"apiserver-");
+            int(out, i);
+        }
+        Actor::Client(i) => {
+            out.extend_from_slice(b"client-");
+            int(out, i);
+        }
+        other => out.extend_from_slice(other.kind().as_bytes()),
+    }
+    out.extend_from_slice(b"\",\"action\":");
     write_json_str(out, o.action)?;
     out.extend_from_slice(b",\"what\":");
     write_json_str(out, o.what)?;
     if let Some(conn) = o.conn {
-        write!(out, ",\"conn\":{conn}")?;
+        out.extend_from_slice(b",\"conn\":");
+        int(out, conn);
     }
     out.extend_from_slice(b",\"result\":");
     write_json_str(out, o.result)?;
-    write!(
-        out,
-        ",\"rev\":{},\"compact_rev\":{},\"emitted\":{}",
-        o.rev, o.compact_rev, o.emitted
-    )?;
+    out.extend_from_slice(b",\"rev\":");
+    int(out, o.rev);
+    out.extend_from_slice(b",\"compact_rev\":");
+    int(out, o.compact_rev);
+    out.extend_from_slice(b",\"emitted\":");
+    int(out, o.emitted);
     if let Some(v) = o.minute_relists {
-        write!(out, ",\"minute_relists\":{v}")?;
+        out.extend_from_slice(b",\"minute_relists\":");
+        int(out, v);
     }
     if let Some(v) = o.minute_etcd_bytes {
-        write!(out, ",\"minute_etcd_bytes\":{v}")?;
+        out.extend_from_slice(b",\"minute_etcd_bytes\":");
+        int(out, v);
     }
     out.push(b'}');
     Ok(())
