@@ -149,12 +149,20 @@ fn seed_ranges_and_durations_that_overflow_are_refused() {
     assert!(err.contains("runs in one process"), "{err}");
 }
 
+/// cluster-65k's peak RSS over its first 15 virtual minutes (docs/performance.md, 2026-12-05; the
+/// hour's projects to 6-8 GB). The estimate is for the hour, so it must be above this.
+const MEASURED_65K_15M: u64 = 3_314_839_552;
+
+/// Bundled scenarios that need more than an 8 GiB machine: `cluster-65k` (65,000 nodes) is
+/// sized for 16 GiB (three quarters of it is the default limit there).
+const NEEDS_16_GIB: &[&str] = &["cluster-65k.toml"];
+
 /// The default limit keeps every bundled scenario runnable on an 8 GiB machine (three quarters
-/// of it), and the estimate of each is at least its measured order of magnitude.
+/// of it), but for those of [`NEEDS_16_GIB`] on a 16 GiB one, and the estimate of each large one
+/// is at least its measured peak.
 #[test]
 fn every_bundled_scenario_fits_the_default_limit_of_an_8_gib_machine() {
-    let limit_8g = 8u64 << 30;
-    let limit = limit_8g / 4 * 3;
+    let limit_of = |machine: u64| machine / 4 * 3;
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim-scenarios");
     let mut n = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
@@ -164,6 +172,8 @@ fn every_bundled_scenario_fits_the_default_limit_of_an_8_gib_machine() {
         }
         let s = load_file(&p, &[]).unwrap().scenario;
         let e = estimate(&s);
+        let big = NEEDS_16_GIB.iter().any(|b| p.ends_with(b));
+        let limit = limit_of(if big { 16 << 30 } else { 8 << 30 });
         assert!(
             e.total <= limit,
             "{}: estimate {} exceeds {}",
@@ -174,16 +184,22 @@ fn every_bundled_scenario_fits_the_default_limit_of_an_8_gib_machine() {
         n += 1;
     }
     assert!(n >= 20, "only {n} bundled scenarios found");
-    // cluster-15k peaks near 4 GB (docs/2026-12-04-reliability.md); the estimate must not be
-    // far below it.
-    let s = load_file(&dir.join("cluster-15k.toml"), &[])
-        .unwrap()
-        .scenario;
-    assert!(
-        estimate(&s).total >= 3 << 30,
-        "{}",
-        human(estimate(&s).total)
-    );
+    // Measured peaks (docs/performance.md, 2026-12-05): the estimates must not be below them,
+    // nor far above (a limit that refuses runs that fit is as wrong). cluster-15k's hour peaked
+    // at 1.27 GB before workload keys were shared, 0.98 GB after.
+    for (name, measured) in [
+        ("cluster-15k.toml", 1_265_078_272u64),
+        ("cluster-65k.toml", MEASURED_65K_15M),
+    ] {
+        let s = load_file(&dir.join(name), &[]).unwrap().scenario;
+        let e = estimate(&s).total;
+        assert!(
+            e >= measured && e <= 3 * measured,
+            "{name}: estimate {} against a measured peak of {}",
+            human(e),
+            human(measured)
+        );
+    }
     let m = MemoryLimit::from_flag("6GiB").unwrap();
     assert_eq!(m.bytes, 6 << 30);
 }

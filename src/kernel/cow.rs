@@ -76,7 +76,11 @@ impl<T: Clone> DerefMut for CowBox<T> {
     fn deref_mut(&mut self) -> &mut T {
         let m = Arc::make_mut(&mut self.0);
         for h in &m.hashes {
-            h.store(0, Ordering::Relaxed);
+            // Read before writing: outside the explorer no hash is ever memoised, and a store
+            // per access would dirty the line on every one of a fan-out's thousands.
+            if h.load(Ordering::Relaxed) != 0 {
+                h.store(0, Ordering::Relaxed);
+            }
         }
         &mut m.value
     }

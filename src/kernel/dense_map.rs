@@ -164,11 +164,7 @@ impl<T: Hash> Hash for DenseIdMap<T> {
 mod tests {
     use super::*;
 
-    fn hash_of<T: Hash>(t: &T) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        t.hash(&mut h);
-        h.finish()
-    }
+    use crate::kernel::std_hash_of as hash_of;
 
     #[test]
     fn removal_moves_the_last_value_and_keeps_every_lookup_right() {

@@ -149,11 +149,7 @@ impl<K: Ord + Hash + Clone, V: Hash> Hash for HashedOrdMap<K, V> {
 mod tests {
     use super::*;
 
-    fn hash_of<T: Hash>(t: &T) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        t.hash(&mut h);
-        h.finish()
-    }
+    use crate::kernel::std_hash_of as hash_of;
 
     #[test]
     fn walks_in_key_order_from_any_start() {

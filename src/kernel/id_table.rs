@@ -146,11 +146,7 @@ impl<T: Hash> Hash for IdTable<T> {
 mod tests {
     use super::*;
 
-    fn hash_of<T: Hash>(t: &T) -> u64 {
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        t.hash(&mut h);
-        h.finish()
-    }
+    use crate::kernel::std_hash_of as hash_of;
 
     #[test]
     fn equal_entries_are_equal_tables_whatever_was_removed_before() {

@@ -17,3 +17,12 @@ pub use hash::{Fnv64, fnv64};
 pub use rng::{RngStream, StreamId};
 pub use shared::{Shared, Unhashed};
 pub use time::Nanos;
+
+/// A value's `std` hash, for the tests of the kernel's tables (equal tables must hash equal).
+#[cfg(test)]
+pub(crate) fn std_hash_of<T: std::hash::Hash>(t: &T) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
+}

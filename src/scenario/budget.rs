@@ -23,9 +23,10 @@ const CACHE_OBJECT: u64 = 160;
 /// Per write kept until compaction: etcd's revision, the invariant checker's change log and the
 /// run's per-write records (`lease-vs-nodestatus`: 300,000 writes in 10 minutes, 143 MB).
 const REVISION: u64 = 512;
-/// Per write over the whole run: the invariant checker's change log is never trimmed (~90 MB per
-/// hour at 1,000 writes/s, `docs/checker.md`).
-const CHANGE_LOG: u64 = 32;
+/// Per write over the whole run: the invariant checker's change log is never trimmed, with what
+/// else grows with the run's writes (measured 2026-12-05: `cluster-15k`'s peak grows from 438 MB
+/// at 3 minutes to 1.27 GB at 1 hour, about 160 bytes per write of its 1,522 writes/s).
+const CHANGE_LOG: u64 = 160;
 /// Per event in a watch cache ring.
 const CACHE_EVENT: u64 = 128;
 /// Per event a scripted watch (`etcd.watch`, `api.watch` step) records for the report's
@@ -38,9 +39,10 @@ const CLIENT: u64 = 12 << 10;
 const STORE_OBJECT: u64 = 96;
 /// Per item of a LIST page in flight (each client can have one page in flight at a time).
 const LIST_ITEM: u64 = 32;
-/// Per object of a WatchList initial sync (`watch_list` clients): one network message per object
-/// and client, all in flight at once when the informers start together (the peak of
-/// `cluster-15k` under the 1.37 profile).
+/// Per object of a watch's initial state sent as one batch (`watch_list` clients, issue 16): a
+/// batch is built once and shared by the watchers that start on the same cache state with the
+/// same scope, so a cluster-wide population holds about one per apiserver, a per-node one one
+/// per client (each its own few objects).
 const WATCH_LIST_EVENT: u64 = 48;
 
 /// One contribution to the estimate, at the scenario key that drives it.
@@ -191,18 +193,19 @@ pub fn estimate(s: &Scenario) -> Estimate {
             StoreMode::Digest => 0,
         };
         let page = mul(in_scope.min(c.page_size.max(1)), LIST_ITEM);
+        let batches = match c.scope {
+            ClientScope::PerNode => c.count,
+            ClientScope::Cluster | ClientScope::Namespace => c.count.min(servers.max(1)),
+        };
         let initial = if c.watch_list == Some(true) {
-            mul(in_scope, WATCH_LIST_EVENT)
+            mul(batches, mul(in_scope, WATCH_LIST_EVENT))
         } else {
             0
         };
-        let each = CLIENT
-            .saturating_add(store)
-            .saturating_add(page)
-            .saturating_add(initial);
+        let each = CLIENT.saturating_add(store).saturating_add(page);
         parts.push(Part {
             key: format!("clients.{i}.count"),
-            bytes: mul(c.count, each),
+            bytes: mul(c.count, each).saturating_add(initial),
             what: format!(
                 "{} {} informers ({in_scope} objects in scope each)",
                 c.count, c.name
@@ -228,7 +231,7 @@ pub const FALLBACK_LIMIT: u64 = 6 << 30;
 
 impl MemoryLimit {
     /// The default: three quarters of `MemTotal` in `/proc/meminfo` when readable (6 GiB of an
-    /// 8 GiB CI machine: enough for every bundled scenario, `cluster-15k` peaks near 4 GB), else
+    /// 8 GiB CI machine: enough for every bundled scenario but `cluster-65k`, sized for 16 GiB), else
     /// [`FALLBACK_LIMIT`].
     pub fn default_for_machine() -> MemoryLimit {
         let total = std::fs::read_to_string("/proc/meminfo")

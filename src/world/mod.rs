@@ -206,11 +206,16 @@ impl World {
             max_request_bytes: s.etcd.max_request_bytes.0,
             progress_notify_interval_ns: s.etcd.progress_notify_interval.as_ns(),
         });
+        let mut preloaded = Vec::with_capacity(s.resources.len());
         for r in &s.resources {
             let nodes = client::nodes_for(s, &r.name);
-            for id in 0..r.count {
-                etcd.preload(&client::object_key(&r.name, id, nodes), r.object_bytes.0);
+            let keys: Vec<crate::proto::etcd::Key> = (0..r.count)
+                .map(|id| client::object_key(&r.name, id, nodes))
+                .collect();
+            for key in &keys {
+                etcd.preload(key, r.object_bytes.0);
             }
+            preloaded.push(Arc::new(keys));
         }
         let mut agenda = Agenda::new();
         let mut net = Network::new(seed, s.network.latency.as_ns(), s.network.jitter.as_ns());
@@ -239,7 +244,7 @@ impl World {
             .map(|i| CowBox::new(Apiserver::new(i, s, seed, &mut ctx.out())))
             .collect();
         let script = ScriptClient::new(s, &mut ctx);
-        let workload = Workload::new(s, seed, &mut ctx);
+        let workload = Workload::new(s, seed, preloaded, &mut ctx);
         let mut clients = client::build(s, seed);
         let mut start_rng = RngStream::new(seed, "clients.start");
         for c in clients.iter_mut() {
