@@ -98,11 +98,6 @@ impl<T> DenseIdMap<T> {
         self.entries.iter().map(|(id, v)| (*id, v))
     }
 
-    /// Present values in no meaningful order, to change.
-    pub fn values_mut_unordered(&mut self) -> impl Iterator<Item = &mut T> + '_ {
-        self.entries.iter_mut().map(|(_, v)| v)
-    }
-
     /// The present ids, in id order.
     pub fn sorted_ids(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self.entries.iter().map(|(id, _)| *id).collect();

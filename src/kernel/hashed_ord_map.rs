@@ -11,6 +11,7 @@
 //! as before.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 
@@ -51,11 +52,12 @@ impl<K: Ord + Hash + Clone, V> HashedOrdMap<K, V> {
 
     /// Sets the value of `key`; returns the one it replaces.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.entries.get_mut(&key) {
-            Some(v) => Some(std::mem::replace(v, value)),
-            None => {
-                self.order.insert(key.clone());
-                self.entries.insert(key, value)
+        match self.entries.entry(key) {
+            Entry::Occupied(mut o) => Some(o.insert(value)),
+            Entry::Vacant(v) => {
+                self.order.insert(v.key().clone());
+                v.insert(value);
+                None
             }
         }
     }
@@ -65,11 +67,13 @@ impl<K: Ord + Hash + Clone, V> HashedOrdMap<K, V> {
     where
         V: Default,
     {
-        if !self.entries.contains_key(key) {
-            self.order.insert(key.clone());
-            self.entries.insert(key.clone(), V::default());
+        match self.entries.entry(key.clone()) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                self.order.insert(key.clone());
+                v.insert(V::default())
+            }
         }
-        self.entries.get_mut(key).expect("inserted above")
     }
 
     /// Removes `key`'s value.
