@@ -94,16 +94,12 @@ impl SnapshotLog {
     }
 
     /// The state at `rv` (the newest snapshot at or below it), rebuilt from `store` (the current
-    /// state) by undoing the newer events; `None` when no snapshot is old enough.
-    pub fn state_at(&self, store: &OrdMap<Key, Obj>, rv: i64) -> Option<OrdMap<Key, Obj>> {
-        if !self.can_serve(rv) {
-            return None;
-        }
-        let mut state = store.clone();
+    /// state) by undoing the newer events. The caller checks [`can_serve`](Self::can_serve).
+    pub fn state_at(&self, mut store: OrdMap<Key, Obj>, rv: i64) -> OrdMap<Key, Obj> {
         for e in self.events.iter().rev().take_while(|e| e.rv > rv) {
-            undo(&mut state, e);
+            undo(&mut store, e);
         }
-        Some(state)
+        store
     }
 
     /// Number of events kept (for tests and memory figures).
@@ -179,14 +175,14 @@ mod tests {
         store.remove(&Key::new("/b"));
         log.push(ev(EventType::Deleted, "/b", 7, 5));
         assert!(!log.can_serve(3));
-        let at4 = log.state_at(&store, 4).unwrap();
+        let at4 = log.state_at(store.clone(), 4);
         assert_eq!(at4.get(&Key::new("/a")), Some(&obj(2)));
         assert_eq!(at4.get(&Key::new("/b")), None);
-        let at5 = log.state_at(&store, 5).unwrap();
+        let at5 = log.state_at(store.clone(), 5);
         assert_eq!(at5.get(&Key::new("/b")), Some(&obj(5)));
-        let at6 = log.state_at(&store, 6).unwrap();
+        let at6 = log.state_at(store.clone(), 6);
         assert_eq!(at6.get(&Key::new("/a")), Some(&obj(6)));
-        assert_eq!(log.state_at(&store, 100).unwrap(), store);
+        assert_eq!(log.state_at(store.clone(), 100), store);
     }
 
     /// `store_btree.go RemoveLess` above every snapshot leaves none, and the next event's `Add`

@@ -9,6 +9,7 @@ pub use crate::proto::api;
 pub mod budget;
 pub mod cache_shadow;
 pub mod cache_snapshots;
+pub mod cache_store;
 pub mod cache_window;
 pub mod cacher;
 pub mod list_options;

@@ -8,6 +8,7 @@
 use imbl::OrdMap;
 
 use super::cache_snapshots::SnapshotLog;
+use super::cache_store::CacheStore;
 use super::selector::LabelSetId;
 pub use crate::proto::api::{EventType, Obj};
 
@@ -94,7 +95,7 @@ pub fn suggested_watch_channel_size(capacity: u64, fresh_ns: Nanos, kind: WatchI
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct WatchCache {
     window: Window<CacheEvent>,
-    store: OrdMap<Key, Obj>,
+    store: CacheStore,
     store_bytes: u64,
     store_digest: crate::kernel::digest::Digest,
     resource_version: i64,
@@ -140,7 +141,7 @@ impl WatchCache {
     fn around(window: Window<CacheEvent>) -> Self {
         WatchCache {
             window,
-            store: OrdMap::new(),
+            store: CacheStore::default(),
             store_bytes: 0,
             store_digest: Default::default(),
             resource_version: 0,
@@ -181,7 +182,10 @@ impl WatchCache {
 
     /// The state at `rv` from the snapshots (`GetExactSnapshotLocked`), if one is old enough.
     pub fn state_at(&self, rv: i64) -> Option<OrdMap<Key, Obj>> {
-        self.snapshots.as_ref()?.state_at(&self.store, rv)
+        let snapshots = self.snapshots.as_ref()?;
+        snapshots
+            .can_serve(rv)
+            .then(|| snapshots.state_at(self.store.ordered(), rv))
     }
 
     /// Current capacity in events.
@@ -234,8 +238,8 @@ impl WatchCache {
         self.store_bytes
     }
 
-    /// The current state.
-    pub fn store(&self) -> &OrdMap<Key, Obj> {
+    /// The current state (point reads; [`CacheStore::ordered`] for walks in key order).
+    pub fn store(&self) -> &CacheStore {
         &self.store
     }
     /// RVs of the oldest and newest buffered events.
@@ -256,7 +260,7 @@ impl WatchCache {
             d.add(k, o.rv);
         }
         self.store_digest = d;
-        self.store = objects;
+        self.store.replace(objects);
         self.list_resource_version = rv;
         self.resource_version = rv;
         self.window.restart(self.store_bytes);
@@ -280,27 +284,51 @@ impl WatchCache {
     /// `processEvent` + `updateCache`: records an event (after the resize check), evicting the
     /// oldest one when the ring is full, and applies it to the store.
     pub fn process_event(&mut self, event: CacheEvent) {
+        let new = (event.kind != EventType::Deleted).then_some(Obj {
+            rv: event.rv,
+            bytes: event.bytes,
+            labels: event.labels,
+        });
+        let prev = self.write_store(&event.key, new);
+        self.record(event, prev);
+    }
+
+    /// [`process_event`](Self::process_event) for a change whose cache event depends on the
+    /// key's previous version in the store (`new` is the new version, `None` for a deletion):
+    /// the store is walked once, and `build` makes the event from the previous version.
+    pub fn process_change(
+        &mut self,
+        key: &Key,
+        new: Option<Obj>,
+        build: impl FnOnce(Option<Obj>) -> CacheEvent,
+    ) -> CacheEvent {
+        let prev = self.write_store(key, new);
+        let event = build(prev);
+        self.record(event.clone(), prev);
+        event
+    }
+
+    /// Puts `new` under `key` (removes the key for `None`); returns the version it replaced.
+    fn write_store(&mut self, key: &Key, new: Option<Obj>) -> Option<Obj> {
+        match new {
+            None => self.store.remove(key),
+            Some(obj) => self.store.put(key, obj),
+        }
+    }
+
+    /// The rest of `processEvent` once the store holds `event`'s state and `prev` is what it
+    /// replaced: the store's size and digest, the RV, the ring (evicting when full) and the
+    /// snapshots.
+    fn record(&mut self, event: CacheEvent, prev: Option<Obj>) {
         self.window.make_room(event.time_ns);
-        match event.kind {
-            EventType::Deleted => {
-                if let Some(old) = self.store.remove(&event.key) {
-                    self.store_bytes -= old.bytes;
-                    self.store_digest.remove(&event.key, old.rv);
-                }
-            }
-            _ => {
-                let obj = Obj {
-                    rv: event.rv,
-                    bytes: event.bytes,
-                    labels: event.labels,
-                };
-                if let Some(old) = self.store.insert(event.key.clone(), obj) {
-                    self.store_bytes -= old.bytes;
-                    self.store_digest.remove(&event.key, old.rv);
-                }
-                self.store_digest.add(&event.key, event.rv);
-                self.store_bytes += event.bytes;
-            }
+        let key_hash = crate::kernel::digest::KeyHash::of(&event.key);
+        if let Some(old) = prev {
+            self.store_bytes -= old.bytes;
+            self.store_digest.remove_hashed(key_hash, old.rv);
+        }
+        if event.kind != EventType::Deleted {
+            self.store_digest.add_hashed(key_hash, event.rv);
+            self.store_bytes += event.bytes;
         }
         self.resource_version = self.resource_version.max(event.rv);
         match self.snapshots.as_mut() {
@@ -497,7 +525,7 @@ mod tests {
         c.process_event(ev(EventType::Deleted, "b", 5, 0));
         c.process_event(ev(EventType::Added, "c", 6, 0));
         let mut want = crate::kernel::digest::Digest::default();
-        for (k, o) in c.store().iter() {
+        for (k, o) in c.store().ordered().iter() {
             want.add(k, o.rv);
         }
         assert_eq!(c.store_digest(), want);

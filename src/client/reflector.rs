@@ -76,23 +76,26 @@ impl FastEvent {
                 rv,
                 bytes,
                 prev_rv,
-            } => Some(FastEvent {
-                kind: *kind,
-                key: key.clone(),
-                rv: *rv,
-                bytes: *bytes,
-                prev_rv: *prev_rv,
-                digest_remove: if *prev_rv > 0 {
-                    super::store::object_hash(key, *prev_rv)
-                } else {
-                    0
-                },
-                digest_add: if *kind != EventType::Deleted {
-                    super::store::object_hash(key, *rv)
-                } else {
-                    0
-                },
-            }),
+            } => {
+                let key_hash = crate::kernel::digest::KeyHash::of(key);
+                Some(FastEvent {
+                    kind: *kind,
+                    key: key.clone(),
+                    rv: *rv,
+                    bytes: *bytes,
+                    prev_rv: *prev_rv,
+                    digest_remove: if *prev_rv > 0 {
+                        key_hash.at(*prev_rv)
+                    } else {
+                        0
+                    },
+                    digest_add: if *kind != EventType::Deleted {
+                        key_hash.at(*rv)
+                    } else {
+                        0
+                    },
+                })
+            }
             _ => None,
         }
     }

@@ -8,8 +8,10 @@
 //! not move it. Reads at `rev < compact` fail "compacted", at `rev > current` fail "future";
 //! reading exactly at the compact revision works.
 
+use super::key_history::{KeyHistory, Version};
 use crate::kernel::hashed_ord_map::HashedOrdMap;
-use imbl::{OrdMap, OrdSet, Vector};
+use crate::kernel::ordered_log::OrderedLog;
+use imbl::OrdSet;
 
 use crate::proto::etcd::{
     Compare, CompareOp, CompareTarget, EtcdError, Event, EventKind, Key, KeyRange, KeyValue,
@@ -18,18 +20,6 @@ use crate::proto::etcd::{
 
 /// etcd's `--max-txn-ops` default.
 pub const MAX_TXN_OPS: usize = 128;
-
-/// One stored version of a key (a bbolt record: put or tombstone).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-struct Version {
-    mod_revision: Revision,
-    create_revision: Revision,
-    version: i64,
-    value_bytes: u64,
-    /// The value's opaque tag (`KeyValue::value_tag`).
-    value_tag: u32,
-    tombstone: bool,
-}
 
 /// A change recorded for watch replay, in `(main, sub)` revision order.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -44,11 +34,13 @@ pub struct Store {
     compacted: Revision,
     /// Each key's history: hashed for the one-key reads and writes of every request, ordered
     /// for range reads (issue 16).
-    index: HashedOrdMap<Key, Vector<Version>>,
+    index: HashedOrdMap<Key, KeyHistory>,
     /// Keys compaction may have to trim: more than one version, or a tombstone. A key written
     /// once is never touched by compaction, so it is not walked (large quiet keyspaces).
     trimmable: OrdSet<Key>,
-    changes: OrdMap<(Revision, u32), Change>,
+    /// Watch history, in `(main, sub)` revision order (appended per write, trimmed from the
+    /// oldest at compaction).
+    changes: OrderedLog<(Revision, u32), Change>,
     live_keys: u64,
     live_bytes: u64,
     /// Mutant `etcd_tombstone_at_compact_lost` (etcd #18089 before 3.4.34), set by the world.
@@ -56,7 +48,7 @@ pub struct Store {
 }
 
 /// Keys whose history compaction rewrites, with what it keeps (None: the key leaves the index).
-type Rewritten = Vec<(Key, Option<Vector<Version>>)>;
+type Rewritten = Vec<(Key, Option<KeyHistory>)>;
 
 impl Default for Store {
     fn default() -> Self {
@@ -72,7 +64,7 @@ impl Store {
             compacted: -1,
             index: HashedOrdMap::new(),
             trimmable: OrdSet::new(),
-            changes: OrdMap::new(),
+            changes: OrderedLog::new(),
             live_keys: 0,
             live_bytes: 0,
             mutant_tombstone_at_compact_lost: false,
@@ -106,7 +98,7 @@ impl Store {
             .filter(|v| !v.tombstone)
     }
 
-    fn at(history: &Vector<Version>, rev: Revision) -> Option<&Version> {
+    fn at(history: &[Version], rev: Revision) -> Option<&Version> {
         // Histories are short (compaction trims them); scan from the newest.
         history
             .iter()
@@ -142,7 +134,7 @@ impl Store {
         let at = self.check_read_revision(rev)?;
         let mut count = 0u64;
         let mut kvs = Vec::new();
-        let mut visit = |key: &Key, history: &Vector<Version>| {
+        let mut visit = |key: &Key, history: &[Version]| {
             if let Some(v) = Self::at(history, at) {
                 count += 1;
                 if limit <= 0 || (kvs.len() as i64) < limit {
@@ -282,11 +274,11 @@ impl Store {
                     }
                     _ => None,
                 };
-                history.push_back(v);
+                history.push(v);
                 (prev, history.len())
             }
             None => {
-                self.index.insert(key.clone(), Vector::unit(v));
+                self.index.insert(key.clone(), KeyHistory::unit(v));
                 (None, 1)
             }
         };
@@ -314,7 +306,7 @@ impl Store {
             },
             prev,
         };
-        self.changes.insert(
+        self.changes.push(
             (rev, sub),
             Change {
                 event: event.clone(),
@@ -363,7 +355,7 @@ impl Store {
                 value_tag: 0,
                 tombstone: true,
             };
-            self.index.get_or_default(&key).push_back(tomb);
+            self.index.get_or_default(&key).push(tomb);
             self.trimmable.insert(key.clone());
             // etcd patches only the key and mod revision into a DELETE event (watchable_store.go).
             let event = Event {
@@ -378,7 +370,7 @@ impl Store {
                 },
                 prev,
             };
-            self.changes.insert(
+            self.changes.push(
                 (rev, first_sub + i as u32),
                 Change {
                     event: event.clone(),
@@ -580,7 +572,7 @@ impl Store {
             if keep_from == 0 {
                 continue;
             }
-            let kept = history.clone().split_off(keep_from);
+            let kept = history.tail_from(keep_from);
             rewritten.push((key.clone(), if kept.is_empty() { None } else { Some(kept) }));
         }
         (rewritten, settled, lost_tombstones)
@@ -589,37 +581,23 @@ impl Store {
     /// Watch history below the compact revision is gone; the changes at `rev` stay (but for the
     /// DELETE events of the tombstones the #18089 mutant lost).
     fn compact_history(&mut self, rev: Revision, lost_tombstones: &[Key]) {
-        // Removed from the smallest up, in place: `imbl`'s `split_lookup` rebuilds both halves
-        // entry by entry, which made every compaction cost the whole history.
-        let mut kept = std::mem::take(&mut self.changes);
-        while let Some(&(oldest, _)) = kept.get_min() {
-            if oldest >= (rev, 0) {
-                break;
-            }
-            kept.remove(&oldest);
-        }
+        self.changes.drop_below((rev, 0));
         if !lost_tombstones.is_empty() {
             // Mutant (etcd #18089): the dropped tombstones' DELETE events leave the history
             // watches replay from, so a watch from `rev` never sees them.
-            let lost: Vec<(Revision, u32)> = kept
-                .range((rev, 0)..(rev + 1, 0))
-                .filter(|(_, c)| {
-                    c.event.kind == EventKind::Delete && lost_tombstones.contains(&c.event.kv.key)
-                })
-                .map(|(k, _)| *k)
-                .collect();
-            for k in lost {
-                kept.remove(&k);
-            }
+            self.changes.retain(|(at, _), c| {
+                !(*at == rev
+                    && c.event.kind == EventKind::Delete
+                    && lost_tombstones.contains(&c.event.kv.key))
+            });
         }
-        self.changes = kept;
     }
 
     /// Every change recorded with a revision above `rev`, in revision then op order (read-only;
     /// the invariant checker's change log follows the store through it).
     pub fn changes_after(&self, rev: Revision) -> impl Iterator<Item = &Event> + '_ {
         self.changes
-            .range((rev.saturating_add(1), 0)..)
+            .range_from((rev.saturating_add(1), 0))
             .map(|(_, change)| &change.event)
     }
 
@@ -636,7 +614,7 @@ impl Store {
         let mut out = Vec::new();
         let mut revs_seen = 0usize;
         let mut last_rev = None;
-        for ((rev, _), change) in self.changes.range((from, 0)..) {
+        for ((rev, _), change) in self.changes.range_from((from, 0)) {
             if *rev > to {
                 break;
             }

@@ -6,6 +6,7 @@
 use super::mvcc::Store;
 use super::watch::{WatchHub, WatchOutput};
 use crate::kernel::Nanos;
+use crate::kernel::cow::CowBox;
 use crate::proto::etcd::{
     EtcdError, Event, Key, KvRequest, KvResponse, StreamId, TxnOp, WatchRequest,
 };
@@ -39,8 +40,9 @@ pub struct EtcdCounters {
 /// One etcd member: store + watch hub.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct EtcdServer {
-    /// The MVCC store.
-    pub store: Store,
+    /// The MVCC store, shared by explorer states until one of them writes to it (a state's copy
+    /// is then one pointer, not the store's index and history).
+    pub store: CowBox<Store>,
     /// The watch server.
     pub hub: WatchHub,
     /// Flags.
@@ -53,7 +55,7 @@ impl EtcdServer {
     /// A fresh member.
     pub fn new(config: EtcdConfig) -> Self {
         EtcdServer {
-            store: Store::new(),
+            store: CowBox::new(Store::new()),
             hub: WatchHub::new(),
             config,
             counters: EtcdCounters::default(),

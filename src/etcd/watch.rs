@@ -284,6 +284,9 @@ impl WatchHub {
         if events.is_empty() || self.watchers.is_empty() {
             return;
         }
+        if let [event] = events {
+            return self.notify_one(rev, event, out);
+        }
         let mut sends: Vec<(StreamId, WatchId, Vec<Event>)> = Vec::new();
         for ((stream, id), w) in self.watchers.iter() {
             if !w.synced || rev < w.min_rev {
@@ -324,6 +327,38 @@ impl WatchHub {
             } else {
                 out.push(WatchOutput::Multicast(targets, resp));
             }
+        }
+    }
+
+    /// [`notify`](Self::notify) for a revision of one event (most writes): every watcher it
+    /// matches gets the same response, so they form one group, in watcher order, without a
+    /// per-watcher copy of the event.
+    fn notify_one(&mut self, rev: Revision, event: &Event, out: &mut Vec<WatchOutput>) {
+        let targets: Vec<(StreamId, WatchId)> = self
+            .watchers
+            .iter()
+            .filter(|(_, w)| w.synced && rev >= w.min_rev && w.range.contains(&event.kv.key))
+            .map(|(k, _)| *k)
+            .collect();
+        for k in &targets {
+            if let Some(w) = self.watchers.get_mut(k) {
+                w.min_rev = rev + 1;
+                w.quiet_since_tick = false;
+            }
+        }
+        self.events_sent += targets.len() as u64;
+        let Some(&(first_stream, first_id)) = targets.first() else {
+            return;
+        };
+        let resp = WatchResponse {
+            watch_id: first_id,
+            header_revision: rev,
+            kind: WatchResponseKind::Events(vec![event.clone()]),
+        };
+        if targets.len() == 1 {
+            out.push(WatchOutput::Send(first_stream, resp));
+        } else {
+            out.push(WatchOutput::Multicast(targets, resp));
         }
     }
 

@@ -8,6 +8,8 @@ pub mod digest;
 pub mod hash;
 pub mod hashed_ord_map;
 pub mod id_table;
+pub mod ordered_log;
+pub mod prefetch;
 pub mod rng;
 pub mod shared;
 pub mod time;

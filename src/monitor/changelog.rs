@@ -54,12 +54,8 @@ impl ChangeLog {
         if store.revision() <= self.logged_rev {
             return;
         }
-        let new: Vec<(i64, Key)> = store
-            .changes_after(self.logged_rev)
-            .map(|e| (e.kv.mod_revision, e.kv.key.clone()))
-            .collect();
-        for (rev, key) in new {
-            self.append(rev, key);
+        for e in store.changes_after(self.logged_rev) {
+            self.append(e.kv.mod_revision, e.kv.key.clone());
         }
         self.logged_rev = store.revision();
     }

@@ -186,7 +186,7 @@ impl Checker {
                 self.etcd_watch_request(conn, opener, req, etcd.store.revision())
             }
             (Actor::Apiserver(_) | Actor::Script, Msg::WatchReply(resp)) => {
-                self.etcd_watch_response(conn, resp)
+                self.etcd_watch_response(conn, resp.watch_id, resp)
             }
             (
                 Actor::Apiserver(_),
@@ -227,7 +227,12 @@ impl Checker {
     ) {
         match msg {
             Msg::ApiWatch(ev) => {
-                for &(conn, receiver, _) in targets {
+                for (n, &(conn, receiver, _)) in targets.iter().enumerate() {
+                    // Streams are scattered in memory: ask for the next ones' early.
+                    if let Some(&(ahead, _, _)) = targets.get(n + crate::kernel::prefetch::AHEAD) {
+                        self.streams
+                            .prefetch(&(ahead, invariants::watch::API_STREAM));
+                    }
                     if matches!(receiver, Actor::Client(_) | Actor::Script) {
                         self.api_watch_event(conn, ev);
                     }
@@ -236,9 +241,7 @@ impl Checker {
             Msg::WatchReply(resp) => {
                 for &(conn, receiver, tag) in targets {
                     if open(conn) && matches!(receiver, Actor::Apiserver(_) | Actor::Script) {
-                        let mut r = resp.clone();
-                        r.watch_id = tag;
-                        self.etcd_watch_response(conn, &r);
+                        self.etcd_watch_response(conn, tag, resp);
                     }
                 }
             }

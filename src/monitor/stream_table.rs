@@ -34,6 +34,19 @@ impl StreamTable {
         Some(&list[i].1)
     }
 
+    /// Hints that stream `key` will soon be read and changed: its reference count and its
+    /// fields (a fan-out's next receivers; see [`crate::kernel::prefetch`]).
+    #[inline(always)]
+    pub fn prefetch(&self, key: &StreamKey) {
+        use crate::kernel::prefetch::{prefetch_addr, prefetch_all};
+        if let Some(stream) = self.get(key) {
+            let at: *const Stream = stream;
+            // The reference counts sit just before the stream in the `Arc`'s allocation.
+            prefetch_addr(at.cast::<u8>().wrapping_sub(16));
+            prefetch_all(stream);
+        }
+    }
+
     /// The stream `key`, to change (copied first if an explorer state shares it).
     pub fn get_mut(&mut self, key: &StreamKey) -> Option<&mut Stream> {
         let list = self.by_conn.get_mut(key.0)?;

@@ -203,14 +203,19 @@ impl Parts<'_> {
         ctx: &mut Ctx<'_>,
     ) -> Done {
         let what = msg.name();
-        match &msg {
-            Msg::ApiWatch(ev) => self.fan_out_api_event(&targets, ev, &msg, ctx),
+        match msg {
+            Msg::ApiWatch(ref ev) => self.fan_out_api_event(&targets, ev, &msg, ctx),
             Msg::WatchReply(resp) => {
-                for &(conn, receiver, tag) in targets.iter() {
+                // The last receiver takes the response itself; the others get copies.
+                let mut resp = Some(resp);
+                let last = targets.len().saturating_sub(1);
+                for (i, &(conn, receiver, tag)) in targets.iter().enumerate() {
                     if ctx.net.conn(conn).is_none() {
                         continue;
                     }
-                    let mut r = resp.clone();
+                    let Some(mut r) = (if i == last { resp.take() } else { resp.clone() }) else {
+                        continue;
+                    };
                     r.watch_id = tag;
                     match receiver {
                         Actor::Apiserver(i) => self.apiservers[i as usize].on_etcd_watch(
@@ -262,7 +267,15 @@ impl Parts<'_> {
                     ..
                 }
             );
-        for &(conn, receiver, _) in targets.iter() {
+        for (n, &(conn, receiver, _)) in targets.iter().enumerate() {
+            // Receivers' states are scattered in memory: ask for the next ones' early.
+            if let Some(&(_, Actor::Client(ahead), _)) =
+                targets.get(n + crate::kernel::prefetch::AHEAD)
+                && let Some(c) = self.clients.get(ahead as usize)
+            {
+                c.prefetch();
+                c.prefetch_fast();
+            }
             match receiver {
                 Actor::Client(i) => {
                     let c = &mut self.clients[i as usize];

@@ -4,6 +4,7 @@
 //! from the ring, periodic bookmarks, storage bookmarks and watch deadlines.
 
 use super::*;
+use crate::proto::api::Obj;
 
 impl Cacher {
     pub(super) fn arm_bookmark_tick(&mut self, now: Nanos, out: &mut Out<'_>, rng: &mut RngStream) {
@@ -16,15 +17,19 @@ impl Cacher {
         out.timer(now + period, self.timer(CacherTimer::BookmarkTick));
     }
 
-    /// A new event from etcd: record it in the cache and dispatch it to every watcher it matches.
+    /// A new event from etcd on `key` (`new` is its new version, `None` for a deletion): record
+    /// it in the cache, the event made by `build` from the key's previous version in the store
+    /// (one store walk), and dispatch it to every watcher it matches.
     pub fn process_event(
         &mut self,
         now: Nanos,
-        event: CacheEvent,
+        key: &Key,
+        new: Option<Obj>,
+        build: impl FnOnce(Option<Obj>) -> CacheEvent,
         out: &mut Out<'_>,
     ) -> Vec<ConnId> {
+        let event = self.cache.process_change(key, new, build);
         self.last_processed_rv = self.last_processed_rv.max(event.rv);
-        self.cache.process_event(event.clone());
         self.shadows.record(
             event.rv,
             event.time_ns,

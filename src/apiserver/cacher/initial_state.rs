@@ -6,19 +6,18 @@
 
 use std::sync::Arc;
 
-use imbl::OrdMap;
-
 use crate::apiserver::api::{ApiWatchEvent, EventBatch};
+use crate::apiserver::cache_store::CacheStore;
 use crate::apiserver::selector::Selector;
-use crate::apiserver::watch_cache::{EventType, Obj, scan_scope};
+use crate::apiserver::watch_cache::{EventType, scan_scope};
 use crate::proto::Msg;
-use crate::proto::etcd::{Key, KeyRange};
+use crate::proto::etcd::KeyRange;
 
-/// The last initial state built: valid while the cache's store is the very same map (a store
-/// that changed is a different map: `OrdMap::ptr_eq`), for the same scope and selector.
+/// The last initial state built: valid while the cache's store is at the same generation (no
+/// write since), for the same scope and selector.
 #[derive(Debug, Clone)]
 pub(super) struct InitialStateMemo {
-    store: OrdMap<Key, Obj>,
+    generation: u64,
     scope: KeyRange,
     selector: Selector,
     events: Arc<EventBatch>,
@@ -28,18 +27,19 @@ pub(super) struct InitialStateMemo {
 /// it was built on the same store for the same request, and remembering them there otherwise.
 pub(super) fn initial_events(
     memo: &mut Option<InitialStateMemo>,
-    store: &OrdMap<Key, Obj>,
+    store: &CacheStore,
     scope: &KeyRange,
     selector: &Selector,
 ) -> Arc<EventBatch> {
     if let Some(m) = memo.as_ref()
-        && m.store.ptr_eq(store)
+        && m.generation == store.generation()
         && &m.scope == scope
         && &m.selector == selector
     {
         return m.events.clone();
     }
-    let events: Vec<ApiWatchEvent> = scan_scope(store, scope)
+    let ordered = store.ordered();
+    let events: Vec<ApiWatchEvent> = scan_scope(&ordered, scope)
         .filter(|(key, obj)| selector.matches(key, obj.labels))
         .map(|(key, obj)| ApiWatchEvent::Object {
             kind: EventType::Added,
@@ -51,7 +51,7 @@ pub(super) fn initial_events(
         .collect();
     let events = Arc::new(EventBatch::new(events));
     *memo = Some(InitialStateMemo {
-        store: store.clone(),
+        generation: store.generation(),
         scope: scope.clone(),
         selector: selector.clone(),
         events: events.clone(),
@@ -72,18 +72,22 @@ pub(super) fn initial_message(events: &Arc<EventBatch>) -> Option<Msg> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::apiserver::watch_cache::Obj;
+    use crate::proto::etcd::Key;
 
-    fn store(n: i64) -> OrdMap<Key, Obj> {
-        (1..=n)
-            .map(|i| {
-                let obj = Obj {
-                    rv: i,
-                    bytes: 10,
-                    labels: 0,
-                };
-                (Key::new(&format!("/registry/pods/default/p{i}")), obj)
-            })
-            .collect()
+    fn store(n: i64) -> CacheStore {
+        CacheStore::from_ordered(
+            (1..=n)
+                .map(|i| {
+                    let obj = Obj {
+                        rv: i,
+                        bytes: 10,
+                        labels: 0,
+                    };
+                    (Key::new(&format!("/registry/pods/default/p{i}")), obj)
+                })
+                .collect(),
+        )
     }
 
     #[test]
@@ -108,6 +112,20 @@ mod tests {
         s.remove(&Key::new("/registry/pods/default/p1"));
         let after = initial_events(&mut memo, &s, &all, &everything);
         assert_eq!(after.events().len(), 2, "the store changed: built anew");
+        s.put(
+            &Key::new("/registry/pods/default/p1"),
+            Obj {
+                rv: 9,
+                bytes: 10,
+                labels: 0,
+            },
+        );
+        let back = initial_events(&mut memo, &s, &all, &everything);
+        assert!(
+            !Arc::ptr_eq(&first, &back),
+            "the same keys again, but at a later generation: built anew"
+        );
+        assert_eq!(back.events().len(), 3);
         assert!(matches!(
             initial_message(&after),
             Some(Msg::ApiWatchBatch(_))

@@ -366,9 +366,19 @@ impl Apiserver {
                 refused = true;
                 break;
             }
-            let prev = c.cache.store().get(&e.kv.key).copied();
-            let ev = cache_event(&e, prev, out.now);
-            closed.extend(c.process_event(out.now, ev, out));
+            let new = (event_type(&e) != EventType::Deleted).then_some(Obj {
+                rv: e.kv.mod_revision,
+                bytes: e.kv.value_bytes,
+                labels: e.kv.value_tag,
+            });
+            let now = out.now;
+            closed.extend(c.process_event(
+                now,
+                &e.kv.key,
+                new,
+                |prev| cache_event(&e, prev, now),
+                out,
+            ));
         }
         for conn in closed {
             self.client_watches.remove(&conn);

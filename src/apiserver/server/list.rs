@@ -366,9 +366,9 @@ impl Apiserver {
         };
         let rv = c.cache.resource_version();
         let limit = if self.rules.is_1_27() { 0 } else { limit };
-        let store = c.cache.store();
+        let store = c.cache.store().ordered();
         if !selector.is_everything() {
-            let (items, last) = select_page(scan_scope(store, scope), selector, limit);
+            let (items, last) = select_page(scan_scope(&store, scope), selector, limit);
             let continue_token = last.map(|start_after| ContinueToken {
                 rv,
                 start_after,
@@ -389,7 +389,7 @@ impl Apiserver {
         let mut items: OrdMap<Key, Obj> = if whole {
             store.clone()
         } else {
-            scan_scope(store, scope)
+            scan_scope(&store, scope)
                 .map(|(k, o)| (k.clone(), *o))
                 .collect()
         };

@@ -436,28 +436,33 @@ impl Checker {
         }
     }
 
-    pub(crate) fn etcd_watch_response(&mut self, conn: ConnId, resp: &WatchResponse) {
+    pub(crate) fn etcd_watch_response(
+        &mut self,
+        conn: ConnId,
+        watch_id: i64,
+        resp: &WatchResponse,
+    ) {
         match &resp.kind {
             WatchResponseKind::Created => {}
             WatchResponseKind::Events(evs) => {
-                let key = (conn, resp.watch_id);
+                let key = (conn, watch_id);
                 for e in evs {
                     self.stream_event(key, e.kv.mod_revision, &e.kv.key);
                 }
             }
             WatchResponseKind::Progress => {
-                let keys: Vec<StreamKey> = if resp.watch_id == -1 {
+                let keys: Vec<StreamKey> = if watch_id == -1 {
                     let mut keys = self.streams.keys_of(conn);
                     keys.retain(|k| k.1 != API_STREAM);
                     keys
                 } else {
-                    vec![(conn, resp.watch_id)]
+                    vec![(conn, watch_id)]
                 };
                 for k in keys {
                     self.stream_bookmark(k, resp.header_revision);
                 }
             }
-            WatchResponseKind::Canceled { .. } => self.end_stream((conn, resp.watch_id), true),
+            WatchResponseKind::Canceled { .. } => self.end_stream((conn, watch_id), true),
         }
     }
 
