@@ -306,28 +306,24 @@ impl WatchHub {
         type Group = (Vec<(StreamId, WatchId)>, Vec<Event>);
         let mut groups: Vec<Group> = Vec::new();
         for (stream, id, evs) in sends {
-            if let Some(w) = self.watchers.get_mut(&(stream, id)) {
-                w.min_rev = rev + 1;
-                w.quiet_since_tick = false;
-            }
-            self.events_sent += evs.len() as u64;
+            self.mark_sent((stream, id), rev, evs.len());
             match groups.iter_mut().find(|(_, e)| *e == evs) {
                 Some((targets, _)) => targets.push((stream, id)),
                 None => groups.push((vec![(stream, id)], evs)),
             }
         }
         for (targets, evs) in groups {
-            let resp = WatchResponse {
-                watch_id: targets[0].1,
-                header_revision: rev,
-                kind: WatchResponseKind::Events(evs),
-            };
-            if targets.len() == 1 {
-                out.push(WatchOutput::Send(targets[0].0, resp));
-            } else {
-                out.push(WatchOutput::Multicast(targets, resp));
-            }
+            respond_to_group(rev, targets, evs, out);
         }
+    }
+
+    /// Watcher `key` was sent `events` events of revision `rev`: it waits for the next one.
+    fn mark_sent(&mut self, key: (StreamId, WatchId), rev: Revision, events: usize) {
+        if let Some(w) = self.watchers.get_mut(&key) {
+            w.min_rev = rev + 1;
+            w.quiet_since_tick = false;
+        }
+        self.events_sent += events as u64;
     }
 
     /// [`notify`](Self::notify) for a revision of one event (most writes): every watcher it
@@ -340,26 +336,13 @@ impl WatchHub {
             .filter(|(_, w)| w.synced && rev >= w.min_rev && w.range.contains(&event.kv.key))
             .map(|(k, _)| *k)
             .collect();
-        for k in &targets {
-            if let Some(w) = self.watchers.get_mut(k) {
-                w.min_rev = rev + 1;
-                w.quiet_since_tick = false;
-            }
-        }
-        self.events_sent += targets.len() as u64;
-        let Some(&(first_stream, first_id)) = targets.first() else {
+        if targets.is_empty() {
             return;
-        };
-        let resp = WatchResponse {
-            watch_id: first_id,
-            header_revision: rev,
-            kind: WatchResponseKind::Events(vec![event.clone()]),
-        };
-        if targets.len() == 1 {
-            out.push(WatchOutput::Send(first_stream, resp));
-        } else {
-            out.push(WatchOutput::Multicast(targets, resp));
         }
+        for &k in &targets {
+            self.mark_sent(k, rev, 1);
+        }
+        respond_to_group(rev, targets, vec![event.clone()], out);
     }
 
     /// One round of the sync loop (watchable_store.go `syncWatchers`): cancels unsynced watchers
@@ -484,5 +467,25 @@ impl WatchHub {
     /// True once a stream has been opened (its first request arrived).
     pub fn has_stream(&self, stream: StreamId) -> bool {
         self.streams.contains_key(&stream)
+    }
+}
+
+/// One response carrying `events` of revision `rev` to every watcher of `targets` (non-empty):
+/// a plain send to one, a multicast to several (each receiver gets its own watch id).
+fn respond_to_group(
+    rev: Revision,
+    targets: Vec<(StreamId, WatchId)>,
+    events: Vec<Event>,
+    out: &mut Vec<WatchOutput>,
+) {
+    let resp = WatchResponse {
+        watch_id: targets[0].1,
+        header_revision: rev,
+        kind: WatchResponseKind::Events(events),
+    };
+    if let [(stream, _)] = targets[..] {
+        out.push(WatchOutput::Send(stream, resp));
+    } else {
+        out.push(WatchOutput::Multicast(targets, resp));
     }
 }
