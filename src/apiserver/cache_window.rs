@@ -13,7 +13,7 @@
 //! - oldest watchable RV = list RV + 1 while nothing was evicted since the last Replace, else the
 //!   first buffered event's RV; a watch from below `oldest - 1` is 410 `too old resource version`.
 
-use imbl::Vector;
+use crate::kernel::cow::CowDeque;
 
 use super::status::Status;
 use crate::kernel::Nanos;
@@ -51,7 +51,7 @@ pub struct Window<E: Clone> {
     lower: u64,
     upper: u64,
     fresh_ns: Nanos,
-    ring: Vector<E>,
+    ring: CowDeque<E>,
     start_index: u64,
     ring_bytes: u64,
     removed_event_since_relist: bool,
@@ -94,7 +94,7 @@ impl<E: WindowEvent> Window<E> {
             lower,
             upper,
             fresh_ns,
-            ring: Vector::new(),
+            ring: CowDeque::default(),
             start_index: 0,
             ring_bytes: 0,
             removed_event_since_relist: false,
@@ -153,7 +153,7 @@ impl<E: WindowEvent> Window<E> {
     /// and nothing counts as evicted. `store_bytes` is the new state's size.
     pub fn restart(&mut self, store_bytes: u64) {
         self.start_index = self.end_index();
-        self.ring = Vector::new();
+        self.ring = CowDeque::default();
         self.ring_bytes = 0;
         self.removed_event_since_relist = false;
         self.note_bytes(store_bytes);
@@ -183,7 +183,7 @@ impl<E: WindowEvent> Window<E> {
     }
 
     fn pop_oldest(&mut self) {
-        if let Some(e) = self.ring.pop_front() {
+        if let Some(e) = self.ring.make_mut().pop_front() {
             self.ring_bytes -= e.bytes();
             self.start_index += 1;
         }
@@ -202,7 +202,7 @@ impl<E: WindowEvent> Window<E> {
     /// The second half: buffers `event`; `store_bytes` is the store's size after it.
     pub fn push(&mut self, event: E, store_bytes: u64) {
         self.ring_bytes += event.bytes();
-        self.ring.push_back(event);
+        self.ring.make_mut().push_back(event);
         self.note_bytes(store_bytes);
     }
 
@@ -240,7 +240,7 @@ impl<E: WindowEvent> Window<E> {
         self.start_index = start;
         for e in events {
             self.ring_bytes += e.bytes();
-            self.ring.push_back(e);
+            self.ring.make_mut().push_back(e);
         }
     }
 
@@ -249,7 +249,7 @@ impl<E: WindowEvent> Window<E> {
         if self.ring.iter().all(|e| e.time_ns() == 0) {
             return;
         }
-        for e in self.ring.iter_mut() {
+        for e in self.ring.make_mut().iter_mut() {
             e.erase_time();
         }
     }

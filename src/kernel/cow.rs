@@ -230,6 +230,104 @@ impl<T: Clone + std::fmt::Debug> std::fmt::Debug for CowVec<T> {
     }
 }
 
+/// A plain vector of small values, shared copy-on-write between explorer states: cloning copies
+/// a pointer; the first write to a shared one copies the elements (explorer scenarios hold a few).
+/// Issue 16: the simulator indexes it on its hot path (a workload write picks a live object at
+/// random), where `imbl::Vector`'s tree walk cost ~8 % of `sweep-1k`'s steady state. Hashed as
+/// `imbl::Vector` hashes (the elements in order, no length), so states hash as they did.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CowSeq<T: Clone>(Arc<Vec<T>>);
+
+impl<T: Clone> CowSeq<T> {
+    /// The elements, to change (copied first if an explorer state shares them).
+    pub fn make_mut(&mut self) -> &mut Vec<T> {
+        Arc::make_mut(&mut self.0)
+    }
+
+    /// Element `i`, to change.
+    pub fn get_mut(&mut self, i: usize) -> Option<&mut T> {
+        self.make_mut().get_mut(i)
+    }
+
+    /// The elements in order, to change.
+    pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, T> {
+        self.make_mut().iter_mut()
+    }
+}
+
+/// A double-ended queue shared copy-on-write between explorer states, as [`CowSeq`] is a vector
+/// (a watch cache's ring of events: pushed at the back, evicted at the front). Hashed as
+/// `imbl::Vector` hashes (the elements in order, no length), so states hash as they did.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CowDeque<T: Clone>(Arc<std::collections::VecDeque<T>>);
+
+impl<T: Clone> CowDeque<T> {
+    /// The elements, to change (copied first if an explorer state shares them).
+    pub fn make_mut(&mut self) -> &mut std::collections::VecDeque<T> {
+        Arc::make_mut(&mut self.0)
+    }
+}
+
+impl<T: Clone> Default for CowDeque<T> {
+    fn default() -> Self {
+        CowDeque(Arc::new(std::collections::VecDeque::new()))
+    }
+}
+
+impl<T: Clone> Deref for CowDeque<T> {
+    type Target = std::collections::VecDeque<T>;
+    fn deref(&self) -> &std::collections::VecDeque<T> {
+        &self.0
+    }
+}
+
+impl<T: Clone + Hash> Hash for CowDeque<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for x in self.0.iter() {
+            x.hash(state);
+        }
+    }
+}
+
+impl<T: Clone + std::fmt::Debug> std::fmt::Debug for CowDeque<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+impl<T: Clone> Default for CowSeq<T> {
+    fn default() -> Self {
+        CowSeq(Arc::new(Vec::new()))
+    }
+}
+
+impl<T: Clone> Deref for CowSeq<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T: Clone> FromIterator<T> for CowSeq<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        CowSeq(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl<T: Clone + Hash> Hash for CowSeq<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for x in self.0.iter() {
+            x.hash(state);
+        }
+    }
+}
+
+impl<T: Clone + std::fmt::Debug> std::fmt::Debug for CowSeq<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -256,6 +354,41 @@ mod tests {
             a.iter().map(|x| **x).collect::<Vec<_>>(),
             vec![1, 20, 30, 4]
         );
+    }
+
+    /// Same hash as the `imbl::Vector` it replaced (explorer states hash as before), copy on the
+    /// first write to a shared one only.
+    #[test]
+    fn a_cow_seq_hashes_as_imbl_vector_and_copies_on_shared_write() {
+        let ids: Vec<u64> = vec![3, 1, 4, 1, 5];
+        let seq: CowSeq<u64> = ids.iter().copied().collect();
+        let imbl_vec: imbl::Vector<u64> = ids.iter().copied().collect();
+        assert_eq!(
+            crate::kernel::std_hash_of(&seq),
+            crate::kernel::std_hash_of(&imbl_vec)
+        );
+        assert_eq!(format!("{seq:?}"), format!("{imbl_vec:?}"));
+        let mut a = seq.clone();
+        assert!(Arc::ptr_eq(&a.0, &seq.0));
+        a.make_mut()[0] = 9;
+        assert!(!Arc::ptr_eq(&a.0, &seq.0));
+        assert_eq!((a[0], seq[0]), (9, 3));
+        let before = Arc::as_ptr(&a.0);
+        a.make_mut().push(2);
+        assert_eq!(before, Arc::as_ptr(&a.0), "unshared: written in place");
+        assert_ne!(a, seq);
+        let mut deque: CowDeque<u64> = CowDeque::default();
+        for x in &ids {
+            deque.make_mut().push_back(*x);
+        }
+        assert_eq!(
+            crate::kernel::std_hash_of(&deque),
+            crate::kernel::std_hash_of(&imbl_vec)
+        );
+        assert_eq!(format!("{deque:?}"), format!("{imbl_vec:?}"));
+        let shared = deque.clone();
+        deque.make_mut().pop_front();
+        assert_eq!((deque.len(), shared.len(), shared[0]), (4, 5, 3));
     }
 
     #[test]

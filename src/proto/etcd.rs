@@ -12,8 +12,48 @@ use serde::{Serialize, Serializer};
 pub type Revision = i64;
 
 /// A key. Ordered by bytes, as etcd orders keys; cheap to clone.
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Equality and order compare the text, but two handles on one allocation are equal without
+/// reading it: the model hands the same key out from one table (the workload's key table is the
+/// one etcd was preloaded from), so most look-ups in etcd's index and the watch caches' stores end
+/// on a pointer comparison instead of a cache miss on the stored key's text. (`Arc<str>`'s own
+/// `==` compares the text even then: the standard library's pointer shortcut is for sized
+/// values only.)
+#[derive(Clone, Eq)]
 pub struct Key(Arc<str>);
+
+/// The text's hash (what the derive gave): equal keys have equal text.
+impl std::hash::Hash for Key {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialEq for Key {
+    #[inline]
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || *self.0 == *other.0
+    }
+}
+
+impl PartialOrd for Key {
+    #[inline]
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    #[inline]
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            std::cmp::Ordering::Equal
+        } else {
+            self.0.cmp(&other.0)
+        }
+    }
+}
 
 impl Key {
     /// A key from text.
@@ -453,4 +493,24 @@ pub struct WatchResponse {
     pub header_revision: Revision,
     /// Content.
     pub kind: WatchResponseKind,
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::Key;
+    use std::cmp::Ordering;
+
+    #[test]
+    fn keys_compare_by_text_whether_or_not_they_share_an_allocation() {
+        let a = Key::new("/registry/pods/default/a");
+        let same = a.clone();
+        let copy = Key::new("/registry/pods/default/a");
+        let b = Key::new("/registry/pods/default/b");
+        assert!(a == same && a == copy && a != b);
+        assert_eq!(a.cmp(&same), Ordering::Equal);
+        assert_eq!(a.cmp(&copy), Ordering::Equal);
+        assert_eq!(a.cmp(&b), Ordering::Less);
+        assert_eq!(b.cmp(&a), Ordering::Greater);
+        assert_eq!(Key::new("/a").cmp(&Key::new("/a/")), Ordering::Less);
+    }
 }

@@ -5,14 +5,13 @@
 //! Simplification (notes.md): until the apiserver model exists, workload writes go straight to
 //! etcd at `/registry/<resource>/default/<resource>-<n>`; objects are only sizes.
 
-use imbl::Vector;
-
 use super::Ctx;
 use super::msg::{Msg, Timer};
 use super::network::{Actor, ConnId, Dir};
 use crate::etcd::{Compare, CompareOp, CompareTarget, Key, KeyRange, KvRequest, Txn, TxnOp};
 use std::sync::Arc;
 
+use crate::kernel::cow::CowSeq;
 use crate::kernel::{RngStream, Unhashed};
 use crate::proto::Host;
 use crate::scenario::{Scenario, WorkloadKind};
@@ -23,7 +22,7 @@ struct ResourceObjects {
     name: String,
     nodes: Option<u64>,
     object_bytes: u64,
-    live: Vector<u64>,
+    live: CowSeq<u64>,
     next_id: u64,
     /// Each object's key by id, made once (the preloaded ones are the very keys etcd holds): a
     /// write's key is then the same allocation everywhere it goes, so etcd's, the caches' and
@@ -58,7 +57,7 @@ impl ResourceObjects {
     fn create(&mut self) -> Txn {
         let id = self.next_id;
         self.next_id += 1;
-        self.live.push_back(id);
+        self.live.make_mut().push(id);
         let key = self.key(id);
         let absent = Compare {
             key: key.clone(),
@@ -95,10 +94,11 @@ impl ResourceObjects {
     /// A delete of a live object drawn at random (the last live id takes its place).
     fn delete(&mut self, rng: &mut RngStream) -> Txn {
         let pos = rng.below(self.live.len() as u64) as usize;
-        let id = self.live[pos];
-        let last = self.live.pop_back().expect("non-empty");
-        if pos < self.live.len() {
-            self.live.set(pos, last);
+        let live = self.live.make_mut();
+        let id = live[pos];
+        let last = live.pop().expect("non-empty");
+        if pos < live.len() {
+            live[pos] = last;
         }
         let key = self.key(id);
         Txn {
@@ -112,8 +112,8 @@ impl ResourceObjects {
 /// All workload writers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Workload {
-    resources: Vector<ResourceObjects>,
-    rngs: Vector<RngStream>,
+    resources: CowSeq<ResourceObjects>,
+    rngs: CowSeq<RngStream>,
     kv_conn: Option<ConnId>,
     next_req_id: u64,
     /// Writes issued.
@@ -152,7 +152,7 @@ impl Workload {
                 let first = rng.exponential_ns(1e9 / entry.rate);
                 ctx.timer(ctx.now.saturating_add(first), Timer::Workload(i as u32));
             }
-            w.rngs.push_back(rng);
+            w.rngs.make_mut().push(rng);
         }
         w
     }
@@ -163,7 +163,7 @@ impl Workload {
         let Some(res_idx) = self.resources.iter().position(|r| r.name == entry.resource) else {
             return "none";
         };
-        let rng = &mut self.rngs[i];
+        let rng = &mut self.rngs.make_mut()[i];
         let kind = match entry.kind {
             // Churn: half updates, a quarter creates, a quarter deletes.
             WorkloadKind::Churn => match rng.unit() {
@@ -173,7 +173,7 @@ impl Workload {
             },
             k => k,
         };
-        let res = &mut self.resources[res_idx];
+        let res = &mut self.resources.make_mut()[res_idx];
         let write = match kind {
             WorkloadKind::Create => Some((res.create(), "create")),
             WorkloadKind::Update | WorkloadKind::Delete if res.live.is_empty() => None,

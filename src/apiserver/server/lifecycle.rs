@@ -44,7 +44,7 @@ impl Apiserver {
                 };
             }
         }
-        self.cachers = Vector::new();
+        self.cachers = Default::default();
         self.down_until_ns = out.now + down_ns;
         if down_ns > 0 {
             self.down = true;
