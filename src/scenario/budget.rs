@@ -24,9 +24,11 @@ const CACHE_OBJECT: u64 = 160;
 /// run's per-write records (`lease-vs-nodestatus`: 300,000 writes in 10 minutes, 143 MB).
 const REVISION: u64 = 512;
 /// Per write over the whole run: the invariant checker's change log is never trimmed, with what
-/// else grows with the run's writes (measured 2026-12-05: `cluster-15k`'s peak grows from 438 MB
-/// at 3 minutes to 1.27 GB at 1 hour, about 160 bytes per write of its 1,522 writes/s).
-const CHANGE_LOG: u64 = 160;
+/// else grows with the run's writes (measured 2026-12-05 after issue 16's fifth step:
+/// `cluster-15k`'s peak grows from 378 MB at 3 minutes to 0.83 GB at 1 hour, 87 bytes per write
+/// of its 1,522 writes/s; `cluster-65k`'s from 2.64 GB at 15 minutes to 3.61 GB at 1 hour, 55
+/// bytes per write; rounded up).
+const CHANGE_LOG: u64 = 96;
 /// Per event in a watch cache ring.
 const CACHE_EVENT: u64 = 128;
 /// Per event a scripted watch (`etcd.watch`, `api.watch` step) records for the report's
