@@ -255,6 +255,39 @@ impl<T: Clone> CowSeq<T> {
     }
 }
 
+impl<T: Clone> Default for CowSeq<T> {
+    fn default() -> Self {
+        CowSeq(Arc::new(Vec::new()))
+    }
+}
+
+impl<T: Clone> Deref for CowSeq<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T: Clone> FromIterator<T> for CowSeq<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        CowSeq(Arc::new(iter.into_iter().collect()))
+    }
+}
+
+impl<T: Clone + Hash> Hash for CowSeq<T> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        for x in self.0.iter() {
+            x.hash(state);
+        }
+    }
+}
+
+impl<T: Clone + std::fmt::Debug> std::fmt::Debug for CowSeq<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
 /// A double-ended queue shared copy-on-write between explorer states, as [`CowSeq`] is a vector
 /// (a watch cache's ring of events: pushed at the back, evicted at the front). Hashed as
 /// `imbl::Vector` hashes (the elements in order, no length), so states hash as they did.
@@ -290,39 +323,6 @@ impl<T: Clone + Hash> Hash for CowDeque<T> {
 }
 
 impl<T: Clone + std::fmt::Debug> std::fmt::Debug for CowDeque<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list().entries(self.0.iter()).finish()
-    }
-}
-
-impl<T: Clone> Default for CowSeq<T> {
-    fn default() -> Self {
-        CowSeq(Arc::new(Vec::new()))
-    }
-}
-
-impl<T: Clone> Deref for CowSeq<T> {
-    type Target = [T];
-    fn deref(&self) -> &[T] {
-        &self.0
-    }
-}
-
-impl<T: Clone> FromIterator<T> for CowSeq<T> {
-    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
-        CowSeq(Arc::new(iter.into_iter().collect()))
-    }
-}
-
-impl<T: Clone + Hash> Hash for CowSeq<T> {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        for x in self.0.iter() {
-            x.hash(state);
-        }
-    }
-}
-
-impl<T: Clone + std::fmt::Debug> std::fmt::Debug for CowSeq<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.0.iter()).finish()
     }
