@@ -1,6 +1,7 @@
 //! Property tests (proptest) of the hot-path tables issue 16 put under the model, each against
 //! the plain ordered map it replaces: the watch cache's store (hashed objects, ordered copy
-//! brought up to date on demand) and etcd's watch history log (a ring searched by key). Any
+//! brought up to date on demand), etcd's watch history log (a ring searched by key) and the
+//! agenda's index (a B-tree while small, a timing wheel when large). Any
 //! sequence of writes and reads must give the same answers, and the same hash, as the ordered
 //! map. Failing cases are kept in `tests/store_properties.proptest-regressions`.
 
@@ -11,7 +12,9 @@ use imbl::OrdMap;
 use proptest::prelude::*;
 use watchsim::apiserver::cache_store::CacheStore;
 use watchsim::apiserver::watch_cache::Obj;
+use watchsim::kernel::agenda::WHEEL_FROM;
 use watchsim::kernel::ordered_log::OrderedLog;
+use watchsim::kernel::{Agenda, EventKey};
 use watchsim::proto::etcd::Key;
 
 fn std_hash<T: Hash>(t: &T) -> u64 {
@@ -40,7 +43,107 @@ fn store_op() -> impl Strategy<Value = StoreOp> {
     ]
 }
 
+/// One step on the agenda: schedule an event `delay` after the last fired one's time (or at an
+/// absolute time, as the explorer's out-of-order firings can leave), fire the first event, take
+/// the event at a position (the explorer fires any enabled one), look one up, or walk them all.
+#[derive(Debug, Clone)]
+enum AgendaOp {
+    After(u64),
+    At(u64),
+    FireFirst,
+    TakeNth(usize),
+    GetNth(usize),
+    Walk,
+}
+
+fn agenda_op() -> impl Strategy<Value = AgendaOp> {
+    prop_oneof![
+        4 => (0u64..1 << 24).prop_map(AgendaOp::After),
+        2 => (0u64..1 << 38).prop_map(AgendaOp::After),
+        1 => prop_oneof![Just(u64::MAX), Just(u64::MAX - 1), 0u64..1 << 40].prop_map(AgendaOp::At),
+        5 => Just(AgendaOp::FireFirst),
+        1 => any::<usize>().prop_map(AgendaOp::TakeNth),
+        1 => any::<usize>().prop_map(AgendaOp::GetNth),
+        1 => Just(AgendaOp::Walk),
+    ]
+}
+
+/// The agenda's hash as documented: each `(key, event)` in order, then the next sequence number.
+fn agenda_model_hash(model: &BTreeMap<EventKey, u64>, next_seq: u64) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for (k, e) in model {
+        (*k, e).hash(&mut h);
+    }
+    next_seq.hash(&mut h);
+    h.finish()
+}
+
 proptest! {
+    /// Starts below or above the wheel's threshold (up to three times it) and crosses it both
+    /// ways as events are scheduled and fired.
+    #[test]
+    fn agenda_answers_as_an_ordered_map(
+        initial in 0usize..3 * WHEEL_FROM,
+        spread in 0u64..1 << 37,
+        ops in prop::collection::vec(agenda_op(), 0..1500),
+    ) {
+        let mut agenda: Agenda<u64> = Agenda::new();
+        let mut model: BTreeMap<EventKey, u64> = BTreeMap::new();
+        let mut now = 0u64;
+        let mut seq = 0u64;
+        for i in 0..initial as u64 {
+            let due = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % (spread + 1);
+            model.insert(agenda.schedule(due, seq), seq);
+            seq += 1;
+        }
+        for op in ops {
+            let nth = |n: usize, model: &BTreeMap<EventKey, u64>| {
+                model.keys().nth(n % model.len().max(1)).copied()
+            };
+            match op {
+                AgendaOp::After(d) | AgendaOp::At(d) => {
+                    let due = if matches!(op, AgendaOp::After(_)) { now.saturating_add(d) } else { d };
+                    let key = agenda.schedule(due, seq);
+                    prop_assert_eq!(key, EventKey { due_ns: due, seq });
+                    model.insert(key, seq);
+                    seq += 1;
+                }
+                AgendaOp::FireFirst => {
+                    let want = model.pop_first();
+                    let got = agenda.first().map(|(k, e)| (k, *e));
+                    prop_assert_eq!(got, want);
+                    if let Some((k, e)) = want {
+                        prop_assert_eq!(agenda.take(k), Some(e));
+                        now = now.max(k.due_ns);
+                    }
+                }
+                AgendaOp::TakeNth(n) => {
+                    if let Some(k) = nth(n, &model) {
+                        prop_assert_eq!(agenda.take(k), model.remove(&k));
+                        prop_assert_eq!(agenda.take(k), None);
+                    }
+                }
+                AgendaOp::GetNth(n) => {
+                    if let Some(k) = nth(n, &model) {
+                        prop_assert_eq!(agenda.get(k), model.get(&k));
+                        let missing = EventKey { due_ns: k.due_ns, seq: seq + 1 };
+                        prop_assert_eq!(agenda.get(missing), None);
+                    }
+                }
+                AgendaOp::Walk => {
+                    let got: Vec<(EventKey, u64)> = agenda.iter().map(|(k, e)| (k, *e)).collect();
+                    let want: Vec<(EventKey, u64)> = model.iter().map(|(k, e)| (*k, *e)).collect();
+                    prop_assert_eq!(got, want);
+                }
+            }
+            prop_assert_eq!(agenda.len(), model.len());
+            prop_assert_eq!(agenda.first().map(|(k, _)| k), model.keys().next().copied());
+        }
+        prop_assert_eq!(std_hash(&agenda), agenda_model_hash(&model, seq));
+        let copy = agenda.clone();
+        prop_assert_eq!(&copy, &agenda);
+    }
+
     #[test]
     fn cache_store_answers_as_an_ordered_map(
         initial in prop::collection::vec((0u8..40, 1i64..1000), 0..20),

@@ -31,6 +31,7 @@ mod exact_list;
 mod get;
 mod lifecycle;
 mod list;
+mod wait_table;
 mod waits;
 mod watch;
 use super::selector::Selector;
@@ -252,7 +253,7 @@ pub struct Apiserver {
     pending_etcd: OrdMap<u64, EtcdPurpose>,
     cachers: crate::kernel::cow::CowSeq<Option<crate::kernel::cow::CowBox<Cacher>>>,
     resource_names: Vector<String>,
-    waits: OrdMap<u64, Wait>,
+    waits: wait_table::WaitTable,
     next_wait: u64,
     progress_armed: bool,
     /// When the progress requester's timer fires next (`watch_progress.go Run`): a request is
@@ -323,7 +324,7 @@ impl Apiserver {
             pending_etcd: OrdMap::new(),
             cachers: Default::default(),
             resource_names: scenario.resources.iter().map(|r| r.name.clone()).collect(),
-            waits: OrdMap::new(),
+            waits: wait_table::WaitTable::default(),
             next_wait: 0,
             progress_armed: false,
             progress_timer_ns: 0,
@@ -700,7 +701,7 @@ impl Apiserver {
             c.erase_times();
         }
         self.waits = std::mem::take(&mut self.waits)
-            .into_iter()
+            .into_entries()
             .map(|(id, mut w)| {
                 if let WaitKind::Watch { deadline_ns, .. } = &mut w.kind {
                     *deadline_ns = 0;
@@ -739,7 +740,7 @@ impl Apiserver {
             })
             .collect();
         self.waits = std::mem::take(&mut self.waits)
-            .into_iter()
+            .into_entries()
             .map(|(id, mut w)| {
                 match &mut w.kind {
                     WaitKind::List { conn, .. }

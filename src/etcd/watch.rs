@@ -8,6 +8,7 @@ use imbl::OrdMap;
 
 use super::mvcc::Store;
 use crate::kernel::Nanos;
+use crate::kernel::sorted_map::SortedMap;
 use crate::proto::etcd::{
     Event, KeyRange, Revision, StreamId, WatchId, WatchRequest, WatchResponse, WatchResponseKind,
 };
@@ -61,7 +62,8 @@ struct Stream {
 /// All watchers of one etcd server.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct WatchHub {
-    watchers: OrdMap<(StreamId, WatchId), Watcher>,
+    /// A few per apiserver (one per resource it caches): walked on every write.
+    watchers: SortedMap<(StreamId, WatchId), Watcher>,
     streams: OrdMap<StreamId, Stream>,
     unsynced: usize,
     sync_armed: bool,
@@ -287,8 +289,8 @@ impl WatchHub {
         if let [event] = events {
             return self.notify_one(rev, event, out);
         }
-        let mut sends: Vec<(StreamId, WatchId, Vec<Event>)> = Vec::new();
-        for ((stream, id), w) in self.watchers.iter() {
+        let mut sends: Vec<(usize, StreamId, WatchId, Vec<Event>)> = Vec::new();
+        for (i, ((stream, id), w)) in self.watchers.iter().enumerate() {
             if !w.synced || rev < w.min_rev {
                 continue;
             }
@@ -298,15 +300,15 @@ impl WatchHub {
                 .cloned()
                 .collect();
             if !matched.is_empty() {
-                sends.push((*stream, *id, matched));
+                sends.push((i, *stream, *id, matched));
             }
         }
         // Watchers that get exactly the same events (e.g. every apiserver's cacher of one
         // resource) are served by one multicast response.
         type Group = (Vec<(StreamId, WatchId)>, Vec<Event>);
         let mut groups: Vec<Group> = Vec::new();
-        for (stream, id, evs) in sends {
-            self.mark_sent((stream, id), rev, evs.len());
+        for (i, stream, id, evs) in sends {
+            self.mark_sent(i, rev, evs.len());
             match groups.iter_mut().find(|(_, e)| *e == evs) {
                 Some((targets, _)) => targets.push((stream, id)),
                 None => groups.push((vec![(stream, id)], evs)),
@@ -317,30 +319,32 @@ impl WatchHub {
         }
     }
 
-    /// Watcher `key` was sent `events` events of revision `rev`: it waits for the next one.
-    fn mark_sent(&mut self, key: (StreamId, WatchId), rev: Revision, events: usize) {
-        if let Some(w) = self.watchers.get_mut(&key) {
-            w.min_rev = rev + 1;
-            w.quiet_since_tick = false;
-        }
+    /// The watcher at position `i` was sent `events` events of revision `rev`: it waits for the
+    /// next one.
+    fn mark_sent(&mut self, i: usize, rev: Revision, events: usize) {
+        let w = self.watchers.value_at_mut(i);
+        w.min_rev = rev + 1;
+        w.quiet_since_tick = false;
         self.events_sent += events as u64;
     }
 
     /// [`notify`](Self::notify) for a revision of one event (most writes): every watcher it
     /// matches gets the same response, so they form one group, in watcher order, without a
-    /// per-watcher copy of the event.
+    /// per-watcher copy of the event. One walk finds them by position; only they are written.
     fn notify_one(&mut self, rev: Revision, event: &Event, out: &mut Vec<WatchOutput>) {
-        let targets: Vec<(StreamId, WatchId)> = self
-            .watchers
-            .iter()
-            .filter(|(_, w)| w.synced && rev >= w.min_rev && w.range.contains(&event.kv.key))
-            .map(|(k, _)| *k)
-            .collect();
+        let mut positions: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
+        let mut targets: Vec<(StreamId, WatchId)> = Vec::new();
+        for (i, (k, w)) in self.watchers.iter().enumerate() {
+            if w.synced && rev >= w.min_rev && w.range.contains(&event.kv.key) {
+                positions.push(i);
+                targets.push(*k);
+            }
+        }
         if targets.is_empty() {
             return;
         }
-        for &k in &targets {
-            self.mark_sent(k, rev, 1);
+        for i in positions {
+            self.mark_sent(i, rev, 1);
         }
         respond_to_group(rev, targets, vec![event.clone()], out);
     }

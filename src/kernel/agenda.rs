@@ -5,10 +5,11 @@
 //! nodes; the explorer's agendas hold a few dozen events, so its copies stay cheap).
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, btree_map};
 use std::hash::{Hash, Hasher};
 
 use super::time::Nanos;
+use super::timing_wheel::Wheel;
 
 /// Identity of a pending event: when it is due and the order it was scheduled in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -21,17 +22,106 @@ pub struct EventKey {
 
 /// Pending events in `(time, sequence)` order.
 ///
-/// The ordered map holds only keys and slot numbers; the events themselves (160 bytes each in the
-/// world) sit in a slab whose free slots are reused last-freed first. Shifting a B-tree node then
-/// moves 24-byte entries instead of whole events (issue 16: the node shifts of a map of events were
-/// 7 % of a `sweep-1k` run, in `memmove`). Slot numbers never show: equality and hashing walk the
-/// events in key order.
+/// The ordered index holds only keys and slot numbers; the events themselves (160 bytes each in
+/// the world) sit in a slab whose free slots are reused last-freed first. Shifting a B-tree node
+/// then moves 24-byte entries instead of whole events (issue 16: the node shifts of a map of events
+/// were 7 % of a `sweep-1k` run, in `memmove`). Slot numbers never show: equality and hashing walk
+/// the events in key order.
+///
+/// The index is a `BTreeMap` while the agenda is small (the explorer's few dozen events, walked in
+/// order for every state's hash) and a timing wheel ([`super::timing_wheel`]) once it holds
+/// [`WHEEL_FROM`] events (a simulated cluster's tens of thousands, where the B-tree's insert and
+/// remove were ~13 % of a `sweep-1k` run); it goes back below [`TREE_BELOW`]. Which layout holds
+/// the keys never changes an answer: events fire in `(due, seq)` order either way.
 #[derive(Debug, Clone)]
 pub struct Agenda<E: Clone> {
-    order: BTreeMap<EventKey, u32>,
+    order: Order,
     slots: Vec<Option<E>>,
     free: Vec<u32>,
     next_seq: u64,
+}
+
+/// An agenda of this many events switches its index to the timing wheel.
+pub const WHEEL_FROM: usize = 1024;
+/// A timing-wheel agenda that falls below this many events goes back to a B-tree.
+pub const TREE_BELOW: usize = 256;
+
+/// The agenda's ordered index of keys to slots (see [`Agenda`]).
+#[derive(Debug, Clone)]
+enum Order {
+    Tree(BTreeMap<EventKey, u32>),
+    Wheel(Box<Wheel>),
+}
+
+/// The keys of an [`Order`] in order, with their slots.
+enum OrderIter<'a> {
+    Tree(btree_map::Iter<'a, EventKey, u32>),
+    Sorted(std::vec::IntoIter<(EventKey, u32)>),
+}
+
+impl Iterator for OrderIter<'_> {
+    type Item = (EventKey, u32);
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            OrderIter::Tree(it) => it.next().map(|(k, s)| (*k, *s)),
+            OrderIter::Sorted(it) => it.next(),
+        }
+    }
+}
+
+impl Order {
+    fn len(&self) -> usize {
+        match self {
+            Order::Tree(t) => t.len(),
+            Order::Wheel(w) => w.len(),
+        }
+    }
+
+    fn insert(&mut self, key: EventKey, slot: u32) {
+        match self {
+            Order::Tree(t) => {
+                t.insert(key, slot);
+                if t.len() >= WHEEL_FROM {
+                    *self = Order::Wheel(Box::new(Wheel::from_entries(std::mem::take(t))));
+                }
+            }
+            Order::Wheel(w) => w.insert(key, slot),
+        }
+    }
+
+    fn remove(&mut self, key: EventKey) -> Option<u32> {
+        match self {
+            Order::Tree(t) => t.remove(&key),
+            Order::Wheel(w) => {
+                let slot = w.remove(key)?;
+                if w.len() < TREE_BELOW {
+                    *self = Order::Tree(w.sorted().into_iter().collect());
+                }
+                Some(slot)
+            }
+        }
+    }
+
+    fn first(&self) -> Option<(EventKey, u32)> {
+        match self {
+            Order::Tree(t) => t.first_key_value().map(|(k, s)| (*k, *s)),
+            Order::Wheel(w) => w.first(),
+        }
+    }
+
+    fn get(&self, key: EventKey) -> Option<u32> {
+        match self {
+            Order::Tree(t) => t.get(&key).copied(),
+            Order::Wheel(w) => w.get(key),
+        }
+    }
+
+    fn iter(&self) -> OrderIter<'_> {
+        match self {
+            Order::Tree(t) => OrderIter::Tree(t.iter()),
+            Order::Wheel(w) => OrderIter::Sorted(w.sorted().into_iter()),
+        }
+    }
 }
 
 impl<E: Clone + PartialEq> PartialEq for Agenda<E> {
@@ -58,7 +148,7 @@ impl<E: Clone + Hash> Hash for Agenda<E> {
 impl<E: Clone> Default for Agenda<E> {
     fn default() -> Self {
         Agenda {
-            order: BTreeMap::new(),
+            order: Order::Tree(BTreeMap::new()),
             slots: Vec::new(),
             free: Vec::new(),
             next_seq: 0,
@@ -114,25 +204,23 @@ impl<E: Clone> Agenda<E> {
 
     /// The earliest pending event, if any.
     pub fn first(&self) -> Option<(EventKey, &E)> {
-        self.order
-            .first_key_value()
-            .map(|(k, slot)| (*k, self.event(*slot)))
+        self.order.first().map(|(k, slot)| (k, self.event(slot)))
     }
 
     /// Removes and returns the event with this key.
     pub fn take(&mut self, key: EventKey) -> Option<E> {
-        let slot = self.order.remove(&key)?;
+        let slot = self.order.remove(key)?;
         Some(self.vacate(slot))
     }
 
     /// Looks up a pending event.
     pub fn get(&self, key: EventKey) -> Option<&E> {
-        self.order.get(&key).map(|slot| self.event(*slot))
+        self.order.get(key).map(|slot| self.event(slot))
     }
 
     /// All pending events in order.
     pub fn iter(&self) -> impl Iterator<Item = (EventKey, &E)> {
-        self.order.iter().map(|(k, slot)| (*k, self.event(*slot)))
+        self.order.iter().map(|(k, slot)| (k, self.event(slot)))
     }
 
     /// Number of pending events.
@@ -142,13 +230,13 @@ impl<E: Clone> Agenda<E> {
 
     /// True when nothing is pending.
     pub fn is_empty(&self) -> bool {
-        self.order.is_empty()
+        self.order.len() == 0
     }
 
     /// Rewrites every pending event in place (keys unchanged): the explorer's renamings.
     pub fn rewrite(&mut self, mut f: impl FnMut(&mut E)) {
-        for slot in self.order.values() {
-            if let Some(e) = self.slots[*slot as usize].as_mut() {
+        for (_, slot) in self.order.iter() {
+            if let Some(e) = self.slots[slot as usize].as_mut() {
                 f(e);
             }
         }

@@ -12,7 +12,9 @@ pub mod ordered_log;
 pub mod prefetch;
 pub mod rng;
 pub mod shared;
+pub mod sorted_map;
 pub mod time;
+pub(crate) mod timing_wheel;
 
 pub use agenda::{Agenda, EventKey};
 pub use hash::{Fnv64, fnv64};

@@ -179,9 +179,7 @@ impl Apiserver {
             return;
         };
         self.counters.etcd_read_bytes += range.kvs.iter().map(|kv| kv.value_bytes).sum::<u64>();
-        if let Some(w) = self.waits.get_mut(&wait_id) {
-            w.target_rv = range.revision;
-        }
+        self.waits.set_target(wait_id, range.revision);
         let starts_now = self.waits.get(&wait_id).is_some_and(|w| {
             matches!(
                 w.kind,

@@ -18,7 +18,7 @@ impl Apiserver {
         self.etcd_watch = None;
         self.direct_stream = None;
         self.pending_etcd = OrdMap::new();
-        self.waits = OrdMap::new();
+        self.waits = Default::default();
         self.parked = Vector::new();
         self.sending = OrdMap::new();
         self.encoders_free_at.0.iter_mut().for_each(|t| *t = 0);

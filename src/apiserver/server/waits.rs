@@ -109,12 +109,7 @@ impl Apiserver {
             return;
         }
         let rv = c.cache.resource_version();
-        let due: Vec<u64> = self
-            .waits
-            .iter()
-            .filter(|(_, w)| w.resource == resource && w.target_rv > 0 && w.target_rv <= rv)
-            .map(|(id, _)| *id)
-            .collect();
+        let due = self.waits.due(resource, rv);
         for id in due {
             if let Some(w) = self.waits.remove(&id) {
                 self.serve_wait(w, out);
