@@ -12,11 +12,15 @@ use crate::kernel::sorted_map::SortedMap;
 use crate::proto::etcd::{
     Event, KeyRange, Revision, StreamId, WatchId, WatchRequest, WatchResponse, WatchResponseKind,
 };
+use crate::proto::key_memo::KeyMemo;
 
 /// `watchResyncPeriod`: how often the sync loop serves unsynced watchers.
 pub const SYNC_PERIOD_NS: Nanos = 100_000_000;
 /// `maxWatchersPerSync`.
 pub const MAX_WATCHERS_PER_SYNC: usize = 512;
+/// Watchers from which a write's matches are remembered by key ([`KeyMemo`]): below it, the
+/// walk costs no more than the memo, whose answers an explorer state's copy loses anyway.
+const MEMO_FROM_WATCHERS: usize = 8;
 /// `watchBatchMaxRevs`: distinct revisions per catch-up response.
 pub const WATCH_BATCH_MAX_REVS: usize = 1000;
 
@@ -64,6 +68,9 @@ struct Stream {
 pub struct WatchHub {
     /// A few per apiserver (one per resource it caches): walked on every write.
     watchers: SortedMap<(StreamId, WatchId), Watcher>,
+    /// The positions of the watchers whose range contains a key, by the key's allocation (a
+    /// lease key is written every 10 s); cleared whenever a watcher is added or removed.
+    in_range: KeyMemo<smallvec::SmallVec<[u32; 8]>>,
     streams: OrdMap<StreamId, Stream>,
     unsynced: usize,
     sync_armed: bool,
@@ -159,6 +166,7 @@ impl WatchHub {
 
     /// Removes a watcher, keeping the unsynced count right.
     fn remove_watcher(&mut self, key: (StreamId, WatchId)) -> bool {
+        self.in_range.clear();
         match self.watchers.remove(&key) {
             Some(w) => {
                 if !w.synced && !w.compacted {
@@ -229,6 +237,7 @@ impl WatchHub {
                     quiet_since_tick: true,
                 };
                 self.watchers.insert((stream, *watch_id), w);
+                self.in_range.clear();
                 if !synced {
                     self.unsynced += 1;
                 }
@@ -332,11 +341,33 @@ impl WatchHub {
     /// matches gets the same response, so they form one group, in watcher order, without a
     /// per-watcher copy of the event. One walk finds them by position; only they are written.
     fn notify_one(&mut self, rev: Revision, event: &Event, out: &mut Vec<WatchOutput>) {
+        let key = &event.kv.key;
+        let memo = self.watchers.len() >= MEMO_FROM_WATCHERS;
+        let remembered = if memo { self.in_range.get(key) } else { None };
+        let in_range = match remembered {
+            Some(p) => p.clone(),
+            None => {
+                let p: smallvec::SmallVec<[u32; 8]> = self
+                    .watchers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, w))| w.range.contains(key))
+                    .map(|(i, _)| i as u32)
+                    .collect();
+                // Remembered from a key's second version on (most created keys are rarely
+                // written again).
+                if memo && event.kv.version > 1 {
+                    self.in_range.insert(key, p.clone());
+                }
+                p
+            }
+        };
         let mut positions: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
         let mut targets: Vec<(StreamId, WatchId)> = Vec::new();
-        for (i, (k, w)) in self.watchers.iter().enumerate() {
-            if w.synced && rev >= w.min_rev && w.range.contains(&event.kv.key) {
-                positions.push(i);
+        for i in in_range {
+            let (k, w) = self.watchers.entry_at(i as usize);
+            if w.synced && rev >= w.min_rev {
+                positions.push(i as usize);
                 targets.push(*k);
             }
         }

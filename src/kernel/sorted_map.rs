@@ -124,6 +124,12 @@ impl<K: Ord + Clone, V: Clone> SortedMap<K, V> {
         self.0[from..to.max(from)].iter().map(|(k, v)| (k, v))
     }
 
+    /// The entry at position `i` (as counted by [`SortedMap::iter`]).
+    pub fn entry_at(&self, i: usize) -> (&K, &V) {
+        let (k, v) = &self.0[i];
+        (k, v)
+    }
+
     /// The value at position `i` (as counted by [`SortedMap::iter`]), to change.
     pub fn value_at_mut(&mut self, i: usize) -> &mut V {
         &mut self.entries_mut()[i].1

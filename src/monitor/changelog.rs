@@ -9,7 +9,14 @@
 
 use rustc_hash::FxHashMap;
 
+use smallvec::SmallVec;
+
 use crate::etcd::{Key, KeyRange, Store};
+use crate::proto::key_memo::KeyMemo;
+
+/// Interned ranges from which a key's matches are remembered ([`KeyMemo`]): below it, the
+/// look-ups cost no more than the memo, whose answers an explorer state's copy loses anyway.
+const MEMO_FROM_RANGES: usize = 64;
 
 /// Identifies an interned key range.
 pub type RangeId = u32;
@@ -33,6 +40,9 @@ pub struct ChangeLog {
     prefix_lengths: std::collections::BTreeSet<usize>,
     singles: FxHashMap<String, Vec<RangeId>>,
     others: Vec<RangeId>,
+    /// The ranges each key written so far falls in, by the key's allocation (most writes
+    /// rewrite a key written before: a lease, a pod); cleared when a range is interned.
+    matches: KeyMemo<SmallVec<[RangeId; 4]>>,
 }
 
 fn range_name(range: &KeyRange) -> String {
@@ -55,35 +65,59 @@ impl ChangeLog {
             return;
         }
         for e in store.changes_after(self.logged_rev) {
-            self.append(e.kv.mod_revision, e.kv.key.clone());
+            // A key's first version is remembered only from its second on: most created keys
+            // (the preload's tens of thousands) are rarely written again.
+            self.append(e.kv.mod_revision, e.kv.key.clone(), e.kv.version > 1);
         }
         self.logged_rev = store.revision();
     }
 
-    fn append(&mut self, rev: i64, key: Key) {
+    fn append(&mut self, rev: i64, key: Key, memoize: bool) {
         let pos = self.entries.len() as u32;
+        let memoize = memoize && self.ranges.len() >= MEMO_FROM_RANGES;
+        let remembered = if memoize {
+            self.matches.get(&key)
+        } else {
+            None
+        };
+        let ids = match remembered {
+            Some(ids) => ids.clone(),
+            None => {
+                let ids = self.ranges_containing(&key);
+                if memoize {
+                    self.matches.insert(&key, ids.clone());
+                }
+                ids
+            }
+        };
+        for id in ids {
+            self.ranges[id as usize].positions.push(pos);
+        }
+        self.entries.push((rev, key));
+    }
+
+    /// The interned ranges `key` falls in: its watched prefixes, itself as a single key, and
+    /// any other range that contains it.
+    fn ranges_containing(&self, key: &Key) -> SmallVec<[RangeId; 4]> {
+        let mut ids = SmallVec::new();
         let k = key.as_str();
         for &i in &self.prefix_lengths {
             if i > k.len() || !k.is_char_boundary(i) {
                 continue;
             }
-            if let Some(ids) = self.prefixes.get(&k[..i]) {
-                for &id in ids {
-                    self.ranges[id as usize].positions.push(pos);
-                }
+            if let Some(found) = self.prefixes.get(&k[..i]) {
+                ids.extend_from_slice(found);
             }
         }
-        if let Some(ids) = self.singles.get(k) {
-            for &id in ids {
-                self.ranges[id as usize].positions.push(pos);
-            }
+        if let Some(found) = self.singles.get(k) {
+            ids.extend_from_slice(found);
         }
         for &id in &self.others {
-            if self.ranges[id as usize].range.contains(&key) {
-                self.ranges[id as usize].positions.push(pos);
+            if self.ranges[id as usize].range.contains(key) {
+                ids.push(id);
             }
         }
-        self.entries.push((rev, key));
+        ids
     }
 
     /// The id of `range`, indexing every change so far into it the first time it is seen.
@@ -93,6 +127,7 @@ impl ChangeLog {
             return id;
         }
         let id = self.ranges.len() as RangeId;
+        self.matches.clear();
         let positions = self
             .entries
             .iter()

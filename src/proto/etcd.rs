@@ -64,6 +64,11 @@ impl Key {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+    /// The address of the key's text: the same for every clone of one key, different for two
+    /// keys alive at once (what [`crate::proto::key_memo::KeyMemo`] remembers answers by).
+    pub fn addr(&self) -> usize {
+        Arc::as_ptr(&self.0).cast::<u8>() as usize
+    }
     /// Length in bytes (counts toward the request size limit).
     pub fn len(&self) -> usize {
         self.0.len()
