@@ -18,17 +18,21 @@ use crate::kernel::Unhashed;
 /// in runs that create keys all the time).
 const MAX_KEYS: usize = 1 << 20;
 
+/// The remembered answers: each key's allocation address, the key itself and its answer.
+type ByAddr<V> = FxHashMap<usize, (Key, V)>;
+
 /// Answers by key allocation (see the module doc). Equal to every other memo and hashed as
-/// nothing, through [`Unhashed`].
+/// nothing, through [`Unhashed`]; one word until its first answer (the explorer's never get
+/// one), so the parts that hold one stay small to copy.
 #[derive(PartialEq, Eq, Hash)]
 pub struct KeyMemo<V> {
-    by_addr: Unhashed<FxHashMap<usize, (Key, V)>>,
+    by_addr: Unhashed<Option<Box<ByAddr<V>>>>,
 }
 
 impl<V> Default for KeyMemo<V> {
     fn default() -> Self {
         KeyMemo {
-            by_addr: Unhashed(FxHashMap::default()),
+            by_addr: Unhashed(None),
         }
     }
 }
@@ -42,27 +46,40 @@ impl<V> Clone for KeyMemo<V> {
 
 impl<V> std::fmt::Debug for KeyMemo<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "KeyMemo({} keys)", self.by_addr.len())
+        write!(f, "KeyMemo({} keys)", self.len())
     }
 }
 
 impl<V> KeyMemo<V> {
     /// The answer remembered for `key`, if any.
     pub fn get(&self, key: &Key) -> Option<&V> {
-        self.by_addr.get(&key.addr()).map(|(_, v)| v)
+        self.by_addr.as_ref()?.get(&key.addr()).map(|(_, v)| v)
     }
 
     /// Remembers `value` for `key`.
     pub fn insert(&mut self, key: &Key, value: V) {
-        if self.by_addr.len() >= MAX_KEYS {
-            self.by_addr.clear();
+        let map = self.by_addr.get_or_insert_with(Box::default);
+        if map.len() >= MAX_KEYS {
+            map.clear();
         }
-        self.by_addr.insert(key.addr(), (key.clone(), value));
+        map.insert(key.addr(), (key.clone(), value));
     }
 
     /// Forgets every answer.
     pub fn clear(&mut self) {
-        self.by_addr.clear();
+        if let Some(map) = self.by_addr.as_mut() {
+            map.clear();
+        }
+    }
+
+    /// Number of keys remembered.
+    pub fn len(&self) -> usize {
+        self.by_addr.as_ref().map_or(0, |m| m.len())
+    }
+
+    /// True when nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -91,7 +108,7 @@ mod tests {
         assert_eq!(m.get(&b), None);
         assert_eq!(m.clone().get(&same_text), None, "a clone starts empty");
         assert!(
-            m.by_addr.len() == 1 && m == KeyMemo::default(),
+            m.len() == 1 && m == KeyMemo::default(),
             "not state: equal to any memo"
         );
         assert_eq!(
@@ -99,6 +116,6 @@ mod tests {
             crate::kernel::std_hash_of(&KeyMemo::<u32>::default())
         );
         m.clear();
-        assert_eq!(m.by_addr.len(), 0);
+        assert!(m.is_empty());
     }
 }
