@@ -1,8 +1,9 @@
 //! The agenda: every pending event (a timer or an in-flight message) keyed by
 //! `(due time, sequence number)`. The simulator fires the first entry; the explorer may fire any
-//! enabled one. A `std` B-tree map of keys over a slab of events (issue 16: the persistent
-//! `imbl::OrdMap` it was cost 8 % of a `cluster-15k` run in its copy-on-write checks and wide
-//! nodes; the explorer's agendas hold a few dozen events, so its copies stay cheap).
+//! enabled one. An index of keys over a slab of events: a `std` B-tree map while small, a timing
+//! wheel when large (issue 16: the persistent `imbl::OrdMap` it was cost 8 % of a `cluster-15k`
+//! run in its copy-on-write checks and wide nodes; the explorer's agendas hold a few dozen
+//! events, so its copies stay cheap).
 
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, btree_map};
