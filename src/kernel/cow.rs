@@ -18,10 +18,14 @@ pub const MEMO_SLOTS: usize = 3;
 #[derive(Clone)]
 pub struct CowBox<T: Clone>(Arc<Memoised<T>>);
 
+/// Laid out in declaration order (issue 16): the memo slots, which every write reads, sit right
+/// after the `Arc`'s reference counts, in the same cache line, and the value's first fields
+/// (each boxed type's hottest, see [`crate::client::Reflector`]) follow them.
+#[repr(C)]
 struct Memoised<T> {
-    value: T,
     /// 0 = not computed.
     hashes: [AtomicU64; MEMO_SLOTS],
+    value: T,
 }
 
 impl<T: Clone> Clone for Memoised<T> {

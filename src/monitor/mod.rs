@@ -227,9 +227,14 @@ impl Checker {
     ) {
         match msg {
             Msg::ApiWatch(ev) => {
+                use crate::kernel::prefetch::AHEAD;
                 for (n, &(conn, receiver, _)) in targets.iter().enumerate() {
-                    // Streams are scattered in memory: ask for the next ones' early.
-                    if let Some(&(ahead, _, _)) = targets.get(n + crate::kernel::prefetch::AHEAD) {
+                    // Streams are scattered in memory: ask for the next ones' early, in two
+                    // stages (a slot holds the pointer to its stream).
+                    if let Some(&(ahead, _, _)) = targets.get(n + 2 * AHEAD) {
+                        self.streams.prefetch_slot(ahead);
+                    }
+                    if let Some(&(ahead, _, _)) = targets.get(n + AHEAD) {
                         self.streams
                             .prefetch(&(ahead, invariants::watch::API_STREAM));
                     }

@@ -48,7 +48,16 @@ impl Cacher {
         let mut buffered: Vec<(ConnId, EventType)> = Vec::new();
         // Mutant `cacher_reorder` lives in `offer`.
         let no_fast_path = self.mutants.cacher_reorder;
-        for &(conn, in_scope) in candidates.iter() {
+        for (n, &(conn, in_scope)) in candidates.iter().enumerate() {
+            // Watchers are scattered in the table: ask for the next ones early, in two stages
+            // (the slot number, then the watcher's first line).
+            use crate::kernel::prefetch::AHEAD;
+            if let Some(&(ahead, _)) = candidates.get(n + 2 * AHEAD) {
+                self.watchers.prefetch_slot(ahead);
+            }
+            if let Some(&(ahead, _)) = candidates.get(n + AHEAD) {
+                self.watchers.prefetch(ahead);
+            }
             let Some(w) = self.watchers.get_mut(conn) else {
                 continue;
             };
@@ -257,16 +266,23 @@ impl Cacher {
         self.bookmark_tick_armed = false;
         let rv = self.last_processed_rv;
         let lost = self.bookmarks_lost_before_first_event && rv == 0;
-        let mut due: Vec<ConnId> = self
-            .watchers
-            .iter_unordered()
-            .filter(|(_, w)| {
-                w.bookmarks && w.replay.is_none() && w.next_bookmark_ns.is_some_and(|t| t <= now)
+        // The watchers filed as due (`popExpiredWatchers`), each checked against its own fields:
+        // exactly those a walk over every watcher would pick.
+        let popped = self.bookmark_queue.pop_due(now);
+        let mut due: Vec<ConnId> = popped
+            .iter()
+            .filter(|&&(_, c)| {
+                self.watchers.get(c).is_some_and(|w| {
+                    w.bookmarks
+                        && w.replay.is_none()
+                        && w.next_bookmark_ns.is_some_and(|t| t <= now)
+                })
             })
-            .map(|(c, _)| c)
+            .map(|&(_, c)| c)
             .collect();
         due.sort_unstable();
-        for conn in due {
+        due.dedup();
+        for &conn in &due {
             if let Some(w) = self.watchers.get_mut(conn) {
                 if lost {
                     // `popExpiredWatchers` without re-filing them.
@@ -288,6 +304,18 @@ impl Cacher {
                 w.next_bookmark_ns =
                     next_bookmark_time(now, w.deadline_ns, self.bookmark_interval_ns)
                         .map(|t| bookmark_bucket_start(self.created_ns, t));
+                self.bookmark_queue.file(conn, w.next_bookmark_ns);
+            }
+        }
+        // Watchers popped but passed over (one still replaying its interval) stay filed.
+        for (t, conn) in popped {
+            if due.binary_search(&conn).is_err()
+                && self
+                    .watchers
+                    .get(conn)
+                    .is_some_and(|w| w.next_bookmark_ns == Some(t))
+            {
+                self.bookmark_queue.file(conn, Some(t));
             }
         }
         self.arm_bookmark_tick(now, out, rng);
