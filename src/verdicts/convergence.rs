@@ -42,7 +42,7 @@ pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
     }
     let s = world.scenario();
     let cache_off = s.apiserver.watch_cache.mode == WatchCacheMode::Off;
-    let mut current: BTreeMap<u32, Digest> = BTreeMap::new();
+    let mut digests: BTreeMap<(u32, i64), Digest> = BTreeMap::new();
     let mut j = Judgement {
         checked: true,
         ..Default::default()
@@ -52,7 +52,7 @@ pub fn judge(world: &World, end_ns: Nanos) -> Judgement {
         if cache_off && cfg.store == StoreMode::Digest {
             continue;
         }
-        if let Some(p) = client_problem(world, i, c, &mut current, end_ns) {
+        if let Some(p) = client_problem(world, i, c, &mut digests, end_ns) {
             j.violations += 1;
             j.message.get_or_insert(p);
         }
@@ -92,33 +92,39 @@ fn not_settled(world: &World, end_ns: Nanos) -> Option<String> {
 
 /// What is wrong with client `i` at the end, if anything: it never synced, its store differs
 /// from etcd's state of its scope at its RV (when that state is still readable), or a change
-/// committed more than the allowance before the end never reached it. `current` caches the
-/// digest of each scope's latest state.
+/// committed more than the allowance before the end never reached it. `digests` caches the
+/// digest of each scope's state at each RV asked for (0: its latest state): the thousands of
+/// informers of one scope (kube-proxies) are at one or a few RVs, and each digest is a walk
+/// over the scope in etcd.
 fn client_problem(
     world: &World,
     i: usize,
     c: &crate::client::Reflector,
-    current: &mut BTreeMap<u32, Digest>,
+    digests: &mut BTreeMap<(u32, i64), Digest>,
     end_ns: Nanos,
 ) -> Option<String> {
     let obs = world.observations();
     let ck = &obs.checker;
     let etcd = &world.etcd().store;
     let scope = ck.scopes[i];
-    let name = crate::client::instance_name(world.scenario(), i as u32);
+    let name = || crate::client::instance_name(world.scenario(), i as u32);
     let rv = c.last_sync_rv;
     if rv == 0 {
-        return Some(format!("client-{i} ({name}) never synced"));
+        return Some(format!("client-{i} ({}) never synced", name()));
     }
     let last = ck.log.last_change(scope).unwrap_or(0);
     let want = if rv >= last {
         Some(
-            *current
-                .entry(scope)
+            *digests
+                .entry((scope, 0))
                 .or_insert_with(|| digest(etcd, &c.scope, 0)),
         )
     } else if rv >= etcd.compact_revision() {
-        Some(digest(etcd, &c.scope, rv))
+        Some(
+            *digests
+                .entry((scope, rv))
+                .or_insert_with(|| digest(etcd, &c.scope, rv)),
+        )
     } else {
         None // state at rv compacted away: only the lag is judged
     };
@@ -128,14 +134,17 @@ fn client_problem(
         && w != got
     {
         return Some(format!(
-            "client-{i} ({name}): the informer holds {} objects that differ from etcd's {} in its scope at its RV {rv}",
-            got.count, w.count
+            "client-{i} ({}): the informer holds {} objects that differ from etcd's {} in its scope at its RV {rv}",
+            name(),
+            got.count,
+            w.count
         ));
     }
     let r = next?;
     (obs.commit_time(r) + LAG_ALLOWANCE_NS < end_ns).then(|| {
         format!(
-            "client-{i} ({name}): its RV {rv} is behind: the change at revision {r} (committed at {}) never reached it",
+            "client-{i} ({}): its RV {rv} is behind: the change at revision {r} (committed at {}) never reached it",
+            name(),
             format_ns(obs.commit_time(r))
         )
     })
