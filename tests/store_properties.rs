@@ -1,7 +1,8 @@
 //! Property tests (proptest) of the hot-path tables issue 16 put under the model, each against
 //! the plain ordered map it replaces: the watch cache's store (hashed objects, ordered copy
 //! brought up to date on demand), etcd's watch history log (a ring searched by key) and the
-//! agenda's index (a B-tree while small, a timing wheel when large). Any
+//! agenda's index (a B-tree while small, a timing wheel when large), and etcd's paged range
+//! reads against a store that walks the whole range for every page's count. Any
 //! sequence of writes and reads must give the same answers, and the same hash, as the ordered
 //! map. Failing cases are kept in `tests/store_properties.proptest-regressions`.
 
@@ -205,5 +206,87 @@ proptest! {
         }
         prop_assert_eq!(log.len(), model.len());
         prop_assert_eq!(log.first_key(), model.keys().next().copied());
+    }
+}
+
+/// One write to the store of the paging property: put or delete key `i` of one of two
+/// neighbouring prefixes (`/registry/pods/` and `/registry/podsx/`, whose keys sort right after).
+#[derive(Debug, Clone)]
+enum EtcdWrite {
+    Put(bool, u8),
+    Delete(bool, u8),
+}
+
+fn etcd_key(other: bool, i: u8) -> Key {
+    let prefix = if other {
+        "/registry/podsx/"
+    } else {
+        "/registry/pods/"
+    };
+    Key::new(&format!("{prefix}p{i:02}"))
+}
+
+fn etcd_write() -> impl Strategy<Value = EtcdWrite> {
+    prop_oneof![
+        4 => (any::<bool>(), 0u8..30).prop_map(|(o, i)| EtcdWrite::Put(o, i)),
+        1 => (any::<bool>(), 0u8..30).prop_map(|(o, i)| EtcdWrite::Delete(o, i)),
+    ]
+}
+
+fn apply_write(store: &mut watchsim::etcd::Store, w: &EtcdWrite) {
+    use watchsim::proto::etcd::KeyRange;
+    match *w {
+        EtcdWrite::Put(o, i) => {
+            store.put(&etcd_key(o, i), 10 + i as u64);
+        }
+        EtcdWrite::Delete(o, i) => {
+            store.delete(&KeyRange::Single(etcd_key(o, i)));
+        }
+    }
+}
+
+proptest! {
+    /// A paged range read (etcd's `limit` and continuation after the last key, at one
+    /// revision) gives, page by page, exactly what a store without the carried-over count
+    /// gives (a clone starts with none): the same keys, counts and `more`, whatever is
+    /// written, or compacted below the read's revision, between the pages.
+    #[test]
+    fn paged_ranges_count_as_a_full_walk(
+        history in prop::collection::vec(etcd_write(), 1..120),
+        between in prop::collection::vec(prop::collection::vec(etcd_write(), 0..4), 0..40),
+        back in 0i64..60,
+        limit in 1i64..7,
+        compact_between in any::<bool>(),
+    ) {
+        use watchsim::proto::etcd::KeyRange;
+        let mut store = watchsim::etcd::Store::new();
+        for w in &history {
+            apply_write(&mut store, w);
+        }
+        let at = (store.revision() - back).max(1);
+        let prefix = Key::new("/registry/pods/");
+        let all = store.range(&KeyRange::Prefix(prefix.clone()), at, 0).unwrap();
+        let mut seen = Vec::new();
+        let mut range = KeyRange::Prefix(prefix.clone());
+        for page in 0.. {
+            let fresh = store.clone().range(&range, at, limit).unwrap();
+            let got = store.range(&range, at, limit).unwrap();
+            prop_assert_eq!(&got, &fresh, "page {}", page);
+            seen.extend(got.kvs.iter().cloned());
+            let Some(last) = got.kvs.last().filter(|_| got.more) else {
+                break;
+            };
+            range = KeyRange::PrefixAfter {
+                prefix: prefix.clone(),
+                after: last.key.clone(),
+            };
+            for w in between.get(page).into_iter().flatten() {
+                apply_write(&mut store, w);
+            }
+            if compact_between && page == 0 {
+                prop_assert!(store.compact(at).is_ok());
+            }
+        }
+        prop_assert_eq!(seen, all.kvs);
     }
 }

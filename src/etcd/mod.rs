@@ -2,6 +2,7 @@
 //! ties them to messages ([`server`]). Behaviour follows `reference/etcd-semantics.md` Part A,
 //! in its fixed form (etcd main / 3.4.39), not Debian 3.4.23's known bugs; see `notes.md`.
 
+mod count_memo;
 mod key_history;
 pub mod mvcc;
 pub mod server;

@@ -8,6 +8,7 @@
 //! not move it. Reads at `rev < compact` fail "compacted", at `rev > current` fail "future";
 //! reading exactly at the compact revision works.
 
+use super::count_memo::{CountMemo, NextPage};
 use super::key_history::{KeyHistory, Version};
 use crate::kernel::hashed_ord_map::HashedOrdMap;
 use crate::kernel::ordered_log::OrderedLog;
@@ -45,6 +46,8 @@ pub struct Store {
     live_bytes: u64,
     /// Mutant `etcd_tombstone_at_compact_lost` (etcd #18089 before 3.4.34), set by the world.
     pub mutant_tombstone_at_compact_lost: bool,
+    /// The count of the rest of the last paged range read (derived data, not state).
+    next_page: CountMemo,
 }
 
 /// Keys whose history compaction rewrites, with what it keeps (None: the key leaves the index).
@@ -68,6 +71,7 @@ impl Store {
             live_keys: 0,
             live_bytes: 0,
             mutant_tombstone_at_compact_lost: false,
+            next_page: CountMemo::default(),
         }
     }
 
@@ -132,6 +136,14 @@ impl Store {
         limit: i64,
     ) -> Result<RangeResult, EtcdError> {
         let at = self.check_read_revision(rev)?;
+        // A later page of a paged read whose count the previous page left: walk only to the
+        // limit (see `count_memo.rs`).
+        let known = match range {
+            KeyRange::PrefixAfter { prefix, after } if limit > 0 => {
+                self.next_page.count_after(prefix, at, after)
+            }
+            _ => None,
+        };
         let mut count = 0u64;
         let mut kvs = Vec::new();
         let mut visit = |key: &Key, history: &[Version]| {
@@ -148,6 +160,8 @@ impl Store {
                     });
                 }
             }
+            // Once the page is full, the rest is only counted: not needed when known.
+            known.is_none() || (kvs.len() as i64) < limit
         };
         match range {
             KeyRange::Single(k) => {
@@ -157,22 +171,32 @@ impl Store {
             }
             KeyRange::Prefix(p) => {
                 for (k, h) in self.index.range_from(p, true) {
-                    if !k.as_str().starts_with(p.as_str()) {
+                    if !k.as_str().starts_with(p.as_str()) || !visit(k, h) {
                         break;
                     }
-                    visit(k, h);
                 }
             }
             KeyRange::PrefixAfter { prefix, after } => {
                 for (k, h) in self.index.range_from(after, false) {
-                    if !k.as_str().starts_with(prefix.as_str()) {
+                    if !k.as_str().starts_with(prefix.as_str()) || !visit(k, h) {
                         break;
                     }
-                    visit(k, h);
                 }
             }
         }
+        let count = known.unwrap_or(count);
         let more = limit > 0 && count > limit as u64;
+        if more
+            && let (KeyRange::Prefix(prefix) | KeyRange::PrefixAfter { prefix, .. }, Some(last)) =
+                (range, kvs.last())
+        {
+            self.next_page.record(NextPage {
+                prefix: prefix.clone(),
+                at,
+                after: last.key.clone(),
+                count: count - kvs.len() as u64,
+            });
+        }
         Ok(RangeResult {
             revision: self.current,
             count,
@@ -508,6 +532,9 @@ impl Store {
             return Err(EtcdError::FutureRevision);
         }
         self.compacted = rev;
+        // Compaction keeps each key's state at every revision from `rev` on, except under the
+        // lost-tombstone mutant: the paged count is dropped rather than relied on.
+        self.next_page.clear();
         let lost_tombstones = self.compact_index(rev);
         self.compact_history(rev, &lost_tombstones);
         Ok(self.current)
