@@ -4,8 +4,9 @@
 //! handed out so far (4 bytes) says where. A look-up is two indexes; a walk over every value
 //! touches only present ones. For the cacher's watchers (issue 16: 5,000 watchers per cacher
 //! among hundreds of thousands of connection ids over an hour of `cluster-15k`). The ids sit in
-//! a `Vec` of their own beside the values, so a value aligned to a cache line (a watcher) keeps
-//! its line to itself and a walk reads the ids in one block.
+//! a `Vec` of their own beside the values, so the values keep their own size as stride (a
+//! 256-byte watcher's first fields sit at the same offset in a cache line, whichever it is) and
+//! a walk reads the ids in one block.
 //!
 //! The values' order in the `Vec` depends on the history of removals, so it is never exposed as
 //! an order: [`DenseIdMap::iter_unordered`] says so in its name, and [`DenseIdMap::sorted_ids`]

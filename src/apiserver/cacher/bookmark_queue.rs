@@ -9,9 +9,14 @@
 //! it must: a filing whose watcher has gone or was filed again later stays until its time comes
 //! and is then dropped. What the tick relies on is that it holds at least every watcher whose
 //! `next_bookmark_ns` is set, under that time: [`BookmarkQueue::file`] is called wherever one is
-//! set, and [`BookmarkQueue::rebuild`] wherever the watchers are replaced at once. The tick
-//! checks each popped watcher's own fields, so it picks exactly the watchers a walk over all of
-//! them would pick.
+//! set, and the queue is marked stale ([`BookmarkQueue::invalidate`]) wherever the watchers are
+//! replaced at once; a stale queue is rebuilt from the watchers when the tick next needs it. The
+//! tick checks each popped watcher's own fields, so it picks exactly the watchers a walk over all
+//! of them would pick.
+//!
+//! A copy starts stale and empty: the explorer copies cachers for every state it reaches and
+//! renames or time-abstracts most of them only to fingerprint them, so the queue is built only
+//! in the states that reach a tick.
 
 use std::collections::BTreeMap;
 
@@ -19,21 +24,62 @@ use crate::kernel::Nanos;
 use crate::proto::ConnId;
 
 /// Watchers by due time (see the module doc).
-#[derive(Debug, Clone, Default)]
+#[derive(Debug)]
 pub(super) struct BookmarkQueue {
     by_time: BTreeMap<Nanos, Vec<ConnId>>,
+    /// The filings may miss watchers: rebuild before popping.
+    stale: bool,
+}
+
+impl Default for BookmarkQueue {
+    /// An empty queue of a cacher with no watchers: up to date.
+    fn default() -> Self {
+        BookmarkQueue {
+            by_time: BTreeMap::new(),
+            stale: false,
+        }
+    }
+}
+
+impl Clone for BookmarkQueue {
+    /// A copy starts stale (see the module doc).
+    fn clone(&self) -> Self {
+        BookmarkQueue {
+            by_time: BTreeMap::new(),
+            stale: true,
+        }
+    }
 }
 
 impl BookmarkQueue {
-    /// Files `conn` under `at`, if it has a next bookmark time.
+    /// Files `conn` under `at`, if it has a next bookmark time (nothing while stale: the
+    /// rebuild will find it).
     pub(super) fn file(&mut self, conn: ConnId, at: Option<Nanos>) {
-        if let Some(t) = at {
+        if let (Some(t), false) = (at, self.stale) {
             self.by_time.entry(t).or_default().push(conn);
         }
     }
 
-    /// Takes every filing due at or before `now`, each with the time it was filed under.
-    pub(super) fn pop_due(&mut self, now: Nanos) -> Vec<(Nanos, ConnId)> {
+    /// Forgets every filing: the watchers were replaced at once (renamed, their times erased,
+    /// all removed); rebuilt when next needed.
+    pub(super) fn invalidate(&mut self) {
+        self.by_time.clear();
+        self.stale = true;
+    }
+
+    /// Takes every filing due at or before `now`, each with the time it was filed under; a
+    /// stale queue is first rebuilt from `watchers` (conn, next bookmark time).
+    pub(super) fn pop_due(
+        &mut self,
+        now: Nanos,
+        watchers: impl FnOnce() -> Vec<(ConnId, Option<Nanos>)>,
+    ) -> Vec<(Nanos, ConnId)> {
+        if self.stale {
+            self.stale = false;
+            for (conn, at) in watchers() {
+                self.file(conn, at);
+            }
+        }
         let later = match now.checked_add(1) {
             Some(after) => self.by_time.split_off(&after),
             None => BTreeMap::new(),
@@ -43,35 +89,34 @@ impl BookmarkQueue {
             .flat_map(|(t, conns)| conns.into_iter().map(move |c| (t, c)))
             .collect()
     }
-
-    /// Files every watcher of `watchers` (conn, next bookmark time) afresh.
-    pub(super) fn rebuild(&mut self, watchers: impl Iterator<Item = (ConnId, Option<Nanos>)>) {
-        self.by_time.clear();
-        for (conn, at) in watchers {
-            self.file(conn, at);
-        }
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// Due filings come out (in time order), later ones stay, and a rebuild forgets the old.
+    /// Due filings come out (in time order), later ones stay; a stale queue (a copy, or one
+    /// invalidated) is rebuilt from the watchers before it answers.
     #[test]
     fn pops_what_is_due_and_keeps_the_rest() {
+        let none = Vec::new;
         let mut q = BookmarkQueue::default();
         q.file(7, Some(30));
         q.file(3, Some(10));
         q.file(5, None);
         q.file(9, Some(10));
-        assert_eq!(q.pop_due(9), vec![]);
-        assert_eq!(q.pop_due(10), vec![(10, 3), (10, 9)]);
-        assert_eq!(q.pop_due(29), vec![]);
+        let copy = q.clone();
+        assert_eq!(q.pop_due(9, none), vec![]);
+        assert_eq!(q.pop_due(10, none), vec![(10, 3), (10, 9)]);
+        assert_eq!(q.pop_due(29, none), vec![]);
         q.file(1, Some(Nanos::MAX));
-        assert_eq!(q.pop_due(Nanos::MAX), vec![(30, 7), (Nanos::MAX, 1)]);
+        assert_eq!(q.pop_due(Nanos::MAX, none), vec![(30, 7), (Nanos::MAX, 1)]);
         q.file(2, Some(5));
-        q.rebuild([(4, Some(6)), (8, None)].into_iter());
-        assert_eq!(q.pop_due(100), vec![(6, 4)]);
+        q.invalidate();
+        q.file(6, Some(1));
+        let watchers = || vec![(4, Some(6)), (8, None)];
+        assert_eq!(q.pop_due(100, watchers), vec![(6, 4)]);
+        let mut copy = copy;
+        assert_eq!(copy.pop_due(100, || vec![(7, Some(30))]), vec![(30, 7)]);
     }
 }

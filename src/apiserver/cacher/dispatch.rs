@@ -268,7 +268,13 @@ impl Cacher {
         let lost = self.bookmarks_lost_before_first_event && rv == 0;
         // The watchers filed as due (`popExpiredWatchers`), each checked against its own fields:
         // exactly those a walk over every watcher would pick.
-        let popped = self.bookmark_queue.pop_due(now);
+        let watchers = &self.watchers;
+        let popped = self.bookmark_queue.pop_due(now, || {
+            watchers
+                .iter_unordered()
+                .map(|(c, w)| (c, w.next_bookmark_ns))
+                .collect()
+        });
         let mut due: Vec<ConnId> = popped
             .iter()
             .filter(|&&(_, c)| {
