@@ -499,7 +499,7 @@ impl Cacher {
         }
         self.watchers = DenseIdMap::new();
         self.index = WatcherIndex::default();
-        self.rebuild_bookmark_queue();
+        self.invalidate_bookmark_queue();
         conns
     }
 
@@ -823,11 +823,11 @@ impl Cacher {
                 (conn, w)
             })
             .collect();
-        self.rebuild_bookmark_queue();
+        self.invalidate_bookmark_queue();
     }
 
     /// The bookmark queue must be rebuilt from the watchers (they were replaced at once).
-    fn rebuild_bookmark_queue(&mut self) {
+    fn invalidate_bookmark_queue(&mut self) {
         self.bookmark_queue.invalidate();
     }
 }
@@ -866,6 +866,6 @@ impl Cacher {
             })
             .collect();
         self.index.relabel(r);
-        self.rebuild_bookmark_queue();
+        self.invalidate_bookmark_queue();
     }
 }

@@ -433,21 +433,18 @@ impl Store {
             return Err(EtcdError::TooManyOps);
         }
         for branch in [&txn.success, &txn.failure] {
-            let puts: Vec<&Key> = branch
-                .iter()
-                .filter_map(|op| match op {
-                    TxnOp::Put { key, .. } => Some(key),
-                    _ => None,
-                })
-                .collect();
-            for (i, a) in puts.iter().enumerate() {
-                if puts[i + 1..].contains(a) {
-                    return Err(EtcdError::DuplicateKey);
-                }
-            }
-            for op in branch {
-                if let TxnOp::Delete(r) = op
-                    && puts.iter().any(|k| r.contains(k))
+            for (i, op) in branch.iter().enumerate() {
+                let TxnOp::Put { key, .. } = op else { continue };
+                let clash = |other: &TxnOp| match other {
+                    TxnOp::Put { key: k, .. } => k == key,
+                    TxnOp::Delete(r) => r.contains(key),
+                    TxnOp::Range(_) => false,
+                };
+                // A put twice (any order) or inside a delete range (before or after it).
+                if branch[i + 1..].iter().any(clash)
+                    || branch[..i]
+                        .iter()
+                        .any(|o| matches!(o, TxnOp::Delete(_)) && clash(o))
                 {
                     return Err(EtcdError::DuplicateKey);
                 }

@@ -324,7 +324,7 @@ impl WatchHub {
             }
         }
         for (targets, evs) in groups {
-            respond_to_group(rev, targets, evs, out);
+            respond_to_group(rev, &targets, evs, out);
         }
     }
 
@@ -363,7 +363,7 @@ impl WatchHub {
             }
         };
         let mut positions: smallvec::SmallVec<[usize; 8]> = smallvec::SmallVec::new();
-        let mut targets: Vec<(StreamId, WatchId)> = Vec::new();
+        let mut targets: smallvec::SmallVec<[(StreamId, WatchId); 4]> = smallvec::SmallVec::new();
         for i in in_range {
             let (k, w) = self.watchers.entry_at(i as usize);
             if w.synced && rev >= w.min_rev {
@@ -377,7 +377,7 @@ impl WatchHub {
         for i in positions {
             self.mark_sent(i, rev, 1);
         }
-        respond_to_group(rev, targets, vec![event.clone()], out);
+        respond_to_group(rev, &targets, vec![event.clone()], out);
     }
 
     /// One round of the sync loop (watchable_store.go `syncWatchers`): cancels unsynced watchers
@@ -509,7 +509,7 @@ impl WatchHub {
 /// a plain send to one, a multicast to several (each receiver gets its own watch id).
 fn respond_to_group(
     rev: Revision,
-    targets: Vec<(StreamId, WatchId)>,
+    targets: &[(StreamId, WatchId)],
     events: Vec<Event>,
     out: &mut Vec<WatchOutput>,
 ) {
@@ -518,9 +518,9 @@ fn respond_to_group(
         header_revision: rev,
         kind: WatchResponseKind::Events(events),
     };
-    if let [(stream, _)] = targets[..] {
-        out.push(WatchOutput::Send(stream, resp));
+    if let [(stream, _)] = targets {
+        out.push(WatchOutput::Send(*stream, resp));
     } else {
-        out.push(WatchOutput::Multicast(targets, resp));
+        out.push(WatchOutput::Multicast(targets.to_vec(), resp));
     }
 }

@@ -19,7 +19,7 @@ pub(crate) mod timing_wheel;
 pub use agenda::{Agenda, EventKey};
 pub use hash::{Fnv64, fnv64};
 pub use rng::{RngStream, StreamId};
-pub use shared::{Shared, Unhashed};
+pub use shared::{Scratch, Shared, Unhashed};
 pub use time::Nanos;
 
 /// A value's `std` hash, for the tests of the kernel's tables (equal tables must hash equal).

@@ -9,9 +9,6 @@
 /// served before the loop gets there, near enough for the lines to still be cached.
 pub const AHEAD: usize = 8;
 
-/// Cache line size assumed for the hints (x86-64).
-const LINE: usize = 64;
-
 /// Asks for the cache line holding `addr` to be loaded. The address is only a hint: it is never
 /// dereferenced.
 #[inline(always)]
@@ -32,17 +29,6 @@ pub fn prefetch<T: ?Sized>(value: &T) {
     prefetch_addr((value as *const T).cast());
 }
 
-/// Asks for every cache line `value` spans (for small structs read whole).
-#[inline(always)]
-pub fn prefetch_all<T>(value: &T) {
-    let start = (value as *const T).cast::<u8>();
-    let mut offset = 0;
-    while offset < std::mem::size_of::<T>() {
-        prefetch_addr(start.wrapping_add(offset));
-        offset += LINE;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -54,7 +40,6 @@ mod tests {
         for x in &v {
             prefetch(x);
         }
-        prefetch_all(&[0u8; 300]);
         prefetch_addr(std::ptr::null());
         prefetch_addr(usize::MAX as *const u8);
         assert_eq!(v.iter().sum::<u64>(), 499_500);

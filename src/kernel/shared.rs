@@ -61,3 +61,59 @@ impl<T> DerefMut for Unhashed<T> {
         &mut self.0
     }
 }
+
+/// A reusable buffer carried with a state, so that a step's temporary list (the effects a handler
+/// pushes, etcd's watch output) reuses one allocation instead of making one per step (issue 16).
+/// Between steps it is empty, so a copy (of an empty buffer) has no allocation of its own; it is
+/// not part of the state (hold it in an [`Unhashed`]).
+#[derive(Debug, Clone)]
+pub struct Scratch<T>(Vec<T>);
+
+impl<T> Default for Scratch<T> {
+    fn default() -> Self {
+        Scratch(Vec::new())
+    }
+}
+
+impl<T> Scratch<T> {
+    /// The buffer (empty), leaving none behind until [`put_back`](Self::put_back).
+    #[inline]
+    pub fn take(&mut self) -> Vec<T> {
+        std::mem::take(&mut self.0)
+    }
+
+    /// Keeps `buf`, emptied, for the next [`take`](Self::take) (the larger of the two buffers).
+    #[inline]
+    pub fn put_back(&mut self, mut buf: Vec<T>) {
+        if buf.capacity() > self.0.capacity() {
+            buf.clear();
+            self.0 = buf;
+        }
+    }
+}
+
+#[cfg(test)]
+mod scratch_tests {
+    use super::Scratch;
+
+    /// The buffer comes back empty with its capacity; a copy has none.
+    #[test]
+    fn reuses_its_buffer_and_copies_empty() {
+        let mut s: Scratch<u32> = Scratch::default();
+        let mut v = s.take();
+        v.extend([1, 2, 3]);
+        let cap = v.capacity();
+        s.put_back(v);
+        let again = s.take();
+        assert!(again.is_empty());
+        assert_eq!(again.capacity(), cap);
+        s.put_back(again);
+        let copy = s.clone();
+        assert_eq!(copy.0.capacity(), 0);
+        // A smaller buffer handed back does not replace the larger one kept.
+        let mut s2 = s.clone();
+        s2.put_back(Vec::with_capacity(cap + 8));
+        s2.put_back(Vec::with_capacity(1));
+        assert_eq!(s2.take().capacity(), cap + 8);
+    }
+}

@@ -26,6 +26,9 @@ const BIN_NS: u128 = 1 << BIN_SHIFT;
 /// Number of bins: the window spans 4,096 x 8.4 ms = 34 s (node-lease renewals fall inside).
 const BINS: usize = 4096;
 
+/// Largest buffer (in entries) a spent near run hands on to its bin for reuse.
+const KEEP_BUFFER: usize = 256;
+
 /// One index entry: the event's key and its slot in the agenda's slab.
 type Entry = (EventKey, u32);
 
@@ -37,8 +40,9 @@ pub(crate) struct Wheel {
     near: BinaryHeap<Reverse<Entry>>,
     /// Start of the window of bins; a multiple of `BIN_NS`.
     near_end: u128,
-    /// Bin of absolute index `k` (times `[k x BIN_NS, (k+1) x BIN_NS)`) at `k % BINS`; unsorted.
-    bins: Vec<Vec<Entry>>,
+    /// Bin of absolute index `k` (times `[k x BIN_NS, (k+1) x BIN_NS)`) at `k % BINS`; unsorted
+    /// (held as `Reverse` so that a bin turns into the near heap, and back, without copying).
+    bins: Vec<Vec<Reverse<Entry>>>,
     /// Number of keys in all bins.
     in_bins: usize,
     /// Keys due at or after the window's end.
@@ -91,7 +95,7 @@ impl Wheel {
             return;
         }
         if due < self.window_end() {
-            self.bins[bin_of(key.due_ns)].push((key, slot));
+            self.bins[bin_of(key.due_ns)].push(Reverse((key, slot)));
             self.in_bins += 1;
         } else {
             self.far.insert(key, slot);
@@ -121,9 +125,9 @@ impl Wheel {
         }
         if due < self.window_end() {
             let bin = &mut self.bins[bin_of(key.due_ns)];
-            let at = bin.iter().position(|(k, _)| *k == key)?;
+            let at = bin.iter().position(|e| e.0.0 == key)?;
             self.in_bins -= 1;
-            return Some(bin.swap_remove(at).1);
+            return Some(bin.swap_remove(at).0.1);
         }
         self.far.remove(&key)
     }
@@ -137,8 +141,8 @@ impl Wheel {
         if due < self.window_end() {
             return self.bins[bin_of(key.due_ns)]
                 .iter()
-                .find(|(k, _)| *k == key)
-                .map(|e| e.1);
+                .find(|e| e.0.0 == key)
+                .map(|e| e.0.1);
         }
         self.far.get(&key).copied()
     }
@@ -148,7 +152,7 @@ impl Wheel {
         let mut all: Vec<Entry> = Vec::with_capacity(self.len());
         all.extend(self.near.iter().map(|e| e.0));
         for bin in &self.bins {
-            all.extend(bin);
+            all.extend(bin.iter().map(|e| e.0));
         }
         all.sort_unstable_by_key(|e| e.0);
         all.extend(self.far.iter().map(|(k, s)| (*k, *s)));
@@ -170,12 +174,17 @@ impl Wheel {
             while self.bins[(k % BINS as u128) as usize].is_empty() {
                 k += 1;
             }
-            // The bin becomes the near run; the (empty) near run's buffer becomes the bin's.
+            // The bin becomes the near run; the (empty) near run's buffer becomes the bin's, so
+            // that a cycle of the wheel allocates nothing.
             let bin = &mut self.bins[(k % BINS as u128) as usize];
             let next = std::mem::take(bin);
             self.in_bins -= next.len();
-            let next: Vec<Reverse<Entry>> = next.into_iter().map(Reverse).collect();
-            let _ = std::mem::replace(&mut self.near, BinaryHeap::from(next));
+            let spent = std::mem::replace(&mut self.near, BinaryHeap::from(next)).into_vec();
+            // A small buffer is kept for the bin (a burst's large one is freed: 4,096 bins
+            // each holding one would hold memory for nothing).
+            if spent.capacity() <= KEEP_BUFFER {
+                *bin = spent;
+            }
             self.near_end = (k + 1) << BIN_SHIFT;
             self.migrate();
         }
@@ -189,7 +198,7 @@ impl Wheel {
                 break;
             }
             let (key, slot) = entry.remove_entry();
-            self.bins[bin_of(key.due_ns)].push((key, slot));
+            self.bins[bin_of(key.due_ns)].push(Reverse((key, slot)));
             self.in_bins += 1;
         }
     }

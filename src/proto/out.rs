@@ -54,6 +54,13 @@ pub trait Host {
     fn client_of(&self, conn: ConnId) -> Option<Actor>;
     /// Applies the effects (in order) and notices of a finished handler; leaves both empty.
     fn apply(&mut self, effects: &mut Vec<Effect>, notices: &mut Vec<Notice>);
+    /// An empty buffer for a new `Out`'s effects: a host may hand back the one the last `Out`
+    /// returned, so that a handler's effects cost no allocation (issue 16).
+    fn effects_buffer(&mut self) -> Vec<Effect> {
+        Vec::new()
+    }
+    /// Takes back a finished `Out`'s emptied effects buffer.
+    fn recycle_effects(&mut self, _buf: Vec<Effect>) {}
 }
 
 /// What a component may do while it handles one message or timer: read the time, open or look
@@ -71,10 +78,11 @@ pub struct Out<'a> {
 impl<'a> Out<'a> {
     /// An empty buffer at time `now` over `host`.
     pub fn new(now: Nanos, host: &'a mut dyn Host) -> Self {
+        let effects = host.effects_buffer();
         Out {
             now,
             host,
-            effects: Vec::new(),
+            effects,
             notices: Vec::new(),
         }
     }
@@ -128,6 +136,7 @@ impl Drop for Out<'_> {
         if !self.effects.is_empty() || !self.notices.is_empty() {
             self.host.apply(&mut self.effects, &mut self.notices);
         }
+        self.host.recycle_effects(std::mem::take(&mut self.effects));
     }
 }
 

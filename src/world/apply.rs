@@ -404,7 +404,7 @@ impl Parts<'_> {
 
     /// etcd's watch output of the step becomes messages and timers.
     pub fn emit_etcd_output(&mut self, ctx: &mut Ctx<'_>) {
-        for o in std::mem::take(&mut self.out) {
+        for o in self.out.drain(..) {
             match o {
                 WatchOutput::Send(stream, resp) => {
                     ctx.send(stream, Dir::ToClient, Msg::WatchReply(resp))

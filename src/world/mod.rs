@@ -23,7 +23,7 @@ use crate::apiserver::Apiserver;
 use crate::client::{self, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer};
 use crate::kernel::cow::{CowBox, CowVec};
-use crate::kernel::{Agenda, EventKey, Nanos, RngStream};
+use crate::kernel::{Agenda, EventKey, Nanos, RngStream, Scratch};
 pub use crate::kernel::{Shared, Unhashed};
 use crate::monitor::Checker;
 use crate::proto::Notice;
@@ -66,6 +66,8 @@ pub struct Ctx<'a> {
     emitted: u32,
     fault: Option<FaultRequest>,
     notices: Vec<Notice>,
+    /// The effects buffer handlers' `Out`s reuse (see [`Host::effects_buffer`]).
+    spare_effects: Vec<Effect>,
 }
 
 impl Ctx<'_> {
@@ -176,6 +178,17 @@ impl Host for Ctx<'_> {
         }
         self.notices.append(notices);
     }
+
+    fn effects_buffer(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.spare_effects)
+    }
+
+    fn recycle_effects(&mut self, mut buf: Vec<Effect>) {
+        if buf.capacity() > self.spare_effects.capacity() {
+            buf.clear();
+            self.spare_effects = buf;
+        }
+    }
 }
 
 /// The whole system.
@@ -194,6 +207,15 @@ pub struct World {
     workload: Workload,
     scenario: Shared<Scenario>,
     obs: Unhashed<CowBox<Observations>>,
+    /// Buffers a step reuses from the last one (not state; see [`Scratch`]).
+    scratch: Unhashed<StepScratch>,
+}
+
+/// The temporary lists of one step, kept between steps so that they are allocated once.
+#[derive(Debug, Clone, Default)]
+struct StepScratch {
+    effects: Scratch<Effect>,
+    etcd_out: Scratch<crate::etcd::WatchOutput>,
 }
 
 impl World {
@@ -236,6 +258,7 @@ impl World {
             emitted: 0,
             fault: None,
             notices: Vec::new(),
+            spare_effects: Vec::new(),
         };
         for (i, f) in s.faults.at.iter().enumerate() {
             ctx.timer(f.at.as_ns(), Timer::Fault(i as u32));
@@ -283,6 +306,7 @@ impl World {
             workload,
             scenario: Shared(scenario),
             obs: Unhashed(CowBox::new(obs)),
+            scratch: Unhashed::default(),
         }
     }
 
@@ -394,6 +418,7 @@ impl World {
             script,
             workload,
             obs,
+            scratch,
             ..
         } = self;
         let mut ctx = Ctx {
@@ -404,6 +429,7 @@ impl World {
             emitted: 0,
             fault: None,
             notices: Vec::new(),
+            spare_effects: scratch.effects.take(),
         };
         // check: the invariant checker sees the event before it is handled.
         Self::check_before(obs, etcd, &pending, &ctx);
@@ -418,21 +444,24 @@ impl World {
             workload,
             obs,
             scenario: &scenario,
-            out: Vec::new(),
+            out: scratch.etcd_out.take(),
         };
-        let done = match parts.dispatch(pending, &mut ctx) {
-            Ok(done) => done,
+        let outcome = match parts.dispatch(pending, &mut ctx) {
+            Ok(done) => {
+                parts.emit_etcd_output(&mut ctx);
+                scratch.etcd_out.put_back(std::mem::take(&mut parts.out));
+                Self::finish(parts, done, &mut ctx)
+            }
             // A message on a closed connection is dropped: nothing else happens in the step.
             Err(d) => {
                 let emitted = ctx.emitted;
-                let outcome = Self::outcome(
+                Self::outcome(
                     parts.etcd, emitted, d.actor, d.action, d.what, d.conn, d.result,
-                );
-                return Ok(outcome);
+                )
             }
         };
-        parts.emit_etcd_output(&mut ctx);
-        Ok(Self::finish(parts, done, &mut ctx))
+        scratch.effects.put_back(ctx.spare_effects);
+        Ok(outcome)
     }
 
     /// The checker's look at a pending event before its handler runs.

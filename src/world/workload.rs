@@ -118,6 +118,9 @@ pub struct Workload {
     next_req_id: u64,
     /// Writes issued.
     pub writes_issued: u64,
+    /// Each `[[workload]]` entry's resource, by position in `resources` (found once, by name).
+    /// Derived from the scenario: left out of the state's hash.
+    entry_resource: Unhashed<Arc<Vec<Option<usize>>>>,
 }
 
 impl Workload {
@@ -142,8 +145,14 @@ impl Workload {
                 keys: Unhashed(keys),
             })
             .collect();
+        let entry_resource = scenario
+            .workload
+            .iter()
+            .map(|e| scenario.resources.iter().position(|r| r.name == e.resource))
+            .collect();
         let mut w = Workload {
             resources,
+            entry_resource: Unhashed(Arc::new(entry_resource)),
             ..Default::default()
         };
         for (i, entry) in scenario.workload.iter().enumerate() {
@@ -160,7 +169,7 @@ impl Workload {
     /// Workload `i`'s timer fired: issue one write and arm the next.
     pub fn fire(&mut self, i: usize, scenario: &Scenario, ctx: &mut Ctx<'_>) -> &'static str {
         let entry = &scenario.workload[i];
-        let Some(res_idx) = self.resources.iter().position(|r| r.name == entry.resource) else {
+        let Some(res_idx) = self.entry_resource.get(i).copied().flatten() else {
             return "none";
         };
         let rng = &mut self.rngs.make_mut()[i];

@@ -50,8 +50,14 @@ impl Checker {
                 oldest: cache.oldest_rv(),
             };
             let key = (a.index, c.resource);
-            if let Some(before) = self.caches.get(&key)
-                && before.list_rv == now.list_rv
+            let before = match self.caches.get_mut(&key) {
+                Some(before) => std::mem::replace(before, now),
+                None => {
+                    self.caches.insert(key, now);
+                    continue;
+                }
+            };
+            if before.list_rv == now.list_rv
                 && let (Some(old), Some(new)) = (before.oldest, now.oldest)
                 && new < old
             {
@@ -60,7 +66,6 @@ impl Checker {
                     a.index, c.resource
                 ));
             }
-            self.caches.insert(key, now);
         }
         for msg in found {
             self.violate(Inv::CacheWindow, || msg);

@@ -576,11 +576,21 @@ impl Checker {
                 }
                 s.cursor += 1;
             }
-            let desc = s.describe();
-            let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut s.missing)
-                .into_iter()
-                .partition(|(r, _)| *r <= rv);
-            s.missing = keep;
+            // The description (text) is made only when a change is missing.
+            let gone: Vec<_> = if s.missing.iter().any(|(r, _)| *r <= rv) {
+                let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut s.missing)
+                    .into_iter()
+                    .partition(|(r, _)| *r <= rv);
+                s.missing = keep;
+                gone
+            } else {
+                Vec::new()
+            };
+            let desc = if gone.is_empty() {
+                String::new()
+            } else {
+                s.describe()
+            };
             for (r, x) in gone {
                 found.push((
                     Inv::WatchNoGap,
@@ -598,7 +608,7 @@ impl Checker {
         let Some(s) = self.streams.remove(&key) else {
             return;
         };
-        if judge {
+        if judge && !s.missing.is_empty() {
             let desc = s.describe();
             let found = s
                 .missing
