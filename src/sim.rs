@@ -150,12 +150,13 @@ fn run_following_observed(
         world.follow_cache_configs(configs);
     }
     let mut steps = 0u64;
+    let mut buffers = crate::world::StepBuffers::default();
     while let Some(action) = world.next_timed_action() {
         let crate::world::Action::Fire(key) = action;
         if key.due_ns > end_ns {
             break;
         }
-        let outcome = world.apply(action)?;
+        let outcome = world.apply_reusing(action, &mut buffers)?;
         steps += 1;
         if steps & (PROGRESS_EVERY_STEPS - 1) == 0 {
             observer(Progress {

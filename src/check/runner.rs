@@ -100,13 +100,14 @@ pub fn run_timed(
 ) -> World {
     let mut world = spec.world();
     let mut step = 0u64;
+    let mut buffers = crate::world::StepBuffers::default();
     while let Some(action) = world.next_timed_action() {
         let Action::Fire(key) = action;
         if key.due_ns > spec.end_ns {
             break;
         }
         let outcome = world
-            .apply(action)
+            .apply_reusing(action, &mut buffers)
             .expect("the earliest pending event is always pending");
         step += 1;
         if on_step(step, key, &outcome, &world) == Flow::Stop {

@@ -207,13 +207,14 @@ pub struct World {
     workload: Workload,
     scenario: Shared<Scenario>,
     obs: Unhashed<CowBox<Observations>>,
-    /// Buffers a step reuses from the last one (not state; see [`Scratch`]).
-    scratch: Unhashed<StepScratch>,
 }
 
-/// The temporary lists of one step, kept between steps so that they are allocated once.
-#[derive(Debug, Clone, Default)]
-struct StepScratch {
+/// The temporary lists of a step, lent by a caller that applies many steps in a row (the
+/// simulator's loop) so that they are allocated once, not once per step (issue 16). They only
+/// lend their capacity: what a step computes never depends on them. They are kept outside the
+/// world so that the explorer's copies of a world neither carry nor copy them.
+#[derive(Debug, Default)]
+pub struct StepBuffers {
     effects: Scratch<Effect>,
     etcd_out: Scratch<crate::etcd::WatchOutput>,
 }
@@ -306,7 +307,6 @@ impl World {
             workload,
             scenario: Shared(scenario),
             obs: Unhashed(CowBox::new(obs)),
-            scratch: Unhashed::default(),
         }
     }
 
@@ -401,6 +401,16 @@ impl World {
 
     /// Applies one action: the only way the world changes.
     pub fn apply(&mut self, action: Action) -> Result<Outcome, ApplyError> {
+        self.apply_reusing(action, &mut StepBuffers::default())
+    }
+
+    /// [`apply`](Self::apply), with the step's temporary lists taken from and returned to
+    /// `buffers` (the same outcome and state; no allocation for them once warm).
+    pub fn apply_reusing(
+        &mut self,
+        action: Action,
+        buffers: &mut StepBuffers,
+    ) -> Result<Outcome, ApplyError> {
         let Action::Fire(key) = action;
         let pending = self.agenda.take(key).ok_or(ApplyError::NotPending(key))?;
         self.now = self.now.max(key.due_ns);
@@ -418,7 +428,6 @@ impl World {
             script,
             workload,
             obs,
-            scratch,
             ..
         } = self;
         let mut ctx = Ctx {
@@ -429,7 +438,7 @@ impl World {
             emitted: 0,
             fault: None,
             notices: Vec::new(),
-            spare_effects: scratch.effects.take(),
+            spare_effects: buffers.effects.take(),
         };
         // check: the invariant checker sees the event before it is handled.
         Self::check_before(obs, etcd, &pending, &ctx);
@@ -444,12 +453,12 @@ impl World {
             workload,
             obs,
             scenario: &scenario,
-            out: scratch.etcd_out.take(),
+            out: buffers.etcd_out.take(),
         };
         let outcome = match parts.dispatch(pending, &mut ctx) {
             Ok(done) => {
                 parts.emit_etcd_output(&mut ctx);
-                scratch.etcd_out.put_back(std::mem::take(&mut parts.out));
+                buffers.etcd_out.put_back(std::mem::take(&mut parts.out));
                 Self::finish(parts, done, &mut ctx)
             }
             // A message on a closed connection is dropped: nothing else happens in the step.
@@ -460,7 +469,7 @@ impl World {
                 )
             }
         };
-        scratch.effects.put_back(ctx.spare_effects);
+        buffers.effects.put_back(ctx.spare_effects);
         Ok(outcome)
     }
 
