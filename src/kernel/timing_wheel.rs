@@ -27,7 +27,7 @@ const BIN_NS: u128 = 1 << BIN_SHIFT;
 const BINS: usize = 4096;
 
 /// Largest buffer (in entries) a spent near run hands on to its bin for reuse.
-const KEEP_BUFFER: usize = 256;
+const KEEP_BUFFER: usize = 64;
 
 /// One index entry: the event's key and its slot in the agenda's slab.
 type Entry = (EventKey, u32);
