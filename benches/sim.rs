@@ -5,7 +5,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use watchsim::world::{Action, World};
+use watchsim::world::{Action, StepBuffers, World};
 
 fn cluster_5k(c: &mut Criterion) {
     let text = std::fs::read_to_string(concat!(
@@ -38,6 +38,8 @@ fn cluster_5k(c: &mut Criterion) {
     g.sample_size(10);
     g.throughput(Throughput::Elements(steps));
     g.bench_function("cluster_5k_2min_steady", |b| {
+        // The step buffers are lent as the simulator's loop lends them (`sim.rs`).
+        let mut buffers = StepBuffers::default();
         b.iter(|| {
             let mut w = warm.clone();
             while let Some(a) = w.next_timed_action() {
@@ -45,7 +47,7 @@ fn cluster_5k(c: &mut Criterion) {
                 if k.due_ns > end {
                     break;
                 }
-                w.apply(a).unwrap();
+                w.apply_reusing(a, &mut buffers).unwrap();
             }
             black_box(w.now())
         })

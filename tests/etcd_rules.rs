@@ -171,6 +171,24 @@ fn txn_writing_a_key_twice_is_refused_without_a_revision() {
         s.txn(&txn(vec![put("foo"), del("foo")])),
         Err(EtcdError::DuplicateKey)
     );
+    // A delete range before the put counts too, and a put two ops later.
+    assert_eq!(
+        s.txn(&txn(vec![del("foo"), put("foo")])),
+        Err(EtcdError::DuplicateKey)
+    );
+    assert_eq!(
+        s.txn(&txn(vec![put("a"), put("b"), put("a")])),
+        Err(EtcdError::DuplicateKey)
+    );
+    // The failure branch is checked even when the compares would pick the success branch.
+    assert_eq!(
+        s.txn(&Txn {
+            compares: vec![],
+            success: vec![put("ok")],
+            failure: vec![put("dup"), put("dup")],
+        }),
+        Err(EtcdError::DuplicateKey)
+    );
     assert_eq!(s.revision(), 8);
     // Two deletes of one key are allowed; the second deletes nothing (OBS-7, revision 49).
     s.put(&k("foo"), 2);

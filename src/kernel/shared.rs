@@ -62,10 +62,10 @@ impl<T> DerefMut for Unhashed<T> {
     }
 }
 
-/// A reusable buffer carried with a state, so that a step's temporary list (the effects a handler
+/// A reusable buffer lent to a step, so that a step's temporary list (the effects a handler
 /// pushes, etcd's watch output) reuses one allocation instead of making one per step (issue 16).
-/// Between steps it is empty, so a copy (of an empty buffer) has no allocation of its own; it is
-/// not part of the state (hold it in an [`Unhashed`]).
+/// Between steps it is empty, so a copy has no allocation of its own. It is never part of a state
+/// (the simulator's loop holds it: `world::StepBuffers`).
 #[derive(Debug, Clone)]
 pub struct Scratch<T>(Vec<T>);
 
