@@ -67,7 +67,7 @@ pub struct Ctx<'a> {
     fault: Option<FaultRequest>,
     notices: Vec<Notice>,
     /// The effects buffer handlers' `Out`s reuse (see [`Host::effects_buffer`]).
-    spare_effects: Vec<Effect>,
+    spare_effects: Scratch<Effect>,
 }
 
 impl Ctx<'_> {
@@ -180,14 +180,11 @@ impl Host for Ctx<'_> {
     }
 
     fn effects_buffer(&mut self) -> Vec<Effect> {
-        std::mem::take(&mut self.spare_effects)
+        self.spare_effects.take()
     }
 
-    fn recycle_effects(&mut self, mut buf: Vec<Effect>) {
-        if buf.capacity() > self.spare_effects.capacity() {
-            buf.clear();
-            self.spare_effects = buf;
-        }
+    fn recycle_effects(&mut self, buf: Vec<Effect>) {
+        self.spare_effects.put_back(buf);
     }
 }
 
@@ -259,7 +256,7 @@ impl World {
             emitted: 0,
             fault: None,
             notices: Vec::new(),
-            spare_effects: Vec::new(),
+            spare_effects: Scratch::default(),
         };
         for (i, f) in s.faults.at.iter().enumerate() {
             ctx.timer(f.at.as_ns(), Timer::Fault(i as u32));
@@ -438,7 +435,7 @@ impl World {
             emitted: 0,
             fault: None,
             notices: Vec::new(),
-            spare_effects: buffers.effects.take(),
+            spare_effects: std::mem::take(&mut buffers.effects),
         };
         // check: the invariant checker sees the event before it is handled.
         Self::check_before(obs, etcd, &pending, &ctx);
@@ -469,7 +466,7 @@ impl World {
                 )
             }
         };
-        buffers.effects.put_back(ctx.spare_effects);
+        buffers.effects = ctx.spare_effects;
         Ok(outcome)
     }
 

@@ -576,28 +576,21 @@ impl Checker {
                 }
                 s.cursor += 1;
             }
-            // The description (text) is made only when a change is missing.
-            let gone: Vec<_> = if s.missing.iter().any(|(r, _)| *r <= rv) {
+            // Only a missing change costs a partition and a description (text).
+            if s.missing.iter().any(|(r, _)| *r <= rv) {
                 let (gone, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut s.missing)
                     .into_iter()
                     .partition(|(r, _)| *r <= rv);
                 s.missing = keep;
-                gone
-            } else {
-                Vec::new()
-            };
-            let desc = if gone.is_empty() {
-                String::new()
-            } else {
-                s.describe()
-            };
-            for (r, x) in gone {
-                found.push((
-                    Inv::WatchNoGap,
-                    format!(
-                        "{desc}: the change to {x} at revision {r} was never delivered, yet a bookmark / progress notification at RV {rv} claims everything up to it was"
-                    ),
-                ));
+                let desc = s.describe();
+                for (r, x) in gone {
+                    found.push((
+                        Inv::WatchNoGap,
+                        format!(
+                            "{desc}: the change to {x} at revision {r} was never delivered, yet a bookmark / progress notification at RV {rv} claims everything up to it was"
+                        ),
+                    ));
+                }
             }
         }
         s.last_bookmark = s.last_bookmark.max(rv);
