@@ -68,7 +68,7 @@ struct Stream {
 pub struct WatchHub {
     /// A few per apiserver (one per resource it caches): walked on every write.
     watchers: SortedMap<(StreamId, WatchId), Watcher>,
-    /// The positions of the watchers whose range contains a key, by the key's allocation (a
+    /// The positions of the watchers whose range contains a key, by the key's address (a
     /// lease key is written every 10 s); cleared whenever a watcher is added or removed.
     in_range: KeyMemo<smallvec::SmallVec<[u32; 8]>>,
     streams: OrdMap<StreamId, Stream>,

@@ -40,7 +40,7 @@ pub struct ChangeLog {
     prefix_lengths: std::collections::BTreeSet<usize>,
     singles: FxHashMap<String, Vec<RangeId>>,
     others: Vec<RangeId>,
-    /// The ranges each key written so far falls in, by the key's allocation (most writes
+    /// The ranges each key written so far falls in, by the key's address (most writes
     /// rewrite a key written before: a lease, a pod); cleared when a range is interned.
     matches: KeyMemo<SmallVec<[RangeId; 4]>>,
 }

@@ -1,9 +1,8 @@
-//! `KeyMemo<V>`: answers about keys remembered by the key's allocation, for questions asked again
+//! `KeyMemo<V>`: answers about keys remembered by the key's address, for questions asked again
 //! and again about the same few thousand keys (issue 16: which watched ranges a written key
 //! falls in; a node's lease key is written every 10 s and a range check per range and write was
-//! a few hundred instructions). The memo holds a clone of each key it answers for, so the
-//! allocation cannot be freed and its address reused by another key while the answer is kept:
-//! a look-up by address is exact.
+//! a few hundred instructions). Keys are interned ([`crate::proto::key_interner`]): one text has
+//! one address for the life of the process, never reused, so a look-up by address is exact.
 //!
 //! A memo is a cache, not state: it is empty in a clone, equal to every other memo and hashes
 //! to nothing, so explorer states compare and hash as before. Its owner clears it whenever an
@@ -18,10 +17,10 @@ use crate::kernel::Unhashed;
 /// in runs that create keys all the time).
 const MAX_KEYS: usize = 1 << 20;
 
-/// The remembered answers: each key's allocation address, the key itself and its answer.
-type ByAddr<V> = FxHashMap<usize, (Key, V)>;
+/// The remembered answers, by each key's address.
+type ByAddr<V> = FxHashMap<usize, V>;
 
-/// Answers by key allocation (see the module doc). Equal to every other memo and hashed as
+/// Answers by key address (see the module doc). Equal to every other memo and hashed as
 /// nothing, through [`Unhashed`]; one word until its first answer (the explorer's never get
 /// one), so the parts that hold one stay small to copy.
 #[derive(PartialEq, Eq, Hash)]
@@ -53,7 +52,7 @@ impl<V> std::fmt::Debug for KeyMemo<V> {
 impl<V> KeyMemo<V> {
     /// The answer remembered for `key`, if any.
     pub fn get(&self, key: &Key) -> Option<&V> {
-        self.by_addr.as_ref()?.get(&key.addr()).map(|(_, v)| v)
+        self.by_addr.as_ref()?.get(&key.addr())
     }
 
     /// Remembers `value` for `key`.
@@ -62,7 +61,7 @@ impl<V> KeyMemo<V> {
         if map.len() >= MAX_KEYS {
             map.clear();
         }
-        map.insert(key.addr(), (key.clone(), value));
+        map.insert(key.addr(), value);
     }
 
     /// Forgets every answer.
@@ -88,23 +87,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn answers_by_allocation_and_never_for_another_key() {
+    fn answers_by_key_and_never_for_another_key() {
         let mut m: KeyMemo<u32> = KeyMemo::default();
         let a = Key::new("/registry/leases/default/n00001");
         m.insert(&a, 7);
-        assert_eq!(m.get(&a.clone()), Some(&7), "a clone shares the allocation");
-        let same_text = Key::new("/registry/leases/default/n00001");
-        assert_eq!(
-            m.get(&same_text),
-            None,
-            "another allocation is another question"
-        );
-        // The memo keeps `a` alive: freeing every other handle cannot let a new key take its
-        // address.
-        let addr = a.addr();
-        drop(a);
+        assert_eq!(m.get(&a.clone()), Some(&7), "a copy is the same key");
+        let same_text = Key::new(&String::from("/registry/leases/default/n00001"));
+        assert_eq!(m.get(&same_text), Some(&7), "one text, one key");
         let b = Key::new("/registry/leases/default/n00002");
-        assert_ne!(b.addr(), addr);
+        assert_ne!(b.addr(), a.addr());
         assert_eq!(m.get(&b), None);
         assert_eq!(m.clone().get(&same_text), None, "a clone starts empty");
         assert!(

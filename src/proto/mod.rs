@@ -9,6 +9,7 @@
 pub mod api;
 pub mod etcd;
 pub mod ids;
+pub mod key_interner;
 pub mod key_memo;
 pub mod msg;
 pub mod notice;

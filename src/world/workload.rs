@@ -24,10 +24,8 @@ struct ResourceObjects {
     object_bytes: u64,
     live: CowSeq<u64>,
     next_id: u64,
-    /// Each object's key by id, made once (the preloaded ones are the very keys etcd holds): a
-    /// write's key is then the same allocation everywhere it goes, so etcd's, the caches' and
-    /// the checker's look-ups find it by pointer instead of comparing text (issue 16). Derived
-    /// from the fields above: left out of the state's hash.
+    /// Each object's key by id, made once: a write does not build and intern its key's text
+    /// again (issue 16). Derived from the fields above: left out of the state's hash.
     keys: Unhashed<Arc<Vec<Key>>>,
 }
 
