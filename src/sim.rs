@@ -177,6 +177,7 @@ fn run_following_observed(
             })
             .map_err(trace_err(&trace_path))?;
     }
+    world.settle_lanes();
     let wall_seconds = started.elapsed().as_secs_f64();
     observer(Progress {
         now_ns: end_ns,

@@ -109,6 +109,8 @@ pub fn run_timed(
         let outcome = world
             .apply_reusing(action, &mut buffers)
             .expect("the earliest pending event is always pending");
+        // The callback may read the clients: fold what their lanes took (the step's fan-out).
+        world.settle_lanes();
         step += 1;
         if on_step(step, key, &outcome, &world) == Flow::Stop {
             break;

@@ -5,10 +5,12 @@
 //! like kubelet's `spec.nodeName` field selector).
 
 pub mod backoff;
+pub mod fleet;
 pub mod reflector;
 pub mod store;
 
 pub use crate::proto::ClientTimer;
+pub use fleet::Fleet;
 pub use reflector::{Reflector, RelistCause};
 
 use crate::proto::api::resource_prefix;

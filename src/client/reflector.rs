@@ -101,8 +101,22 @@ impl FastEvent {
     }
 
     /// The event's RV.
-    pub fn rv(&self) -> Option<i64> {
-        Some(self.rv)
+    pub fn rv(&self) -> i64 {
+        self.rv
+    }
+
+    /// What the event changes in a digest store: its object count and its sum (wrapping).
+    pub fn digest_change(&self) -> (i32, u64) {
+        let (mut count, mut sum) = (0i32, 0u64);
+        if self.prev_rv > 0 {
+            count -= 1;
+            sum = sum.wrapping_sub(self.digest_remove);
+        }
+        if self.kind != EventType::Deleted {
+            count += 1;
+            sum = sum.wrapping_add(self.digest_add);
+        }
+        (count, sum)
     }
 }
 

@@ -11,7 +11,7 @@ pub mod changelog;
 pub mod invariants;
 pub mod stream_table;
 
-use crate::apiserver::{ApiRequest, ApiResponse, Apiserver};
+use crate::apiserver::{ApiRequest, ApiResponse, ApiWatchEvent, Apiserver};
 use crate::client::Reflector;
 use crate::etcd::EtcdServer;
 use crate::kernel::Nanos;
@@ -145,6 +145,7 @@ impl Checker {
         ends: Option<(Actor, Actor)>,
         etcd: &EtcdServer,
         open: &dyn Fn(ConnId) -> bool,
+        lanes: bool,
     ) {
         self.step += 1;
         self.now = now;
@@ -160,7 +161,7 @@ impl Checker {
                 };
                 self.delivery(*conn, opener, receiver, msg, etcd);
             }
-            Pending::Multicast { targets, msg, .. } => self.multicast(targets, msg, open),
+            Pending::Multicast { targets, msg, .. } => self.multicast(targets, msg, open, lanes),
             Pending::Reset { conn, to } => {
                 if matches!(to, Actor::Client(_) | Actor::Script | Actor::Apiserver(_)) {
                     self.conn_lost(*conn);
@@ -224,22 +225,26 @@ impl Checker {
         targets: &[(ConnId, Actor, i64)],
         msg: &Msg,
         open: &dyn Fn(ConnId) -> bool,
+        lanes: bool,
     ) {
         match msg {
             Msg::ApiWatch(ev) => {
                 use crate::kernel::prefetch::AHEAD;
+                let object = match ev {
+                    ApiWatchEvent::Object { key, rv, .. } if lanes => Some((*rv, key)),
+                    _ => None,
+                };
                 for (n, &(conn, receiver, _)) in targets.iter().enumerate() {
-                    // Streams are scattered in memory: ask for the next ones' early, in two
-                    // stages (a slot holds the pointer to its stream).
-                    if let Some(&(ahead, _, _)) = targets.get(n + 2 * AHEAD) {
-                        self.streams.prefetch_slot(ahead);
+                    // Lanes are scattered in their array: ask for the next ones' early.
+                    if let Some(&(_, Actor::Client(ahead), _)) = targets.get(n + AHEAD) {
+                        self.streams.prefetch_lane(ahead);
                     }
-                    if let Some(&(ahead, _, _)) = targets.get(n + AHEAD) {
-                        self.streams
-                            .prefetch(&(ahead, invariants::watch::API_STREAM));
-                    }
-                    if matches!(receiver, Actor::Client(_) | Actor::Script) {
-                        self.api_watch_event(conn, ev);
+                    match (receiver, object) {
+                        // The next change of the stream's range, in order: the lane takes it.
+                        (Actor::Client(i), Some((rv, key)))
+                            if self.streams.lane_event(i, conn, &self.log, rv, key) => {}
+                        (Actor::Client(_) | Actor::Script, _) => self.api_watch_event(conn, ev),
+                        _ => {}
                     }
                 }
             }
@@ -254,6 +259,17 @@ impl Checker {
         }
     }
 
+    /// Gives what the fan-out lanes moved back to their streams (before the streams are read
+    /// as a whole: the end of a run, an explorer state).
+    pub fn settle(&mut self) {
+        self.streams.settle();
+    }
+
+    /// True when no lane holds a stream's position.
+    pub fn settled(&self) -> bool {
+        self.streams.settled()
+    }
+
     /// Post-step hook: what the step did, the fault it injected, the notices components sent.
     #[allow(clippy::too_many_arguments)]
     pub fn after(
@@ -263,7 +279,7 @@ impl Checker {
         notices: &[Notice],
         etcd: &EtcdServer,
         apiservers: &crate::kernel::cow::CowVec<Apiserver>,
-        clients: &crate::kernel::cow::CowVec<Reflector>,
+        clients: &crate::client::Fleet,
         scenario: &Scenario,
         script_results: &[Option<serde_json::Value>],
     ) {
@@ -301,11 +317,7 @@ impl Checker {
             }
         }
         if outcome.what == "fault.disconnect" {
-            let until = clients
-                .iter()
-                .map(|c| c.disconnected_until())
-                .max()
-                .unwrap_or(0);
+            let until = clients.max_disconnected_until();
             self.faults.last_end_ns = self.faults.last_end_ns.max(until);
             self.faults.count += 1;
         }

@@ -3,35 +3,210 @@
 //! behind an `Arc` so that an explorer state's copy shares the streams it does not change.
 //! Issue 16: a look-up per event and receiver is an index, not a walk down a search tree keyed
 //! by tuples. Iteration order is `(connection, watch id)`, as an ordered map's.
+//!
+//! Each client also has a *lane* (32 bytes, in one array by client), which takes the in-order
+//! events of the client's API watch during a fan-out without reaching the stream itself (two or
+//! three cache lines per receiver, scattered over the heap). A lane is armed for a stream the first
+//! time the fast path applies to it ([`Stream::lane_view`]) and holds the stream's cursor and
+//! last revision from then on; they go back to the stream ([`Stream::take_lane`]) before anything
+//! else reads or changes it ([`StreamTable::get_mut`], [`StreamTable::remove`],
+//! [`StreamTable::settle`]). Reading a stream whose lane moved is a bug, caught by an assertion.
 
 use std::sync::Arc;
 
 use smallvec::{SmallVec, smallvec};
 
-use super::invariants::watch::{Stream, StreamKey};
+use super::changelog::{ChangeLog, RangeId};
+use super::invariants::watch::{API_STREAM, Stream, StreamKey};
 use crate::kernel::id_table::IdTable;
 use crate::proto::ConnId;
+use crate::proto::etcd::Key;
 
 /// A connection's streams in watch-id order: the first one stored in the table's slot itself
 /// (an API watch has one stream per connection), so a look-up follows one pointer, not two.
 type ConnStreams = SmallVec<[(i64, Arc<Stream>); 1]>;
 
+/// A lane not armed for any stream.
+const UNARMED: ConnId = ConnId::MAX;
+
+/// One client's lane (see the module doc): while armed for the API watch on `conn`, the stream's
+/// cursor and last revision live here.
+#[derive(Debug, Clone, Copy)]
+#[repr(C)]
+struct StreamLane {
+    /// The connection of the API watch the lane is armed for ([`UNARMED`]: none).
+    conn: ConnId,
+    /// The stream's last event revision.
+    last_rev: i64,
+    /// An event passes only above this too (the last bookmark; the revision before the start).
+    floor: i64,
+    /// The stream's cursor in its range's changes.
+    cursor: u32,
+    /// The stream's range.
+    range: RangeId,
+}
+
+impl StreamLane {
+    const IDLE: StreamLane = StreamLane {
+        conn: UNARMED,
+        last_rev: 0,
+        floor: 0,
+        cursor: 0,
+        range: 0,
+    };
+}
+
 /// The open streams (see the module doc).
 #[derive(Debug, Clone, Default)]
 pub struct StreamTable {
     by_conn: IdTable<ConnStreams>,
+    /// By client.
+    lanes: Vec<StreamLane>,
+    /// The clients whose lane was armed since the last settle, each listed once (every armed
+    /// lane is).
+    armed: Vec<u32>,
+    /// By client: listed in `armed`.
+    listed: Vec<bool>,
 }
 
 impl StreamTable {
+    /// The fan-out's fast path for client `client`'s API watch on `conn`: true if event
+    /// `rev`/`k` is the next change of the stream's range, in order (then the lane moved past
+    /// it, as [`Stream::next_in_order`] would have); false if the checker must judge the event
+    /// on the stream itself.
+    #[inline]
+    pub fn lane_event(
+        &mut self,
+        client: u32,
+        conn: ConnId,
+        log: &ChangeLog,
+        rev: i64,
+        k: &Key,
+    ) -> bool {
+        let c = client as usize;
+        if c >= self.lanes.len() {
+            self.lanes.resize(c + 1, StreamLane::IDLE);
+            self.listed.resize(c + 1, false);
+        }
+        if self.lanes[c].conn != conn {
+            self.fold(client);
+            let Some(view) = self
+                .get(&(conn, API_STREAM))
+                .filter(|s| s.client() == Some(client))
+                .and_then(Stream::lane_view)
+            else {
+                return false;
+            };
+            let (range, cursor, last_rev, floor) = view;
+            let Ok(cursor) = u32::try_from(cursor) else {
+                return false;
+            };
+            self.lanes[c] = StreamLane {
+                conn,
+                last_rev,
+                floor,
+                cursor,
+                range,
+            };
+            if !self.listed[c] {
+                self.listed[c] = true;
+                self.armed.push(client);
+            }
+        }
+        let lane = &mut self.lanes[c];
+        if rev <= lane.last_rev || rev <= lane.floor {
+            return false;
+        }
+        let at = lane.cursor as usize;
+        if at >= log.len(lane.range) || lane.cursor == u32::MAX {
+            return false;
+        }
+        let (r, x) = log.at(lane.range, at);
+        if r != rev || x != k {
+            return false;
+        }
+        lane.cursor += 1;
+        lane.last_rev = rev;
+        true
+    }
+
+    /// Hints that client `client`'s lane will soon be read (a fan-out's next receivers).
+    #[inline(always)]
+    pub fn prefetch_lane(&self, client: u32) {
+        if let Some(lane) = self.lanes.get(client as usize) {
+            crate::kernel::prefetch::prefetch(lane);
+        }
+    }
+
+    /// Gives client `client`'s lane's position back to its stream and disarms the lane.
+    fn fold(&mut self, client: u32) {
+        let Some(lane) = self.lanes.get_mut(client as usize) else {
+            return;
+        };
+        let conn = std::mem::replace(&mut lane.conn, UNARMED);
+        if conn == UNARMED {
+            return;
+        }
+        let (cursor, last_rev) = (lane.cursor as usize, lane.last_rev);
+        if let Some(list) = self.by_conn.get_mut(conn)
+            && let Ok(i) = Self::position(list, API_STREAM)
+        {
+            Arc::make_mut(&mut list[i].1).take_lane(cursor, last_rev);
+        }
+    }
+
+    /// Folds the lane of the stream `key` belongs to, if it is armed for it.
+    fn fold_for(&mut self, key: &StreamKey) {
+        if key.1 != API_STREAM {
+            return;
+        }
+        if let Some(client) = self.get_unchecked(key).and_then(Stream::client)
+            && self
+                .lanes
+                .get(client as usize)
+                .is_some_and(|l| l.conn == key.0)
+        {
+            self.fold(client);
+        }
+    }
+
+    /// Gives every armed lane's position back to its stream and disarms it.
+    pub fn settle(&mut self) {
+        let armed = std::mem::take(&mut self.armed);
+        for &client in &armed {
+            self.fold(client);
+            self.listed[client as usize] = false;
+        }
+        self.armed = armed;
+        self.armed.clear();
+    }
+
+    /// True when no lane is armed.
+    pub fn settled(&self) -> bool {
+        self.armed.is_empty()
+    }
+
+    fn get_unchecked(&self, key: &StreamKey) -> Option<&Stream> {
+        let list = self.by_conn.get(key.0)?;
+        let i = Self::position(list, key.1).ok()?;
+        Some(&list[i].1)
+    }
+
     fn position(list: &[(i64, Arc<Stream>)], watch_id: i64) -> Result<usize, usize> {
         list.binary_search_by_key(&watch_id, |(w, _)| *w)
     }
 
-    /// The stream `key`.
+    /// The stream `key`. Panics if a lane moved it and was not settled (a bug).
     pub fn get(&self, key: &StreamKey) -> Option<&Stream> {
-        let list = self.by_conn.get(key.0)?;
-        let i = Self::position(list, key.1).ok()?;
-        Some(&list[i].1)
+        let stream = self.get_unchecked(key)?;
+        if let Some(client) = stream.client() {
+            let c = client as usize;
+            assert!(
+                self.lanes.get(c).is_none_or(|l| l.conn != key.0),
+                "stream {key:?} read while a lane holds its position (settle first)"
+            );
+        }
+        Some(stream)
     }
 
     /// Hints that stream `key`'s table slot will soon be read: the first of a fan-out's two
@@ -48,7 +223,7 @@ impl StreamTable {
     #[inline(always)]
     pub fn prefetch(&self, key: &StreamKey) {
         use crate::kernel::prefetch::prefetch_addr;
-        if let Some(stream) = self.get(key) {
+        if let Some(stream) = self.get_unchecked(key) {
             let at = (stream as *const Stream).cast::<u8>();
             // The reference counts sit just before the stream in the `Arc`'s allocation; the
             // hot fields end within its first 64 bytes.
@@ -57,8 +232,10 @@ impl StreamTable {
         }
     }
 
-    /// The stream `key`, to change (copied first if an explorer state shares it).
+    /// The stream `key`, to change (copied first if an explorer state shares it; its lane's
+    /// position given back first).
     pub fn get_mut(&mut self, key: &StreamKey) -> Option<&mut Stream> {
+        self.fold_for(key);
         let list = self.by_conn.get_mut(key.0)?;
         let i = Self::position(list, key.1).ok()?;
         Some(Arc::make_mut(&mut list[i].1))
@@ -66,11 +243,12 @@ impl StreamTable {
 
     /// True when `key` is open.
     pub fn contains_key(&self, key: &StreamKey) -> bool {
-        self.get(key).is_some()
+        self.get_unchecked(key).is_some()
     }
 
     /// Opens (or replaces) stream `key`.
     pub fn insert(&mut self, key: StreamKey, stream: Stream) {
+        self.fold_for(&key);
         let stream = Arc::new(stream);
         match self.by_conn.get_mut(key.0) {
             Some(list) => match Self::position(list, key.1) {
@@ -83,8 +261,9 @@ impl StreamTable {
         }
     }
 
-    /// Closes stream `key`; returns it.
+    /// Closes stream `key`; returns it (its lane's position given back first).
     pub fn remove(&mut self, key: &StreamKey) -> Option<Stream> {
+        self.fold_for(key);
         let list = self.by_conn.get_mut(key.0)?;
         let i = Self::position(list, key.1).ok()?;
         let (_, stream) = list.remove(i);
@@ -102,8 +281,13 @@ impl StreamTable {
             .unwrap_or_default()
     }
 
-    /// Every open stream, in `(connection, watch id)` order.
+    /// Every open stream, in `(connection, watch id)` order. Panics if a lane moved and was not
+    /// settled (a bug).
     pub fn values(&self) -> impl Iterator<Item = &Stream> + '_ {
+        assert!(
+            self.armed.is_empty(),
+            "streams read while lanes hold their positions (settle first)"
+        );
         self.by_conn
             .values()
             .flat_map(|list| list.iter().map(|(_, s)| s.as_ref()))

@@ -12,7 +12,7 @@ use super::{
     inject_scheduled, msg, next_disconnect_in, observe_client, record_minute,
 };
 use crate::apiserver::Apiserver;
-use crate::client::{self, Reflector};
+use crate::client;
 use crate::etcd::{EtcdServer, WatchOutput};
 use crate::kernel::RngStream;
 use crate::kernel::cow::CowVec;
@@ -25,7 +25,7 @@ pub(super) struct Parts<'a> {
     pub etcd: &'a mut EtcdServer,
     pub etcd_rng: &'a mut RngStream,
     pub apiservers: &'a mut CowVec<Apiserver>,
-    pub clients: &'a mut CowVec<Reflector>,
+    pub clients: &'a mut crate::client::Fleet,
     pub lb: &'a mut LoadBalancer,
     pub faults_rng: &'a mut RngStream,
     pub script: &'a mut ScriptClient,
@@ -33,6 +33,9 @@ pub(super) struct Parts<'a> {
     pub obs: &'a mut Observations,
     pub scenario: &'a Scenario,
     pub out: Vec<WatchOutput>,
+    /// Fan-outs go through the receivers' lanes ([`crate::client::Fleet`]); else each
+    /// receiver's own state is reached (the explorer's steps).
+    pub lanes: bool,
 }
 
 /// What a step was, for its [`super::Outcome`].
@@ -254,7 +257,7 @@ impl Parts<'_> {
         ctx: &mut Ctx<'_>,
     ) {
         let fast = client::reflector::FastEvent::of(ev);
-        if let Some(rv) = fast.as_ref().and_then(|f| f.rv()) {
+        if let Some(rv) = fast.as_ref().map(|f| f.rv()) {
             let lag = ctx.now.saturating_sub(self.obs.commit_time(rv));
             self.obs.staleness_max_ns = self.obs.staleness_max_ns.max(lag);
         }
@@ -268,32 +271,34 @@ impl Parts<'_> {
                 }
             );
         for (n, &(conn, receiver, _)) in targets.iter().enumerate() {
-            // Receivers' states are scattered in memory: ask for the next ones' early.
+            // Receivers' lanes are scattered in their array: ask for the next ones' early.
             if let Some(&(_, Actor::Client(ahead), _)) =
                 targets.get(n + crate::kernel::prefetch::AHEAD)
-                && let Some(c) = self.clients.get(ahead as usize)
             {
-                c.prefetch();
-                c.prefetch_fast();
+                self.clients.prefetch_lane(ahead);
             }
             match receiver {
                 Actor::Client(i) => {
-                    let c = &mut self.clients[i as usize];
-                    match fast.as_ref().filter(|_| !slow_only) {
-                        Some(f) if c.apply_fast(conn, f) => {
-                            if let Some(rv) = f.rv() {
-                                let m = &mut self.obs.client_max_rv[i as usize];
-                                *m = (*m).max(rv);
-                                // check: the informer observed this RV.
-                                self.obs.checker.client_rv(i, rv, "event", c);
-                            }
-                        }
-                        _ => {
-                            let cfg = &self.scenario.clients[c.population as usize];
-                            let (label, fx) = c.on_message(conn, msg.clone(), cfg, &mut ctx.out());
-                            let rev = self.etcd.store.revision();
-                            observe_client(i, label, fx, c, self.obs, ctx.now, rev);
-                        }
+                    let taken = match fast.as_ref().filter(|_| !slow_only) {
+                        Some(f) if self.lanes => self.clients.apply_fast(i, conn, f).then_some(f),
+                        Some(f) => self.clients[i as usize].apply_fast(conn, f).then_some(f),
+                        None => None,
+                    };
+                    if let Some(f) = taken {
+                        let rv = f.rv();
+                        let m = &mut self.obs.client_max_rv[i as usize];
+                        *m = (*m).max(rv);
+                        // check: the informer observed this RV.
+                        let clients = &*self.clients;
+                        self.obs
+                            .checker
+                            .client_rv(i, rv, "event", || clients.server_of(i));
+                    } else {
+                        let c = &mut self.clients[i as usize];
+                        let cfg = &self.scenario.clients[c.population as usize];
+                        let (label, fx) = c.on_message(conn, msg.clone(), cfg, &mut ctx.out());
+                        let rev = self.etcd.store.revision();
+                        observe_client(i, label, fx, c, self.obs, ctx.now, rev);
                     }
                 }
                 Actor::Script => self

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::apiserver::Apiserver;
-use crate::client::{self, Reflector};
+use crate::client::{self, Fleet, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer};
 use crate::kernel::cow::{CowBox, CowVec};
 use crate::kernel::{Agenda, EventKey, Nanos, RngStream, Scratch};
@@ -197,7 +197,7 @@ pub struct World {
     etcd: EtcdServer,
     etcd_rng: RngStream,
     apiservers: CowVec<Apiserver>,
-    clients: CowVec<Reflector>,
+    clients: Fleet,
     lb: LoadBalancer,
     faults_rng: RngStream,
     script: ScriptClient,
@@ -266,7 +266,7 @@ impl World {
             .collect();
         let script = ScriptClient::new(s, &mut ctx);
         let workload = Workload::new(s, seed, preloaded, &mut ctx);
-        let mut clients = client::build(s, seed);
+        let mut clients = Fleet::new(client::build(s, seed));
         let mut start_rng = RngStream::new(seed, "clients.start");
         for c in clients.iter_mut() {
             // Clients start spread over [1 s, 2 s), after the apiservers' caches are ready.
@@ -288,7 +288,7 @@ impl World {
         obs.client_max_rv = vec![0; clients.len()];
         obs.list_started = vec![None; clients.len()];
         obs.populations = vec![observe::PopulationObs::default(); s.clients.len()];
-        obs.checker = Checker::new(s, &etcd, &clients);
+        obs.checker = Checker::new(s, &etcd, clients.boxes());
         let lb = LoadBalancer::new(s.load_balancer.policy, s.apiserver.count, seed);
         World {
             now: 0,
@@ -327,9 +327,22 @@ impl World {
         &self.apiservers
     }
 
-    /// The client reflectors.
-    pub fn clients(&self) -> &CowVec<Reflector> {
+    /// The client reflectors. After [`apply_reusing`](Self::apply_reusing), call
+    /// [`settle_lanes`](Self::settle_lanes) before reading them.
+    pub fn clients(&self) -> &Fleet {
         &self.clients
+    }
+
+    /// Folds what the fan-out lanes took into what they stand for: the clients' events into the
+    /// reflectors ([`Fleet`]) and the checker's in-order events into its streams
+    /// ([`crate::monitor::stream_table::StreamTable`]). [`apply`](Self::apply) does it after
+    /// every step; [`apply_reusing`](Self::apply_reusing) leaves it to its caller, before it
+    /// reads the clients or the checker's streams.
+    pub fn settle_lanes(&mut self) {
+        self.clients.settle();
+        if !self.obs.checker.settled() {
+            self.obs.checker.settle();
+        }
     }
 
     /// The open connections (read-only: who is at each end).
@@ -397,16 +410,32 @@ impl World {
     }
 
     /// Applies one action: the only way the world changes.
+    ///
+    /// A fan-out reaches each receiver's own state (no lanes): the explorer, which copies a
+    /// world per successor, would copy the lanes too, for a few receivers.
     pub fn apply(&mut self, action: Action) -> Result<Outcome, ApplyError> {
-        self.apply_reusing(action, &mut StepBuffers::default())
+        self.settle_lanes();
+        self.apply_with(action, &mut StepBuffers::default(), false)
     }
 
     /// [`apply`](Self::apply), with the step's temporary lists taken from and returned to
-    /// `buffers` (the same outcome and state; no allocation for them once warm).
+    /// `buffers` (the same outcome and state; no allocation for them once warm), and fan-outs
+    /// taken through lanes ([`Fleet`], [`crate::monitor::stream_table::StreamTable`]) that are
+    /// left unsettled: call [`settle_lanes`](Self::settle_lanes) before reading the clients or
+    /// the checker's streams (the simulator's loop settles them once, at its end).
     pub fn apply_reusing(
         &mut self,
         action: Action,
         buffers: &mut StepBuffers,
+    ) -> Result<Outcome, ApplyError> {
+        self.apply_with(action, buffers, true)
+    }
+
+    fn apply_with(
+        &mut self,
+        action: Action,
+        buffers: &mut StepBuffers,
+        lanes: bool,
     ) -> Result<Outcome, ApplyError> {
         let Action::Fire(key) = action;
         let pending = self.agenda.take(key).ok_or(ApplyError::NotPending(key))?;
@@ -438,7 +467,7 @@ impl World {
             spare_effects: std::mem::take(&mut buffers.effects),
         };
         // check: the invariant checker sees the event before it is handled.
-        Self::check_before(obs, etcd, &pending, &ctx);
+        Self::check_before(obs, etcd, &pending, &ctx, lanes);
         let mut parts = apply::Parts {
             etcd,
             etcd_rng,
@@ -451,6 +480,7 @@ impl World {
             obs,
             scenario: &scenario,
             out: buffers.etcd_out.take(),
+            lanes,
         };
         let outcome = match parts.dispatch(pending, &mut ctx) {
             Ok(done) => {
@@ -471,14 +501,26 @@ impl World {
     }
 
     /// The checker's look at a pending event before its handler runs.
-    fn check_before(obs: &mut Observations, etcd: &EtcdServer, pending: &Pending, ctx: &Ctx<'_>) {
+    fn check_before(
+        obs: &mut Observations,
+        etcd: &EtcdServer,
+        pending: &Pending,
+        ctx: &Ctx<'_>,
+        lanes: bool,
+    ) {
         let ends = match pending {
             Pending::Deliver { conn, .. } => ctx.net.conn(*conn).map(|c| (c.client, c.server)),
             _ => None,
         };
         let net = &*ctx.net;
-        obs.checker
-            .before(ctx.now, pending, ends, etcd, &|c| net.conn(c).is_some());
+        obs.checker.before(
+            ctx.now,
+            pending,
+            ends,
+            etcd,
+            &|c| net.conn(c).is_some(),
+            lanes,
+        );
     }
 
     /// After the handler: the fault it asked for, the step's outcome (with the minute's figures
@@ -530,7 +572,7 @@ impl World {
         fault: FaultRequest,
         etcd: &mut EtcdServer,
         apiservers: &mut CowVec<Apiserver>,
-        clients: &mut CowVec<Reflector>,
+        clients: &mut Fleet,
         scenario: &Scenario,
         ctx: &mut Ctx<'_>,
     ) {
@@ -730,10 +772,10 @@ fn record_minute(
     now: Nanos,
     etcd: &EtcdServer,
     apiservers: &CowVec<Apiserver>,
-    clients: &CowVec<Reflector>,
+    clients: &Fleet,
     obs: &mut Observations,
 ) {
-    let relists: u64 = clients.iter().map(|c| c.counters.relists()).sum();
+    let relists: u64 = clients.relists();
     let bytes = etcd.counters.range_bytes;
     let written = etcd.counters.write_bytes;
     let rev = etcd.store.revision();

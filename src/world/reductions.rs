@@ -31,7 +31,7 @@ impl World {
             let mut order: Vec<(u64, u32)> = members
                 .iter()
                 .map(|&i| {
-                    let c = &self.clients[i as usize];
+                    let c = &self.clients.boxes()[i as usize];
                     let anonymous = if timeless {
                         // The same value as `anonymous_hash(Some(now))`: `now` only decides
                         // whether the client still counts as cut off, so memoise both cases
@@ -74,8 +74,9 @@ impl World {
             .map(|((_, old), new)| (old, new))
             .collect();
         let mut w = self.clone();
-        let mut clients: Vec<CowBox<Reflector>> = vec![w.clients[0].clone(); w.clients.len()];
-        for (old, c) in w.clients.iter().enumerate() {
+        let boxes = w.clients.boxes();
+        let mut clients: Vec<CowBox<Reflector>> = vec![boxes[0].clone(); boxes.len()];
+        for (old, c) in boxes.iter().enumerate() {
             let mut c = c.clone();
             c.relabel(&r);
             clients[r.clients[old] as usize] = c;
@@ -144,7 +145,7 @@ impl World {
             .hash(h);
         }
         self.clients.len().hash(h);
-        for c in self.clients.iter() {
+        for c in self.clients.boxes().iter() {
             (timeless_client_hash(c), c.disconnected_at(self.now)).hash(h);
         }
         self.lb.hash(h);

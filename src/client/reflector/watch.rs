@@ -56,6 +56,41 @@ impl Reflector {
         true
     }
 
+    /// Whether a [`crate::client::Fleet`] lane can take this reflector's events on `conn`: it
+    /// is watching on `conn` with a digest store, so an event changes only the watch's event
+    /// count, the digest, the last synced RV and the events counter ([`Self::apply_fast`]).
+    pub(crate) fn takes_lane_events_on(&self, conn: ConnId) -> bool {
+        matches!(self.phase, Phase::Watching { conn: c, .. } if c == conn)
+            && matches!(self.store, InformerStore::Digest(_))
+    }
+
+    /// Takes the events a lane took for this reflector since its last fold, as
+    /// [`Self::apply_fast`] would have one by one: `events` events on its watch that changed its
+    /// digest by `count` objects (wrapping) and `sum`, the last of them at `last_rv`.
+    pub(crate) fn take_lane_events(&mut self, events: u64, count: u64, sum: u64, last_rv: i64) {
+        if let Phase::Watching { events: e, .. } = &mut self.phase {
+            *e += events;
+        }
+        if let InformerStore::Digest(d) = &mut self.store {
+            d.count = d.count.wrapping_add(count);
+            d.sum = d.sum.wrapping_add(sum);
+        }
+        self.last_sync_rv = last_rv;
+        self.counters.events += events;
+    }
+
+    /// Puts this reflector in the middle of a watch on `conn` (tests of the fan-out's paths).
+    #[cfg(test)]
+    pub(crate) fn watching_for_test(&mut self, conn: ConnId) {
+        self.phase = Phase::Watching {
+            conn,
+            started_ns: 0,
+            events: 0,
+            reconnect: false,
+            rest_retries: 0,
+        };
+    }
+
     /// The RV of a plain watch: the last synced RV ("0" before any sync).
     pub(super) fn watch_rv(&self) -> Rv {
         if self.last_sync_rv > 0 {

@@ -83,12 +83,19 @@ impl Checker {
             _ => None,
         };
         if let Some((rv, kind)) = observed {
-            self.client_rv(id, rv, kind, c);
+            self.client_rv(id, rv, kind, || c.server());
         }
     }
 
-    /// Client `id` observed `rv` (`kind`: `list`, `watch-list`, `event`, `bookmark`).
-    pub fn client_rv(&mut self, id: u32, rv: i64, kind: &'static str, c: &Reflector) {
+    /// Client `id` observed `rv` (`kind`: `list`, `watch-list`, `event`, `bookmark`); `server`
+    /// tells which apiserver it talks to (asked only when the RV went back).
+    pub fn client_rv(
+        &mut self,
+        id: u32,
+        rv: i64,
+        kind: &'static str,
+        server: impl FnOnce() -> Option<u32>,
+    ) {
         let i = id as usize;
         if i >= self.clients.len() {
             return;
@@ -104,6 +111,7 @@ impl Checker {
         }
         t.travelling = true;
         let (max_rv, restarts) = (t.max_rv, t.restarts);
+        let server = server();
         let request_rv = match kind {
             "list" => self.client_lists[i]
                 .request
@@ -118,13 +126,12 @@ impl Checker {
             restarts,
             kind,
             request_rv: request_rv.clone(),
-            server: c.server(),
+            server,
             observed_rv: rv,
             max_rv,
         };
         self.record_time_travel(tt);
-        let server = c
-            .server()
+        let server = server
             .map(|s| format!("apiserver-{s}"))
             .unwrap_or_else(|| "an apiserver".into());
         let what = match kind {

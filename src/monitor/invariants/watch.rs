@@ -122,6 +122,35 @@ impl Stream {
     pub fn missing(&self) -> &[(i64, Key)] {
         &self.missing
     }
+
+    /// The client whose API watch this is (None for etcd watches and the script's).
+    pub(crate) fn client(&self) -> Option<u32> {
+        match (self.etcd(), self.owner) {
+            (false, Actor::Client(i)) => Some(i),
+            _ => None,
+        }
+    }
+
+    /// What a [`crate::monitor::stream_table::StreamTable`] lane needs to take this stream's
+    /// in-order events ([`Stream::next_in_order`]) on its own: `(range, cursor, last_rev,
+    /// floor)`, where an event passes only above both `last_rev` and `floor` (the last bookmark,
+    /// and the revision before the start). None while the fast path cannot apply at all (an
+    /// etcd watch, initial events still expected, no start yet).
+    pub(crate) fn lane_view(&self) -> Option<(RangeId, usize, i64, i64)> {
+        let start = self.start?;
+        if self.etcd() || self.initial_left != 0 {
+            return None;
+        }
+        let floor = self.last_bookmark.max(start - 1);
+        Some((self.range, self.cursor, self.last_rev, floor))
+    }
+
+    /// Takes back what a lane moved: the cursor and the last event's revision, exactly as
+    /// [`Stream::next_in_order`] would have moved them event by event.
+    pub(crate) fn take_lane(&mut self, cursor: usize, last_rev: i64) {
+        self.cursor = cursor;
+        self.last_rev = last_rev;
+    }
 }
 
 type Found = Vec<(Inv, String)>;
@@ -696,5 +725,126 @@ mod tests {
         let mut c = snapshot_watch(1);
         c.api_watch_batch(7, &batch(vec![added("/p/a", 4), added("/p/b", 5)]));
         assert_eq!(count(&c, Inv::WatchOrder) + count(&c, Inv::WatchUnique), 1);
+    }
+
+    /// One step of a fan-out sequence for the lanes' property test.
+    #[derive(Debug, Clone)]
+    enum FanOut {
+        /// An object event at the change `ahead` positions after the client's next one (0: in
+        /// order; past the end: a made-up revision), to `clients` (a bit per client).
+        Event { ahead: usize, clients: u8 },
+        /// A bookmark at the newest revision to one client (judged off the lane).
+        Bookmark(u8),
+        /// The lanes give their positions back.
+        Settle,
+    }
+
+    fn fan_out_step() -> impl proptest::strategy::Strategy<Value = FanOut> {
+        use proptest::prelude::*;
+        prop_oneof![
+            10 => (prop_oneof![6 => Just(0usize), 1 => 1usize..4, 1 => 30usize..40], 1u8..8)
+                .prop_map(|(ahead, clients)| FanOut::Event { ahead, clients }),
+            1 => (0u8..3).prop_map(FanOut::Bookmark),
+            1 => Just(FanOut::Settle),
+        ]
+    }
+
+    /// Three clients' API watches of `/p/` (conns 20-22) from RV 3, over 24 writes to three keys.
+    fn fanned_out_checker() -> (Checker, Vec<(i64, Key)>) {
+        let mut store = crate::etcd::mvcc::Store::new();
+        let keys: Vec<Key> = ["/p/a", "/p/b", "/p/c"]
+            .iter()
+            .map(|k| Key::new(k))
+            .collect();
+        let mut changes = Vec::new();
+        for n in 0..24 {
+            let key = &keys[(n * 7 + n / 3) % 3];
+            let (rev, _) = store.put(key, 10);
+            changes.push((rev, key.clone()));
+        }
+        let mut c = Checker::default();
+        for i in 0..3u32 {
+            let conn = 20 + u64::from(i);
+            c.api_watch_request(
+                conn,
+                Actor::Client(i),
+                &KeyRange::Prefix(Key::new("/p/")),
+                false,
+            );
+            c.api_watch_started(conn, 3, 0);
+        }
+        Arc::make_mut(&mut c.log).sync(&store);
+        (c, changes)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            failure_persistence: Some(Box::new(
+                proptest::test_runner::FileFailurePersistence::Direct(
+                    "tests/stream_lanes.proptest-regressions",
+                ),
+            )),
+            ..proptest::prelude::ProptestConfig::default()
+        })]
+
+        /// A fan-out's events taken through the clients' lanes, settled at any points, judge
+        /// every stream exactly as the checker's own walk event by event does (the reference):
+        /// the same violations and the same streams.
+        #[test]
+        fn lanes_judge_as_the_walk_event_by_event(
+            steps in proptest::collection::vec(fan_out_step(), 0..120),
+        ) {
+            let (mut lanes, changes) = fanned_out_checker();
+            let (mut reference, _) = fanned_out_checker();
+            let newest = changes.last().map_or(0, |c| c.0);
+            // The next change each client is due (as the reference saw it).
+            let mut next = [0usize; 3];
+            for step in steps {
+                match step {
+                    FanOut::Event { ahead, clients } => {
+                        let to: Vec<u32> = (0..3).filter(|i| clients & (1 << i) != 0).collect();
+                        let first = to[0] as usize;
+                        let (rev, key) = match changes.get(next[first] + ahead) {
+                            Some((r, k)) => (*r, k.clone()),
+                            None => (newest + 5, Key::new("/p/z")),
+                        };
+                        let ev = ApiWatchEvent::Object {
+                            kind: crate::proto::api::EventType::Modified,
+                            key,
+                            rv: rev,
+                            bytes: 1,
+                            prev_rv: 0,
+                        };
+                        let targets: Vec<(ConnId, Actor, i64)> = to
+                            .iter()
+                            .map(|&i| (20 + u64::from(i), Actor::Client(i), 0))
+                            .collect();
+                        lanes.multicast(&targets, &crate::proto::Msg::ApiWatch(ev.clone()), &|_| true, true);
+                        for &i in &to {
+                            reference.api_watch_event(20 + u64::from(i), &ev);
+                            let at = changes.iter().position(|(r, _)| *r == rev);
+                            if let Some(p) = at {
+                                next[i as usize] = next[i as usize].max(p + 1);
+                            }
+                        }
+                    }
+                    FanOut::Bookmark(i) => {
+                        let b = ApiWatchEvent::Bookmark { rv: newest, initial_events_end: false };
+                        let conn = 20 + u64::from(i);
+                        lanes.api_watch_event(conn, &b);
+                        reference.api_watch_event(conn, &b);
+                    }
+                    FanOut::Settle => lanes.settle(),
+                }
+            }
+            lanes.settle();
+            for inv in 0..lanes.tallies.len() {
+                proptest::prop_assert_eq!(lanes.tallies[inv].count, reference.tallies[inv].count);
+                proptest::prop_assert_eq!(&lanes.tallies[inv].first, &reference.tallies[inv].first);
+            }
+            let a: Vec<String> = lanes.open_streams().map(|s| format!("{s:?}")).collect();
+            let b: Vec<String> = reference.open_streams().map(|s| format!("{s:?}")).collect();
+            proptest::prop_assert_eq!(a, b);
+        }
     }
 }
