@@ -68,6 +68,9 @@ pub struct Ctx<'a> {
     notices: Vec<Notice>,
     /// The effects buffer handlers' `Out`s reuse (see [`Host::effects_buffer`]).
     spare_effects: Scratch<Effect>,
+    /// The step goes through the fan-out lanes (the simulator's loop, [`World::apply_reusing`]):
+    /// see [`Ctx::multicast`].
+    lanes: bool,
 }
 
 impl Ctx<'_> {
@@ -93,8 +96,16 @@ impl Ctx<'_> {
             }
             return;
         }
-        let conns: Vec<ConnId> = targets.iter().map(|t| t.0).collect();
-        let due = self.net.multicast_time(self.now, &conns, dir);
+        // With no jitter every message is due exactly one latency after it is sent, so none
+        // can overtake an earlier one and the targets' FIFO horizons (state the explorer
+        // compares, and keeps) need not be read or moved: the simulator's loop skips them, a
+        // cache miss per receiver.
+        let due = if self.lanes {
+            self.net.fixed_delivery_time(self.now)
+        } else {
+            let conns: Vec<ConnId> = targets.iter().map(|t| t.0).collect();
+            self.net.multicast_time(self.now, &conns, dir)
+        };
         self.agenda
             .schedule(due, Pending::Multicast { targets, dir, msg });
         self.emitted += 1;
@@ -257,6 +268,7 @@ impl World {
             fault: None,
             notices: Vec::new(),
             spare_effects: Scratch::default(),
+            lanes: false,
         };
         for (i, f) in s.faults.at.iter().enumerate() {
             ctx.timer(f.at.as_ns(), Timer::Fault(i as u32));
@@ -465,6 +477,7 @@ impl World {
             fault: None,
             notices: Vec::new(),
             spare_effects: std::mem::take(&mut buffers.effects),
+            lanes,
         };
         // check: the invariant checker sees the event before it is handled.
         Self::check_before(obs, etcd, &pending, &ctx, lanes);

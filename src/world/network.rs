@@ -127,6 +127,17 @@ impl Network {
         due
     }
 
+    /// When a message sent now arrives on a network with no jitter: one latency later. Never
+    /// before an earlier message on the same connection and direction (sent no later), so no
+    /// FIFO horizon is read or moved. Panics with jitter (a bug: use [`Network::delivery_time`]).
+    pub fn fixed_delivery_time(&self, now: Nanos) -> Nanos {
+        assert_eq!(
+            self.jitter_ns, 0,
+            "a fixed delivery time needs a network without jitter"
+        );
+        now + self.latency_ns
+    }
+
     /// The base one-way latency.
     pub fn latency_ns(&self) -> Nanos {
         self.latency_ns
@@ -191,5 +202,37 @@ impl Network {
                 (r.conn(id), c)
             })
             .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Without jitter, the fixed delivery time is what the FIFO horizons give, whatever was sent
+    /// before on the targets (what lets the simulator's multicasts skip them).
+    #[test]
+    fn without_jitter_every_message_is_due_one_latency_later() {
+        let mut net = Network::new(1, 1_000, 0);
+        let a = net.connect(Actor::Client(0), Actor::Apiserver(0));
+        let b = net.connect(Actor::Client(1), Actor::Apiserver(0));
+        let mut rng = RngStream::new(7, "test.sends");
+        let mut now = 0;
+        for _ in 0..200 {
+            now += rng.below(3_000);
+            let fixed = net.fixed_delivery_time(now);
+            assert_eq!(fixed, now + 1_000);
+            match rng.below(3) {
+                0 => assert_eq!(net.delivery_time(now, a, Dir::ToClient), fixed),
+                1 => assert_eq!(net.delivery_time(now, b, Dir::ToServer), fixed),
+                _ => assert_eq!(net.multicast_time(now, &[a, b], Dir::ToClient), fixed),
+            }
+        }
+        let jittery = Network::new(1, 1_000, 50);
+        let refused = std::panic::catch_unwind(|| jittery.fixed_delivery_time(0));
+        assert!(
+            refused.is_err(),
+            "a jittery network has no fixed delivery time"
+        );
     }
 }
