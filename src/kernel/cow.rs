@@ -63,18 +63,6 @@ impl<T: Clone> CowBox<T> {
     }
 }
 
-impl<T: Clone> CowBox<T> {
-    /// Hints that the box's reference count and memo slots will be written soon (the start of a
-    /// fan-out's next receivers; see [`crate::kernel::prefetch`]).
-    #[inline(always)]
-    pub fn prefetch(&self) {
-        let inner: *const Memoised<T> = &*self.0;
-        // The reference counts sit just before the value in the `Arc`'s allocation.
-        crate::kernel::prefetch::prefetch_addr(inner.cast::<u8>().wrapping_sub(16));
-        crate::kernel::prefetch::prefetch(&self.0.hashes);
-    }
-}
-
 impl<T: Clone> From<T> for CowBox<T> {
     fn from(value: T) -> Self {
         CowBox::new(value)

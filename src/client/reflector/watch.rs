@@ -5,17 +5,6 @@
 use super::*;
 
 impl Reflector {
-    /// Hints that [`apply_fast`](Self::apply_fast) will soon run on this reflector: the fields
-    /// it reads and writes (see [`crate::kernel::prefetch`]).
-    #[inline(always)]
-    pub fn prefetch_fast(&self) {
-        use crate::kernel::prefetch::prefetch;
-        prefetch(&self.phase);
-        prefetch(&self.store);
-        prefetch(&self.last_sync_rv);
-        prefetch(&self.counters.events);
-    }
-
     /// Applies a prepared event if this reflector is watching on `conn` (the common case of a
     /// fan-out); false if the slow path must handle it.
     pub fn apply_fast(&mut self, conn: ConnId, ev: &FastEvent) -> bool {
