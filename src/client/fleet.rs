@@ -124,7 +124,7 @@ impl Fleet {
         Some(r)
     }
 
-    /// The reflectors in client order. Panics if a lane holds events (see [`Fleet::get`]).
+    /// The reflectors in client order. Panics if a lane is armed (see [`Fleet::get`]).
     pub fn iter(&self) -> impl Iterator<Item = &Reflector> + '_ {
         assert!(
             self.armed.is_empty(),
@@ -140,7 +140,7 @@ impl Fleet {
     }
 
     /// The reflectors' boxes in client order (the explorer's symmetry reduction renames them).
-    /// Panics if a lane holds events (see [`Fleet::get`]).
+    /// Panics if a lane is armed (see [`Fleet::get`]).
     pub fn boxes(&self) -> &CowVec<Reflector> {
         assert!(
             self.armed.is_empty(),

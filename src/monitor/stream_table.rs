@@ -10,7 +10,8 @@
 //! time the fast path applies to it ([`Stream::lane_view`]) and holds the stream's cursor and
 //! last revision from then on; they go back to the stream ([`Stream::take_lane`]) before anything
 //! else reads or changes it ([`StreamTable::get_mut`], [`StreamTable::remove`],
-//! [`StreamTable::settle`]). Reading a stream whose lane moved is a bug, caught by an assertion.
+//! [`StreamTable::settle`]). Reading a stream while a lane holds its position is a bug, caught
+//! by an assertion.
 
 use std::sync::Arc;
 
@@ -196,7 +197,7 @@ impl StreamTable {
         list.binary_search_by_key(&watch_id, |(w, _)| *w)
     }
 
-    /// The stream `key`. Panics if a lane moved it and was not settled (a bug).
+    /// The stream `key`. Panics if a lane holds its position (a bug: settle first).
     pub fn get(&self, key: &StreamKey) -> Option<&Stream> {
         let stream = self.get_unchecked(key)?;
         if let Some(client) = stream.client() {
@@ -281,8 +282,8 @@ impl StreamTable {
             .unwrap_or_default()
     }
 
-    /// Every open stream, in `(connection, watch id)` order. Panics if a lane moved and was not
-    /// settled (a bug).
+    /// Every open stream, in `(connection, watch id)` order. Panics if a lane is armed (a bug:
+    /// settle first).
     pub fn values(&self) -> impl Iterator<Item = &Stream> + '_ {
         assert!(
             self.armed.is_empty(),
