@@ -60,14 +60,6 @@ impl<T> IdTable<T> {
         self.slots.get(Self::index(id)).and_then(Option::as_ref)
     }
 
-    /// Hints that `id`'s slot will soon be read (see [`crate::kernel::prefetch`]); any id is
-    /// accepted, the slot is never read.
-    #[inline(always)]
-    pub fn prefetch(&self, id: u64) {
-        let i = Self::index(id).min(self.slots.len());
-        crate::kernel::prefetch::prefetch_addr(self.slots.as_ptr().wrapping_add(i).cast());
-    }
-
     /// The value of `id`, to change.
     pub fn get_mut(&mut self, id: u64) -> Option<&mut T> {
         self.slots.get_mut(Self::index(id)).and_then(Option::as_mut)

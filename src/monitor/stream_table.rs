@@ -210,29 +210,6 @@ impl StreamTable {
         Some(stream)
     }
 
-    /// Hints that stream `key`'s table slot will soon be read: the first of a fan-out's two
-    /// prefetch stages (the slot holds the pointer that [`StreamTable::prefetch`] follows).
-    #[inline(always)]
-    pub fn prefetch_slot(&self, conn: ConnId) {
-        self.by_conn.prefetch(conn);
-    }
-
-    /// Hints that stream `key` will soon be read and changed: its reference count and the
-    /// fields the fast path uses, the first of the stream (a fan-out's next receivers; see
-    /// [`crate::kernel::prefetch`]). Its slot should have been asked for first
-    /// ([`StreamTable::prefetch_slot`]): finding the stream reads it.
-    #[inline(always)]
-    pub fn prefetch(&self, key: &StreamKey) {
-        use crate::kernel::prefetch::prefetch_addr;
-        if let Some(stream) = self.get_unchecked(key) {
-            let at = (stream as *const Stream).cast::<u8>();
-            // The reference counts sit just before the stream in the `Arc`'s allocation; the
-            // hot fields end within its first 64 bytes.
-            prefetch_addr(at.wrapping_sub(16));
-            prefetch_addr(at.wrapping_add(56));
-        }
-    }
-
     /// The stream `key`, to change (copied first if an explorer state shares it; its lane's
     /// position given back first).
     pub fn get_mut(&mut self, key: &StreamKey) -> Option<&mut Stream> {

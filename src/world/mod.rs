@@ -347,9 +347,9 @@ impl World {
 
     /// Folds what the fan-out lanes took into what they stand for: the clients' events into the
     /// reflectors ([`Fleet`]) and the checker's in-order events into its streams
-    /// ([`crate::monitor::stream_table::StreamTable`]). [`apply`](Self::apply) does it after
-    /// every step; [`apply_reusing`](Self::apply_reusing) leaves it to its caller, before it
-    /// reads the clients or the checker's streams.
+    /// ([`crate::monitor::stream_table::StreamTable`]). [`apply_reusing`](Self::apply_reusing)
+    /// leaves it to its caller, before it reads the clients or the checker's streams;
+    /// [`apply`](Self::apply) settles before its step and arms no lane.
     pub fn settle_lanes(&mut self) {
         self.clients.settle();
         if !self.obs.checker.settled() {
