@@ -19,6 +19,7 @@
 
 use super::Reflector;
 use super::reflector::FastEvent;
+use crate::kernel::armed_set::ArmedSet;
 use crate::kernel::cow::{CowBox, CowSeq, CowVec};
 use crate::proto::ConnId;
 
@@ -42,8 +43,6 @@ struct Lane {
     events: u32,
     /// Change of the digest's object count.
     count: i16,
-    /// Listed in [`Fleet::armed`] (armed since the last settle).
-    listed: bool,
 }
 
 impl Lane {
@@ -53,7 +52,6 @@ impl Lane {
         sum: 0,
         events: 0,
         count: 0,
-        listed: false,
     };
 
     /// Folds the events taken into `r` and disarms the lane.
@@ -66,10 +64,7 @@ impl Lane {
                 self.last_rv,
             );
         }
-        *self = Lane {
-            listed: self.listed,
-            ..Lane::IDLE
-        };
+        *self = Lane::IDLE;
     }
 }
 
@@ -78,8 +73,8 @@ impl Lane {
 pub struct Fleet {
     reflectors: CowVec<Reflector>,
     lanes: CowSeq<Lane>,
-    /// The lanes armed since the last settle, each listed once (every armed lane is).
-    armed: Vec<u32>,
+    /// The lanes armed since the last settle (every armed lane is listed).
+    armed: ArmedSet,
 }
 
 impl Fleet {
@@ -89,7 +84,7 @@ impl Fleet {
         Fleet {
             reflectors,
             lanes,
-            armed: Vec::new(),
+            armed: ArmedSet::default(),
         }
     }
 
@@ -155,15 +150,16 @@ impl Fleet {
             return;
         }
         let lanes = self.lanes.make_mut();
-        for i in self.armed.drain(..) {
+        let armed = self.armed.take();
+        for &i in &armed {
             let lane = &mut lanes[i as usize];
             if lane.conn != UNARMED
                 && let Some(r) = self.reflectors.get_mut(i as usize)
             {
                 lane.fold_into(r);
             }
-            lane.listed = false;
         }
+        self.armed.give_back(armed);
     }
 
     /// The fan-out's fast path: reflector `i` takes event `ev` arriving on `conn` if it is
@@ -185,14 +181,11 @@ impl Fleet {
                 return r.apply_fast(conn, ev);
             }
             lane.conn = conn;
-            if !lane.listed {
-                lane.listed = true;
-                self.armed.push(i as u32);
-            }
+            self.armed.mark(i as u32);
         }
         let (count, sum) = ev.digest_change();
         lane.events += 1;
-        lane.count += count as i16;
+        lane.count += count;
         lane.sum = lane.sum.wrapping_add(sum);
         lane.last_rv = ev.rv();
         true

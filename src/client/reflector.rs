@@ -106,8 +106,8 @@ impl FastEvent {
     }
 
     /// What the event changes in a digest store: its object count and its sum (wrapping).
-    pub fn digest_change(&self) -> (i32, u64) {
-        let (mut count, mut sum) = (0i32, 0u64);
+    pub fn digest_change(&self) -> (i16, u64) {
+        let (mut count, mut sum) = (0i16, 0u64);
         if self.prev_rv > 0 {
             count -= 1;
             sum = sum.wrapping_sub(self.digest_remove);

@@ -2,6 +2,7 @@
 //! streams and the stable 64-bit hash. Nothing here knows about etcd or Kubernetes.
 
 pub mod agenda;
+pub mod armed_set;
 pub mod cow;
 pub mod dense_map;
 pub mod digest;

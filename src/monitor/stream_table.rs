@@ -19,6 +19,7 @@ use smallvec::{SmallVec, smallvec};
 
 use super::changelog::{ChangeLog, RangeId};
 use super::invariants::watch::{API_STREAM, Stream, StreamKey};
+use crate::kernel::armed_set::ArmedSet;
 use crate::kernel::id_table::IdTable;
 use crate::proto::ConnId;
 use crate::proto::etcd::Key;
@@ -63,11 +64,8 @@ pub struct StreamTable {
     by_conn: IdTable<ConnStreams>,
     /// By client.
     lanes: Vec<StreamLane>,
-    /// The clients whose lane was armed since the last settle, each listed once (every armed
-    /// lane is).
-    armed: Vec<u32>,
-    /// By client: listed in `armed`.
-    listed: Vec<bool>,
+    /// The clients whose lane was armed since the last settle (every armed lane is listed).
+    armed: ArmedSet,
 }
 
 impl StreamTable {
@@ -87,7 +85,6 @@ impl StreamTable {
         let c = client as usize;
         if c >= self.lanes.len() {
             self.lanes.resize(c + 1, StreamLane::IDLE);
-            self.listed.resize(c + 1, false);
         }
         if self.lanes[c].conn != conn {
             self.fold(client);
@@ -109,10 +106,7 @@ impl StreamTable {
                 cursor,
                 range,
             };
-            if !self.listed[c] {
-                self.listed[c] = true;
-                self.armed.push(client);
-            }
+            self.armed.mark(client);
         }
         let lane = &mut self.lanes[c];
         if rev <= lane.last_rev || rev <= lane.floor {
@@ -173,13 +167,11 @@ impl StreamTable {
 
     /// Gives every armed lane's position back to its stream and disarms it.
     pub fn settle(&mut self) {
-        let armed = std::mem::take(&mut self.armed);
+        let armed = self.armed.take();
         for &client in &armed {
             self.fold(client);
-            self.listed[client as usize] = false;
         }
-        self.armed = armed;
-        self.armed.clear();
+        self.armed.give_back(armed);
     }
 
     /// True when no lane is armed.
