@@ -1,7 +1,7 @@
 //! The watch cache's store (`cacher/store`'s `threadSafeMap` / `btreeStore`): the current object
 //! of every key. Issue 16: the events etcd streams to every apiserver (1,500 lease renewals a
 //! second in `cluster-15k`) each update one key, so point reads and writes go through a hash
-//! table (a fixed hasher; never iterated for order). LISTs, initial watch states and snapshots
+//! table (hashed by each key's address, [`crate::kernel::lookup_key`]; never iterated for order). LISTs, initial watch states and snapshots
 //! need the objects in key order, shared without copying; that ordered copy is brought up to date
 //! only when one of them asks, from the keys changed since (or rebuilt once more keys changed
 //! than the store holds). A store that nobody lists never pays for the order.
@@ -18,12 +18,13 @@ use rustc_hash::FxBuildHasher;
 
 use super::watch_cache::Obj;
 use crate::kernel::Unhashed;
+use crate::kernel::lookup_key::ByLookup;
 use crate::proto::etcd::Key;
 
 /// The objects by key (see the module doc).
 #[derive(Debug, Default)]
 pub struct CacheStore {
-    objects: HashMap<Key, Obj, FxBuildHasher>,
+    objects: HashMap<ByLookup<Key>, Obj, FxBuildHasher>,
     /// Bumped by every change: identifies a state for memos built from it (a cacher's shared
     /// initial watch state).
     generation: Unhashed<u64>,
@@ -77,7 +78,10 @@ impl CacheStore {
     /// A store holding `objects` (a fresh LIST's result, already in key order).
     pub fn from_ordered(objects: OrdMap<Key, Obj>) -> Self {
         CacheStore {
-            objects: objects.iter().map(|(k, o)| (k.clone(), *o)).collect(),
+            objects: objects
+                .iter()
+                .map(|(k, o)| (ByLookup(k.clone()), *o))
+                .collect(),
             generation: Unhashed(0),
             ordered: Unhashed(Mutex::new(OrderedCopy {
                 map: objects,
@@ -97,7 +101,7 @@ impl CacheStore {
 
     /// The object of `key`.
     pub fn get(&self, key: &Key) -> Option<&Obj> {
-        self.objects.get(key)
+        self.objects.get(&ByLookup(key.clone()))
     }
 
     /// Number of objects.
@@ -118,20 +122,14 @@ impl CacheStore {
 
     /// Puts `obj` under `key`; returns the object it replaces.
     pub fn put(&mut self, key: &Key, obj: Obj) -> Option<Obj> {
-        let prev = match self.objects.get_mut(key) {
-            Some(slot) => Some(std::mem::replace(slot, obj)),
-            None => {
-                self.objects.insert(key.clone(), obj);
-                None
-            }
-        };
+        let prev = self.objects.insert(ByLookup(key.clone()), obj);
         self.changed(key);
         prev
     }
 
     /// Removes `key`; returns its object.
     pub fn remove(&mut self, key: &Key) -> Option<Obj> {
-        let prev = self.objects.remove(key)?;
+        let prev = self.objects.remove(&ByLookup(key.clone()))?;
         self.changed(key);
         Some(prev)
     }
@@ -158,14 +156,15 @@ impl CacheStore {
     pub fn ordered(&self) -> OrdMap<Key, Obj> {
         let mut copy = self.lock();
         if copy.rebuild {
-            let mut entries: Vec<(&Key, &Obj)> = self.objects.iter().collect();
+            let mut entries: Vec<(&Key, &Obj)> =
+                self.objects.iter().map(|(k, o)| (&k.0, o)).collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             copy.map = entries.into_iter().map(|(k, o)| (k.clone(), *o)).collect();
             copy.rebuild = false;
         } else {
             let changed = std::mem::take(&mut copy.changed);
             for key in changed {
-                match self.objects.get(&key) {
+                match self.objects.get(&ByLookup(key.clone())) {
                     Some(obj) => {
                         copy.map.insert(key, *obj);
                     }

@@ -24,6 +24,7 @@ use crate::scenario::Mutants;
 mod bookmark_queue;
 mod dispatch;
 mod initial_state;
+mod prefix_sets;
 pub use dispatch::{bookmark_bucket_start, next_bookmark_time};
 
 /// `defaultBookmarkFrequency`.
@@ -166,7 +167,7 @@ impl CacheWatcher {
 /// node, watchers by namespace).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 struct WatcherIndex {
-    by_prefix: OrdMap<Key, SortedConns>,
+    by_prefix: prefix_sets::PrefixSets<SortedConns>,
     /// How many prefixes of `by_prefix` have each length: an event's key is looked up only at
     /// the lengths some watcher's prefix has (two or three in practice).
     prefix_lens: OrdMap<usize, u32>,
@@ -227,7 +228,7 @@ impl WatcherIndex {
     fn add(&mut self, conn: ConnId, scope: &KeyRange) {
         match scope {
             KeyRange::Prefix(p) => {
-                let set = self.by_prefix.entry(p.clone()).or_default();
+                let set = self.by_prefix.get_or_default(p);
                 if set.is_empty() {
                     *self.prefix_lens.entry(p.len()).or_default() += 1;
                 }
@@ -834,7 +835,9 @@ impl Cacher {
 
 impl WatcherIndex {
     fn relabel(&mut self, r: &crate::proto::Relabel) {
-        self.by_prefix = std::mem::take(&mut self.by_prefix)
+        self.by_prefix = self
+            .by_prefix
+            .drain_ordered()
             .into_iter()
             .map(|(k, set)| {
                 (

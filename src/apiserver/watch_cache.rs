@@ -321,7 +321,7 @@ impl WatchCache {
     /// snapshots.
     fn record(&mut self, event: CacheEvent, prev: Option<Obj>) {
         self.window.make_room(event.time_ns);
-        let key_hash = crate::kernel::digest::KeyHash::of(&event.key);
+        let key_hash = event.key.digest_hash();
         if let Some(old) = prev {
             self.store_bytes -= old.bytes;
             self.store_digest.remove_hashed(key_hash, old.rv);

@@ -77,7 +77,7 @@ impl FastEvent {
                 bytes,
                 prev_rv,
             } => {
-                let key_hash = crate::kernel::digest::KeyHash::of(key);
+                let key_hash = key.digest_hash();
                 Some(FastEvent {
                     kind: *kind,
                     key: key.clone(),

@@ -22,6 +22,13 @@ impl KeyHash {
         KeyHash(h)
     }
 
+    /// The hash of a text whose FNV-1a hash is already known (`fnv64(text)`): equal to
+    /// [`KeyHash::of`] the text, without reading it (interned keys store it).
+    #[inline]
+    pub fn from_text_hash(text_hash: u64) -> Self {
+        KeyHash(Fnv64::from_state(text_hash))
+    }
+
     /// [`object_hash`] of the key's version at `rv`.
     pub fn at(self, rv: i64) -> u64 {
         let mut h = self.0;
@@ -81,6 +88,8 @@ mod tests {
             bytes.extend_from_slice(&rv.to_le_bytes());
             assert_eq!(kh.at(rv), crate::kernel::fnv64(&bytes));
             assert_eq!(object_hash(key, rv), kh.at(rv));
+            let stored = KeyHash::from_text_hash(crate::kernel::fnv64(key.as_bytes()));
+            assert_eq!(stored.at(rv), kh.at(rv));
         }
         let mut a = Digest::default();
         a.add(key, 5);

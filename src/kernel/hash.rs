@@ -21,6 +21,11 @@ impl Fnv64 {
     pub fn new() -> Self {
         Self::default()
     }
+    /// A hasher that has already fed bytes whose hash so far is `state` (what [`Fnv64::finish`]
+    /// gave): feeding more continues exactly as the original would.
+    pub fn from_state(state: u64) -> Self {
+        Fnv64(state)
+    }
     /// Feeds bytes.
     pub fn update(&mut self, bytes: &[u8]) {
         let mut h = self.0;

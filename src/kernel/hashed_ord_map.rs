@@ -6,6 +6,9 @@
 //! them, each behind a pointer, where a hash look-up compares one). The ordered set changes only
 //! when a key joins or leaves the map.
 //!
+//! The hash table hashes each key by its [`LookupKey`] hash (an interned key's address: no text
+//! read), and is only ever searched, or walked to compare; walks in order go through the set.
+//!
 //! Equality and hashing see the entries in key order, exactly as an ordered map's
 //! (`imbl::OrdMap` hashes each `(key, value)` in key order), so explorer states compare and hash
 //! as before.
@@ -18,14 +21,16 @@ use std::ops::Bound;
 use imbl::OrdSet;
 use rustc_hash::FxBuildHasher;
 
+use super::lookup_key::{ByLookup, LookupKey};
+
 /// Entries by key, hashed for look-ups and ordered for walks (see the module doc).
 #[derive(Clone)]
-pub struct HashedOrdMap<K: Ord + Hash + Clone, V> {
-    entries: HashMap<K, V, FxBuildHasher>,
+pub struct HashedOrdMap<K: Ord + Hash + LookupKey, V> {
+    entries: HashMap<ByLookup<K>, V, FxBuildHasher>,
     order: OrdSet<K>,
 }
 
-impl<K: Ord + Hash + Clone, V> Default for HashedOrdMap<K, V> {
+impl<K: Ord + Hash + LookupKey, V> Default for HashedOrdMap<K, V> {
     fn default() -> Self {
         HashedOrdMap {
             entries: HashMap::default(),
@@ -34,7 +39,7 @@ impl<K: Ord + Hash + Clone, V> Default for HashedOrdMap<K, V> {
     }
 }
 
-impl<K: Ord + Hash + Clone, V> HashedOrdMap<K, V> {
+impl<K: Ord + Hash + LookupKey, V> HashedOrdMap<K, V> {
     /// An empty map.
     pub fn new() -> Self {
         Self::default()
@@ -42,20 +47,20 @@ impl<K: Ord + Hash + Clone, V> HashedOrdMap<K, V> {
 
     /// The value of `key`.
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.entries.get(key)
+        self.entries.get(&ByLookup(key.clone()))
     }
 
     /// The value of `key`, to change.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.entries.get_mut(key)
+        self.entries.get_mut(&ByLookup(key.clone()))
     }
 
     /// Sets the value of `key`; returns the one it replaces.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.entries.entry(key) {
+        match self.entries.entry(ByLookup(key)) {
             Entry::Occupied(mut o) => Some(o.insert(value)),
             Entry::Vacant(v) => {
-                self.order.insert(v.key().clone());
+                self.order.insert(v.key().0.clone());
                 v.insert(value);
                 None
             }
@@ -67,7 +72,7 @@ impl<K: Ord + Hash + Clone, V> HashedOrdMap<K, V> {
     where
         V: Default,
     {
-        match self.entries.entry(key.clone()) {
+        match self.entries.entry(ByLookup(key.clone())) {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
                 self.order.insert(key.clone());
@@ -78,7 +83,7 @@ impl<K: Ord + Hash + Clone, V> HashedOrdMap<K, V> {
 
     /// Removes `key`'s value.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let old = self.entries.remove(key)?;
+        let old = self.entries.remove(&ByLookup(key.clone()))?;
         self.order.remove(key);
         Some(old)
     }
@@ -95,7 +100,9 @@ impl<K: Ord + Hash + Clone, V> HashedOrdMap<K, V> {
 
     /// Every entry, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        self.order.iter().map(|k| (k, &self.entries[k]))
+        self.order
+            .iter()
+            .map(|k| (k, &self.entries[&ByLookup(k.clone())]))
     }
 
     /// The entries from `start` on (inclusive or not), in key order.
@@ -107,11 +114,11 @@ impl<K: Ord + Hash + Clone, V> HashedOrdMap<K, V> {
         };
         self.order
             .range((lower, Bound::Unbounded))
-            .map(|k| (k, &self.entries[k]))
+            .map(|k| (k, &self.entries[&ByLookup(k.clone())]))
     }
 }
 
-impl<K: Ord + Hash + Clone, V> FromIterator<(K, V)> for HashedOrdMap<K, V> {
+impl<K: Ord + Hash + LookupKey, V> FromIterator<(K, V)> for HashedOrdMap<K, V> {
     fn from_iter<I: IntoIterator<Item = (K, V)>>(iter: I) -> Self {
         let mut m = HashedOrdMap::new();
         for (k, v) in iter {
@@ -121,7 +128,7 @@ impl<K: Ord + Hash + Clone, V> FromIterator<(K, V)> for HashedOrdMap<K, V> {
     }
 }
 
-impl<K: Ord + Hash + Clone + std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug
+impl<K: Ord + Hash + LookupKey + std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debug
     for HashedOrdMap<K, V>
 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -129,7 +136,7 @@ impl<K: Ord + Hash + Clone + std::fmt::Debug, V: std::fmt::Debug> std::fmt::Debu
     }
 }
 
-impl<K: Ord + Hash + Clone, V: PartialEq> PartialEq for HashedOrdMap<K, V> {
+impl<K: Ord + Hash + LookupKey, V: PartialEq> PartialEq for HashedOrdMap<K, V> {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
             && self
@@ -139,9 +146,9 @@ impl<K: Ord + Hash + Clone, V: PartialEq> PartialEq for HashedOrdMap<K, V> {
     }
 }
 
-impl<K: Ord + Hash + Clone, V: Eq> Eq for HashedOrdMap<K, V> {}
+impl<K: Ord + Hash + LookupKey, V: Eq> Eq for HashedOrdMap<K, V> {}
 
-impl<K: Ord + Hash + Clone, V: Hash> Hash for HashedOrdMap<K, V> {
+impl<K: Ord + Hash + LookupKey, V: Hash> Hash for HashedOrdMap<K, V> {
     fn hash<H: Hasher>(&self, h: &mut H) {
         for entry in self.iter() {
             entry.hash(h);

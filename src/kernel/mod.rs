@@ -9,6 +9,7 @@ pub mod digest;
 pub mod hash;
 pub mod hashed_ord_map;
 pub mod id_table;
+pub mod lookup_key;
 pub mod ordered_log;
 pub mod prefetch;
 pub mod rng;

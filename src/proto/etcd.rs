@@ -43,6 +43,15 @@ impl PartialEq for Key {
     }
 }
 
+/// Look-up tables hash a key by its address: one text, one address, for the process's life
+/// (never for order or output: see [`crate::kernel::lookup_key`]).
+impl crate::kernel::lookup_key::LookupKey for Key {
+    #[inline]
+    fn lookup_hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_usize(self.addr());
+    }
+}
+
 impl PartialOrd for Key {
     #[inline]
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
@@ -74,6 +83,18 @@ impl Key {
     /// process (what [`crate::proto::key_memo::KeyMemo`] remembers answers by).
     pub fn addr(&self) -> usize {
         self.0.as_ptr() as usize
+    }
+    /// The FNV-1a hash of the key's text ([`crate::kernel::fnv64`]), stored beside the text when
+    /// it was interned: what a digest of `(key, resourceVersion)` starts from.
+    #[inline]
+    pub fn text_hash(&self) -> u64 {
+        // SAFETY: every `Key` holds a text `intern` returned (`Key::new` is its one maker).
+        unsafe { super::key_interner::text_hash(self.0) }
+    }
+    /// [`KeyHash::of`](crate::kernel::digest::KeyHash::of) the key's text, from the stored hash.
+    #[inline]
+    pub fn digest_hash(&self) -> crate::kernel::digest::KeyHash {
+        crate::kernel::digest::KeyHash::from_text_hash(self.text_hash())
     }
     /// Length in bytes (counts toward the request size limit).
     pub fn len(&self) -> usize {

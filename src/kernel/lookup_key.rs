@@ -1,0 +1,42 @@
+//! `LookupKey`: a hash for look-up tables only, cheaper than a key's `Hash` (which stays what
+//! explorer states are fingerprinted by). Issue 16: etcd's index and the watch caches' stores
+//! hashed every key's text per event (a cold line and a dozen multiplies per look-up); an
+//! interned key's address identifies its text for the life of the process, so hashing the
+//! address finds the same entry without reading the text.
+//!
+//! A lookup hash may differ from run to run (an address does), so a table hashed by it must
+//! never be iterated where the order could reach a result: its users walk it only to compare,
+//! count or sort.
+
+use std::hash::{Hash, Hasher};
+
+/// A key with a hash for look-up tables, consistent with its `Eq`: equal keys give equal
+/// lookup hashes (see the module doc for what it may not be used for).
+pub trait LookupKey: Eq + Clone {
+    /// Feeds the key's lookup hash.
+    fn lookup_hash<H: Hasher>(&self, state: &mut H);
+}
+
+/// `K` hashed by [`LookupKey::lookup_hash`], compared by `K`'s `Eq`: the key type of a table
+/// looked up by that hash.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub struct ByLookup<K>(pub K);
+
+impl<K: LookupKey> Hash for ByLookup<K> {
+    #[inline]
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.0.lookup_hash(state);
+    }
+}
+
+impl LookupKey for u32 {
+    fn lookup_hash<H: Hasher>(&self, state: &mut H) {
+        self.hash(state);
+    }
+}
+
+impl LookupKey for String {
+    fn lookup_hash<H: Hasher>(&self, state: &mut H) {
+        self.hash(state);
+    }
+}
