@@ -7,6 +7,10 @@ use std::io::{self, Write};
 
 use serde::{Deserialize, Serialize};
 
+mod line;
+
+use line::{LineBuf, NameBlocks};
+
 use crate::kernel::{EventKey, Fnv64, Nanos};
 use crate::proto::Actor;
 use crate::proto::step::Outcome;
@@ -62,8 +66,11 @@ pub struct TraceFooter {
 /// Hashes every step line and, when given a sink, writes the trace.
 pub struct TraceWriter {
     hash: Fnv64,
+    /// The line, when the fast writer could write it.
+    fast: Box<LineBuf>,
+    /// The line, when a name needed the reference writer.
     line: Vec<u8>,
-    plain: PlainNames,
+    names: NameBlocks,
     sink: Option<Box<dyn Write>>,
 }
 
@@ -72,8 +79,9 @@ impl TraceWriter {
     pub fn hash_only() -> Self {
         TraceWriter {
             hash: Fnv64::new(),
+            fast: Box::default(),
             line: Vec::with_capacity(256),
-            plain: PlainNames::default(),
+            names: NameBlocks::default(),
             sink: None,
         }
     }
@@ -84,20 +92,26 @@ impl TraceWriter {
         sink.write_all(b"\n")?;
         Ok(TraceWriter {
             hash: Fnv64::new(),
+            fast: Box::default(),
             line: Vec::with_capacity(256),
-            plain: PlainNames::default(),
+            names: NameBlocks::default(),
             sink: Some(sink),
         })
     }
 
     /// Records one step.
     pub fn step(&mut self, record: &StepRecord<'_>) -> io::Result<()> {
-        self.line.clear();
-        write_line(&mut self.line, record, &mut self.plain)?;
-        self.hash.update(&self.line);
+        let line: &[u8] = if line::write_fast(&mut self.fast, record, &mut self.names) {
+            self.fast.as_bytes()
+        } else {
+            self.line.clear();
+            write_line(&mut self.line, record, &mut self.names)?;
+            &self.line
+        };
+        self.hash.update(line);
         self.hash.update(b"\n");
         if let Some(sink) = self.sink.as_mut() {
-            sink.write_all(&self.line)?;
+            sink.write_all(line)?;
             sink.write_all(b"\n")?;
         }
         Ok(())
@@ -133,37 +147,29 @@ impl TraceWriter {
 /// Writes `record` as its JSON step line, byte for byte what `serde_json` makes of
 /// [`StepRecord`] (fields in declaration order, the outcome flattened, absent options left out),
 /// without serde's buffering of a flattened struct: the trace hash is taken over every step of
-/// every run, so this is on the simulator's hot path. `tests` pin the equality.
+/// every run, so this is on the simulator's hot path. The fast writer (`line.rs`) takes every
+/// line whose names are plain and short; the reference writer below, the rest. `tests` pin the
+/// equality with `serde_json`.
 pub fn write_step_line(out: &mut Vec<u8>, record: &StepRecord<'_>) -> io::Result<()> {
-    write_line(out, record, &mut PlainNames::default())
-}
-
-/// A step's names (action, what, result) are string literals, so one found to need no escaping
-/// never will: remembering their addresses spares a byte-by-byte check on every step (issue 16:
-/// the check was ~3 % of a `cluster-15k` run's instructions). A direct-mapped table: a name that
-/// misses is checked again, never taken for plain unless it is.
-struct PlainNames([(usize, usize); 64]);
-
-impl Default for PlainNames {
-    fn default() -> Self {
-        PlainNames([(0, 0); 64])
+    let mut names = NameBlocks::default();
+    let mut fast = Box::<LineBuf>::default();
+    if line::write_fast(&mut fast, record, &mut names) {
+        out.extend_from_slice(fast.as_bytes());
+        Ok(())
+    } else {
+        write_line(out, record, &mut names)
     }
 }
 
-impl PlainNames {
-    fn write(&mut self, out: &mut Vec<u8>, s: &'static str) -> io::Result<()> {
-        let id = (s.as_ptr() as usize, s.len());
-        let slot = &mut self.0[(id.0 >> 3) % 64];
-        if *slot == id {
-            out.push(b'"');
-            out.extend_from_slice(s.as_bytes());
-            out.push(b'"');
-            return Ok(());
+/// Writes a name as a JSON string: plain ones from their block, the rest through
+/// [`write_json_str`].
+fn write_name(out: &mut Vec<u8>, names: &mut NameBlocks, s: &'static str) -> io::Result<()> {
+    match names.slot(s) {
+        Some(slot) => {
+            out.extend_from_slice(names.quoted(slot));
+            Ok(())
         }
-        if write_json_str(out, s)? {
-            *slot = id;
-        }
-        Ok(())
+        None => write_json_str(out, s).map(|_| ()),
     }
 }
 
@@ -172,10 +178,11 @@ fn int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
     out.extend_from_slice(itoa::Buffer::new().format(v).as_bytes());
 }
 
+/// The reference writer: any line, into a `Vec`.
 fn write_line(
     out: &mut Vec<u8>,
     record: &StepRecord<'_>,
-    plain: &mut PlainNames,
+    names: &mut NameBlocks,
 ) -> io::Result<()> {
     let o = record.outcome;
     out.extend_from_slice(b"{\"step\":");
@@ -200,15 +207,15 @@ fn write_line(
         other => out.extend_from_slice(other.kind().as_bytes()),
     }
     out.extend_from_slice(b"\",\"action\":");
-    plain.write(out, o.action)?;
+    write_name(out, names, o.action)?;
     out.extend_from_slice(b",\"what\":");
-    plain.write(out, o.what)?;
+    write_name(out, names, o.what)?;
     if let Some(conn) = o.conn {
         out.extend_from_slice(b",\"conn\":");
         int(out, conn);
     }
     out.extend_from_slice(b",\"result\":");
-    plain.write(out, o.result)?;
+    write_name(out, names, o.result)?;
     out.extend_from_slice(b",\"rev\":");
     int(out, o.rev);
     out.extend_from_slice(b",\"compact_rev\":");
@@ -230,9 +237,7 @@ fn write_line(
 /// A JSON string: plain ASCII names are copied as they are; anything else goes through
 /// `serde_json` for its escaping. True when `s` was plain.
 fn write_json_str(out: &mut Vec<u8>, s: &str) -> io::Result<bool> {
-    if s.bytes()
-        .all(|b| (b.is_ascii_graphic() && b != b'"' && b != b'\\') || b == b' ')
-    {
+    if line::is_plain(s) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -296,7 +301,7 @@ mod tests {
             assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
         // Through the table of plain names, twice (a miss, then a hit for the plain ones).
-        let mut plain = PlainNames::default();
+        let mut names = NameBlocks::default();
         for s in [
             "watch.event",
             "a \"quoted\" name",
@@ -306,7 +311,7 @@ mod tests {
         ] {
             for _ in 0..2 {
                 let mut ours = Vec::new();
-                plain.write(&mut ours, s).unwrap();
+                write_name(&mut ours, &mut names, s).unwrap();
                 assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
             }
         }
