@@ -1,114 +1,160 @@
 //! `PrefixSets<S>`: the cacher's watcher sets by watched key prefix, looked up by the text of an
 //! event key's prefixes (issue 16: every event of every cache looked its key's prefixes up in an
-//! ordered map, a dozen string comparisons each; a hash of the prefix text finds the set in one
-//! probe). The hash table is keyed by the prefix's text hash (`Key` hashes as `str`), so a slice
-//! of an event's key finds it without being interned; an ordered set of the prefixes gives the
-//! order equality and hashing need.
+//! ordered map, a dozen string comparisons each among `cluster-15k`'s 15,000 kubelet prefixes).
+//! A small index stays an ordered map (cheap for the explorer to copy: its states share it); from
+//! [`HASHED_FROM`] prefixes on, a hash table keyed by the prefix's text hash (`Key` hashes as
+//! `str`, so a slice of an event's key finds it without being interned) finds a set in one
+//! probe, and an ordered set of the prefixes keeps their order.
 //!
 //! Equality and hashing see the entries in key order, exactly as the ordered map this replaces
-//! (`imbl::OrdMap` hashes each `(key, value)` in key order), so explorer states compare and hash
-//! as before. The table is never iterated where its order could reach a result.
+//! (`imbl::OrdMap` hashes each `(key, value)` in key order), whichever form holds them, so
+//! explorer states compare and hash as before. The table is never iterated where its order could
+//! reach a result.
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use imbl::OrdSet;
+use imbl::{OrdMap, OrdSet};
 use rustc_hash::FxBuildHasher;
 
 use crate::proto::etcd::Key;
 
-/// Sets by prefix, hashed by text for look-ups and ordered for equality, hashing and walks.
+/// From this many prefixes on, sets are found through a hash table.
+const HASHED_FROM: usize = 64;
+
+/// Sets by prefix (see the module doc).
 #[derive(Debug, Clone)]
-pub(super) struct PrefixSets<S> {
-    sets: HashMap<Key, S, FxBuildHasher>,
-    order: OrdSet<Key>,
+pub(super) enum PrefixSets<S: Clone> {
+    /// Few prefixes: one ordered map.
+    Ordered(OrdMap<Key, S>),
+    /// Many: hashed by text for look-ups, ordered for equality, hashing and walks.
+    Hashed {
+        sets: HashMap<Key, S, FxBuildHasher>,
+        order: OrdSet<Key>,
+    },
 }
 
-impl<S> Default for PrefixSets<S> {
+impl<S: Clone> Default for PrefixSets<S> {
     fn default() -> Self {
-        PrefixSets {
-            sets: HashMap::default(),
-            order: OrdSet::new(),
-        }
+        PrefixSets::Ordered(OrdMap::new())
     }
 }
 
-impl<S: Default> PrefixSets<S> {
+impl<S: Clone + Default> PrefixSets<S> {
     /// The set of `prefix`, made empty first if absent.
     pub(super) fn get_or_default(&mut self, prefix: &Key) -> &mut S {
-        if !self.sets.contains_key(prefix) {
-            self.order.insert(prefix.clone());
+        if let PrefixSets::Ordered(map) = self
+            && map.len() >= HASHED_FROM
+        {
+            let map = std::mem::take(map);
+            *self = PrefixSets::Hashed {
+                order: map.keys().cloned().collect(),
+                sets: map.into_iter().collect(),
+            };
         }
-        self.sets.entry(prefix.clone()).or_default()
+        match self {
+            PrefixSets::Ordered(map) => map.entry(prefix.clone()).or_default(),
+            PrefixSets::Hashed { sets, order } => {
+                if !sets.contains_key(prefix) {
+                    order.insert(prefix.clone());
+                }
+                sets.entry(prefix.clone()).or_default()
+            }
+        }
     }
 }
 
-impl<S> PrefixSets<S> {
+impl<S: Clone> PrefixSets<S> {
     /// The set of the prefix whose text is `prefix`.
     pub(super) fn get(&self, prefix: &str) -> Option<&S> {
-        self.sets.get(prefix)
+        match self {
+            PrefixSets::Ordered(map) => map.get(prefix),
+            PrefixSets::Hashed { sets, .. } => sets.get(prefix),
+        }
     }
 
     /// The set of `prefix`, to change.
     pub(super) fn get_mut(&mut self, prefix: &Key) -> Option<&mut S> {
-        self.sets.get_mut(prefix)
+        match self {
+            PrefixSets::Ordered(map) => map.get_mut(prefix),
+            PrefixSets::Hashed { sets, .. } => sets.get_mut(prefix),
+        }
     }
 
     /// Removes `prefix`'s set.
     pub(super) fn remove(&mut self, prefix: &Key) -> Option<S> {
-        let set = self.sets.remove(prefix)?;
-        self.order.remove(prefix);
-        Some(set)
+        match self {
+            PrefixSets::Ordered(map) => map.remove(prefix),
+            PrefixSets::Hashed { sets, order } => {
+                let set = sets.remove(prefix)?;
+                order.remove(prefix);
+                Some(set)
+            }
+        }
+    }
+
+    /// Number of prefixes.
+    pub(super) fn len(&self) -> usize {
+        match self {
+            PrefixSets::Ordered(map) => map.len(),
+            PrefixSets::Hashed { sets, .. } => sets.len(),
+        }
     }
 
     /// True when no prefix has a set.
     pub(super) fn is_empty(&self) -> bool {
-        self.sets.is_empty()
+        self.len() == 0
     }
 
     /// Every `(prefix, set)`, in prefix order, emptying the map.
     pub(super) fn drain_ordered(&mut self) -> Vec<(Key, S)> {
-        let order = std::mem::take(&mut self.order);
-        let mut sets = std::mem::take(&mut self.sets);
-        order
-            .into_iter()
-            .map(|k| {
-                let set = sets.remove(&k).expect("every ordered prefix has a set");
-                (k, set)
-            })
-            .collect()
+        match std::mem::take(self) {
+            PrefixSets::Ordered(map) => map.into_iter().collect(),
+            PrefixSets::Hashed { mut sets, order } => order
+                .into_iter()
+                .map(|k| {
+                    let set = sets.remove(&k).expect("every ordered prefix has a set");
+                    (k, set)
+                })
+                .collect(),
+        }
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&Key, &S)> + '_ {
-        self.order.iter().map(|k| (k, &self.sets[k]))
+    /// Calls `f` with every `(prefix, set)`, in prefix order, while it returns true; true if
+    /// it always did.
+    fn all_in_order(&self, mut f: impl FnMut(&Key, &S) -> bool) -> bool {
+        match self {
+            PrefixSets::Ordered(map) => map.iter().all(|(k, s)| f(k, s)),
+            PrefixSets::Hashed { sets, order } => order.iter().all(|k| f(k, &sets[k])),
+        }
     }
 }
 
-impl<S> FromIterator<(Key, S)> for PrefixSets<S> {
+impl<S: Clone + Default> FromIterator<(Key, S)> for PrefixSets<S> {
     fn from_iter<I: IntoIterator<Item = (Key, S)>>(iter: I) -> Self {
         let mut m = PrefixSets::default();
         for (k, s) in iter {
-            if m.sets.insert(k.clone(), s).is_none() {
-                m.order.insert(k);
-            }
+            *m.get_or_default(&k) = s;
         }
         m
     }
 }
 
-impl<S: PartialEq> PartialEq for PrefixSets<S> {
+impl<S: Clone + PartialEq> PartialEq for PrefixSets<S> {
     fn eq(&self, other: &Self) -> bool {
-        self.sets == other.sets
+        self.len() == other.len()
+            && self.all_in_order(|k, s| other.get(k.as_str()).is_some_and(|o| o == s))
     }
 }
 
-impl<S: Eq> Eq for PrefixSets<S> {}
+impl<S: Clone + Eq> Eq for PrefixSets<S> {}
 
-impl<S: Hash> Hash for PrefixSets<S> {
+impl<S: Clone + Hash> Hash for PrefixSets<S> {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        for entry in self.iter() {
-            entry.hash(h);
-        }
+        self.all_in_order(|k, s| {
+            (k, s).hash(h);
+            true
+        });
     }
 }
 
@@ -122,9 +168,15 @@ mod tests {
     }
 
     /// Found by a slice of any text, kept in step with an ordered map through inserts and
-    /// removals, and compared and hashed as that map.
+    /// removals, and compared and hashed as that map, below and above the hashed threshold.
     #[test]
     fn found_by_text_and_hashed_as_an_ordered_map() {
+        for extra in [0, HASHED_FROM + 5] {
+            found_by_text_with(extra);
+        }
+    }
+
+    fn found_by_text_with(extra: usize) {
         let mut sets: PrefixSets<Vec<u32>> = PrefixSets::default();
         let mut model: imbl::OrdMap<Key, Vec<u32>> = imbl::OrdMap::new();
         for (i, p) in [
@@ -138,6 +190,12 @@ mod tests {
             sets.get_or_default(&key(p)).push(i as u32);
             model.entry(key(p)).or_default().push(i as u32);
         }
+        for i in 0..extra {
+            let p = key(&format!("/registry/pods/node-{i}/"));
+            sets.get_or_default(&p).push(100 + i as u32);
+            model.entry(p).or_default().push(100 + i as u32);
+        }
+        assert_eq!(matches!(sets, PrefixSets::Hashed { .. }), extra > 0);
         sets.get_or_default(&key("/registry/pods/a/")).push(9);
         model.entry(key("/registry/pods/a/")).or_default().push(9);
         let event_key = String::from("/registry/pods/a/web-1");
@@ -150,6 +208,9 @@ mod tests {
         assert_eq!(std_hash_of(&sets), std_hash_of(&model));
         let copy: PrefixSets<Vec<u32>> = model.clone().into_iter().collect();
         assert_eq!(copy, sets);
+        let small: PrefixSets<Vec<u32>> = PrefixSets::Ordered(model.clone());
+        assert_eq!(small, sets, "equal whichever form holds them");
+        assert_eq!(std_hash_of(&small), std_hash_of(&sets));
         let drained: Vec<(Key, Vec<u32>)> = sets.drain_ordered();
         assert_eq!(drained, model.into_iter().collect::<Vec<_>>());
         assert!(sets.is_empty());
