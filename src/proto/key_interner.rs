@@ -56,7 +56,7 @@ pub fn intern(text: &str) -> &'static str {
 ///
 /// # Safety
 /// `kept` must be a text [`intern`] returned: only those have the prefix before them.
-pub unsafe fn text_hash(kept: &'static str) -> u64 {
+pub(crate) unsafe fn text_hash(kept: &'static str) -> u64 {
     // SAFETY: `intern` leaked `PREFIX` bytes of hash right before the text, in one allocation
     // that lives for the process; the read is unaligned because the allocation is bytes.
     unsafe { std::ptr::read_unaligned(kept.as_ptr().sub(PREFIX).cast::<u64>()) }

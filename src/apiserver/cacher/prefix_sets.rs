@@ -20,7 +20,7 @@ use rustc_hash::FxBuildHasher;
 use crate::proto::etcd::Key;
 
 /// From this many prefixes on, sets are found through a hash table.
-const HASHED_FROM: usize = 64;
+const HASHED_FROM: usize = 8;
 
 /// Sets by prefix (see the module doc).
 #[derive(Debug, Clone)]
