@@ -22,7 +22,7 @@ use crate::kernel::lookup_key::ByLookup;
 use crate::proto::etcd::Key;
 
 /// The objects by key (see the module doc).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub struct CacheStore {
     objects: HashMap<ByLookup<Key>, Obj, FxBuildHasher>,
     /// Bumped by every change: identifies a state for memos built from it (a cacher's shared
@@ -50,6 +50,14 @@ impl Clone for CacheStore {
             generation: self.generation.clone(),
             ordered: Unhashed(Mutex::new(self.lock().clone())),
         }
+    }
+}
+
+/// Printed in key order (the hash table's order follows the keys' addresses, which differ from
+/// run to run).
+impl std::fmt::Debug for CacheStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map().entries(self.ordered().iter()).finish()
     }
 }
 
@@ -216,6 +224,11 @@ mod tests {
             assert_eq!(store.ordered(), model, "round {round}");
             assert_eq!(store.len(), model.len());
             assert_eq!(std_hash_of(&store), std_hash_of(&model));
+            assert_eq!(
+                format!("{store:?}"),
+                format!("{model:?}"),
+                "printed in key order"
+            );
         }
         let copy = store.clone();
         assert_eq!(copy, store);
