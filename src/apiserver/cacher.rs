@@ -13,7 +13,6 @@ use super::status::Status;
 use super::watch_cache::{
     CacheEvent, EventType, WatchCache, WatchIndexKind, suggested_watch_channel_size,
 };
-use crate::kernel::dense_map::DenseIdMap;
 use crate::kernel::{Nanos, RngStream};
 use crate::proto::Out;
 use crate::proto::etcd::{Key, KeyRange};
@@ -25,7 +24,9 @@ mod bookmark_queue;
 mod dispatch;
 mod initial_state;
 mod prefix_sets;
+mod watcher_table;
 pub use dispatch::{bookmark_bucket_start, next_bookmark_time};
+use watcher_table::{CacheWatcher, Replay, WatcherBody, WatcherTable};
 
 /// `defaultBookmarkFrequency`.
 pub const BOOKMARK_FREQUENCY_NS: Nanos = 60_000_000_000;
@@ -47,119 +48,6 @@ pub enum Initial {
     Since(i64),
     /// Nothing: start at the cache's current RV.
     Now,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct Replay {
-    next_index: u64,
-    end_index: u64,
-}
-
-/// One watcher of the cache. Laid out in declaration order (issue 16): the fields an event's
-/// dispatch reads for every candidate (`process_event`'s fast path: its client, selector, last
-/// RV sent, read rate and replay) and whether it takes bookmarks fill its first 57 bytes, so
-/// offering an event to each of 5,000 watchers costs one or two lines each, not three. (Aligning
-/// it to a line of its own saved 3 % more of the steady state's misses but made the explorer,
-/// which copies watcher tables with every state, 15 % slower: aligned allocations.)
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[repr(C)]
-struct CacheWatcher {
-    /// The actor reading this watch (for one-step fan-out).
-    client: crate::proto::Actor,
-    /// The label and field selectors matched within `scope` (`filterWithAttrsAndPrefixFunction`).
-    selector: Selector,
-    rv_sent: i64,
-    read_rate: ReadRate,
-    replay: Option<Replay>,
-    bookmarks: bool,
-    scope: KeyRange,
-    /// The RV a periodic bookmark must exceed: the start RV raised to the cache RV of a snapshot
-    /// start or to the newest event of the replayed interval, and never raised after
-    /// (`cache_watcher.go processInterval`/`process`: the local `resourceVersion`). So a quiet
-    /// watch gets a BOOKMARK at the same RV every minute.
-    bookmark_floor: i64,
-    deadline_ns: Nanos,
-    next_bookmark_ns: Option<Nanos>,
-    buffered: u64,
-    drained_at_ns: Nanos,
-    capacity: u64,
-    chan: u64,
-    /// The channel size each followed configuration would have given this watcher
-    /// (`cache_shadow.rs`; empty in an unshared run).
-    shadow_chans: Vec<u64>,
-    held: Vector<CacheEvent>,
-}
-
-/// Hashed field by field in the order the fields had before they were laid out for dispatch
-/// (what the derive gave then), so that explorer states hash, and the explorer's bounded
-/// searches visit, exactly as before.
-impl std::hash::Hash for CacheWatcher {
-    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        let CacheWatcher {
-            client,
-            selector,
-            rv_sent,
-            read_rate,
-            replay,
-            bookmarks,
-            scope,
-            bookmark_floor,
-            deadline_ns,
-            next_bookmark_ns,
-            buffered,
-            drained_at_ns,
-            capacity,
-            chan,
-            shadow_chans,
-            held,
-        } = self;
-        client.hash(h);
-        scope.hash(h);
-        selector.hash(h);
-        rv_sent.hash(h);
-        bookmark_floor.hash(h);
-        bookmarks.hash(h);
-        deadline_ns.hash(h);
-        next_bookmark_ns.hash(h);
-        read_rate.hash(h);
-        buffered.hash(h);
-        drained_at_ns.hash(h);
-        capacity.hash(h);
-        chan.hash(h);
-        shadow_chans.hash(h);
-        replay.hash(h);
-        held.hash(h);
-    }
-}
-
-impl CacheWatcher {
-    /// Events the client has not read yet, after draining at its rate until `now`.
-    fn drain(&mut self, now: Nanos) {
-        if let ReadRate::PerSecond(r) = self.read_rate {
-            let elapsed = now.saturating_sub(self.drained_at_ns) as u128;
-            let read = (elapsed * r as u128 / 1_000_000_000) as u64;
-            if read > 0 {
-                self.buffered = self.buffered.saturating_sub(read);
-                // Keep the fractional remainder: advance time only by what was read.
-                self.drained_at_ns += (read as u128 * 1_000_000_000 / r.max(1) as u128) as Nanos;
-            }
-            if self.buffered == 0 {
-                self.drained_at_ns = now;
-            }
-        } else {
-            self.buffered = 0;
-            self.drained_at_ns = now;
-        }
-    }
-
-    /// Nanoseconds until the client has read enough to free `slots` slots.
-    fn time_to_free(&self, slots: u64) -> Option<Nanos> {
-        match self.read_rate {
-            ReadRate::Instant => Some(0),
-            ReadRate::PerSecond(0) => None,
-            ReadRate::PerSecond(r) => Some((slots as u128 * 1_000_000_000 / r as u128) as Nanos),
-        }
-    }
 }
 
 /// Watchers indexed by the key prefix they watch, so an event is matched against the few
@@ -366,7 +254,7 @@ pub struct Cacher {
     /// whole-resource watch with an exact `metadata.name` field selector looks its prefix up as
     /// an object key and gets no initial state.
     pub exact_name_watch_gets_no_state: bool,
-    watchers: DenseIdMap<CacheWatcher>,
+    watchers: WatcherTable,
     index: WatcherIndex,
     /// The watchers by next bookmark time, for the bookmark tick (derived data: left out of the
     /// state's hash).
@@ -437,7 +325,7 @@ impl Cacher {
             floor_at_snapshot_rv: true,
             bookmarks_lost_before_first_event: false,
             exact_name_watch_gets_no_state: false,
-            watchers: DenseIdMap::new(),
+            watchers: WatcherTable::default(),
             index: WatcherIndex::default(),
             bookmark_queue: Default::default(),
             budget: TimeBudget::new(now),
@@ -498,7 +386,7 @@ impl Cacher {
         for &c in &conns {
             send(out, c, ApiWatchEvent::Closed);
         }
-        self.watchers = DenseIdMap::new();
+        self.watchers = WatcherTable::default();
         self.index = WatcherIndex::default();
         self.invalidate_bookmark_queue();
         conns
@@ -549,22 +437,24 @@ impl Cacher {
             .collect();
         let client = out.client_of(conn).unwrap_or(crate::proto::Actor::Faults);
         let mut w = CacheWatcher {
-            client,
-            scope,
-            selector,
             rv_sent: 0,
-            bookmark_floor: 0,
-            bookmarks,
-            deadline_ns,
-            next_bookmark_ns: None,
-            read_rate,
-            buffered: 0,
-            drained_at_ns: now,
-            capacity: 2 * chan + 1,
-            chan,
-            shadow_chans,
-            replay: None,
-            held: Vector::new(),
+            body: WatcherBody {
+                client,
+                scope,
+                selector,
+                bookmark_floor: 0,
+                bookmarks,
+                deadline_ns,
+                next_bookmark_ns: None,
+                read_rate,
+                buffered: 0,
+                drained_at_ns: now,
+                capacity: 2 * chan + 1,
+                chan,
+                shadow_chans,
+                replay: None,
+                held: Vector::new(),
+            },
         };
         match initial {
             Initial::Snapshot { end_bookmark } => {
@@ -814,16 +704,11 @@ impl Cacher {
         self.created_ns = 0;
         self.cache.erase_times();
         self.budget.erase_times();
-        self.watchers = std::mem::take(&mut self.watchers)
-            .into_sorted()
-            .into_iter()
-            .map(|(conn, mut w)| {
-                w.deadline_ns = 0;
-                w.next_bookmark_ns = w.next_bookmark_ns.map(|_| 0);
-                w.drained_at_ns = 0;
-                (conn, w)
-            })
-            .collect();
+        self.watchers.change_every_body(|w| {
+            w.deadline_ns = 0;
+            w.next_bookmark_ns = w.next_bookmark_ns.map(|_| 0);
+            w.drained_at_ns = 0;
+        });
         self.invalidate_bookmark_queue();
     }
 

@@ -50,18 +50,28 @@ impl Cacher {
         let no_fast_path = self.mutants.cacher_reorder;
         for (n, &(conn, in_scope)) in candidates.iter().enumerate() {
             // Watchers are scattered in the table: ask for the next ones early, in two stages
-            // (the slot number, then the watcher's first line).
+            // (the slot number, then the watcher's lane).
             use crate::kernel::prefetch::AHEAD;
             if let Some(&(ahead, _)) = candidates.get(n + 2 * AHEAD) {
                 self.watchers.prefetch_slot(ahead);
             }
             if let Some(&(ahead, _)) = candidates.get(n + AHEAD) {
-                self.watchers.prefetch(ahead);
+                self.watchers.prefetch_lane(ahead);
             }
-            let Some(w) = self.watchers.get_mut(conn) else {
+            let Some((lane, w)) = self.watchers.dispatch_view(conn) else {
                 continue;
             };
-            if !((in_scope || w.scope.contains(&event.key)) && event.rv > w.rv_sent) {
+            if lane.fast && in_scope && !no_fast_path {
+                // A client with no selector, reading at once, in scope: the lane is all it takes
+                // (the body is not read).
+                if event.rv > lane.rv_sent {
+                    lane.rv_sent = event.rv;
+                    self.counters.events_sent += 1;
+                    fast.push((conn, lane.client(), 0));
+                }
+                continue;
+            }
+            if !((in_scope || w.scope.contains(&event.key)) && event.rv > lane.rv_sent) {
                 continue;
             }
             let Some(kind) = selected_kind(&w.selector, &event) else {
@@ -71,7 +81,7 @@ impl Cacher {
                 buffered.push((conn, kind));
                 continue;
             }
-            w.rv_sent = event.rv;
+            lane.rv_sent = event.rv;
             self.counters.events_sent += 1;
             if kind == event.kind {
                 fast.push((conn, w.client, 0));
@@ -110,7 +120,7 @@ impl Cacher {
 
     /// Offers one event to a watcher; false if the watcher was closed for being too slow.
     fn offer(&mut self, now: Nanos, conn: ConnId, event: &CacheEvent, out: &mut Out<'_>) -> bool {
-        let Some(mut w) = self.watchers.get(conn).cloned() else {
+        let Some(mut w) = self.watchers.checkout(conn) else {
             return true;
         };
         w.drain(now);
@@ -213,7 +223,7 @@ impl Cacher {
     /// A slow watcher's interval refills from the ring: if the ring has wrapped past the
     /// interval's next index the watch ends silently (`cache interval invalidated`).
     pub fn interval_refill(&mut self, now: Nanos, conn: ConnId, out: &mut Out<'_>) -> bool {
-        let Some(mut w) = self.watchers.get(conn).cloned() else {
+        let Some(mut w) = self.watchers.checkout(conn) else {
             return true;
         };
         let Some(replay) = w.replay.clone() else {
@@ -289,14 +299,15 @@ impl Cacher {
         due.sort_unstable();
         due.dedup();
         for &conn in &due {
-            if let Some(w) = self.watchers.get_mut(conn) {
+            if let Some(mut w) = self.watchers.get_mut(conn) {
                 if lost {
                     // `popExpiredWatchers` without re-filing them.
                     w.next_bookmark_ns = None;
                     continue;
                 }
                 if rv > w.bookmark_floor {
-                    w.rv_sent = w.rv_sent.max(rv);
+                    let rv_sent = w.rv_sent();
+                    *rv_sent = (*rv_sent).max(rv);
                     send(
                         out,
                         conn,
@@ -355,4 +366,150 @@ pub fn next_bookmark_time(now: Nanos, deadline_ns: Nanos, frequency_ns: Nanos) -
 pub fn bookmark_bucket_start(created_ns: Nanos, t: Nanos) -> Nanos {
     const SECOND: Nanos = 1_000_000_000;
     created_ns + (t.saturating_sub(created_ns) / SECOND) * SECOND
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::out::{Effect, Host};
+    use crate::proto::{Actor, Notice};
+
+    /// A host whose connection `n` reads for client `n` and that records every effect.
+    #[derive(Default)]
+    struct Recorder {
+        applied: Vec<Effect>,
+    }
+
+    impl Host for Recorder {
+        fn connect(&mut self, _client: Actor, _server: Actor) -> ConnId {
+            0
+        }
+        fn is_open(&self, _conn: ConnId) -> bool {
+            true
+        }
+        fn client_of(&self, conn: ConnId) -> Option<Actor> {
+            Some(Actor::Client(conn as u32))
+        }
+        fn apply(&mut self, effects: &mut Vec<Effect>, notices: &mut Vec<Notice>) {
+            self.applied.append(effects);
+            notices.clear();
+        }
+    }
+
+    fn pod(name: &str) -> Key {
+        Key::new(&format!("/registry/pods/ns/{name}"))
+    }
+
+    /// The receivers of each effect, in order: `m` a multicast, `s` a send.
+    fn receivers(effects: &[Effect]) -> Vec<(char, Vec<ConnId>)> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Multicast { targets, .. } => {
+                    Some(('m', targets.iter().map(|t| t.0).collect()))
+                }
+                Effect::Send {
+                    conn,
+                    msg: Msg::ApiWatch(ApiWatchEvent::Object { .. }),
+                    ..
+                } => Some(('s', vec![*conn])),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Dispatch through the watchers' lanes: a watcher of one object gets only that object's
+    /// events although nothing else about it keeps it off the one-step multicast (no selector,
+    /// reads at once); a watcher reading at a rate goes through its buffer; an event at or below
+    /// what a watcher was sent is not sent again.
+    #[test]
+    fn each_watcher_gets_the_events_of_its_scope_once() {
+        let mut host = Recorder::default();
+        let mut rng = RngStream::new(1, "test");
+        let mut c = Cacher::new(
+            0,
+            0,
+            Key::new("/registry/pods/"),
+            WatchCache::with_bounds(100, 100, 100, 0, false),
+            0,
+            BOOKMARK_FREQUENCY_NS,
+        );
+        c.replace(OrdMap::new(), 1, 0);
+        let scopes = [
+            (1, KeyRange::Single(pod("a")), ReadRate::Instant),
+            (
+                2,
+                KeyRange::Prefix(Key::new("/registry/pods/")),
+                ReadRate::Instant,
+            ),
+            (
+                3,
+                KeyRange::Prefix(Key::new("/registry/pods/")),
+                ReadRate::PerSecond(1_000),
+            ),
+            (
+                4,
+                KeyRange::Prefix(Key::new("/registry/pods/ns/")),
+                ReadRate::Instant,
+            ),
+        ];
+        for (conn, scope, rate) in scopes {
+            let mut out = Out::new(0, &mut host);
+            let started = c.add_watcher(
+                0,
+                conn,
+                scope,
+                Selector::everything(),
+                false,
+                Nanos::MAX,
+                rate,
+                Initial::Now,
+                &mut out,
+                &mut rng,
+            );
+            assert!(started);
+        }
+        host.applied.clear();
+        let event = |c: &mut Cacher, host: &mut Recorder, name: &str, rv: i64| {
+            let key = pod(name);
+            let new = crate::apiserver::watch_cache::Obj {
+                rv,
+                bytes: 10,
+                labels: 0,
+            };
+            let now = rv as Nanos;
+            let mut out = Out::new(now, host);
+            let build = |prev: Option<crate::apiserver::watch_cache::Obj>| CacheEvent {
+                kind: if prev.is_some() {
+                    EventType::Modified
+                } else {
+                    EventType::Added
+                },
+                key: key.clone(),
+                rv,
+                bytes: 10,
+                prev_rv: prev.map_or(0, |p| p.rv),
+                labels: 0,
+                prev_labels: 0,
+                time_ns: now,
+            };
+            let closed = c.process_event(now, &key, Some(new), build, &mut out);
+            assert!(closed.is_empty());
+        };
+        event(&mut c, &mut host, "b", 2);
+        event(&mut c, &mut host, "a", 3);
+        assert_eq!(
+            receivers(&host.applied),
+            vec![
+                ('s', vec![3]),
+                ('m', vec![2, 4]),
+                ('s', vec![3]),
+                ('m', vec![1, 2, 4]),
+            ]
+        );
+        host.applied.clear();
+        // The storage re-delivers RV 3 (a replayed etcd event): nobody gets it twice.
+        event(&mut c, &mut host, "a", 3);
+        assert_eq!(receivers(&host.applied), vec![]);
+    }
 }
