@@ -65,69 +65,43 @@ struct WatcherIndex {
 /// A set of watchers as a sorted `Vec` of their connections, each with the slot its watcher
 /// keeps in the table (ids only grow, so an insert is usually a push): a walk over it reads one
 /// contiguous block and reaches each watcher's lane without the table's id-to-slot look-up.
-/// A removal only marks its entry [`GONE`] (shifting a set of thousands of watchers on every
-/// watch timeout was a copy of tens of kilobytes each); the set is compacted once half of it is
-/// gone. Compared and hashed as an ordered set of the connections present (`imbl::OrdSet`
-/// hashes each element in order; slots and marked entries are where the table and the set
-/// happen to keep things, not state), so explorer states compare and hash as before.
+/// Compared and hashed as an ordered set of the connections (`imbl::OrdSet` hashes each element
+/// in order; slots are where the table happens to keep them, not state), so explorer states
+/// compare and hash as before.
 #[derive(Debug, Clone, Default)]
-struct SortedConns {
-    entries: Vec<(ConnId, u32)>,
-    /// Entries marked [`GONE`].
-    gone: usize,
-}
-
-/// The slot of a removed entry of a [`SortedConns`] (no table slot is this large).
-const GONE: u32 = u32::MAX;
+struct SortedConns(Vec<(ConnId, u32)>);
 
 impl SortedConns {
     fn insert(&mut self, conn: ConnId, slot: u32) {
-        match self.entries.last() {
+        match self.0.last() {
             Some(&(last, _)) if last >= conn => {
-                match self.entries.binary_search_by_key(&conn, |&(c, _)| c) {
-                    Ok(i) => {
-                        if self.entries[i].1 == GONE {
-                            self.gone -= 1;
-                        }
-                        self.entries[i].1 = slot;
-                    }
-                    Err(i) => self.entries.insert(i, (conn, slot)),
+                match self.0.binary_search_by_key(&conn, |&(c, _)| c) {
+                    Ok(i) => self.0[i].1 = slot,
+                    Err(i) => self.0.insert(i, (conn, slot)),
                 }
             }
-            _ => self.entries.push((conn, slot)),
+            _ => self.0.push((conn, slot)),
         }
     }
 
     fn remove(&mut self, conn: ConnId) {
-        if let Ok(i) = self.entries.binary_search_by_key(&conn, |&(c, _)| c)
-            && self.entries[i].1 != GONE
-        {
-            self.entries[i].1 = GONE;
-            self.gone += 1;
-            if 2 * self.gone > self.entries.len() {
-                self.entries.retain(|&(_, slot)| slot != GONE);
-                self.gone = 0;
-            }
+        if let Ok(i) = self.0.binary_search_by_key(&conn, |&(c, _)| c) {
+            self.0.remove(i);
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.entries.len() == self.gone
+        self.0.is_empty()
     }
 
-    /// The connections present, in order.
     fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
-        self.entries
-            .iter()
-            .filter(|&&(_, slot)| slot != GONE)
-            .map(|&(c, _)| c)
+        self.0.iter().map(|&(c, _)| c)
     }
 }
 
 impl PartialEq for SortedConns {
     fn eq(&self, other: &Self) -> bool {
-        self.entries.len() - self.gone == other.entries.len() - other.gone
-            && self.conns().eq(other.conns())
+        self.0.len() == other.0.len() && self.conns().eq(other.conns())
     }
 }
 
@@ -141,9 +115,8 @@ impl std::hash::Hash for SortedConns {
     }
 }
 
-/// A watcher an event may reach: its connection and slot ([`GONE`] for a removed entry, to be
-/// passed over), and whether its scope is already known to contain the event's key (a prefix
-/// scope found by the key's own prefix).
+/// A watcher an event may reach: its connection and slot, and whether its scope is already
+/// known to contain the event's key (a prefix scope found by the key's own prefix).
 type Candidate = ((ConnId, u32), bool);
 
 /// The watchers an event may reach, in connection order (see [`WatcherIndex::candidates`]).
@@ -202,9 +175,6 @@ impl WatcherIndex {
     /// when several do, all of them merged into `into`.
     fn candidates<'a>(&'a self, key: &Key, into: &mut Vec<Candidate>) -> Candidates<'a> {
         into.clear();
-        if self.prefix_lens.is_empty() && self.other.is_empty() {
-            return Candidates::One(&[], false);
-        }
         let mut gather = Gather {
             first: None,
             merged: false,
@@ -228,7 +198,7 @@ impl WatcherIndex {
             return Candidates::Merged;
         }
         match gather.first {
-            Some((set, in_scope)) => Candidates::One(&set.entries, in_scope),
+            Some((set, in_scope)) => Candidates::One(&set.0, in_scope),
             None => Candidates::One(&[], false),
         }
     }
@@ -250,9 +220,9 @@ impl<'a> Gather<'a, '_> {
                 if !self.merged {
                     self.merged = true;
                     self.into
-                        .extend(first.entries.iter().map(|&e| (e, first_in_scope)));
+                        .extend(first.0.iter().map(|&e| (e, first_in_scope)));
                 }
-                self.into.extend(set.entries.iter().map(|&e| (e, in_scope)));
+                self.into.extend(set.0.iter().map(|&e| (e, in_scope)));
             }
         }
     }
@@ -817,45 +787,5 @@ impl Cacher {
         }
         self.index = index;
         self.invalidate_bookmark_queue();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::kernel::std_hash_of as hash_of;
-
-    fn set(conns: &[ConnId]) -> SortedConns {
-        let mut s = SortedConns::default();
-        for &c in conns {
-            s.insert(c, c as u32 * 10);
-        }
-        s
-    }
-
-    /// A removed watcher is only marked until half the set is gone; the set compares and hashes
-    /// by the connections present, whatever is marked, and a marked connection added again is
-    /// present again with its new slot.
-    #[test]
-    fn removals_mark_entries_and_the_set_is_its_present_connections() {
-        let mut s = set(&[1, 2, 3, 4, 5]);
-        s.remove(2);
-        s.remove(2);
-        assert_eq!(s.entries.len(), 5, "marked, not shifted");
-        assert_eq!(s.conns().collect::<Vec<_>>(), vec![1, 3, 4, 5]);
-        assert_eq!(s, set(&[1, 3, 4, 5]));
-        assert_eq!(hash_of(&s), hash_of(&set(&[1, 3, 4, 5])));
-        assert_ne!(s, set(&[1, 2, 3, 4, 5]));
-        s.insert(2, 99);
-        assert_eq!(s.entries[1], (2, 99));
-        assert_eq!(s, set(&[1, 2, 3, 4, 5]));
-        for c in [1, 3, 5] {
-            s.remove(c);
-        }
-        assert_eq!(s.entries, vec![(2, 99), (4, 40)], "compacted past half");
-        s.remove(2);
-        s.remove(4);
-        assert!(s.is_empty());
-        assert_eq!(hash_of(&s), hash_of(&SortedConns::default()));
     }
 }
