@@ -62,30 +62,26 @@ struct WatcherIndex {
     other: SortedConns,
 }
 
-/// A set of watchers as a sorted `Vec` of their connections, each with the slot its watcher
-/// keeps in the table (ids only grow, so an insert is usually a push): a walk over it reads one
-/// contiguous block and reaches each watcher's lane without the table's id-to-slot look-up.
-/// Compared and hashed as an ordered set of the connections (`imbl::OrdSet` hashes each element
-/// in order; slots are where the table happens to keep them, not state), so explorer states
-/// compare and hash as before.
-#[derive(Debug, Clone, Default)]
-struct SortedConns(Vec<(ConnId, u32)>);
+/// A set of connections as a sorted `Vec` (ids only grow, so an insert is usually a push): a
+/// walk over it reads one contiguous block. Compared and hashed as an ordered set of its
+/// elements (`imbl::OrdSet` hashes each element in order), so explorer states hash as before.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct SortedConns(Vec<ConnId>);
 
 impl SortedConns {
-    fn insert(&mut self, conn: ConnId, slot: u32) {
+    fn insert(&mut self, conn: ConnId) {
         match self.0.last() {
-            Some(&(last, _)) if last >= conn => {
-                match self.0.binary_search_by_key(&conn, |&(c, _)| c) {
-                    Ok(i) => self.0[i].1 = slot,
-                    Err(i) => self.0.insert(i, (conn, slot)),
+            Some(&last) if last >= conn => {
+                if let Err(i) = self.0.binary_search(&conn) {
+                    self.0.insert(i, conn);
                 }
             }
-            _ => self.0.push((conn, slot)),
+            _ => self.0.push(conn),
         }
     }
 
     fn remove(&mut self, conn: ConnId) {
-        if let Ok(i) = self.0.binary_search_by_key(&conn, |&(c, _)| c) {
+        if let Ok(i) = self.0.binary_search(&conn) {
             self.0.remove(i);
         }
     }
@@ -93,53 +89,41 @@ impl SortedConns {
     fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
-
-    fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
-        self.0.iter().map(|&(c, _)| c)
-    }
 }
-
-impl PartialEq for SortedConns {
-    fn eq(&self, other: &Self) -> bool {
-        self.0.len() == other.0.len() && self.conns().eq(other.conns())
-    }
-}
-
-impl Eq for SortedConns {}
 
 impl std::hash::Hash for SortedConns {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        for c in self.conns() {
+        for c in &self.0 {
             c.hash(h);
         }
     }
 }
 
-/// A watcher an event may reach: its connection and slot, and whether its scope is already
-/// known to contain the event's key (a prefix scope found by the key's own prefix).
-type Candidate = ((ConnId, u32), bool);
-
-/// The watchers an event may reach, in connection order (see [`WatcherIndex::candidates`]).
-enum Candidates<'a> {
-    /// One set of the index, read in place; the flag says whether its scopes are known to
-    /// contain the key.
-    One(&'a [(ConnId, u32)], bool),
-    /// Several sets merged into the cacher's scratch list.
-    Merged,
+impl FromIterator<ConnId> for SortedConns {
+    fn from_iter<I: IntoIterator<Item = ConnId>>(iter: I) -> Self {
+        let mut v: Vec<ConnId> = iter.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        SortedConns(v)
+    }
 }
 
+/// A watcher an event may reach: its connection, and whether its scope is already known to
+/// contain the event's key (a prefix scope found by the key's own prefix).
+type Candidate = (ConnId, bool);
+
 impl WatcherIndex {
-    fn add(&mut self, conn: ConnId, slot: u32, scope: &KeyRange) {
+    fn add(&mut self, conn: ConnId, scope: &KeyRange) {
         match scope {
             KeyRange::Prefix(p) => {
                 let set = self.by_prefix.get_or_default(p);
                 if set.is_empty() {
                     *self.prefix_lens.entry(p.len()).or_default() += 1;
                 }
-                set.insert(conn, slot);
+                set.insert(conn);
             }
             _ => {
-                self.other.insert(conn, slot);
+                self.other.insert(conn);
             }
         }
     }
@@ -170,19 +154,15 @@ impl WatcherIndex {
         }
     }
 
-    /// The watchers whose scope may contain `key`, in connection order (each connection is in
-    /// one place of the index, so none twice): the one set that has them, read in place, or,
-    /// when several do, all of them merged into `into`.
-    fn candidates<'a>(&'a self, key: &Key, into: &mut Vec<Candidate>) -> Candidates<'a> {
+    /// Fills `into` with the watchers whose scope may contain `key`, in connection order (each
+    /// connection is in one place of the index, so none twice).
+    fn candidates(&self, key: &Key, into: &mut Vec<Candidate>) {
         into.clear();
-        let mut gather = Gather {
-            first: None,
-            merged: false,
-            into,
-        };
-        if !self.other.is_empty() {
-            gather.add(&self.other, false);
+        if self.by_prefix.is_empty() && self.other.is_empty() {
+            return;
         }
+        into.extend(self.other.0.iter().map(|&c| (c, false)));
+        let mut sources = usize::from(!self.other.is_empty());
         let text = key.as_str();
         // Every watched prefix of the key, whatever its last byte (etcd prefix semantics).
         for &len in self.prefix_lens.keys() {
@@ -190,40 +170,12 @@ impl WatcherIndex {
                 break;
             }
             if let Some(set) = text.get(..len).and_then(|p| self.by_prefix.get(p)) {
-                gather.add(set, true);
+                into.extend(set.0.iter().map(|&c| (c, true)));
+                sources += 1;
             }
         }
-        if gather.merged {
-            gather.into.sort_unstable_by_key(|&((c, _), _)| c);
-            return Candidates::Merged;
-        }
-        match gather.first {
-            Some((set, in_scope)) => Candidates::One(&set.0, in_scope),
-            None => Candidates::One(&[], false),
-        }
-    }
-}
-
-/// The sets of the index an event's key matches: the first one is kept to be read in place;
-/// from the second on, all are copied into the scratch list.
-struct Gather<'a, 'b> {
-    first: Option<(&'a SortedConns, bool)>,
-    merged: bool,
-    into: &'b mut Vec<Candidate>,
-}
-
-impl<'a> Gather<'a, '_> {
-    fn add(&mut self, set: &'a SortedConns, in_scope: bool) {
-        match self.first {
-            None => self.first = Some((set, in_scope)),
-            Some((first, first_in_scope)) => {
-                if !self.merged {
-                    self.merged = true;
-                    self.into
-                        .extend(first.0.iter().map(|&e| (e, first_in_scope)));
-                }
-                self.into.extend(set.0.iter().map(|&e| (e, in_scope)));
-            }
+        if sources > 1 {
+            into.sort_unstable_by_key(|&(c, _)| c);
         }
     }
 }
@@ -530,10 +482,9 @@ impl Cacher {
         if deadline_ns > now && deadline_ns < Nanos::MAX {
             out.timer(deadline_ns, self.timer(CacherTimer::WatchDeadline(conn)));
         }
-        let scope = w.scope.clone();
+        self.index.add(conn, &w.scope);
         self.bookmark_queue.file(conn, w.next_bookmark_ns);
-        let slot = self.watchers.insert(conn, w);
-        self.index.add(conn, slot, &scope);
+        self.watchers.insert(conn, w);
         self.arm_bookmark_tick(now, out, rng);
         true
     }
@@ -767,6 +718,30 @@ impl Cacher {
     }
 }
 
+impl WatcherIndex {
+    fn relabel(&mut self, r: &crate::proto::Relabel) {
+        self.by_prefix = self
+            .by_prefix
+            .drain_ordered()
+            .into_iter()
+            .map(|(k, set)| {
+                (
+                    k,
+                    set.0
+                        .into_iter()
+                        .map(|c| r.conn(c))
+                        .collect::<SortedConns>(),
+                )
+            })
+            .collect();
+        self.other = std::mem::take(&mut self.other)
+            .0
+            .into_iter()
+            .map(|c| r.conn(c))
+            .collect();
+    }
+}
+
 impl Cacher {
     /// Applies the explorer's symmetry renaming to the watchers (keyed by client connection).
     pub fn relabel(&mut self, r: &crate::proto::Relabel) {
@@ -778,14 +753,7 @@ impl Cacher {
                 (r.conn(conn), w)
             })
             .collect();
-        // The table was rebuilt (new slots): so is the index.
-        let mut index = WatcherIndex::default();
-        for conn in self.watchers.sorted_ids() {
-            if let (Some(slot), Some(w)) = (self.watchers.slot(conn), self.watchers.get(conn)) {
-                index.add(conn, slot, &w.scope);
-            }
-        }
-        self.index = index;
+        self.index.relabel(r);
         self.invalidate_bookmark_queue();
     }
 }

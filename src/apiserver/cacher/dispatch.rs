@@ -37,41 +37,30 @@ impl Cacher {
             self.cache.store_bytes(),
         );
         let mut closed = Vec::new();
-        let mut merged = std::mem::take(&mut *self.candidates);
-        let candidates = self.index.candidates(&event.key, &mut merged);
-        let count = match candidates {
-            Candidates::One(set, _) => set.len(),
-            Candidates::Merged => merged.len(),
-        };
-        let candidate = |n: usize| match candidates {
-            Candidates::One(set, in_scope) => {
-                set.get(n).map(|&(conn, slot)| (conn, slot, in_scope))
-            }
-            Candidates::Merged => merged
-                .get(n)
-                .map(|&((conn, slot), in_scope)| (conn, slot, in_scope)),
-        };
+        let mut candidates = std::mem::take(&mut *self.candidates);
+        self.index.candidates(&event.key, &mut candidates);
         // Watchers that read as fast as events arrive get the event in one multicast step (one
         // per event type their selectors turn it into); the others go through their buffers one
         // by one, after (their messages are sent at once, the multicasts at the end, so the
         // order of what goes out is the same either way).
-        let mut fast = Vec::with_capacity(count);
+        let mut fast = Vec::with_capacity(candidates.len());
         let mut fast_converted: Vec<(EventType, Vec<_>)> = Vec::new();
         let mut buffered: Vec<(ConnId, EventType)> = Vec::new();
         // Mutant `cacher_reorder` lives in `offer`.
         let no_fast_path = self.mutants.cacher_reorder;
-        for n in 0..count {
-            // Watchers' lanes are scattered in the table: ask for the next ones early.
-            if let Some((_, ahead, _)) = candidate(n + crate::kernel::prefetch::AHEAD) {
-                self.watchers.prefetch_at(ahead);
+        for (n, &(conn, in_scope)) in candidates.iter().enumerate() {
+            // Watchers are scattered in the table: ask for the next ones early, in two stages
+            // (the slot number, then the watcher's lane).
+            use crate::kernel::prefetch::AHEAD;
+            if let Some(&(ahead, _)) = candidates.get(n + 2 * AHEAD) {
+                self.watchers.prefetch_slot(ahead);
             }
-            let Some((conn, slot, in_scope)) = candidate(n) else {
-                break;
-            };
-            let Some((at, lane, w)) = self.watchers.dispatch_view_at(slot) else {
+            if let Some(&(ahead, _)) = candidates.get(n + AHEAD) {
+                self.watchers.prefetch_lane(ahead);
+            }
+            let Some((lane, w)) = self.watchers.dispatch_view(conn) else {
                 continue;
             };
-            debug_assert_eq!(at, conn, "the index keeps each watcher's slot");
             if lane.fast && in_scope && !no_fast_path {
                 // A client with no selector, reading at once, in scope: the lane is all it takes
                 // (the body is not read).
@@ -103,7 +92,7 @@ impl Cacher {
                 }
             }
         }
-        *self.candidates = merged;
+        *self.candidates = candidates;
         for (conn, kind) in buffered {
             let converted = CacheEvent {
                 kind,

@@ -101,6 +101,25 @@ impl<S: Clone> PrefixSets<S> {
         }
     }
 
+    /// True when no prefix has a set.
+    pub(super) fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Every `(prefix, set)`, in prefix order, emptying the map.
+    pub(super) fn drain_ordered(&mut self) -> Vec<(Key, S)> {
+        match std::mem::take(self) {
+            PrefixSets::Ordered(map) => map.into_iter().collect(),
+            PrefixSets::Hashed { mut sets, order } => order
+                .into_iter()
+                .map(|k| {
+                    let set = sets.remove(&k).expect("every ordered prefix has a set");
+                    (k, set)
+                })
+                .collect(),
+        }
+    }
+
     /// Calls `f` with every `(prefix, set)`, in prefix order, while it returns true; true if
     /// it always did.
     fn all_in_order(&self, mut f: impl FnMut(&Key, &S) -> bool) -> bool {
@@ -192,5 +211,8 @@ mod tests {
         let small: PrefixSets<Vec<u32>> = PrefixSets::Ordered(model.clone());
         assert_eq!(small, sets, "equal whichever form holds them");
         assert_eq!(std_hash_of(&small), std_hash_of(&sets));
+        let drained: Vec<(Key, Vec<u32>)> = sets.drain_ordered();
+        assert_eq!(drained, model.into_iter().collect::<Vec<_>>());
+        assert!(sets.is_empty());
     }
 }

@@ -3,9 +3,8 @@
 //! and for nearly all of them the offer reads four things: the watcher's client, the last RV it
 //! was sent, whether it takes the event as it is (no selector) and whether it reads as fast as
 //! events arrive (no rate, no interval still being replayed). Those sit in a 16-byte
-//! [`DispatchLane`] per watcher, beside its connection id in one array (a `DenseIdMap` lane,
-//! reached by the slot the cacher's index keeps with the connection), and the last RV sent
-//! lives only there; the rest of a watcher ([`WatcherBody`], a few hundred bytes) is read only by the slow paths.
+//! [`DispatchLane`] per watcher, beside its connection id in one array (a `DenseIdMap` lane),
+//! and the last RV sent lives only there; the rest of a watcher ([`WatcherBody`], a few hundred bytes) is read only by the slow paths.
 //!
 //! Slow paths work on a [`CacheWatcher`]: a copy of a body with its last RV sent, checked out of
 //! the table and put back whole, so the lane is always derived from the body it stands beside.
@@ -264,17 +263,10 @@ impl WatcherTable {
         })
     }
 
-    /// Sets `conn`'s watcher, its lane derived from it; returns its slot (the same as before
-    /// when `conn` was a watcher already; kept until `conn` is removed).
-    pub fn insert(&mut self, conn: ConnId, w: CacheWatcher) -> u32 {
+    /// Sets `conn`'s watcher, its lane derived from it.
+    pub fn insert(&mut self, conn: ConnId, w: CacheWatcher) {
         let lane = w.body.lane(w.rv_sent);
         self.0.insert_with_lane(conn, w.body, lane);
-        self.0.slot(conn).expect("just inserted")
-    }
-
-    /// The slot of `conn`'s watcher.
-    pub fn slot(&self, conn: ConnId) -> Option<u32> {
-        self.0.slot(conn)
     }
 
     /// Removes `conn`'s watcher; returns its body.
@@ -291,25 +283,20 @@ impl WatcherTable {
 
     /// `conn`'s lane, to change its last RV sent, and its body to read (dispatch: the body is
     /// read only when the lane is not `fast`).
-    #[cfg(test)]
     pub fn dispatch_view(&mut self, conn: ConnId) -> Option<(&mut DispatchLane, &WatcherBody)> {
         self.0.lane_mut_and_value(conn)
     }
 
-    /// The watcher in `slot` (see [`WatcherTable::insert`]): its connection, its lane to change
-    /// its last RV sent, and its body to read (dispatch: the body is read only when the lane is
-    /// not `fast`).
-    pub fn dispatch_view_at(
-        &mut self,
-        slot: u32,
-    ) -> Option<(ConnId, &mut DispatchLane, &WatcherBody)> {
-        self.0.lane_mut_and_value_at(slot)
+    /// Hints that `conn`'s slot number will soon be read (a fan-out's first prefetch stage).
+    #[inline(always)]
+    pub fn prefetch_slot(&self, conn: ConnId) {
+        self.0.prefetch_slot(conn);
     }
 
-    /// Hints that `slot`'s lane will soon be read.
+    /// Hints that `conn`'s lane will soon be read (the second stage).
     #[inline(always)]
-    pub fn prefetch_at(&self, slot: u32) {
-        self.0.prefetch_at(slot);
+    pub fn prefetch_lane(&self, conn: ConnId) {
+        self.0.prefetch_lane(conn);
     }
 
     /// The bodies in no meaningful order (for order-free reads).
@@ -553,22 +540,19 @@ mod tests {
 
         /// Through any sequence of inserts, removals, sends through lanes, check-outs and
         /// changes in place, the table holds exactly the watchers an ordered map of whole
-        /// watchers does (compared, hashed and listed alike), every lane is the one its body
-        /// gives, and every watcher keeps the slot it was given until it is removed.
+        /// watchers does (compared, hashed and listed alike), and every lane is the one its
+        /// body gives.
         #[test]
         fn the_table_is_the_map_of_whole_watchers_with_lanes_derived(
             ops in prop::collection::vec(op(), 0..120),
         ) {
             let mut t = WatcherTable::default();
             let mut reference: imbl::OrdMap<ConnId, CacheWatcher> = imbl::OrdMap::new();
-            // The slot each present watcher was given: it must keep it until removed.
-            let mut slots: std::collections::BTreeMap<ConnId, u32> = Default::default();
             for op in ops {
                 match op {
                     Op::Insert { conn, client, selector, rate, replay, rv } => {
                         let w = watcher(rv, client, selector, rate, replay);
-                        let slot = t.insert(conn, w.clone());
-                        prop_assert_eq!(*slots.entry(conn).or_insert(slot), slot, "kept");
+                        t.insert(conn, w.clone());
                         reference.insert(conn, w);
                     }
                     Op::Remove(conn) => {
@@ -576,7 +560,6 @@ mod tests {
                             t.remove(conn),
                             reference.remove(&conn).map(|w| w.body)
                         );
-                        slots.remove(&conn);
                     }
                     Op::Send { conn, rv } => {
                         // The dispatch loop: a fast lane takes the event without its body.
@@ -614,10 +597,7 @@ mod tests {
                 }
                 prop_assert_eq!(t.len(), reference.len());
                 for (conn, w) in &reference {
-                    let slot = slots[conn];
-                    prop_assert_eq!(t.slot(*conn), Some(slot));
-                    let (at, lane, body) = t.dispatch_view_at(slot).expect("present");
-                    prop_assert_eq!(at, *conn);
+                    let (lane, body) = t.dispatch_view(*conn).expect("present");
                     prop_assert_eq!(*lane, w.body.lane(w.rv_sent));
                     prop_assert_eq!(body, &w.body);
                 }
