@@ -116,11 +116,6 @@ impl<T, L> DenseIdMap<T, L> {
             .map(|s| (&self.heads[s].lane, &self.values[s]))
     }
 
-    /// The lane of `id`, to change (its value is not touched).
-    pub fn lane_mut(&mut self, id: u64) -> Option<&mut L> {
-        self.slot(id).map(|s| &mut self.heads[s].lane)
-    }
-
     /// The lane of `id` to change, and its value to read.
     pub fn lane_mut_and_value(&mut self, id: u64) -> Option<(&mut L, &T)> {
         self.slot(id)
@@ -141,15 +136,6 @@ impl<T, L> DenseIdMap<T, L> {
             .unwrap_or(usize::MAX)
             .min(self.slot_of.len());
         crate::kernel::prefetch::prefetch_addr(self.slot_of.as_ptr().wrapping_add(i).cast());
-    }
-
-    /// Hints that `id`'s value will soon be read: its first cache line (the slot number is read,
-    /// so [`DenseIdMap::prefetch_slot`] should have come first).
-    #[inline(always)]
-    pub fn prefetch(&self, id: u64) {
-        if let Some(s) = self.slot(id) {
-            crate::kernel::prefetch::prefetch(&self.values[s]);
-        }
     }
 
     /// Hints that `id`'s lane will soon be read (after [`DenseIdMap::prefetch_slot`]).
@@ -309,7 +295,7 @@ mod tests {
         }
         assert_eq!(m.remove_with_lane(3), Some(("c", 30)));
         assert_eq!(m.get_with_lane(9), Some((&90, &"i")), "moved into the gap");
-        if let Some(l) = m.lane_mut(7) {
+        if let Some((l, _)) = m.get_mut_with_lane(7) {
             *l = 71;
         }
         assert_eq!(m.insert_with_lane(7, "G", 72), Some(("g", 71)));
