@@ -63,39 +63,93 @@ struct WatcherIndex {
 }
 
 /// A set of connections as a sorted `Vec` (ids only grow, so an insert is usually a push): a
-/// walk over it reads one contiguous block. Compared and hashed as an ordered set of its
-/// elements (`imbl::OrdSet` hashes each element in order), so explorer states hash as before.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct SortedConns(Vec<ConnId>);
+/// walk over it reads one contiguous block. A removal only marks its entry with [`GONE`]
+/// (shifting a set of thousands of watchers, the kube-proxies' endpointslices, on every watch
+/// that ends was a copy of up to a hundred kilobytes); the set is compacted once half of it is
+/// marked. Compared, hashed and printed as the ordered set of the connections present
+/// (`imbl::OrdSet` hashes each element in order; marks are where the set happens to keep things,
+/// not state), so explorer states compare and hash as before.
+#[derive(Clone, Default)]
+struct SortedConns {
+    entries: Vec<ConnId>,
+    /// Entries marked [`GONE`].
+    gone: usize,
+}
+
+/// The mark of a removed entry of a [`SortedConns`]: its connection with the top bit set, so
+/// the entries stay sorted by connection (no connection id is this large).
+const GONE: ConnId = 1 << 63;
 
 impl SortedConns {
+    /// The index of `conn`'s entry, marked or not.
+    fn find(&self, conn: ConnId) -> Result<usize, usize> {
+        self.entries.binary_search_by_key(&conn, |&e| e & !GONE)
+    }
+
     fn insert(&mut self, conn: ConnId) {
-        match self.0.last() {
-            Some(&last) if last >= conn => {
-                if let Err(i) = self.0.binary_search(&conn) {
-                    self.0.insert(i, conn);
+        debug_assert!(
+            conn < GONE,
+            "connection id {conn} collides with the removal mark"
+        );
+        match self.entries.last() {
+            Some(&last) if last & !GONE >= conn => match self.find(conn) {
+                Ok(i) => {
+                    if self.entries[i] & GONE != 0 {
+                        self.entries[i] = conn;
+                        self.gone -= 1;
+                    }
                 }
-            }
-            _ => self.0.push(conn),
+                Err(i) => self.entries.insert(i, conn),
+            },
+            _ => self.entries.push(conn),
         }
     }
 
     fn remove(&mut self, conn: ConnId) {
-        if let Ok(i) = self.0.binary_search(&conn) {
-            self.0.remove(i);
+        if let Ok(i) = self.find(conn)
+            && self.entries[i] & GONE == 0
+        {
+            self.entries[i] |= GONE;
+            self.gone += 1;
+            if 2 * self.gone > self.entries.len() {
+                self.entries.retain(|&e| e & GONE == 0);
+                self.gone = 0;
+            }
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.entries.len() == self.gone
+    }
+
+    /// The connections present, in order.
+    fn conns(&self) -> impl Iterator<Item = ConnId> + '_ {
+        self.entries.iter().copied().filter(|&e| e & GONE == 0)
     }
 }
 
+impl PartialEq for SortedConns {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries.len() - self.gone == other.entries.len() - other.gone
+            && self.conns().eq(other.conns())
+    }
+}
+
+impl Eq for SortedConns {}
+
 impl std::hash::Hash for SortedConns {
     fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
-        for c in &self.0 {
+        for c in self.conns() {
             c.hash(h);
         }
+    }
+}
+
+impl std::fmt::Debug for SortedConns {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SortedConns")
+            .field(&self.conns().collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -104,7 +158,10 @@ impl FromIterator<ConnId> for SortedConns {
         let mut v: Vec<ConnId> = iter.into_iter().collect();
         v.sort_unstable();
         v.dedup();
-        SortedConns(v)
+        SortedConns {
+            entries: v,
+            gone: 0,
+        }
     }
 }
 
@@ -161,7 +218,7 @@ impl WatcherIndex {
         if self.by_prefix.is_empty() && self.other.is_empty() {
             return;
         }
-        into.extend(self.other.0.iter().map(|&c| (c, false)));
+        into.extend(self.other.conns().map(|c| (c, false)));
         let mut sources = usize::from(!self.other.is_empty());
         let text = key.as_str();
         // Every watched prefix of the key, whatever its last byte (etcd prefix semantics).
@@ -170,7 +227,7 @@ impl WatcherIndex {
                 break;
             }
             if let Some(set) = text.get(..len).and_then(|p| self.by_prefix.get(p)) {
-                into.extend(set.0.iter().map(|&c| (c, true)));
+                into.extend(set.conns().map(|c| (c, true)));
                 sources += 1;
             }
         }
@@ -724,21 +781,9 @@ impl WatcherIndex {
             .by_prefix
             .drain_ordered()
             .into_iter()
-            .map(|(k, set)| {
-                (
-                    k,
-                    set.0
-                        .into_iter()
-                        .map(|c| r.conn(c))
-                        .collect::<SortedConns>(),
-                )
-            })
+            .map(|(k, set)| (k, set.conns().map(|c| r.conn(c)).collect::<SortedConns>()))
             .collect();
-        self.other = std::mem::take(&mut self.other)
-            .0
-            .into_iter()
-            .map(|c| r.conn(c))
-            .collect();
+        self.other = self.other.conns().map(|c| r.conn(c)).collect();
     }
 }
 
@@ -755,5 +800,56 @@ impl Cacher {
             .collect();
         self.index.relabel(r);
         self.invalidate_bookmark_queue();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::std_hash_of as hash_of;
+
+    fn set(conns: &[ConnId]) -> SortedConns {
+        let mut s = SortedConns::default();
+        for &c in conns {
+            s.insert(c);
+        }
+        s
+    }
+
+    /// A removed watcher is only marked until half the set is gone; the set compares, hashes
+    /// and prints as the connections present, whatever is marked; a marked connection added
+    /// again is present again, and an event's candidates never include a marked one.
+    #[test]
+    fn removals_mark_entries_and_the_set_is_its_present_connections() {
+        let mut s = set(&[1, 2, 3, 4, 5]);
+        s.remove(2);
+        s.remove(2);
+        assert_eq!(s.entries.len(), 5, "marked, not shifted");
+        assert_eq!(s.conns().collect::<Vec<_>>(), vec![1, 3, 4, 5]);
+        assert_eq!(s, set(&[1, 3, 4, 5]));
+        assert_eq!(hash_of(&s), hash_of(&set(&[1, 3, 4, 5])));
+        assert_eq!(format!("{s:?}"), "SortedConns([1, 3, 4, 5])");
+        assert_ne!(s, set(&[1, 2, 3, 4, 5]));
+        s.insert(2);
+        assert_eq!(s.entries.len(), 5, "unmarked in place");
+        assert_eq!(s, set(&[1, 2, 3, 4, 5]));
+        s.remove(3);
+        let mut index = WatcherIndex::default();
+        index.add(9, &KeyRange::Prefix(Key::new("/pods/")));
+        index
+            .by_prefix
+            .get_or_default(&Key::new("/pods/"))
+            .clone_from(&s);
+        let mut into = Vec::new();
+        index.candidates(&Key::new("/pods/a"), &mut into);
+        assert_eq!(into, vec![(1, true), (2, true), (4, true), (5, true)]);
+        for c in [1, 5] {
+            s.remove(c);
+        }
+        assert_eq!(s.entries, vec![2, 4], "compacted past half");
+        s.remove(2);
+        s.remove(4);
+        assert!(s.is_empty());
+        assert_eq!(hash_of(&s), hash_of(&SortedConns::default()));
     }
 }
