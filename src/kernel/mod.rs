@@ -19,7 +19,7 @@ pub mod time;
 pub(crate) mod timing_wheel;
 
 pub use agenda::{Agenda, EventKey};
-pub use hash::{Fnv64, fnv64};
+pub use hash::{Fnv64, FnvJump, fnv_byte, fnv64};
 pub use rng::{RngStream, StreamId};
 pub use shared::{Scratch, Shared, Unhashed};
 pub use time::Nanos;

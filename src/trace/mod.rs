@@ -101,14 +101,16 @@ impl TraceWriter {
 
     /// Records one step.
     pub fn step(&mut self, record: &StepRecord<'_>) -> io::Result<()> {
-        let line: &[u8] = if line::write_fast(&mut self.fast, record, &mut self.names) {
-            self.fast.as_bytes()
-        } else {
-            self.line.clear();
-            write_line(&mut self.line, record, &mut self.names)?;
-            &self.line
-        };
-        self.hash.update(line);
+        let line: &[u8] =
+            if line::write_fast(&mut self.fast, record, &mut self.names, self.hash.finish()) {
+                self.hash = Fnv64::from_state(self.fast.hash());
+                self.fast.as_bytes()
+            } else {
+                self.line.clear();
+                write_line(&mut self.line, record, &mut self.names)?;
+                self.hash.update(&self.line);
+                &self.line
+            };
         self.hash.update(b"\n");
         if let Some(sink) = self.sink.as_mut() {
             sink.write_all(line)?;
@@ -153,7 +155,7 @@ impl TraceWriter {
 pub fn write_step_line(out: &mut Vec<u8>, record: &StepRecord<'_>) -> io::Result<()> {
     let mut names = NameBlocks::default();
     let mut fast = Box::<LineBuf>::default();
-    if line::write_fast(&mut fast, record, &mut names) {
+    if line::write_fast(&mut fast, record, &mut names, 0) {
         out.extend_from_slice(fast.as_bytes());
         Ok(())
     } else {
