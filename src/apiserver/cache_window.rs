@@ -220,7 +220,12 @@ impl<E: WindowEvent> Window<E> {
     /// `rv` (`getAllEventsSinceLocked`).
     pub fn index_after(&self, rv: i64, list_rv: i64) -> Result<u64, Status> {
         check_watchable(rv, self.oldest_rv(list_rv))?;
-        // Binary search over the ring (RVs are increasing).
+        Ok(self.start_index + self.position_after(rv) as u64)
+    }
+
+    /// The ring position of the first buffered event with RV > `rv` (a binary search: RVs are
+    /// increasing).
+    fn position_after(&self, rv: i64) -> usize {
         let (mut lo, mut hi) = (0usize, self.ring.len());
         while lo < hi {
             let mid = (lo + hi) / 2;
@@ -230,7 +235,19 @@ impl<E: WindowEvent> Window<E> {
                 hi = mid;
             }
         }
-        Ok(self.start_index + lo as u64)
+        lo
+    }
+
+    /// The first buffered event with RV >= `rv`, not counting the newest `skip_newest` events.
+    pub fn first_at_or_above(&self, rv: i64, skip_newest: usize) -> Option<&E> {
+        let end = self.ring.len().saturating_sub(skip_newest);
+        let i = self.position_after(rv.saturating_sub(1));
+        (i < end).then(|| &self.ring[i])
+    }
+
+    /// The buffered events, newest first.
+    pub fn newest_first(&self) -> impl Iterator<Item = &E> {
+        self.ring.iter().rev()
     }
 
     /// Tests: a window already holding `events`, the first at absolute index `start` (no resize

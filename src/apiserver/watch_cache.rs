@@ -176,7 +176,8 @@ impl WatchCache {
     /// compaction revision.
     pub fn compact_snapshots(&mut self, rev: i64) {
         if let Some(s) = self.snapshots.as_mut() {
-            s.remove_less(rev);
+            let window = &self.window;
+            s.remove_less(rev, |t| window.first_at_or_above(t, 0).map(|e| e.rv));
         }
     }
 
@@ -185,7 +186,7 @@ impl WatchCache {
         let snapshots = self.snapshots.as_ref()?;
         snapshots
             .can_serve(rv)
-            .then(|| snapshots.state_at(self.store.ordered(), rv))
+            .then(|| snapshots.state_at(self.store.ordered(), rv, self.window.newest_first()))
     }
 
     /// Current capacity in events.
@@ -277,6 +278,9 @@ impl WatchCache {
     }
 
     /// The resize check of `resizeCacheLocked`, run before inserting an event recorded at `now`.
+    /// Tests only: outside [`process_event`](Self::process_event) a shrink would drop events
+    /// the snapshots still need (`cache_snapshots.rs`).
+    #[cfg(test)]
     pub fn resize_at(&mut self, now: Nanos) {
         self.window.resize_at(now);
     }
@@ -331,18 +335,20 @@ impl WatchCache {
             self.store_bytes += event.bytes;
         }
         self.resource_version = self.resource_version.max(event.rv);
-        match self.snapshots.as_mut() {
-            None => self.window.push(event, self.store_bytes),
-            Some(snapshots) => {
-                self.window.push(event.clone(), self.store_bytes);
-                // `CompactSnapshotsLocked` when the ring is full, then the event's snapshot.
-                if self.window.len() as u64 >= self.window.capacity()
-                    && let Some((oldest, _)) = self.window.ends()
-                {
-                    snapshots.remove_less(oldest.rv);
-                }
-                snapshots.push(event);
+        let rv = event.rv;
+        self.window.push(event, self.store_bytes);
+        if let Some(snapshots) = self.snapshots.as_mut() {
+            // `CompactSnapshotsLocked` when the ring is full, then the event's snapshot. The
+            // oldest snapshot kept is at the first event at or above the ring's oldest, among
+            // those before this one: the ring's oldest itself, unless it is this one.
+            let window = &self.window;
+            if window.len() as u64 >= window.capacity()
+                && let Some((oldest, _)) = window.ends()
+            {
+                let kept = (window.len() > 1).then_some(oldest.rv);
+                snapshots.remove_less(oldest.rv, |_| kept);
             }
+            snapshots.push(rv);
         }
     }
 
