@@ -199,6 +199,8 @@ pub(super) struct NameBlocks {
 const INDEX: usize = 512;
 /// Names kept at most.
 const MAX_NAMES: usize = 256;
+// The index is probed by the top bits of a product, and always has an empty place.
+const _: () = assert!(INDEX.is_power_of_two() && INDEX >= 2 * MAX_NAMES);
 
 impl Default for NameBlocks {
     fn default() -> Self {
@@ -223,7 +225,8 @@ impl NameBlocks {
     #[inline]
     pub(super) fn slot(&mut self, s: &'static str) -> Option<usize> {
         let id = (s.as_ptr() as usize, s.len());
-        let mut place = ((id.0 as u64 >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 55) as usize;
+        let mut place = ((id.0 as u64 >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            >> (64 - INDEX.ilog2())) as usize;
         loop {
             match self.index[place] {
                 0 => break,
