@@ -238,11 +238,9 @@ impl<E: WindowEvent> Window<E> {
         lo
     }
 
-    /// The first buffered event with RV >= `rv`, not counting the newest `skip_newest` events.
-    pub fn first_at_or_above(&self, rv: i64, skip_newest: usize) -> Option<&E> {
-        let end = self.ring.len().saturating_sub(skip_newest);
-        let i = self.position_after(rv.saturating_sub(1));
-        (i < end).then(|| &self.ring[i])
+    /// The first buffered event with RV >= `rv`.
+    pub fn first_at_or_above(&self, rv: i64) -> Option<&E> {
+        self.ring.get(self.position_after(rv.saturating_sub(1)))
     }
 
     /// The buffered events, newest first.

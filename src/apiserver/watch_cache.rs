@@ -177,7 +177,7 @@ impl WatchCache {
     pub fn compact_snapshots(&mut self, rev: i64) {
         if let Some(s) = self.snapshots.as_mut() {
             let window = &self.window;
-            s.remove_less(rev, |t| window.first_at_or_above(t, 0).map(|e| e.rv));
+            s.remove_less(rev, |t| window.first_at_or_above(t).map(|e| e.rv));
         }
     }
 
