@@ -3,7 +3,7 @@
 //! in its fixed form (etcd main / 3.4.39), not Debian 3.4.23's known bugs; see `notes.md`.
 
 mod count_memo;
-mod key_history;
+mod key_index;
 pub mod mvcc;
 pub mod server;
 pub mod watch;

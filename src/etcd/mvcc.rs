@@ -9,8 +9,7 @@
 //! reading exactly at the compact revision works.
 
 use super::count_memo::{CountMemo, NextPage};
-use super::key_history::{KeyHistory, Version};
-use crate::kernel::hashed_ord_map::HashedOrdMap;
+use super::key_index::{History, KeyIndex, Version};
 use crate::kernel::ordered_log::OrderedLog;
 use imbl::OrdSet;
 
@@ -34,8 +33,8 @@ pub struct Store {
     current: Revision,
     compacted: Revision,
     /// Each key's history: hashed for the one-key reads and writes of every request, ordered
-    /// for range reads (issue 16).
-    index: HashedOrdMap<Key, KeyHistory>,
+    /// for range reads, the newest version in the key's slot (issue 16, `key_index.rs`).
+    index: KeyIndex,
     /// Keys compaction may have to trim: more than one version, or a tombstone. A key written
     /// once is never touched by compaction, so it is not walked (large quiet keyspaces).
     trimmable: OrdSet<Key>,
@@ -50,9 +49,6 @@ pub struct Store {
     next_page: CountMemo,
 }
 
-/// Keys whose history compaction rewrites, with what it keeps (None: the key leaves the index).
-type Rewritten = Vec<(Key, Option<KeyHistory>)>;
-
 impl Default for Store {
     fn default() -> Self {
         Self::new()
@@ -65,7 +61,7 @@ impl Store {
         Store {
             current: 1,
             compacted: -1,
-            index: HashedOrdMap::new(),
+            index: KeyIndex::new(),
             trimmable: OrdSet::new(),
             changes: OrderedLog::new(),
             live_keys: 0,
@@ -96,19 +92,7 @@ impl Store {
     }
 
     fn latest(&self, key: &Key) -> Option<&Version> {
-        self.index
-            .get(key)
-            .and_then(|h| h.last())
-            .filter(|v| !v.tombstone)
-    }
-
-    fn at(history: &[Version], rev: Revision) -> Option<&Version> {
-        // Histories are short (compaction trims them); scan from the newest.
-        history
-            .iter()
-            .rev()
-            .find(|v| v.mod_revision <= rev)
-            .filter(|v| !v.tombstone)
+        self.index.newest(key).filter(|v| !v.tombstone)
     }
 
     /// Checks that `rev` can be read: `rev <= 0` means latest; below the compact revision is
@@ -146,8 +130,8 @@ impl Store {
         };
         let mut count = 0u64;
         let mut kvs = Vec::new();
-        let mut visit = |key: &Key, history: &[Version]| {
-            if let Some(v) = Self::at(history, at) {
+        let mut visit = |key: &Key, history: History<'_>| {
+            if let Some(v) = history.at(at) {
                 count += 1;
                 if limit <= 0 || (kvs.len() as i64) < limit {
                     kvs.push(KeyValue {
@@ -212,7 +196,8 @@ impl Store {
         self.index.iter().flat_map(|(key, history)| {
             let mut last = None;
             history
-                .iter()
+                .oldest_first()
+                .into_iter()
                 .filter(|v| !v.tombstone)
                 .filter_map(move |v| {
                     let fresh = last != Some(v.create_revision);
@@ -227,8 +212,7 @@ impl Store {
     /// measurement.
     pub fn key_versions(&self) -> impl Iterator<Item = (&Key, i64)> + '_ {
         self.index.iter().map(|(key, history)| {
-            let version = history
-                .last()
+            let version = Some(history.newest())
                 .filter(|v| !v.tombstone)
                 .map_or(0, |v| v.version);
             (key, version)
@@ -275,37 +259,27 @@ impl Store {
         rev: Revision,
         sub: u32,
     ) -> Event {
-        let mut v = Version {
-            mod_revision: rev,
-            create_revision: rev,
-            version: 1,
-            value_bytes,
-            value_tag,
-            tombstone: false,
-        };
-        // One index lookup: the key's history is found once and appended to in place.
-        let (prev, versions) = match self.index.get_mut(key) {
-            Some(history) => {
-                let prev = match history.last() {
-                    Some(last) if !last.tombstone => {
-                        v.create_revision = last.create_revision;
-                        v.version = last.version + 1;
-                        Some(PrevVersion {
-                            mod_revision: last.mod_revision,
-                            value_bytes: last.value_bytes,
-                            value_tag: last.value_tag,
-                        })
-                    }
-                    _ => None,
-                };
-                history.push(v);
-                (prev, history.len())
+        // One index lookup: the key's newest version is read and replaced in place.
+        let pushed = self.index.push_with(key, |newest| {
+            let live = newest.filter(|last| !last.tombstone);
+            Version {
+                mod_revision: rev,
+                create_revision: live.map_or(rev, |last| last.create_revision),
+                version: live.map_or(1, |last| last.version + 1),
+                value_bytes,
+                value_tag,
+                tombstone: false,
             }
-            None => {
-                self.index.insert(key.clone(), KeyHistory::unit(v));
-                (None, 1)
-            }
-        };
+        });
+        let v = pushed.version;
+        let prev = pushed
+            .replaced
+            .filter(|last| !last.tombstone)
+            .map(|last| PrevVersion {
+                mod_revision: last.mod_revision,
+                value_bytes: last.value_bytes,
+                value_tag: last.value_tag,
+            });
         match prev.map(|p| p.value_bytes) {
             Some(b) => self.live_bytes = self.live_bytes - b + value_bytes,
             None => {
@@ -315,7 +289,7 @@ impl Store {
         }
         // A key with two or more versions stays trimmable until a compaction leaves it one, so
         // it joins the set only when its second version arrives.
-        if versions == 2 {
+        if pushed.second {
             self.trimmable.insert(key.clone());
         }
         let event = Event {
@@ -346,13 +320,13 @@ impl Store {
                 .index
                 .range_from(p, true)
                 .take_while(|(k, _)| k.as_str().starts_with(p.as_str()))
-                .filter(|(_, h)| h.last().is_some_and(|v| !v.tombstone))
+                .filter(|(_, h)| !h.newest().tombstone)
                 .map(|(k, _)| k.clone())
                 .collect(),
             KeyRange::PrefixAfter { .. } => self
                 .index
                 .iter()
-                .filter(|(k, h)| range.contains(k) && h.last().is_some_and(|v| !v.tombstone))
+                .filter(|(k, h)| range.contains(k) && !h.newest().tombstone)
                 .map(|(k, _)| k.clone())
                 .collect(),
         }
@@ -379,7 +353,7 @@ impl Store {
                 value_tag: 0,
                 tombstone: true,
             };
-            self.index.get_or_default(&key).push(tomb);
+            self.index.push_with(&key, |_| tomb);
             self.trimmable.insert(key.clone());
             // etcd patches only the key and mod revision into a DELETE event (watchable_store.go).
             let event = Event {
@@ -537,69 +511,31 @@ impl Store {
         Ok(self.current)
     }
 
-    /// `key_index.go compact` on every key that may hold versions to drop: their histories
-    /// rewritten, the keys left with a single live version (or none) settled. Returns the
-    /// tombstones the #18089 mutant drops.
+    /// `key_index.go compact` on every key that may hold versions to drop
+    /// ([`KeyIndex::compact`]); the keys left with a single live version (or none) are settled.
+    /// Returns the tombstones the #18089 mutant drops: the keys whose last change at `rev` is a
+    /// delete.
     fn compact_index(&mut self, rev: Revision) -> Vec<Key> {
-        let (rewritten, mut settled, lost_tombstones) = self.compaction_plan(rev);
-        for (key, kept) in rewritten {
-            match kept {
-                Some(h) => {
-                    if h.len() == 1 && !h[0].tombstone {
-                        settled.push(key.clone());
-                    }
-                    self.index.insert(key, h);
-                }
-                None => {
-                    settled.push(key.clone());
-                    self.index.remove(&key);
+        let lose = self.mutant_tombstone_at_compact_lost;
+        let mut lost_tombstones: Vec<Key> = Vec::new();
+        if lose {
+            for (_, change) in self
+                .changes
+                .range_from((rev, 0))
+                .take_while(|((at, _), _)| *at == rev)
+            {
+                let key = &change.event.kv.key;
+                lost_tombstones.retain(|k| k != key);
+                if change.event.kind == EventKind::Delete {
+                    lost_tombstones.push(key.clone());
                 }
             }
         }
+        let settled = self.index.compact(rev, lose, self.trimmable.iter());
         for key in settled {
             self.trimmable.remove(&key);
         }
         lost_tombstones
-    }
-
-    /// For each trimmable key, what compaction at `rev` keeps of its history: the newest version
-    /// `<= rev` and all after it (a tombstone below `rev` goes too); keys gone from the index are
-    /// settled; the tombstones exactly at `rev` the #18089 mutant loses are listed.
-    fn compaction_plan(&self, rev: Revision) -> (Rewritten, Vec<Key>, Vec<Key>) {
-        let mut rewritten: Rewritten = Vec::new();
-        let mut settled = Vec::new();
-        let mut lost_tombstones = Vec::new();
-        for key in self.trimmable.iter() {
-            let Some(history) = self.index.get(key) else {
-                settled.push(key.clone());
-                continue;
-            };
-            let newest_at_or_below = history.iter().rposition(|v| v.mod_revision <= rev);
-            let Some(pos) = newest_at_or_below else {
-                continue;
-            };
-            let newest = &history[pos];
-            // Mutant (etcd #18089, `key_index.go compact` before PR #18274): a tombstone at
-            // exactly `rev` is not kept either, so its revision leaves the backend with the
-            // older ones.
-            let lost_at_rev = newest.tombstone
-                && newest.mod_revision == rev
-                && self.mutant_tombstone_at_compact_lost;
-            if lost_at_rev {
-                lost_tombstones.push(key.clone());
-            }
-            let keep_from = if (newest.tombstone && newest.mod_revision < rev) || lost_at_rev {
-                pos + 1
-            } else {
-                pos
-            };
-            if keep_from == 0 {
-                continue;
-            }
-            let kept = history.tail_from(keep_from);
-            rewritten.push((key.clone(), if kept.is_empty() { None } else { Some(kept) }));
-        }
-        (rewritten, settled, lost_tombstones)
     }
 
     /// Watch history below the compact revision is gone; the changes at `rev` stay (but for the
