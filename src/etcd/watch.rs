@@ -5,6 +5,7 @@
 //! needs was compacted, periodic progress notify and on-demand RequestProgress.
 
 use imbl::OrdMap;
+use std::sync::Arc;
 
 use super::mvcc::Store;
 use crate::kernel::Nanos;
@@ -324,7 +325,7 @@ impl WatchHub {
             }
         }
         for (targets, evs) in groups {
-            respond_to_group(rev, &targets, evs, out);
+            respond_to_group(rev, &targets, evs.into(), out);
         }
     }
 
@@ -377,7 +378,7 @@ impl WatchHub {
         for i in positions {
             self.mark_sent(i, rev, 1);
         }
-        respond_to_group(rev, &targets, vec![event.clone()], out);
+        respond_to_group(rev, &targets, Arc::from([event.clone()]), out);
     }
 
     /// One round of the sync loop (watchable_store.go `syncWatchers`): cancels unsynced watchers
@@ -451,7 +452,7 @@ impl WatchHub {
                     key.0,
                     key.1,
                     current,
-                    WatchResponseKind::Events(events),
+                    WatchResponseKind::Events(events.into()),
                     out,
                 );
             }
@@ -510,7 +511,7 @@ impl WatchHub {
 fn respond_to_group(
     rev: Revision,
     targets: &[(StreamId, WatchId)],
-    events: Vec<Event>,
+    events: Arc<[Event]>,
     out: &mut Vec<WatchOutput>,
 ) {
     let resp = WatchResponse {

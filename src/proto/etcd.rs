@@ -4,6 +4,7 @@
 //! `WatchResponse`). The etcd model serves them; the apiserver model sends them.
 
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Serialize, Serializer};
 
@@ -505,8 +506,11 @@ pub enum WatchRequest {
 pub enum WatchResponseKind {
     /// `created = true`.
     Created,
-    /// Events (all of complete revisions).
-    Events(Vec<Event>),
+    /// Events (all of complete revisions). Shared, not copied, by the copies of a response
+    /// multicast to several watchers (every apiserver's cacher of a resource gets each write's
+    /// event; issue 16: a copy of the events per receiver was an allocation and a free each).
+    /// Hashed and compared as the slice of events, as the `Vec` it replaces was.
+    Events(Arc<[Event]>),
     /// A progress notification: no events; header revision = store revision.
     Progress,
     /// `canceled = true`, with the compact revision when the watch fell below it (else 0).

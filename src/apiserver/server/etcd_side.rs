@@ -308,7 +308,7 @@ impl Apiserver {
     ) {
         match resp.kind {
             WatchResponseKind::Created => {}
-            WatchResponseKind::Events(evs) => self.cacher_events(resp.watch_id, evs, out),
+            WatchResponseKind::Events(evs) => self.cacher_events(resp.watch_id, &evs, out),
             WatchResponseKind::Progress => {
                 let targets: Vec<usize> = if resp.watch_id < 0 {
                     (0..self.cachers.len()).collect()
@@ -347,7 +347,7 @@ impl Apiserver {
     /// etcd events for a ready cacher, in order, dispatched to its watchers; an event without
     /// its previous value is refused (`etcd3/event.go parseEvent`): the watch ends with an
     /// error and the cacher re-initialises, as after a compaction.
-    fn cacher_events(&mut self, watch_id: i64, evs: Vec<EtcdEvent>, out: &mut Out<'_>) {
+    fn cacher_events(&mut self, watch_id: i64, evs: &[EtcdEvent], out: &mut Out<'_>) {
         let Some(r) = self.current_cacher(watch_id) else {
             return;
         };
@@ -364,7 +364,7 @@ impl Apiserver {
                 refused = true;
                 break;
             }
-            let new = (event_type(&e) != EventType::Deleted).then_some(Obj {
+            let new = (event_type(e) != EventType::Deleted).then_some(Obj {
                 rv: e.kv.mod_revision,
                 bytes: e.kv.value_bytes,
                 labels: e.kv.value_tag,
@@ -374,7 +374,7 @@ impl Apiserver {
                 now,
                 &e.kv.key,
                 new,
-                |prev| cache_event(&e, prev, now),
+                |prev| cache_event(e, prev, now),
                 out,
             ));
         }

@@ -478,7 +478,7 @@ impl Checker {
             WatchResponseKind::Created => {}
             WatchResponseKind::Events(evs) => {
                 let key = (conn, watch_id);
-                for e in evs {
+                for e in evs.iter() {
                     self.stream_event(key, e.kv.mod_revision, &e.kv.key);
                 }
             }
