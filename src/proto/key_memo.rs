@@ -8,7 +8,10 @@
 //! to nothing, so explorer states compare and hash as before. Its owner clears it whenever an
 //! answer could change (a range interned, a watcher added or removed).
 
-use rustc_hash::FxHashMap;
+use std::collections::HashSet;
+use std::hash::{Hash, Hasher};
+
+use rustc_hash::{FxBuildHasher, FxHashMap};
 
 use super::etcd::Key;
 use crate::kernel::Unhashed;
@@ -17,21 +20,72 @@ use crate::kernel::Unhashed;
 /// in runs that create keys all the time).
 const MAX_KEYS: usize = 1 << 20;
 
-/// The remembered answers, by each key's address.
-type ByAddr<V> = FxHashMap<usize, V>;
+/// Bits of a [`Packed`] entry that hold the key's address (user-space addresses of x86-64 and
+/// AArch64 fit in 48 bits; a key above is not remembered, only answered again).
+const ADDR_BITS: u32 = 48;
+const ADDR_MASK: u64 = (1 << ADDR_BITS) - 1;
+
+// A class number (a `u16`: past 65,536 distinct answers, keys with a new one are not
+// remembered) fills the bits above the address.
+const _: () = assert!(u16::BITS == 64 - ADDR_BITS);
+
+/// One remembered key in 8 bytes: its address in the low bits, its answer's class number in
+/// the top 16. Hashed and compared by the address alone, so a look-up by address finds it.
+#[derive(Clone, Copy)]
+struct Packed(u64);
+
+impl Packed {
+    fn class(self) -> usize {
+        (self.0 >> ADDR_BITS) as usize
+    }
+}
+
+impl PartialEq for Packed {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 & ADDR_MASK == other.0 & ADDR_MASK
+    }
+}
+
+impl Eq for Packed {}
+
+impl Hash for Packed {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        (self.0 & ADDR_MASK).hash(h);
+    }
+}
+
+/// The remembered answers: each distinct answer once (a class), and each key as 8 bytes
+/// naming its class. Most keys share a few answers (every key of a resource falls in the same
+/// watched ranges), so the per-key table stays small enough to stay in the caches (issue 16
+/// step 13: at 48 bytes a key, the memo of etcd's watch ranges cost a cache miss per write).
+struct Answers<V> {
+    keys: HashSet<Packed, FxBuildHasher>,
+    classes: Vec<V>,
+    class_of: FxHashMap<V, u16>,
+}
+
+impl<V> Default for Answers<V> {
+    fn default() -> Self {
+        Answers {
+            keys: HashSet::default(),
+            classes: Vec::new(),
+            class_of: FxHashMap::default(),
+        }
+    }
+}
 
 /// Answers by key address (see the module doc). Equal to every other memo and hashed as
 /// nothing, through [`Unhashed`]; one word until its first answer (the explorer's never get
 /// one), so the parts that hold one stay small to copy.
 #[derive(PartialEq, Eq, Hash)]
 pub struct KeyMemo<V> {
-    by_addr: Unhashed<Option<Box<ByAddr<V>>>>,
+    answers: Unhashed<Option<Box<Answers<V>>>>,
 }
 
 impl<V> Default for KeyMemo<V> {
     fn default() -> Self {
         KeyMemo {
-            by_addr: Unhashed(None),
+            answers: Unhashed(None),
         }
     }
 }
@@ -49,31 +103,55 @@ impl<V> std::fmt::Debug for KeyMemo<V> {
     }
 }
 
-impl<V> KeyMemo<V> {
+impl<V: Clone + Eq + Hash> KeyMemo<V> {
     /// The answer remembered for `key`, if any.
     pub fn get(&self, key: &Key) -> Option<&V> {
-        self.by_addr.as_ref()?.get(&key.addr())
+        let answers = self.answers.as_ref()?;
+        let found = answers.keys.get(&Packed(key.addr() as u64 & ADDR_MASK))?;
+        answers.classes.get(found.class())
     }
 
-    /// Remembers `value` for `key`.
+    /// Remembers `value` for `key` (unless the key's address or the number of distinct answers
+    /// is out of range: then it is answered again next time).
     pub fn insert(&mut self, key: &Key, value: V) {
-        let map = self.by_addr.get_or_insert_with(Box::default);
-        if map.len() >= MAX_KEYS {
-            map.clear();
+        let addr = key.addr() as u64;
+        if addr > ADDR_MASK {
+            return;
         }
-        map.insert(key.addr(), value);
+        let answers = self.answers.get_or_insert_with(Box::default);
+        if answers.keys.len() >= MAX_KEYS {
+            answers.keys.clear();
+        }
+        let class = match answers.class_of.get(&value) {
+            Some(&c) => c,
+            None => {
+                let Ok(c) = u16::try_from(answers.classes.len()) else {
+                    return;
+                };
+                answers.classes.push(value.clone());
+                answers.class_of.insert(value, c);
+                c
+            }
+        };
+        answers
+            .keys
+            .replace(Packed(addr | (u64::from(class) << ADDR_BITS)));
     }
 
     /// Forgets every answer.
     pub fn clear(&mut self) {
-        if let Some(map) = self.by_addr.as_mut() {
-            map.clear();
+        if let Some(answers) = self.answers.as_mut() {
+            answers.keys.clear();
+            answers.classes.clear();
+            answers.class_of.clear();
         }
     }
+}
 
+impl<V> KeyMemo<V> {
     /// Number of keys remembered.
     pub fn len(&self) -> usize {
-        self.by_addr.as_ref().map_or(0, |m| m.len())
+        self.answers.as_ref().map_or(0, |a| a.keys.len())
     }
 
     /// True when nothing is remembered.
@@ -108,5 +186,41 @@ mod tests {
         );
         m.clear();
         assert!(m.is_empty());
+    }
+
+    #[test]
+    fn keys_sharing_an_answer_share_its_class_and_a_changed_answer_replaces_the_old() {
+        let mut m: KeyMemo<Vec<u32>> = KeyMemo::default();
+        let keys: Vec<Key> = (0..1000)
+            .map(|i| Key::new(&format!("/registry/pods/ns/memo-{i:04}")))
+            .collect();
+        for (i, k) in keys.iter().enumerate() {
+            m.insert(k, vec![(i % 3) as u32, 9]);
+        }
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(m.get(k), Some(&vec![(i % 3) as u32, 9]));
+        }
+        let classes = m.answers.as_ref().map_or(0, |a| a.classes.len());
+        assert_eq!(
+            (m.len(), classes),
+            (1000, 3),
+            "one class per distinct answer"
+        );
+        m.insert(&keys[4], vec![7]);
+        assert_eq!(
+            m.get(&keys[4]),
+            Some(&vec![7]),
+            "the new answer replaces the old"
+        );
+        assert_eq!(m.get(&keys[5]), Some(&vec![2, 9]), "other keys keep theirs");
+        assert_eq!(m.len(), 1000);
+        m.clear();
+        assert_eq!(m.get(&keys[0]), None);
+        m.insert(&keys[0], vec![1]);
+        assert_eq!(
+            m.get(&keys[0]),
+            Some(&vec![1]),
+            "classes start over after a clear"
+        );
     }
 }
