@@ -97,10 +97,27 @@ impl<'a> History<'a> {
         }))
     }
 
+    /// Calls `f` on each version, oldest first, copying none (the explorer hashes every key's
+    /// versions with every state; most keys hold one).
+    pub(super) fn visit_oldest_first(&self, mut f: impl FnMut(&'a Version)) {
+        let mut at = self.slot.older;
+        if at != NONE {
+            let mut chain: SmallVec<[u32; 16]> = SmallVec::new();
+            while let Some(older) = self.log.get(at as usize) {
+                chain.push(at);
+                at = older.before;
+            }
+            for &p in chain.iter().rev() {
+                f(&self.log[p as usize].version);
+            }
+        }
+        f(&self.slot.newest);
+    }
+
     /// The versions, oldest first.
     pub(super) fn oldest_first(&self) -> SmallVec<[Version; 8]> {
-        let mut versions: SmallVec<[Version; 8]> = self.newest_first().copied().collect();
-        versions.reverse();
+        let mut versions = SmallVec::new();
+        self.visit_oldest_first(|v| versions.push(*v));
         versions
     }
 
@@ -293,9 +310,7 @@ impl Hash for KeyIndex {
     fn hash<H: Hasher>(&self, h: &mut H) {
         for (key, history) in self.iter() {
             key.hash(h);
-            for v in history.oldest_first() {
-                v.hash(h);
-            }
+            history.visit_oldest_first(|v| v.hash(h));
         }
     }
 }
