@@ -33,6 +33,20 @@ pub(super) struct Version {
     pub(super) tombstone: bool,
 }
 
+impl Version {
+    /// A tombstone at `rev` (etcd's delete record: no value, version 0).
+    pub(super) fn tombstone(rev: Revision) -> Self {
+        Version {
+            mod_revision: rev,
+            create_revision: 0,
+            version: 0,
+            value_bytes: 0,
+            value_tag: 0,
+            tombstone: true,
+        }
+    }
+}
+
 /// No older version: the end of a key's links.
 const NONE: u32 = u32::MAX;
 
@@ -428,17 +442,6 @@ mod tests {
         }
     }
 
-    fn tombstone(rev: Revision) -> Version {
-        Version {
-            mod_revision: rev,
-            create_revision: 0,
-            version: 0,
-            value_bytes: 0,
-            value_tag: 0,
-            tombstone: true,
-        }
-    }
-
     /// The same versions written key by key: another log layout.
     fn rebuilt(reference: &Reference) -> KeyIndex {
         let mut index = KeyIndex::new();
@@ -488,9 +491,9 @@ mod tests {
                             continue;
                         }
                         rev += 1;
-                        index.push_with(&key(i), |_| tombstone(rev));
+                        index.push_with(&key(i), |_| Version::tombstone(rev));
                         trimmable.insert(key(i));
-                        reference.push(&key(i), tombstone(rev));
+                        reference.push(&key(i), Version::tombstone(rev));
                     }
                     Op::Compact(f) => {
                         let at = compacted + (rev - compacted) * i64::from(f) / 100;

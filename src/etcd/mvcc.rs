@@ -345,15 +345,7 @@ impl Store {
                 self.live_keys -= 1;
                 self.live_bytes -= p.value_bytes;
             }
-            let tomb = Version {
-                mod_revision: rev,
-                create_revision: 0,
-                version: 0,
-                value_bytes: 0,
-                value_tag: 0,
-                tombstone: true,
-            };
-            self.index.push_with(&key, |_| tomb);
+            self.index.push_with(&key, |_| Version::tombstone(rev));
             self.trimmable.insert(key.clone());
             // etcd patches only the key and mod revision into a DELETE event (watchable_store.go).
             let event = Event {
