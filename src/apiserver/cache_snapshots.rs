@@ -316,14 +316,9 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
+        #![proptest_config(proptest::prelude::ProptestConfig {
             cases: 500,
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "tests/snapshot_log.proptest-regressions",
-                ),
-            )),
-            ..ProptestConfig::default()
+            ..crate::kernel::proptest_kept("tests/snapshot_log.proptest-regressions")
         })]
 
         /// A watch cache whose ring grows, shrinks and evicts serves every exact RV exactly as

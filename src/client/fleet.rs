@@ -331,14 +331,7 @@ store = "digest"
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "tests/fleet_lanes.proptest-regressions",
-                ),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::kernel::proptest_kept("tests/fleet_lanes.proptest-regressions"))]
 
         /// Events taken through lanes, folded at any points, leave every reflector exactly as
         /// taking each event on the reflector itself ([`Reflector::apply_fast`], the reference)

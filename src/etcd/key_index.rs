@@ -454,15 +454,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            cases: 256,
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "tests/key_index.proptest-regressions",
-                ),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::kernel::proptest_kept("tests/key_index.proptest-regressions"))]
 
         /// Any sequence of puts, deletes and compactions (the #18089 mutant on or off) leaves
         /// every key with the versions the per-key vectors held, read at every revision alike,

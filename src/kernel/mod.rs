@@ -24,6 +24,19 @@ pub use rng::{RngStream, StreamId};
 pub use shared::{Scratch, Shared, Unhashed};
 pub use time::Nanos;
 
+/// The configuration of the crate's unit-test proptests: the default, with failing cases kept in
+/// `file` beside the integration tests' (the crate's top level holds no
+/// `proptest-regressions/`).
+#[cfg(test)]
+pub(crate) fn proptest_kept(file: &'static str) -> proptest::prelude::ProptestConfig {
+    proptest::prelude::ProptestConfig {
+        failure_persistence: Some(Box::new(
+            proptest::test_runner::FileFailurePersistence::Direct(file),
+        )),
+        ..proptest::prelude::ProptestConfig::default()
+    }
+}
+
 /// A value's `std` hash, for the tests of the kernel's tables (equal tables must hash equal).
 #[cfg(test)]
 pub(crate) fn std_hash_of<T: std::hash::Hash>(t: &T) -> u64 {

@@ -409,14 +409,9 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
+        #![proptest_config(proptest::prelude::ProptestConfig {
             cases: 2000,
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "tests/trace_line.proptest-regressions",
-                ),
-            )),
-            ..ProptestConfig::default()
+            ..crate::kernel::proptest_kept("tests/trace_line.proptest-regressions")
         })]
 
         /// The fast writer gives `serde_json`'s bytes whenever it finishes a line, and finishes

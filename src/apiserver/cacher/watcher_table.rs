@@ -529,14 +529,7 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "tests/watcher_table.proptest-regressions",
-                ),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::kernel::proptest_kept("tests/watcher_table.proptest-regressions"))]
 
         /// Through any sequence of inserts, removals, sends through lanes, check-outs and
         /// changes in place, the table holds exactly the watchers an ordered map of whole

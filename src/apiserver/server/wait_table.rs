@@ -138,16 +138,7 @@ mod tests {
     }
 
     proptest! {
-        // Failing cases are kept beside the integration tests' (the crate's top level holds no
-        // `proptest-regressions/`).
-        #![proptest_config(ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "tests/wait_table.proptest-regressions",
-                ),
-            )),
-            ..ProptestConfig::default()
-        })]
+        #![proptest_config(crate::kernel::proptest_kept("tests/wait_table.proptest-regressions"))]
 
         /// `due` answers as the walk over every wait it replaces, after any sequence of adds,
         /// removals and targets set.

@@ -778,14 +778,7 @@ mod tests {
     }
 
     proptest::proptest! {
-        #![proptest_config(proptest::prelude::ProptestConfig {
-            failure_persistence: Some(Box::new(
-                proptest::test_runner::FileFailurePersistence::Direct(
-                    "tests/stream_lanes.proptest-regressions",
-                ),
-            )),
-            ..proptest::prelude::ProptestConfig::default()
-        })]
+        #![proptest_config(crate::kernel::proptest_kept("tests/stream_lanes.proptest-regressions"))]
 
         /// A fan-out's events taken through the clients' lanes, settled at any points, judge
         /// every stream exactly as the checker's own walk event by event does (the reference):
