@@ -110,6 +110,10 @@ proptest! {
                     seq += 1;
                 }
                 AgendaOp::FireFirst => {
+                    // The second event, when the agenda names it, is the model's second.
+                    if let Some((k, e)) = agenda.second() {
+                        prop_assert_eq!(Some((k, *e)), model.iter().nth(1).map(|(k, e)| (*k, *e)));
+                    }
                     let want = model.pop_first();
                     let got = agenda.first().map(|(k, e)| (k, *e));
                     prop_assert_eq!(got, want);

@@ -9,22 +9,21 @@
 //! Equality compares the objects; hashing walks them in key order, each `(key, object)`, as the
 //! ordered map it replaces hashed, so explorer states compare and hash as before.
 
-use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 
 use imbl::OrdMap;
-use rustc_hash::FxBuildHasher;
 
 use super::watch_cache::Obj;
 use crate::kernel::Unhashed;
-use crate::kernel::lookup_key::ByLookup;
+use crate::kernel::lookup_table::LookupTable;
+use crate::kernel::prefetch::Stage;
 use crate::proto::etcd::Key;
 
 /// The objects by key (see the module doc).
 #[derive(Default)]
 pub struct CacheStore {
-    objects: HashMap<ByLookup<Key>, Obj, FxBuildHasher>,
+    objects: LookupTable<Key, Obj>,
     /// Bumped by every change: identifies a state for memos built from it (a cacher's shared
     /// initial watch state).
     generation: Unhashed<u64>,
@@ -86,10 +85,7 @@ impl CacheStore {
     /// A store holding `objects` (a fresh LIST's result, already in key order).
     pub fn from_ordered(objects: OrdMap<Key, Obj>) -> Self {
         CacheStore {
-            objects: objects
-                .iter()
-                .map(|(k, o)| (ByLookup(k.clone()), *o))
-                .collect(),
+            objects: objects.iter().map(|(k, o)| (k.clone(), *o)).collect(),
             generation: Unhashed(0),
             ordered: Unhashed(Mutex::new(OrderedCopy {
                 map: objects,
@@ -109,7 +105,14 @@ impl CacheStore {
 
     /// The object of `key`.
     pub fn get(&self, key: &Key) -> Option<&Obj> {
-        self.objects.get(&ByLookup(key.clone()))
+        self.objects.get(key)
+    }
+
+    /// Asks for the lines a look-up of `key` reads at `stage`, so that a write to it soon
+    /// after finds them cached (a hint: no effect on the store; [`LookupTable::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, key: &Key, stage: Stage) {
+        self.objects.prefetch(key, stage);
     }
 
     /// Number of objects.
@@ -130,14 +133,14 @@ impl CacheStore {
 
     /// Puts `obj` under `key`; returns the object it replaces.
     pub fn put(&mut self, key: &Key, obj: Obj) -> Option<Obj> {
-        let prev = self.objects.insert(ByLookup(key.clone()), obj);
+        let prev = self.objects.insert(key.clone(), obj);
         self.changed(key);
         prev
     }
 
     /// Removes `key`; returns its object.
     pub fn remove(&mut self, key: &Key) -> Option<Obj> {
-        let prev = self.objects.remove(&ByLookup(key.clone()))?;
+        let prev = self.objects.remove(key)?;
         self.changed(key);
         Some(prev)
     }
@@ -164,15 +167,14 @@ impl CacheStore {
     pub fn ordered(&self) -> OrdMap<Key, Obj> {
         let mut copy = self.lock();
         if copy.rebuild {
-            let mut entries: Vec<(&Key, &Obj)> =
-                self.objects.iter().map(|(k, o)| (&k.0, o)).collect();
+            let mut entries: Vec<(&Key, &Obj)> = self.objects.iter().collect();
             entries.sort_unstable_by(|a, b| a.0.cmp(b.0));
             copy.map = entries.into_iter().map(|(k, o)| (k.clone(), *o)).collect();
             copy.rebuild = false;
         } else {
             let changed = std::mem::take(&mut copy.changed);
             for key in changed {
-                match self.objects.get(&ByLookup(key.clone())) {
+                match self.objects.get(&key) {
                     Some(obj) => {
                         copy.map.insert(key, *obj);
                     }

@@ -206,6 +206,15 @@ impl<E: WindowEvent> Window<E> {
         self.note_bytes(store_bytes);
     }
 
+    /// Asks for the cache lines of the two oldest buffered events, which the next event reads
+    /// when the ring is full (the one it evicts, and the new oldest) (a hint).
+    #[inline]
+    pub fn prefetch_oldest(&self) {
+        for e in self.ring.range(..self.ring.len().min(2)) {
+            crate::kernel::prefetch::prefetch_whole(e);
+        }
+    }
+
     /// The oldest RV a watch may start after, i.e. a watch from `oldest - 1` is served;
     /// `list_rv` is the RV of the last Replace.
     pub fn oldest_rv(&self, list_rv: i64) -> Option<i64> {

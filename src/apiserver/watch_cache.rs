@@ -10,6 +10,7 @@ use imbl::OrdMap;
 use super::cache_snapshots::SnapshotLog;
 use super::cache_store::CacheStore;
 use super::selector::LabelSetId;
+use crate::kernel::prefetch::Stage;
 pub use crate::proto::api::{EventType, Obj};
 
 use super::cache_window::{Window, WindowEvent};
@@ -237,6 +238,16 @@ impl WatchCache {
     /// Total object bytes of the current state.
     pub fn store_bytes(&self) -> u64 {
         self.store_bytes
+    }
+
+    /// Asks for the lines an event on `key` will first reach, at `stage`: the key's store
+    /// entry, and the ring's oldest events (hints, no effect on the cache).
+    #[inline]
+    pub fn prefetch_for_event(&self, key: &Key, stage: Stage) {
+        self.store.prefetch(key, stage);
+        if stage == Stage::Table {
+            self.window.prefetch_oldest();
+        }
     }
 
     /// The current state (point reads; [`CacheStore::ordered`] for walks in key order).

@@ -291,6 +291,12 @@ impl KeyIndex {
         settled
     }
 
+    /// Asks for the lines a look-up of `key`'s slot reads at `stage` (a hint).
+    #[inline]
+    pub(super) fn prefetch(&self, key: &Key, stage: crate::kernel::prefetch::Stage) {
+        self.slots.prefetch(key, stage);
+    }
+
     /// Number of keys.
     pub(super) fn len(&self) -> usize {
         self.slots.len()

@@ -219,6 +219,13 @@ impl Store {
         })
     }
 
+    /// Asks for the lines of `key`'s slot in the index at `stage`, which a request on it reads
+    /// first (a hint: no effect on the store).
+    #[inline]
+    pub fn prefetch(&self, key: &Key, stage: crate::kernel::prefetch::Stage) {
+        self.index.prefetch(key, stage);
+    }
+
     /// The current state of one key, if it exists.
     pub fn get(&self, key: &Key) -> Option<KeyValue> {
         self.latest(key).map(|v| KeyValue {

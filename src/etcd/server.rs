@@ -85,6 +85,16 @@ impl EtcdServer {
         keys_values + PUT_FRAMING_BYTES
     }
 
+    /// Asks for the lines that handling `req` reads first, at `stage`: its key's index slot and
+    /// remembered watchers (hints: no effect on the server).
+    #[inline]
+    pub fn prefetch_for_kv(&self, req: &KvRequest, stage: crate::kernel::prefetch::Stage) {
+        if let Some(key) = req.first_key() {
+            self.store.prefetch(key, stage);
+            self.hub.prefetch_for_write(key, stage);
+        }
+    }
+
     /// Serves a KV request. Write events go to synced watchers through `out`.
     pub fn handle_kv(
         &mut self,

@@ -290,6 +290,19 @@ impl WatchHub {
         }
     }
 
+    /// Asks for the lines of `key`'s remembered watchers at `stage`, which a write of it reads
+    /// (a hint: no effect on the hub).
+    #[inline]
+    pub fn prefetch_for_write(
+        &self,
+        key: &crate::proto::etcd::Key,
+        stage: crate::kernel::prefetch::Stage,
+    ) {
+        if self.watchers.len() >= MEMO_FROM_WATCHERS {
+            self.in_range.prefetch(key, stage);
+        }
+    }
+
     /// Pushes the events of one write request (all at `rev`) to the synced watchers they match
     /// (watchable_store.go `notify`).
     pub fn notify(&mut self, rev: Revision, events: &[Event], out: &mut Vec<WatchOutput>) {

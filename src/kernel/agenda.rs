@@ -110,6 +110,13 @@ impl Order {
         }
     }
 
+    fn second(&self) -> Option<(EventKey, u32)> {
+        match self {
+            Order::Tree(t) => t.iter().nth(1).map(|(k, s)| (*k, *s)),
+            Order::Wheel(w) => w.second(),
+        }
+    }
+
     fn get(&self, key: EventKey) -> Option<u32> {
         match self {
             Order::Tree(t) => t.get(&key).copied(),
@@ -206,6 +213,12 @@ impl<E: Clone> Agenda<E> {
     /// The earliest pending event, if any.
     pub fn first(&self) -> Option<(EventKey, &E)> {
         self.order.first().map(|(k, slot)| (k, self.event(slot)))
+    }
+
+    /// The second earliest pending event, when it is cheap to find (for read-ahead hints: `None`
+    /// may also mean that finding it would take a search).
+    pub fn second(&self) -> Option<(EventKey, &E)> {
+        self.order.second().map(|(k, slot)| (k, self.event(slot)))
     }
 
     /// Removes and returns the event with this key.

@@ -13,27 +13,25 @@
 //! (`imbl::OrdMap` hashes each `(key, value)` in key order), so explorer states compare and hash
 //! as before.
 
-use std::collections::HashMap;
-use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 use std::ops::Bound;
 
 use imbl::OrdSet;
-use rustc_hash::FxBuildHasher;
 
-use super::lookup_key::{ByLookup, LookupKey};
+use super::lookup_key::LookupKey;
+use super::lookup_table::LookupTable;
 
 /// Entries by key, hashed for look-ups and ordered for walks (see the module doc).
 #[derive(Clone)]
 pub struct HashedOrdMap<K: Ord + Hash + LookupKey, V> {
-    entries: HashMap<ByLookup<K>, V, FxBuildHasher>,
+    entries: LookupTable<K, V>,
     order: OrdSet<K>,
 }
 
 impl<K: Ord + Hash + LookupKey, V> Default for HashedOrdMap<K, V> {
     fn default() -> Self {
         HashedOrdMap {
-            entries: HashMap::default(),
+            entries: LookupTable::new(),
             order: OrdSet::new(),
         }
     }
@@ -47,24 +45,28 @@ impl<K: Ord + Hash + LookupKey, V> HashedOrdMap<K, V> {
 
     /// The value of `key`.
     pub fn get(&self, key: &K) -> Option<&V> {
-        self.entries.get(&ByLookup(key.clone()))
+        self.entries.get(key)
+    }
+
+    /// Asks for the lines a look-up of `key` reads at `stage` (a hint;
+    /// [`LookupTable::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, key: &K, stage: super::prefetch::Stage) {
+        self.entries.prefetch(key, stage);
     }
 
     /// The value of `key`, to change.
     pub fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.entries.get_mut(&ByLookup(key.clone()))
+        self.entries.get_mut(key)
     }
 
     /// Sets the value of `key`; returns the one it replaces.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
-        match self.entries.entry(ByLookup(key)) {
-            Entry::Occupied(mut o) => Some(o.insert(value)),
-            Entry::Vacant(v) => {
-                self.order.insert(v.key().0.clone());
-                v.insert(value);
-                None
-            }
+        let old = self.entries.insert(key.clone(), value);
+        if old.is_none() {
+            self.order.insert(key);
         }
+        old
     }
 
     /// The value of `key`, inserted as the default first if absent.
@@ -72,18 +74,16 @@ impl<K: Ord + Hash + LookupKey, V> HashedOrdMap<K, V> {
     where
         V: Default,
     {
-        match self.entries.entry(ByLookup(key.clone())) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                self.order.insert(key.clone());
-                v.insert(V::default())
-            }
+        let (value, fresh) = self.entries.get_or_insert_with(key, V::default);
+        if fresh {
+            self.order.insert(key.clone());
         }
+        value
     }
 
     /// Removes `key`'s value.
     pub fn remove(&mut self, key: &K) -> Option<V> {
-        let old = self.entries.remove(&ByLookup(key.clone()))?;
+        let old = self.entries.remove(key)?;
         self.order.remove(key);
         Some(old)
     }
@@ -100,9 +100,14 @@ impl<K: Ord + Hash + LookupKey, V> HashedOrdMap<K, V> {
 
     /// Every entry, in key order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> + '_ {
-        self.order
-            .iter()
-            .map(|k| (k, &self.entries[&ByLookup(k.clone())]))
+        self.order.iter().map(|k| (k, self.present(k)))
+    }
+
+    /// The value of `key`, which the ordered set lists (so the table holds it).
+    fn present(&self, key: &K) -> &V {
+        self.entries
+            .get(key)
+            .expect("every key of the ordered set is in the table")
     }
 
     /// The entries from `start` on (inclusive or not), in key order.
@@ -114,7 +119,7 @@ impl<K: Ord + Hash + LookupKey, V> HashedOrdMap<K, V> {
         };
         self.order
             .range((lower, Bound::Unbounded))
-            .map(|k| (k, &self.entries[&ByLookup(k.clone())]))
+            .map(|k| (k, self.present(k)))
     }
 }
 

@@ -10,6 +10,7 @@ pub mod hash;
 pub mod hashed_ord_map;
 pub mod id_table;
 pub mod lookup_key;
+pub mod lookup_table;
 pub mod ordered_log;
 pub mod prefetch;
 pub mod rng;

@@ -29,6 +29,27 @@ pub fn prefetch<T: ?Sized>(value: &T) {
     prefetch_addr((value as *const T).cast());
 }
 
+/// Which lines a read-ahead asks for, a step of work apart (issue 16: the simulator's loop asks
+/// for what the next pending events' handlers read first, `world/read_ahead.rs`; see
+/// [`crate::kernel::lookup_table`] for a table's two stages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Lines whose address needs no memory read: a hash table's control bytes for a key, a
+    /// ring's oldest slots, a key's text.
+    Table,
+    /// Lines named by what the first stage brought in: a hash table's entry for a key.
+    Entry,
+}
+
+/// Asks for every cache line `value` spans (its first and last byte's: a value of up to 64
+/// bytes spans at most two).
+#[inline(always)]
+pub fn prefetch_whole<T>(value: &T) {
+    let start = (value as *const T).cast::<u8>();
+    prefetch_addr(start);
+    prefetch_addr(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,6 +60,7 @@ mod tests {
         let v: Vec<u64> = (0..1000).collect();
         for x in &v {
             prefetch(x);
+            prefetch_whole(x);
         }
         prefetch_addr(std::ptr::null());
         prefetch_addr(usize::MAX as *const u8);

@@ -87,6 +87,17 @@ impl Wheel {
         self.near.peek().map(|e| e.0)
     }
 
+    /// The second key and its slot, when it is among the keys due soonest (the heap's top and
+    /// its children: the keys in bins are all due later); `None` when it may be in a bin (or
+    /// there is none).
+    pub fn second(&self) -> Option<Entry> {
+        match self.near.as_slice() {
+            [_, a, b, ..] => Some(a.0.min(b.0)),
+            [_, a] => Some(a.0),
+            _ => None,
+        }
+    }
+
     /// Adds a key (never one already held).
     pub fn insert(&mut self, key: EventKey, slot: u32) {
         let due = u128::from(key.due_ns);

@@ -59,6 +59,15 @@ impl ChangeLog {
         store.revision() > self.logged_rev
     }
 
+    /// Asks for the lines of `key`'s remembered ranges at `stage`, which logging a change of it
+    /// reads (a hint: no effect on the log).
+    #[inline]
+    pub fn prefetch(&self, key: &Key, stage: crate::kernel::prefetch::Stage) {
+        if self.ranges.len() >= MEMO_FROM_RANGES {
+            self.matches.prefetch(key, stage);
+        }
+    }
+
     /// Appends every change the store committed since the last call (O(new changes)).
     pub fn sync(&mut self, store: &Store) {
         if store.revision() <= self.logged_rev {

@@ -92,6 +92,11 @@ impl Key {
         // SAFETY: every `Key` holds a text `intern` returned (`Key::new` is its one maker).
         unsafe { super::key_interner::text_hash(self.0) }
     }
+    /// Asks for the cache line of the key's stored text hash, read soon (a hint).
+    #[inline(always)]
+    pub fn prefetch_text_hash(&self) {
+        super::key_interner::prefetch_text_hash(self.0);
+    }
     /// [`KeyHash::of`](crate::kernel::digest::KeyHash::of) the key's text, from the stored hash.
     #[inline]
     pub fn digest_hash(&self) -> crate::kernel::digest::KeyHash {
@@ -421,6 +426,28 @@ pub enum KvRequest {
 }
 
 impl KvRequest {
+    /// The one key a request writes or compares first, if it names one (a put, a one-key
+    /// delete, a txn's first compare or else its first branch op): the key whose index slot
+    /// handling it reads first.
+    pub fn first_key(&self) -> Option<&Key> {
+        fn op_key(op: &TxnOp) -> Option<&Key> {
+            match op {
+                TxnOp::Put { key, .. } => Some(key),
+                TxnOp::Delete(KeyRange::Single(key)) => Some(key),
+                _ => None,
+            }
+        }
+        match self {
+            KvRequest::Put { key, .. } => Some(key),
+            KvRequest::Delete(KeyRange::Single(key)) => Some(key),
+            KvRequest::Txn(t) => match t.compares.first() {
+                Some(c) => Some(&c.key),
+                None => t.success.first().and_then(op_key),
+            },
+            _ => None,
+        }
+    }
+
     /// A short name for traces.
     pub fn name(&self) -> &'static str {
         match self {

@@ -8,13 +8,15 @@
 //! to nothing, so explorer states compare and hash as before. Its owner clears it whenever an
 //! answer could change (a range interned, a watcher added or removed).
 
-use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 
-use rustc_hash::{FxBuildHasher, FxHashMap};
+use hashbrown::hash_table::Entry;
+use rustc_hash::{FxHashMap, FxHasher};
 
 use super::etcd::Key;
 use crate::kernel::Unhashed;
+use crate::kernel::lookup_table::HintedTable;
+use crate::kernel::prefetch::Stage;
 
 /// At most this many keys are remembered; past it the memo starts over (bounds its memory
 /// in runs that create keys all the time).
@@ -40,18 +42,18 @@ impl Packed {
     }
 }
 
-impl PartialEq for Packed {
-    fn eq(&self, other: &Self) -> bool {
-        self.0 & ADDR_MASK == other.0 & ADDR_MASK
+impl Packed {
+    fn addr(self) -> u64 {
+        self.0 & ADDR_MASK
     }
 }
 
-impl Eq for Packed {}
-
-impl Hash for Packed {
-    fn hash<H: Hasher>(&self, h: &mut H) {
-        (self.0 & ADDR_MASK).hash(h);
-    }
+/// The table hash of a key address.
+#[inline]
+fn hash_of(addr: u64) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u64(addr);
+    h.finish()
 }
 
 /// The remembered answers: each distinct answer once (a class), and each key as 8 bytes
@@ -59,7 +61,8 @@ impl Hash for Packed {
 /// watched ranges), so the per-key table stays small enough to stay in the caches (issue 16
 /// step 13: at 48 bytes a key, the memo of etcd's watch ranges cost a cache miss per write).
 struct Answers<V> {
-    keys: HashSet<Packed, FxBuildHasher>,
+    /// Hashed and searched by address alone.
+    keys: HintedTable<Packed>,
     classes: Vec<V>,
     class_of: FxHashMap<V, u16>,
 }
@@ -67,7 +70,7 @@ struct Answers<V> {
 impl<V> Default for Answers<V> {
     fn default() -> Self {
         Answers {
-            keys: HashSet::default(),
+            keys: HintedTable::default(),
             classes: Vec::new(),
             class_of: FxHashMap::default(),
         }
@@ -107,8 +110,20 @@ impl<V: Clone + Eq + Hash> KeyMemo<V> {
     /// The answer remembered for `key`, if any.
     pub fn get(&self, key: &Key) -> Option<&V> {
         let answers = self.answers.as_ref()?;
-        let found = answers.keys.get(&Packed(key.addr() as u64 & ADDR_MASK))?;
+        let addr = key.addr() as u64 & ADDR_MASK;
+        let found = answers.keys.find(hash_of(addr), |p| p.addr() == addr)?;
         answers.classes.get(found.class())
+    }
+
+    /// Asks for the lines a look-up of `key` reads at `stage` (a hint;
+    /// [`HintedTable::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, key: &Key, stage: Stage) {
+        if let Some(answers) = self.answers.as_ref() {
+            answers
+                .keys
+                .prefetch(hash_of(key.addr() as u64 & ADDR_MASK), stage);
+        }
     }
 
     /// Remembers `value` for `key` (unless the key's address or the number of distinct answers
@@ -133,9 +148,16 @@ impl<V: Clone + Eq + Hash> KeyMemo<V> {
                 c
             }
         };
-        answers
+        let packed = Packed(addr | (u64::from(class) << ADDR_BITS));
+        match answers
             .keys
-            .replace(Packed(addr | (u64::from(class) << ADDR_BITS)));
+            .entry(hash_of(addr), |p| p.addr() == addr, |p| hash_of(p.addr()))
+        {
+            Entry::Occupied(o) => *o.into_mut() = packed,
+            Entry::Vacant(v) => {
+                v.insert(packed);
+            }
+        }
     }
 
     /// Forgets every answer.

@@ -9,6 +9,7 @@ pub mod balancer;
 pub mod msg;
 pub mod network;
 pub mod observe;
+mod read_ahead;
 mod reductions;
 pub mod script;
 mod script_json;
@@ -451,6 +452,15 @@ impl World {
     ) -> Result<Outcome, ApplyError> {
         let Action::Fire(key) = action;
         let pending = self.agenda.take(key).ok_or(ApplyError::NotPending(key))?;
+        if lanes {
+            read_ahead::Ahead {
+                agenda: &self.agenda,
+                etcd: &self.etcd,
+                apiservers: &self.apiservers,
+                checker_log: &self.obs.checker.log,
+            }
+            .step_started();
+        }
         self.now = self.now.max(key.due_ns);
         let scenario = Arc::clone(&self.scenario.0);
         let World {
@@ -498,6 +508,15 @@ impl World {
         let outcome = match parts.dispatch(pending, &mut ctx) {
             Ok(done) => {
                 parts.emit_etcd_output(&mut ctx);
+                if lanes {
+                    read_ahead::Ahead {
+                        agenda: ctx.agenda,
+                        etcd: parts.etcd,
+                        apiservers: parts.apiservers,
+                        checker_log: &parts.obs.checker.log,
+                    }
+                    .step_handled();
+                }
                 buffers.etcd_out.put_back(std::mem::take(&mut parts.out));
                 Self::finish(parts, done, &mut ctx)
             }

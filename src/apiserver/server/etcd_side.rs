@@ -2,7 +2,11 @@
 //! (`cacher.go startCaching`, `watch_cache.go Replace`), failures and re-initialisation.
 
 use super::*;
+use crate::kernel::prefetch::Stage;
 use crate::proto::etcd::Event as EtcdEvent;
+
+/// How many of a response's events [`Apiserver::prefetch_for_etcd_watch`] asks lines for.
+const PREFETCH_EVENTS: usize = 2;
 
 /// The objects of an etcd range as the model keeps them.
 pub(super) fn objects_of(range: &RangeResult) -> OrdMap<Key, Obj> {
@@ -341,6 +345,33 @@ impl Apiserver {
                     self.cacher_failed(r, out);
                 }
             }
+        }
+    }
+
+    /// Asks for the lines handling `resp` (of etcd watch `watch_id`) on `conn` will first read,
+    /// at `stage`: its events' keys' text hashes, the cacher's store entries of those keys and
+    /// its ring's oldest events. Hints, no effect on the state.
+    pub fn prefetch_for_etcd_watch(
+        &self,
+        conn: ConnId,
+        watch_id: i64,
+        resp: &WatchResponse,
+        stage: Stage,
+    ) {
+        if Some(conn) != self.etcd_watch {
+            return;
+        }
+        let WatchResponseKind::Events(evs) = &resp.kind else {
+            return;
+        };
+        let Some(c) = self.current_cacher(watch_id).and_then(|r| self.cacher(r)) else {
+            return;
+        };
+        for e in evs.iter().take(PREFETCH_EVENTS) {
+            if stage == Stage::Table {
+                e.kv.key.prefetch_text_hash();
+            }
+            c.cache.prefetch_for_event(&e.kv.key, stage);
         }
     }
 

@@ -1,0 +1,101 @@
+//! Read-ahead (issue 16): while the simulator's loop handles one step, it asks for the cache
+//! lines the next pending events' handlers will read first, so that their misses overlap this
+//! step's work instead of stalling theirs. Each table look-up is asked for in two stages
+//! ([`Stage`]): its control bytes, then its entry once they have come in. Once a step is
+//! handled, the loop asks for the first stage of the second pending event and the second stage
+//! of the first (whose first stage was asked for a step earlier, nine times in ten in
+//! `cluster-15k`: otherwise it was scheduled since); as a step starts, the first stage of the
+//! next event again, in case the last step did not see it coming. Hints only: no value the
+//! program computes depends on them, so traces are the same with or without them. The
+//! explorer's steps ask for nothing (they go through [`super::World::apply`]). Small runs ask
+//! too: in `sweep-1k` (33,000 keys) the hints add 4.6 % of instructions and no measurable CPU
+//! time, and `cluster-5k` (62,000 keys) runs 10 % faster with them (docs/performance.md step 14).
+//!
+//! What is asked for is what `perf` showed stalling in `cluster-15k`: etcd's index slot and
+//! remembered watchers for a request's key and the checker's remembered ranges for it (the
+//! lease renewals), and each apiserver's store entry and ring slots, and the key's stored text
+//! hash, for the events etcd streams to the caches. Measured in `docs/performance.md`
+//! (step 14).
+
+use crate::apiserver::Apiserver;
+use crate::etcd::EtcdServer;
+use crate::kernel::Agenda;
+use crate::kernel::cow::CowVec;
+use crate::kernel::prefetch::Stage;
+use crate::monitor::changelog::ChangeLog;
+use crate::proto::Actor;
+use crate::proto::msg::Msg;
+use crate::world::Pending;
+
+/// What the read-ahead looks into: the parts whose lines the next events' handlers read.
+pub(super) struct Ahead<'a> {
+    pub agenda: &'a Agenda<Pending>,
+    pub etcd: &'a EtcdServer,
+    pub apiservers: &'a CowVec<Apiserver>,
+    pub checker_log: &'a ChangeLog,
+}
+
+impl Ahead<'_> {
+    /// As a step starts: the first stage for the earliest pending event (in case the last step
+    /// did not see it coming).
+    pub(super) fn step_started(&self) {
+        if let Some((_, next)) = self.agenda.first() {
+            self.event(next, Stage::Table);
+        }
+    }
+
+    /// Once a step is handled: the second stage for the earliest pending event, and the first
+    /// for the one after it (a whole step ahead).
+    pub(super) fn step_handled(&self) {
+        if let Some((_, next)) = self.agenda.first() {
+            self.event(next, Stage::Entry);
+        }
+        if let Some((_, after)) = self.agenda.second() {
+            self.event(after, Stage::Table);
+        }
+    }
+
+    /// Asks for the lines, at `stage`, that the handler of `pending` will read first.
+    fn event(&self, pending: &Pending, stage: Stage) {
+        event(pending, self.etcd, self.apiservers, self.checker_log, stage);
+    }
+}
+
+/// Asks for the lines, at `stage`, that the handler of `pending` will read first (see the
+/// module doc).
+fn event(
+    pending: &Pending,
+    etcd: &EtcdServer,
+    apiservers: &CowVec<Apiserver>,
+    checker_log: &ChangeLog,
+    stage: Stage,
+) {
+    match *pending {
+        // etcd's events to the apiservers' caches: each cache's store entry and ring slots.
+        Pending::Multicast {
+            ref targets,
+            msg: Msg::WatchReply(ref resp),
+            ..
+        } => {
+            for &(conn, receiver, tag) in targets {
+                if let Actor::Apiserver(i) = receiver
+                    && let Some(a) = apiservers.get(i as usize)
+                {
+                    a.prefetch_for_etcd_watch(conn, tag, resp, stage);
+                }
+            }
+        }
+        // A request to etcd: its key's index slot and remembered watchers, and the checker's
+        // remembered ranges of the key (read when it logs the change).
+        Pending::Deliver {
+            msg: Msg::Kv { ref req, .. },
+            ..
+        } => {
+            etcd.prefetch_for_kv(req, stage);
+            if let Some(key) = req.first_key() {
+                checker_log.prefetch(key, stage);
+            }
+        }
+        _ => {}
+    }
+}
