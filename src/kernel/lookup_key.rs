@@ -17,18 +17,6 @@ pub trait LookupKey: Eq + Clone {
     fn lookup_hash<H: Hasher>(&self, state: &mut H);
 }
 
-/// `K` hashed by [`LookupKey::lookup_hash`], compared by `K`'s `Eq`: the key type of a table
-/// looked up by that hash.
-#[derive(Clone, PartialEq, Eq, Debug)]
-pub struct ByLookup<K>(pub K);
-
-impl<K: LookupKey> Hash for ByLookup<K> {
-    #[inline]
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.lookup_hash(state);
-    }
-}
-
 impl LookupKey for u32 {
     fn lookup_hash<H: Hasher>(&self, state: &mut H) {
         self.hash(state);

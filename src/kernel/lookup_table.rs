@@ -164,8 +164,8 @@ impl<K, V> Default for LookupTable<K, V> {
     }
 }
 
-/// The hash a key is stored under: `rustc_hash`'s Fx hash of its lookup hash's input, as a
-/// `HashMap` with `FxBuildHasher` over [`super::lookup_key::ByLookup`] computed it.
+/// The hash a key is stored under: `rustc_hash`'s Fx hash of its lookup hash's input (what the
+/// `std` maps with `FxBuildHasher` of before step 14 computed).
 #[inline]
 fn hash_of<K: LookupKey>(key: &K) -> u64 {
     let mut h = FxHasher::default();
