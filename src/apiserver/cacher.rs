@@ -169,6 +169,34 @@ impl FromIterator<ConnId> for SortedConns {
 /// contain the event's key (a prefix scope found by the key's own prefix).
 type Candidate = (ConnId, bool);
 
+/// The watchers an event may reach, in connection order: one place of the index read where it
+/// is (its entries, marked ones included, all with the same knowledge of scope), or a merged
+/// list.
+#[derive(Clone, Copy)]
+enum CandidateRun<'a> {
+    One(&'a [ConnId], bool),
+    Merged(&'a [Candidate]),
+}
+
+impl CandidateRun<'_> {
+    fn len(&self) -> usize {
+        match self {
+            CandidateRun::One(entries, _) => entries.len(),
+            CandidateRun::Merged(list) => list.len(),
+        }
+    }
+
+    /// Candidate `n`: its connection (with the [`GONE`] mark if it was removed) and whether its
+    /// scope is known to contain the key.
+    #[inline(always)]
+    fn get(&self, n: usize) -> Option<(ConnId, bool)> {
+        match self {
+            CandidateRun::One(entries, in_scope) => entries.get(n).map(|&c| (c, *in_scope)),
+            CandidateRun::Merged(list) => list.get(n).copied(),
+        }
+    }
+}
+
 impl WatcherIndex {
     fn add(&mut self, conn: ConnId, scope: &KeyRange) {
         match scope {
@@ -209,6 +237,30 @@ impl WatcherIndex {
                 self.other.remove(conn);
             }
         }
+    }
+
+    /// The watchers whose scope may contain `key` when they all come from one place of the
+    /// index (the common case: every kube-proxy in the one cluster-wide set): that place's
+    /// entries in connection order, read where they are (marked ones included, to be skipped:
+    /// see [`GONE`]), and whether their scope is known to contain `key`. `None` when they come
+    /// from several places ([`WatcherIndex::candidates`] merges them). Issue 16: copying a
+    /// set of thousands into a list for every event wrote that many entries again.
+    fn single_source(&self, key: &Key) -> Option<CandidateRun<'_>> {
+        let mut found =
+            (!self.other.is_empty()).then_some(CandidateRun::One(&self.other.entries, false));
+        let text = key.as_str();
+        for &len in self.prefix_lens.keys() {
+            if len > text.len() {
+                break;
+            }
+            if let Some(set) = text.get(..len).and_then(|p| self.by_prefix.get(p)) {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(CandidateRun::One(&set.entries, true));
+            }
+        }
+        Some(found.unwrap_or(CandidateRun::One(&[], false)))
     }
 
     /// Fills `into` with the watchers whose scope may contain `key`, in connection order (each
@@ -814,6 +866,63 @@ mod tests {
             s.insert(c);
         }
         s
+    }
+
+    /// The connections of one candidate run, marked ones skipped, with their scope knowledge.
+    fn present(run: CandidateRun<'_>) -> Vec<Candidate> {
+        (0..run.len())
+            .filter_map(|n| run.get(n))
+            .filter(|&(c, _)| c & GONE == 0)
+            .collect()
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig {
+            ..crate::kernel::proptest_kept("tests/watcher_index.proptest-regressions")
+        })]
+
+        /// Whatever watchers come and go (prefix scopes of several lengths, other scopes), an
+        /// event's candidates read in place from one place of the index are the merged list's,
+        /// and the index reads in place exactly when they come from at most one place.
+        #[test]
+        fn a_single_source_run_is_the_merged_candidates(
+            ops in proptest::collection::vec((0u64..40, 0usize..5, proptest::bool::ANY), 0..120),
+            key in 0usize..4,
+        ) {
+            const SCOPES: [&str; 5] = ["/pods/", "/pods/ns1/", "/pods/ns1/a", "/leases/", ""];
+            const KEYS: [&str; 4] = ["/pods/ns1/a", "/pods/ns2/b", "/leases/x", "/other"];
+            let scope_of = |i: usize| match SCOPES[i] {
+                "" => KeyRange::Single(Key::new("/other")),
+                p => KeyRange::Prefix(Key::new(p)),
+            };
+            let mut index = WatcherIndex::default();
+            let mut live: std::collections::BTreeMap<ConnId, usize> = Default::default();
+            for (conn, scope, add) in ops {
+                if let Some(old) = live.remove(&conn) {
+                    index.remove(conn, &scope_of(old));
+                }
+                if add {
+                    index.add(conn, &scope_of(scope));
+                    live.insert(conn, scope);
+                }
+            }
+            let key = Key::new(KEYS[key]);
+            let mut merged = Vec::new();
+            index.candidates(&key, &mut merged);
+            let places = live
+                .values()
+                .map(|&i| SCOPES[i])
+                .filter(|p| p.is_empty() || key.as_str().starts_with(p))
+                .collect::<std::collections::BTreeSet<_>>()
+                .len();
+            match index.single_source(&key) {
+                Some(run) => {
+                    proptest::prop_assert!(places <= 1, "read in place from {} places", places);
+                    proptest::prop_assert_eq!(present(run), merged);
+                }
+                None => proptest::prop_assert!(places > 1),
+            }
+        }
     }
 
     /// A removed watcher is only marked until half the set is gone; the set compares, hashes

@@ -112,6 +112,9 @@ impl Store {
         Ok(rev)
     }
 
+    /// Largest page a range read makes room for at once (a larger limit grows as it fills).
+    const MAX_PAGE_RESERVE: i64 = 4096;
+
     /// Range read at `rev` (0 = latest) with `limit` (0 = none) (etcd `kvstore_txn.go rangeKeys`).
     pub fn range(
         &self,
@@ -129,7 +132,13 @@ impl Store {
             _ => None,
         };
         let mut count = 0u64;
-        let mut kvs = Vec::new();
+        // A page's room at once (a paged read fills its limit but on the last page): grown
+        // push by push, a 500-key page was copied nine times into fresh memory (issue 16).
+        let mut kvs = Vec::with_capacity(if limit > 0 {
+            limit.min(Self::MAX_PAGE_RESERVE) as usize
+        } else {
+            0
+        });
         let mut visit = |key: &Key, history: History<'_>| {
             if let Some(v) = history.at(at) {
                 count += 1;

@@ -6,8 +6,8 @@
 
 use std::hash::{Hash, Hasher};
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use triomphe::Arc;
 
 /// How many hashes a box can memoise (see [`CowBox::memo`]).
 pub const MEMO_SLOTS: usize = 3;

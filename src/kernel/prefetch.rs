@@ -7,7 +7,7 @@
 
 /// How many receivers ahead a fan-out loop asks for their state: far enough for a miss to be
 /// served before the loop gets there, near enough for the lines to still be cached.
-pub const AHEAD: usize = 8;
+pub const AHEAD: usize = 32;
 
 /// Asks for the cache line holding `addr` to be loaded. The address is only a hint: it is never
 /// dereferenced.

@@ -12,7 +12,7 @@
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
 use std::ops::RangeInclusive;
-use std::sync::Arc;
+use triomphe::Arc;
 
 /// An ordered map in one sorted vector (see the module doc).
 #[derive(Clone, PartialEq, Eq)]

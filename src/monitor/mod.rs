@@ -59,7 +59,7 @@ pub struct Checker {
     pub(crate) now: Nanos,
     pub(crate) tallies: [Tally; 8],
     /// Shared between explorer states until a write or a new stream changes it.
-    pub(crate) log: std::sync::Arc<ChangeLog>,
+    pub(crate) log: triomphe::Arc<ChangeLog>,
     pub(crate) streams: stream_table::StreamTable,
     pub(crate) client_stream: Vec<Option<ConnId>>,
     pub(crate) clients: Vec<ClientRv>,
@@ -84,7 +84,7 @@ impl Checker {
     ) -> Self {
         let mut c = Checker::default();
         // Scopes first: interning a range scans the log, which is empty before the preload.
-        let log = std::sync::Arc::make_mut(&mut c.log);
+        let log = triomphe::Arc::make_mut(&mut c.log);
         c.scopes = clients.iter().map(|r| log.intern(&r.scope)).collect();
         for r in &scenario.resources {
             log.intern(&crate::etcd::KeyRange::Prefix(
@@ -288,7 +288,7 @@ impl Checker {
             panic!("mutants.panic_at_step: deliberate panic at step {panic_at} (a test aid)");
         }
         if self.log.behind(&etcd.store) {
-            std::sync::Arc::make_mut(&mut self.log).sync(&etcd.store);
+            triomphe::Arc::make_mut(&mut self.log).sync(&etcd.store);
         }
         for n in notices {
             match *n {

@@ -13,7 +13,7 @@
 //! [`StreamTable::settle`]). Reading a stream while a lane holds its position is a bug, caught
 //! by an assertion.
 
-use std::sync::Arc;
+use triomphe::Arc;
 
 use smallvec::{SmallVec, smallvec};
 

@@ -68,6 +68,8 @@ pub struct TraceWriter {
     hash: Fnv64,
     /// The line, when the fast writer could write it.
     fast: Box<LineBuf>,
+    /// The fast writer's hash alone, for a writer with no sink.
+    fast_hash: LineBuf<false>,
     /// The line, when a name needed the reference writer.
     line: Vec<u8>,
     names: NameBlocks,
@@ -80,6 +82,7 @@ impl TraceWriter {
         TraceWriter {
             hash: Fnv64::new(),
             fast: Box::default(),
+            fast_hash: LineBuf::default(),
             line: Vec::with_capacity(256),
             names: NameBlocks::default(),
             sink: None,
@@ -93,6 +96,7 @@ impl TraceWriter {
         Ok(TraceWriter {
             hash: Fnv64::new(),
             fast: Box::default(),
+            fast_hash: LineBuf::default(),
             line: Vec::with_capacity(256),
             names: NameBlocks::default(),
             sink: Some(sink),
@@ -101,6 +105,18 @@ impl TraceWriter {
 
     /// Records one step.
     pub fn step(&mut self, record: &StepRecord<'_>) -> io::Result<()> {
+        if self.sink.is_none()
+            && line::write_fast(
+                &mut self.fast_hash,
+                record,
+                &mut self.names,
+                self.hash.finish(),
+            )
+        {
+            self.hash = Fnv64::from_state(self.fast_hash.hash());
+            self.hash.update(b"\n");
+            return Ok(());
+        }
         let line: &[u8] =
             if line::write_fast(&mut self.fast, record, &mut self.names, self.hash.finish()) {
                 self.hash = Fnv64::from_state(self.fast.hash());

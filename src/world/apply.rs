@@ -93,7 +93,7 @@ impl Parts<'_> {
                         a.on_etcd_reply(conn, req_id, resp, &mut ctx.out())
                     }
                     Msg::WatchReply(resp) => {
-                        a.on_etcd_watch(conn, resp, self.scenario, &mut ctx.out())
+                        a.on_etcd_watch(conn, resp.watch_id, &resp, self.scenario, &mut ctx.out())
                     }
                     Msg::Api { req_id, req } => a.on_request(conn, req_id, req, &mut ctx.out()),
                     Msg::Hangup => a.on_hangup(conn, &mut ctx.out()),
@@ -209,27 +209,26 @@ impl Parts<'_> {
         match msg {
             Msg::ApiWatch(ref ev) => self.fan_out_api_event(&targets, ev, &msg, ctx),
             Msg::WatchReply(resp) => {
-                // The last receiver takes the response itself; the others get copies.
-                let mut resp = Some(resp);
-                let last = targets.len().saturating_sub(1);
-                for (i, &(conn, receiver, tag)) in targets.iter().enumerate() {
+                // Every receiver reads the one response under its own watch id; a script keeps
+                // a copy.
+                for &(conn, receiver, tag) in &targets {
                     if ctx.net.conn(conn).is_none() {
                         continue;
                     }
-                    let Some(mut r) = (if i == last { resp.take() } else { resp.clone() }) else {
-                        continue;
-                    };
-                    r.watch_id = tag;
                     match receiver {
                         Actor::Apiserver(i) => self.apiservers[i as usize].on_etcd_watch(
                             conn,
-                            r,
+                            tag,
+                            &resp,
                             self.scenario,
                             &mut ctx.out(),
                         ),
                         Actor::Script => self.script.on_message(
                             conn,
-                            Msg::WatchReply(r),
+                            Msg::WatchReply(crate::proto::etcd::WatchResponse {
+                                watch_id: tag,
+                                ..resp.clone()
+                            }),
                             self.scenario,
                             self.obs,
                         ),
@@ -276,6 +275,10 @@ impl Parts<'_> {
                 targets.get(n + crate::kernel::prefetch::AHEAD)
             {
                 self.clients.prefetch_lane(ahead);
+                if let Some(m) = self.obs.client_max_rv.get(ahead as usize) {
+                    crate::kernel::prefetch::prefetch(m);
+                }
+                self.obs.checker.prefetch_client(ahead);
             }
             match receiver {
                 Actor::Client(i) => {

@@ -462,7 +462,6 @@ impl World {
             .step_started();
         }
         self.now = self.now.max(key.due_ns);
-        let scenario = Arc::clone(&self.scenario.0);
         let World {
             now,
             agenda,
@@ -475,9 +474,12 @@ impl World {
             faults_rng,
             script,
             workload,
+            scenario,
             obs,
-            ..
         } = self;
+        // Borrowed, not cloned: a clone and a drop of the `Arc` were two locked instructions a
+        // step, each waiting for the step's stores to drain (issue 16).
+        let scenario: &Scenario = &scenario.0;
         let mut ctx = Ctx {
             now: *now,
             mutants: scenario.mutants,
@@ -501,7 +503,7 @@ impl World {
             script,
             workload,
             obs,
-            scenario: &scenario,
+            scenario,
             out: buffers.etcd_out.take(),
             lanes,
         };

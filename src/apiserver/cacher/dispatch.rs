@@ -19,7 +19,10 @@ impl Cacher {
 
     /// A new event from etcd on `key` (`new` is its new version, `None` for a deletion): record
     /// it in the cache, the event made by `build` from the key's previous version in the store
-    /// (one store walk), and dispatch it to every watcher it matches.
+    /// (one store walk), and dispatch it to every watcher it matches. The watchers closed for
+    /// being too slow are pushed to `closed` (an out-parameter, not a returned `Vec`: building
+    /// one piece by piece and copying it whole made the copy wait for the store buffer, which
+    /// holds the cache's cold writes, to drain; issue 16).
     pub fn process_event(
         &mut self,
         now: Nanos,
@@ -27,7 +30,8 @@ impl Cacher {
         new: Option<Obj>,
         build: impl FnOnce(Option<Obj>) -> CacheEvent,
         out: &mut Out<'_>,
-    ) -> Vec<ConnId> {
+        closed: &mut Vec<ConnId>,
+    ) {
         let event = self.cache.process_change(key, new, build);
         self.last_processed_rv = self.last_processed_rv.max(event.rv);
         self.shadows.record(
@@ -36,9 +40,14 @@ impl Cacher {
             event.bytes,
             self.cache.store_bytes(),
         );
-        let mut closed = Vec::new();
-        let mut candidates = std::mem::take(&mut *self.candidates);
-        self.index.candidates(&event.key, &mut candidates);
+        let mut merged = std::mem::take(&mut *self.candidates);
+        let candidates = match self.index.single_source(&event.key) {
+            Some(run) => run,
+            None => {
+                self.index.candidates(&event.key, &mut merged);
+                CandidateRun::Merged(&merged)
+            }
+        };
         // Watchers that read as fast as events arrive get the event in one multicast step (one
         // per event type their selectors turn it into); the others go through their buffers one
         // by one, after (their messages are sent at once, the multicasts at the end, so the
@@ -48,16 +57,19 @@ impl Cacher {
         let mut buffered: Vec<(ConnId, EventType)> = Vec::new();
         // Mutant `cacher_reorder` lives in `offer`.
         let no_fast_path = self.mutants.cacher_reorder;
-        for (n, &(conn, in_scope)) in candidates.iter().enumerate() {
+        for n in 0..candidates.len() {
             // Watchers are scattered in the table: ask for the next ones early, in two stages
             // (the slot number, then the watcher's lane).
             use crate::kernel::prefetch::AHEAD;
-            if let Some(&(ahead, _)) = candidates.get(n + 2 * AHEAD) {
-                self.watchers.prefetch_slot(ahead);
+            if let Some((ahead, _)) = candidates.get(n + 2 * AHEAD) {
+                self.watchers.prefetch_slot(ahead & !GONE);
             }
-            if let Some(&(ahead, _)) = candidates.get(n + AHEAD) {
-                self.watchers.prefetch_lane(ahead);
+            if let Some((ahead, _)) = candidates.get(n + AHEAD) {
+                self.watchers.prefetch_lane(ahead & !GONE);
             }
+            let Some((conn, in_scope)) = candidates.get(n).filter(|&(c, _)| c & GONE == 0) else {
+                continue;
+            };
             let Some((lane, w)) = self.watchers.dispatch_view(conn) else {
                 continue;
             };
@@ -92,7 +104,7 @@ impl Cacher {
                 }
             }
         }
-        *self.candidates = candidates;
+        *self.candidates = merged;
         for (conn, kind) in buffered {
             let converted = CacheEvent {
                 kind,
@@ -109,7 +121,6 @@ impl Cacher {
             let ev = object_event_as(&event, kind);
             out.multicast(group, Dir::ToClient, Msg::ApiWatch(ev));
         }
-        closed
     }
 
     /// A storage bookmark (etcd progress notify): moves the cache RV; never forwarded as is.
@@ -493,7 +504,8 @@ mod tests {
                 prev_labels: 0,
                 time_ns: now,
             };
-            let closed = c.process_event(now, &key, Some(new), build, &mut out);
+            let mut closed = Vec::new();
+            c.process_event(now, &key, Some(new), build, &mut out, &mut closed);
             assert!(closed.is_empty());
         };
         event(&mut c, &mut host, "b", 2);

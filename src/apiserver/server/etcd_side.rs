@@ -280,44 +280,53 @@ impl Apiserver {
         self.check_waits(r, out);
     }
 
-    /// Handles a response on the apiserver's etcd watch streams.
+    /// Handles a response on the apiserver's etcd watch streams, as watch `watch_id` (a response
+    /// multicast to several apiservers is shared: each reads it under its own watch id, and it
+    /// is copied only to be kept, by a stalled apiserver or a direct watch).
     pub fn on_etcd_watch(
         &mut self,
         conn: ConnId,
-        resp: WatchResponse,
+        watch_id: crate::proto::etcd::WatchId,
+        resp: &WatchResponse,
         scenario: &Scenario,
         out: &mut Out<'_>,
     ) {
+        let own = || WatchResponse {
+            watch_id,
+            ..resp.clone()
+        };
         if Some(conn) == self.direct_stream {
-            self.on_direct_watch(resp, out);
+            self.on_direct_watch(own(), out);
             return;
         }
         if Some(conn) != self.etcd_watch {
             return;
         }
         if self.stalled {
-            self.held.push_back(resp);
+            self.held.push_back(own());
             return;
         }
-        self.apply_etcd_watch(resp, scenario, out);
+        self.apply_etcd_watch(watch_id, resp, scenario, out);
     }
 
-    /// An answer on the cachers' etcd watch stream: events into their cache, progress
-    /// notifications as storage bookmarks, a cancellation (compacted) as a failure.
+    /// An answer on the cachers' etcd watch stream (to watch `watch_id`): events into their
+    /// cache, progress notifications as storage bookmarks, a cancellation (compacted) as a
+    /// failure.
     pub(super) fn apply_etcd_watch(
         &mut self,
-        resp: WatchResponse,
+        watch_id: crate::proto::etcd::WatchId,
+        resp: &WatchResponse,
         _scenario: &Scenario,
         out: &mut Out<'_>,
     ) {
-        match resp.kind {
+        match &resp.kind {
             WatchResponseKind::Created => {}
-            WatchResponseKind::Events(evs) => self.cacher_events(resp.watch_id, &evs, out),
+            WatchResponseKind::Events(evs) => self.cacher_events(watch_id, evs, out),
             WatchResponseKind::Progress => {
-                let targets: Vec<usize> = if resp.watch_id < 0 {
+                let targets: Vec<usize> = if watch_id < 0 {
                     (0..self.cachers.len()).collect()
                 } else {
-                    self.current_cacher(resp.watch_id)
+                    self.current_cacher(watch_id)
                         .map(|r| r as usize)
                         .into_iter()
                         .collect()
@@ -335,13 +344,8 @@ impl Apiserver {
                 // etcd3 interpretWatchError: 410 "The resourceVersion for the provided watch is too
                 // old."; the cacher's reflector returns and the cacher re-initialises.
                 // The watch id stays registered at etcd until cancelled: release it.
-                self.send_etcd_watch(
-                    WatchRequest::Cancel {
-                        watch_id: resp.watch_id,
-                    },
-                    out,
-                );
-                if let Some(r) = self.current_cacher(resp.watch_id) {
+                self.send_etcd_watch(WatchRequest::Cancel { watch_id }, out);
+                if let Some(r) = self.current_cacher(watch_id) {
                     self.cacher_failed(r, out);
                 }
             }
@@ -401,13 +405,14 @@ impl Apiserver {
                 labels: e.kv.value_tag,
             });
             let now = out.now;
-            closed.extend(c.process_event(
+            c.process_event(
                 now,
                 &e.kv.key,
                 new,
                 |prev| cache_event(e, prev, now),
                 out,
-            ));
+                &mut closed,
+            );
         }
         for conn in closed {
             self.client_watches.remove(&conn);

@@ -100,7 +100,7 @@ impl Apiserver {
             let held: Vec<WatchResponse> = self.held.iter().cloned().collect();
             self.held = Vector::new();
             for resp in held {
-                self.apply_etcd_watch(resp, scenario, out);
+                self.apply_etcd_watch(resp.watch_id, &resp, scenario, out);
             }
         }
     }

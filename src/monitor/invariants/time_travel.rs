@@ -87,6 +87,13 @@ impl Checker {
         }
     }
 
+    /// Asks for client `id`'s record early (a fan-out reaches clients scattered in the array).
+    pub fn prefetch_client(&self, id: u32) {
+        if let Some(t) = self.clients.get(id as usize) {
+            crate::kernel::prefetch::prefetch(t);
+        }
+    }
+
     /// Client `id` observed `rv` (`kind`: `list`, `watch-list`, `event`, `bookmark`); `server`
     /// tells which apiserver it talks to (asked only when the RV went back).
     pub fn client_rv(

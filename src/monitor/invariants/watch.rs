@@ -427,7 +427,7 @@ impl Checker {
     }
 
     fn open_stream(&mut self, key: StreamKey, owner: Actor, range: &KeyRange) {
-        let rid = std::sync::Arc::make_mut(&mut self.log).intern(range);
+        let rid = triomphe::Arc::make_mut(&mut self.log).intern(range);
         self.streams
             .insert(key, Stream::new(owner, key.0, key.1, rid));
     }
@@ -773,7 +773,7 @@ mod tests {
             );
             c.api_watch_started(conn, 3, 0);
         }
-        Arc::make_mut(&mut c.log).sync(&store);
+        triomphe::Arc::make_mut(&mut c.log).sync(&store);
         (c, changes)
     }
 
