@@ -165,7 +165,7 @@ fn a_reflector_alone_lists_on_its_first_timer_and_arms_nothing_else() {
         panic!("one API request: {sends:?}");
     };
     assert_eq!(host.conns[conn], (Actor::Client(0), Actor::Apiserver(0)));
-    let ApiRequest::List { rv, .. } = req else {
+    let ApiRequest::List { rv, .. } = &**req else {
         panic!("a LIST: {req:?}");
     };
     // client-go's first LIST asks for RV "0" (served from the watch cache).

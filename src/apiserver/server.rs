@@ -559,7 +559,7 @@ impl Apiserver {
         };
         if !self.send_etcd(KvRequest::Txn(txn), purpose, out) {
             let resp = ApiResponse::Error(Status::internal("etcdserver: request timed out".into()));
-            out.send(conn, Dir::ToClient, Msg::ApiReply { req_id, resp });
+            out.send(conn, Dir::ToClient, Msg::api_reply(req_id, resp));
         }
     }
 
@@ -572,7 +572,7 @@ impl Apiserver {
                 _ => {}
             }
         }
-        out.send(conn, Dir::ToClient, Msg::ApiReply { req_id, resp });
+        out.send(conn, Dir::ToClient, Msg::api_reply(req_id, resp));
     }
 
     // ---------------------------------------------------------------- watch cache off

@@ -96,37 +96,32 @@ pub fn describe(p: Option<&Pending>, world: &World) -> String {
             .map(|st| format!("step {i}: {} at {}", st.op_name(), st.at()))
             .unwrap_or_default(),
         Some(Pending::Deliver { msg, .. }) => match msg {
-            Msg::Api {
-                req:
-                    ApiRequest::List {
-                        rv,
-                        limit,
-                        selector,
-                        ..
-                    },
-                ..
-            } => format!(
-                "LIST rv=\"{}\" limit={limit}{}",
-                rv_text(*rv),
-                selector_text(selector)
-            ),
-            Msg::Api {
-                req: ApiRequest::Watch { rv, selector, .. },
-                ..
-            } => format!("WATCH rv=\"{}\"{}", rv_text(*rv), selector_text(selector)),
-            Msg::ApiReply {
-                resp: ApiResponse::List(l),
-                ..
-            } => format!(
-                "list rv={} items={} from {:?}",
-                l.rv,
-                l.items.len(),
-                l.served_from
-            ),
-            Msg::ApiReply {
-                resp: ApiResponse::Error(st),
-                ..
-            } => format!("error {} {}", st.code, st.message),
+            Msg::Api { req, .. } => match &**req {
+                ApiRequest::List {
+                    rv,
+                    limit,
+                    selector,
+                    ..
+                } => format!(
+                    "LIST rv=\"{}\" limit={limit}{}",
+                    rv_text(*rv),
+                    selector_text(selector)
+                ),
+                ApiRequest::Watch { rv, selector, .. } => {
+                    format!("WATCH rv=\"{}\"{}", rv_text(*rv), selector_text(selector))
+                }
+                _ => String::new(),
+            },
+            Msg::ApiReply { resp, .. } => match &**resp {
+                ApiResponse::List(l) => format!(
+                    "list rv={} items={} from {:?}",
+                    l.rv,
+                    l.items.len(),
+                    l.served_from
+                ),
+                ApiResponse::Error(st) => format!("error {} {}", st.code, st.message),
+                _ => String::new(),
+            },
             Msg::ApiWatch(ApiWatchEvent::Object { kind, key, rv, .. }) => {
                 format!("{kind:?} {key} rv={rv}")
             }

@@ -438,7 +438,7 @@ impl Reflector {
         };
         let req_id = self.next_req;
         self.next_req += 1;
-        out.send(conn, Dir::ToServer, Msg::Api { req_id, req });
+        out.send(conn, Dir::ToServer, Msg::api(req_id, req));
         Some((req_id, conn))
     }
 
@@ -532,13 +532,13 @@ impl Reflector {
                     && conn == listed_on
                     && req_id == want
                 {
-                    return self.on_list_reply(resp, cfg, out);
+                    return self.on_list_reply(*resp, cfg, out);
                 }
                 match &self.phase {
                     Phase::Watching { conn: c, .. } | Phase::WatchListing { conn: c, .. }
                         if *c == conn =>
                     {
-                        return self.on_watch_reply(resp, cfg, out);
+                        return self.on_watch_reply(*resp, cfg, out);
                     }
                     _ => {}
                 }

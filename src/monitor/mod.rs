@@ -189,28 +189,24 @@ impl Checker {
             (Actor::Apiserver(_) | Actor::Script, Msg::WatchReply(resp)) => {
                 self.etcd_watch_response(conn, resp.watch_id, resp)
             }
-            (
-                Actor::Apiserver(_),
-                Msg::Api {
-                    req:
-                        ApiRequest::Watch {
-                            scope, selector, ..
-                        },
-                    ..
-                },
-            ) => self.api_watch_request(conn, opener, scope, !selector.is_everything()),
+            (Actor::Apiserver(_), Msg::Api { req, .. }) => {
+                if let ApiRequest::Watch {
+                    scope, selector, ..
+                } = &**req
+                {
+                    self.api_watch_request(conn, opener, scope, !selector.is_everything());
+                }
+            }
             (Actor::Client(_) | Actor::Script, Msg::ApiWatch(ev)) => self.api_watch_event(conn, ev),
             (Actor::Client(_) | Actor::Script, Msg::ApiWatchBatch(events)) => {
                 self.api_watch_batch(conn, events)
             }
             (Actor::Client(_) | Actor::Script, Msg::Hangup) => self.conn_lost(conn),
-            (
-                Actor::Client(_),
-                Msg::ApiReply {
-                    resp: ApiResponse::List(l),
-                    ..
-                },
-            ) => self.cur.list_rv = Some(l.rv),
+            (Actor::Client(_), Msg::ApiReply { resp, .. }) => {
+                if let ApiResponse::List(l) = &**resp {
+                    self.cur.list_rv = Some(l.rv);
+                }
+            }
             _ => {}
         }
         if receiver == Actor::Script {

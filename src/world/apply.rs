@@ -95,7 +95,7 @@ impl Parts<'_> {
                     Msg::WatchReply(resp) => {
                         a.on_etcd_watch(conn, resp.watch_id, &resp, self.scenario, &mut ctx.out())
                     }
-                    Msg::Api { req_id, req } => a.on_request(conn, req_id, req, &mut ctx.out()),
+                    Msg::Api { req_id, req } => a.on_request(conn, req_id, *req, &mut ctx.out()),
                     Msg::Hangup => a.on_hangup(conn, &mut ctx.out()),
                     _ => {}
                 }

@@ -191,16 +191,12 @@ impl World {
 /// Hashes a message without the durations it carries (a WATCH's `timeoutSeconds`).
 fn hash_msg_timeless<H: std::hash::Hasher>(msg: &Msg, h: &mut H) {
     use std::hash::Hash;
-    if let Msg::Api {
-        req: crate::apiserver::ApiRequest::Watch { .. },
-        ..
-    } = msg
+    if let Msg::Api { req, .. } = msg
+        && let crate::apiserver::ApiRequest::Watch { .. } = **req
     {
         let mut m = msg.clone();
-        if let Msg::Api {
-            req: crate::apiserver::ApiRequest::Watch { timeout_ns, .. },
-            ..
-        } = &mut m
+        if let Msg::Api { req, .. } = &mut m
+            && let crate::apiserver::ApiRequest::Watch { timeout_ns, .. } = &mut **req
         {
             *timeout_ns = 0;
         }

@@ -195,7 +195,7 @@ impl ScriptClient {
                 self.api_watch_owner.insert(conn, (id.clone(), idx));
                 obs.watches.entry(id.clone()).or_default();
                 self.pending_api.insert((conn, 0), idx);
-                ctx.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
+                ctx.send(conn, Dir::ToServer, Msg::api(0, req));
             }
             (_, Some(Err(message))) => bad_request(obs, message),
             (Step::ApiUnwatch { id, .. }, _) => {
@@ -287,7 +287,7 @@ impl ScriptClient {
         let req_id = self.next_req_id;
         self.next_req_id += 1;
         self.pending_api.insert((conn, req_id), step);
-        ctx.send(conn, Dir::ToServer, Msg::Api { req_id, req });
+        ctx.send(conn, Dir::ToServer, Msg::api(req_id, req));
     }
 
     /// Any message for the script arrived on `conn`.
@@ -301,7 +301,7 @@ impl ScriptClient {
         match msg {
             Msg::KvReply { req_id, resp } => self.on_kv_reply(req_id, &resp, obs),
             Msg::WatchReply(resp) => self.on_watch_reply(conn, &resp, obs),
-            Msg::ApiReply { req_id, resp } => self.on_api_reply(conn, req_id, resp, scenario, obs),
+            Msg::ApiReply { req_id, resp } => self.on_api_reply(conn, req_id, *resp, scenario, obs),
             Msg::ApiWatch(ev) => {
                 if let Some((id, _)) = self.api_watch_owner.get(&conn).cloned() {
                     obs.watches

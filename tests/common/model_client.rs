@@ -161,7 +161,7 @@ pub fn run_model_client(text: &str, seed: u64, client: u32) -> Result<ClientLog,
             Msg::ApiReply { req_id, resp } => {
                 if let Some(p) = lists.iter().position(|(c, r, _)| *c == conn && r == req_id) {
                     let (_, _, i) = lists.remove(p);
-                    log.requests[i].outcome = match resp {
+                    log.requests[i].outcome = match &**resp {
                         ApiResponse::List(l) => json!({
                             "items": l.items.len(),
                             "resource_version": l.rv.to_string(),
@@ -171,7 +171,7 @@ pub fn run_model_client(text: &str, seed: u64, client: u32) -> Result<ClientLog,
                         _ => json!({"unexpected": format!("{resp:?}")}),
                     };
                 } else if let Some(&(_, i)) = watches.iter().find(|(c, _)| *c == conn) {
-                    log.requests[i].outcome = match resp {
+                    log.requests[i].outcome = match &**resp {
                         ApiResponse::WatchStarted => json!({"created": true}),
                         ApiResponse::Error(s) => json!({"error": status_json(s)}),
                         _ => json!({"unexpected": format!("{resp:?}")}),
@@ -268,7 +268,7 @@ pub fn run_model_client(text: &str, seed: u64, client: u32) -> Result<ClientLog,
                     msg: Msg::Api { req_id, req },
                 } if outcome.actor == me => {
                     let i = log.requests.len();
-                    match req {
+                    match *req {
                         ApiRequest::List {
                             rv,
                             rv_match,

@@ -128,14 +128,7 @@ impl Apiserver {
                 op,
             } => {
                 let reply = self.write_answer(resource, &key, op, resp);
-                out.send(
-                    conn,
-                    Dir::ToClient,
-                    Msg::ApiReply {
-                        req_id,
-                        resp: reply,
-                    },
-                );
+                out.send(conn, Dir::ToClient, Msg::api_reply(req_id, reply));
             }
             EtcdPurpose::CompactTxn => self.compaction_txn_answered(resp, out),
             EtcdPurpose::Compact => {}

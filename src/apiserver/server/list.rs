@@ -176,10 +176,7 @@ impl Apiserver {
             out.send(
                 s.conn,
                 Dir::ToClient,
-                Msg::ApiReply {
-                    req_id: s.req_id,
-                    resp: ApiResponse::List(s.result),
-                },
+                Msg::api_reply(s.req_id, ApiResponse::List(s.result)),
             );
         }
     }

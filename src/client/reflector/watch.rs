@@ -136,7 +136,7 @@ impl Reflector {
             rv: self.watch_rv(),
             limit: 0,
         });
-        out.send(conn, Dir::ToServer, Msg::Api { req_id: 0, req });
+        out.send(conn, Dir::ToServer, Msg::api(0, req));
         self.phase = Phase::Watching {
             conn,
             started_ns: out.now,
