@@ -4,9 +4,11 @@
 //! cost a capacity check and a `memcpy` call per number and name, ~13 % of `cluster-15k`'s
 //! instructions with the hash). The bytes are exactly what [`super::write_step_line`]'s
 //! reference writer makes (the tests compare them with `serde_json`'s); a line whose names need
-//! escaping or are long is left to that writer.
+//! escaping or are long is left to that writer. What rarely changes from line to line (names,
+//! the text around them, leading digits) is hashed by the jumps [`super::pieces`] keeps.
 
 use super::StepRecord;
+use super::pieces::{Head, LinePieces, MiddleKey};
 use crate::kernel::{FnvJump, fnv_byte};
 use crate::proto::Actor;
 
@@ -35,7 +37,7 @@ fn eight_digits(v: u32) -> u64 {
 }
 
 /// Powers of ten that fit a `u64`.
-const POWERS_OF_TEN: [u64; 20] = {
+pub(super) const POWERS_OF_TEN: [u64; 20] = {
     let mut p = [1u64; 20];
     let mut i = 1;
     while i < 20 {
@@ -64,6 +66,11 @@ pub(super) struct Lit<const N: usize> {
 }
 
 impl<const N: usize> Lit<N> {
+    /// The literal's bytes.
+    pub(super) fn bytes(&self) -> &[u8; N] {
+        &self.bytes
+    }
+
     const fn new(bytes: &[u8; N]) -> Self {
         Lit {
             bytes: *bytes,
@@ -132,7 +139,7 @@ impl<const KEEP: bool> LineBuf<KEEP> {
 
     /// Appends a literal, hashed by its jump.
     #[inline(always)]
-    fn jump<const N: usize>(&mut self, lit: &'static Lit<N>) {
+    pub(super) fn jump<const N: usize>(&mut self, lit: &'static Lit<N>) {
         if KEEP {
             self.bytes[self.len..self.len + N].copy_from_slice(&lit.bytes);
             self.len += N;
@@ -144,7 +151,7 @@ impl<const KEEP: bool> LineBuf<KEEP> {
     /// digits eight at a time ([`eight_digits`]), each block stored whole (the bytes past the
     /// number are overwritten by what follows).
     #[inline(always)]
-    fn u64(&mut self, v: u64) {
+    pub(super) fn u64(&mut self, v: u64) {
         const E8: u64 = 100_000_000;
         let n = decimal_len(v);
         if n <= 8 {
@@ -157,6 +164,19 @@ impl<const KEEP: bool> LineBuf<KEEP> {
             self.digits(eight_digits((v / (E8 * E8)) as u32), n - 16);
             self.digits(eight_digits((rest / E8) as u32), 8);
             self.digits(eight_digits((rest % E8) as u32), 8);
+        }
+    }
+
+    /// Appends `v` (below 10^`width`) in exactly `width` decimal digits (1 to 16), with
+    /// leading zeros.
+    #[inline(always)]
+    pub(super) fn padded(&mut self, v: u64, width: usize) {
+        const E8: u64 = 100_000_000;
+        if width <= 8 {
+            self.digits(eight_digits(v as u32), width);
+        } else {
+            self.digits(eight_digits((v / E8) as u32), width - 8);
+            self.digits(eight_digits((v % E8) as u32), 8);
         }
     }
 
@@ -184,7 +204,7 @@ impl<const KEEP: bool> LineBuf<KEEP> {
 
     /// Appends `text` (a line's middle, [`Middles`]), hashed by `jump`.
     #[inline(always)]
-    fn text(&mut self, text: &[u8], jump: &FnvJump) {
+    pub(super) fn text(&mut self, text: &[u8], jump: &FnvJump) {
         if KEEP {
             self.bytes[self.len..self.len + text.len()].copy_from_slice(text);
             self.len += text.len();
@@ -193,298 +213,22 @@ impl<const KEEP: bool> LineBuf<KEEP> {
     }
 }
 
-/// Quoted plain names, each kept as a [`NAME_BLOCK`], and the line middles made of them
-/// ([`Middles`]): a name is a string literal, so one found plain (nothing to escape) and short
-/// never changes. Found by the literal's address in an open-addressed table that never
-/// forgets; past [`MAX_NAMES`] names, new ones are left to the reference writer.
-pub(super) struct NameBlocks {
-    /// By the address's hash: 0 for an empty place, else the name's number + 1.
-    index: Box<[u16; INDEX]>,
-    ids: Vec<(usize, usize)>,
-    blocks: Vec<[u8; NAME_BLOCK]>,
-    middles: Middles,
-}
-
-/// Places in [`NameBlocks`]' index (a power of two, at least twice [`MAX_NAMES`]).
-const INDEX: usize = 512;
-/// Names kept at most.
-const MAX_NAMES: usize = 256;
-// The index is probed by the top bits of a product, and always has an empty place.
-const _: () = assert!(INDEX.is_power_of_two() && INDEX >= 2 * MAX_NAMES);
-
-impl Default for NameBlocks {
-    fn default() -> Self {
-        NameBlocks {
-            index: Box::new([0; INDEX]),
-            ids: Vec::new(),
-            blocks: Vec::new(),
-            middles: Middles::default(),
-        }
-    }
-}
-
-/// True when `s` is written by `serde_json` exactly as it is, between quotes.
-pub(super) fn is_plain(s: &str) -> bool {
-    s.bytes()
-        .all(|b| (b.is_ascii_graphic() && b != b'"' && b != b'\\') || b == b' ')
-}
-
-impl NameBlocks {
-    /// The slot holding `s` quoted, filled first if `s` is plain and short (and the table not
-    /// full); None otherwise.
-    #[inline]
-    pub(super) fn slot(&mut self, s: &'static str) -> Option<usize> {
-        let id = (s.as_ptr() as usize, s.len());
-        let mut place = ((id.0 as u64 >> 3).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            >> (64 - INDEX.ilog2())) as usize;
-        loop {
-            match self.index[place] {
-                0 => break,
-                n if self.ids[usize::from(n) - 1] == id => return Some(usize::from(n) - 1),
-                _ => place = (place + 1) % INDEX,
-            }
-        }
-        if s.len() + 2 > NAME_BLOCK || !is_plain(s) || self.ids.len() == MAX_NAMES {
-            return None;
-        }
-        let mut block = [0; NAME_BLOCK];
-        block[0] = b'"';
-        block[1..=s.len()].copy_from_slice(s.as_bytes());
-        block[s.len() + 1] = b'"';
-        self.blocks.push(block);
-        self.ids.push(id);
-        self.index[place] = self.ids.len() as u16;
-        Some(self.ids.len() - 1)
-    }
-
-    /// The quoted name in `slot` ([`NameBlocks::slot`]).
-    pub(super) fn quoted(&self, slot: usize) -> &[u8] {
-        &self.blocks[slot][..self.ids[slot].1 + 2]
-    }
-
-    /// Appends the middle named by `key` ([`Middles`]), made and kept on first sight; false
-    /// when one of its names is left to the reference writer (or the table is full).
-    #[inline(always)]
-    fn append_middle<const KEEP: bool>(
-        &mut self,
-        line: &mut LineBuf<KEEP>,
-        key: MiddleKey,
-    ) -> bool {
-        let Some(packed) = key.packed() else {
-            return false;
-        };
-        let n = match self.middles.find(&packed) {
-            Ok(n) => n,
-            Err(place) => {
-                let Some(text) = self.make_middle(key) else {
-                    return false;
-                };
-                let Some(n) = self.middles.insert(place, packed, text) else {
-                    return false;
-                };
-                n
-            }
-        };
-        line.text(&self.middles.texts[n], &self.middles.jumps[n]);
-        true
-    }
-
-    /// The text of the middle `key`, or None when a name in it is not plain and short.
-    fn make_middle(&mut self, key: MiddleKey) -> Option<Vec<u8>> {
-        let mut text = key.head.text().to_vec();
-        if key.head != Head::AfterConn {
-            let action = self.slot(key.action)?;
-            text.extend_from_slice(self.quoted(action));
-            text.extend_from_slice(b",\"what\":");
-            let what = self.slot(key.what)?;
-            text.extend_from_slice(self.quoted(what));
-            if key.conn {
-                text.extend_from_slice(b",\"conn\":");
-                return Some(text);
-            }
-        }
-        text.extend_from_slice(b",\"result\":");
-        let result = self.slot(key.result)?;
-        text.extend_from_slice(self.quoted(result));
-        text.extend_from_slice(b",\"rev\":");
-        Some(text)
-    }
-}
-
-/// What a line's middle starts with: the end of the actor's literal after its number, a whole
-/// actor's literal, or (after a connection's number) nothing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Head {
-    AfterNumber,
-    Etcd,
-    Script,
-    Workload,
-    Faults,
-    AfterConn,
-}
-
-impl Head {
-    fn text(self) -> &'static [u8] {
-        match self {
-            Head::AfterNumber => b"\",\"action\":",
-            Head::Etcd => b"},\"actor\":\"etcd\",\"action\":",
-            Head::Script => b"},\"actor\":\"script\",\"action\":",
-            Head::Workload => b"},\"actor\":\"workload\",\"action\":",
-            Head::Faults => b"},\"actor\":\"faults\",\"action\":",
-            Head::AfterConn => b"",
-        }
-    }
-}
-
-/// A line's middle: the text between two of its numbers that holds its names. From the actor
-/// to the next number it is the actor's literal (or its end), the action, the message or
-/// timer, then either `"conn":` or the result up to `"rev":`; after a connection's number, the
-/// result up to `"rev":`. Names are `'static` literals, so a middle is named by its head, its
-/// names' addresses and lengths (as [`NameBlocks`] names them) and whether a connection
-/// follows, packed in four words compared at once; `""` stands for a name it does not hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct MiddleKey {
-    head: Head,
-    action: &'static str,
-    what: &'static str,
-    result: &'static str,
-    conn: bool,
-}
-
-/// Lengths of names a [`MiddleKey`] packs (longer names are left to the reference writer).
-const MAX_PACKED_LEN: usize = (1 << 20) - 1;
-
-impl MiddleKey {
-    /// The middle after the actor (or its number).
-    #[inline(always)]
-    fn after_actor(head: Head, o: &crate::proto::step::Outcome, conn: bool) -> Self {
-        MiddleKey {
-            head,
-            action: o.action,
-            what: o.what,
-            result: if conn { "" } else { o.result },
-            conn,
-        }
-    }
-
-    /// The middle after the connection's number.
-    #[inline(always)]
-    fn after_conn(result: &'static str) -> Self {
-        MiddleKey {
-            head: Head::AfterConn,
-            action: "",
-            what: "",
-            result,
-            conn: false,
-        }
-    }
-
-    /// The key as four words (names by address, then the head, the connection flag and the
-    /// three lengths), or None when a name is too long to pack.
-    #[inline(always)]
-    fn packed(&self) -> Option<[u64; 4]> {
-        let lens = [self.action.len(), self.what.len(), self.result.len()];
-        if lens.iter().any(|&l| l > MAX_PACKED_LEN) {
-            return None;
-        }
-        let tag = self.head as u64
-            | u64::from(self.conn) << 3
-            | (lens[0] as u64) << 4
-            | (lens[1] as u64) << 24
-            | (lens[2] as u64) << 44;
-        Some([
-            self.action.as_ptr() as u64,
-            self.what.as_ptr() as u64,
-            self.result.as_ptr() as u64,
-            tag,
-        ])
-    }
-}
-
-/// The index's first place to probe for a packed key: a multiplicative hash.
-#[inline(always)]
-fn middle_place(key: &[u64; 4]) -> usize {
-    let mix = key[0] ^ key[1].rotate_left(21) ^ key[2].rotate_left(42) ^ key[3];
-    (mix.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - MIDDLE_INDEX.ilog2())) as usize
-}
-
-/// Every middle seen, with its text and [`FnvJump`]: a line's names cost one look-up and one
-/// jump instead of three look-ups and eight jumps (issue 16: each jump reads a line of a 2 KB
-/// table chosen by the hash so far, a cache miss on the hash's chain when the table was
-/// evicted; a run uses a few dozen middles). Open addressing, never forgetting; past
-/// [`MAX_MIDDLES`], new ones are left to the reference writer.
-struct Middles {
-    /// 0 for an empty place, else the middle's number + 1.
-    index: Box<[u16; MIDDLE_INDEX]>,
-    keys: Vec<[u64; 4]>,
-    texts: Vec<Box<[u8]>>,
-    jumps: Vec<FnvJump>,
-}
-
-/// Places in [`Middles`]' index (a power of two, at least twice [`MAX_MIDDLES`]).
-const MIDDLE_INDEX: usize = 4096;
-/// Middles kept at most.
-const MAX_MIDDLES: usize = 2048;
-const _: () = assert!(MIDDLE_INDEX.is_power_of_two() && MIDDLE_INDEX >= 2 * MAX_MIDDLES);
-
-impl Default for Middles {
-    fn default() -> Self {
-        Middles {
-            index: Box::new([0; MIDDLE_INDEX]),
-            keys: Vec::new(),
-            texts: Vec::new(),
-            jumps: Vec::new(),
-        }
-    }
-}
-
-impl Middles {
-    /// `Ok(number)` of the middle packed as `key`, or `Err(place)`: the empty place it would
-    /// take.
-    #[inline(always)]
-    fn find(&self, key: &[u64; 4]) -> Result<usize, usize> {
-        let mut place = middle_place(key);
-        loop {
-            match self.index[place] {
-                0 => return Err(place),
-                n if self.keys[usize::from(n) - 1] == *key => return Ok(usize::from(n) - 1),
-                _ => place = (place + 1) % MIDDLE_INDEX,
-            }
-        }
-    }
-
-    /// Keeps `key`'s `text` at the empty `place` [`Middles::find`] gave; its number, or None
-    /// when the table is full.
-    fn insert(&mut self, place: usize, key: [u64; 4], text: Vec<u8>) -> Option<usize> {
-        if self.keys.len() == MAX_MIDDLES {
-            return None;
-        }
-        self.jumps.push(FnvJump::new(&text));
-        self.texts.push(text.into_boxed_slice());
-        self.keys.push(key);
-        self.index[place] = self.keys.len() as u16;
-        Some(self.keys.len() - 1)
-    }
-}
-
 /// Writes `record`'s step line into `line`, hashing it on from the FNV-1a state `hash`; false
 /// (the line is then unfinished) when a name is left to the reference writer.
 pub(super) fn write_fast<const KEEP: bool>(
     line: &mut LineBuf<KEEP>,
     record: &StepRecord<'_>,
-    names: &mut NameBlocks,
+    names: &mut LinePieces,
     hash: u64,
 ) -> bool {
     let o = record.outcome;
     line.start(hash);
-    line.jump(lit!(b"{\"step\":"));
-    line.u64(record.step);
-    line.jump(lit!(b",\"t_ns\":"));
-    line.u64(record.t_ns);
-    line.jump(lit!(b",\"fire\":{\"due_ns\":"));
-    line.u64(record.fire.due_ns);
-    line.jump(lit!(b",\"seq\":"));
-    line.u64(record.fire.seq);
+    // The growing numbers, their leading digits with the literal before them ([`LeadJump`]).
+    let [step, t_ns, due_ns, seq] = names.leads();
+    step.append(line, lit!(b"{\"step\":"), record.step);
+    t_ns.append(line, lit!(b",\"t_ns\":"), record.t_ns);
+    due_ns.append(line, lit!(b",\"fire\":{\"due_ns\":"), record.fire.due_ns);
+    seq.append(line, lit!(b",\"seq\":"), record.fire.seq);
     let head = match o.actor {
         Actor::Apiserver(i) => {
             line.jump(lit!(b"},\"actor\":\"apiserver-"));
@@ -512,9 +256,7 @@ pub(super) fn write_fast<const KEEP: bool>(
         }
     }
     line.i64(o.rev);
-    line.jump(lit!(b",\"compact_rev\":"));
-    line.i64(o.compact_rev);
-    line.jump(lit!(b",\"emitted\":"));
+    names.append_compact_tail(line, o.compact_rev);
     line.u64(u64::from(o.emitted));
     if let Some(v) = o.minute_relists {
         line.jump(lit!(b",\"minute_relists\":"));
@@ -612,7 +354,7 @@ mod tests {
     /// `serde_json`'s, with its hash.
     #[test]
     fn middles_found_among_many_are_the_right_ones() {
-        let mut blocks = NameBlocks::default();
+        let mut blocks = LinePieces::default();
         let mut made = 0;
         for round in 0..2 {
             for kind in 0..6u8 {
@@ -627,7 +369,7 @@ mod tests {
                             conn,
                             result: NAMES[r],
                             rev: 11,
-                            compact_rev: 2,
+                            compact_rev: [2, -1, 1_000_000_007][(a + r) % 3],
                             emitted: 1,
                             minute_relists: None,
                             minute_etcd_bytes: None,
@@ -656,11 +398,59 @@ mod tests {
         }
         // 6 heads x 4^3 plain names x 2 (with or without a connection), in both rounds.
         assert_eq!(made, 2 * 6 * 64 * 2);
-        assert!(
-            blocks.middles.keys.len() > 300,
-            "{}",
-            blocks.middles.keys.len()
-        );
+        assert!(blocks.middles_kept() > 300, "{}", blocks.middles_kept());
+    }
+
+    /// Growing numbers through one table, across the points where their leading digits change
+    /// (and where they first have any): every line is `serde_json`'s, with its hash.
+    #[test]
+    fn leading_digits_carried_across_lines() {
+        let mut blocks = LinePieces::default();
+        let outcome = Outcome {
+            actor: Actor::Etcd,
+            action: "deliver",
+            what: "kv.txn",
+            conn: Some(4),
+            result: "ok",
+            rev: 11,
+            compact_rev: 2,
+            emitted: 1,
+            minute_relists: None,
+            minute_etcd_bytes: None,
+        };
+        let starts = [
+            0u64,
+            9_990,
+            99_990,
+            99_999_990,
+            999_999_990,
+            123_456_789_999_990,
+        ];
+        let mut lines = 0;
+        for start in starts {
+            for i in start..start + 25 {
+                let t = i * 1_000_003;
+                let fire = EventKey {
+                    due_ns: t,
+                    seq: i * 3,
+                };
+                let record = StepRecord {
+                    step: i,
+                    t_ns: t,
+                    fire,
+                    outcome: &outcome,
+                };
+                let mut line = LineBuf::<true>::default();
+                assert!(write_fast(&mut line, &record, &mut blocks, i));
+                let reference = serde_json::to_vec(&record).unwrap();
+                let mut hash = crate::kernel::Fnv64::from_state(i);
+                hash.update(&reference);
+                assert_eq!(line.as_bytes(), &reference[..]);
+                assert_eq!(line.hash(), hash.finish(), "line {i}");
+                lines += 1;
+            }
+        }
+        assert_eq!(lines, 25 * starts.len());
     }
 
     proptest! {
@@ -695,7 +485,7 @@ mod tests {
             };
             let record = StepRecord { step, t_ns, fire: EventKey { due_ns, seq }, outcome: &outcome };
             let mut line = LineBuf::<true>::default();
-            let mut blocks = NameBlocks::default();
+            let mut blocks = LinePieces::default();
             let state = rev as u64;
             let finished = write_fast(&mut line, &record, &mut blocks, state);
             // The hash-only writer finishes the same lines with the same hash, storing nothing.

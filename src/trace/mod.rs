@@ -8,8 +8,10 @@ use std::io::{self, Write};
 use serde::{Deserialize, Serialize};
 
 mod line;
+mod pieces;
 
-use line::{LineBuf, NameBlocks};
+use line::LineBuf;
+use pieces::LinePieces;
 
 use crate::kernel::{EventKey, Fnv64, Nanos};
 use crate::proto::Actor;
@@ -72,7 +74,7 @@ pub struct TraceWriter {
     fast_hash: LineBuf<false>,
     /// The line, when a name needed the reference writer.
     line: Vec<u8>,
-    names: NameBlocks,
+    names: LinePieces,
     sink: Option<Box<dyn Write>>,
 }
 
@@ -84,7 +86,7 @@ impl TraceWriter {
             fast: Box::default(),
             fast_hash: LineBuf::default(),
             line: Vec::with_capacity(256),
-            names: NameBlocks::default(),
+            names: LinePieces::default(),
             sink: None,
         }
     }
@@ -98,7 +100,7 @@ impl TraceWriter {
             fast: Box::default(),
             fast_hash: LineBuf::default(),
             line: Vec::with_capacity(256),
-            names: NameBlocks::default(),
+            names: LinePieces::default(),
             sink: Some(sink),
         })
     }
@@ -169,7 +171,7 @@ impl TraceWriter {
 /// line whose names are plain and short; the reference writer below, the rest. `tests` pin the
 /// equality with `serde_json`.
 pub fn write_step_line(out: &mut Vec<u8>, record: &StepRecord<'_>) -> io::Result<()> {
-    let mut names = NameBlocks::default();
+    let mut names = LinePieces::default();
     let mut fast = Box::<LineBuf>::default();
     if line::write_fast(&mut fast, record, &mut names, 0) {
         out.extend_from_slice(fast.as_bytes());
@@ -181,7 +183,7 @@ pub fn write_step_line(out: &mut Vec<u8>, record: &StepRecord<'_>) -> io::Result
 
 /// Writes a name as a JSON string: plain ones from their block, the rest through
 /// [`write_json_str`].
-fn write_name(out: &mut Vec<u8>, names: &mut NameBlocks, s: &'static str) -> io::Result<()> {
+fn write_name(out: &mut Vec<u8>, names: &mut LinePieces, s: &'static str) -> io::Result<()> {
     match names.slot(s) {
         Some(slot) => {
             out.extend_from_slice(names.quoted(slot));
@@ -200,7 +202,7 @@ fn int<I: itoa::Integer>(out: &mut Vec<u8>, v: I) {
 fn write_line(
     out: &mut Vec<u8>,
     record: &StepRecord<'_>,
-    names: &mut NameBlocks,
+    names: &mut LinePieces,
 ) -> io::Result<()> {
     let o = record.outcome;
     out.extend_from_slice(b"{\"step\":");
@@ -255,7 +257,7 @@ fn write_line(
 /// A JSON string: plain ASCII names are copied as they are; anything else goes through
 /// `serde_json` for its escaping. True when `s` was plain.
 fn write_json_str(out: &mut Vec<u8>, s: &str) -> io::Result<bool> {
-    if line::is_plain(s) {
+    if pieces::is_plain(s) {
         out.push(b'"');
         out.extend_from_slice(s.as_bytes());
         out.push(b'"');
@@ -319,7 +321,7 @@ mod tests {
             assert_eq!(ours, serde_json::to_vec(s).unwrap(), "{s:?}");
         }
         // Through the table of plain names, twice (a miss, then a hit for the plain ones).
-        let mut names = NameBlocks::default();
+        let mut names = LinePieces::default();
         for s in [
             "watch.event",
             "a \"quoted\" name",
