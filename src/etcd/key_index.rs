@@ -214,15 +214,28 @@ impl KeyIndex {
         self.slots.iter().map(|(k, slot)| (k, self.history(slot)))
     }
 
-    /// The keys from `start` on (inclusive or not) with their versions, in key order.
+    /// The keys from `start` on (inclusive or not) with their versions, in key order; `long`
+    /// for a walk expected to read many keys (their slots are asked for ahead:
+    /// [`HashedOrdMap::range_from_ahead`]).
     pub(super) fn range_from(
         &self,
         start: &Key,
         inclusive: bool,
-    ) -> impl Iterator<Item = (&Key, History<'_>)> + '_ {
-        self.slots
-            .range_from(start, inclusive)
-            .map(|(k, slot)| (k, self.history(slot)))
+        long: bool,
+    ) -> Box<dyn Iterator<Item = (&Key, History<'_>)> + '_> {
+        if long {
+            Box::new(
+                self.slots
+                    .range_from_ahead(start, inclusive)
+                    .map(|(k, slot)| (k, self.history(slot))),
+            )
+        } else {
+            Box::new(
+                self.slots
+                    .range_from(start, inclusive)
+                    .map(|(k, slot)| (k, self.history(slot))),
+            )
+        }
     }
 
     /// `key_index.go compact` at `rev`: every key keeps its newest version at or below `rev` and

@@ -15,6 +15,11 @@ use std::hash::{Hash, Hasher};
 pub trait LookupKey: Eq + Clone {
     /// Feeds the key's lookup hash.
     fn lookup_hash<H: Hasher>(&self, state: &mut H);
+
+    /// Asks for the first line of what comparing the key reads, when it lives behind a
+    /// pointer (a hint: reads nothing; by default, nothing to ask for).
+    #[inline(always)]
+    fn prefetch_text(&self) {}
 }
 
 impl LookupKey for u32 {

@@ -51,6 +51,11 @@ impl crate::kernel::lookup_key::LookupKey for Key {
     fn lookup_hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_usize(self.addr());
     }
+
+    #[inline(always)]
+    fn prefetch_text(&self) {
+        self.prefetch_text_hash();
+    }
 }
 
 impl PartialOrd for Key {
