@@ -375,6 +375,31 @@ mod tests {
         Compact(u8),
     }
 
+    /// A walk that asks ahead (interned keys: their texts are asked for too) reads what the
+    /// plain walk reads, from any start, over more keys than it walks before asking.
+    #[test]
+    fn a_long_walk_reads_what_a_short_one_reads() {
+        let mut index = KeyIndex::new();
+        for i in 0..100i64 {
+            index.push_with(&Key::new(&format!("/k/{i:03}")), |newest| {
+                put(i + 1, newest)
+            });
+        }
+        for start in ["/k/", "/k/005", "/k/050", "/k/099", "/l"] {
+            let start = Key::new(start);
+            for inclusive in [true, false] {
+                let walk = |long| -> Vec<(Key, Version)> {
+                    index
+                        .range_from(&start, inclusive, long)
+                        .map(|(k, h)| (k.clone(), *h.newest()))
+                        .collect()
+                };
+                assert_eq!(walk(false), walk(true), "from {start:?}");
+            }
+        }
+        assert_eq!(index.range_from(&Key::new("/k/"), true, true).count(), 100);
+    }
+
     fn op() -> impl Strategy<Value = Op> {
         prop_oneof![
             6 => (0u8..12).prop_map(Op::Put),

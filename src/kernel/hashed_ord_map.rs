@@ -240,7 +240,8 @@ mod tests {
     }
 
     /// The walk that asks ahead yields exactly the plain walk's entries, from every start,
-    /// inclusive or not, over maps shorter and longer than how far it asks ahead.
+    /// inclusive or not, over maps shorter and longer than how far it asks ahead (interned keys, whose text it asks
+    /// for too, in `etcd::key_index`'s tests).
     #[test]
     fn the_walk_asking_ahead_is_the_plain_walk() {
         let start_at = RANGE_START as u32;
@@ -262,16 +263,6 @@ mod tests {
                 }
             }
         }
-        let keys: HashedOrdMap<crate::proto::etcd::Key, u8> = (0..40)
-            .map(|i| (crate::proto::etcd::Key::new(&format!("/k/{i:03}")), i))
-            .collect();
-        let from = crate::proto::etcd::Key::new("/k/005");
-        let plain: Vec<_> = keys.range_from(&from, true).collect();
-        assert_eq!(plain.len(), 35);
-        assert_eq!(
-            plain,
-            keys.range_from_ahead(&from, true).collect::<Vec<_>>()
-        );
     }
 
     #[test]
