@@ -7,10 +7,12 @@
 use super::line::{LineBuf, Lit, NAME_BLOCK, POWERS_OF_TEN};
 use crate::kernel::FnvJump;
 
-/// Quoted plain names, each kept as a [`NAME_BLOCK`], and the line middles made of them
-/// ([`Middles`]): a name is a string literal, so one found plain (nothing to escape) and short
-/// never changes. Found by the literal's address in an open-addressed table that never
-/// forgets; past [`MAX_NAMES`] names, new ones are left to the reference writer.
+/// The pieces a step line keeps between lines: quoted plain names, each kept as a
+/// [`NAME_BLOCK`], the line middles made of them ([`Middles`]), the compact revision's text
+/// ([`CompactTail`]) and the growing numbers' leading digits ([`LeadJump`]). A name is a
+/// string literal, so one found plain (nothing to escape) and short never changes: it is found
+/// by the literal's address in an open-addressed table that never forgets; past [`MAX_NAMES`]
+/// names, new ones are left to the reference writer.
 pub(super) struct LinePieces {
     /// By the address's hash: 0 for an empty place, else the name's number + 1.
     index: Box<[u16; INDEX]>,
