@@ -99,6 +99,13 @@ impl FnvJump {
     }
 }
 
+impl Default for FnvJump {
+    /// The jump over no bytes (leaves a state as it is).
+    fn default() -> Self {
+        FnvJump::new(b"")
+    }
+}
+
 impl std::fmt::Debug for FnvJump {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FnvJump").field("mul", &self.mul).finish()

@@ -171,23 +171,7 @@ pub(super) struct LeadJump {
     /// Lines since the jump was made.
     lines: u32,
     text: Vec<u8>,
-    jump: Box<FnvJumpBox>,
-}
-
-/// A boxed [`FnvJump`] with a default (the jump over nothing).
-struct FnvJumpBox(FnvJump);
-
-impl Default for FnvJumpBox {
-    fn default() -> Self {
-        FnvJumpBox(FnvJump::new(b""))
-    }
-}
-
-impl std::ops::Deref for FnvJumpBox {
-    type Target = FnvJump;
-    fn deref(&self) -> &FnvJump {
-        &self.0
-    }
+    jump: Box<FnvJump>,
 }
 
 impl LeadJump {
@@ -248,7 +232,7 @@ impl LeadJump {
         self.text.extend_from_slice(lit);
         self.text
             .extend_from_slice(itoa::Buffer::new().format(head).as_bytes());
-        self.jump.0 = FnvJump::new(&self.text);
+        *self.jump = FnvJump::new(&self.text);
         self.head = Some(head);
     }
 }
@@ -261,7 +245,7 @@ impl LeadJump {
 struct CompactTail {
     compact_rev: Option<i64>,
     text: Vec<u8>,
-    jump: Box<FnvJumpBox>,
+    jump: Box<FnvJump>,
 }
 
 impl CompactTail {
@@ -273,7 +257,7 @@ impl CompactTail {
         self.text
             .extend_from_slice(itoa::Buffer::new().format(compact_rev).as_bytes());
         self.text.extend_from_slice(b",\"emitted\":");
-        self.jump.0 = FnvJump::new(&self.text);
+        *self.jump = FnvJump::new(&self.text);
         self.compact_rev = Some(compact_rev);
     }
 }
