@@ -1,6 +1,7 @@
 //! The etcd model's revision, compaction and range rules, each pinned to the exact values a real
 //! etcd 3.4.23 returned (reference/etcd-semantics.md Part B, OBS-1..OBS-7).
 
+use smallvec::smallvec;
 use watchsim::etcd::{
     Compare, CompareOp, CompareTarget, EtcdConfig, EtcdError, EtcdServer, Key, KeyRange, KvRequest,
     KvResponse, Store, Txn, TxnOp, TxnOpResult, WatchOutput,
@@ -27,9 +28,9 @@ fn del(s: &str) -> TxnOp {
 }
 fn txn(success: Vec<TxnOp>) -> Txn {
     Txn {
-        compares: vec![],
-        success,
-        failure: vec![],
+        compares: smallvec![],
+        success: success.into(),
+        failure: smallvec![],
     }
 }
 
@@ -44,14 +45,14 @@ fn observed_history() -> Store {
     s.delete(&single("foo"));
     s.delete(&single("nonexistent"));
     s.txn(&Txn {
-        compares: vec![Compare {
+        compares: smallvec![Compare {
             key: k("bar"),
             target: CompareTarget::Mod,
             op: CompareOp::Greater,
             value: 0,
         }],
-        success: vec![put("foo"), put("baz")],
-        failure: vec![],
+        success: smallvec![put("foo"), put("baz")],
+        failure: smallvec![],
     })
     .unwrap();
     s.txn(&txn(vec![put("q"), del("bar"), del("nothere")]))
@@ -127,14 +128,14 @@ fn read_only_txn_failed_compare_and_absent_delete_do_not_move_the_revision() {
     assert_eq!((r.revision, r.succeeded), (6, true));
     let (r, evs) = s
         .txn(&Txn {
-            compares: vec![Compare {
+            compares: smallvec![Compare {
                 key: k("foo"),
                 target: CompareTarget::Version,
                 op: CompareOp::Equal,
                 value: 99,
             }],
-            success: vec![put("foo")],
-            failure: vec![],
+            success: smallvec![put("foo")],
+            failure: smallvec![],
         })
         .unwrap();
     assert_eq!((r.revision, r.succeeded, evs.len()), (6, false, 0));
@@ -183,9 +184,9 @@ fn txn_writing_a_key_twice_is_refused_without_a_revision() {
     // The failure branch is checked even when the compares would pick the success branch.
     assert_eq!(
         s.txn(&Txn {
-            compares: vec![],
-            success: vec![put("ok")],
-            failure: vec![put("dup"), put("dup")],
+            compares: smallvec![],
+            success: smallvec![put("ok")],
+            failure: smallvec![put("dup"), put("dup")],
         }),
         Err(EtcdError::DuplicateKey)
     );

@@ -12,6 +12,7 @@
 //! partitions, stalls).
 
 use imbl::{OrdMap, Vector};
+use smallvec::smallvec;
 
 use super::api::{
     ApiRequest, ApiResponse, ApiWatchEvent, ContinueToken, ListResult, ReadRate, ResourceId, Rv,
@@ -485,18 +486,18 @@ impl Apiserver {
                 labels,
             } => {
                 let txn = Txn {
-                    compares: vec![Compare {
+                    compares: smallvec![Compare {
                         key: key.clone(),
                         target: CompareTarget::Mod,
                         op: CompareOp::Equal,
                         value: 0,
                     }],
-                    success: vec![TxnOp::Put {
+                    success: smallvec![TxnOp::Put {
                         key: key.clone(),
                         value_bytes: bytes,
                         value_tag: labels,
                     }],
-                    failure: vec![TxnOp::Range(KeyRange::Single(key.clone()))],
+                    failure: smallvec![TxnOp::Range(KeyRange::Single(key.clone()))],
                 };
                 self.write(conn, req_id, resource, key, WriteOp::Create, txn, out);
             }
@@ -508,13 +509,13 @@ impl Apiserver {
                 precondition_rv,
             } => {
                 let txn = Txn {
-                    compares: vec![guard(&key, precondition_rv)],
-                    success: vec![TxnOp::Put {
+                    compares: smallvec![guard(&key, precondition_rv)],
+                    success: smallvec![TxnOp::Put {
                         key: key.clone(),
                         value_bytes: bytes,
                         value_tag: labels,
                     }],
-                    failure: vec![TxnOp::Range(KeyRange::Single(key.clone()))],
+                    failure: smallvec![TxnOp::Range(KeyRange::Single(key.clone()))],
                 };
                 let op = WriteOp::Update {
                     precondition: precondition_rv.is_some(),
@@ -527,9 +528,9 @@ impl Apiserver {
                 precondition_rv,
             } => {
                 let txn = Txn {
-                    compares: vec![guard(&key, precondition_rv)],
-                    success: vec![TxnOp::Delete(KeyRange::Single(key.clone()))],
-                    failure: vec![TxnOp::Range(KeyRange::Single(key.clone()))],
+                    compares: smallvec![guard(&key, precondition_rv)],
+                    success: smallvec![TxnOp::Delete(KeyRange::Single(key.clone()))],
+                    failure: smallvec![TxnOp::Range(KeyRange::Single(key.clone()))],
                 };
                 let op = WriteOp::Delete {
                     precondition: precondition_rv.is_some(),
@@ -557,7 +558,7 @@ impl Apiserver {
             key,
             op,
         };
-        if !self.send_etcd(KvRequest::Txn(txn), purpose, out) {
+        if !self.send_etcd(KvRequest::Txn(Box::new(txn)), purpose, out) {
             let resp = ApiResponse::Error(Status::internal("etcdserver: request timed out".into()));
             out.send(conn, Dir::ToClient, Msg::api_reply(req_id, resp));
         }

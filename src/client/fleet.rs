@@ -21,10 +21,15 @@ use super::Reflector;
 use super::reflector::FastEvent;
 use crate::kernel::armed_set::ArmedSet;
 use crate::kernel::cow::{CowBox, CowSeq, CowVec};
+use crate::kernel::prefetch::Stage;
 use crate::proto::ConnId;
 
 /// A lane not armed for any connection.
 const UNARMED: ConnId = ConnId::MAX;
+
+/// Cache lines of a reflector's box asked for ahead of a message to it
+/// ([`Fleet::prefetch_reflector`]).
+const REFLECTOR_LINES: usize = 4;
 
 /// A lane folds itself once it took this many events (its count change then fits an `i16`).
 const MAX_LANE_EVENTS: u32 = 1 << 14;
@@ -197,6 +202,27 @@ impl Fleet {
     pub fn prefetch_lane(&self, i: u32) {
         if let Some(lane) = self.lanes.get(i as usize) {
             crate::kernel::prefetch::prefetch(lane);
+        }
+    }
+
+    /// Hints (issue 16, `world/read_ahead.rs`) that reflector `i` will soon take a message: at
+    /// [`Stage::Table`] its lane and its box's slot, at [`Stage::Entry`] (the slot come in) the
+    /// box's first lines, where the reference count a write checks and the fields a message
+    /// reads first sit.
+    #[inline]
+    pub fn prefetch_reflector(&self, i: u32, stage: Stage) {
+        let i = i as usize;
+        let Some(b) = self.reflectors.get(i) else {
+            return;
+        };
+        match stage {
+            Stage::Table => {
+                crate::kernel::prefetch::prefetch(b);
+                if let Some(lane) = self.lanes.get(i) {
+                    crate::kernel::prefetch::prefetch(lane);
+                }
+            }
+            Stage::Entry => b.prefetch_block(REFLECTOR_LINES),
         }
     }
 

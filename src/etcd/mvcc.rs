@@ -122,6 +122,13 @@ impl Store {
     /// Keys from which the index is too big to stay cached, and a long range read asks ahead.
     const BIG_INDEX: usize = 65_536;
 
+    /// True when the index holds [`Self::BIG_INDEX`] keys or more: a run this big does not keep
+    /// its tables cached between steps, so read-ahead hints that cost more than a cached read
+    /// ask only then (issue 16).
+    pub fn is_big(&self) -> bool {
+        self.index.len() >= Self::BIG_INDEX
+    }
+
     /// Range read at `rev` (0 = latest) with `limit` (0 = none) (etcd `kvstore_txn.go rangeKeys`).
     pub fn range(
         &self,
@@ -166,7 +173,7 @@ impl Store {
         // A page or a whole prefix of a big index asks for its keys' slots ahead; a probe of a
         // key or two does not, nor a walk of an index small enough to stay cached (`sweep-1k`'s
         // 33,000 keys: the hints were 2 % more instructions and nothing to save).
-        let long = (limit <= 0 || limit > Self::LONG_RANGE) && self.index.len() >= Self::BIG_INDEX;
+        let long = (limit <= 0 || limit > Self::LONG_RANGE) && self.is_big();
         match range {
             KeyRange::Single(k) => {
                 if let Some(h) = self.index.get(k) {
@@ -449,7 +456,16 @@ impl Store {
     /// Runs a txn atomically: one revision for all its writes, events in op order
     /// (etcd `kvstore_txn.go`, `apply.go`). Returns the result and the events.
     pub fn txn(&mut self, txn: &Txn) -> Result<(TxnResult, Vec<Event>), EtcdError> {
+        let mut events = Vec::new();
+        let result = self.txn_into(txn, &mut events)?;
+        Ok((result, events))
+    }
+
+    /// [`txn`](Self::txn), its events appended to `events` (the server's reused buffer: one
+    /// allocation fewer a write, issue 16). `events` is left as it was if the txn is refused.
+    pub fn txn_into(&mut self, txn: &Txn, events: &mut Vec<Event>) -> Result<TxnResult, EtcdError> {
         Self::validate_txn(txn)?;
+        let first = events.len();
         let succeeded = txn.compares.iter().all(|c| self.compare_holds(c));
         let ops = if succeeded {
             &txn.success
@@ -457,7 +473,6 @@ impl Store {
             &txn.failure
         };
         let rev = self.current + 1;
-        let mut events = Vec::new();
         let mut responses = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
@@ -466,12 +481,12 @@ impl Store {
                     value_bytes,
                     value_tag,
                 } => {
-                    let sub = events.len() as u32;
+                    let sub = (events.len() - first) as u32;
                     events.push(self.write_put(key, *value_bytes, *value_tag, rev, sub));
                     responses.push(TxnOpResult::Put);
                 }
                 TxnOp::Delete(range) => {
-                    let evs = self.write_delete(range, rev, events.len() as u32);
+                    let evs = self.write_delete(range, rev, (events.len() - first) as u32);
                     responses.push(TxnOpResult::Delete {
                         deleted: evs.len() as u64,
                     });
@@ -480,7 +495,11 @@ impl Store {
                 TxnOp::Range(range) => {
                     // Reads inside a txn see the txn's earlier writes: serve them from the
                     // pending state at `rev` when writes happened, else at the current revision.
-                    let at = if events.is_empty() { self.current } else { rev };
+                    let at = if events.len() == first {
+                        self.current
+                    } else {
+                        rev
+                    };
                     let saved = self.current;
                     self.current = at;
                     let mut r = self.range(range, 0, 0).expect("latest is always readable");
@@ -490,7 +509,7 @@ impl Store {
                 }
             }
         }
-        if !events.is_empty() {
+        if events.len() > first {
             self.current = rev;
         }
         for r in &mut responses {
@@ -498,14 +517,11 @@ impl Store {
                 rr.revision = self.current;
             }
         }
-        Ok((
-            TxnResult {
-                revision: self.current,
-                succeeded,
-                responses,
-            },
-            events,
-        ))
+        Ok(TxnResult {
+            revision: self.current,
+            succeeded,
+            responses,
+        })
     }
 
     /// Compacts at `rev` (etcd `kvstore.go updateCompactRev` + `key_index.go compact`): refused

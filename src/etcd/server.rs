@@ -7,6 +7,7 @@ use super::mvcc::Store;
 use super::watch::{WatchHub, WatchOutput};
 use crate::kernel::Nanos;
 use crate::kernel::cow::CowBox;
+use crate::kernel::shared::{Scratch, Unhashed};
 use crate::proto::etcd::{
     EtcdError, Event, Key, KvRequest, KvResponse, StreamId, TxnOp, WatchRequest,
 };
@@ -49,6 +50,9 @@ pub struct EtcdServer {
     pub config: EtcdConfig,
     /// Report counters.
     pub counters: EtcdCounters,
+    /// A txn's events, between the store and the watch hub: one buffer reused by every write
+    /// (issue 16). Empty between requests, so never part of a state.
+    txn_events: Unhashed<Scratch<Event>>,
 }
 
 impl EtcdServer {
@@ -59,6 +63,7 @@ impl EtcdServer {
             hub: WatchHub::new(),
             config,
             counters: EtcdCounters::default(),
+            txn_events: Unhashed::default(),
         }
     }
 
@@ -138,7 +143,14 @@ impl EtcdServer {
                 Ok(KvResponse::Range(r))
             }
             KvRequest::Txn(txn) => {
-                let (result, evs) = self.store.txn(txn)?;
+                let mut evs = self.txn_events.take();
+                let result = match self.store.txn_into(txn, &mut evs) {
+                    Ok(result) => result,
+                    Err(e) => {
+                        self.txn_events.put_back(evs);
+                        return Err(e);
+                    }
+                };
                 for r in &result.responses {
                     if let crate::proto::etcd::TxnOpResult::Range(rr) = r {
                         self.counters.range_requests += 1;
@@ -157,6 +169,7 @@ impl EtcdServer {
                         .sum::<u64>();
                     self.hub.notify(result.revision, &evs, out);
                 }
+                self.txn_events.put_back(evs);
                 Ok(KvResponse::Txn(result))
             }
             KvRequest::Compact { revision } => {

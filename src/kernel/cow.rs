@@ -63,6 +63,21 @@ impl<T: Clone> CowBox<T> {
     }
 }
 
+impl<T: Clone> CowBox<T> {
+    /// Hints (issue 16) that the box will soon be read or written: asks for the first `lines`
+    /// cache lines of its shared block, from the reference count a write checks on. A hint only.
+    #[inline(always)]
+    pub fn prefetch_block(&self, lines: usize) {
+        // The count sits just before the value in the block (triomphe's `ArcInner`).
+        let start = (&*self.0 as *const Memoised<T>)
+            .cast::<u8>()
+            .wrapping_sub(std::mem::size_of::<usize>());
+        for line in 0..lines {
+            super::prefetch::prefetch_addr(start.wrapping_add(line * 64));
+        }
+    }
+}
+
 impl<T: Clone> From<T> for CowBox<T> {
     fn from(value: T) -> Self {
         CowBox::new(value)

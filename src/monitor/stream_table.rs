@@ -21,6 +21,7 @@ use super::changelog::{ChangeLog, RangeId};
 use super::invariants::watch::{API_STREAM, Stream, StreamKey};
 use crate::kernel::armed_set::ArmedSet;
 use crate::kernel::id_table::IdTable;
+use crate::kernel::prefetch::Stage;
 use crate::proto::ConnId;
 use crate::proto::etcd::Key;
 
@@ -123,6 +124,24 @@ impl StreamTable {
         lane.cursor += 1;
         lane.last_rev = rev;
         true
+    }
+
+    /// Hints (issue 16, `world/read_ahead.rs`) that informer `client`'s stream on `conn` will
+    /// soon take an event: at [`Stage::Table`] the connection's slot and the client's lane, at
+    /// [`Stage::Entry`] (the slot come in) the first lines of the stream the slot points to.
+    #[inline]
+    pub fn prefetch_stream(&self, conn: ConnId, client: u32, stage: Stage) {
+        match stage {
+            Stage::Table => {
+                self.by_conn.prefetch_slot(conn);
+                self.prefetch_lane(client);
+            }
+            Stage::Entry => {
+                if let Some((_, stream)) = self.by_conn.get(conn).and_then(|l| l.first()) {
+                    crate::kernel::prefetch::prefetch_whole(&**stream);
+                }
+            }
+        }
     }
 
     /// Hints that client `client`'s lane will soon be read (a fan-out's next receivers).

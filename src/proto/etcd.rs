@@ -364,15 +364,21 @@ pub enum TxnOp {
     Range(KeyRange),
 }
 
+/// A txn's compares or one of its branches: the txns kube-apiserver's etcd3 store and the
+/// workload send have one compare and one op a branch, kept inline so that a txn is one
+/// allocation (its box in [`KvRequest::Txn`]) instead of one a list (issue 16). Compares and
+/// hashes as the slice it holds, as a `Vec` did.
+pub type TxnList<T> = smallvec::SmallVec<[T; 1]>;
+
 /// A txn: if every compare holds, run `success`, else `failure`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Txn {
     /// Conjunction of compares.
-    pub compares: Vec<Compare>,
+    pub compares: TxnList<Compare>,
     /// Ops when all compares hold.
-    pub success: Vec<TxnOp>,
+    pub success: TxnList<TxnOp>,
     /// Ops otherwise.
-    pub failure: Vec<TxnOp>,
+    pub failure: TxnList<TxnOp>,
 }
 
 /// The response to one txn op.
@@ -421,8 +427,8 @@ pub enum KvRequest {
         /// Maximum keys returned.
         limit: i64,
     },
-    /// `Txn`.
-    Txn(Txn),
+    /// `Txn`, boxed: its compares and branches inline make it larger than the other requests.
+    Txn(Box<Txn>),
     /// `Compact`.
     Compact {
         /// Compact revision requested.

@@ -455,9 +455,13 @@ impl World {
         if lanes {
             read_ahead::Ahead {
                 agenda: &self.agenda,
+                net: &self.net,
                 etcd: &self.etcd,
                 apiservers: &self.apiservers,
-                checker_log: &self.obs.checker.log,
+                clients: &self.clients,
+                checker: &self.obs.checker,
+                workload: &self.workload,
+                scenario: &self.scenario.0,
             }
             .step_started();
         }
@@ -513,9 +517,13 @@ impl World {
                 if lanes {
                     read_ahead::Ahead {
                         agenda: ctx.agenda,
+                        net: ctx.net,
                         etcd: parts.etcd,
                         apiservers: parts.apiservers,
-                        checker_log: &parts.obs.checker.log,
+                        clients: parts.clients,
+                        checker: &parts.obs.checker,
+                        workload: parts.workload,
+                        scenario: parts.scenario,
                     }
                     .step_handled();
                 }

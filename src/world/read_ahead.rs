@@ -15,24 +15,34 @@
 //! remembered watchers for a request's key and the checker's remembered ranges for it (the
 //! lease renewals), and each apiserver's store entry and ring slots, and the key's stored text
 //! hash, for the events etcd streams to the caches. Measured in `docs/performance.md`
-//! (step 14).
+//! (step 14). Step 17 added a workload write's drawn object and key (in big runs only: the draw
+//! is made again on a copied stream), and for a message to an informer its reflector's first
+//! lines and lane and the checker's stream and record of it.
 
 use crate::apiserver::Apiserver;
+use crate::client::Fleet;
 use crate::etcd::EtcdServer;
 use crate::kernel::Agenda;
 use crate::kernel::cow::CowVec;
 use crate::kernel::prefetch::Stage;
-use crate::monitor::changelog::ChangeLog;
-use crate::proto::Actor;
-use crate::proto::msg::Msg;
+use crate::monitor::Checker;
+use crate::proto::msg::{Msg, Timer};
+use crate::proto::{Actor, Dir};
+use crate::scenario::Scenario;
 use crate::world::Pending;
+use crate::world::network::Network;
+use crate::world::workload::Workload;
 
 /// What the read-ahead looks into: the parts whose lines the next events' handlers read.
 pub(super) struct Ahead<'a> {
     pub agenda: &'a Agenda<Pending>,
+    pub net: &'a Network,
     pub etcd: &'a EtcdServer,
     pub apiservers: &'a CowVec<Apiserver>,
-    pub checker_log: &'a ChangeLog,
+    pub clients: &'a Fleet,
+    pub checker: &'a Checker,
+    pub workload: &'a Workload,
+    pub scenario: &'a Scenario,
 }
 
 impl Ahead<'_> {
@@ -55,47 +65,54 @@ impl Ahead<'_> {
         }
     }
 
-    /// Asks for the lines, at `stage`, that the handler of `pending` will read first.
+    /// Asks for the lines, at `stage`, that the handler of `pending` will read first (see the
+    /// module doc).
     fn event(&self, pending: &Pending, stage: Stage) {
-        event(pending, self.etcd, self.apiservers, self.checker_log, stage);
-    }
-}
-
-/// Asks for the lines, at `stage`, that the handler of `pending` will read first (see the
-/// module doc).
-fn event(
-    pending: &Pending,
-    etcd: &EtcdServer,
-    apiservers: &CowVec<Apiserver>,
-    checker_log: &ChangeLog,
-    stage: Stage,
-) {
-    match *pending {
-        // etcd's events to the apiservers' caches: each cache's store entry and ring slots.
-        Pending::Multicast {
-            ref targets,
-            msg: Msg::WatchReply(ref resp),
-            ..
-        } => {
-            for &(conn, receiver, tag) in targets {
-                if let Actor::Apiserver(i) = receiver
-                    && let Some(a) = apiservers.get(i as usize)
-                {
-                    a.prefetch_for_etcd_watch(conn, tag, resp, stage);
+        match *pending {
+            // etcd's events to the apiservers' caches: each cache's store entry and ring slots.
+            Pending::Multicast {
+                ref targets,
+                msg: Msg::WatchReply(ref resp),
+                ..
+            } => {
+                for &(conn, receiver, tag) in targets {
+                    if let Actor::Apiserver(i) = receiver
+                        && let Some(a) = self.apiservers.get(i as usize)
+                    {
+                        a.prefetch_for_etcd_watch(conn, tag, resp, stage);
+                    }
                 }
             }
-        }
-        // A request to etcd: its key's index slot and remembered watchers, and the checker's
-        // remembered ranges of the key (read when it logs the change).
-        Pending::Deliver {
-            msg: Msg::Kv { ref req, .. },
-            ..
-        } => {
-            etcd.prefetch_for_kv(req, stage);
-            if let Some(key) = req.first_key() {
-                checker_log.prefetch(key, stage);
+            // A request to etcd: its key's index slot and remembered watchers, and the checker's
+            // remembered ranges of the key (read when it logs the change).
+            Pending::Deliver {
+                msg: Msg::Kv { ref req, .. },
+                ..
+            } => {
+                self.etcd.prefetch_for_kv(req, stage);
+                if let Some(key) = req.first_key() {
+                    self.checker.log.prefetch(key, stage);
+                }
             }
+            // A message to an informer (a single watcher's event, a list page): its reflector's
+            // first lines and lane, and the checker's stream and record of what it observed.
+            Pending::Deliver {
+                conn,
+                dir: Dir::ToClient,
+                ..
+            } => {
+                if let Some(Actor::Client(i)) = self.net.conn(conn).map(|c| c.client) {
+                    self.clients.prefetch_reflector(i, stage);
+                    self.checker.prefetch_client_message(conn, i, stage);
+                }
+            }
+            // A workload write: the object it draws and its key. A copied random draw a hint:
+            // worth it only where the lists do not stay cached.
+            Pending::Timer(Timer::Workload(i)) if self.etcd.store.is_big() => {
+                self.workload
+                    .prefetch_next_write(i as usize, self.scenario, stage);
+            }
+            _ => {}
         }
-        _ => {}
     }
 }

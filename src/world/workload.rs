@@ -9,9 +9,11 @@ use super::Ctx;
 use super::msg::{Msg, Timer};
 use super::network::{Actor, ConnId, Dir};
 use crate::etcd::{Compare, CompareOp, CompareTarget, Key, KeyRange, KvRequest, Txn, TxnOp};
+use smallvec::smallvec;
 use std::sync::Arc;
 
 use crate::kernel::cow::CowSeq;
+use crate::kernel::prefetch::{Stage, prefetch};
 use crate::kernel::{RngStream, Unhashed};
 use crate::proto::Host;
 use crate::scenario::{Scenario, WorkloadKind};
@@ -64,13 +66,13 @@ impl ResourceObjects {
             value: 0,
         };
         Txn {
-            compares: vec![absent],
-            success: vec![TxnOp::Put {
+            compares: smallvec![absent],
+            success: smallvec![TxnOp::Put {
                 key,
                 value_bytes: self.object_bytes,
                 value_tag: 0,
             }],
-            failure: vec![],
+            failure: smallvec![],
         }
     }
 
@@ -79,13 +81,13 @@ impl ResourceObjects {
         let id = self.live[rng.below(self.live.len() as u64) as usize];
         let key = self.key(id);
         Txn {
-            compares: vec![exists(&key)],
-            success: vec![TxnOp::Put {
+            compares: smallvec![exists(&key)],
+            success: smallvec![TxnOp::Put {
                 key,
                 value_bytes: self.object_bytes,
                 value_tag: 0,
             }],
-            failure: vec![],
+            failure: smallvec![],
         }
     }
 
@@ -100,10 +102,23 @@ impl ResourceObjects {
         }
         let key = self.key(id);
         Txn {
-            compares: vec![exists(&key)],
-            success: vec![TxnOp::Delete(KeyRange::Single(key))],
-            failure: vec![],
+            compares: smallvec![exists(&key)],
+            success: smallvec![TxnOp::Delete(KeyRange::Single(key))],
+            failure: smallvec![],
         }
+    }
+}
+
+/// The kind of one write of an entry of kind `kind`: churn draws half updates, a quarter
+/// creates and a quarter deletes; the other kinds are what they say.
+fn write_kind(kind: WorkloadKind, rng: &mut RngStream) -> WorkloadKind {
+    match kind {
+        WorkloadKind::Churn => match rng.unit() {
+            u if u < 0.5 => WorkloadKind::Update,
+            u if u < 0.75 => WorkloadKind::Create,
+            _ => WorkloadKind::Delete,
+        },
+        k => k,
     }
 }
 
@@ -164,6 +179,46 @@ impl Workload {
         w
     }
 
+    /// Asks (issue 16, `world/read_ahead.rs`) for the lines workload `i`'s next write reads
+    /// first: at [`Stage::Table`] the live list's slot its draw lands on, at [`Stage::Entry`]
+    /// (a step later, the slot come in) that object's key. In `cluster-15k` these two misses,
+    /// one after the other, were 4 % of the time (the 1,500 lease renewals a second). The draws
+    /// are made on a copy of the entry's stream, so nothing the run computes changes; should
+    /// the live list change before the write, the hint is only wasted.
+    pub fn prefetch_next_write(&self, i: usize, scenario: &Scenario, stage: Stage) {
+        let Some(res) = self
+            .entry_resource
+            .get(i)
+            .copied()
+            .flatten()
+            .and_then(|r| self.resources.get(r))
+        else {
+            return;
+        };
+        let (Some(entry), Some(rng)) = (scenario.workload.get(i), self.rngs.get(i)) else {
+            return;
+        };
+        if res.live.is_empty() {
+            return;
+        }
+        let mut rng = rng.clone();
+        let id = match write_kind(entry.kind, &mut rng) {
+            WorkloadKind::Create => res.next_id,
+            _ => {
+                let slot = &res.live[rng.below(res.live.len() as u64) as usize];
+                if stage == Stage::Table {
+                    return prefetch(slot);
+                }
+                *slot
+            }
+        };
+        if stage == Stage::Entry
+            && let Some(key) = res.keys.get(id as usize)
+        {
+            prefetch(key);
+        }
+    }
+
     /// Workload `i`'s timer fired: issue one write and arm the next.
     pub fn fire(&mut self, i: usize, scenario: &Scenario, ctx: &mut Ctx<'_>) -> &'static str {
         let entry = &scenario.workload[i];
@@ -171,15 +226,7 @@ impl Workload {
             return "none";
         };
         let rng = &mut self.rngs.make_mut()[i];
-        let kind = match entry.kind {
-            // Churn: half updates, a quarter creates, a quarter deletes.
-            WorkloadKind::Churn => match rng.unit() {
-                u if u < 0.5 => WorkloadKind::Update,
-                u if u < 0.75 => WorkloadKind::Create,
-                _ => WorkloadKind::Delete,
-            },
-            k => k,
-        };
+        let kind = write_kind(entry.kind, rng);
         let res = &mut self.resources.make_mut()[res_idx];
         let write = match kind {
             WorkloadKind::Create => Some((res.create(), "create")),
@@ -196,7 +243,7 @@ impl Workload {
             .kv_conn
             .get_or_insert_with(|| ctx.connect(Actor::Workload, Actor::Etcd));
         self.writes_issued += 1;
-        let req = KvRequest::Txn(txn);
+        let req = KvRequest::Txn(Box::new(txn));
         let req_id = super::msg::NO_REPLY;
         ctx.send(conn, Dir::ToServer, Msg::Kv { req_id, req });
         label

@@ -4,6 +4,7 @@
 //! logical time.
 
 use super::*;
+use smallvec::smallvec;
 
 impl Apiserver {
     /// The compaction interval passed: re-arm, and (when the process is up) send the txn.
@@ -21,20 +22,20 @@ impl Apiserver {
         let key = Key::new(COMPACT_REV_KEY);
         let rev_text_bytes = self.compactor_rev.to_string().len() as u64;
         let txn = Txn {
-            compares: vec![Compare {
+            compares: smallvec![Compare {
                 key: key.clone(),
                 target: CompareTarget::Version,
                 op: CompareOp::Equal,
                 value: self.compactor_t,
             }],
-            success: vec![TxnOp::Put {
+            success: smallvec![TxnOp::Put {
                 key: key.clone(),
                 value_bytes: rev_text_bytes,
                 value_tag: 0,
             }],
-            failure: vec![TxnOp::Range(KeyRange::Single(key))],
+            failure: smallvec![TxnOp::Range(KeyRange::Single(key))],
         };
-        self.send_etcd(KvRequest::Txn(txn), EtcdPurpose::CompactTxn, out);
+        self.send_etcd(KvRequest::Txn(Box::new(txn)), EtcdPurpose::CompactTxn, out);
         "compactor.tick"
     }
 

@@ -12,6 +12,7 @@ use crate::apiserver::Rv;
 use crate::client::Reflector;
 use crate::client::reflector::{Effects, Sent};
 use crate::kernel::Nanos;
+use crate::kernel::prefetch::Stage;
 use crate::monitor::Checker;
 use crate::monitor::invariants::Inv;
 
@@ -84,6 +85,16 @@ impl Checker {
         };
         if let Some((rv, kind)) = observed {
             self.client_rv(id, rv, kind, || c.server());
+        }
+    }
+
+    /// Asks (issue 16, `world/read_ahead.rs`) for what checking informer `client`'s next
+    /// message on `conn` reads first: its stream's slot, lane and first lines (by `stage`), and
+    /// its time-travel record.
+    pub fn prefetch_client_message(&self, conn: crate::proto::ConnId, client: u32, stage: Stage) {
+        self.streams.prefetch_stream(conn, client, stage);
+        if stage == Stage::Table {
+            self.prefetch_client(client);
         }
     }
 
