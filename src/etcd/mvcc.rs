@@ -461,11 +461,11 @@ impl Store {
         Ok((result, events))
     }
 
-    /// [`txn`](Self::txn), its events appended to `events` (the server's reused buffer: one
-    /// allocation fewer a write, issue 16). `events` is left as it was if the txn is refused.
+    /// [`txn`](Self::txn), its events written to `events`, emptied first (the server's reused
+    /// buffer: one allocation fewer a write, issue 16).
     pub fn txn_into(&mut self, txn: &Txn, events: &mut Vec<Event>) -> Result<TxnResult, EtcdError> {
+        events.clear();
         Self::validate_txn(txn)?;
-        let first = events.len();
         let succeeded = txn.compares.iter().all(|c| self.compare_holds(c));
         let ops = if succeeded {
             &txn.success
@@ -481,12 +481,12 @@ impl Store {
                     value_bytes,
                     value_tag,
                 } => {
-                    let sub = (events.len() - first) as u32;
+                    let sub = events.len() as u32;
                     events.push(self.write_put(key, *value_bytes, *value_tag, rev, sub));
                     responses.push(TxnOpResult::Put);
                 }
                 TxnOp::Delete(range) => {
-                    let evs = self.write_delete(range, rev, (events.len() - first) as u32);
+                    let evs = self.write_delete(range, rev, events.len() as u32);
                     responses.push(TxnOpResult::Delete {
                         deleted: evs.len() as u64,
                     });
@@ -495,11 +495,7 @@ impl Store {
                 TxnOp::Range(range) => {
                     // Reads inside a txn see the txn's earlier writes: serve them from the
                     // pending state at `rev` when writes happened, else at the current revision.
-                    let at = if events.len() == first {
-                        self.current
-                    } else {
-                        rev
-                    };
+                    let at = if events.is_empty() { self.current } else { rev };
                     let saved = self.current;
                     self.current = at;
                     let mut r = self.range(range, 0, 0).expect("latest is always readable");
@@ -509,7 +505,7 @@ impl Store {
                 }
             }
         }
-        if events.len() > first {
+        if !events.is_empty() {
             self.current = rev;
         }
         for r in &mut responses {

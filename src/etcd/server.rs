@@ -144,33 +144,29 @@ impl EtcdServer {
             }
             KvRequest::Txn(txn) => {
                 let mut evs = self.txn_events.take();
-                let result = match self.store.txn_into(txn, &mut evs) {
-                    Ok(result) => result,
-                    Err(e) => {
-                        self.txn_events.put_back(evs);
-                        return Err(e);
+                let result = self.store.txn_into(txn, &mut evs);
+                if let Ok(result) = &result {
+                    for r in &result.responses {
+                        if let crate::proto::etcd::TxnOpResult::Range(rr) = r {
+                            self.counters.range_requests += 1;
+                            self.counters.range_bytes += rr
+                                .kvs
+                                .iter()
+                                .map(|kv| kv.value_bytes + kv.key.len() as u64)
+                                .sum::<u64>();
+                        }
                     }
-                };
-                for r in &result.responses {
-                    if let crate::proto::etcd::TxnOpResult::Range(rr) = r {
-                        self.counters.range_requests += 1;
-                        self.counters.range_bytes += rr
-                            .kvs
+                    if !evs.is_empty() {
+                        self.counters.writes += 1;
+                        self.counters.write_bytes += evs
                             .iter()
-                            .map(|kv| kv.value_bytes + kv.key.len() as u64)
+                            .map(|e| e.kv.key.len() as u64 + e.kv.value_bytes)
                             .sum::<u64>();
+                        self.hub.notify(result.revision, &evs, out);
                     }
-                }
-                if !evs.is_empty() {
-                    self.counters.writes += 1;
-                    self.counters.write_bytes += evs
-                        .iter()
-                        .map(|e| e.kv.key.len() as u64 + e.kv.value_bytes)
-                        .sum::<u64>();
-                    self.hub.notify(result.revision, &evs, out);
                 }
                 self.txn_events.put_back(evs);
-                Ok(KvResponse::Txn(result))
+                result.map(KvResponse::Txn)
             }
             KvRequest::Compact { revision } => {
                 let rev = self.store.compact(*revision)?;
