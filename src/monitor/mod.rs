@@ -16,13 +16,14 @@ use crate::client::Reflector;
 use crate::etcd::EtcdServer;
 use crate::kernel::Nanos;
 use crate::proto::Notice;
+use crate::proto::etcd::Key;
 use crate::proto::step::{FaultRequest, Outcome, Pending};
 use crate::proto::{Actor, ConnId, Msg, Timer};
 use crate::scenario::Scenario;
 use changelog::ChangeLog;
 use invariants::cache_window::CacheTrack;
 use invariants::list::{ClientList, ScriptLists};
-use invariants::time_travel::{ClientRv, TimeTravel};
+use invariants::time_travel::TimeTravel;
 use invariants::{Inv, Tally, Violation};
 
 /// Cap on the time-travel records kept for tests and shrinking.
@@ -62,7 +63,6 @@ pub struct Checker {
     pub(crate) log: triomphe::Arc<ChangeLog>,
     pub(crate) streams: stream_table::StreamTable,
     pub(crate) client_stream: Vec<Option<ConnId>>,
-    pub(crate) clients: Vec<ClientRv>,
     pub(crate) client_lists: Vec<ClientList>,
     pub(crate) scopes: Vec<u32>,
     pub(crate) caches: BTreeMap<(u32, u32), CacheTrack>,
@@ -92,7 +92,7 @@ impl Checker {
             ));
         }
         log.sync(&etcd.store);
-        c.clients = vec![ClientRv::default(); clients.len()];
+        c.streams.set_clients(clients.len());
         c.client_lists = vec![ClientList::default(); clients.len()];
         c.client_stream = vec![None; clients.len()];
         c.cache_epochs = vec![(0, 0); scenario.apiserver.count as usize];
@@ -161,6 +161,12 @@ impl Checker {
                 };
                 self.delivery(*conn, opener, receiver, msg, etcd);
             }
+            // A cache event's receivers are checked in the world's fan-out, each just before it
+            // takes the event ([`Checker::fan_out_event`]): one pass over the receivers.
+            Pending::Multicast {
+                msg: Msg::ApiWatch(_),
+                ..
+            } => {}
             Pending::Multicast { targets, msg, .. } => self.multicast(targets, msg, open, lanes),
             Pending::Reset { conn, to } => {
                 if matches!(to, Actor::Client(_) | Actor::Script | Actor::Apiserver(_)) {
@@ -215,7 +221,8 @@ impl Checker {
     }
 
     /// A fan-out about to be delivered: each receiving watch stream that is still open sees the
-    /// event (etcd's responses carry each target's own watch id).
+    /// event (etcd's responses carry each target's own watch id). The world checks a cache
+    /// event's receivers one by one instead ([`Checker::fan_out_event`]).
     fn multicast(
         &mut self,
         targets: &[(ConnId, Actor, i64)],
@@ -225,23 +232,9 @@ impl Checker {
     ) {
         match msg {
             Msg::ApiWatch(ev) => {
-                use crate::kernel::prefetch::AHEAD;
-                let object = match ev {
-                    ApiWatchEvent::Object { key, rv, .. } if lanes => Some((*rv, key)),
-                    _ => None,
-                };
-                for (n, &(conn, receiver, _)) in targets.iter().enumerate() {
-                    // Lanes are scattered in their array: ask for the next ones' early.
-                    if let Some(&(_, Actor::Client(ahead), _)) = targets.get(n + AHEAD) {
-                        self.streams.prefetch_lane(ahead);
-                    }
-                    match (receiver, object) {
-                        // The next change of the stream's range, in order: the lane takes it.
-                        (Actor::Client(i), Some((rv, key)))
-                            if self.streams.lane_event(i, conn, &self.log, rv, key) => {}
-                        (Actor::Client(_) | Actor::Script, _) => self.api_watch_event(conn, ev),
-                        _ => {}
-                    }
+                let object = Self::lane_object(ev, lanes);
+                for &(conn, receiver, _) in targets {
+                    self.fan_out_event(conn, receiver, ev, object);
                 }
             }
             Msg::WatchReply(resp) => {
@@ -251,6 +244,34 @@ impl Checker {
                     }
                 }
             }
+            _ => {}
+        }
+    }
+
+    /// What a lane compares a cache event by (its RV and key), when lanes are on and the event
+    /// is an object's.
+    pub fn lane_object(ev: &ApiWatchEvent, lanes: bool) -> Option<(i64, &Key)> {
+        match ev {
+            ApiWatchEvent::Object { key, rv, .. } if lanes => Some((*rv, key)),
+            _ => None,
+        }
+    }
+
+    /// One receiver of a cache event's fan-out, about to take it on `conn` (`object`: see
+    /// [`Checker::lane_object`]): its watch stream sees the event.
+    #[inline]
+    pub fn fan_out_event(
+        &mut self,
+        conn: ConnId,
+        receiver: Actor,
+        ev: &ApiWatchEvent,
+        object: Option<(i64, &Key)>,
+    ) {
+        match (receiver, object) {
+            // The next change of the stream's range, in order: the lane takes it.
+            (Actor::Client(i), Some((rv, key)))
+                if self.streams.lane_event(i, conn, &self.log, rv, key) => {}
+            (Actor::Client(_) | Actor::Script, _) => self.api_watch_event(conn, ev),
             _ => {}
         }
     }
@@ -352,7 +373,8 @@ impl Checker {
             }
         };
         if let FaultRequest::RestartClient(i) = f
-            && let Some(c) = self.clients.get_mut(i as usize)
+            && (i as usize) < self.client_lists.len()
+            && let Some(c) = self.streams.client_rv_mut(i)
         {
             c.restarts += 1;
         }

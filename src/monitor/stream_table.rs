@@ -12,12 +12,17 @@
 //! else reads or changes it ([`StreamTable::get_mut`], [`StreamTable::remove`],
 //! [`StreamTable::settle`]). Reading a stream while a lane holds its position is a bug, caught
 //! by an assertion.
+//!
+//! A client's lane shares its cache line with the client's time-travel record ([`ClientRv`]):
+//! the fan-out reads both for every receiver, and one line a receiver instead of two halves what
+//! the loop waits on (issue 16, step 18).
 
 use triomphe::Arc;
 
 use smallvec::{SmallVec, smallvec};
 
 use super::changelog::{ChangeLog, RangeId};
+use super::invariants::time_travel::ClientRv;
 use super::invariants::watch::{API_STREAM, Stream, StreamKey};
 use crate::kernel::armed_set::ArmedSet;
 use crate::kernel::id_table::IdTable;
@@ -59,12 +64,30 @@ impl StreamLane {
     };
 }
 
+/// One client's row (see the module doc): its lane, and its time-travel record in the same
+/// cache line.
+#[derive(Debug, Clone, Copy)]
+#[repr(C, align(64))]
+struct ClientRow {
+    lane: StreamLane,
+    rv: ClientRv,
+}
+
+impl ClientRow {
+    const IDLE: ClientRow = ClientRow {
+        lane: StreamLane::IDLE,
+        rv: ClientRv::NEW,
+    };
+}
+
+const _: () = assert!(std::mem::size_of::<ClientRow>() == 64);
+
 /// The open streams (see the module doc).
 #[derive(Debug, Clone, Default)]
 pub struct StreamTable {
     by_conn: IdTable<ConnStreams>,
     /// By client.
-    lanes: Vec<StreamLane>,
+    rows: Vec<ClientRow>,
     /// The clients whose lane was armed since the last settle (every armed lane is listed).
     armed: ArmedSet,
 }
@@ -84,10 +107,10 @@ impl StreamTable {
         k: &Key,
     ) -> bool {
         let c = client as usize;
-        if c >= self.lanes.len() {
-            self.lanes.resize(c + 1, StreamLane::IDLE);
+        if c >= self.rows.len() {
+            self.rows.resize(c + 1, ClientRow::IDLE);
         }
-        if self.lanes[c].conn != conn {
+        if self.rows[c].lane.conn != conn {
             self.fold(client);
             let Some(view) = self
                 .get(&(conn, API_STREAM))
@@ -100,7 +123,7 @@ impl StreamTable {
             let Ok(cursor) = u32::try_from(cursor) else {
                 return false;
             };
-            self.lanes[c] = StreamLane {
+            self.rows[c].lane = StreamLane {
                 conn,
                 last_rev,
                 floor,
@@ -109,7 +132,7 @@ impl StreamTable {
             };
             self.armed.mark(client);
         }
-        let lane = &mut self.lanes[c];
+        let lane = &mut self.rows[c].lane;
         if rev <= lane.last_rev || rev <= lane.floor {
             return false;
         }
@@ -144,17 +167,33 @@ impl StreamTable {
         }
     }
 
-    /// Hints that client `client`'s lane will soon be read (a fan-out's next receivers).
+    /// Hints that client `client`'s row (its lane and its time-travel record) will soon be read
+    /// (a fan-out's next receivers).
     #[inline(always)]
     pub fn prefetch_lane(&self, client: u32) {
-        if let Some(lane) = self.lanes.get(client as usize) {
-            crate::kernel::prefetch::prefetch(lane);
+        if let Some(row) = self.rows.get(client as usize) {
+            crate::kernel::prefetch::prefetch(row);
         }
+    }
+
+    /// Sizes the rows for `clients` clients (each record new; lanes idle).
+    pub fn set_clients(&mut self, clients: usize) {
+        self.rows = vec![ClientRow::IDLE; clients];
+    }
+
+    /// Client `client`'s time-travel record.
+    pub fn client_rv(&self, client: u32) -> Option<&ClientRv> {
+        self.rows.get(client as usize).map(|r| &r.rv)
+    }
+
+    /// Client `client`'s time-travel record, to change.
+    pub fn client_rv_mut(&mut self, client: u32) -> Option<&mut ClientRv> {
+        self.rows.get_mut(client as usize).map(|r| &mut r.rv)
     }
 
     /// Gives client `client`'s lane's position back to its stream and disarms the lane.
     fn fold(&mut self, client: u32) {
-        let Some(lane) = self.lanes.get_mut(client as usize) else {
+        let Some(lane) = self.rows.get_mut(client as usize).map(|r| &mut r.lane) else {
             return;
         };
         let conn = std::mem::replace(&mut lane.conn, UNARMED);
@@ -176,9 +215,9 @@ impl StreamTable {
         }
         if let Some(client) = self.get_unchecked(key).and_then(Stream::client)
             && self
-                .lanes
+                .rows
                 .get(client as usize)
-                .is_some_and(|l| l.conn == key.0)
+                .is_some_and(|r| r.lane.conn == key.0)
         {
             self.fold(client);
         }
@@ -214,7 +253,7 @@ impl StreamTable {
         if let Some(client) = stream.client() {
             let c = client as usize;
             assert!(
-                self.lanes.get(c).is_none_or(|l| l.conn != key.0),
+                self.rows.get(c).is_none_or(|r| r.lane.conn != key.0),
                 "stream {key:?} read while a lane holds its position (settle first)"
             );
         }

@@ -269,17 +269,18 @@ impl Parts<'_> {
                     ..
                 }
             );
+        let object = crate::monitor::Checker::lane_object(ev, self.lanes);
         for (n, &(conn, receiver, _)) in targets.iter().enumerate() {
             // Receivers' lanes are scattered in their array: ask for the next ones' early.
             if let Some(&(_, Actor::Client(ahead), _)) =
                 targets.get(n + crate::kernel::prefetch::AHEAD)
             {
                 self.clients.prefetch_lane(ahead);
-                if let Some(m) = self.obs.client_max_rv.get(ahead as usize) {
-                    crate::kernel::prefetch::prefetch(m);
-                }
                 self.obs.checker.prefetch_client(ahead);
             }
+            // check: the receiver's watch stream sees the event, just before the receiver takes
+            // it (one pass over the receivers: its lines are read once).
+            self.obs.checker.fan_out_event(conn, receiver, ev, object);
             match receiver {
                 Actor::Client(i) => {
                     let taken = match fast.as_ref().filter(|_| !slow_only) {
@@ -289,13 +290,11 @@ impl Parts<'_> {
                     };
                     if let Some(f) = taken {
                         let rv = f.rv();
-                        let m = &mut self.obs.client_max_rv[i as usize];
-                        *m = (*m).max(rv);
-                        // check: the informer observed this RV.
+                        // check: the informer observed this RV (both records in one line).
                         let clients = &*self.clients;
-                        self.obs
-                            .checker
-                            .client_rv(i, rv, "event", || clients.server_of(i));
+                        let checker = &mut self.obs.checker;
+                        checker.raise_data_rv(i, rv);
+                        checker.client_rv(i, rv, "event", || clients.server_of(i));
                     } else {
                         let c = &mut self.clients[i as usize];
                         let cfg = &self.scenario.clients[c.population as usize];

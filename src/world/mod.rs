@@ -298,7 +298,6 @@ impl World {
             ..Default::default()
         };
         obs.commit(etcd.store.revision(), 0);
-        obs.client_max_rv = vec![0; clients.len()];
         obs.list_started = vec![None; clients.len()];
         obs.populations = vec![observe::PopulationObs::default(); s.clients.len()];
         obs.checker = Checker::new(s, &etcd, clients.boxes());
@@ -796,17 +795,16 @@ fn observe_client(
             population.list_latency_sum_ns += latency;
             population.list_latency_max_ns = population.list_latency_max_ns.max(latency);
         }
-        if rv < obs.client_max_rv[i] {
+        if rv < obs.checker.raise_data_rv(id, rv) {
             obs.time_travels += 1;
         }
-        obs.client_max_rv[i] = obs.client_max_rv[i].max(rv);
     }
     if let Some(rv) = fx.event_rv {
         let lag = now.saturating_sub(obs.commit_time(rv));
         obs.staleness_max_ns = obs.staleness_max_ns.max(lag);
         let population = &mut obs.populations[c.population as usize];
         population.staleness_max_ns = population.staleness_max_ns.max(lag);
-        obs.client_max_rv[i] = obs.client_max_rv[i].max(rv);
+        obs.checker.raise_data_rv(id, rv);
     }
 }
 

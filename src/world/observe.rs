@@ -39,9 +39,9 @@ pub struct Observations {
     pub notes: Vec<String>,
     /// Commit time of every etcd revision (index = revision).
     pub rev_times: Vec<Nanos>,
-    /// Highest RV each client ever observed (kept across its restarts).
-    pub client_max_rv: Vec<i64>,
-    /// LISTs whose RV was older than an RV the same client had already observed (#59848).
+    /// LISTs whose RV was older than an RV of a LIST or an event the same client had already
+    /// observed, across its restarts (#59848; the highest is the checker's
+    /// [`crate::monitor::invariants::time_travel::ClientRv::data_max_rv`]).
     pub time_travels: u64,
     /// Largest delay from an etcd commit to a client applying its event.
     pub staleness_max_ns: Nanos,

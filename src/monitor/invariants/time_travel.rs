@@ -16,8 +16,9 @@ use crate::kernel::prefetch::Stage;
 use crate::monitor::Checker;
 use crate::monitor::invariants::Inv;
 
-/// What one client has observed.
-#[derive(Debug, Clone, Default)]
+/// What one client has observed (kept in the client's row of the stream table, beside its
+/// lane: `monitor/stream_table.rs`).
+#[derive(Debug, Clone, Copy, Default)]
 pub struct ClientRv {
     /// Highest RV observed, kept across restarts.
     pub max_rv: i64,
@@ -25,6 +26,20 @@ pub struct ClientRv {
     pub travelling: bool,
     /// Process restarts so far.
     pub restarts: u32,
+    /// Highest RV of a LIST or an event (bookmarks aside), kept across restarts: the report's
+    /// count of LISTs older than what the client had seen (`clients.time_travels`, kept by the
+    /// world) compares against it. It sits here so that a fan-out's receiver is one cache line.
+    pub data_max_rv: i64,
+}
+
+impl ClientRv {
+    /// A client that has observed nothing yet.
+    pub const NEW: ClientRv = ClientRv {
+        max_rv: 0,
+        travelling: false,
+        restarts: 0,
+        data_max_rv: 0,
+    };
 }
 
 /// One time travel, as the checker saw it.
@@ -72,7 +87,7 @@ impl Checker {
         etcd_rev: i64,
     ) {
         let i = id as usize;
-        if i >= self.clients.len() {
+        if i >= self.client_lists.len() {
             return;
         }
         self.client_list_step(id, label, fx, sent, etcd_rev);
@@ -98,10 +113,24 @@ impl Checker {
         }
     }
 
-    /// Asks for client `id`'s record early (a fan-out reaches clients scattered in the array).
+    /// Asks for client `id`'s row early (its time-travel record and its stream lane: a fan-out
+    /// reaches clients scattered in the array).
+    #[inline(always)]
     pub fn prefetch_client(&self, id: u32) {
-        if let Some(t) = self.clients.get(id as usize) {
-            crate::kernel::prefetch::prefetch(t);
+        self.streams.prefetch_lane(id);
+    }
+
+    /// Client `id` saw `rv` in a LIST or an event: raises its [`ClientRv::data_max_rv`] and
+    /// returns the value before (0 for a client the checker does not know).
+    #[inline]
+    pub fn raise_data_rv(&mut self, id: u32, rv: i64) -> i64 {
+        match self.streams.client_rv_mut(id) {
+            Some(t) => {
+                let before = t.data_max_rv;
+                t.data_max_rv = before.max(rv);
+                before
+            }
+            None => 0,
         }
     }
 
@@ -115,10 +144,12 @@ impl Checker {
         server: impl FnOnce() -> Option<u32>,
     ) {
         let i = id as usize;
-        if i >= self.clients.len() {
+        if i >= self.client_lists.len() {
             return;
         }
-        let t = &mut self.clients[i];
+        let Some(t) = self.streams.client_rv_mut(id) else {
+            return;
+        };
         if rv >= t.max_rv {
             t.max_rv = rv;
             t.travelling = false;
