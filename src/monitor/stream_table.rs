@@ -25,6 +25,7 @@ use super::changelog::{ChangeLog, RangeId};
 use super::invariants::time_travel::ClientRv;
 use super::invariants::watch::{API_STREAM, Stream, StreamKey};
 use crate::kernel::armed_set::ArmedSet;
+use crate::kernel::cow::CowSeq;
 use crate::kernel::id_table::IdTable;
 use crate::kernel::prefetch::Stage;
 use crate::proto::ConnId;
@@ -86,8 +87,9 @@ const _: () = assert!(std::mem::size_of::<ClientRow>() == 64);
 #[derive(Debug, Clone, Default)]
 pub struct StreamTable {
     by_conn: IdTable<ConnStreams>,
-    /// By client.
-    rows: Vec<ClientRow>,
+    /// By client; shared between explorer states until one changes (a row is 64-byte aligned,
+    /// an allocation the explorer's copies would otherwise make for every state).
+    rows: CowSeq<ClientRow>,
     /// The clients whose lane was armed since the last settle (every armed lane is listed).
     armed: ArmedSet,
 }
@@ -108,7 +110,7 @@ impl StreamTable {
     ) -> bool {
         let c = client as usize;
         if c >= self.rows.len() {
-            self.rows.resize(c + 1, ClientRow::IDLE);
+            self.rows.make_mut().resize(c + 1, ClientRow::IDLE);
         }
         if self.rows[c].lane.conn != conn {
             self.fold(client);
@@ -123,7 +125,7 @@ impl StreamTable {
             let Ok(cursor) = u32::try_from(cursor) else {
                 return false;
             };
-            self.rows[c].lane = StreamLane {
+            self.rows.make_mut()[c].lane = StreamLane {
                 conn,
                 last_rev,
                 floor,
@@ -132,7 +134,7 @@ impl StreamTable {
             };
             self.armed.mark(client);
         }
-        let lane = &mut self.rows[c].lane;
+        let lane = &mut self.rows.make_mut()[c].lane;
         if rev <= lane.last_rev || rev <= lane.floor {
             return false;
         }
@@ -178,7 +180,7 @@ impl StreamTable {
 
     /// Sizes the rows for `clients` clients (each record new; lanes idle).
     pub fn set_clients(&mut self, clients: usize) {
-        self.rows = vec![ClientRow::IDLE; clients];
+        self.rows = std::iter::repeat_n(ClientRow::IDLE, clients).collect();
     }
 
     /// Client `client`'s time-travel record.
