@@ -183,11 +183,6 @@ impl StreamTable {
         self.rows = std::iter::repeat_n(ClientRow::IDLE, clients).collect();
     }
 
-    /// Client `client`'s time-travel record.
-    pub fn client_rv(&self, client: u32) -> Option<&ClientRv> {
-        self.rows.get(client as usize).map(|r| &r.rv)
-    }
-
     /// Client `client`'s time-travel record, to change.
     pub fn client_rv_mut(&mut self, client: u32) -> Option<&mut ClientRv> {
         self.rows.get_mut(client as usize).map(|r| &mut r.rv)
