@@ -24,6 +24,7 @@
 
 #![warn(missing_docs)]
 
+pub mod allocator;
 pub mod apiserver;
 pub mod check;
 pub mod cli;
