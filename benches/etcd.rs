@@ -10,10 +10,6 @@ use watchsim::etcd::{
 };
 use watchsim::world::World;
 
-/// The binary's allocator (mimalloc, `watchsim::allocator`), so that these figures are the CLI's.
-#[global_allocator]
-static ALLOCATOR: watchsim::allocator::Allocator = watchsim::allocator::Allocator {};
-
 fn keys(n: usize) -> Vec<Key> {
     (0..n)
         .map(|i| Key::new(&format!("/registry/pods/default/pod-{i:06}")))
@@ -21,8 +17,6 @@ fn keys(n: usize) -> Vec<Key> {
 }
 
 fn puts(c: &mut Criterion) {
-    // As early as criterion's `main` allows (it has allocated already; see `watchsim::allocator`).
-    watchsim::allocator::configure();
     let ks = keys(10_000);
     let mut g = c.benchmark_group("etcd");
     g.throughput(Throughput::Elements(ks.len() as u64));

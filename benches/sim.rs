@@ -7,13 +7,7 @@ use std::sync::Arc;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use watchsim::world::{Action, StepBuffers, World};
 
-/// The binary's allocator (mimalloc, `watchsim::allocator`), so that these figures are the CLI's.
-#[global_allocator]
-static ALLOCATOR: watchsim::allocator::Allocator = watchsim::allocator::Allocator {};
-
 fn cluster_5k(c: &mut Criterion) {
-    // As early as criterion's `main` allows (it has allocated already; see `watchsim::allocator`).
-    watchsim::allocator::configure();
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/sim-scenarios/cluster-5k.toml"

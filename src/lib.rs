@@ -24,7 +24,6 @@
 
 #![warn(missing_docs)]
 
-pub mod allocator;
 pub mod apiserver;
 pub mod check;
 pub mod cli;

@@ -149,9 +149,9 @@ fn seed_ranges_and_durations_that_overflow_are_refused() {
     assert!(err.contains("runs in one process"), "{err}");
 }
 
-/// cluster-65k's peak RSS over its virtual hour (docs/performance.md: 3.61 GB at issue 16's
-/// step 5, 2026-12-05; 4.81 GB under mimalloc, step 19, 2026-12-07).
-const MEASURED_65K_1H: u64 = 4_806_090_752;
+/// cluster-65k's peak RSS over its virtual hour (docs/performance.md, issue 16 step 5,
+/// 2026-12-05: 3.61 GB).
+const MEASURED_65K_1H: u64 = 3_614_834_688;
 
 /// Bundled scenarios that need more than an 8 GiB machine: `cluster-65k` (65,000 nodes) is
 /// sized for 16 GiB (three quarters of it is the default limit there).
@@ -187,10 +187,9 @@ fn every_bundled_scenario_fits_the_default_limit_of_an_8_gib_machine() {
     // Measured peaks (docs/performance.md, 2026-12-05): the estimates must not be below them,
     // nor far above (a limit that refuses runs that fit is as wrong). cluster-15k's hour peaked
     // at 1.27 GB before workload keys were shared, 0.98 GB after, 0.83 GB after issue 16's
-    // fourth and fifth steps; under mimalloc (issue 16, step 19: it never hands pages back and
-    // takes them 2 MiB at a time) 1.17 GB, and cluster-65k's hour 4.81 GB (3.57 GB before).
+    // fourth and fifth steps.
     for (name, measured) in [
-        ("cluster-15k.toml", 1_171_382_272u64),
+        ("cluster-15k.toml", 831_315_968u64),
         ("cluster-65k.toml", MEASURED_65K_1H),
     ] {
         let s = load_file(&dir.join(name), &[]).unwrap().scenario;
