@@ -17,6 +17,8 @@
 //! simulator's loop once, at its end). Reading a reflector whose lane is armed is a bug, caught
 //! by an assertion ([`Fleet::get`]).
 
+mod journal;
+
 use super::Reflector;
 use super::reflector::FastEvent;
 use crate::kernel::armed_set::ArmedSet;
@@ -80,6 +82,10 @@ pub struct Fleet {
     lanes: CowSeq<Lane>,
     /// The lanes armed since the last settle (every armed lane is listed).
     armed: ArmedSet,
+    /// Reflectors whose lanes take a fan-out's events alike, as journal members
+    /// (`fleet/journal.rs`); every member's lane is armed. Made on the first journal: the
+    /// explorer's fleets have none, and their copies copy none.
+    journals: Option<Box<journal::Journals>>,
 }
 
 impl Fleet {
@@ -90,6 +96,7 @@ impl Fleet {
             reflectors,
             lanes,
             armed: ArmedSet::default(),
+            journals: None,
         }
     }
 
@@ -117,6 +124,9 @@ impl Fleet {
     /// Reflector `i`, to change: its lane's events are folded into it first, and the lane is
     /// disarmed (the change may end its watch).
     pub fn get_mut(&mut self, i: usize) -> Option<&mut Reflector> {
+        if self.has_member(i as u32) {
+            self.release(i as u32);
+        }
         let r = self.reflectors.get_mut(i)?;
         if self.lanes[i].conn != UNARMED {
             self.lanes.make_mut()[i].fold_into(r);
@@ -154,10 +164,13 @@ impl Fleet {
         if self.armed.is_empty() {
             return;
         }
-        let lanes = self.lanes.make_mut();
         let armed = self.armed.take();
         for &i in &armed {
-            let lane = &mut lanes[i as usize];
+            if self.has_member(i) {
+                self.release(i);
+                continue;
+            }
+            let lane = &mut self.lanes.make_mut()[i as usize];
             if lane.conn != UNARMED
                 && let Some(r) = self.reflectors.get_mut(i as usize)
             {
@@ -165,6 +178,13 @@ impl Fleet {
             }
         }
         self.armed.give_back(armed);
+        if let Some(journals) = &mut self.journals {
+            assert!(
+                journals.is_empty(),
+                "a journal member outside the armed lanes"
+            );
+            journals.reset();
+        }
     }
 
     /// The fan-out's fast path: reflector `i` takes event `ev` arriving on `conn` if it is
@@ -172,6 +192,9 @@ impl Fleet {
     /// must handle the event. The same outcome as [`Reflector::apply_fast`].
     #[inline]
     pub fn apply_fast(&mut self, i: u32, conn: ConnId, ev: &FastEvent) -> bool {
+        if self.has_member(i) {
+            self.release(i);
+        }
         let i = i as usize;
         let lanes = self.lanes.make_mut();
         let Some(lane) = lanes.get_mut(i) else {

@@ -31,6 +31,11 @@ impl ArmedSet {
         self.ids.is_empty()
     }
 
+    /// Every listed id, in the order listed (the set unchanged).
+    pub fn ids(&self) -> &[u32] {
+        &self.ids
+    }
+
     /// Every listed id, in the order listed; the set is empty after. Hand the list back with
     /// [`ArmedSet::give_back`] to keep its capacity.
     pub fn take(&mut self) -> Vec<u32> {

@@ -9,6 +9,7 @@ pub mod digest;
 pub mod hash;
 pub mod hashed_ord_map;
 pub mod id_table;
+pub mod journal;
 pub mod lookup_key;
 pub mod lookup_table;
 pub mod ordered_log;

@@ -15,6 +15,7 @@ use crate::apiserver::{ApiRequest, ApiResponse, ApiWatchEvent, Apiserver};
 use crate::client::Reflector;
 use crate::etcd::EtcdServer;
 use crate::kernel::Nanos;
+use crate::kernel::journal::JournalId;
 use crate::proto::Notice;
 use crate::proto::etcd::Key;
 use crate::proto::step::{FaultRequest, Outcome, Pending};
@@ -276,10 +277,64 @@ impl Checker {
         }
     }
 
+    /// Hints that client `client`'s journal membership will soon be read.
+    #[inline(always)]
+    pub fn prefetch_membership(&self, client: u32) {
+        self.streams.prefetch_membership(client);
+    }
+
+    /// The journal client `client`'s stream on `conn` is a member of, if any
+    /// (`monitor/stream_table/journal.rs`; see [`crate::kernel::journal`]).
+    #[inline(always)]
+    pub fn journal_on(&self, client: u32, conn: ConnId) -> Option<JournalId> {
+        self.streams.journal_on(client, conn)
+    }
+
+    /// The checker's journal for a fan-out of the object event `rev`/`k`, and whether its
+    /// members were kept (see [`crate::monitor::stream_table::StreamTable::journal_for`]).
+    pub fn journal_for(
+        &mut self,
+        found: Option<(JournalId, u32)>,
+        rev: i64,
+        k: &Key,
+    ) -> (JournalId, bool) {
+        self.streams.journal_for(found, &self.log, rev, k)
+    }
+
+    /// True when client `client`'s stream on `conn` takes the fan-out's event through journal
+    /// `j` (its watch-stream checks and its time-travel record are the journal's).
+    #[inline(always)]
+    pub fn journal_member(&self, client: u32, conn: ConnId, j: JournalId) -> bool {
+        self.streams.journal_member(client, conn, j)
+    }
+
+    /// Journal `j` takes the fan-out's event at `rev` for its members.
+    pub fn journal_take(&mut self, j: JournalId, rev: i64) {
+        self.streams.journal_take(j, rev);
+    }
+
+    /// True when client `client`, which took the event at `rev` on `conn` itself, can join
+    /// journal `j`.
+    pub fn can_join(&self, client: u32, conn: ConnId, j: JournalId, rev: i64) -> bool {
+        self.streams.can_join(client, conn, j, rev)
+    }
+
+    /// Client `client` joins journal `j` on `conn` (see [`Checker::can_join`]).
+    pub fn join(&mut self, client: u32, conn: ConnId, j: JournalId) {
+        self.streams.join(client, conn, j);
+    }
+
     /// Gives what the fan-out lanes moved back to their streams (before the streams are read
     /// as a whole: the end of a run, an explorer state).
     pub fn settle(&mut self) {
         self.streams.settle();
+    }
+
+    /// Every followed stream and every client's time-travel record, as text (tests comparing
+    /// two runs; settle first).
+    #[cfg(test)]
+    pub(crate) fn records_for_tests(&self) -> String {
+        self.streams.records_for_tests()
     }
 
     /// True when no lane holds a stream's position.

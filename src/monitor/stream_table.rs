@@ -17,6 +17,8 @@
 //! the fan-out reads both for every receiver, and one line a receiver instead of two halves what
 //! the loop waits on (issue 16, step 18).
 
+mod journal;
+
 use triomphe::Arc;
 
 use smallvec::{SmallVec, smallvec};
@@ -92,6 +94,10 @@ pub struct StreamTable {
     rows: CowSeq<ClientRow>,
     /// The clients whose lane was armed since the last settle (every armed lane is listed).
     armed: ArmedSet,
+    /// Informers whose lanes take a fan-out's events from the same position, as journal members
+    /// (`stream_table/journal.rs`); every member's lane is armed. Made on the first journal:
+    /// the explorer's tables have none, and their copies copy none.
+    journals: Option<Box<journal::Journals>>,
 }
 
 impl StreamTable {
@@ -109,6 +115,9 @@ impl StreamTable {
         k: &Key,
     ) -> bool {
         let c = client as usize;
+        if self.has_member(client) {
+            self.release(client);
+        }
         if c >= self.rows.len() {
             self.rows.make_mut().resize(c + 1, ClientRow::IDLE);
         }
@@ -185,11 +194,17 @@ impl StreamTable {
 
     /// Client `client`'s time-travel record, to change.
     pub fn client_rv_mut(&mut self, client: u32) -> Option<&mut ClientRv> {
+        if self.has_member(client) {
+            self.release(client);
+        }
         self.rows.get_mut(client as usize).map(|r| &mut r.rv)
     }
 
     /// Gives client `client`'s lane's position back to its stream and disarms the lane.
     fn fold(&mut self, client: u32) {
+        if self.has_member(client) {
+            self.release(client);
+        }
         let Some(lane) = self.rows.get_mut(client as usize).map(|r| &mut r.lane) else {
             return;
         };
@@ -222,11 +237,30 @@ impl StreamTable {
 
     /// Gives every armed lane's position back to its stream and disarms it.
     pub fn settle(&mut self) {
+        if self.armed.is_empty() {
+            return;
+        }
         let armed = self.armed.take();
         for &client in &armed {
             self.fold(client);
         }
         self.armed.give_back(armed);
+        if let Some(journals) = &mut self.journals {
+            assert!(
+                journals.is_empty(),
+                "a journal member outside the armed lanes"
+            );
+            journals.reset();
+        }
+    }
+
+    /// Every open stream and every client's time-travel record, as text (tests comparing two
+    /// runs). Panics if a lane is armed.
+    #[cfg(test)]
+    pub(crate) fn records_for_tests(&self) -> String {
+        let streams: Vec<String> = self.values().map(|s| format!("{s:?}")).collect();
+        let records: Vec<String> = self.rows.iter().map(|r| format!("{:?}", r.rv)).collect();
+        format!("{streams:?}\n{records:?}")
     }
 
     /// True when no lane is armed.

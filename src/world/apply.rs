@@ -16,6 +16,7 @@ use crate::client;
 use crate::etcd::{EtcdServer, WatchOutput};
 use crate::kernel::RngStream;
 use crate::kernel::cow::CowVec;
+use crate::kernel::journal::JournalId;
 use crate::proto::Host;
 use crate::scenario::Scenario;
 
@@ -33,6 +34,8 @@ pub(super) struct Parts<'a> {
     pub obs: &'a mut Observations,
     pub scenario: &'a Scenario,
     pub out: Vec<WatchOutput>,
+    /// The lists of a fan-out through journals (lent by the caller).
+    pub fan_out: &'a mut FanOutLists,
     /// Fan-outs go through the receivers' lanes ([`crate::client::Fleet`]); else each
     /// receiver's own state is reached (the explorer's steps).
     pub lanes: bool,
@@ -46,6 +49,20 @@ pub(super) struct Done {
     pub conn: Option<ConnId>,
     pub result: &'static str,
 }
+
+/// The temporary lists of a fan-out through journals, kept by the simulator's loop between
+/// steps (empty then) so that they are allocated once.
+#[derive(Debug, Default)]
+pub(super) struct FanOutLists {
+    /// The targets that take the event one by one, by index, in order.
+    others: Vec<u32>,
+    /// The receivers that took it one by one and may join the journals.
+    joiners: Vec<(u32, ConnId)>,
+}
+
+/// A fan-out to at least this many receivers goes through journals ([`crate::kernel::journal`]);
+/// a smaller one (a kubelet's own pods, the explorer's few informers) is taken one by one.
+const JOURNAL_MIN_TARGETS: usize = 64;
 
 impl Parts<'_> {
     /// Hands the pending event to its handler; `Err` when a message arrives on a connection that
@@ -248,6 +265,10 @@ impl Parts<'_> {
     }
 
     /// A cache event to many informers: its digest change and its staleness are computed once.
+    /// In a large fan-out, receivers in the same state take it through journals
+    /// ([`crate::kernel::journal`]): the fleet's (their lanes) and the checker's (their streams
+    /// and time-travel records). A receiver that is a member of both is done without being
+    /// read; the others take the event one by one, in order, and may join after it.
     fn fan_out_api_event(
         &mut self,
         targets: &[(ConnId, Actor, i64)],
@@ -270,14 +291,31 @@ impl Parts<'_> {
                 }
             );
         let object = crate::monitor::Checker::lane_object(ev, self.lanes);
-        for (n, &(conn, receiver, _)) in targets.iter().enumerate() {
+        let mut others = std::mem::take(&mut self.fan_out.others);
+        let journals = match (&fast, object) {
+            (Some(_), Some((rv, key))) if !slow_only && targets.len() >= JOURNAL_MIN_TARGETS => {
+                Some(self.open_journals(targets, rv, key, &mut others))
+            }
+            _ => None,
+        };
+        // Members of both journals are done; the others take the event one by one.
+        let order = match journals {
+            Some((_, _, true)) => Some(&others[..]),
+            _ => None,
+        };
+        let len = order.map_or(targets.len(), <[u32]>::len);
+        let nth = |k: usize| order.map_or(k, |o| o[k] as usize);
+        let mut joiners = std::mem::take(&mut self.fan_out.joiners);
+        for k in 0..len {
             // Receivers' lanes are scattered in their array: ask for the next ones' early.
-            if let Some(&(_, Actor::Client(ahead), _)) =
-                targets.get(n + crate::kernel::prefetch::AHEAD)
+            if k + crate::kernel::prefetch::AHEAD < len
+                && let (_, Actor::Client(ahead), _) =
+                    targets[nth(k + crate::kernel::prefetch::AHEAD)]
             {
                 self.clients.prefetch_lane(ahead);
                 self.obs.checker.prefetch_client(ahead);
             }
+            let (conn, receiver, _) = targets[nth(k)];
             // check: the receiver's watch stream sees the event, just before the receiver takes
             // it (one pass over the receivers: its lines are read once).
             self.obs.checker.fan_out_event(conn, receiver, ev, object);
@@ -295,6 +333,9 @@ impl Parts<'_> {
                         let checker = &mut self.obs.checker;
                         checker.raise_data_rv(i, rv);
                         checker.client_rv(i, rv, "event", || clients.server_of(i));
+                        if journals.is_some() {
+                            joiners.push((i, conn));
+                        }
                     } else {
                         let c = &mut self.clients[i as usize];
                         let cfg = &self.scenario.clients[c.population as usize];
@@ -309,6 +350,74 @@ impl Parts<'_> {
                 _ => {}
             }
         }
+        if let (Some((jf, jc, _)), Some(f)) = (journals, fast.as_ref()) {
+            // The members take the event; then the receivers that took it alike join.
+            let rv = f.rv();
+            self.clients.journal_take(jf, f);
+            self.obs.checker.journal_take(jc, rv);
+            for &(i, conn) in &joiners {
+                if self.clients.can_join(i, conn, rv) && self.obs.checker.can_join(i, conn, jc, rv)
+                {
+                    self.clients.join(i, conn, jf);
+                    self.obs.checker.join(i, conn, jc);
+                }
+            }
+        }
+        joiners.clear();
+        self.fan_out.joiners = joiners;
+        others.clear();
+        self.fan_out.others = others;
+    }
+
+    /// The fleet's and the checker's journals for a fan-out of the object event `rev`/`key` to
+    /// `targets`, and whether both kept their members; then `others` lists, in order, the
+    /// targets that are not members of both (the ones to take the event one by one). One pass
+    /// over the targets reads each one's two membership words.
+    fn open_journals(
+        &mut self,
+        targets: &[(ConnId, Actor, i64)],
+        rev: i64,
+        key: &crate::proto::etcd::Key,
+        others: &mut Vec<u32>,
+    ) -> (JournalId, JournalId, bool) {
+        let clients = &*self.clients;
+        let checker = &self.obs.checker;
+        let receivers = targets.iter().filter_map(|&(conn, a, _)| match a {
+            Actor::Client(i) => Some((i, conn)),
+            _ => None,
+        });
+        let found_f = receivers
+            .clone()
+            .find_map(|(i, c)| clients.journal_on(i, c));
+        let found_c = receivers
+            .clone()
+            .find_map(|(i, c)| checker.journal_on(i, c));
+        let (mut hits_f, mut hits_c) = (0u32, 0u32);
+        others.clear();
+        for (n, &(conn, a, _)) in targets.iter().enumerate() {
+            // The words are scattered as the receivers' ids are: ask for the next ones early.
+            if let Some(&(_, Actor::Client(ahead), _)) =
+                targets.get(n + crate::kernel::prefetch::AHEAD)
+            {
+                clients.prefetch_membership(ahead);
+                checker.prefetch_membership(ahead);
+            }
+            let (f, c) = match a {
+                Actor::Client(i) => (
+                    found_f.is_some_and(|j| clients.journal_member(i, conn, j)),
+                    found_c.is_some_and(|j| checker.journal_member(i, conn, j)),
+                ),
+                _ => (false, false),
+            };
+            hits_f += u32::from(f);
+            hits_c += u32::from(c);
+            if !(f && c) {
+                others.push(n as u32);
+            }
+        }
+        let (jf, kept_f) = self.clients.journal_for(found_f.map(|j| (j, hits_f)));
+        let (jc, kept_c) = (self.obs.checker).journal_for(found_c.map(|j| (j, hits_c)), rev, key);
+        (jf, jc, kept_f && kept_c)
     }
 
     /// The connection `conn` was reset; its end `to` learns it.

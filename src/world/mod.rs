@@ -6,6 +6,8 @@
 
 mod apply;
 pub mod balancer;
+#[cfg(test)]
+mod journal_tests;
 pub mod msg;
 pub mod network;
 pub mod observe;
@@ -226,6 +228,8 @@ pub struct World {
 pub struct StepBuffers {
     effects: Scratch<Effect>,
     etcd_out: Scratch<crate::etcd::WatchOutput>,
+    /// The lists of a fan-out through journals.
+    fan_out: apply::FanOutLists,
 }
 
 impl World {
@@ -508,6 +512,7 @@ impl World {
             obs,
             scenario,
             out: buffers.etcd_out.take(),
+            fan_out: &mut buffers.fan_out,
             lanes,
         };
         let outcome = match parts.dispatch(pending, &mut ctx) {

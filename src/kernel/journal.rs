@@ -1,0 +1,212 @@
+//! Journal membership (issue 16, step 20): which receivers of a fan-out are *members* of a
+//! journal, a running record that takes each event once for all of them.
+//!
+//! A fan-out gives one event to thousands of receivers (every kube-proxy watches every
+//! EndpointSlice), and most of them are in the same state: each adds the same thing to its lane
+//! (one event, its digest change, its revision). A lane owner ([`crate::client::Fleet`],
+//! [`crate::monitor::stream_table::StreamTable`]) keeps, per journal, what its members have
+//! taken together since each joined, and a member's own value is the journal's difference since
+//! it joined. This module holds only who is a member of which journal, on which connection:
+//! one word per receiver in one array, so a fan-out asks "is this receiver a member?" of a few
+//! bytes, not of the receiver's scattered state.
+//!
+//! The rule that keeps a journal exact: it takes an event only when every one of its members is
+//! among the event's receivers, on the connection it joined on ([`Membership::survey`]); a
+//! member that is to take an event any other way leaves first (its owner materialises its
+//! value), and a receiver joins only after taking the event itself, in the journal's state.
+//! The owners decide the state; this module counts.
+
+/// A journal's number (small: a lane owner has a few, one per fan-out source).
+pub type JournalId = u32;
+
+/// A connection id fits below this many bits of a member word.
+const CONN_BITS: u32 = 48;
+const CONN_MASK: u64 = (1 << CONN_BITS) - 1;
+
+/// Who is a member of which journal (see the module doc).
+#[derive(Debug, Clone, Default)]
+pub struct Membership {
+    /// By receiver: 0 (none), or `(journal + 1) << CONN_BITS | connection`.
+    words: Vec<u64>,
+    /// By journal: its members.
+    members: Vec<u32>,
+    /// Members in all journals.
+    total: u64,
+}
+
+impl Membership {
+    #[inline(always)]
+    fn word(j: JournalId, conn: u64) -> u64 {
+        (u64::from(j) + 1) << CONN_BITS | conn
+    }
+
+    /// True when receiver `id` is a member of journal `j` on connection `conn`.
+    #[inline(always)]
+    pub fn is_member(&self, id: u32, conn: u64, j: JournalId) -> bool {
+        self.words.get(id as usize) == Some(&Self::word(j, conn))
+    }
+
+    /// Hints that receiver `id`'s word will soon be read (a fan-out's next receivers; see
+    /// [`crate::kernel::prefetch`]).
+    #[inline(always)]
+    pub fn prefetch(&self, id: u32) {
+        if let Some(w) = self.words.get(id as usize) {
+            crate::kernel::prefetch::prefetch(w);
+        }
+    }
+
+    /// The journal receiver `id` is a member of, if any.
+    #[inline(always)]
+    pub fn journal_of(&self, id: u32) -> Option<JournalId> {
+        match self.words.get(id as usize) {
+            Some(&w) if w != 0 => Some((w >> CONN_BITS) as JournalId - 1),
+            _ => None,
+        }
+    }
+
+    /// The journal receiver `id` is a member of on connection `conn`, if any.
+    #[inline(always)]
+    pub fn journal_on(&self, id: u32, conn: u64) -> Option<JournalId> {
+        match self.words.get(id as usize) {
+            Some(&w) if w != 0 && w & CONN_MASK == conn => Some((w >> CONN_BITS) as JournalId - 1),
+            _ => None,
+        }
+    }
+
+    /// What a fan-out to `receivers` (each `(id, connection)`) finds: the journal of the first
+    /// receiver that is a member on its connection, and how many receivers are its members on
+    /// theirs; None when no receiver is a member. (The world counts for two memberships in one
+    /// pass, `world/apply.rs`; this one-membership form states the rule for the tests.)
+    #[cfg(test)]
+    pub fn survey(
+        &self,
+        receivers: impl Iterator<Item = (u32, u64)> + Clone,
+    ) -> Option<(JournalId, u32)> {
+        let j = receivers
+            .clone()
+            .find_map(|(id, conn)| self.journal_on(id, conn))?;
+        let hits = receivers
+            .filter(|&(id, conn)| self.is_member(id, conn, j))
+            .count();
+        Some((j, hits as u32))
+    }
+
+    /// True when a survey's count `hits` for journal `j` covers every member: each is among
+    /// the receivers, on the connection it joined on.
+    pub fn complete(&self, j: JournalId, hits: u32) -> bool {
+        self.members(j) == hits
+    }
+
+    /// Members of journal `j`.
+    pub fn members(&self, j: JournalId) -> u32 {
+        self.members.get(j as usize).copied().unwrap_or(0)
+    }
+
+    /// Receivers that are members of a journal.
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    /// True when no receiver is a member of any journal.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// A journal with no members, to start one (the lowest such number: journals are reused).
+    pub fn open(&mut self) -> JournalId {
+        match self.members.iter().position(|&m| m == 0) {
+            Some(j) => j as JournalId,
+            None => {
+                self.members.push(0);
+                (self.members.len() - 1) as JournalId
+            }
+        }
+    }
+
+    /// Receiver `id` joins journal `j` on connection `conn`. Panics if it is a member already
+    /// (a bug: it must leave first) or if `j` was never opened.
+    pub fn join(&mut self, id: u32, conn: u64, j: JournalId) {
+        let i = id as usize;
+        if i >= self.words.len() {
+            self.words.resize(i + 1, 0);
+        }
+        assert_eq!(self.words[i], 0, "receiver {id} joins while a member");
+        assert!(conn <= CONN_MASK, "connection id {conn} above 2^48");
+        self.words[i] = Self::word(j, conn);
+        self.members[j as usize] += 1;
+        self.total += 1;
+    }
+
+    /// Receiver `id` leaves its journal; returns the journal and the connection it had joined
+    /// on (None if it was not a member).
+    pub fn leave(&mut self, id: u32) -> Option<(JournalId, u64)> {
+        let w = self.words.get_mut(id as usize)?;
+        if *w == 0 {
+            return None;
+        }
+        let j = (*w >> CONN_BITS) as JournalId - 1;
+        let conn = *w & CONN_MASK;
+        *w = 0;
+        self.members[j as usize] -= 1;
+        self.total -= 1;
+        Some((j, conn))
+    }
+
+    /// Forgets every journal (call once no receiver is a member).
+    pub fn reset(&mut self) {
+        assert!(
+            self.is_empty(),
+            "journals forgotten while they have members"
+        );
+        self.members.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_survey_finds_the_journal_and_counts_its_members_on_their_connections() {
+        let mut m = Membership::default();
+        let a = m.open();
+        m.join(3, 30, a);
+        m.join(5, 50, a);
+        let b = m.open();
+        assert_ne!(a, b, "a journal with members is not reused");
+        m.join(7, 70, b);
+        // Receiver 3 on another connection is not a member on it; 9 never joined.
+        let fan_out = [(9, 90), (3, 31), (5, 50), (7, 70)];
+        assert_eq!(m.survey(fan_out.iter().copied()), Some((a, 1)));
+        assert_eq!(m.members(a), 2);
+        let all = [(3, 30), (5, 50)];
+        assert_eq!(m.survey(all.iter().copied()), Some((a, 2)));
+        assert_eq!(m.survey([(9u32, 90u64)].iter().copied()), None);
+    }
+
+    #[test]
+    fn leaving_frees_the_word_and_an_empty_journal_is_reused() {
+        let mut m = Membership::default();
+        let a = m.open();
+        m.join(2, 20, a);
+        assert!(m.is_member(2, 20, a));
+        assert!(!m.is_member(2, 21, a));
+        assert_eq!(m.journal_of(2), Some(a));
+        assert_eq!(m.leave(2), Some((a, 20)));
+        assert_eq!(m.leave(2), None);
+        assert_eq!(m.journal_of(2), None);
+        assert!(m.is_empty());
+        assert_eq!(m.open(), a);
+        m.reset();
+        assert_eq!(m.members(a), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "joins while a member")]
+    fn joining_twice_is_refused() {
+        let mut m = Membership::default();
+        let a = m.open();
+        m.join(1, 10, a);
+        m.join(1, 11, a);
+    }
+}

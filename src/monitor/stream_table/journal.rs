@@ -1,0 +1,224 @@
+//! The stream table's journals (issue 16, step 20; membership in `kernel/journal.rs`): informers
+//! whose watch streams take every event of a fan-out in order, from the same position, are
+//! members of one journal, which judges each event once for all of them.
+//!
+//! A lane ([`super::StreamTable::lane_event`]) passes an event when it is the next change of the
+//! stream's range after the lane's position (its cursor and last revision); the receiver's
+//! time-travel record then moves up to the event's RV. Receivers whose lanes stand at the same
+//! position of the same range, with their records at that RV, judge the next event alike. A
+//! journal holds that shared position; a member's lane keeps what it held when it joined and
+//! gets the journal's position back when the member is *released* (before anything reads or
+//! changes its lane, its stream or its record), so the stream's checks are the ones the lane
+//! would have made, event by event. An event that is not the journal's next in order releases
+//! every member first: each is then judged on its own, as without journals.
+
+use super::StreamTable;
+use crate::kernel::journal::{JournalId, Membership};
+use crate::monitor::changelog::{ChangeLog, RangeId};
+use crate::proto::ConnId;
+use crate::proto::etcd::Key;
+
+/// Where a journal's members stand: the lane position they all hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Position {
+    range: RangeId,
+    cursor: u32,
+    last_rev: i64,
+}
+
+/// The table's journals and their members (see the module doc).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Journals {
+    members: Membership,
+    /// By journal: its members' position (None until the first member joins).
+    positions: Vec<Option<Position>>,
+}
+
+impl Journals {
+    /// True when no informer is a member.
+    pub(super) fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// True when client `client` is a member of a journal.
+    #[inline(always)]
+    pub(super) fn has_member(&self, client: u32) -> bool {
+        self.members.journal_of(client).is_some()
+    }
+
+    /// Forgets every journal (none has members).
+    pub(super) fn reset(&mut self) {
+        self.members.reset();
+        self.positions.clear();
+    }
+
+    fn open(&mut self) -> JournalId {
+        let j = self.members.open();
+        if j as usize >= self.positions.len() {
+            self.positions.resize(j as usize + 1, None);
+        }
+        self.positions[j as usize] = None;
+        j
+    }
+
+    /// True when `rev`/`k` is the next change of journal `j`'s range after its position.
+    fn next_in_order(&self, j: JournalId, log: &ChangeLog, rev: i64, k: &Key) -> bool {
+        let Some(p) = self.positions[j as usize] else {
+            return false;
+        };
+        rev > p.last_rev
+            && (p.cursor as usize) < log.len(p.range)
+            && log.at(p.range, p.cursor as usize) == (rev, k)
+    }
+}
+
+impl StreamTable {
+    /// True when client `client` is a member of a journal.
+    #[inline(always)]
+    pub(super) fn has_member(&self, client: u32) -> bool {
+        self.journals.as_ref().is_some_and(|j| j.has_member(client))
+    }
+
+    /// The journals, made on first use.
+    fn journals_mut(&mut self) -> &mut Journals {
+        self.journals.get_or_insert_with(Box::default)
+    }
+
+    /// Hints that client `client`'s journal membership will soon be read.
+    #[inline(always)]
+    pub fn prefetch_membership(&self, client: u32) {
+        if let Some(j) = &self.journals {
+            j.members.prefetch(client);
+        }
+    }
+
+    /// The journal client `client` is a member of on `conn`, if any.
+    #[inline(always)]
+    pub fn journal_on(&self, client: u32, conn: ConnId) -> Option<JournalId> {
+        self.journals.as_ref()?.members.journal_on(client, conn)
+    }
+
+    /// The journal of a fan-out of event `rev`/`k`, from what its receivers showed (`found`: the
+    /// journal of its first member receiver, and how many receivers are its members): that
+    /// journal, kept (true) if every member is a receiver and the event is the journal's next
+    /// in order; otherwise its members are released first (each is judged on its own) and it
+    /// goes on with none; a new journal when no receiver is a member. The event is then taken
+    /// with [`StreamTable::journal_take`], after the receivers that are not members took it.
+    pub fn journal_for(
+        &mut self,
+        found: Option<(JournalId, u32)>,
+        log: &ChangeLog,
+        rev: i64,
+        k: &Key,
+    ) -> (JournalId, bool) {
+        let journals = self.journals_mut();
+        match found {
+            Some((j, hits))
+                if journals.members.complete(j, hits) && journals.next_in_order(j, log, rev, k) =>
+            {
+                (j, true)
+            }
+            Some((j, _)) => {
+                self.release_all(j);
+                self.journals_mut().positions[j as usize] = None;
+                (j, false)
+            }
+            None => (journals.open(), false),
+        }
+    }
+
+    /// True when client `client` is a member of journal `j` on `conn`.
+    #[inline(always)]
+    pub fn journal_member(&self, client: u32, conn: ConnId, j: JournalId) -> bool {
+        self.journals
+            .as_ref()
+            .is_some_and(|js| js.members.is_member(client, conn, j))
+    }
+
+    /// Journal `j` takes the event at `rev` for all its members (a journal left with no member
+    /// forgets its position: its next members set it).
+    pub fn journal_take(&mut self, j: JournalId, rev: i64) {
+        let journals = self.journals_mut();
+        let members = journals.members.members(j);
+        let p = &mut journals.positions[j as usize];
+        match p {
+            Some(p) if members > 0 => {
+                p.cursor += 1;
+                p.last_rev = rev;
+            }
+            _ => *p = None,
+        }
+    }
+
+    /// True when client `client` can join journal `j` on `conn`: its lane took the event at
+    /// `rev` on `conn`, its record stands at `rev` (no time travel) and its lane at the
+    /// journal's position (any, if the journal has none yet), and it is not a member.
+    pub fn can_join(&self, client: u32, conn: ConnId, j: JournalId, rev: i64) -> bool {
+        let Some(row) = self.rows.get(client as usize) else {
+            return false;
+        };
+        let lane = &row.lane;
+        let here = Position {
+            range: lane.range,
+            cursor: lane.cursor,
+            last_rev: lane.last_rev,
+        };
+        lane.conn == conn
+            && lane.last_rev == rev
+            && row.rv.max_rv == rev
+            && row.rv.data_max_rv == rev
+            && !row.rv.travelling
+            && !self.has_member(client)
+            && self.journals.as_ref().is_some_and(|js| {
+                js.positions
+                    .get(j as usize)
+                    .is_some_and(|p| p.is_none_or(|p| p == here))
+            })
+    }
+
+    /// Client `client` joins journal `j` on `conn` (see [`StreamTable::can_join`]).
+    pub fn join(&mut self, client: u32, conn: ConnId, j: JournalId) {
+        let lane = &self.rows[client as usize].lane;
+        let here = Position {
+            range: lane.range,
+            cursor: lane.cursor,
+            last_rev: lane.last_rev,
+        };
+        let journals = self.journals_mut();
+        journals.positions[j as usize].get_or_insert(here);
+        journals.members.join(client, conn, j);
+    }
+
+    /// Releases client `client` from its journal, if a member: its lane takes the journal's
+    /// position, and its time-travel record the journal's last revision (as each event would
+    /// have moved them).
+    pub(super) fn release(&mut self, client: u32) {
+        let Some(journals) = &mut self.journals else {
+            return;
+        };
+        let Some((j, _)) = journals.members.leave(client) else {
+            return;
+        };
+        let p = journals.positions[j as usize].expect("a journal with members has a position");
+        let row = &mut self.rows.make_mut()[client as usize];
+        row.lane.cursor = p.cursor;
+        row.lane.last_rev = p.last_rev;
+        row.rv.max_rv = row.rv.max_rv.max(p.last_rev);
+        row.rv.data_max_rv = row.rv.data_max_rv.max(p.last_rev);
+    }
+
+    /// Releases every member of journal `j`.
+    fn release_all(&mut self, j: JournalId) {
+        let ids: Vec<u32> = self.armed.ids().to_vec();
+        for client in ids {
+            if self
+                .journals
+                .as_ref()
+                .and_then(|js| js.members.journal_of(client))
+                == Some(j)
+            {
+                self.release(client);
+            }
+        }
+    }
+}
