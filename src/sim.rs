@@ -2,6 +2,9 @@
 //! the earliest pending event until the scenario's virtual duration has passed, hashes (and
 //! optionally writes) the trace, and assembles the report.
 
+#[cfg(test)]
+mod journal_tests;
+
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::PathBuf;

@@ -6,8 +6,6 @@
 
 mod apply;
 pub mod balancer;
-#[cfg(test)]
-mod journal_tests;
 pub mod msg;
 pub mod network;
 pub mod observe;

@@ -6,7 +6,8 @@
 
 use std::sync::Arc;
 
-use super::{Action, StepBuffers, World};
+use crate::proto::step::Outcome;
+use crate::world::{Action, StepBuffers, World};
 
 /// 2 apiservers, 160 kube-proxy-like informers (one fan-out of up to 160 per event per
 /// apiserver: above the journals' threshold), churn, disconnects, an apiserver restart and a
@@ -67,7 +68,7 @@ fn run(
     overrides: &[String],
     seed: u64,
     lanes: bool,
-) -> (Vec<super::Outcome>, World, u64, serde_json::Value) {
+) -> (Vec<Outcome>, World, u64, serde_json::Value) {
     let scenario =
         crate::scenario::load_str("journals.toml", SCENARIO, overrides).expect("a valid scenario");
     let end_ns = scenario.duration.as_ns();
@@ -86,11 +87,11 @@ fn run(
             world.apply(action)
         };
         outcomes.push(outcome.expect("a pending action"));
-        most_members = most_members.max(world.clients.journal_members());
+        most_members = most_members.max(world.clients().journal_members());
     }
     world.settle_lanes();
     let steps = outcomes.len() as u64;
-    let report = crate::sim::build_report(&world, seed, end_ns, steps, 0.0);
+    let report = super::build_report(&world, seed, end_ns, steps, 0.0);
     let mut json = serde_json::to_value(&report).expect("a report serialises");
     // The process's own peak memory is measured, not modelled.
     json.as_object_mut()
