@@ -11,7 +11,7 @@
 //! bytes, not of the receiver's scattered state.
 //!
 //! The rule that keeps a journal exact: it takes an event only when every one of its members is
-//! among the event's receivers, on the connection it joined on ([`Membership::survey`]); a
+//! among the event's receivers, on the connection it joined on ([`Membership::complete`]); a
 //! member that is to take an event any other way leaves first (its owner materialises its
 //! value), and a receiver joins only after taking the event itself, in the journal's state.
 //! The owners decide the state; this module counts.
@@ -22,6 +22,9 @@ pub type JournalId = u32;
 /// A connection id fits below this many bits of a member word.
 const CONN_BITS: u32 = 48;
 const CONN_MASK: u64 = (1 << CONN_BITS) - 1;
+
+/// Journals a member word can name (the bits above the connection's, less the empty word).
+const MAX_JOURNALS: usize = (1 << (64 - CONN_BITS)) - 1;
 
 /// Who is a member of which journal (see the module doc).
 #[derive(Debug, Clone, Default)]
@@ -117,6 +120,10 @@ impl Membership {
         match self.members.iter().position(|&m| m == 0) {
             Some(j) => j as JournalId,
             None => {
+                assert!(
+                    self.members.len() < MAX_JOURNALS,
+                    "more than {MAX_JOURNALS} journals with members at once"
+                );
                 self.members.push(0);
                 (self.members.len() - 1) as JournalId
             }
