@@ -85,7 +85,7 @@ pub struct Fleet {
     /// Reflectors whose lanes take a fan-out's events alike, as journal members
     /// (`fleet/journal.rs`); every member's lane is armed. Made on the first journal: the
     /// explorer's fleets have none, and their copies copy none.
-    journals: Option<Box<journal::Journals>>,
+    journals: journal::FleetJournals,
 }
 
 impl Fleet {
@@ -96,7 +96,7 @@ impl Fleet {
             reflectors,
             lanes,
             armed: ArmedSet::default(),
-            journals: None,
+            journals: journal::FleetJournals::default(),
         }
     }
 
@@ -124,7 +124,7 @@ impl Fleet {
     /// Reflector `i`, to change: its lane's events are folded into it first, and the lane is
     /// disarmed (the change may end its watch).
     pub fn get_mut(&mut self, i: usize) -> Option<&mut Reflector> {
-        if self.has_member(i as u32) {
+        if self.journals.has_member(i as u32) {
             self.release(i as u32);
         }
         let r = self.reflectors.get_mut(i)?;
@@ -166,7 +166,7 @@ impl Fleet {
         }
         let armed = self.armed.take();
         for &i in &armed {
-            if self.has_member(i) {
+            if self.journals.has_member(i) {
                 self.release(i);
                 continue;
             }
@@ -178,13 +178,11 @@ impl Fleet {
             }
         }
         self.armed.give_back(armed);
-        if let Some(journals) = &mut self.journals {
-            assert!(
-                journals.is_empty(),
-                "a journal member outside the armed lanes"
-            );
-            journals.reset();
-        }
+        assert!(
+            self.journals.is_empty(),
+            "a journal member outside the armed lanes"
+        );
+        self.journals.reset();
     }
 
     /// The fan-out's fast path: reflector `i` takes event `ev` arriving on `conn` if it is
@@ -192,7 +190,7 @@ impl Fleet {
     /// must handle the event. The same outcome as [`Reflector::apply_fast`].
     #[inline]
     pub fn apply_fast(&mut self, i: u32, conn: ConnId, ev: &FastEvent) -> bool {
-        if self.has_member(i) {
+        if self.journals.has_member(i) {
             self.release(i);
         }
         let i = i as usize;

@@ -6,9 +6,11 @@
 //! (one event, its digest change, its revision). A lane owner ([`crate::client::Fleet`],
 //! [`crate::monitor::stream_table::StreamTable`]) keeps, per journal, what its members have
 //! taken together since each joined, and a member's own value is the journal's difference since
-//! it joined. This module holds only who is a member of which journal, on which connection:
-//! one word per receiver in one array, so a fan-out asks "is this receiver a member?" of a few
-//! bytes, not of the receiver's scattered state.
+//! it joined. This module holds who is a member of which journal, on which connection
+//! ([`Membership`]: one word per receiver in one array, so a fan-out asks "is this receiver a
+//! member?" of a few bytes, not of the receiver's scattered state), and an owner's journals as a
+//! whole ([`Journals`]: the membership with a value per journal and per member, which each owner
+//! gives its meaning).
 //!
 //! The rule that keeps a journal exact: it takes an event only when every one of its members is
 //! among the event's receivers, on the connection it joined on ([`Membership::complete`]); a
@@ -169,6 +171,136 @@ impl Membership {
     }
 }
 
+/// A lane owner's journals ([`crate::client::Fleet`]'s, the stream table's): who is a member of
+/// which ([`Membership`]), with `J` per journal (what it took, or where its members stand) and
+/// `M` per member (what its journal held when it joined). Made on the first journal and boxed:
+/// an owner that never has one (the explorer's) stays a pointer wide, and copies nothing.
+#[derive(Debug, Clone)]
+pub struct Journals<J, M> {
+    book: Option<Box<Book<J, M>>>,
+}
+
+#[derive(Debug, Clone)]
+struct Book<J, M> {
+    members: Membership,
+    /// By journal.
+    per_journal: Vec<J>,
+    /// By receiver (meaningful while it is a member).
+    per_member: Vec<M>,
+}
+
+impl<J, M> Default for Journals<J, M> {
+    fn default() -> Self {
+        Journals { book: None }
+    }
+}
+
+impl<J: Copy + Default, M: Copy + Default> Journals<J, M> {
+    fn book_mut(&mut self) -> &mut Book<J, M> {
+        self.book.get_or_insert_with(|| {
+            Box::new(Book {
+                members: Membership::default(),
+                per_journal: Vec::new(),
+                per_member: Vec::new(),
+            })
+        })
+    }
+
+    /// Who is a member of which journal (None before the first journal).
+    #[inline(always)]
+    pub fn membership(&self) -> Option<&Membership> {
+        self.book.as_deref().map(|b| &b.members)
+    }
+
+    /// True when receiver `id` is a member of a journal.
+    #[inline(always)]
+    pub fn has_member(&self, id: u32) -> bool {
+        self.book
+            .as_ref()
+            .is_some_and(|b| b.members.journal_of(id).is_some())
+    }
+
+    /// True when no receiver is a member.
+    pub fn is_empty(&self) -> bool {
+        self.membership().is_none_or(Membership::is_empty)
+    }
+
+    /// Receivers that are members of a journal.
+    pub fn total(&self) -> u64 {
+        self.membership().map_or(0, Membership::total)
+    }
+
+    /// Opens a journal with no members (see [`Membership::open`]), its `J` the default.
+    pub fn open(&mut self) -> JournalId {
+        let b = self.book_mut();
+        let j = b.members.open();
+        let n = j as usize;
+        if n >= b.per_journal.len() {
+            b.per_journal.resize(n + 1, J::default());
+        }
+        b.per_journal[n] = J::default();
+        j
+    }
+
+    /// See [`Membership::complete`].
+    pub fn complete(&self, j: JournalId, hits: u32) -> bool {
+        self.membership().is_some_and(|m| m.complete(j, hits))
+    }
+
+    /// Members of journal `j`.
+    pub fn members(&self, j: JournalId) -> u32 {
+        self.membership().map_or(0, |m| m.members(j))
+    }
+
+    /// Journal `j`'s `J` (None if it was never opened).
+    pub fn journal(&self, j: JournalId) -> Option<&J> {
+        self.book.as_ref()?.per_journal.get(j as usize)
+    }
+
+    /// Journal `j`'s `J`, to change. Panics if it was never opened.
+    pub fn journal_mut(&mut self, j: JournalId) -> &mut J {
+        &mut self.book_mut().per_journal[j as usize]
+    }
+
+    /// Receiver `id` joins journal `j` on `conn`, keeping `member` (see [`Membership::join`]).
+    pub fn join(&mut self, id: u32, conn: u64, j: JournalId, member: M) {
+        let b = self.book_mut();
+        let i = id as usize;
+        if i >= b.per_member.len() {
+            b.per_member.resize(i + 1, M::default());
+        }
+        b.per_member[i] = member;
+        b.members.join(id, conn, j);
+    }
+
+    /// Receiver `id` leaves its journal: its journal's `J` now and the `M` it joined with
+    /// (None if it was not a member).
+    pub fn leave(&mut self, id: u32) -> Option<(J, M)> {
+        let b = self.book.as_mut()?;
+        let (j, _) = b.members.leave(id)?;
+        Some((b.per_journal[j as usize], b.per_member[id as usize]))
+    }
+
+    /// Those of `ids` that are members of journal `j`, in order (to release them all).
+    pub fn members_among(&self, j: JournalId, ids: &[u32]) -> Vec<u32> {
+        let Some(m) = self.membership() else {
+            return Vec::new();
+        };
+        ids.iter()
+            .copied()
+            .filter(|&id| m.journal_of(id) == Some(j))
+            .collect()
+    }
+
+    /// Forgets every journal (see [`Membership::reset`]).
+    pub fn reset(&mut self) {
+        if let Some(b) = &mut self.book {
+            b.members.reset();
+            b.per_journal.clear();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -215,5 +347,26 @@ mod tests {
         let a = m.open();
         m.join(1, 10, a);
         m.join(1, 11, a);
+    }
+
+    #[test]
+    fn journals_keep_a_value_per_journal_and_per_member_and_reopen_at_the_default() {
+        let mut js: Journals<u64, u64> = Journals::default();
+        assert!(js.membership().is_none() && js.is_empty() && !js.has_member(4));
+        let a = js.open();
+        *js.journal_mut(a) = 10;
+        js.join(4, 40, a, 7);
+        js.join(6, 60, a, 8);
+        *js.journal_mut(a) += 5;
+        assert!(js.has_member(4) && js.complete(a, 2) && !js.complete(a, 1));
+        assert_eq!(js.members_among(a, &[9, 6, 4, 5]), vec![6, 4]);
+        assert_eq!(js.leave(6), Some((15, 8)));
+        assert_eq!(js.leave(6), None);
+        assert_eq!((js.total(), js.members(a)), (1, 1));
+        assert_eq!(js.leave(4), Some((15, 7)));
+        assert_eq!(js.open(), a, "an empty journal is reused");
+        assert_eq!(js.journal(a), Some(&0), "and starts from the default");
+        js.reset();
+        assert_eq!(js.journal(a), None);
     }
 }

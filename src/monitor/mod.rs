@@ -277,17 +277,11 @@ impl Checker {
         }
     }
 
-    /// Hints that client `client`'s journal membership will soon be read.
+    /// Who is a member of which of the checker's journals (`monitor/stream_table/journal.rs`;
+    /// see [`crate::kernel::journal`]); None before the first.
     #[inline(always)]
-    pub fn prefetch_membership(&self, client: u32) {
-        self.streams.prefetch_membership(client);
-    }
-
-    /// The journal client `client`'s stream on `conn` is a member of, if any
-    /// (`monitor/stream_table/journal.rs`; see [`crate::kernel::journal`]).
-    #[inline(always)]
-    pub fn journal_on(&self, client: u32, conn: ConnId) -> Option<JournalId> {
-        self.streams.journal_on(client, conn)
+    pub fn membership(&self) -> Option<&crate::kernel::journal::Membership> {
+        self.streams.membership()
     }
 
     /// The checker's journal for a fan-out of the object event `rev`/`k`, and whether its
@@ -299,13 +293,6 @@ impl Checker {
         k: &Key,
     ) -> (JournalId, bool) {
         self.streams.journal_for(found, &self.log, rev, k)
-    }
-
-    /// True when client `client`'s stream on `conn` takes the fan-out's event through journal
-    /// `j` (its watch-stream checks and its time-travel record are the journal's).
-    #[inline(always)]
-    pub fn journal_member(&self, client: u32, conn: ConnId, j: JournalId) -> bool {
-        self.streams.journal_member(client, conn, j)
     }
 
     /// Journal `j` takes the fan-out's event at `rev` for its members.

@@ -97,7 +97,7 @@ pub struct StreamTable {
     /// Informers whose lanes take a fan-out's events from the same position, as journal members
     /// (`stream_table/journal.rs`); every member's lane is armed. Made on the first journal:
     /// the explorer's tables have none, and their copies copy none.
-    journals: Option<Box<journal::Journals>>,
+    journals: journal::TableJournals,
 }
 
 impl StreamTable {
@@ -115,7 +115,7 @@ impl StreamTable {
         k: &Key,
     ) -> bool {
         let c = client as usize;
-        if self.has_member(client) {
+        if self.journals.has_member(client) {
             self.release(client);
         }
         if c >= self.rows.len() {
@@ -194,7 +194,7 @@ impl StreamTable {
 
     /// Client `client`'s time-travel record, to change.
     pub fn client_rv_mut(&mut self, client: u32) -> Option<&mut ClientRv> {
-        if self.has_member(client) {
+        if self.journals.has_member(client) {
             self.release(client);
         }
         self.rows.get_mut(client as usize).map(|r| &mut r.rv)
@@ -202,7 +202,7 @@ impl StreamTable {
 
     /// Gives client `client`'s lane's position back to its stream and disarms the lane.
     fn fold(&mut self, client: u32) {
-        if self.has_member(client) {
+        if self.journals.has_member(client) {
             self.release(client);
         }
         let Some(lane) = self.rows.get_mut(client as usize).map(|r| &mut r.lane) else {
@@ -245,13 +245,11 @@ impl StreamTable {
             self.fold(client);
         }
         self.armed.give_back(armed);
-        if let Some(journals) = &mut self.journals {
-            assert!(
-                journals.is_empty(),
-                "a journal member outside the armed lanes"
-            );
-            journals.reset();
-        }
+        assert!(
+            self.journals.is_empty(),
+            "a journal member outside the armed lanes"
+        );
+        self.journals.reset();
     }
 
     /// Every open stream and every client's time-travel record, as text (tests comparing two

@@ -16,7 +16,7 @@ use crate::client;
 use crate::etcd::{EtcdServer, WatchOutput};
 use crate::kernel::RngStream;
 use crate::kernel::cow::CowVec;
-use crate::kernel::journal::JournalId;
+use crate::kernel::journal::{JournalId, Membership};
 use crate::proto::Host;
 use crate::scenario::Scenario;
 
@@ -380,18 +380,20 @@ impl Parts<'_> {
         key: &crate::proto::etcd::Key,
         others: &mut Vec<u32>,
     ) -> (JournalId, JournalId, bool) {
-        let clients = &*self.clients;
-        let checker = &self.obs.checker;
         let receivers = targets.iter().filter_map(|&(conn, a, _)| match a {
             Actor::Client(i) => Some((i, conn)),
             _ => None,
         });
-        let found_f = receivers
-            .clone()
-            .find_map(|(i, c)| clients.journal_on(i, c));
-        let found_c = receivers
-            .clone()
-            .find_map(|(i, c)| checker.journal_on(i, c));
+        // Each side's membership and the journal of its first member receiver.
+        fn first(
+            m: Option<&Membership>,
+            mut receivers: impl Iterator<Item = (u32, ConnId)>,
+        ) -> Option<(&Membership, JournalId)> {
+            let m = m?;
+            Some((m, receivers.find_map(|(i, c)| m.journal_on(i, c))?))
+        }
+        let found_f = first(self.clients.membership(), receivers.clone());
+        let found_c = first(self.obs.checker.membership(), receivers);
         let (mut hits_f, mut hits_c) = (0u32, 0u32);
         others.clear();
         for (n, &(conn, a, _)) in targets.iter().enumerate() {
@@ -399,13 +401,13 @@ impl Parts<'_> {
             if let Some(&(_, Actor::Client(ahead), _)) =
                 targets.get(n + crate::kernel::prefetch::AHEAD)
             {
-                clients.prefetch_membership(ahead);
-                checker.prefetch_membership(ahead);
+                found_f.inspect(|(m, _)| m.prefetch(ahead));
+                found_c.inspect(|(m, _)| m.prefetch(ahead));
             }
             let (f, c) = match a {
                 Actor::Client(i) => (
-                    found_f.is_some_and(|j| clients.journal_member(i, conn, j)),
-                    found_c.is_some_and(|j| checker.journal_member(i, conn, j)),
+                    found_f.is_some_and(|(m, j)| m.is_member(i, conn, j)),
+                    found_c.is_some_and(|(m, j)| m.is_member(i, conn, j)),
                 ),
                 _ => (false, false),
             };
@@ -415,6 +417,8 @@ impl Parts<'_> {
                 others.push(n as u32);
             }
         }
+        let found_f = found_f.map(|(_, j)| j);
+        let found_c = found_c.map(|(_, j)| j);
         let (jf, kept_f) = self.clients.journal_for(found_f.map(|j| (j, hits_f)));
         let (jc, kept_c) = (self.obs.checker).journal_for(found_c.map(|j| (j, hits_c)), rev, key);
         (jf, jc, kept_f && kept_c)

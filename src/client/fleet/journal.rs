@@ -13,7 +13,7 @@
 
 use super::Fleet;
 use crate::client::reflector::FastEvent;
-use crate::kernel::journal::{JournalId, Membership};
+use crate::kernel::journal::{JournalId, Journals, Membership};
 use crate::proto::ConnId;
 
 /// What a journal took since it was opened (wrapping sums, as a lane's).
@@ -25,72 +25,20 @@ pub(super) struct Totals {
     last_rv: i64,
 }
 
-/// The fleet's journals and their members (see the module doc).
-#[derive(Debug, Clone, Default)]
-pub(super) struct Journals {
-    members: Membership,
-    /// By journal.
-    totals: Vec<Totals>,
-    /// By client: its journal's totals when it joined.
-    joined: Vec<Totals>,
-}
-
-impl Journals {
-    /// True when no reflector is a member.
-    pub(super) fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
-
-    /// True when client `i` is a member of a journal.
-    #[inline(always)]
-    pub(super) fn has_member(&self, i: u32) -> bool {
-        self.members.journal_of(i).is_some()
-    }
-
-    fn open(&mut self) -> JournalId {
-        let j = self.members.open();
-        if j as usize >= self.totals.len() {
-            self.totals.resize(j as usize + 1, Totals::default());
-        }
-        j
-    }
-
-    /// Forgets every journal (none has members).
-    pub(super) fn reset(&mut self) {
-        self.members.reset();
-        self.totals.clear();
-    }
-}
+/// The fleet's journals: by journal its totals, by member the totals it joined at.
+pub(super) type FleetJournals = Journals<Totals, Totals>;
 
 impl Fleet {
-    /// True when client `i` is a member of a journal.
+    /// Who is a member of which of the fleet's journals (None before the first; the world's
+    /// fan-out reads it, `world/apply.rs`).
     #[inline(always)]
-    pub(super) fn has_member(&self, i: u32) -> bool {
-        self.journals.as_ref().is_some_and(|j| j.has_member(i))
-    }
-
-    /// The journals, made on first use.
-    fn journals_mut(&mut self) -> &mut Journals {
-        self.journals.get_or_insert_with(Box::default)
+    pub fn membership(&self) -> Option<&Membership> {
+        self.journals.membership()
     }
 
     /// Reflectors that are journal members now (a figure for tests: 0 once settled).
     pub fn journal_members(&self) -> u64 {
-        self.journals.as_ref().map_or(0, |j| j.members.total())
-    }
-
-    /// Hints that client `i`'s journal membership will soon be read.
-    #[inline(always)]
-    pub fn prefetch_membership(&self, i: u32) {
-        if let Some(j) = &self.journals {
-            j.members.prefetch(i);
-        }
-    }
-
-    /// The journal client `i` is a member of on `conn`, if any.
-    #[inline(always)]
-    pub fn journal_on(&self, i: u32, conn: ConnId) -> Option<JournalId> {
-        self.journals.as_ref()?.members.journal_on(i, conn)
+        self.journals.total()
     }
 
     /// The journal of a fan-out, from what the fan-out's receivers showed (`found`: the journal
@@ -101,28 +49,19 @@ impl Fleet {
     /// are not members took it.
     pub fn journal_for(&mut self, found: Option<(JournalId, u32)>) -> (JournalId, bool) {
         match found {
-            Some((j, hits)) if self.journals_mut().members.complete(j, hits) => (j, true),
+            Some((j, hits)) if self.journals.complete(j, hits) => (j, true),
             Some((j, _)) => {
                 self.release_all(j);
                 (j, false)
             }
-            None => (self.journals_mut().open(), false),
+            None => (self.journals.open(), false),
         }
-    }
-
-    /// True when client `i` is a member of journal `j` on `conn` (it takes the fan-out's event
-    /// through the journal).
-    #[inline(always)]
-    pub fn journal_member(&self, i: u32, conn: ConnId, j: JournalId) -> bool {
-        self.journals
-            .as_ref()
-            .is_some_and(|js| js.members.is_member(i, conn, j))
     }
 
     /// Journal `j` takes event `ev` for all its members.
     pub fn journal_take(&mut self, j: JournalId, ev: &FastEvent) {
         let (count, sum) = ev.digest_change();
-        let t = &mut self.journals_mut().totals[j as usize];
+        let t = self.journals.journal_mut(j);
         t.events += 1;
         t.count = t.count.wrapping_add(i64::from(count) as u64);
         t.sum = t.sum.wrapping_add(sum);
@@ -136,29 +75,21 @@ impl Fleet {
         self.lanes
             .get(i as usize)
             .is_some_and(|l| l.conn == conn && l.last_rv == rv && l.events > 0)
-            && !self.has_member(i)
+            && !self.journals.has_member(i)
     }
 
     /// Client `i` joins journal `j` on `conn` (see [`Fleet::can_join`]).
     pub fn join(&mut self, i: u32, conn: ConnId, j: JournalId) {
-        let journals = self.journals_mut();
-        if i as usize >= journals.joined.len() {
-            journals.joined.resize(i as usize + 1, Totals::default());
-        }
-        journals.joined[i as usize] = journals.totals[j as usize];
-        journals.members.join(i, conn, j);
+        let now = self.journals.journal(j).copied().unwrap_or_default();
+        self.journals.join(i, conn, j, now);
     }
 
     /// Releases client `i` from its journal, if a member: its lane, then its share of the
     /// journal, go into its reflector, and the lane is disarmed.
     pub(super) fn release(&mut self, i: u32) {
-        let Some(journals) = &mut self.journals else {
+        let Some((now, then)) = self.journals.leave(i) else {
             return;
         };
-        let Some((j, _)) = journals.members.leave(i) else {
-            return;
-        };
-        let (now, then) = (journals.totals[j as usize], journals.joined[i as usize]);
         let idx = i as usize;
         let Some(r) = self.reflectors.get_mut(idx) else {
             return;
@@ -176,16 +107,8 @@ impl Fleet {
 
     /// Releases every member of journal `j`.
     fn release_all(&mut self, j: JournalId) {
-        let ids: Vec<u32> = self.armed.ids().to_vec();
-        for i in ids {
-            if self
-                .journals
-                .as_ref()
-                .and_then(|js| js.members.journal_of(i))
-                == Some(j)
-            {
-                self.release(i);
-            }
+        for i in self.journals.members_among(j, self.armed.ids()) {
+            self.release(i);
         }
     }
 }

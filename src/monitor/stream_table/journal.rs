@@ -13,7 +13,7 @@
 //! every member first: each is then judged on its own, as without journals.
 
 use super::StreamTable;
-use crate::kernel::journal::{JournalId, Membership};
+use crate::kernel::journal::{JournalId, Journals, Membership};
 use crate::monitor::changelog::{ChangeLog, RangeId};
 use crate::proto::ConnId;
 use crate::proto::etcd::Key;
@@ -26,76 +26,35 @@ pub(super) struct Position {
     last_rev: i64,
 }
 
-/// The table's journals and their members (see the module doc).
-#[derive(Debug, Clone, Default)]
-pub(super) struct Journals {
-    members: Membership,
-    /// By journal: its members' position (None until the first member joins).
-    positions: Vec<Option<Position>>,
+impl Position {
+    fn of(lane: &super::StreamLane) -> Self {
+        Position {
+            range: lane.range,
+            cursor: lane.cursor,
+            last_rev: lane.last_rev,
+        }
+    }
 }
 
-impl Journals {
-    /// True when no informer is a member.
-    pub(super) fn is_empty(&self) -> bool {
-        self.members.is_empty()
-    }
+/// The table's journals: by journal its members' position (None until the first joins); a
+/// member keeps nothing of its own (its lane holds where it joined).
+pub(super) type TableJournals = Journals<Option<Position>, ()>;
 
-    /// True when client `client` is a member of a journal.
-    #[inline(always)]
-    pub(super) fn has_member(&self, client: u32) -> bool {
-        self.members.journal_of(client).is_some()
-    }
-
-    /// Forgets every journal (none has members).
-    pub(super) fn reset(&mut self) {
-        self.members.reset();
-        self.positions.clear();
-    }
-
-    fn open(&mut self) -> JournalId {
-        let j = self.members.open();
-        if j as usize >= self.positions.len() {
-            self.positions.resize(j as usize + 1, None);
-        }
-        self.positions[j as usize] = None;
-        j
-    }
-
-    /// True when `rev`/`k` is the next change of journal `j`'s range after its position.
-    fn next_in_order(&self, j: JournalId, log: &ChangeLog, rev: i64, k: &Key) -> bool {
-        let Some(p) = self.positions[j as usize] else {
-            return false;
-        };
-        rev > p.last_rev
-            && (p.cursor as usize) < log.len(p.range)
-            && log.at(p.range, p.cursor as usize) == (rev, k)
-    }
+/// True when `rev`/`k` is the next change of the range after position `p`.
+fn next_in_order(p: Option<&Option<Position>>, log: &ChangeLog, rev: i64, k: &Key) -> bool {
+    let Some(&Some(p)) = p else {
+        return false;
+    };
+    rev > p.last_rev
+        && (p.cursor as usize) < log.len(p.range)
+        && log.at(p.range, p.cursor as usize) == (rev, k)
 }
 
 impl StreamTable {
-    /// True when client `client` is a member of a journal.
+    /// Who is a member of which of the table's journals (None before the first).
     #[inline(always)]
-    pub(super) fn has_member(&self, client: u32) -> bool {
-        self.journals.as_ref().is_some_and(|j| j.has_member(client))
-    }
-
-    /// The journals, made on first use.
-    fn journals_mut(&mut self) -> &mut Journals {
-        self.journals.get_or_insert_with(Box::default)
-    }
-
-    /// Hints that client `client`'s journal membership will soon be read.
-    #[inline(always)]
-    pub fn prefetch_membership(&self, client: u32) {
-        if let Some(j) = &self.journals {
-            j.members.prefetch(client);
-        }
-    }
-
-    /// The journal client `client` is a member of on `conn`, if any.
-    #[inline(always)]
-    pub fn journal_on(&self, client: u32, conn: ConnId) -> Option<JournalId> {
-        self.journals.as_ref()?.members.journal_on(client, conn)
+    pub fn membership(&self) -> Option<&Membership> {
+        self.journals.membership()
     }
 
     /// The journal of a fan-out of event `rev`/`k`, from what its receivers showed (`found`: the
@@ -111,36 +70,27 @@ impl StreamTable {
         rev: i64,
         k: &Key,
     ) -> (JournalId, bool) {
-        let journals = self.journals_mut();
         match found {
             Some((j, hits))
-                if journals.members.complete(j, hits) && journals.next_in_order(j, log, rev, k) =>
+                if self.journals.complete(j, hits)
+                    && next_in_order(self.journals.journal(j), log, rev, k) =>
             {
                 (j, true)
             }
             Some((j, _)) => {
                 self.release_all(j);
-                self.journals_mut().positions[j as usize] = None;
+                *self.journals.journal_mut(j) = None;
                 (j, false)
             }
-            None => (journals.open(), false),
+            None => (self.journals.open(), false),
         }
-    }
-
-    /// True when client `client` is a member of journal `j` on `conn`.
-    #[inline(always)]
-    pub fn journal_member(&self, client: u32, conn: ConnId, j: JournalId) -> bool {
-        self.journals
-            .as_ref()
-            .is_some_and(|js| js.members.is_member(client, conn, j))
     }
 
     /// Journal `j` takes the event at `rev` for all its members (a journal left with no member
     /// forgets its position: its next members set it).
     pub fn journal_take(&mut self, j: JournalId, rev: i64) {
-        let journals = self.journals_mut();
-        let members = journals.members.members(j);
-        let p = &mut journals.positions[j as usize];
+        let members = self.journals.members(j);
+        let p = self.journals.journal_mut(j);
         match p {
             Some(p) if members > 0 => {
                 p.cursor += 1;
@@ -157,49 +107,34 @@ impl StreamTable {
         let Some(row) = self.rows.get(client as usize) else {
             return false;
         };
-        let lane = &row.lane;
-        let here = Position {
-            range: lane.range,
-            cursor: lane.cursor,
-            last_rev: lane.last_rev,
-        };
-        lane.conn == conn
-            && lane.last_rev == rev
+        let here = Position::of(&row.lane);
+        row.lane.conn == conn
+            && row.lane.last_rev == rev
             && row.rv.max_rv == rev
             && row.rv.data_max_rv == rev
             && !row.rv.travelling
-            && !self.has_member(client)
-            && self.journals.as_ref().is_some_and(|js| {
-                js.positions
-                    .get(j as usize)
-                    .is_some_and(|p| p.is_none_or(|p| p == here))
-            })
+            && !self.journals.has_member(client)
+            && self
+                .journals
+                .journal(j)
+                .is_some_and(|p| p.is_none_or(|p| p == here))
     }
 
     /// Client `client` joins journal `j` on `conn` (see [`StreamTable::can_join`]).
     pub fn join(&mut self, client: u32, conn: ConnId, j: JournalId) {
-        let lane = &self.rows[client as usize].lane;
-        let here = Position {
-            range: lane.range,
-            cursor: lane.cursor,
-            last_rev: lane.last_rev,
-        };
-        let journals = self.journals_mut();
-        journals.positions[j as usize].get_or_insert(here);
-        journals.members.join(client, conn, j);
+        let here = Position::of(&self.rows[client as usize].lane);
+        self.journals.journal_mut(j).get_or_insert(here);
+        self.journals.join(client, conn, j, ());
     }
 
     /// Releases client `client` from its journal, if a member: its lane takes the journal's
     /// position, and its time-travel record the journal's last revision (as each event would
     /// have moved them).
     pub(super) fn release(&mut self, client: u32) {
-        let Some(journals) = &mut self.journals else {
+        let Some((p, ())) = self.journals.leave(client) else {
             return;
         };
-        let Some((j, _)) = journals.members.leave(client) else {
-            return;
-        };
-        let p = journals.positions[j as usize].expect("a journal with members has a position");
+        let p = p.expect("a journal with members has a position");
         let row = &mut self.rows.make_mut()[client as usize];
         row.lane.cursor = p.cursor;
         row.lane.last_rev = p.last_rev;
@@ -209,16 +144,8 @@ impl StreamTable {
 
     /// Releases every member of journal `j`.
     fn release_all(&mut self, j: JournalId) {
-        let ids: Vec<u32> = self.armed.ids().to_vec();
-        for client in ids {
-            if self
-                .journals
-                .as_ref()
-                .and_then(|js| js.members.journal_of(client))
-                == Some(j)
-            {
-                self.release(client);
-            }
+        for client in self.journals.members_among(j, self.armed.ids()) {
+            self.release(client);
         }
     }
 }
