@@ -189,8 +189,8 @@ impl CandidateRun<'_> {
     }
 
     /// Candidate `n`: its connection (with the [`GONE`] mark if it was removed) and whether its
-    /// scope is known to contain the key.
-    #[inline(always)]
+    /// scope is known to contain the key (the dispatch pass reads runs by kind, `dispatch.rs`).
+    #[cfg(test)]
     fn get(&self, n: usize) -> Option<(ConnId, bool)> {
         match self {
             CandidateRun::One(entries, in_scope) => entries.get(n).map(|&c| (c, *in_scope)),

@@ -100,7 +100,7 @@ pub fn run_timed(
 ) -> World {
     let mut world = spec.world();
     let mut step = 0u64;
-    let mut buffers = crate::world::StepBuffers::default();
+    let mut buffers = crate::world::StepBuffers::settling_each_step();
     while let Some(action) = world.next_timed_action() {
         let Action::Fire(key) = action;
         if key.due_ns > spec.end_ns {

@@ -62,18 +62,32 @@ at = "100s"
 kind = "compact_now"
 "#;
 
-/// The largest number of journal members seen during the run, and the report's JSON without
-/// wall-clock figures.
+/// How a run's steps are applied.
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    /// [`World::apply`]: every receiver one by one, no lane.
+    OneByOne,
+    /// [`World::apply_reusing`]: lanes and journals.
+    Lanes,
+    /// Lanes settled after every step, as `check/runner.rs` runs (buffers for that loop).
+    Settling,
+}
+
+/// The steps, the settled world, the largest number of journal members seen after a step
+/// (before any settle), and the report's JSON without wall-clock figures.
 fn run(
     overrides: &[String],
     seed: u64,
-    lanes: bool,
+    mode: Mode,
 ) -> (Vec<Outcome>, World, u64, serde_json::Value) {
     let scenario =
         crate::scenario::load_str("journals.toml", SCENARIO, overrides).expect("a valid scenario");
     let end_ns = scenario.duration.as_ns();
     let mut world = World::new(Arc::new(scenario), seed);
-    let mut buffers = StepBuffers::default();
+    let mut buffers = match mode {
+        Mode::Settling => StepBuffers::settling_each_step(),
+        _ => StepBuffers::default(),
+    };
     let mut outcomes = Vec::new();
     let mut most_members = 0;
     while let Some(action) = world.next_timed_action() {
@@ -81,13 +95,15 @@ fn run(
         if key.due_ns > end_ns {
             break;
         }
-        let outcome = if lanes {
-            world.apply_reusing(action, &mut buffers)
-        } else {
-            world.apply(action)
+        let outcome = match mode {
+            Mode::OneByOne => world.apply(action),
+            Mode::Lanes | Mode::Settling => world.apply_reusing(action, &mut buffers),
         };
         outcomes.push(outcome.expect("a pending action"));
         most_members = most_members.max(world.clients().journal_members());
+        if mode == Mode::Settling {
+            world.settle_lanes();
+        }
     }
     world.settle_lanes();
     let steps = outcomes.len() as u64;
@@ -107,8 +123,8 @@ fn same_run_with_and_without_journals(
     seed: u64,
     min_members: u64,
 ) -> serde_json::Value {
-    let (steps_a, world_a, members_a, report_a) = run(overrides, seed, false);
-    let (steps_b, world_b, members_b, report_b) = run(overrides, seed, true);
+    let (steps_a, world_a, members_a, report_a) = run(overrides, seed, Mode::OneByOne);
+    let (steps_b, world_b, members_b, report_b) = run(overrides, seed, Mode::Lanes);
     assert_eq!(members_a, 0, "the explorer's steps use no journal");
     assert!(
         members_b >= min_members,
@@ -207,4 +223,18 @@ fn journals_find_the_same_violations_under_a_mutant() {
         "the mutant was not caught: {}",
         report["invariants"]
     );
+}
+
+/// The check runner settles every lane after each step (it reads the informers and the checker
+/// between steps): its buffers take no journal, and its run is the simulator's.
+#[test]
+fn a_loop_that_settles_each_step_takes_no_journal() {
+    let (steps_a, _, _, report_a) = run(&[], 1, Mode::Lanes);
+    let (steps_b, _, members_b, report_b) = run(&[], 1, Mode::Settling);
+    assert_eq!(
+        members_b, 0,
+        "a journal was made in a loop that settles each step"
+    );
+    assert!(steps_a == steps_b, "the steps differ");
+    assert_eq!(report_a, report_b, "reports differ");
 }

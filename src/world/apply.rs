@@ -58,6 +58,9 @@ pub(super) struct FanOutLists {
     others: Vec<u32>,
     /// The receivers that took it one by one and may join the journals.
     joiners: Vec<(u32, ConnId)>,
+    /// No journals: the caller settles every lane after each step (`check/runner.rs`
+    /// `run_timed`), which would release every member it made.
+    pub(super) off: bool,
 }
 
 /// A fan-out to at least this many receivers goes through journals ([`crate::kernel::journal`]);
@@ -293,7 +296,9 @@ impl Parts<'_> {
         let object = crate::monitor::Checker::lane_object(ev, self.lanes);
         let mut others = std::mem::take(&mut self.fan_out.others);
         let journals = match (&fast, object) {
-            (Some(_), Some((rv, key))) if !slow_only && targets.len() >= JOURNAL_MIN_TARGETS => {
+            (Some(_), Some((rv, key)))
+                if !slow_only && !self.fan_out.off && targets.len() >= JOURNAL_MIN_TARGETS =>
+            {
                 Some(self.open_journals(targets, rv, key, &mut others))
             }
             _ => None,

@@ -228,6 +228,18 @@ pub struct StepBuffers {
     etcd_out: Scratch<crate::etcd::WatchOutput>,
     /// The lists of a fan-out through journals.
     fan_out: apply::FanOutLists,
+    /// The event whose first read-ahead stage the last step asked for (`read_ahead.rs`).
+    asked_ahead: Option<EventKey>,
+}
+
+impl StepBuffers {
+    /// Buffers for a loop that settles the lanes after every step ([`World::settle_lanes`]):
+    /// fan-outs then take no journals, whose members every settle would release.
+    pub fn settling_each_step() -> Self {
+        let mut b = StepBuffers::default();
+        b.fan_out.off = true;
+        b
+    }
 }
 
 impl World {
@@ -464,7 +476,7 @@ impl World {
                 workload: &self.workload,
                 scenario: &self.scenario.0,
             }
-            .step_started();
+            .step_started(buffers.asked_ahead.take());
         }
         self.now = self.now.max(key.due_ns);
         let World {
@@ -485,6 +497,8 @@ impl World {
         // Borrowed, not cloned: a clone and a drop of the `Arc` were two locked instructions a
         // step, each waiting for the step's stores to drain (issue 16).
         let scenario: &Scenario = &scenario.0;
+        // Made unique once (a copy-on-write check), not at each use.
+        let obs: &mut Observations = obs;
         let mut ctx = Ctx {
             now: *now,
             mutants: scenario.mutants,
@@ -517,7 +531,7 @@ impl World {
             Ok(done) => {
                 parts.emit_etcd_output(&mut ctx);
                 if lanes {
-                    read_ahead::Ahead {
+                    buffers.asked_ahead = read_ahead::Ahead {
                         agenda: ctx.agenda,
                         net: ctx.net,
                         etcd: parts.etcd,

@@ -5,7 +5,9 @@
 //! handled, the loop asks for the first stage of the second pending event and the second stage
 //! of the first (whose first stage was asked for a step earlier, nine times in ten in
 //! `cluster-15k`: otherwise it was scheduled since); as a step starts, the first stage of the
-//! next event again, in case the last step did not see it coming. Hints only: no value the
+//! next event if the last step did not ask for it (it was scheduled since, or the agenda could
+//! not name it; asking again for the other nine cost 4 % of `cluster-15k`'s steady-state
+//! instructions, issue 16 step 21). Hints only: no value the
 //! program computes depends on them, so traces are the same with or without them. The
 //! explorer's steps ask for nothing (they go through [`super::World::apply`]). Small runs ask
 //! too: in `sweep-1k` (33,000 keys) the hints add 4.6 % of instructions and no measurable CPU
@@ -22,9 +24,9 @@
 use crate::apiserver::Apiserver;
 use crate::client::Fleet;
 use crate::etcd::EtcdServer;
-use crate::kernel::Agenda;
 use crate::kernel::cow::CowVec;
 use crate::kernel::prefetch::Stage;
+use crate::kernel::{Agenda, EventKey};
 use crate::monitor::Checker;
 use crate::proto::msg::{Msg, Timer};
 use crate::proto::{Actor, Dir};
@@ -46,23 +48,26 @@ pub(super) struct Ahead<'a> {
 }
 
 impl Ahead<'_> {
-    /// As a step starts: the first stage for the earliest pending event (in case the last step
-    /// did not see it coming).
-    pub(super) fn step_started(&self) {
-        if let Some((_, next)) = self.agenda.first() {
+    /// As a step starts: the first stage for the earliest pending event, unless the last step
+    /// asked for it (`asked`: the event [`Ahead::step_handled`] returned). Otherwise the last
+    /// step did not see it coming: it was scheduled since, or the agenda could not say.
+    pub(super) fn step_started(&self, asked: Option<EventKey>) {
+        if let Some((key, next)) = self.agenda.first()
+            && Some(key) != asked
+        {
             self.event(next, Stage::Table);
         }
     }
 
     /// Once a step is handled: the second stage for the earliest pending event, and the first
-    /// for the one after it (a whole step ahead).
-    pub(super) fn step_handled(&self) {
+    /// for the one after it (a whole step ahead); returns the latter's key.
+    pub(super) fn step_handled(&self) -> Option<EventKey> {
         if let Some((_, next)) = self.agenda.first() {
             self.event(next, Stage::Entry);
         }
-        if let Some((_, after)) = self.agenda.second() {
-            self.event(after, Stage::Table);
-        }
+        let (key, after) = self.agenda.second()?;
+        self.event(after, Stage::Table);
+        Some(key)
     }
 
     /// Asks for the lines, at `stage`, that the handler of `pending` will read first (see the

@@ -4,7 +4,88 @@
 //! from the ring, periodic bookmarks, storage bookmarks and watch deadlines.
 
 use super::*;
+use crate::proto::Actor;
 use crate::proto::api::Obj;
+
+/// A multicast's target: the connection, the reading client, and a tag (0: unused here).
+type Target = (ConnId, Actor, i64);
+
+/// One event's dispatch pass over its candidate watchers (see [`Cacher::process_event`]): what
+/// goes out in multicasts, what goes through the watchers' buffers, and how many events were
+/// sent.
+struct Pass<'e> {
+    event: &'e CacheEvent,
+    /// Mutant `cacher_reorder`: every watcher goes through its buffer.
+    no_fast_path: bool,
+    /// The watchers that take the event as it is, at once.
+    fast: Vec<Target>,
+    /// The same, for each event type a selector turns the event into.
+    fast_converted: Vec<(EventType, Vec<Target>)>,
+    /// The watchers that take it through their buffer, and as which type.
+    buffered: Vec<(ConnId, EventType)>,
+    sent: u64,
+}
+
+impl Pass<'_> {
+    /// Offers the event to candidates `0..len` (`candidate(n)`: the connection, with the
+    /// [`GONE`] mark if it was removed, and whether its scope is known to contain the key).
+    #[inline(always)]
+    fn run(
+        &mut self,
+        watchers: &mut WatcherTable,
+        len: usize,
+        candidate: impl Fn(usize) -> Option<(ConnId, bool)>,
+    ) {
+        use crate::kernel::prefetch::AHEAD;
+        for n in 0..len {
+            // Watchers are scattered in the table: ask for the next ones early, in two stages
+            // (the slot number, then the watcher's lane).
+            if let Some((ahead, _)) = candidate(n + 2 * AHEAD) {
+                watchers.prefetch_slot(ahead & !GONE);
+            }
+            if let Some((ahead, _)) = candidate(n + AHEAD) {
+                watchers.prefetch_lane(ahead & !GONE);
+            }
+            let Some((conn, in_scope)) = candidate(n).filter(|&(c, _)| c & GONE == 0) else {
+                continue;
+            };
+            let Some((lane, w)) = watchers.dispatch_view(conn) else {
+                continue;
+            };
+            let event = self.event;
+            if lane.fast && in_scope && !self.no_fast_path {
+                // A client with no selector, reading at once, in scope: the lane is all it takes
+                // (the body is not read).
+                if event.rv > lane.rv_sent {
+                    lane.rv_sent = event.rv;
+                    self.sent += 1;
+                    self.fast.push((conn, lane.client(), 0));
+                }
+                continue;
+            }
+            if !((in_scope || w.scope.contains(&event.key)) && event.rv > lane.rv_sent) {
+                continue;
+            }
+            let Some(kind) = selected_kind(&w.selector, event) else {
+                continue;
+            };
+            if w.read_rate != ReadRate::Instant || w.replay.is_some() || self.no_fast_path {
+                self.buffered.push((conn, kind));
+                continue;
+            }
+            lane.rv_sent = event.rv;
+            self.sent += 1;
+            if kind == event.kind {
+                self.fast.push((conn, w.client, 0));
+            } else {
+                match self.fast_converted.iter_mut().find(|(k, _)| *k == kind) {
+                    Some((_, group)) => group.push((conn, w.client, 0)),
+                    None => self.fast_converted.push((kind, vec![(conn, w.client, 0)])),
+                }
+            }
+        }
+    }
+}
 
 impl Cacher {
     pub(super) fn arm_bookmark_tick(&mut self, now: Nanos, out: &mut Out<'_>, rng: &mut RngStream) {
@@ -52,58 +133,35 @@ impl Cacher {
         // per event type their selectors turn it into); the others go through their buffers one
         // by one, after (their messages are sent at once, the multicasts at the end, so the
         // order of what goes out is the same either way).
-        let mut fast = Vec::with_capacity(candidates.len());
-        let mut fast_converted: Vec<(EventType, Vec<_>)> = Vec::new();
-        let mut buffered: Vec<(ConnId, EventType)> = Vec::new();
-        // Mutant `cacher_reorder` lives in `offer`.
-        let no_fast_path = self.mutants.cacher_reorder;
-        for n in 0..candidates.len() {
-            // Watchers are scattered in the table: ask for the next ones early, in two stages
-            // (the slot number, then the watcher's lane).
-            use crate::kernel::prefetch::AHEAD;
-            if let Some((ahead, _)) = candidates.get(n + 2 * AHEAD) {
-                self.watchers.prefetch_slot(ahead & !GONE);
-            }
-            if let Some((ahead, _)) = candidates.get(n + AHEAD) {
-                self.watchers.prefetch_lane(ahead & !GONE);
-            }
-            let Some((conn, in_scope)) = candidates.get(n).filter(|&(c, _)| c & GONE == 0) else {
-                continue;
-            };
-            let Some((lane, w)) = self.watchers.dispatch_view(conn) else {
-                continue;
-            };
-            if lane.fast && in_scope && !no_fast_path {
-                // A client with no selector, reading at once, in scope: the lane is all it takes
-                // (the body is not read).
-                if event.rv > lane.rv_sent {
-                    lane.rv_sent = event.rv;
-                    self.counters.events_sent += 1;
-                    fast.push((conn, lane.client(), 0));
-                }
-                continue;
-            }
-            if !((in_scope || w.scope.contains(&event.key)) && event.rv > lane.rv_sent) {
-                continue;
-            }
-            let Some(kind) = selected_kind(&w.selector, &event) else {
-                continue;
-            };
-            if w.read_rate != ReadRate::Instant || w.replay.is_some() || no_fast_path {
-                buffered.push((conn, kind));
-                continue;
-            }
-            lane.rv_sent = event.rv;
-            self.counters.events_sent += 1;
-            if kind == event.kind {
-                fast.push((conn, w.client, 0));
-            } else {
-                match fast_converted.iter_mut().find(|(k, _)| *k == kind) {
-                    Some((_, group)) => group.push((conn, w.client, 0)),
-                    None => fast_converted.push((kind, vec![(conn, w.client, 0)])),
-                }
-            }
+        let mut pass = Pass {
+            event: &event,
+            // Mutant `cacher_reorder` lives in `offer`.
+            no_fast_path: self.mutants.cacher_reorder,
+            fast: Vec::with_capacity(candidates.len()),
+            fast_converted: Vec::new(),
+            buffered: Vec::new(),
+            sent: 0,
+        };
+        // One loop per kind of run, so that the common one (every watcher of a prefix, all in
+        // scope) decides nothing per candidate but what its lane says.
+        let watchers = &mut self.watchers;
+        match candidates {
+            CandidateRun::One(entries, true) => pass.run(watchers, entries.len(), |n| {
+                entries.get(n).map(|&c| (c, true))
+            }),
+            CandidateRun::One(entries, false) => pass.run(watchers, entries.len(), |n| {
+                entries.get(n).map(|&c| (c, false))
+            }),
+            CandidateRun::Merged(list) => pass.run(watchers, list.len(), |n| list.get(n).copied()),
         }
+        let Pass {
+            fast,
+            fast_converted,
+            buffered,
+            sent,
+            ..
+        } = pass;
+        self.counters.events_sent += sent;
         *self.candidates = merged;
         for (conn, kind) in buffered {
             let converted = CacheEvent {
