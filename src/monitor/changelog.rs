@@ -131,6 +131,16 @@ impl ChangeLog {
 
     /// The id of `range`, indexing every change so far into it the first time it is seen.
     pub fn intern(&mut self, range: &KeyRange) -> RangeId {
+        // A known single key or prefix is found by its text, without formatting its name (a
+        // watch opens on every reconnect: issue 16).
+        let known = match range {
+            KeyRange::Single(k) => self.singles.get(k.as_str()),
+            KeyRange::Prefix(p) => self.prefixes.get(p.as_str()),
+            KeyRange::PrefixAfter { .. } => None,
+        };
+        if let Some(&id) = known.and_then(|ids| ids.first()) {
+            return id;
+        }
         let name = range_name(range);
         if let Some(&id) = self.by_name.get(&name) {
             return id;

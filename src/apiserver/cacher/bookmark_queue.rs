@@ -85,9 +85,14 @@ impl BookmarkQueue {
             None => BTreeMap::new(),
         };
         let due = std::mem::replace(&mut self.by_time, later);
-        due.into_iter()
-            .flat_map(|(t, conns)| conns.into_iter().map(move |c| (t, c)))
-            .collect()
+        // Sized up front: grown by `realloc`, a large list bypasses the allocator's per-thread
+        // cache and makes it sort its free chunks (issue 16).
+        let mut popped = Vec::with_capacity(due.values().map(Vec::len).sum());
+        popped.extend(
+            due.into_iter()
+                .flat_map(|(t, conns)| conns.into_iter().map(move |c| (t, c))),
+        );
+        popped
     }
 }
 

@@ -354,17 +354,19 @@ impl Cacher {
                 .map(|(c, w)| (c, w.next_bookmark_ns))
                 .collect()
         });
-        let mut due: Vec<ConnId> = popped
-            .iter()
-            .filter(|&&(_, c)| {
-                self.watchers.get(c).is_some_and(|w| {
-                    w.bookmarks
-                        && w.replay.is_none()
-                        && w.next_bookmark_ns.is_some_and(|t| t <= now)
+        let mut due: Vec<ConnId> = Vec::with_capacity(popped.len());
+        due.extend(
+            popped
+                .iter()
+                .filter(|&&(_, c)| {
+                    self.watchers.get(c).is_some_and(|w| {
+                        w.bookmarks
+                            && w.replay.is_none()
+                            && w.next_bookmark_ns.is_some_and(|t| t <= now)
+                    })
                 })
-            })
-            .map(|&(_, c)| c)
-            .collect();
+                .map(|&(_, c)| c),
+        );
         due.sort_unstable();
         due.dedup();
         for &conn in &due {

@@ -4,7 +4,10 @@
 //! A small index stays an ordered map (cheap for the explorer to copy: its states share it); from
 //! [`HASHED_FROM`] prefixes on, a hash table keyed by the prefix's text hash (`Key` hashes as
 //! `str`, so a slice of an event's key finds it without being interned) finds a set in one
-//! probe, and an ordered set of the prefixes keeps their order.
+//! probe. The prefixes' order is made when asked for (sorting the table's keys): only equality,
+//! hashing and a cache's re-initialisation walk the sets, and an ordered set kept beside the
+//! table cost a dozen string comparisons at each watcher's arrival and departure (a kubelet's
+//! reconnect, issue 16).
 //!
 //! Equality and hashing see the entries in key order, exactly as the ordered map this replaces
 //! (`imbl::OrdMap` hashes each `(key, value)` in key order), whichever form holds them, so
@@ -14,7 +17,7 @@
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 
-use imbl::{OrdMap, OrdSet};
+use imbl::OrdMap;
 use rustc_hash::FxBuildHasher;
 
 use crate::proto::etcd::Key;
@@ -27,11 +30,8 @@ const HASHED_FROM: usize = 8;
 pub(super) enum PrefixSets<S: Clone> {
     /// Few prefixes: one ordered map.
     Ordered(OrdMap<Key, S>),
-    /// Many: hashed by text for look-ups, ordered for equality, hashing and walks.
-    Hashed {
-        sets: HashMap<Key, S, FxBuildHasher>,
-        order: OrdSet<Key>,
-    },
+    /// Many: hashed by text (walks sort the keys first).
+    Hashed(HashMap<Key, S, FxBuildHasher>),
 }
 
 impl<S: Clone> Default for PrefixSets<S> {
@@ -47,19 +47,11 @@ impl<S: Clone + Default> PrefixSets<S> {
             && map.len() >= HASHED_FROM
         {
             let map = std::mem::take(map);
-            *self = PrefixSets::Hashed {
-                order: map.keys().cloned().collect(),
-                sets: map.into_iter().collect(),
-            };
+            *self = PrefixSets::Hashed(map.into_iter().collect());
         }
         match self {
             PrefixSets::Ordered(map) => map.entry(prefix.clone()).or_default(),
-            PrefixSets::Hashed { sets, order } => {
-                if !sets.contains_key(prefix) {
-                    order.insert(prefix.clone());
-                }
-                sets.entry(prefix.clone()).or_default()
-            }
+            PrefixSets::Hashed(sets) => sets.entry(prefix.clone()).or_default(),
         }
     }
 }
@@ -69,7 +61,7 @@ impl<S: Clone> PrefixSets<S> {
     pub(super) fn get(&self, prefix: &str) -> Option<&S> {
         match self {
             PrefixSets::Ordered(map) => map.get(prefix),
-            PrefixSets::Hashed { sets, .. } => sets.get(prefix),
+            PrefixSets::Hashed(sets) => sets.get(prefix),
         }
     }
 
@@ -77,7 +69,7 @@ impl<S: Clone> PrefixSets<S> {
     pub(super) fn get_mut(&mut self, prefix: &Key) -> Option<&mut S> {
         match self {
             PrefixSets::Ordered(map) => map.get_mut(prefix),
-            PrefixSets::Hashed { sets, .. } => sets.get_mut(prefix),
+            PrefixSets::Hashed(sets) => sets.get_mut(prefix),
         }
     }
 
@@ -85,11 +77,7 @@ impl<S: Clone> PrefixSets<S> {
     pub(super) fn remove(&mut self, prefix: &Key) -> Option<S> {
         match self {
             PrefixSets::Ordered(map) => map.remove(prefix),
-            PrefixSets::Hashed { sets, order } => {
-                let set = sets.remove(prefix)?;
-                order.remove(prefix);
-                Some(set)
-            }
+            PrefixSets::Hashed(sets) => sets.remove(prefix),
         }
     }
 
@@ -97,7 +85,7 @@ impl<S: Clone> PrefixSets<S> {
     pub(super) fn len(&self) -> usize {
         match self {
             PrefixSets::Ordered(map) => map.len(),
-            PrefixSets::Hashed { sets, .. } => sets.len(),
+            PrefixSets::Hashed(sets) => sets.len(),
         }
     }
 
@@ -110,13 +98,11 @@ impl<S: Clone> PrefixSets<S> {
     pub(super) fn drain_ordered(&mut self) -> Vec<(Key, S)> {
         match std::mem::take(self) {
             PrefixSets::Ordered(map) => map.into_iter().collect(),
-            PrefixSets::Hashed { mut sets, order } => order
-                .into_iter()
-                .map(|k| {
-                    let set = sets.remove(&k).expect("every ordered prefix has a set");
-                    (k, set)
-                })
-                .collect(),
+            PrefixSets::Hashed(sets) => {
+                let mut all: Vec<(Key, S)> = sets.into_iter().collect();
+                all.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+                all
+            }
         }
     }
 
@@ -125,7 +111,11 @@ impl<S: Clone> PrefixSets<S> {
     fn all_in_order(&self, mut f: impl FnMut(&Key, &S) -> bool) -> bool {
         match self {
             PrefixSets::Ordered(map) => map.iter().all(|(k, s)| f(k, s)),
-            PrefixSets::Hashed { sets, order } => order.iter().all(|k| f(k, &sets[k])),
+            PrefixSets::Hashed(sets) => {
+                let mut all: Vec<(&Key, &S)> = sets.iter().collect();
+                all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                all.into_iter().all(|(k, s)| f(k, s))
+            }
         }
     }
 }
@@ -195,7 +185,7 @@ mod tests {
             sets.get_or_default(&p).push(100 + i as u32);
             model.entry(p).or_default().push(100 + i as u32);
         }
-        assert_eq!(matches!(sets, PrefixSets::Hashed { .. }), extra > 0);
+        assert_eq!(matches!(sets, PrefixSets::Hashed(_)), extra > 0);
         sets.get_or_default(&key("/registry/pods/a/")).push(9);
         model.entry(key("/registry/pods/a/")).or_default().push(9);
         let event_key = String::from("/registry/pods/a/web-1");
