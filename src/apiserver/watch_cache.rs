@@ -247,6 +247,7 @@ impl WatchCache {
         self.store.prefetch(key, stage);
         if stage == Stage::Table {
             self.window.prefetch_oldest();
+            self.window.prefetch_next_slot();
         }
     }
 

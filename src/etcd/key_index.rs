@@ -310,6 +310,12 @@ impl KeyIndex {
         self.slots.prefetch(key, stage);
     }
 
+    /// Asks for the lines where a write appends the version it replaces (a hint).
+    #[inline]
+    pub(super) fn prefetch_log_end(&self) {
+        crate::kernel::prefetch::prefetch_after(&self.log);
+    }
+
     /// Number of keys.
     pub(super) fn len(&self) -> usize {
         self.slots.len()

@@ -30,13 +30,21 @@ pub const WATCH_BATCH_MAX_REVS: usize = 1000;
 pub enum WatchOutput {
     /// Send a response on a stream.
     Send(StreamId, WatchResponse),
-    /// Send the same response (events, header) to several streams, each under its own watch id.
-    Multicast(Vec<(StreamId, WatchId)>, WatchResponse),
+    /// Send the same response (events, header) to several streams, each under its own watch id
+    /// (inline up to [`INLINE_STREAMS`]: one per apiserver, made and read in the same step, so
+    /// no allocation per write; issue 16).
+    Multicast(MulticastStreams, WatchResponse),
     /// Arm the sync loop timer.
     ArmSync(Nanos),
     /// Arm a stream's progress ticker.
     ArmProgressTick(StreamId, Nanos),
 }
+
+/// Streams a [`WatchOutput::Multicast`] holds without an allocation.
+pub const INLINE_STREAMS: usize = 4;
+
+/// The streams of a [`WatchOutput::Multicast`], each with its watch id.
+pub type MulticastStreams = smallvec::SmallVec<[(StreamId, WatchId); INLINE_STREAMS]>;
 
 /// The key range of one stream's watchers in the hub's map.
 fn stream_span(stream: StreamId) -> std::ops::RangeInclusive<(StreamId, WatchId)> {
@@ -535,6 +543,9 @@ fn respond_to_group(
     if let [(stream, _)] = targets {
         out.push(WatchOutput::Send(*stream, resp));
     } else {
-        out.push(WatchOutput::Multicast(targets.to_vec(), resp));
+        out.push(WatchOutput::Multicast(
+            MulticastStreams::from_slice(targets),
+            resp,
+        ));
     }
 }

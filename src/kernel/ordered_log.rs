@@ -40,6 +40,12 @@ impl<K: Ord + Copy, V> OrderedLog<K, V> {
         self.entries.push_back((key, value));
     }
 
+    /// Asks for the lines the next [`push`](Self::push) writes (a hint).
+    #[inline]
+    pub fn prefetch_next_slot(&self) {
+        super::prefetch::prefetch_after_newest(&self.entries);
+    }
+
     /// The smallest key, if any.
     pub fn first_key(&self) -> Option<K> {
         self.entries.front().map(|(k, _)| *k)

@@ -50,6 +50,26 @@ pub fn prefetch_whole<T>(value: &T) {
     prefetch_addr(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
 }
 
+/// Asks for the lines of the slot just after `items`' last one: where a push onto the vector
+/// they are the elements of writes next (a log appended at every write: the slot was last written
+/// a buffer's length ago, or never, so the push's store misses and waits in the store buffer
+/// unless asked for; issue 16). Past the buffer's end when it is full, which a hint may be.
+#[inline(always)]
+pub fn prefetch_after<T>(items: &[T]) {
+    let start = items.as_ptr_range().end.cast::<u8>();
+    prefetch_addr(start);
+    prefetch_addr(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+}
+
+/// [`prefetch_after`] for a ring buffer: the slot after its newest element, which its next
+/// `push_back` writes. When the newest sits at the buffer's very end the next slot is the
+/// buffer's first, which the slices do not name: the hint then points past the end.
+#[inline(always)]
+pub fn prefetch_after_newest<T>(ring: &std::collections::VecDeque<T>) {
+    let (front, back) = ring.as_slices();
+    prefetch_after(if back.is_empty() { front } else { back });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,6 +82,12 @@ mod tests {
             prefetch(x);
             prefetch_whole(x);
         }
+        prefetch_after(&v);
+        prefetch_after::<u64>(&[]);
+        let mut ring: std::collections::VecDeque<u64> = (0..10).collect();
+        prefetch_after_newest(&ring);
+        ring.rotate_left(3);
+        prefetch_after_newest(&ring);
         prefetch_addr(std::ptr::null());
         prefetch_addr(usize::MAX as *const u8);
         assert_eq!(v.iter().sum::<u64>(), 499_500);

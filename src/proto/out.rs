@@ -61,6 +61,13 @@ pub trait Host {
     }
     /// Takes back a finished `Out`'s emptied effects buffer.
     fn recycle_effects(&mut self, _buf: Vec<Effect>) {}
+    /// An empty list for a multicast's targets, with room for at least `capacity`: a host may
+    /// lend one a delivered multicast handed back (issue 16).
+    fn targets_buffer(&mut self, capacity: usize) -> Vec<(ConnId, Actor, i64)> {
+        Vec::with_capacity(capacity)
+    }
+    /// Takes back a target list no multicast holds any more.
+    fn recycle_targets(&mut self, _buf: Vec<(ConnId, Actor, i64)>) {}
 }
 
 /// What a component may do while it handles one message or timer: read the time, open or look
@@ -95,9 +102,26 @@ impl<'a> Out<'a> {
     /// Sends the same message to many connections as one delivery step (nothing when `targets`
     /// is empty).
     pub fn multicast(&mut self, targets: Vec<(ConnId, Actor, i64)>, dir: Dir, msg: Msg) {
-        if !targets.is_empty() {
+        if targets.is_empty() {
+            self.host.recycle_targets(targets);
+        } else {
             self.effects.push(Effect::Multicast { targets, dir, msg });
         }
+    }
+
+    /// An empty list for a [`multicast`](Self::multicast)'s targets, with room for at least
+    /// `capacity` (none allocated for 0): one the host lends, when it has one.
+    pub fn targets_buffer(&mut self, capacity: usize) -> Vec<(ConnId, Actor, i64)> {
+        if capacity == 0 {
+            Vec::new()
+        } else {
+            self.host.targets_buffer(capacity)
+        }
+    }
+
+    /// Hands back a target list that was not sent.
+    pub fn recycle_targets(&mut self, targets: Vec<(ConnId, Actor, i64)>) {
+        self.host.recycle_targets(targets);
     }
 
     /// Arms a timer at absolute time `at`.

@@ -258,6 +258,7 @@ impl Parts<'_> {
             }
             _ => {}
         }
+        crate::proto::Host::recycle_targets(ctx, targets);
         Done {
             actor: Actor::Faults,
             action: "multicast",
@@ -538,7 +539,7 @@ impl Parts<'_> {
                     // Sized up front: a collect through `filter_map` starts at four and
                     // grows by `realloc`, which bypasses the allocator's per-thread cache (five
                     // apiservers make every etcd event in `cluster-65k` pay that).
-                    let mut targets: Vec<(ConnId, Actor, i64)> = Vec::with_capacity(streams.len());
+                    let mut targets = ctx.targets_buffer(streams.len());
                     targets.extend(
                         streams.into_iter().filter_map(|(stream, id)| {
                             ctx.client_of(stream).map(|a| (stream, a, id))

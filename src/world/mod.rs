@@ -24,7 +24,7 @@ use crate::apiserver::Apiserver;
 use crate::client::{self, Fleet, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer};
 use crate::kernel::cow::{CowBox, CowVec};
-use crate::kernel::{Agenda, EventKey, Nanos, RngStream, Scratch};
+use crate::kernel::{Agenda, EventKey, Nanos, RngStream, Scratch, ScratchPool};
 pub use crate::kernel::{Shared, Unhashed};
 use crate::monitor::Checker;
 use crate::proto::Notice;
@@ -69,6 +69,8 @@ pub struct Ctx<'a> {
     notices: Vec<Notice>,
     /// The effects buffer handlers' `Out`s reuse (see [`Host::effects_buffer`]).
     spare_effects: Scratch<Effect>,
+    /// Target lists of delivered multicasts, lent to new ones (see [`Host::targets_buffer`]).
+    spare_targets: ScratchPool<(ConnId, Actor, i64)>,
     /// The step goes through the fan-out lanes (the simulator's loop, [`World::apply_reusing`]):
     /// see [`Ctx::multicast`].
     lanes: bool,
@@ -92,9 +94,10 @@ impl Ctx<'_> {
             return;
         }
         if targets.len() == 1 || self.net.has_jitter() {
-            for (conn, _, tag) in targets {
+            for &(conn, _, tag) in &targets {
                 self.send(conn, dir, retag(&msg, tag));
             }
+            self.spare_targets.put_back(targets);
             return;
         }
         // With no jitter every message is due exactly one latency after it is sent, so none
@@ -198,6 +201,14 @@ impl Host for Ctx<'_> {
     fn recycle_effects(&mut self, buf: Vec<Effect>) {
         self.spare_effects.put_back(buf);
     }
+
+    fn targets_buffer(&mut self, capacity: usize) -> Vec<(ConnId, Actor, i64)> {
+        self.spare_targets.take(capacity)
+    }
+
+    fn recycle_targets(&mut self, buf: Vec<(ConnId, Actor, i64)>) {
+        self.spare_targets.put_back(buf);
+    }
 }
 
 /// The whole system.
@@ -225,6 +236,8 @@ pub struct World {
 #[derive(Debug, Default)]
 pub struct StepBuffers {
     effects: Scratch<Effect>,
+    /// Multicasts' target lists (see [`ScratchPool`]).
+    targets: ScratchPool<(ConnId, Actor, i64)>,
     etcd_out: Scratch<crate::etcd::WatchOutput>,
     /// The lists of a fan-out through journals.
     fan_out: apply::FanOutLists,
@@ -283,6 +296,7 @@ impl World {
             fault: None,
             notices: Vec::new(),
             spare_effects: Scratch::default(),
+            spare_targets: ScratchPool::default(),
             lanes: false,
         };
         for (i, f) in s.faults.at.iter().enumerate() {
@@ -508,6 +522,7 @@ impl World {
             fault: None,
             notices: Vec::new(),
             spare_effects: std::mem::take(&mut buffers.effects),
+            spare_targets: std::mem::take(&mut buffers.targets),
             lanes,
         };
         // check: the invariant checker sees the event before it is handled.
@@ -555,6 +570,7 @@ impl World {
             }
         };
         buffers.effects = ctx.spare_effects;
+        buffers.targets = ctx.spare_targets;
         Ok(outcome)
     }
 

@@ -137,7 +137,7 @@ impl Cacher {
             event: &event,
             // Mutant `cacher_reorder` lives in `offer`.
             no_fast_path: self.mutants.cacher_reorder,
-            fast: Vec::with_capacity(candidates.len()),
+            fast: out.targets_buffer(candidates.len()),
             fast_converted: Vec::new(),
             buffered: Vec::new(),
             sent: 0,
@@ -172,7 +172,9 @@ impl Cacher {
                 closed.push(conn);
             }
         }
-        if !fast.is_empty() {
+        if fast.is_empty() {
+            out.recycle_targets(fast);
+        } else {
             out.multicast(fast, Dir::ToClient, Msg::ApiWatch(object_event(&event)));
         }
         for (kind, group) in fast_converted {
