@@ -219,10 +219,16 @@ impl<E: WindowEvent> Window<E> {
     /// ring's buffer is usually larger than the window, so that slot is not the evicted
     /// oldest's but the one after the newest, last written a buffer's length of events ago
     /// (issue 16: the store that missed there was most of a lease event's wait in the cacher).
+    /// Only for a ring of [`Self::BIG_RING`] events or more: a smaller one stays cached.
     #[inline]
     pub fn prefetch_next_slot(&self) {
-        crate::kernel::prefetch::prefetch_after_newest(&self.ring);
+        if self.ring.len() >= Self::BIG_RING {
+            crate::kernel::prefetch::prefetch_after_newest(&self.ring);
+        }
     }
+
+    /// Events from which a ring is too big to stay cached (about a megabyte).
+    const BIG_RING: usize = 16_384;
 
     /// The oldest RV a watch may start after, i.e. a watch from `oldest - 1` is served;
     /// `list_rv` is the RV of the last Replace.

@@ -247,12 +247,12 @@ impl Store {
     }
 
     /// Asks for the lines of `key`'s slot in the index at `stage`, which a request on it reads
-    /// first, and at the first stage those a write appends to (the watch history's next entry,
-    /// the index log's end) (hints: no effect on the store).
+    /// first, and at the first stage, in a big store, those a write appends to (the watch
+    /// history's next entry, the index log's end) (hints: no effect on the store).
     #[inline]
     pub fn prefetch(&self, key: &Key, stage: crate::kernel::prefetch::Stage) {
         self.index.prefetch(key, stage);
-        if stage == crate::kernel::prefetch::Stage::Table {
+        if stage == crate::kernel::prefetch::Stage::Table && self.is_big() {
             self.changes.prefetch_next_slot();
             self.index.prefetch_log_end();
         }
