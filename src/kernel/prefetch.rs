@@ -45,7 +45,12 @@ pub enum Stage {
 /// bytes spans at most two).
 #[inline(always)]
 pub fn prefetch_whole<T>(value: &T) {
-    let start = (value as *const T).cast::<u8>();
+    prefetch_value_at::<T>((value as *const T).cast());
+}
+
+/// Asks for the first and last byte's lines of a `T` at `start` (never dereferenced).
+#[inline(always)]
+fn prefetch_value_at<T>(start: *const u8) {
     prefetch_addr(start);
     prefetch_addr(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
 }
@@ -56,9 +61,7 @@ pub fn prefetch_whole<T>(value: &T) {
 /// unless asked for; issue 16). Past the buffer's end when it is full, which a hint may be.
 #[inline(always)]
 pub fn prefetch_after<T>(items: &[T]) {
-    let start = items.as_ptr_range().end.cast::<u8>();
-    prefetch_addr(start);
-    prefetch_addr(start.wrapping_add(std::mem::size_of::<T>().saturating_sub(1)));
+    prefetch_value_at::<T>(items.as_ptr_range().end.cast());
 }
 
 /// [`prefetch_after`] for a ring buffer: the slot after its newest element, which its next

@@ -226,7 +226,7 @@ impl Checker {
     /// event's receivers one by one instead ([`Checker::fan_out_event`]).
     fn multicast(
         &mut self,
-        targets: &[(ConnId, Actor, i64)],
+        targets: &[crate::proto::MulticastTarget],
         msg: &Msg,
         open: &dyn Fn(ConnId) -> bool,
         lanes: bool,

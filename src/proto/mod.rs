@@ -23,7 +23,7 @@ pub mod step;
 pub use ids::{Actor, ConnId, Dir};
 pub use msg::{ApiTimer, CacherTimer, ClientTimer, Msg, Timer};
 pub use notice::Notice;
-pub use out::{Effect, Host, Out};
+pub use out::{Effect, Host, MulticastTarget, Out};
 pub use relabel::Relabel;
 
 /// Index of a resource in the scenario's `[[resources]]`.

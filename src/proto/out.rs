@@ -11,6 +11,10 @@ use super::msg::{Msg, Timer};
 use super::{Actor, ConnId, Dir, Notice};
 use crate::kernel::Nanos;
 
+/// One receiver of a multicast: its connection, the actor at its receiving end and a
+/// per-receiver tag (the etcd watch id of a watch response).
+pub type MulticastTarget = (ConnId, Actor, i64);
+
 /// One thing a component asked for during a step.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -28,7 +32,7 @@ pub enum Effect {
     /// id of a watch response).
     Multicast {
         /// Receivers.
-        targets: Vec<(ConnId, Actor, i64)>,
+        targets: Vec<MulticastTarget>,
         /// Direction.
         dir: Dir,
         /// Payload.
@@ -63,11 +67,11 @@ pub trait Host {
     fn recycle_effects(&mut self, _buf: Vec<Effect>) {}
     /// An empty list for a multicast's targets, with room for at least `capacity`: a host may
     /// lend one a delivered multicast handed back (issue 16).
-    fn targets_buffer(&mut self, capacity: usize) -> Vec<(ConnId, Actor, i64)> {
+    fn targets_buffer(&mut self, capacity: usize) -> Vec<MulticastTarget> {
         Vec::with_capacity(capacity)
     }
     /// Takes back a target list no multicast holds any more.
-    fn recycle_targets(&mut self, _buf: Vec<(ConnId, Actor, i64)>) {}
+    fn recycle_targets(&mut self, _buf: Vec<MulticastTarget>) {}
 }
 
 /// What a component may do while it handles one message or timer: read the time, open or look
@@ -101,7 +105,7 @@ impl<'a> Out<'a> {
 
     /// Sends the same message to many connections as one delivery step (nothing when `targets`
     /// is empty).
-    pub fn multicast(&mut self, targets: Vec<(ConnId, Actor, i64)>, dir: Dir, msg: Msg) {
+    pub fn multicast(&mut self, targets: Vec<MulticastTarget>, dir: Dir, msg: Msg) {
         if targets.is_empty() {
             self.host.recycle_targets(targets);
         } else {
@@ -111,7 +115,7 @@ impl<'a> Out<'a> {
 
     /// An empty list for a [`multicast`](Self::multicast)'s targets, with room for at least
     /// `capacity` (none allocated for 0): one the host lends, when it has one.
-    pub fn targets_buffer(&mut self, capacity: usize) -> Vec<(ConnId, Actor, i64)> {
+    pub fn targets_buffer(&mut self, capacity: usize) -> Vec<MulticastTarget> {
         if capacity == 0 {
             Vec::new()
         } else {
@@ -120,7 +124,7 @@ impl<'a> Out<'a> {
     }
 
     /// Hands back a target list that was not sent.
-    pub fn recycle_targets(&mut self, targets: Vec<(ConnId, Actor, i64)>) {
+    pub fn recycle_targets(&mut self, targets: Vec<MulticastTarget>) {
         self.host.recycle_targets(targets);
     }
 

@@ -27,7 +27,7 @@ pub enum Pending {
     Multicast {
         /// Receivers: connection, the actor at its receiving end, and a per-receiver tag (the
         /// etcd watch id for etcd watch responses; 0 otherwise).
-        targets: Vec<(ConnId, Actor, i64)>,
+        targets: Vec<crate::proto::MulticastTarget>,
         /// Direction.
         dir: Dir,
         /// Payload.

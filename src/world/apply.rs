@@ -221,7 +221,7 @@ impl Parts<'_> {
     /// One step delivers the same message to many connections (a fan-out).
     pub fn multicast(
         &mut self,
-        targets: Vec<(ConnId, Actor, i64)>,
+        targets: Vec<crate::proto::MulticastTarget>,
         msg: Msg,
         ctx: &mut Ctx<'_>,
     ) -> Done {
@@ -275,7 +275,7 @@ impl Parts<'_> {
     /// read; the others take the event one by one, in order, and may join after it.
     fn fan_out_api_event(
         &mut self,
-        targets: &[(ConnId, Actor, i64)],
+        targets: &[crate::proto::MulticastTarget],
         ev: &crate::apiserver::ApiWatchEvent,
         msg: &Msg,
         ctx: &mut Ctx<'_>,
@@ -381,7 +381,7 @@ impl Parts<'_> {
     /// over the targets reads each one's two membership words.
     fn open_journals(
         &mut self,
-        targets: &[(ConnId, Actor, i64)],
+        targets: &[crate::proto::MulticastTarget],
         rev: i64,
         key: &crate::proto::etcd::Key,
         others: &mut Vec<u32>,

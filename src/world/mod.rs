@@ -70,7 +70,7 @@ pub struct Ctx<'a> {
     /// The effects buffer handlers' `Out`s reuse (see [`Host::effects_buffer`]).
     spare_effects: Scratch<Effect>,
     /// Target lists of delivered multicasts, lent to new ones (see [`Host::targets_buffer`]).
-    spare_targets: ScratchPool<(ConnId, Actor, i64)>,
+    spare_targets: ScratchPool<crate::proto::MulticastTarget>,
     /// The step goes through the fan-out lanes (the simulator's loop, [`World::apply_reusing`]):
     /// see [`Ctx::multicast`].
     lanes: bool,
@@ -89,7 +89,7 @@ impl Ctx<'_> {
     /// jitter (else one message per connection). FIFO per connection is kept: the delivery is due
     /// no earlier than anything already queued on any of them. Each target names the actor at
     /// its receiving end and a tag (the per-receiver etcd watch id for watch responses).
-    pub fn multicast(&mut self, targets: Vec<(ConnId, Actor, i64)>, dir: Dir, msg: Msg) {
+    pub fn multicast(&mut self, targets: Vec<crate::proto::MulticastTarget>, dir: Dir, msg: Msg) {
         if targets.is_empty() {
             return;
         }
@@ -202,11 +202,11 @@ impl Host for Ctx<'_> {
         self.spare_effects.put_back(buf);
     }
 
-    fn targets_buffer(&mut self, capacity: usize) -> Vec<(ConnId, Actor, i64)> {
+    fn targets_buffer(&mut self, capacity: usize) -> Vec<crate::proto::MulticastTarget> {
         self.spare_targets.take(capacity)
     }
 
-    fn recycle_targets(&mut self, buf: Vec<(ConnId, Actor, i64)>) {
+    fn recycle_targets(&mut self, buf: Vec<crate::proto::MulticastTarget>) {
         self.spare_targets.put_back(buf);
     }
 }
@@ -237,7 +237,7 @@ pub struct World {
 pub struct StepBuffers {
     effects: Scratch<Effect>,
     /// Multicasts' target lists (see [`ScratchPool`]).
-    targets: ScratchPool<(ConnId, Actor, i64)>,
+    targets: ScratchPool<crate::proto::MulticastTarget>,
     etcd_out: Scratch<crate::etcd::WatchOutput>,
     /// The lists of a fan-out through journals.
     fan_out: apply::FanOutLists,

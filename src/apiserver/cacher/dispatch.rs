@@ -4,11 +4,10 @@
 //! from the ring, periodic bookmarks, storage bookmarks and watch deadlines.
 
 use super::*;
-use crate::proto::Actor;
 use crate::proto::api::Obj;
 
 /// A multicast's target: the connection, the reading client, and a tag (0: unused here).
-type Target = (ConnId, Actor, i64);
+type Target = crate::proto::MulticastTarget;
 
 /// One event's dispatch pass over its candidate watchers (see [`Cacher::process_event`]): what
 /// goes out in multicasts, what goes through the watchers' buffers, and how many events were

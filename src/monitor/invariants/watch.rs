@@ -808,7 +808,7 @@ mod tests {
                             bytes: 1,
                             prev_rv: 0,
                         };
-                        let targets: Vec<(ConnId, Actor, i64)> = to
+                        let targets: Vec<crate::proto::MulticastTarget> = to
                             .iter()
                             .map(|&i| (20 + u64::from(i), Actor::Client(i), 0))
                             .collect();
