@@ -25,6 +25,7 @@ mod bookmark_queue;
 mod dispatch;
 mod initial_state;
 mod prefix_sets;
+mod run_journal;
 mod watcher_table;
 pub use dispatch::{bookmark_bucket_start, next_bookmark_time};
 use watcher_table::{CacheWatcher, Replay, WatcherBody, WatcherTable};
@@ -76,6 +77,9 @@ struct SortedConns {
     entries: Vec<ConnId>,
     /// Entries marked [`GONE`].
     gone: usize,
+    /// The run journal of this set's fast watchers (`cacher/run_journal.rs`), once a dispatch
+    /// pass opened one: derived data, like the marks.
+    journal: run_journal::JournalHold,
 }
 
 /// The mark of a removed entry of a [`SortedConns`]: its connection with the top bit set, so
@@ -163,6 +167,7 @@ impl FromIterator<ConnId> for SortedConns {
         SortedConns {
             entries: v,
             gone: 0,
+            journal: Default::default(),
         }
     }
 }
@@ -173,17 +178,20 @@ type Candidate = (ConnId, bool);
 
 /// The watchers an event may reach, in connection order: one place of the index read where it
 /// is (its entries, marked ones included, all with the same knowledge of scope), or a merged
-/// list.
+/// list. A prefix's set (`Prefix`: every scope contains the key) can keep a run journal; the
+/// others' scopes (`Others`) must be checked.
 #[derive(Clone, Copy)]
 enum CandidateRun<'a> {
-    One(&'a [ConnId], bool),
+    Others(&'a [ConnId]),
+    Prefix(&'a SortedConns),
     Merged(&'a [Candidate]),
 }
 
 impl CandidateRun<'_> {
     fn len(&self) -> usize {
         match self {
-            CandidateRun::One(entries, _) => entries.len(),
+            CandidateRun::Others(entries) => entries.len(),
+            CandidateRun::Prefix(set) => set.entries.len(),
             CandidateRun::Merged(list) => list.len(),
         }
     }
@@ -193,7 +201,8 @@ impl CandidateRun<'_> {
     #[cfg(test)]
     fn get(&self, n: usize) -> Option<(ConnId, bool)> {
         match self {
-            CandidateRun::One(entries, in_scope) => entries.get(n).map(|&c| (c, *in_scope)),
+            CandidateRun::Others(entries) => entries.get(n).map(|&c| (c, false)),
+            CandidateRun::Prefix(set) => set.entries.get(n).map(|&c| (c, true)),
             CandidateRun::Merged(list) => list.get(n).copied(),
         }
     }
@@ -249,12 +258,13 @@ impl WatcherIndex {
     /// The watchers whose scope may contain `key` when they all come from one place of the
     /// index (the common case: every kube-proxy in the one cluster-wide set): that place's
     /// entries in connection order, read where they are (marked ones included, to be skipped:
-    /// see [`GONE`]), and whether their scope is known to contain `key`. `None` when they come
+    /// see [`GONE`]), as a prefix's set (every scope contains `key`) or the set of the others
+    /// (whose scopes must be checked). `None` when they come
     /// from several places ([`WatcherIndex::candidates`] merges them). Issue 16: copying a
     /// set of thousands into a list for every event wrote that many entries again.
     fn single_source(&self, key: &Key) -> Option<CandidateRun<'_>> {
         let mut found =
-            (!self.other.is_empty()).then_some(CandidateRun::One(&self.other.entries, false));
+            (!self.other.is_empty()).then_some(CandidateRun::Others(&self.other.entries));
         let text = key.as_str();
         for (&len, _) in self.prefix_lens.iter() {
             if len > text.len() {
@@ -264,10 +274,10 @@ impl WatcherIndex {
                 if found.is_some() {
                     return None;
                 }
-                found = Some(CandidateRun::One(&set.entries, true));
+                found = Some(CandidateRun::Prefix(set));
             }
         }
-        Some(found.unwrap_or(CandidateRun::One(&[], false)))
+        Some(found.unwrap_or(CandidateRun::Others(&[])))
     }
 
     /// Fills `into` with the watchers whose scope may contain `key`, in connection order (each
@@ -389,7 +399,15 @@ pub struct Cacher {
     /// Scratch space for an event's candidate watchers, reused from event to event (derived
     /// data: left out of the state's hash).
     candidates: crate::kernel::Unhashed<Vec<Candidate>>,
+    /// A prefix's set of at least this many watchers keeps a run journal
+    /// (`cacher/run_journal.rs`; [`JOURNAL_MIN_WATCHERS`]). Configuration of the simulator,
+    /// not of the model: left out of the state's hash.
+    journal_min_watchers: crate::kernel::Unhashed<usize>,
 }
+
+/// The smallest prefix set that keeps a run journal: below it, reading every watcher's lane
+/// costs about what the journal's bookkeeping would.
+pub const JOURNAL_MIN_WATCHERS: usize = 64;
 
 fn send(out: &mut Out<'_>, conn: ConnId, ev: ApiWatchEvent) {
     out.send(conn, Dir::ToClient, Msg::ApiWatch(ev));
@@ -452,6 +470,7 @@ impl Cacher {
             shadows: Shadows::default(),
             initial_memo: Default::default(),
             candidates: Default::default(),
+            journal_min_watchers: crate::kernel::Unhashed(JOURNAL_MIN_WATCHERS),
         }
     }
 
@@ -462,6 +481,12 @@ impl Cacher {
             bytes_max: self.cache.bytes_max(),
             ..self.counters.clone()
         }
+    }
+
+    /// Sets the smallest prefix set that keeps a run journal (`usize::MAX`: none does). The
+    /// model's behaviour is the same whatever it is; the equivalence tests set it.
+    pub fn set_journal_min_watchers(&mut self, min: usize) {
+        *self.journal_min_watchers = min;
     }
 
     /// Number of registered watchers.
@@ -861,6 +886,9 @@ impl Cacher {
         self.invalidate_bookmark_queue();
     }
 }
+
+#[cfg(test)]
+mod journal_tests;
 
 #[cfg(test)]
 mod tests {

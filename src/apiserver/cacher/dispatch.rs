@@ -3,7 +3,9 @@
 //! and selector match, per-watcher buffers and the shared time budget, slow readers refilled
 //! from the ring, periodic bookmarks, storage bookmarks and watch deadlines.
 
+use super::run_journal::JournalRef;
 use super::*;
+use crate::proto::Actor;
 use crate::proto::api::Obj;
 
 /// A multicast's target: the connection, the reading client, and a tag (0: unused here).
@@ -48,41 +50,104 @@ impl Pass<'_> {
             let Some((conn, in_scope)) = candidate(n).filter(|&(c, _)| c & GONE == 0) else {
                 continue;
             };
-            let Some((lane, w)) = watchers.dispatch_view(conn) else {
-                continue;
-            };
-            let event = self.event;
-            if lane.fast && in_scope && !self.no_fast_path {
-                // A client with no selector, reading at once, in scope: the lane is all it takes
-                // (the body is not read).
-                if event.rv > lane.rv_sent {
-                    lane.rv_sent = event.rv;
-                    self.sent += 1;
-                    self.fast.push((conn, lane.client(), 0));
+            self.offer_one(watchers, conn, in_scope, None);
+        }
+    }
+
+    /// Offers the event to the watcher on `conn` through its lane. A fast lane in scope that
+    /// takes it joins `join`'s journal, if given (its last RV sent is now the journal's).
+    /// Returns its client's number if it joined.
+    #[inline(always)]
+    fn offer_one(
+        &mut self,
+        watchers: &mut WatcherTable,
+        conn: ConnId,
+        in_scope: bool,
+        join: Option<JournalRef>,
+    ) -> Option<u32> {
+        let (lane, w) = watchers.dispatch_view(conn)?;
+        let event = self.event;
+        if lane.fast && in_scope && !self.no_fast_path {
+            // A client with no selector, reading at once, in scope: the lane is all it takes
+            // (the body is not read).
+            if event.rv > lane.rv_sent {
+                lane.rv_sent = event.rv;
+                self.sent += 1;
+                self.fast.push((conn, lane.client(), 0));
+                if let Some(r) = join {
+                    WatcherTable::join(lane, r);
+                    return Some(lane.client);
                 }
-                continue;
             }
-            if !((in_scope || w.scope.contains(&event.key)) && event.rv > lane.rv_sent) {
-                continue;
-            }
-            let Some(kind) = selected_kind(&w.selector, event) else {
-                continue;
-            };
-            if w.read_rate != ReadRate::Instant || w.replay.is_some() || self.no_fast_path {
-                self.buffered.push((conn, kind));
-                continue;
-            }
-            lane.rv_sent = event.rv;
-            self.sent += 1;
-            if kind == event.kind {
-                self.fast.push((conn, w.client, 0));
-            } else {
-                match self.fast_converted.iter_mut().find(|(k, _)| *k == kind) {
-                    Some((_, group)) => group.push((conn, w.client, 0)),
-                    None => self.fast_converted.push((kind, vec![(conn, w.client, 0)])),
-                }
+            return None;
+        }
+        if !((in_scope || w.scope.contains(&event.key)) && event.rv > lane.rv_sent) {
+            return None;
+        }
+        let kind = selected_kind(&w.selector, event)?;
+        if w.read_rate != ReadRate::Instant || w.replay.is_some() || self.no_fast_path {
+            self.buffered.push((conn, kind));
+            return None;
+        }
+        lane.rv_sent = event.rv;
+        self.sent += 1;
+        if kind == event.kind {
+            self.fast.push((conn, w.client, 0));
+        } else {
+            match self.fast_converted.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, group)) => group.push((conn, w.client, 0)),
+                None => self.fast_converted.push((kind, vec![(conn, w.client, 0)])),
             }
         }
+        None
+    }
+
+    /// Offers the event to a prefix's set of watchers (`entries`, every scope containing the
+    /// key) that keeps the run journal `r` (`run_journal.rs`): its members take the event
+    /// together, by their entry in the journal's list (no lane is read), if it is newer than
+    /// the journal's RV; every other watcher is offered it through its lane, as
+    /// [`Pass::run`] does, and joins if it takes it through the fast path. The targets come out
+    /// in connection order, as [`Pass::run`] gives them.
+    fn run_journaled(&mut self, watchers: &mut WatcherTable, entries: &[ConnId], r: JournalRef) {
+        let mut journal = watchers.take_journal(r);
+        let advance = self.event.rv > journal.rv;
+        let join = advance.then_some(r);
+        let (mut m, mut l) = (0, 0);
+        for &entry in entries {
+            let conn = entry & !GONE;
+            // Members are a subset of the entries, in the same order: skip those removed.
+            while journal.members.get(m).is_some_and(|&(c, _)| c < conn) {
+                m += 1;
+            }
+            let member = match journal.members.get(m) {
+                Some(&(c, client)) if c == conn => {
+                    m += 1;
+                    Some(client)
+                }
+                _ => None,
+            };
+            if entry & GONE != 0 {
+                continue;
+            }
+            if let Some(client) = member {
+                while journal.left.get(l).is_some_and(|&c| c < conn) {
+                    l += 1;
+                }
+                if journal.left.get(l) != Some(&conn) {
+                    if advance {
+                        self.sent += 1;
+                        self.fast.push((conn, Actor::Client(client), 0));
+                    }
+                    journal.next.push((conn, client));
+                    continue;
+                }
+            }
+            if let Some(client) = self.offer_one(watchers, conn, true, join) {
+                journal.next.push((conn, client));
+            }
+        }
+        let rv = if advance { self.event.rv } else { journal.rv };
+        watchers.put_back_journal(r, journal, rv);
     }
 }
 
@@ -145,10 +210,20 @@ impl Cacher {
         // scope) decides nothing per candidate but what its lane says.
         let watchers = &mut self.watchers;
         match candidates {
-            CandidateRun::One(entries, true) => pass.run(watchers, entries.len(), |n| {
-                entries.get(n).map(|&c| (c, true))
-            }),
-            CandidateRun::One(entries, false) => pass.run(watchers, entries.len(), |n| {
+            CandidateRun::Prefix(set) => {
+                let entries = &set.entries[..];
+                let journal = (entries.len() >= *self.journal_min_watchers && !pass.no_fast_path)
+                    .then(|| watchers.open_journal(set.journal.get()))
+                    .flatten();
+                set.journal.set(journal);
+                match journal {
+                    Some(r) => pass.run_journaled(watchers, entries, r),
+                    None => pass.run(watchers, entries.len(), |n| {
+                        entries.get(n).map(|&c| (c, true))
+                    }),
+                }
+            }
+            CandidateRun::Others(entries) => pass.run(watchers, entries.len(), |n| {
                 entries.get(n).map(|&c| (c, false))
             }),
             CandidateRun::Merged(list) => pass.run(watchers, list.len(), |n| list.get(n).copied()),

@@ -4,7 +4,9 @@
 //! was sent, whether it takes the event as it is (no selector) and whether it reads as fast as
 //! events arrive (no rate, no interval still being replayed). Those sit in a 16-byte
 //! [`DispatchLane`] per watcher, beside its connection id in one array (a `DenseIdMap` lane),
-//! and the last RV sent lives only there; the rest of a watcher ([`WatcherBody`], a few hundred bytes) is read only by the slow paths.
+//! and the last RV sent lives only there (or, for a member of a run journal, in the journal:
+//! `run_journal.rs`); the rest of a watcher ([`WatcherBody`], a few hundred bytes) is read only
+//! by the slow paths.
 //!
 //! Slow paths work on a [`CacheWatcher`]: a copy of a body with its last RV sent, checked out of
 //! the table and put back whole, so the lane is always derived from the body it stands beside.
@@ -23,6 +25,8 @@ use crate::kernel::Nanos;
 use crate::kernel::dense_map::DenseIdMap;
 use crate::proto::etcd::KeyRange;
 use crate::proto::{Actor, ConnId};
+
+use super::run_journal::{JournalPass, JournalRef, Journals, NO_JOURNAL};
 
 /// A watcher's interval still being replayed from the ring (`watch_cache_interval.go`): the
 /// ring indexes of its next event and of its end.
@@ -144,6 +148,7 @@ impl WatcherBody {
             rv_sent,
             client: client.unwrap_or(0),
             fast,
+            journal: NO_JOURNAL,
         }
     }
 }
@@ -181,13 +186,18 @@ impl Hash for CacheWatcher {
 /// What dispatch reads of a watcher for each event (see the module doc): 16 bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct DispatchLane {
-    /// The last RV sent: the watcher's only copy.
+    /// The last RV sent: the watcher's only copy, unless it is a member of a run journal
+    /// (`run_journal.rs`), whose RV is then its own.
     pub rv_sent: i64,
     /// `n` of the reading client, `Actor::Client(n)` (0 unless `fast`).
     pub client: u32,
     /// The watcher takes every event of its scope as it is, at once: a client reflector with no
     /// selector, an instant reader, no interval being replayed.
     pub fast: bool,
+    /// The slot of the run journal this watcher is a member of, or [`NO_JOURNAL`]. Set only
+    /// by a dispatch pass over its run ([`WatcherTable::join`]); any other access to the
+    /// watcher through the table makes it leave first.
+    journal: u16,
 }
 
 impl DispatchLane {
@@ -197,9 +207,13 @@ impl DispatchLane {
     }
 }
 
-/// The watchers by connection, each as a lane and a body (see the module doc).
+/// The watchers by connection, each as a lane and a body (see the module doc), and the run
+/// journals their lanes may belong to.
 #[derive(Clone, Default)]
-pub(super) struct WatcherTable(DenseIdMap<WatcherBody, DispatchLane>);
+pub(super) struct WatcherTable {
+    map: DenseIdMap<WatcherBody, DispatchLane>,
+    journals: Journals,
+}
 
 /// A body to change in place; its lane is re-derived when this is dropped.
 pub(super) struct WatcherMut<'a> {
@@ -236,96 +250,161 @@ impl Drop for WatcherMut<'_> {
 impl WatcherTable {
     /// Number of watchers.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.map.len()
     }
 
     /// True if `conn` is a watcher.
     pub fn contains_key(&self, conn: ConnId) -> bool {
-        self.0.contains_key(conn)
+        self.map.contains_key(conn)
     }
 
     /// The watchers' connections, in connection order.
     pub fn sorted_ids(&self) -> Vec<ConnId> {
-        self.0.sorted_ids()
+        self.map.sorted_ids()
     }
 
     /// The body of `conn`'s watcher (everything but its last RV sent).
     pub fn get(&self, conn: ConnId) -> Option<&WatcherBody> {
-        self.0.get(conn)
+        self.map.get(conn)
     }
 
     /// A copy of `conn`'s whole watcher, for a slow path to change and [`WatcherTable::insert`]
     /// back.
     pub fn checkout(&self, conn: ConnId) -> Option<CacheWatcher> {
-        self.0.get_with_lane(conn).map(|(lane, body)| CacheWatcher {
-            rv_sent: lane.rv_sent,
-            body: body.clone(),
+        self.map
+            .get_with_lane(conn)
+            .map(|(lane, body)| CacheWatcher {
+                rv_sent: self.rv_sent_of(lane),
+                body: body.clone(),
+            })
+    }
+
+    /// The last RV sent of the watcher whose lane is `lane` (its journal's, if it is a member).
+    fn rv_sent_of(&self, lane: &DispatchLane) -> i64 {
+        if lane.journal == NO_JOURNAL {
+            lane.rv_sent
+        } else {
+            self.journals.rv(lane.journal)
+        }
+    }
+
+    /// `conn`, whose lane is `lane`, leaves its journal if it is a member: the lane takes the
+    /// journal's RV.
+    #[inline(always)]
+    fn leave(journals: &mut Journals, conn: ConnId, lane: &mut DispatchLane) {
+        if lane.journal != NO_JOURNAL {
+            lane.rv_sent = journals.leave(lane.journal, conn);
+            lane.journal = NO_JOURNAL;
+        }
+    }
+
+    /// Sets `conn`'s watcher, its lane derived from it (a member it replaces leaves its
+    /// journal).
+    pub fn insert(&mut self, conn: ConnId, w: CacheWatcher) {
+        let lane = w.body.lane(w.rv_sent);
+        if let Some((_, mut old)) = self.map.insert_with_lane(conn, w.body, lane) {
+            Self::leave(&mut self.journals, conn, &mut old);
+        }
+    }
+
+    /// Removes `conn`'s watcher (it leaves its journal); returns its body.
+    pub fn remove(&mut self, conn: ConnId) -> Option<WatcherBody> {
+        self.map.remove_with_lane(conn).map(|(body, mut lane)| {
+            Self::leave(&mut self.journals, conn, &mut lane);
+            body
         })
     }
 
-    /// Sets `conn`'s watcher, its lane derived from it.
-    pub fn insert(&mut self, conn: ConnId, w: CacheWatcher) {
-        let lane = w.body.lane(w.rv_sent);
-        self.0.insert_with_lane(conn, w.body, lane);
-    }
-
-    /// Removes `conn`'s watcher; returns its body.
-    pub fn remove(&mut self, conn: ConnId) -> Option<WatcherBody> {
-        self.0.remove(conn)
-    }
-
-    /// `conn`'s watcher to change in place (its lane follows when the guard is dropped).
+    /// `conn`'s watcher to change in place (it leaves its journal; its lane follows the body
+    /// when the guard is dropped).
     pub fn get_mut(&mut self, conn: ConnId) -> Option<WatcherMut<'_>> {
-        self.0
-            .get_mut_with_lane(conn)
-            .map(|(lane, body)| WatcherMut { lane, body })
+        self.map.get_mut_with_lane(conn).map(|(lane, body)| {
+            Self::leave(&mut self.journals, conn, lane);
+            WatcherMut { lane, body }
+        })
     }
 
     /// `conn`'s lane, to change its last RV sent, and its body to read (dispatch: the body is
-    /// read only when the lane is not `fast`).
+    /// read only when the lane is not `fast`). A member leaves its journal first.
+    #[inline(always)]
     pub fn dispatch_view(&mut self, conn: ConnId) -> Option<(&mut DispatchLane, &WatcherBody)> {
-        self.0.lane_mut_and_value(conn)
+        self.map.lane_mut_and_value(conn).map(|(lane, body)| {
+            Self::leave(&mut self.journals, conn, lane);
+            (lane, body)
+        })
+    }
+
+    /// The journal `held` names if its run still owns it, else a new one (see
+    /// [`Journals::open`]).
+    pub fn open_journal(&mut self, held: Option<JournalRef>) -> Option<JournalRef> {
+        self.journals.open(held)
+    }
+
+    /// The journal `r`, taken for a dispatch pass over its run.
+    pub fn take_journal(&mut self, r: JournalRef) -> JournalPass {
+        self.journals.take(r)
+    }
+
+    /// Puts back the journal `r` after its pass, with `rv` the last RV sent to its members.
+    pub fn put_back_journal(&mut self, r: JournalRef, pass: JournalPass, rv: i64) {
+        self.journals.put_back(r, pass, rv);
+    }
+
+    /// Makes the watcher whose lane is `lane` (just given by [`WatcherTable::dispatch_view`]: a
+    /// fast lane its run's pass sent an event to) a member of the journal `r`.
+    #[inline(always)]
+    pub fn join(lane: &mut DispatchLane, r: JournalRef) {
+        debug_assert!(lane.fast && lane.journal == NO_JOURNAL);
+        lane.journal = r.slot();
     }
 
     /// Hints that `conn`'s slot number will soon be read (a fan-out's first prefetch stage).
     #[inline(always)]
     pub fn prefetch_slot(&self, conn: ConnId) {
-        self.0.prefetch_slot(conn);
+        self.map.prefetch_slot(conn);
     }
 
     /// Hints that `conn`'s lane will soon be read (the second stage).
     #[inline(always)]
     pub fn prefetch_lane(&self, conn: ConnId) {
-        self.0.prefetch_lane(conn);
+        self.map.prefetch_lane(conn);
     }
 
     /// The bodies in no meaningful order (for order-free reads).
     pub fn iter_unordered(&self) -> impl Iterator<Item = (ConnId, &WatcherBody)> + '_ {
-        self.0.iter_unordered()
+        self.map.iter_unordered()
     }
 
     /// Applies `change` to every body, in no meaningful order (a change made to each watcher
     /// alike); every lane is re-derived after.
     pub fn change_every_body(&mut self, mut change: impl FnMut(&mut WatcherBody)) {
-        for (lane, body) in self.0.iter_mut_unordered_with_lanes() {
+        let journals = &self.journals;
+        for (lane, body) in self.map.iter_mut_unordered_with_lanes() {
             change(body);
-            *lane = body.lane(lane.rv_sent);
+            let rv_sent = if lane.journal == NO_JOURNAL {
+                lane.rv_sent
+            } else {
+                journals.rv(lane.journal)
+            };
+            *lane = body.lane(rv_sent);
         }
+        // Every member has left, with its journal's RV.
+        self.journals.dissolve();
     }
 
     /// Every whole watcher, in connection order, taken out of the table.
     pub fn into_sorted(self) -> Vec<(ConnId, CacheWatcher)> {
-        self.0
+        let journals = self.journals;
+        self.map
             .into_sorted_with_lanes()
             .into_iter()
             .map(|(conn, lane, body)| {
-                (
-                    conn,
-                    CacheWatcher {
-                        rv_sent: lane.rv_sent,
-                        body,
-                    },
-                )
+                let rv_sent = if lane.journal == NO_JOURNAL {
+                    lane.rv_sent
+                } else {
+                    journals.rv(lane.journal)
+                };
+                (conn, CacheWatcher { rv_sent, body })
             })
             .collect()
     }
@@ -346,10 +425,10 @@ impl FromIterator<(ConnId, CacheWatcher)> for WatcherTable {
 impl PartialEq for WatcherTable {
     fn eq(&self, other: &Self) -> bool {
         self.len() == other.len()
-            && self.0.iter_unordered().all(|(conn, body)| {
-                match (self.0.get_with_lane(conn), other.0.get_with_lane(conn)) {
+            && self.map.iter_unordered().all(|(conn, body)| {
+                match (self.map.get_with_lane(conn), other.map.get_with_lane(conn)) {
                     (Some((a, _)), Some((b, other_body))) => {
-                        a.rv_sent == b.rv_sent && body == other_body
+                        self.rv_sent_of(a) == other.rv_sent_of(b) && body == other_body
                     }
                     _ => false,
                 }
@@ -362,9 +441,9 @@ impl Eq for WatcherTable {}
 /// Hashed as the ordered map of whole watchers (each `(conn, watcher)` in connection order).
 impl Hash for WatcherTable {
     fn hash<H: Hasher>(&self, h: &mut H) {
-        for (conn, lane, body) in self.0.sorted_with_lanes() {
+        for (conn, lane, body) in self.map.sorted_with_lanes() {
             conn.hash(h);
-            body.hash_with_rv_sent(lane.rv_sent, h);
+            body.hash_with_rv_sent(self.rv_sent_of(lane), h);
         }
     }
 }
@@ -374,14 +453,14 @@ impl std::fmt::Debug for WatcherTable {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_map()
             .entries(
-                self.0
+                self.map
                     .sorted_with_lanes()
                     .into_iter()
                     .map(|(conn, lane, body)| {
                         (
                             conn,
                             CacheWatcher {
-                                rv_sent: lane.rv_sent,
+                                rv_sent: self.rv_sent_of(lane),
                                 body: body.clone(),
                             },
                         )
