@@ -112,6 +112,13 @@ impl Pass<'_> {
         let mut journal = watchers.take_journal(r);
         let advance = self.event.rv > journal.rv;
         let join = advance.then_some(r);
+        // The members' targets go through locals (the compiler keeps a `Vec` reached through
+        // `self` in memory, a load and a store of its length per member); a watcher offered
+        // the event through its lane gets them back for the call.
+        let mut fast = std::mem::take(&mut self.fast);
+        let mut next = std::mem::take(&mut journal.next);
+        next.reserve(entries.len());
+        let mut sent = 0;
         let (mut m, mut l) = (0, 0);
         for &entry in entries {
             let conn = entry & !GONE;
@@ -135,17 +142,23 @@ impl Pass<'_> {
                 }
                 if journal.left.get(l) != Some(&conn) {
                     if advance {
-                        self.sent += 1;
-                        self.fast.push((conn, Actor::Client(client), 0));
+                        sent += 1;
+                        fast.push((conn, Actor::Client(client), 0));
                     }
-                    journal.next.push((conn, client));
+                    next.push((conn, client));
                     continue;
                 }
             }
-            if let Some(client) = self.offer_one(watchers, conn, true, join) {
-                journal.next.push((conn, client));
+            self.fast = fast;
+            let joined = self.offer_one(watchers, conn, true, join);
+            fast = std::mem::take(&mut self.fast);
+            if let Some(client) = joined {
+                next.push((conn, client));
             }
         }
+        self.fast = fast;
+        self.sent += sent;
+        journal.next = next;
         let rv = if advance { self.event.rv } else { journal.rv };
         watchers.put_back_journal(r, journal, rv);
     }
