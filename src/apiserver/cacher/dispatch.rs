@@ -529,15 +529,16 @@ pub fn bookmark_bucket_start(created_ns: Nanos, t: Nanos) -> Nanos {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::proto::out::{Effect, Host};
     use crate::proto::{Actor, Notice};
 
-    /// A host whose connection `n` reads for client `n` and that records every effect.
+    /// A host whose connection `n` reads for client `n` and that records every effect (also
+    /// the journal tests' host).
     #[derive(Default)]
-    struct Recorder {
-        applied: Vec<Effect>,
+    pub(in crate::apiserver::cacher) struct Recorder {
+        pub applied: Vec<Effect>,
     }
 
     impl Host for Recorder {

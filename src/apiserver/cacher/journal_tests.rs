@@ -3,34 +3,11 @@
 //! keeping a journal for every prefix set and one for none, ask for the same effects in the
 //! same order and compare, hash and print as the same state after every operation.
 
+use super::dispatch::tests::Recorder;
 use super::*;
 use crate::apiserver::selector::Selector;
-use crate::proto::Notice;
-use crate::proto::out::{Effect, Host};
 use crate::proto::selector::LabelTable;
 use proptest::prelude::*;
-
-/// A host whose connection `n` reads for client `n` and that records every effect.
-#[derive(Default)]
-struct Recorder {
-    applied: Vec<Effect>,
-}
-
-impl Host for Recorder {
-    fn connect(&mut self, _client: crate::proto::Actor, _server: crate::proto::Actor) -> ConnId {
-        0
-    }
-    fn is_open(&self, _conn: ConnId) -> bool {
-        true
-    }
-    fn client_of(&self, conn: ConnId) -> Option<crate::proto::Actor> {
-        Some(crate::proto::Actor::Client(conn as u32))
-    }
-    fn apply(&mut self, effects: &mut Vec<Effect>, notices: &mut Vec<Notice>) {
-        self.applied.append(effects);
-        notices.clear();
-    }
-}
 
 /// One thing done to both cachers.
 #[derive(Debug, Clone)]
