@@ -83,10 +83,9 @@ struct RunJournal {
     /// The members as of the last pass, in connection order, each with its client's number
     /// (`Actor::Client(n)`); those in `left` have left since.
     members: Vec<(ConnId, u32)>,
-    /// Members that left since the last pass, in the order they left.
+    /// Members that left since the last pass, in the order they left (those still in are the
+    /// others of `members`).
     left: Vec<ConnId>,
-    /// Members still in: `members.len() - left.len()`.
-    live: usize,
     /// An empty list kept for the next pass to fill (no allocation per pass).
     spare: Vec<(ConnId, u32)>,
 }
@@ -152,8 +151,7 @@ impl Journals {
         let j = &mut self.slots[slot as usize];
         let rv = j.rv;
         j.left.push(conn);
-        j.live -= 1;
-        if j.live == 0 {
+        if j.left.len() == j.members.len() {
             self.release(slot);
         }
         rv
@@ -188,11 +186,10 @@ impl Journals {
         pass.members.clear();
         pass.left.clear();
         j.rv = rv;
-        j.live = pass.next.len();
         j.members = pass.next;
         j.left = pass.left;
         j.spare = pass.members;
-        if j.live == 0 {
+        if j.members.is_empty() {
             self.release(r.slot);
         }
     }
@@ -203,7 +200,6 @@ impl Journals {
         j.generation = j.generation.wrapping_add(1);
         j.members.clear();
         j.left.clear();
-        j.live = 0;
         self.free.push(slot);
     }
 }

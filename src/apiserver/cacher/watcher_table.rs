@@ -215,6 +215,16 @@ pub(super) struct WatcherTable {
     journals: Journals,
 }
 
+/// The last RV sent of the watcher whose lane is `lane`: the lane's own, or its journal's if it
+/// is a member (the one place membership is folded in).
+fn folded_rv_sent(journals: &Journals, lane: &DispatchLane) -> i64 {
+    if lane.journal == NO_JOURNAL {
+        lane.rv_sent
+    } else {
+        journals.rv(lane.journal)
+    }
+}
+
 /// A body to change in place; its lane is re-derived when this is dropped.
 pub(super) struct WatcherMut<'a> {
     lane: &'a mut DispatchLane,
@@ -281,11 +291,7 @@ impl WatcherTable {
 
     /// The last RV sent of the watcher whose lane is `lane` (its journal's, if it is a member).
     fn rv_sent_of(&self, lane: &DispatchLane) -> i64 {
-        if lane.journal == NO_JOURNAL {
-            lane.rv_sent
-        } else {
-            self.journals.rv(lane.journal)
-        }
+        folded_rv_sent(&self.journals, lane)
     }
 
     /// `conn`, whose lane is `lane`, leaves its journal if it is a member: the lane takes the
@@ -381,12 +387,7 @@ impl WatcherTable {
         let journals = &self.journals;
         for (lane, body) in self.map.iter_mut_unordered_with_lanes() {
             change(body);
-            let rv_sent = if lane.journal == NO_JOURNAL {
-                lane.rv_sent
-            } else {
-                journals.rv(lane.journal)
-            };
-            *lane = body.lane(rv_sent);
+            *lane = body.lane(folded_rv_sent(journals, lane));
         }
         // Every member has left, with its journal's RV.
         self.journals.dissolve();
@@ -399,11 +400,7 @@ impl WatcherTable {
             .into_sorted_with_lanes()
             .into_iter()
             .map(|(conn, lane, body)| {
-                let rv_sent = if lane.journal == NO_JOURNAL {
-                    lane.rv_sent
-                } else {
-                    journals.rv(lane.journal)
-                };
+                let rv_sent = folded_rv_sent(&journals, &lane);
                 (conn, CacheWatcher { rv_sent, body })
             })
             .collect()
