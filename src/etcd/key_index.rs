@@ -9,8 +9,10 @@
 //! one; `perf` put half of `Store::txn`'s time there.) Reads at older revisions, compaction and
 //! the explorer's comparisons walk a key's links.
 //!
-//! The log is rebuilt at each compaction from what every key keeps, so it holds only live
-//! versions. Its layout depends on the order of writes; equality and hashing see only each key's
+//! Each compaction moves what every key keeps down the log in place, so it holds only live
+//! versions. (A new log at each compaction, and the old one freed, made the log grow again
+//! into pages the kernel had to fault in afresh: half the page faults of `cluster-65k`'s hour,
+//! issue 16 step 24.) Its layout depends on the order of writes; equality and hashing see only each key's
 //! versions, oldest first, hashed element by element after the key, as the per-key vectors this
 //! replaces were (`imbl::Vector`, then `SmallVec`), so explorer states compare and hash as before.
 
@@ -18,6 +20,7 @@ use std::hash::{Hash, Hasher};
 
 use smallvec::SmallVec;
 
+use crate::kernel::Scratch;
 use crate::kernel::hashed_ord_map::HashedOrdMap;
 use crate::proto::etcd::{Key, Revision};
 
@@ -75,6 +78,9 @@ struct Older {
 pub(super) struct KeyIndex {
     slots: HashedOrdMap<Key, Slot>,
     log: Vec<Older>,
+    /// Compaction's map from old log positions to new ones, kept between compactions with its
+    /// pages (not part of the index's state; empty between calls).
+    moved_to: Scratch<u32>,
 }
 
 /// What [`KeyIndex::push_with`] did.
@@ -247,7 +253,7 @@ impl KeyIndex {
     ///
     /// One pass over the log decides each older version by the revision that replaced it (a
     /// version replaced at or below `rev` is not the newest there), and copies the kept ones
-    /// in order; a key's dropped versions are always its oldest, so its kept ones stay linked.
+    /// in order, in place; a key's dropped versions are always its oldest, so its kept ones stay linked.
     ///
     /// # Panics
     /// If a key outside `chained` holds older versions (compaction would leave them linked to
@@ -262,22 +268,28 @@ impl KeyIndex {
             v.tombstone
                 && (v.mod_revision < rev || (v.mod_revision == rev && lose_tombstone_at_rev))
         };
-        let mut moved_to = Vec::with_capacity(self.log.len());
-        let mut log = Vec::with_capacity(self.log.len());
+        // The kept versions move down in place: a kept one's new position is at most its old
+        // one, and the link it needs was decided earlier in the pass (links point back).
+        let mut moved_to = self.moved_to.take();
+        moved_to.reserve(self.log.len());
+        let mut kept = 0usize;
         let mut linked = 0usize;
-        for older in &self.log {
+        for at in 0..self.log.len() {
+            let older = self.log[at];
             if older.replaced_at <= rev || dropped(&older.version) {
                 moved_to.push(NONE);
                 continue;
             }
             let before = moved_to.get(older.before as usize).copied().unwrap_or(NONE);
             linked += usize::from(before != NONE);
-            moved_to.push(log_position(log.len()));
-            log.push(Older { before, ..*older });
+            moved_to.push(log_position(kept));
+            self.log[kept] = Older { before, ..older };
+            kept += 1;
         }
+        self.log.truncate(kept);
         // Each key's kept older versions are one chain with one newest: as many as there are
         // kept versions that no other links to.
-        let chains = log.len() - linked;
+        let chains = kept - linked;
         let mut heads = 0usize;
         let mut settled = Vec::new();
         for key in chained {
@@ -300,7 +312,7 @@ impl KeyIndex {
             heads, chains,
             "etcd key index: a key outside the trimmable set held older versions"
         );
-        self.log = log;
+        self.moved_to.put_back(moved_to);
         settled
     }
 
