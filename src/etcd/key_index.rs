@@ -12,9 +12,10 @@
 //! Each compaction moves what every key keeps down the log in place, so it holds only live
 //! versions. (A new log at each compaction, and the old one freed, made the log grow again
 //! into pages the kernel had to fault in afresh: half the page faults of `cluster-65k`'s hour,
-//! issue 16 step 24.) Its layout depends on the order of writes; equality and hashing see only each key's
-//! versions, oldest first, hashed element by element after the key, as the per-key vectors this
-//! replaces were (`imbl::Vector`, then `SmallVec`), so explorer states compare and hash as before.
+//! issue 16 step 24.) Its layout depends on the order of writes; equality and hashing see only
+//! each key's versions, oldest first, hashed element by element after the key, as the per-key
+//! vectors this replaces were (`imbl::Vector`, then `SmallVec`), so explorer states compare and
+//! hash as before.
 
 use std::hash::{Hash, Hasher};
 
@@ -252,8 +253,9 @@ impl KeyIndex {
     /// index).
     ///
     /// One pass over the log decides each older version by the revision that replaced it (a
-    /// version replaced at or below `rev` is not the newest there), and copies the kept ones
-    /// in order, in place; a key's dropped versions are always its oldest, so its kept ones stay linked.
+    /// version replaced at or below `rev` is not the newest there), and moves the kept ones
+    /// down in order, in place; a key's dropped versions are always its oldest, so its kept
+    /// ones stay linked.
     ///
     /// # Panics
     /// If a key outside `chained` holds older versions (compaction would leave them linked to
