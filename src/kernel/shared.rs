@@ -64,8 +64,9 @@ impl<T> DerefMut for Unhashed<T> {
 
 /// A reusable buffer lent to a step, so that a step's temporary list (the effects a handler
 /// pushes, etcd's watch output) reuses one allocation instead of making one per step (issue 16).
-/// Between steps it is empty, so a copy has no allocation of its own. It is never part of a state
-/// (the simulator's loop holds it: `world::StepBuffers`).
+/// Between steps it is empty, so a copy has no allocation of its own. It is never part of a
+/// state's value: the simulator's loop holds it (`world::StepBuffers`), or a component keeps it
+/// outside what it compares and hashes (etcd's key index, for its compaction's position map).
 #[derive(Debug, Clone)]
 pub struct Scratch<T>(Vec<T>);
 
