@@ -8,7 +8,9 @@
 //! taken together since each joined, and a member's own value is the journal's difference since
 //! it joined. This module holds who is a member of which journal, on which connection
 //! ([`Membership`]: one word per receiver in one array, so a fan-out asks "is this receiver a
-//! member?" of a few bytes, not of the receiver's scattered state), and an owner's journals as a
+//! member?" of a few bytes, not of the receiver's scattered state; and the same by connection, two
+//! bytes a connection id, which a fan-out in connection order reads front to back), and an
+//! owner's journals as a
 //! whole ([`Journals`]: the membership with a value per journal and per member, which each owner
 //! gives its meaning).
 //!
@@ -33,6 +35,11 @@ const MAX_JOURNALS: usize = (1 << (64 - CONN_BITS)) - 1;
 pub struct Membership {
     /// By receiver: 0 (none), or `(journal + 1) << CONN_BITS | connection`.
     words: Vec<u64>,
+    /// By connection id: 0, or `journal + 1` of the receiver that joined on it. A fan-out's
+    /// targets come in connection order, so a survey reads this front to back (the receivers'
+    /// words are scattered as their ids are: step 25 of issue 16). A connection has one
+    /// receiver (its client end), so the connection names the member.
+    by_conn: Vec<u16>,
     /// By journal: its members.
     members: Vec<u32>,
     /// Members in all journals.
@@ -51,12 +58,23 @@ impl Membership {
         self.words.get(id as usize) == Some(&Self::word(j, conn))
     }
 
-    /// Hints that receiver `id`'s word will soon be read (a fan-out's next receivers; see
-    /// [`crate::kernel::prefetch`]).
+    /// True when the receiver on connection `conn` is a member of journal `j` on it (the same
+    /// answer as [`Membership::is_member`] for that receiver, read by connection).
     #[inline(always)]
-    pub fn prefetch(&self, id: u32) {
-        if let Some(w) = self.words.get(id as usize) {
-            crate::kernel::prefetch::prefetch(w);
+    pub fn is_member_on(&self, conn: u64, j: JournalId) -> bool {
+        usize::try_from(conn)
+            .ok()
+            .and_then(|c| self.by_conn.get(c))
+            .is_some_and(|&m| u32::from(m) == j + 1)
+    }
+
+    /// The journal the receiver on connection `conn` is a member of on it, if any.
+    #[inline(always)]
+    pub fn journal_on_conn(&self, conn: u64) -> Option<JournalId> {
+        let c = usize::try_from(conn).ok()?;
+        match self.by_conn.get(c) {
+            Some(&m) if m != 0 => Some(JournalId::from(m) - 1),
+            _ => None,
         }
     }
 
@@ -142,6 +160,12 @@ impl Membership {
         assert_eq!(self.words[i], 0, "receiver {id} joins while a member");
         assert!(conn <= CONN_MASK, "connection id {conn} above 2^48");
         self.words[i] = Self::word(j, conn);
+        let c = conn as usize;
+        if c >= self.by_conn.len() {
+            self.by_conn.resize(c + 1, 0);
+        }
+        assert_eq!(self.by_conn[c], 0, "two members on connection {conn}");
+        self.by_conn[c] = (j + 1) as u16;
         self.members[j as usize] += 1;
         self.total += 1;
     }
@@ -156,6 +180,7 @@ impl Membership {
         let j = (*w >> CONN_BITS) as JournalId - 1;
         let conn = *w & CONN_MASK;
         *w = 0;
+        self.by_conn[conn as usize] = 0;
         self.members[j as usize] -= 1;
         self.total -= 1;
         Some((j, conn))
@@ -331,13 +356,54 @@ mod tests {
         assert!(m.is_member(2, 20, a));
         assert!(!m.is_member(2, 21, a));
         assert_eq!(m.journal_of(2), Some(a));
+        assert!(m.is_member_on(20, a) && !m.is_member_on(21, a) && !m.is_member_on(99, a));
+        assert_eq!(m.journal_on_conn(20), Some(a));
         assert_eq!(m.leave(2), Some((a, 20)));
+        assert!(
+            !m.is_member_on(20, a),
+            "leaving clears the connection's mark"
+        );
+        assert_eq!(m.journal_on_conn(20), None);
         assert_eq!(m.leave(2), None);
         assert_eq!(m.journal_of(2), None);
         assert!(m.is_empty());
         assert_eq!(m.open(), a);
         m.reset();
         assert_eq!(m.members(a), 0);
+    }
+
+    #[test]
+    fn marks_by_connection_agree_with_the_receivers_words() {
+        let mut m = Membership::default();
+        let (a, b) = (m.open(), m.open());
+        m.join(4, 41, a);
+        m.join(1, 12, b);
+        m.join(9, 7, a);
+        // A connection's receiver is the one that joined on it: read by connection or by the
+        // receiver's word, the answer is the same; a connection nobody joined on is no member.
+        for (id, conn) in [(4u32, 41u64), (1, 12), (9, 7)] {
+            for j in [a, b] {
+                assert_eq!(
+                    m.is_member_on(conn, j),
+                    m.is_member(id, conn, j),
+                    "{id} on {conn}"
+                );
+            }
+            assert_eq!(m.journal_on_conn(conn), m.journal_on(id, conn));
+        }
+        assert!(!m.is_member_on(3, a) && m.journal_on_conn(3).is_none());
+        m.leave(1);
+        m.join(1, 13, a);
+        assert!(!m.is_member_on(12, b) && m.is_member_on(13, a));
+    }
+
+    #[test]
+    #[should_panic(expected = "two members on connection")]
+    fn two_members_on_one_connection_are_refused() {
+        let mut m = Membership::default();
+        let a = m.open();
+        m.join(1, 10, a);
+        m.join(2, 10, a);
     }
 
     #[test]

@@ -378,7 +378,8 @@ impl Parts<'_> {
     /// The fleet's and the checker's journals for a fan-out of the object event `rev`/`key` to
     /// `targets`, and whether both kept their members; then `others` lists, in order, the
     /// targets that are not members of both (the ones to take the event one by one). One pass
-    /// over the targets reads each one's two membership words.
+    /// over the targets reads each one's two membership marks by connection: the targets are
+    /// in connection order, so both are read front to back.
     fn open_journals(
         &mut self,
         targets: &[crate::proto::MulticastTarget],
@@ -386,37 +387,26 @@ impl Parts<'_> {
         key: &crate::proto::etcd::Key,
         others: &mut Vec<u32>,
     ) -> (JournalId, JournalId, bool) {
-        let receivers = targets.iter().filter_map(|&(conn, a, _)| match a {
-            Actor::Client(i) => Some((i, conn)),
-            _ => None,
-        });
         // Each side's membership and the journal of its first member receiver.
-        fn first(
-            m: Option<&Membership>,
-            mut receivers: impl Iterator<Item = (u32, ConnId)>,
-        ) -> Option<(&Membership, JournalId)> {
+        fn first<'m>(
+            m: Option<&'m Membership>,
+            targets: &[crate::proto::MulticastTarget],
+        ) -> Option<(&'m Membership, JournalId)> {
             let m = m?;
-            Some((m, receivers.find_map(|(i, c)| m.journal_on(i, c))?))
+            let j = targets.iter().find_map(|&(conn, a, _)| match a {
+                Actor::Client(_) => m.journal_on_conn(conn),
+                _ => None,
+            })?;
+            Some((m, j))
         }
-        let found_f = first(self.clients.membership(), receivers.clone());
-        let found_c = first(self.obs.checker.membership(), receivers);
+        let found_f = first(self.clients.membership(), targets);
+        let found_c = first(self.obs.checker.membership(), targets);
         let (mut hits_f, mut hits_c) = (0u32, 0u32);
         others.clear();
         for (n, &(conn, a, _)) in targets.iter().enumerate() {
-            // The words are scattered as the receivers' ids are: ask for the next ones early.
-            if let Some(&(_, Actor::Client(ahead), _)) =
-                targets.get(n + crate::kernel::prefetch::AHEAD)
-            {
-                found_f.inspect(|(m, _)| m.prefetch(ahead));
-                found_c.inspect(|(m, _)| m.prefetch(ahead));
-            }
-            let (f, c) = match a {
-                Actor::Client(i) => (
-                    found_f.is_some_and(|(m, j)| m.is_member(i, conn, j)),
-                    found_c.is_some_and(|(m, j)| m.is_member(i, conn, j)),
-                ),
-                _ => (false, false),
-            };
+            let client = matches!(a, Actor::Client(_));
+            let f = client && found_f.is_some_and(|(m, j)| m.is_member_on(conn, j));
+            let c = client && found_c.is_some_and(|(m, j)| m.is_member_on(conn, j));
             hits_f += u32::from(f);
             hits_c += u32::from(c);
             if !(f && c) {
