@@ -13,8 +13,10 @@
 # its steady state (lease renewals, pod churn, EndpointSlice fan-out); each at the scenario's own seed. `CASES=name,name` runs a subset. The callgrind files go to target/callgrind/ (open them with callgrind_annotate or
 # kcachegrind for the profile by function).
 set -euo pipefail
+# A binary given on the command line is named from the caller's directory, not the project's.
+if [ $# -ge 1 ]; then bin=$(realpath -- "$1"); fi
 cd "$(dirname "$0")/.."
-bin="${1:-target/release/watchsim}"
+bin="${bin:-target/release/watchsim}"
 if [ ! -x "$bin" ]; then
   cargo build --release
 fi

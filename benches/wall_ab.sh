@@ -15,14 +15,16 @@
 # system seconds) and a summary: the median, lowest and highest NEW/BASE ratio of wall and of
 # user time.
 set -euo pipefail
-cd "$(dirname "$0")/.."
 if [ $# -lt 2 ]; then
   echo "usage: benches/wall_ab.sh BASE NEW [SCENARIO] [DURATION] [PAIRS]" >&2
   exit 2
 fi
-base=$1
-new=$2
-scenario=${3:-sim-scenarios/cluster-15k.toml}
+# The builds and the scenario are named from the caller's directory, not the project's.
+base=$(realpath -- "$1")
+new=$(realpath -- "$2")
+if [ $# -ge 3 ]; then scenario_arg=$(realpath -- "$3"); fi
+cd "$(dirname "$0")/.."
+scenario=${scenario_arg:-sim-scenarios/cluster-15k.toml}
 duration=${4:-2m}
 pairs=${5:-15}
 pause=${PAUSE:-5}
