@@ -23,7 +23,7 @@ pub(crate) mod timing_wheel;
 pub use agenda::{Agenda, EventKey};
 pub use hash::{Fnv64, FnvJump, fnv_byte, fnv64};
 pub use rng::{RngStream, StreamId};
-pub use shared::{Scratch, ScratchPool, Shared, Unhashed};
+pub use shared::{BoxPool, Scratch, ScratchPool, Shared, Unhashed};
 pub use time::Nanos;
 
 /// The configuration of the crate's unit-test proptests: the default, with failing cases kept in

@@ -141,9 +141,78 @@ impl<T> ScratchPool<T> {
     }
 }
 
+/// Boxes lent out one at a time and handed back later, possibly steps later: a workload write's
+/// txn is boxed by the step that sends it and dropped by the step that delivers it to etcd, one
+/// allocation and one free per write on the lease path (issue 16, the allocator's slow path in
+/// `cluster-65k`). A box handed back holds the default value (what it held is dropped then), so
+/// a kept box keeps nothing else alive. Like [`ScratchPool`] it is never part of a state, and a
+/// copy holds no box.
+#[derive(Debug)]
+pub struct BoxPool<T>(Vec<Box<T>>);
+
+impl<T> Default for BoxPool<T> {
+    fn default() -> Self {
+        BoxPool(Vec::new())
+    }
+}
+
+impl<T> Clone for BoxPool<T> {
+    fn clone(&self) -> Self {
+        BoxPool::default()
+    }
+}
+
+impl<T: Default> BoxPool<T> {
+    /// `value` in a box: the last one handed back, else a new one.
+    #[inline]
+    pub fn boxed(&mut self, value: T) -> Box<T> {
+        match self.0.pop() {
+            Some(mut b) => {
+                *b = value;
+                b
+            }
+            None => Box::new(value),
+        }
+    }
+
+    /// Keeps `b` for a later [`boxed`](Self::boxed), its value dropped (the box is dropped
+    /// when the pool is full).
+    #[inline]
+    pub fn put_back(&mut self, mut b: Box<T>) {
+        if self.0.len() < POOL_KEEPS {
+            *b = T::default();
+            self.0.push(b);
+        }
+    }
+}
+
 #[cfg(test)]
 mod scratch_tests {
-    use super::{POOL_KEEPS, Scratch, ScratchPool};
+    use super::{BoxPool, POOL_KEEPS, Scratch, ScratchPool};
+
+    /// A box handed back is lent again holding the new value; what it held is dropped when it
+    /// comes back; the pool keeps at most `POOL_KEEPS`, and a copy holds none.
+    #[test]
+    fn a_box_pool_lends_its_boxes_again() {
+        let held = std::sync::Arc::new(7u32);
+        let mut pool: BoxPool<Option<std::sync::Arc<u32>>> = BoxPool::default();
+        let a = pool.boxed(Some(held.clone()));
+        let addr: *const Option<std::sync::Arc<u32>> = &*a;
+        pool.put_back(a);
+        assert_eq!(
+            std::sync::Arc::strong_count(&held),
+            1,
+            "the kept box let go of its value"
+        );
+        let again = pool.boxed(Some(held.clone()));
+        assert_eq!(&*again as *const _, addr);
+        assert_eq!(*again, Some(held.clone()));
+        for _ in 0..POOL_KEEPS + 3 {
+            pool.put_back(Box::new(None));
+        }
+        assert_eq!(pool.0.len(), POOL_KEEPS);
+        assert!(pool.clone().0.is_empty());
+    }
 
     /// A buffer handed back comes out again, empty, with its capacity (grown when asked for
     /// more); the pool keeps at most `POOL_KEEPS`, and a copy holds none.

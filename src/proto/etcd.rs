@@ -370,8 +370,9 @@ pub enum TxnOp {
 /// hashes as the slice it holds, as a `Vec` did.
 pub type TxnList<T> = smallvec::SmallVec<[T; 1]>;
 
-/// A txn: if every compare holds, run `success`, else `failure`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// A txn: if every compare holds, run `success`, else `failure` (the default: no compare and
+/// no op, what a pooled box holds between uses).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct Txn {
     /// Conjunction of compares.
     pub compares: TxnList<Compare>,

@@ -189,6 +189,9 @@ impl Parts<'_> {
                 if req_id != msg::NO_REPLY {
                     ctx.send(conn, Dir::ToClient, Msg::KvReply { req_id, resp });
                 }
+                if let crate::proto::etcd::KvRequest::Txn(txn) = req {
+                    ctx.recycle_txn(txn);
+                }
                 kind
             }
             Msg::Watch(req) => {

@@ -24,7 +24,7 @@ use crate::apiserver::Apiserver;
 use crate::client::{self, Fleet, Reflector};
 use crate::etcd::{EtcdConfig, EtcdServer};
 use crate::kernel::cow::{CowBox, CowVec};
-use crate::kernel::{Agenda, EventKey, Nanos, RngStream, Scratch, ScratchPool};
+use crate::kernel::{Agenda, BoxPool, EventKey, Nanos, RngStream, Scratch, ScratchPool};
 pub use crate::kernel::{Shared, Unhashed};
 use crate::monitor::Checker;
 use crate::proto::Notice;
@@ -71,6 +71,8 @@ pub struct Ctx<'a> {
     spare_effects: Scratch<Effect>,
     /// Target lists of delivered multicasts, lent to new ones (see [`Host::targets_buffer`]).
     spare_targets: ScratchPool<crate::proto::MulticastTarget>,
+    /// Boxes of txns delivered to etcd, lent to new ones (see [`Ctx::boxed_txn`]).
+    spare_txns: BoxPool<crate::proto::etcd::Txn>,
     /// The step goes through the fan-out lanes (the simulator's loop, [`World::apply_reusing`]):
     /// see [`Ctx::multicast`].
     lanes: bool,
@@ -119,6 +121,17 @@ impl Ctx<'_> {
     pub fn timer(&mut self, at: Nanos, timer: Timer) {
         self.agenda.schedule(at, Pending::Timer(timer));
         self.emitted += 1;
+    }
+
+    /// `txn` boxed for a request, in a box a delivered txn handed back when there is one (a
+    /// workload write's txn: one allocation a write otherwise).
+    pub fn boxed_txn(&mut self, txn: crate::proto::etcd::Txn) -> Box<crate::proto::etcd::Txn> {
+        self.spare_txns.boxed(txn)
+    }
+
+    /// Takes back the box of a txn etcd has handled.
+    pub fn recycle_txn(&mut self, b: Box<crate::proto::etcd::Txn>) {
+        self.spare_txns.put_back(b);
     }
 
     /// Resets every connection of `actor` (its process died): they close at once, messages in
@@ -238,6 +251,8 @@ pub struct StepBuffers {
     effects: Scratch<Effect>,
     /// Multicasts' target lists (see [`ScratchPool`]).
     targets: ScratchPool<crate::proto::MulticastTarget>,
+    /// Txn boxes (see [`BoxPool`]).
+    txns: BoxPool<crate::proto::etcd::Txn>,
     etcd_out: Scratch<crate::etcd::WatchOutput>,
     /// The lists of a fan-out through journals.
     fan_out: apply::FanOutLists,
@@ -297,6 +312,7 @@ impl World {
             notices: Vec::new(),
             spare_effects: Scratch::default(),
             spare_targets: ScratchPool::default(),
+            spare_txns: BoxPool::default(),
             lanes: false,
         };
         for (i, f) in s.faults.at.iter().enumerate() {
@@ -523,6 +539,7 @@ impl World {
             notices: Vec::new(),
             spare_effects: std::mem::take(&mut buffers.effects),
             spare_targets: std::mem::take(&mut buffers.targets),
+            spare_txns: std::mem::take(&mut buffers.txns),
             lanes,
         };
         // check: the invariant checker sees the event before it is handled.
@@ -571,6 +588,7 @@ impl World {
         };
         buffers.effects = ctx.spare_effects;
         buffers.targets = ctx.spare_targets;
+        buffers.txns = ctx.spare_txns;
         Ok(outcome)
     }
 

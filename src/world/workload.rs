@@ -243,7 +243,7 @@ impl Workload {
             .kv_conn
             .get_or_insert_with(|| ctx.connect(Actor::Workload, Actor::Etcd));
         self.writes_issued += 1;
-        let req = KvRequest::Txn(Box::new(txn));
+        let req = KvRequest::Txn(ctx.boxed_txn(txn));
         let req_id = super::msg::NO_REPLY;
         ctx.send(conn, Dir::ToServer, Msg::Kv { req_id, req });
         label
