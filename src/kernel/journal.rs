@@ -52,14 +52,15 @@ impl Membership {
         (u64::from(j) + 1) << CONN_BITS | conn
     }
 
-    /// True when receiver `id` is a member of journal `j` on connection `conn`.
-    #[inline(always)]
+    /// True when receiver `id` is a member of journal `j` on connection `conn` (the tests' form
+    /// of [`Membership::is_member_on`], by receiver).
+    #[cfg(test)]
     pub fn is_member(&self, id: u32, conn: u64, j: JournalId) -> bool {
         self.words.get(id as usize) == Some(&Self::word(j, conn))
     }
 
-    /// True when the receiver on connection `conn` is a member of journal `j` on it (the same
-    /// answer as [`Membership::is_member`] for that receiver, read by connection).
+    /// True when the receiver on connection `conn` is a member of journal `j` on it (the answer
+    /// its word gives for that connection, read by connection).
     #[inline(always)]
     pub fn is_member_on(&self, conn: u64, j: JournalId) -> bool {
         usize::try_from(conn)
