@@ -16,7 +16,7 @@ use crate::report::{
     Report, ScriptEntry,
 };
 use crate::scenario::{self, DurationNs, LoadedScenario, ScenarioError, format_ns};
-use crate::trace::{StepRecord, TRACE_FORMAT, TRACE_VERSION, TraceHeader, TraceWriter};
+use crate::trace::{StepRecord, StepSink, TRACE_FORMAT, TRACE_VERSION, TraceHeader, TraceWriter};
 use crate::world::{ApplyError, World};
 
 /// Options of one run.
@@ -32,6 +32,9 @@ pub struct RunOptions {
     /// read only the report's figures, as `sweep` does: serialising every step for the hash is
     /// about a tenth of a run. Ignored when `trace` is set.
     pub skip_trace_hash: bool,
+    /// Write and hash the step lines on a helper thread ([`StepSink`]): for a lone run on a
+    /// machine with a core to spare. The trace and its hash are the same either way.
+    pub trace_thread: bool,
 }
 
 /// Why a run could not complete.
@@ -144,9 +147,11 @@ fn run_following_observed(
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_default();
-    let mut writer = open_trace(loaded, opts, seed, &trace_path)?;
-
     let hash_steps = opts.trace.is_some() || !opts.skip_trace_hash;
+    let mut writer = StepSink::new(
+        open_trace(loaded, opts, seed, &trace_path)?,
+        hash_steps && opts.trace_thread,
+    );
     let started = Instant::now();
     let mut world = World::new(Arc::clone(&scenario), seed);
     if !configs.is_empty() {
@@ -180,6 +185,7 @@ fn run_following_observed(
             })
             .map_err(trace_err(&trace_path))?;
     }
+    let writer = writer.into_writer().map_err(trace_err(&trace_path))?;
     world.settle_lanes();
     let wall_seconds = started.elapsed().as_secs_f64();
     observer(Progress {

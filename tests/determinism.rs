@@ -1,6 +1,8 @@
 //! Issue 17, determinism under threads: every bundled scenario gives the same trace hashes with
 //! `check --jobs 1` and `--jobs 2` (the summary's fingerprint digests every seed's trace hash),
-//! and the same report twice in one process. The expensive scenarios run shortened.
+//! and the same report twice in one process, once with the trace written in the run's loop and
+//! once on a helper thread (`RunOptions::trace_thread`, issue 16). The expensive scenarios run
+//! shortened.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -104,9 +106,12 @@ fn every_bundled_scenario_gives_the_same_trace_hashes_with_one_and_two_jobs() {
 fn every_bundled_scenario_gives_the_same_report_twice_in_one_process() {
     for p in bundled() {
         let loaded = load_file(&p, &sets_for(&p)).unwrap();
-        let opts = RunOptions::default();
-        let a = run(&loaded, &opts).unwrap();
-        let b = run(&loaded, &opts).unwrap();
+        let a = run(&loaded, &RunOptions::default()).unwrap();
+        let threaded = RunOptions {
+            trace_thread: true,
+            ..RunOptions::default()
+        };
+        let b = run(&loaded, &threaded).unwrap();
         assert_eq!(a.trace_hash, b.trace_hash, "{}", p.display());
         assert_eq!(a.trace_hash.len(), 16);
         // Everything but the process's own measurements (wall clock, memory) is equal too.

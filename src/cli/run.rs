@@ -63,6 +63,8 @@ pub(super) fn run(cmd: RunCmd) -> ExitCode {
             duration,
             trace,
             skip_trace_hash: false,
+            // A lone run writes its trace on the spare core, if it has one.
+            trace_thread: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
         },
         &mut |p| progress.update(p),
     );

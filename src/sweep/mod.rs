@@ -224,6 +224,7 @@ pub fn run_one(
                 duration,
                 trace: None,
                 skip_trace_hash: true,
+                trace_thread: false,
             },
         )
     });

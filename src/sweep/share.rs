@@ -80,6 +80,7 @@ pub fn run_seed(
                     duration: plan.duration,
                     trace: None,
                     skip_trace_hash: true,
+                    trace_thread: false,
                 },
                 &configs,
             )

@@ -9,9 +9,11 @@ use serde::{Deserialize, Serialize};
 
 mod line;
 mod pieces;
+mod pipeline;
 
 use line::LineBuf;
 use pieces::LinePieces;
+pub use pipeline::StepSink;
 
 use crate::kernel::{EventKey, Fnv64, Nanos};
 use crate::proto::Actor;
@@ -75,7 +77,7 @@ pub struct TraceWriter {
     /// The line, when a name needed the reference writer.
     line: Vec<u8>,
     names: LinePieces,
-    sink: Option<Box<dyn Write>>,
+    sink: Option<Box<dyn Write + Send>>,
 }
 
 impl TraceWriter {
@@ -92,7 +94,7 @@ impl TraceWriter {
     }
 
     /// A writer that hashes and writes to `sink`, starting with `header`.
-    pub fn to_sink(mut sink: Box<dyn Write>, header: &TraceHeader) -> io::Result<Self> {
+    pub fn to_sink(mut sink: Box<dyn Write + Send>, header: &TraceHeader) -> io::Result<Self> {
         serde_json::to_writer(&mut sink, header)?;
         sink.write_all(b"\n")?;
         Ok(TraceWriter {
