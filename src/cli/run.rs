@@ -55,6 +55,12 @@ pub(super) fn run(cmd: RunCmd) -> ExitCode {
     {
         return code;
     }
+    // A lone run gives its spare core, if it has one, the trace and the faulting-in of fresh
+    // memory (neither changes what the run computes).
+    let spare_core = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+    if spare_core {
+        crate::kernel::prefault::start();
+    }
     let progress = super::progress::RunProgress::on_stderr();
     let result = sim::run_observed(
         &loaded,
@@ -63,8 +69,7 @@ pub(super) fn run(cmd: RunCmd) -> ExitCode {
             duration,
             trace,
             skip_trace_hash: false,
-            // A lone run writes its trace on the spare core, if it has one.
-            trace_thread: std::thread::available_parallelism().is_ok_and(|n| n.get() > 1),
+            trace_thread: spare_core,
         },
         &mut |p| progress.update(p),
     );

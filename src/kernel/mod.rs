@@ -13,6 +13,7 @@ pub mod journal;
 pub mod lookup_key;
 pub mod lookup_table;
 pub mod ordered_log;
+pub mod prefault;
 pub mod prefetch;
 pub mod rng;
 pub mod shared;
