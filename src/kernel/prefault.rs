@@ -7,8 +7,7 @@
 //! page faults, seven in ten of them etcd's watch history filling a freshly grown ring.
 //!
 //! [`PrefaultingAlloc`] is the binary's global allocator: the system allocator, which also
-//! tells a helper thread about every large block it hands out fresh (a new block, or the new
-//! tail of a grown one). The helper asks the kernel to fault those pages in ahead of their first
+//! tells a helper thread about the new tail of every block grown by 256 KiB or more. The helper asks the kernel to fault those pages in ahead of their first
 //! write (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+). That changes no byte of memory:
 //! populating a never-written anonymous page maps a page of zeros, which is what reading it
 //! gave already. If the block is freed or reused first, the request fails or maps a page the
@@ -23,7 +22,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex};
 
-/// Blocks smaller than this come from memory the allocator already holds, mostly faulted in.
+/// Smaller growths come from memory the allocator already holds, mostly faulted in.
 const MIN_BLOCK: usize = 256 * 1024;
 
 /// Requests waiting for the helper; more at once are dropped (their pages fault as before).
@@ -69,47 +68,54 @@ impl Pending {
     }
 }
 
-/// The system allocator, telling the helper of large fresh blocks once [`start`] ran.
+/// The system allocator, telling the helper of large grown blocks once [`start`] ran.
 pub struct PrefaultingAlloc;
 
 // SAFETY: every call is forwarded to `System` unchanged; the helper is only told addresses.
+// Only a grown block is reported: its new tail is what a growing table fills slowly, step by
+// step (a fresh block is mostly written at once by whoever asked for it). So `alloc` and
+// `dealloc`, which the explorer and the sweeps call millions of times, pass straight through;
+// `realloc` adds one compare of sizes.
 unsafe impl GlobalAlloc for PrefaultingAlloc {
+    #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: the caller's contract is `System`'s.
-        let p = unsafe { System.alloc(layout) };
-        fresh(p, 0, layout.size());
-        p
+        unsafe { System.alloc(layout) }
     }
 
+    #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as above.
-        let p = unsafe { System.alloc_zeroed(layout) };
-        fresh(p, 0, layout.size());
-        p
+        unsafe { System.alloc_zeroed(layout) }
     }
 
+    #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
 
+    #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         // SAFETY: as above.
         let p = unsafe { System.realloc(ptr, layout, new_size) };
-        fresh(p, layout.size(), new_size);
+        // Sizes are at most `isize::MAX`: the sum cannot overflow.
+        if new_size >= layout.size() + MIN_BLOCK && !p.is_null() {
+            fresh(p.wrapping_add(layout.size()), new_size - layout.size());
+        }
         p
     }
 }
 
-/// Tells the helper about bytes `from..to` of the block at `p`, if they are many and it runs.
-#[inline]
-fn fresh(p: *mut u8, from: usize, to: usize) {
-    if p.is_null() || to.saturating_sub(from) < MIN_BLOCK || !ENABLED.load(Ordering::Relaxed) {
+/// Tells the helper about the `len` fresh bytes at `start`, if it runs.
+#[cold]
+#[inline(never)]
+fn fresh(start: *mut u8, len: usize) {
+    if start.is_null() || !ENABLED.load(Ordering::Relaxed) {
         return;
     }
-    let start = p as usize + from;
     let queued = match PENDING.lock() {
-        Ok(mut q) => q.push((start, to - from)),
+        Ok(mut q) => q.push((start as usize, len)),
         Err(_) => false,
     };
     if queued {
@@ -117,8 +123,8 @@ fn fresh(p: *mut u8, from: usize, to: usize) {
     }
 }
 
-/// Starts the helper thread (once; Linux only): from now on, large fresh blocks are faulted in
-/// on it. True when it runs.
+/// Starts the helper thread (once; Linux only): from now on, the new tails of large grown blocks
+/// are faulted in on it. True when it runs.
 pub fn start() -> bool {
     #[cfg(target_os = "linux")]
     {
@@ -216,25 +222,30 @@ mod tests {
         (vec.iter().filter(|b| *b & 1 == 1).count(), pages)
     }
 
-    /// Once started, a large block the allocator hands out becomes resident without being
-    /// written, and still reads as zeros; a small one is left alone.
+    /// Once started, the new tail of a block grown by the allocator becomes resident without
+    /// being written, and still reads as zeros.
     #[cfg(target_os = "linux")]
     #[test]
-    fn started_helper_faults_in_large_fresh_blocks() {
+    fn started_helper_faults_in_grown_tails() {
         assert!(start(), "the helper starts on Linux");
         // Above glibc's largest mmap threshold (32 MiB): a fresh mapping, never written.
-        let big = Layout::from_size_align(64 << 20, 4096).unwrap();
-        // SAFETY: a non-zero size; freed below with the same layout.
-        let p = unsafe { PrefaultingAlloc.alloc(big) };
+        let small = Layout::from_size_align(64 << 20, 4096).unwrap();
+        let big = Layout::from_size_align(128 << 20, 4096).unwrap();
+        // SAFETY: a non-zero size; grown, then freed below with the grown layout.
+        let p = unsafe { PrefaultingAlloc.alloc(small) };
+        assert!(!p.is_null());
+        // SAFETY: `p` is live with layout `small`; the new size is non-zero.
+        let p = unsafe { PrefaultingAlloc.realloc(p, small, big.size()) };
         assert!(!p.is_null());
         let mut waited = 0;
-        let (mut got, pages) = resident(p, big.size());
+        let tail = p.wrapping_add(small.size());
+        let (mut got, pages) = resident(tail, big.size() - small.size());
         while got < pages && waited < 500 {
             std::thread::sleep(std::time::Duration::from_millis(10));
             waited += 1;
-            got = resident(p, big.size()).0;
+            got = resident(tail, big.size() - small.size()).0;
         }
-        assert_eq!(got, pages, "every page of the block is resident");
+        assert_eq!(got, pages, "every page of the new tail is resident");
         // SAFETY: the block is live and `big.size()` bytes long.
         let bytes = unsafe { std::slice::from_raw_parts(p, big.size()) };
         assert!(bytes.iter().all(|&b| b == 0), "populating wrote nothing");
