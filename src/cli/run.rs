@@ -58,7 +58,10 @@ pub(super) fn run(cmd: RunCmd) -> ExitCode {
     // A lone run gives its spare core, if it has one, the trace and the faulting-in of fresh
     // memory (neither changes what the run computes).
     let spare_core = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-    if spare_core {
+    // Faulting in grown blocks ahead makes their unused tails resident too (peak RSS +15 % in
+    // the bundled clusters): only where the memory estimate leaves a quarter more room.
+    let room = scenario::budget::estimate(&sized).total.saturating_mul(5) / 4 <= limit.bytes;
+    if spare_core && room {
         crate::kernel::prefault::start();
     }
     let progress = super::progress::RunProgress::on_stderr();
