@@ -7,8 +7,9 @@
 //! page faults, seven in ten of them etcd's watch history filling a freshly grown ring.
 //!
 //! [`PrefaultingAlloc`] is the binary's global allocator: the system allocator, which also
-//! tells a helper thread about the new tail of every block grown by 256 KiB or more. The helper asks the kernel to fault those pages in ahead of their first
-//! write (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+). That changes no byte of memory:
+//! tells a helper thread about the new tail of every block grown by 256 KiB or more. The
+//! helper asks the kernel to fault those pages in ahead of their first write
+//! (`madvise(MADV_POPULATE_WRITE)`, Linux 5.14+). That changes no byte of memory:
 //! populating a never-written anonymous page maps a page of zeros, which is what reading it
 //! gave already. If the block is freed or reused first, the request fails or maps a page the
 //! program will use anyway; every error is ignored. So nothing the program computes depends on
