@@ -112,7 +112,8 @@ unsafe impl GlobalAlloc for PrefaultingAlloc {
 #[cold]
 #[inline(never)]
 fn fresh(start: *mut u8, len: usize) {
-    if start.is_null() || !ENABLED.load(Ordering::Relaxed) {
+    // `start` is past the start of a block `realloc` returned: never null.
+    if !ENABLED.load(Ordering::Relaxed) {
         return;
     }
     let queued = match PENDING.lock() {
